@@ -1,0 +1,164 @@
+//! The protocol error type: every refusal the service can give, in one place.
+//!
+//! Each [`OAuthError`] carries the RFC error code, a short rule name (used by the
+//! audit log and tests) and a human description that never echoes a token. The HTTP
+//! layer turns it into a response in exactly one function (`http::error`).
+
+use std::borrow::Cow;
+use std::fmt;
+
+/// The `error` codes of RFC 6749 §5.2 and RFC 8693 §2.2.2 this service answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// RFC 6749 §5.2: malformed request, or (RFC 8693 §2.2.2) an unacceptable
+    /// subject or actor token. HTTP 400.
+    InvalidRequest,
+    /// RFC 6749 §5.2: client authentication failed. HTTP 401 with `WWW-Authenticate`.
+    InvalidClient,
+    /// RFC 6749 §5.2: the authenticated client may not use this grant. HTTP 400.
+    UnauthorizedClient,
+    /// RFC 6749 §5.2: the grant type is not token exchange. HTTP 400.
+    UnsupportedGrantType,
+    /// RFC 6749 §5.2: a requested scope is outside what may be granted. HTTP 400.
+    InvalidScope,
+    /// RFC 8693 §2.2.2: the audience or resource is unknown or refused. HTTP 400.
+    InvalidTarget,
+    /// Extension: a dependency (revocation store, upstream JWKS) is unreachable, so
+    /// the service fails closed. HTTP 503 with `Retry-After`.
+    TemporarilyUnavailable,
+    /// RFC 6749 §5.2 `server_error`: a fault on our side. HTTP 500; detail only in logs.
+    ServerError,
+}
+
+impl ErrorCode {
+    /// The wire value of the `error` field.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorCode::InvalidRequest => "invalid_request",
+            ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::UnauthorizedClient => "unauthorized_client",
+            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
+            ErrorCode::InvalidScope => "invalid_scope",
+            ErrorCode::InvalidTarget => "invalid_target",
+            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
+            ErrorCode::ServerError => "server_error",
+        }
+    }
+
+    /// The HTTP status that goes with the code.
+    pub fn status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidRequest
+            | ErrorCode::UnauthorizedClient
+            | ErrorCode::UnsupportedGrantType
+            | ErrorCode::InvalidScope
+            | ErrorCode::InvalidTarget => 400,
+            ErrorCode::InvalidClient => 401,
+            ErrorCode::TemporarilyUnavailable => 503,
+            ErrorCode::ServerError => 500,
+        }
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A refusal: the code, the rule that refused, and a description safe to return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OAuthError {
+    /// The RFC error code.
+    pub code: ErrorCode,
+    /// A short, stable rule name such as `subject_token.expired`.
+    pub rule: &'static str,
+    /// Human text for `error_description`; never contains a token.
+    pub description: Cow<'static, str>,
+}
+
+impl OAuthError {
+    /// Build an error; the description is cleaned to the RFC 6749 §5.2 character set.
+    pub fn new(code: ErrorCode, rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        let description = description.into();
+        let description = if description.chars().all(is_description_char) {
+            description
+        } else {
+            Cow::Owned(description.chars().filter(|c| is_description_char(*c)).collect())
+        };
+        Self { code, rule, description }
+    }
+
+    /// `invalid_request`.
+    pub fn invalid_request(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidRequest, rule, description)
+    }
+
+    /// `invalid_client`.
+    pub fn invalid_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidClient, rule, description)
+    }
+
+    /// `unauthorized_client`.
+    pub fn unauthorized_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::UnauthorizedClient, rule, description)
+    }
+
+    /// `invalid_scope`.
+    pub fn invalid_scope(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidScope, rule, description)
+    }
+
+    /// `invalid_target`.
+    pub fn invalid_target(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidTarget, rule, description)
+    }
+
+    /// `temporarily_unavailable` (HTTP 503): a dependency is down, so we refuse.
+    pub fn unavailable(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::TemporarilyUnavailable, rule, description)
+    }
+
+    /// `server_error`: the caller sees a generic text; log the detail separately.
+    pub fn server_error(rule: &'static str) -> Self {
+        Self::new(ErrorCode::ServerError, rule, "internal error")
+    }
+
+    /// The audit reason: the error code plus the rule name.
+    pub fn reason(&self) -> String {
+        format!("{}:{}", self.code.as_str(), self.rule)
+    }
+}
+
+impl fmt::Display for OAuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({}): {}", self.code, self.rule, self.description)
+    }
+}
+
+impl std::error::Error for OAuthError {}
+
+/// RFC 6749 §5.2: `error_description` is limited to %x20-21 / %x23-5B / %x5D-7E.
+fn is_description_char(c: char) -> bool {
+    matches!(c, '\u{20}'..='\u{21}' | '\u{23}'..='\u{5B}' | '\u{5D}'..='\u{7E}')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn description_drops_quotes_and_backslashes() {
+        let e = OAuthError::invalid_request("x", "bad \"quoted\" \\ text\n");
+        assert_eq!(e.description, "bad quoted  text");
+    }
+
+    #[test]
+    fn statuses_follow_the_rfcs() {
+        assert_eq!(ErrorCode::InvalidClient.status(), 401);
+        assert_eq!(ErrorCode::InvalidTarget.status(), 400);
+        assert_eq!(ErrorCode::TemporarilyUnavailable.status(), 503);
+        assert_eq!(ErrorCode::ServerError.status(), 500);
+    }
+}

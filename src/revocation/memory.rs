@@ -1,0 +1,109 @@
+//! An in-process store: for unit tests and single-process tools, not for replicas.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use async_trait::async_trait;
+
+use super::{Revocation, RevocationKey, RevocationStore, StoreError};
+use crate::clock::UnixTime;
+
+/// Revocations in a map guarded by a mutex (held only for map operations, never
+/// across an await, so a std mutex is right).
+#[derive(Debug, Default)]
+pub struct MemoryStore {
+    entries: Mutex<BTreeMap<RevocationKey, Revocation>>,
+    used_once: Mutex<BTreeMap<String, UnixTime>>,
+}
+
+impl MemoryStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+fn poisoned<T>(_: T) -> StoreError {
+    StoreError::Unavailable("in-memory store lock poisoned".into())
+}
+
+#[async_trait]
+impl RevocationStore for MemoryStore {
+    async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
+        self.entries.lock().map_err(poisoned)?.insert(entry.key(), entry);
+        Ok(())
+    }
+
+    async fn reinstate(&self, key: &RevocationKey) -> Result<bool, StoreError> {
+        Ok(self.entries.lock().map_err(poisoned)?.remove(key).is_some())
+    }
+
+    async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        let entries = self.entries.lock().map_err(poisoned)?;
+        Ok(entries.values().filter(|e| e.expires_at > now).cloned().collect())
+    }
+
+    async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError> {
+        let entries = self.entries.lock().map_err(poisoned)?;
+        Ok(keys
+            .iter()
+            .map(|k| entries.get(k).filter(|e| e.expires_at > now).cloned())
+            .collect())
+    }
+
+    async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
+        let mut used = self.used_once.lock().map_err(poisoned)?;
+        used.retain(|_, exp| *exp > now);
+        if used.contains_key(id) {
+            return Ok(false);
+        }
+        used.insert(id.to_owned(), expires_at);
+        Ok(true)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::revocation::RevocationKind;
+
+    fn entry(kind: RevocationKind, value: &str, expires_at: UnixTime) -> Revocation {
+        Revocation {
+            kind,
+            value: value.into(),
+            reason: "test".into(),
+            revoked_by: "tester".into(),
+            revoked_at: 100,
+            expires_at,
+        }
+    }
+
+    #[tokio::test]
+    async fn revoke_check_reinstate() {
+        let store = MemoryStore::new();
+        store.revoke(entry(RevocationKind::Subject, "alice", 1000)).await.unwrap();
+        let keys = [
+            RevocationKey::new(RevocationKind::Subject, "alice"),
+            RevocationKey::new(RevocationKind::Subject, "bob"),
+        ];
+        let found = store.check(&keys, 500).await.unwrap();
+        assert!(found[0].is_some());
+        assert!(found[1].is_none());
+        assert!(store.check(&keys, 1000).await.unwrap()[0].is_none(), "expired entries do not count");
+        assert!(store.reinstate(&keys[0]).await.unwrap());
+        assert!(!store.reinstate(&keys[0]).await.unwrap());
+        assert!(store.check(&keys, 500).await.unwrap()[0].is_none());
+    }
+
+    #[tokio::test]
+    async fn use_once_refuses_replay_until_expiry() {
+        let store = MemoryStore::new();
+        assert!(store.use_once("a", 200, 100).await.unwrap());
+        assert!(!store.use_once("a", 200, 150).await.unwrap());
+        assert!(store.use_once("a", 300, 200).await.unwrap());
+    }
+}

@@ -1,0 +1,168 @@
+//! Revocation: who and what may no longer be used, shared by every replica.
+//!
+//! The exchange, introspection and the admin API talk to a [`RevocationStore`];
+//! the backends (in-memory for unit tests, an embedded file, Redis) sit behind it.
+//! Any store error makes callers fail closed (HTTP 503), never allow.
+//!
+//! The rule: an entry, while present, refuses every token it matches, whenever that
+//! token was issued. Subject, agent and client revocations therefore hold until
+//! reinstated (or until their retention runs out); a session revocation ends that
+//! session for good (a fresh login brings a new `sid`); a token revocation ends that
+//! one token.
+
+pub mod memory;
+
+use std::fmt;
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::clock::UnixTime;
+
+/// What a revocation entry names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RevocationKind {
+    /// A user (`sub`), as subject or as actor: offboarding.
+    Subject,
+    /// A session (`sid`).
+    Session,
+    /// An agent: an actor's `sub` anywhere in a delegation chain.
+    Agent,
+    /// A calling client (`client_id`): it can no longer authenticate.
+    Client,
+    /// One token minted by this service (`jti`), as RFC 7009 revokes it.
+    Token,
+}
+
+impl RevocationKind {
+    /// Every kind, in a stable order.
+    pub const ALL: [RevocationKind; 5] = [
+        RevocationKind::Subject,
+        RevocationKind::Session,
+        RevocationKind::Agent,
+        RevocationKind::Client,
+        RevocationKind::Token,
+    ];
+
+    /// The lowercase name used in URLs, JSON and storage keys.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RevocationKind::Subject => "subject",
+            RevocationKind::Session => "session",
+            RevocationKind::Agent => "agent",
+            RevocationKind::Client => "client",
+            RevocationKind::Token => "token",
+        }
+    }
+}
+
+impl fmt::Display for RevocationKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for RevocationKind {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        RevocationKind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == s)
+            .ok_or_else(|| format!("unknown revocation kind {s:?} (subject, session, agent, client or token)"))
+    }
+}
+
+/// The identity of an entry: its kind and the value it names.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct RevocationKey {
+    /// What kind of thing is revoked.
+    pub kind: RevocationKind,
+    /// The `sub`, `sid`, `client_id` or `jti` it names.
+    pub value: String,
+}
+
+impl RevocationKey {
+    /// Shorthand constructor.
+    pub fn new(kind: RevocationKind, value: impl Into<String>) -> Self {
+        Self { kind, value: value.into() }
+    }
+}
+
+/// One revocation, as stored and as listed by the admin API.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    /// What is revoked.
+    pub kind: RevocationKind,
+    /// The value it names.
+    pub value: String,
+    /// Why, as given by whoever revoked it.
+    pub reason: String,
+    /// Who revoked it (the admin credential's name or the client that called /revoke).
+    pub revoked_by: String,
+    /// When it was revoked.
+    pub revoked_at: UnixTime,
+    /// When the entry may be forgotten: no token it could affect outlives this.
+    pub expires_at: UnixTime,
+}
+
+impl Revocation {
+    /// The key this entry is stored under.
+    pub fn key(&self) -> RevocationKey {
+        RevocationKey::new(self.kind, self.value.clone())
+    }
+}
+
+/// A store failure. Callers must treat it as "cannot decide" and refuse (fail closed).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store did not answer within its deadline.
+    #[error("revocation store timed out")]
+    Timeout,
+    /// The store could not be reached or refused the operation.
+    #[error("revocation store unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back.
+    #[error("revocation store data is corrupt: {0}")]
+    Corrupt(String),
+}
+
+/// Where revocations live. Every method is one logical operation; implementations
+/// must not report success before the entry is durably accepted.
+#[async_trait]
+pub trait RevocationStore: Send + Sync + 'static {
+    /// Record (or overwrite) a revocation. Returns only once the store accepted it.
+    async fn revoke(&self, entry: Revocation) -> Result<(), StoreError>;
+
+    /// Remove a revocation. `Ok(true)` when an entry was removed.
+    async fn reinstate(&self, key: &RevocationKey) -> Result<bool, StoreError>;
+
+    /// Every entry still in force at `now`, in a stable order (kind, then value).
+    async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError>;
+
+    /// For each key asked, the entry in force at `now` if any, in the same order.
+    /// Implementations answer with one round trip where the backend allows.
+    async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError>;
+
+    /// Mark a one-time value (e.g. a client assertion `jti`) as used until `expires_at`.
+    /// `Ok(true)` the first time, `Ok(false)` when it was already used.
+    async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError>;
+
+    /// A cheap liveness probe for `/readyz`.
+    async fn ping(&self) -> Result<(), StoreError>;
+}
+
+/// Convenience: the first entry in force among `keys`, if any.
+pub async fn first_revoked(
+    store: &dyn RevocationStore,
+    keys: &[RevocationKey],
+    now: UnixTime,
+) -> Result<Option<Revocation>, StoreError> {
+    if keys.is_empty() {
+        return Ok(None);
+    }
+    Ok(store.check(keys, now).await?.into_iter().flatten().next())
+}
