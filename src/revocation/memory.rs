@@ -30,7 +30,10 @@ fn poisoned<T>(_: T) -> StoreError {
 #[async_trait]
 impl RevocationStore for MemoryStore {
     async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
-        self.entries.lock().map_err(poisoned)?.insert(entry.key(), entry);
+        self.entries
+            .lock()
+            .map_err(poisoned)?
+            .insert(entry.key(), entry);
         Ok(())
     }
 
@@ -40,10 +43,18 @@ impl RevocationStore for MemoryStore {
 
     async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
         let entries = self.entries.lock().map_err(poisoned)?;
-        Ok(entries.values().filter(|e| e.expires_at > now).cloned().collect())
+        Ok(entries
+            .values()
+            .filter(|e| e.expires_at > now)
+            .cloned()
+            .collect())
     }
 
-    async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError> {
+    async fn check(
+        &self,
+        keys: &[RevocationKey],
+        now: UnixTime,
+    ) -> Result<Vec<Option<Revocation>>, StoreError> {
         let entries = self.entries.lock().map_err(poisoned)?;
         Ok(keys
             .iter()
@@ -51,7 +62,12 @@ impl RevocationStore for MemoryStore {
             .collect())
     }
 
-    async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
+    async fn use_once(
+        &self,
+        id: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
         let mut used = self.used_once.lock().map_err(poisoned)?;
         used.retain(|_, exp| *exp > now);
         if used.contains_key(id) {
@@ -85,7 +101,10 @@ mod tests {
     #[tokio::test]
     async fn revoke_check_reinstate() {
         let store = MemoryStore::new();
-        store.revoke(entry(RevocationKind::Subject, "alice", 1000)).await.unwrap();
+        store
+            .revoke(entry(RevocationKind::Subject, "alice", 1000))
+            .await
+            .unwrap();
         let keys = [
             RevocationKey::new(RevocationKind::Subject, "alice"),
             RevocationKey::new(RevocationKind::Subject, "bob"),
@@ -93,7 +112,10 @@ mod tests {
         let found = store.check(&keys, 500).await.unwrap();
         assert!(found[0].is_some());
         assert!(found[1].is_none());
-        assert!(store.check(&keys, 1000).await.unwrap()[0].is_none(), "expired entries do not count");
+        assert!(
+            store.check(&keys, 1000).await.unwrap()[0].is_none(),
+            "expired entries do not count"
+        );
         assert!(store.reinstate(&keys[0]).await.unwrap());
         assert!(!store.reinstate(&keys[0]).await.unwrap());
         assert!(store.check(&keys, 500).await.unwrap()[0].is_none());

@@ -1,0 +1,47 @@
+//! Subcommands. Each lives in its own file and returns an exit code.
+
+mod keys;
+mod secret;
+mod serve;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// mcp-sts: OAuth 2.0 Token Exchange for AI agents and MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-sts", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Start the token service.
+    Serve {
+        /// Configuration file.
+        #[arg(long, default_value = "config/mcp-sts.toml")]
+        config: PathBuf,
+    },
+    /// Manage signing keys.
+    Keys {
+        #[command(subcommand)]
+        action: keys::KeysAction,
+    },
+    /// Hash or generate client and admin secrets.
+    Secret {
+        #[command(subcommand)]
+        action: secret::SecretAction,
+    },
+}
+
+/// Run the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Serve { config } => serve::run(&config).await,
+        Command::Keys { action } => keys::run(action),
+        Command::Secret { action } => secret::run(action),
+    }
+}

@@ -1,0 +1,387 @@
+//! Client authentication on `/token`, `/revoke` and `/introspect` (RFC 6749 §2.3,
+//! RFC 7523 §3): `client_secret_basic`, `client_secret_post` and `private_key_jwt`.
+//!
+//! Secrets are stored as SHA-256 digests and compared in constant time; an unknown
+//! client is compared against a dummy digest so timing does not reveal which
+//! client ids exist. Every failure is `invalid_client` (401); using more than one
+//! method at once is `invalid_request`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::clock::UnixTime;
+use crate::config::ClientConfig;
+use crate::error::OAuthError;
+use crate::exchange::form::Form;
+use crate::inbound::algorithm::parse_allowed;
+use crate::inbound::jwks::{JwksCache, JwksError, JwksLocation, JwksPolicy};
+use crate::inbound::jwt::{audiences, peek, str_claim, time_claim};
+use crate::revocation::{RevocationStore, StoreError};
+
+/// The only client assertion type (RFC 7523 §2.2).
+pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// Longest client assertion lifetime we accept: bounds how long a `jti` is remembered.
+const MAX_ASSERTION_LIFETIME: u64 = 600;
+
+/// A configured client with its credentials in usable form.
+#[derive(Debug)]
+pub struct RegisteredClient {
+    /// The configuration entry.
+    pub config: ClientConfig,
+    secret_sha256: Option<[u8; 32]>,
+    jwks: Option<JwksCache>,
+}
+
+impl RegisteredClient {
+    /// The client's id.
+    pub fn id(&self) -> &str {
+        &self.config.client_id
+    }
+
+    /// Whether this client may request tokens for `audience`.
+    pub fn may_reach(&self, audience: &str) -> bool {
+        self.config.audiences.iter().any(|a| a == audience)
+    }
+}
+
+/// Every configured client, by id.
+#[derive(Debug, Default)]
+pub struct Clients {
+    by_id: HashMap<String, Arc<RegisteredClient>>,
+}
+
+impl Clients {
+    /// Build from configuration (already validated).
+    pub fn new(configs: &[ClientConfig], http: &reqwest::Client, policy: JwksPolicy) -> Self {
+        let by_id = configs
+            .iter()
+            .map(|config| {
+                let secret_sha256 = config.secret_sha256.as_deref().and_then(|h| {
+                    let bytes = hex::decode(h).ok()?;
+                    <[u8; 32]>::try_from(bytes.as_slice()).ok()
+                });
+                let jwks = match (&config.jwks, &config.jwks_uri) {
+                    (Some(inline), _) => {
+                        serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(inline.clone())
+                            .ok()
+                            .map(|set| {
+                                JwksCache::new(JwksLocation::Inline(set.keys), http.clone(), policy)
+                            })
+                    }
+                    (None, Some(uri)) => Some(JwksCache::new(
+                        JwksLocation::Uri(uri.clone()),
+                        http.clone(),
+                        policy,
+                    )),
+                    (None, None) => None,
+                };
+                (
+                    config.client_id.clone(),
+                    Arc::new(RegisteredClient {
+                        config: config.clone(),
+                        secret_sha256,
+                        jwks,
+                    }),
+                )
+            })
+            .collect();
+        Self { by_id }
+    }
+
+    /// A client by id.
+    pub fn get(&self, id: &str) -> Option<&Arc<RegisteredClient>> {
+        self.by_id.get(id)
+    }
+}
+
+/// Hex SHA-256 of a secret, the form `secret_sha256` takes in configuration.
+pub fn hash_secret(secret: &str) -> String {
+    hex::encode(Sha256::digest(secret.as_bytes()))
+}
+
+/// What client authentication needs besides the request.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthContext<'a> {
+    /// This service's issuer: an accepted assertion audience.
+    pub issuer: &'a str,
+    /// The token endpoint URL: the other accepted assertion audience.
+    pub token_endpoint: &'a str,
+    /// Clock skew allowed.
+    pub leeway: u64,
+    /// Largest assertion accepted.
+    pub max_token_bytes: usize,
+}
+
+enum Presented<'a> {
+    Secret {
+        id: String,
+        secret: String,
+    },
+    Assertion {
+        assertion: &'a str,
+        claimed_id: Option<&'a str>,
+    },
+}
+
+fn failed(rule: &'static str, text: &'static str) -> OAuthError {
+    OAuthError::invalid_client(rule, text)
+}
+
+/// Authenticate the caller, or say why not.
+pub async fn authenticate(
+    clients: &Clients,
+    authorization: Option<&str>,
+    form: &Form,
+    ctx: AuthContext<'_>,
+    store: &dyn RevocationStore,
+    now: UnixTime,
+) -> Result<Arc<RegisteredClient>, OAuthError> {
+    match present(authorization, form)? {
+        Presented::Secret { id, secret } => {
+            let client = clients.get(&id);
+            let expected = client.and_then(|c| c.secret_sha256).unwrap_or([0u8; 32]);
+            let given: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+            let matches: bool = given.ct_eq(&expected).into();
+            match client {
+                Some(client) if matches && client.secret_sha256.is_some() => Ok(client.clone()),
+                _ => Err(failed(
+                    "client.authentication",
+                    "client authentication failed",
+                )),
+            }
+        }
+        Presented::Assertion {
+            assertion,
+            claimed_id,
+        } => verify_assertion(clients, assertion, claimed_id, ctx, store, now).await,
+    }
+}
+
+fn present<'a>(authorization: Option<&str>, form: &'a Form) -> Result<Presented<'a>, OAuthError> {
+    let basic = authorization.map(parse_basic).transpose()?;
+    let post_secret = form.get("client_secret");
+    let assertion = form.get("client_assertion");
+    let assertion_type = form.get("client_assertion_type");
+    let methods = [
+        basic.is_some(),
+        post_secret.is_some(),
+        assertion.is_some() || assertion_type.is_some(),
+    ];
+    if methods.iter().filter(|m| **m).count() > 1 {
+        return Err(OAuthError::invalid_request(
+            "client.multiple_methods",
+            "more than one client authentication method was used",
+        ));
+    }
+    let form_id = form.get("client_id");
+    if let Some((id, secret)) = basic {
+        if form_id.is_some_and(|f| f != id) {
+            return Err(failed(
+                "client.id_mismatch",
+                "client_id does not match the authenticated client",
+            ));
+        }
+        return Ok(Presented::Secret { id, secret });
+    }
+    if let Some(secret) = post_secret {
+        let id = form_id.ok_or_else(|| {
+            failed(
+                "client.missing_id",
+                "client_id is required with client_secret",
+            )
+        })?;
+        return Ok(Presented::Secret {
+            id: id.to_owned(),
+            secret: secret.to_owned(),
+        });
+    }
+    if assertion.is_some() || assertion_type.is_some() {
+        if assertion_type != Some(JWT_BEARER_ASSERTION) {
+            return Err(failed(
+                "client.assertion_type",
+                "unsupported client_assertion_type",
+            ));
+        }
+        let assertion = assertion
+            .ok_or_else(|| failed("client.assertion_missing", "client_assertion is required"))?;
+        return Ok(Presented::Assertion {
+            assertion,
+            claimed_id: form_id,
+        });
+    }
+    Err(failed(
+        "client.unauthenticated",
+        "client authentication is required",
+    ))
+}
+
+/// RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
+fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
+    let bad = || failed("client.basic_malformed", "malformed Basic credentials");
+    let (scheme, rest) = header.trim().split_once(' ').ok_or_else(bad)?;
+    if !scheme.eq_ignore_ascii_case("basic") {
+        return Err(failed(
+            "client.auth_scheme",
+            "unsupported Authorization scheme",
+        ));
+    }
+    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
+    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
+    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
+    let id = form_decode(id).ok_or_else(bad)?;
+    let secret = form_decode(secret).ok_or_else(bad)?;
+    if id.is_empty() {
+        return Err(bad());
+    }
+    Ok((id, secret))
+}
+
+fn form_decode(value: &str) -> Option<String> {
+    let spaced = value.replace('+', " ");
+    percent_encoding::percent_decode_str(&spaced)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
+}
+
+async fn verify_assertion(
+    clients: &Clients,
+    assertion: &str,
+    claimed_id: Option<&str>,
+    ctx: AuthContext<'_>,
+    store: &dyn RevocationStore,
+    now: UnixTime,
+) -> Result<Arc<RegisteredClient>, OAuthError> {
+    let bad = || failed("client.assertion_invalid", "client assertion is invalid");
+    if assertion.len() > ctx.max_token_bytes {
+        return Err(bad());
+    }
+    let jwt = peek(assertion).map_err(|_| bad())?;
+    if jwt.header.contains_key("crit") {
+        return Err(bad());
+    }
+    let alg = str_claim(&jwt.header, "alg")
+        .and_then(parse_allowed)
+        .ok_or_else(bad)?;
+    let iss = str_claim(&jwt.claims, "iss").ok_or_else(bad)?;
+    if str_claim(&jwt.claims, "sub") != Some(iss) || claimed_id.is_some_and(|c| c != iss) {
+        return Err(failed(
+            "client.assertion_subject",
+            "client assertion iss and sub must both be the client_id",
+        ));
+    }
+    let client = clients.get(iss).ok_or_else(bad)?;
+    let jwks = client.jwks.as_ref().ok_or_else(bad)?;
+    let keys = jwks
+        .keys_for(str_claim(&jwt.header, "kid"), alg, now)
+        .await
+        .map_err(|e| match e {
+            JwksError::Unavailable(_) => OAuthError::unavailable(
+                "client.keys_unavailable",
+                "client keys are unavailable; retry later",
+            ),
+            JwksError::NoMatchingKey => bad(),
+        })?;
+    let (message, signature) = assertion.rsplit_once('.').ok_or_else(bad)?;
+    let verified = keys.iter().any(|k| {
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, alg).unwrap_or(false)
+    });
+    if !verified {
+        return Err(bad());
+    }
+    // RFC 7523 §3: the audience is this server, and nothing else.
+    let aud = audiences(&jwt.claims);
+    if aud.len() != 1
+        || !aud
+            .iter()
+            .all(|a| *a == ctx.issuer || *a == ctx.token_endpoint)
+    {
+        return Err(failed(
+            "client.assertion_audience",
+            "client assertion audience must be this issuer or its token endpoint",
+        ));
+    }
+    let exp = match time_claim(&jwt.claims, "exp") {
+        Some(Ok(exp)) => exp,
+        _ => return Err(bad()),
+    };
+    if exp.saturating_add(ctx.leeway) <= now {
+        return Err(failed(
+            "client.assertion_expired",
+            "client assertion has expired",
+        ));
+    }
+    if exp > now.saturating_add(MAX_ASSERTION_LIFETIME) {
+        return Err(failed(
+            "client.assertion_lifetime",
+            "client assertion lives too long",
+        ));
+    }
+    if matches!(time_claim(&jwt.claims, "nbf"), Some(Ok(nbf)) if nbf > now.saturating_add(ctx.leeway))
+        || matches!(time_claim(&jwt.claims, "iat"), Some(Ok(iat)) if iat > now.saturating_add(ctx.leeway))
+    {
+        return Err(bad());
+    }
+    let jti = str_claim(&jwt.claims, "jti")
+        .filter(|j| !j.is_empty())
+        .ok_or_else(bad)?;
+    let once_id = format!("assertion:{}:{jti}", client.id());
+    match store
+        .use_once(&once_id, exp.saturating_add(ctx.leeway), now)
+        .await
+    {
+        Ok(true) => Ok(client.clone()),
+        Ok(false) => Err(failed(
+            "client.assertion_replay",
+            "client assertion has already been used",
+        )),
+        Err(StoreError::Timeout | StoreError::Unavailable(_) | StoreError::Corrupt(_)) => {
+            Err(OAuthError::unavailable(
+                "revocation_store.unavailable",
+                "the revocation store is unavailable; retry later",
+            ))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorCode;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word%2B"));
+        let (id, secret) = parse_basic(&header).unwrap();
+        assert_eq!(id, "my:client");
+        assert_eq!(secret, "p@ss word+");
+    }
+
+    #[test]
+    fn two_methods_at_once_are_invalid_request() {
+        let form = Form::parse(b"client_id=a&client_secret=b");
+        let header = format!("Basic {}", STANDARD.encode("a:b"));
+        let err = present(Some(&header), &form).err().unwrap();
+        assert_eq!(err.code, ErrorCode::InvalidRequest);
+    }
+
+    #[test]
+    fn no_credentials_is_invalid_client() {
+        let err = present(None, &Form::parse(b"client_id=a")).err().unwrap();
+        assert_eq!(err.code, ErrorCode::InvalidClient);
+    }
+
+    #[test]
+    fn hash_is_hex_sha256() {
+        assert_eq!(
+            hash_secret("abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+}

@@ -1,0 +1,53 @@
+//! `GET /.well-known/jwks.json` and `GET /.well-known/oauth-authorization-server`.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::service::Sts;
+
+/// The public keys that can still have live tokens.
+pub async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
+    let now = sts.clock.now();
+    let mut response = Json(sts.keys.current().jwks(now)).into_response();
+    // Short: verifiers also refetch on an unknown kid, so rotation stays seamless.
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=60"),
+    );
+    response
+}
+
+/// RFC 8414 authorization server metadata.
+pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
+    let issuer = sts.issuer();
+    let auth_methods = [
+        "client_secret_basic",
+        "client_secret_post",
+        "private_key_jwt",
+    ];
+    let signing_algs = [
+        "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA",
+    ];
+    Json(json!({
+        "issuer": issuer,
+        "token_endpoint": sts.token_endpoint(),
+        "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
+        "grant_types_supported": [crate::exchange::TOKEN_EXCHANGE_GRANT],
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "revocation_endpoint": format!("{issuer}/revoke"),
+        "revocation_endpoint_auth_methods_supported": auth_methods,
+        "revocation_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "introspection_endpoint": format!("{issuer}/introspect"),
+        "introspection_endpoint_auth_methods_supported": auth_methods,
+        "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
+        "scopes_supported": sts.audiences.all_scopes(),
+    }))
+    .into_response()
+}

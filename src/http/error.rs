@@ -1,0 +1,50 @@
+//! The one place protocol errors become HTTP responses (RFC 6749 §5.1/§5.2).
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::error::{ErrorCode, OAuthError};
+
+/// Seconds a client should wait after a 503 before retrying.
+const RETRY_AFTER_SECONDS: &str = "1";
+
+impl IntoResponse for OAuthError {
+    fn into_response(self) -> Response {
+        let status =
+            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body =
+            Json(json!({ "error": self.code.as_str(), "error_description": self.description }));
+        let mut response = (status, body).into_response();
+        let headers = response.headers_mut();
+        no_store(headers);
+        match self.code {
+            ErrorCode::InvalidClient => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Basic realm=\"mcp-sts\""),
+                );
+            }
+            ErrorCode::TemporarilyUnavailable => {
+                headers.insert(
+                    header::RETRY_AFTER,
+                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
+                );
+            }
+            ErrorCode::InvalidRequest
+            | ErrorCode::UnauthorizedClient
+            | ErrorCode::UnsupportedGrantType
+            | ErrorCode::InvalidScope
+            | ErrorCode::InvalidTarget
+            | ErrorCode::ServerError => {}
+        }
+        response
+    }
+}
+
+/// RFC 6749 §5.1: responses carrying tokens or errors must not be cached.
+pub fn no_store(headers: &mut axum::http::HeaderMap) {
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+}

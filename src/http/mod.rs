@@ -1,0 +1,45 @@
+//! HTTP: routing and adapters. Handlers are thin; decisions live in the modules below.
+
+mod discovery;
+pub mod error;
+mod health;
+mod token;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use tokio::net::TcpListener;
+
+use crate::service::Sts;
+
+pub use token::{form_body, header_str};
+
+/// The full router.
+pub fn router(sts: Arc<Sts>) -> Router {
+    let max_body = sts.config.server.max_body_bytes;
+    Router::new()
+        .route("/token", post(token::token))
+        .route("/.well-known/jwks.json", get(discovery::jwks))
+        .route(
+            "/.well-known/oauth-authorization-server",
+            get(discovery::metadata),
+        )
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .layer(DefaultBodyLimit::max(max_body))
+        .with_state(sts)
+}
+
+/// Serve on a listener the caller bound (tests bind port 0) until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    sts: Arc<Sts>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(sts))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

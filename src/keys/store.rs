@@ -1,0 +1,264 @@
+//! The key directory: PKCS#8 PEM files named `<created>-<alg>.pem`, mode 0600.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use super::signing::{SigningKey, algorithm_name};
+use crate::clock::UnixTime;
+use crate::config::SigningAlgorithm;
+
+/// Why keys could not be loaded, generated or used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// Reading or writing the directory failed.
+    #[error("key directory {path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A file is not a PEM private key we can use.
+    #[error("key file {0} is not a PKCS#8 P-256 or RSA (2048 bits or more) private key")]
+    BadKeyFile(PathBuf),
+    /// The key type is not one we sign with.
+    #[error("unsupported key type")]
+    Unsupported,
+    /// The system could not generate a key.
+    #[error("key generation failed")]
+    Generate,
+    /// Signing failed.
+    #[error("signing failed")]
+    Sign,
+    /// No key of the configured algorithm exists.
+    #[error("no {0:?} key in the key directory")]
+    NoSigningKey(SigningAlgorithm),
+}
+
+/// A directory of signing keys.
+#[derive(Debug, Clone)]
+pub struct KeyDir {
+    dir: PathBuf,
+}
+
+impl KeyDir {
+    /// The directory at `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The directory path.
+    pub fn path(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Names of the key files, sorted: cheap enough to poll for rotations.
+    pub fn listing(&self) -> Result<Vec<PathBuf>, KeyError> {
+        let entries = match std::fs::read_dir(&self.dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(source) => {
+                return Err(KeyError::Io {
+                    path: self.dir.clone(),
+                    source,
+                });
+            }
+        };
+        let mut files = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| KeyError::Io {
+                path: self.dir.clone(),
+                source,
+            })?;
+            let path = entry.path();
+            if path.extension().is_some_and(|e| e == "pem") {
+                files.push(path);
+            }
+        }
+        files.sort();
+        Ok(files)
+    }
+
+    /// Load every key in the directory.
+    pub fn load(&self) -> Result<Vec<SigningKey>, KeyError> {
+        let mut keys = Vec::new();
+        for path in self.listing()? {
+            let text = std::fs::read_to_string(&path).map_err(|source| KeyError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            let pem =
+                pem::parse(text.as_bytes()).map_err(|_| KeyError::BadKeyFile(path.clone()))?;
+            if pem.tag() != "PRIVATE KEY" {
+                return Err(KeyError::BadKeyFile(path));
+            }
+            let created = created_from_name(&path)
+                .or_else(|| modified_time(&path))
+                .unwrap_or(0);
+            let key = SigningKey::from_pkcs8(pem.contents(), created)
+                .map_err(|_| KeyError::BadKeyFile(path.clone()))?;
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    /// Generate a key, write it with mode 0600, and return it.
+    pub fn generate(
+        &self,
+        algorithm: SigningAlgorithm,
+        now: UnixTime,
+    ) -> Result<SigningKey, KeyError> {
+        std::fs::create_dir_all(&self.dir).map_err(|source| KeyError::Io {
+            path: self.dir.clone(),
+            source,
+        })?;
+        let (key, der) = SigningKey::generate(algorithm, now)?;
+        let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+        let mut name = format!(
+            "{now}-{}.pem",
+            algorithm_name(algorithm).to_ascii_lowercase()
+        );
+        let mut n = 1;
+        while self.dir.join(&name).exists() {
+            name = format!(
+                "{now}-{}-{n}.pem",
+                algorithm_name(algorithm).to_ascii_lowercase()
+            );
+            n += 1;
+        }
+        let path = self.dir.join(name);
+        write_private(&path, pem.as_bytes()).map_err(|source| KeyError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(key)
+    }
+
+    /// Generate a key when none of `algorithm` exists yet; true when one was made.
+    pub fn ensure(&self, algorithm: SigningAlgorithm, now: UnixTime) -> Result<bool, KeyError> {
+        if self.load()?.iter().any(|k| k.algorithm == algorithm) {
+            return Ok(false);
+        }
+        self.generate(algorithm, now)?;
+        Ok(true)
+    }
+
+    /// Delete the files of keys whose publication window has closed. Returns their kids.
+    pub fn prune(&self, ring: &super::KeyRing, now: UnixTime) -> Result<Vec<String>, KeyError> {
+        let live: Vec<String> = ring.published(now).map(|k| k.kid.clone()).collect();
+        let mut removed = Vec::new();
+        for path in self.listing()? {
+            let Ok(text) = std::fs::read_to_string(&path) else {
+                continue;
+            };
+            let Ok(pem) = pem::parse(text.as_bytes()) else {
+                continue;
+            };
+            let Ok(key) = SigningKey::from_pkcs8(pem.contents(), 0) else {
+                continue;
+            };
+            if !live.contains(&key.kid) {
+                std::fs::remove_file(&path).map_err(|source| KeyError::Io {
+                    path: path.clone(),
+                    source,
+                })?;
+                removed.push(key.kid);
+            }
+        }
+        Ok(removed)
+    }
+}
+
+fn created_from_name(path: &Path) -> Option<UnixTime> {
+    let stem = path.file_stem()?.to_str()?;
+    stem.split('-').next()?.parse().ok()
+}
+
+fn modified_time(path: &Path) -> Option<UnixTime> {
+    let modified = std::fs::metadata(path).ok()?.modified().ok()?;
+    modified
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .map(|d| d.as_secs())
+}
+
+#[cfg(unix)]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(not(unix))]
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::KeyRing;
+
+    fn temp_dir(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("mcp-sts-keys-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn generated_keys_are_private_and_reloadable() {
+        let dir = KeyDir::new(temp_dir("gen"));
+        assert!(dir.ensure(SigningAlgorithm::ES256, 1000).unwrap());
+        assert!(
+            !dir.ensure(SigningAlgorithm::ES256, 1001).unwrap(),
+            "an existing key is kept"
+        );
+        let files = dir.listing().unwrap();
+        assert_eq!(files.len(), 1);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&files[0]).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o600);
+        }
+        let keys = dir.load().unwrap();
+        assert_eq!(keys[0].created, 1000);
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    #[test]
+    fn rotation_publishes_the_old_key_until_its_tokens_expire() {
+        let dir = KeyDir::new(temp_dir("rot"));
+        let old = dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
+        let new = dir.generate(SigningAlgorithm::ES256, 2000).unwrap();
+        let ring = KeyRing::new(dir.load().unwrap(), SigningAlgorithm::ES256, 330).unwrap();
+        assert_eq!(ring.signing_key().kid, new.kid, "the newest key signs");
+        let published = |now| {
+            ring.published(now)
+                .map(|k| k.kid.clone())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(published(2100), vec![new.kid.clone(), old.kid.clone()]);
+        assert_eq!(published(2329), vec![new.kid.clone(), old.kid.clone()]);
+        assert_eq!(
+            published(2330),
+            vec![new.kid.clone()],
+            "retired at 2000, grace 330"
+        );
+        let removed = dir.prune(&ring, 2330).unwrap();
+        assert_eq!(removed, vec![old.kid]);
+        assert_eq!(dir.listing().unwrap().len(), 1);
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+}

@@ -1,0 +1,109 @@
+//! Starting the service: configuration in, a running server out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+
+use crate::audit::AuditLog;
+use crate::clock::Clock;
+use crate::config::{Config, RevocationBackend};
+use crate::inbound::jwks::http_client;
+use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
+use crate::revocation::RevocationStore;
+use crate::revocation::memory::MemoryStore;
+use crate::service::Sts;
+
+/// Timeout for fetching upstream and client keys.
+const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Load (generating on first start) the signing keys named by the configuration.
+pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
+    let dir = KeyDir::new(&config.keys.dir);
+    if dir.ensure(config.keys.algorithm, now)? {
+        tracing::info!(dir = %config.keys.dir.display(), "generated a new signing key");
+    }
+    Ok(KeyRing::new(
+        dir.load()?,
+        config.keys.algorithm,
+        publish_grace(config),
+    )?)
+}
+
+/// How long a retired key stays published: the longest token life plus leeway.
+pub fn publish_grace(config: &Config) -> u64 {
+    config.max_token_ttl() + config.tokens.leeway_seconds
+}
+
+/// Open the configured revocation store.
+pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationStore>> {
+    Ok(match config.revocation.backend {
+        RevocationBackend::Memory => Arc::new(MemoryStore::new()),
+        RevocationBackend::Embedded | RevocationBackend::Redis => {
+            anyhow::bail!("revocation backend not available in this build")
+        }
+    })
+}
+
+/// Build the shared state from configuration.
+pub async fn build(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    audit: AuditLog,
+) -> anyhow::Result<Arc<Sts>> {
+    let ring = load_keys(&config, clock.now())?;
+    let store = open_store(&config).await?;
+    Ok(Arc::new(Sts::new(
+        config,
+        SharedKeyRing::new(ring),
+        store,
+        clock,
+        audit,
+        http_client(KEY_FETCH_TIMEOUT),
+    )))
+}
+
+/// Re-read the key directory now and then, so a rotation done by `mcp-sts keys rotate`
+/// (on any replica sharing the directory) takes effect without a restart.
+pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let dir = KeyDir::new(&sts.config.keys.dir);
+        let mut listing = dir.listing().unwrap_or_default();
+        let period = Duration::from_secs(sts.config.keys.reload_seconds.max(1));
+        loop {
+            tokio::time::sleep(period).await;
+            let Ok(now_listing) = dir.listing() else {
+                continue;
+            };
+            if now_listing == listing {
+                continue;
+            }
+            match dir.load().map_err(anyhow::Error::from).and_then(|keys| {
+                KeyRing::new(keys, sts.config.keys.algorithm, publish_grace(&sts.config))
+                    .map_err(anyhow::Error::from)
+            }) {
+                Ok(ring) => {
+                    tracing::info!(kid = %ring.signing_key().kid, "signing keys reloaded");
+                    sts.keys.replace(ring);
+                    listing = now_listing;
+                }
+                Err(error) => {
+                    tracing::error!(%error, "key directory changed but could not be loaded; keeping current keys")
+                }
+            }
+        }
+    })
+}
+
+/// Bind the configured address and serve until Ctrl-C.
+pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
+    let listener = TcpListener::bind(&sts.config.server.listen).await?;
+    tracing::info!(listen = %listener.local_addr()?, issuer = %sts.issuer(), "mcp-sts listening");
+    let reloader = spawn_key_reloader(sts.clone());
+    let shutdown = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    crate::http::serve(listener, sts, shutdown).await?;
+    reloader.abort();
+    Ok(())
+}
