@@ -87,12 +87,7 @@ impl AuditLog {
     /// A log that also keeps every event in memory, for tests.
     pub fn with_tap() -> (Self, Arc<Mutex<Vec<serde_json::Value>>>) {
         let tap = Arc::new(Mutex::new(Vec::new()));
-        (
-            Self {
-                tap: Some(tap.clone()),
-            },
-            tap,
-        )
+        (Self { tap: Some(tap.clone()) }, tap)
     }
 
     /// Emit one event.

@@ -67,18 +67,10 @@ impl Clients {
                     <[u8; 32]>::try_from(bytes.as_slice()).ok()
                 });
                 let jwks = match (&config.jwks, &config.jwks_uri) {
-                    (Some(inline), _) => {
-                        serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(inline.clone())
-                            .ok()
-                            .map(|set| {
-                                JwksCache::new(JwksLocation::Inline(set.keys), http.clone(), policy)
-                            })
-                    }
-                    (None, Some(uri)) => Some(JwksCache::new(
-                        JwksLocation::Uri(uri.clone()),
-                        http.clone(),
-                        policy,
-                    )),
+                    (Some(inline), _) => serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(inline.clone())
+                        .ok()
+                        .map(|set| JwksCache::new(JwksLocation::Inline(set.keys), http.clone(), policy)),
+                    (None, Some(uri)) => Some(JwksCache::new(JwksLocation::Uri(uri.clone()), http.clone(), policy)),
                     (None, None) => None,
                 };
                 (
@@ -150,16 +142,12 @@ pub async fn authenticate(
             let matches: bool = given.ct_eq(&expected).into();
             match client {
                 Some(client) if matches && client.secret_sha256.is_some() => Ok(client.clone()),
-                _ => Err(failed(
-                    "client.authentication",
-                    "client authentication failed",
-                )),
+                _ => Err(failed("client.authentication", "client authentication failed")),
             }
         }
-        Presented::Assertion {
-            assertion,
-            claimed_id,
-        } => verify_assertion(clients, assertion, claimed_id, ctx, store, now).await,
+        Presented::Assertion { assertion, claimed_id } => {
+            verify_assertion(clients, assertion, claimed_id, ctx, store, now).await
+        }
     }
 }
 
@@ -190,12 +178,7 @@ fn present<'a>(authorization: Option<&str>, form: &'a Form) -> Result<Presented<
         return Ok(Presented::Secret { id, secret });
     }
     if let Some(secret) = post_secret {
-        let id = form_id.ok_or_else(|| {
-            failed(
-                "client.missing_id",
-                "client_id is required with client_secret",
-            )
-        })?;
+        let id = form_id.ok_or_else(|| failed("client.missing_id", "client_id is required with client_secret"))?;
         return Ok(Presented::Secret {
             id: id.to_owned(),
             secret: secret.to_owned(),
@@ -203,22 +186,15 @@ fn present<'a>(authorization: Option<&str>, form: &'a Form) -> Result<Presented<
     }
     if assertion.is_some() || assertion_type.is_some() {
         if assertion_type != Some(JWT_BEARER_ASSERTION) {
-            return Err(failed(
-                "client.assertion_type",
-                "unsupported client_assertion_type",
-            ));
+            return Err(failed("client.assertion_type", "unsupported client_assertion_type"));
         }
-        let assertion = assertion
-            .ok_or_else(|| failed("client.assertion_missing", "client_assertion is required"))?;
+        let assertion = assertion.ok_or_else(|| failed("client.assertion_missing", "client_assertion is required"))?;
         return Ok(Presented::Assertion {
             assertion,
             claimed_id: form_id,
         });
     }
-    Err(failed(
-        "client.unauthenticated",
-        "client authentication is required",
-    ))
+    Err(failed("client.unauthenticated", "client authentication is required"))
 }
 
 /// RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
@@ -226,10 +202,7 @@ fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
     let bad = || failed("client.basic_malformed", "malformed Basic credentials");
     let (scheme, rest) = header.trim().split_once(' ').ok_or_else(bad)?;
     if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(failed(
-            "client.auth_scheme",
-            "unsupported Authorization scheme",
-        ));
+        return Err(failed("client.auth_scheme", "unsupported Authorization scheme"));
     }
     let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
     let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
@@ -266,9 +239,7 @@ async fn verify_assertion(
     if jwt.header.contains_key("crit") {
         return Err(bad());
     }
-    let alg = str_claim(&jwt.header, "alg")
-        .and_then(parse_allowed)
-        .ok_or_else(bad)?;
+    let alg = str_claim(&jwt.header, "alg").and_then(parse_allowed).ok_or_else(bad)?;
     let iss = str_claim(&jwt.claims, "iss").ok_or_else(bad)?;
     if str_claim(&jwt.claims, "sub") != Some(iss) || claimed_id.is_some_and(|c| c != iss) {
         return Err(failed(
@@ -282,26 +253,21 @@ async fn verify_assertion(
         .keys_for(str_claim(&jwt.header, "kid"), alg, now)
         .await
         .map_err(|e| match e {
-            JwksError::Unavailable(_) => OAuthError::unavailable(
-                "client.keys_unavailable",
-                "client keys are unavailable; retry later",
-            ),
+            JwksError::Unavailable(_) => {
+                OAuthError::unavailable("client.keys_unavailable", "client keys are unavailable; retry later")
+            }
             JwksError::NoMatchingKey => bad(),
         })?;
     let (message, signature) = assertion.rsplit_once('.').ok_or_else(bad)?;
-    let verified = keys.iter().any(|k| {
-        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, alg).unwrap_or(false)
-    });
+    let verified = keys
+        .iter()
+        .any(|k| jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, alg).unwrap_or(false));
     if !verified {
         return Err(bad());
     }
     // RFC 7523 §3: the audience is this server, and nothing else.
     let aud = audiences(&jwt.claims);
-    if aud.len() != 1
-        || !aud
-            .iter()
-            .all(|a| *a == ctx.issuer || *a == ctx.token_endpoint)
-    {
+    if aud.len() != 1 || !aud.iter().all(|a| *a == ctx.issuer || *a == ctx.token_endpoint) {
         return Err(failed(
             "client.assertion_audience",
             "client assertion audience must be this issuer or its token endpoint",
@@ -312,16 +278,10 @@ async fn verify_assertion(
         _ => return Err(bad()),
     };
     if exp.saturating_add(ctx.leeway) <= now {
-        return Err(failed(
-            "client.assertion_expired",
-            "client assertion has expired",
-        ));
+        return Err(failed("client.assertion_expired", "client assertion has expired"));
     }
     if exp > now.saturating_add(MAX_ASSERTION_LIFETIME) {
-        return Err(failed(
-            "client.assertion_lifetime",
-            "client assertion lives too long",
-        ));
+        return Err(failed("client.assertion_lifetime", "client assertion lives too long"));
     }
     if matches!(time_claim(&jwt.claims, "nbf"), Some(Ok(nbf)) if nbf > now.saturating_add(ctx.leeway))
         || matches!(time_claim(&jwt.claims, "iat"), Some(Ok(iat)) if iat > now.saturating_add(ctx.leeway))
@@ -332,21 +292,16 @@ async fn verify_assertion(
         .filter(|j| !j.is_empty())
         .ok_or_else(bad)?;
     let once_id = format!("assertion:{}:{jti}", client.id());
-    match store
-        .use_once(&once_id, exp.saturating_add(ctx.leeway), now)
-        .await
-    {
+    match store.use_once(&once_id, exp.saturating_add(ctx.leeway), now).await {
         Ok(true) => Ok(client.clone()),
         Ok(false) => Err(failed(
             "client.assertion_replay",
             "client assertion has already been used",
         )),
-        Err(StoreError::Timeout | StoreError::Unavailable(_) | StoreError::Corrupt(_)) => {
-            Err(OAuthError::unavailable(
-                "revocation_store.unavailable",
-                "the revocation store is unavailable; retry later",
-            ))
-        }
+        Err(StoreError::Timeout | StoreError::Unavailable(_) | StoreError::Corrupt(_)) => Err(OAuthError::unavailable(
+            "revocation_store.unavailable",
+            "the revocation store is unavailable; retry later",
+        )),
     }
 }
 

@@ -329,25 +329,16 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         self.validate_server()?;
         if self.tokens.default_ttl_seconds == 0 || self.tokens.default_ttl_seconds > 86_400 {
-            return Err(invalid(
-                "tokens.default_ttl_seconds",
-                "must be between 1 and 86400",
-            ));
+            return Err(invalid("tokens.default_ttl_seconds", "must be between 1 and 86400"));
         }
         if self.tokens.max_delegation_depth == 0 || self.tokens.max_delegation_depth > 32 {
-            return Err(invalid(
-                "tokens.max_delegation_depth",
-                "must be between 1 and 32",
-            ));
+            return Err(invalid("tokens.max_delegation_depth", "must be between 1 and 32"));
         }
         if self.tokens.leeway_seconds > 300 {
             return Err(invalid("tokens.leeway_seconds", "must be at most 300"));
         }
         if self.revocation.timeout_ms == 0 || self.revocation.timeout_ms > 10_000 {
-            return Err(invalid(
-                "revocation.timeout_ms",
-                "must be between 1 and 10000",
-            ));
+            return Err(invalid("revocation.timeout_ms", "must be between 1 and 10000"));
         }
         if self.revocation.retention_seconds < 3_600 {
             return Err(invalid(
@@ -359,10 +350,7 @@ impl Config {
             check_sha256_hex("admin.token_sha256", hash)?;
         }
         if self.issuers.is_empty() {
-            return Err(invalid(
-                "issuers",
-                "at least one trusted issuer is required",
-            ));
+            return Err(invalid("issuers", "at least one trusted issuer is required"));
         }
         self.validate_issuers()?;
         self.validate_audiences()?;
@@ -379,10 +367,7 @@ impl Config {
         }
         let issuer = url::Url::parse(&self.server.issuer)
             .map_err(|e| invalid("server.issuer", format!("must be an absolute URL: {e}")))?;
-        if !matches!(issuer.scheme(), "http" | "https")
-            || issuer.query().is_some()
-            || issuer.fragment().is_some()
-        {
+        if !matches!(issuer.scheme(), "http" | "https") || issuer.query().is_some() || issuer.fragment().is_some() {
             return Err(invalid(
                 "server.issuer",
                 "must be an http(s) URL without query or fragment",
@@ -429,10 +414,7 @@ impl Config {
                 })?,
             }
             if issuer.algorithms.is_empty() {
-                return Err(invalid(
-                    key("algorithms"),
-                    "must list at least one algorithm",
-                ));
+                return Err(invalid(key("algorithms"), "must list at least one algorithm"));
             }
             for alg in &issuer.algorithms {
                 if crate::inbound::algorithm::parse_allowed(alg).is_none() {
@@ -455,10 +437,7 @@ impl Config {
                 return Err(invalid(key("id"), "must not be empty"));
             }
             if !ids.insert(audience.id.as_str()) {
-                return Err(invalid(
-                    key("id"),
-                    format!("{:?} is listed twice", audience.id),
-                ));
+                return Err(invalid(key("id"), format!("{:?} is listed twice", audience.id)));
             }
             if let Some(resource) = &audience.resource {
                 check_resource_uri(resource).map_err(|m| invalid(key("resource"), m))?;
@@ -476,15 +455,8 @@ impl Config {
             }
             let known: BTreeSet<&str> = audience.scopes.iter().map(String::as_str).collect();
             for scope in &audience.scopes {
-                if scope.is_empty()
-                    || scope
-                        .chars()
-                        .any(|c| c.is_whitespace() || c == '"' || c == '\\')
-                {
-                    return Err(invalid(
-                        key("scopes"),
-                        format!("{scope:?} is not a valid scope token"),
-                    ));
+                if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
+                    return Err(invalid(key("scopes"), format!("{scope:?} is not a valid scope token")));
                 }
             }
             for (role, scopes) in &audience.role_scopes {
@@ -504,10 +476,7 @@ impl Config {
             {
                 return Err(invalid(
                     key("id"),
-                    format!(
-                        "no client lists audience {:?}, so it can never be reached",
-                        audience.id
-                    ),
+                    format!("no client lists audience {:?}, so it can never be reached", audience.id),
                 ));
             }
         }
@@ -545,15 +514,11 @@ impl Config {
                 check_http_url(&key("jwks_uri"), uri)?;
             }
             if let Some(jwks) = &client.jwks {
-                let parsed: Result<jsonwebtoken::jwk::JwkSet, _> =
-                    serde_json::from_value(jwks.clone());
+                let parsed: Result<jsonwebtoken::jwk::JwkSet, _> = serde_json::from_value(jwks.clone());
                 match parsed {
                     Ok(set) if !set.keys.is_empty() => {}
                     _ => {
-                        return Err(invalid(
-                            key("jwks"),
-                            "must be a JWK set with at least one key",
-                        ));
+                        return Err(invalid(key("jwks"), "must be a JWK set with at least one key"));
                     }
                 }
             }
@@ -595,8 +560,7 @@ pub fn check_resource_uri(value: &str) -> Result<(), String> {
 }
 
 fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
-    let parsed =
-        url::Url::parse(value).map_err(|e| invalid(key, format!("must be an http(s) URL: {e}")))?;
+    let parsed = url::Url::parse(value).map_err(|e| invalid(key, format!("must be an http(s) URL: {e}")))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(invalid(key, "must be an http(s) URL"));
     }
@@ -605,10 +569,7 @@ fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
 
 fn check_sha256_hex(key: &str, value: &str) -> Result<(), ConfigError> {
     if value.len() != 64 || !value.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(invalid(
-            key,
-            "must be 64 hex characters (the SHA-256 of the secret)",
-        ));
+        return Err(invalid(key, "must be 64 hex characters (the SHA-256 of the secret)"));
     }
     Ok(())
 }

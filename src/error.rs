@@ -80,21 +80,12 @@ pub struct OAuthError {
 
 impl OAuthError {
     /// Build an error; the description is cleaned to the RFC 6749 §5.2 character set.
-    pub fn new(
-        code: ErrorCode,
-        rule: &'static str,
-        description: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn new(code: ErrorCode, rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         let description = description.into();
         let description = if description.chars().all(is_description_char) {
             description
         } else {
-            Cow::Owned(
-                description
-                    .chars()
-                    .filter(|c| is_description_char(*c))
-                    .collect(),
-            )
+            Cow::Owned(description.chars().filter(|c| is_description_char(*c)).collect())
         };
         Self {
             code,
@@ -114,10 +105,7 @@ impl OAuthError {
     }
 
     /// `unauthorized_client`.
-    pub fn unauthorized_client(
-        rule: &'static str,
-        description: impl Into<Cow<'static, str>>,
-    ) -> Self {
+    pub fn unauthorized_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::UnauthorizedClient, rule, description)
     }
 

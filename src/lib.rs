@@ -4,26 +4,17 @@
 //! `mint` -> `audit`, with `revocation` behind a trait. `verify` is the downstream
 //! side and depends on none of the server modules.
 
-#![deny(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing
-)]
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![cfg_attr(
     test,
-    allow(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::panic,
-        clippy::indexing_slicing
-    )
+    allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
 pub mod audit;
 pub mod client_auth;
 pub mod clock;
 pub mod config;
+pub mod dev_idp;
 pub mod error;
 pub mod exchange;
 pub mod http;

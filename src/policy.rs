@@ -31,9 +31,7 @@ impl Audiences {
         for config in configs {
             let config = Arc::new(config.clone());
             if let Some(resource) = &config.resource {
-                audiences
-                    .by_resource
-                    .insert(resource.clone(), config.clone());
+                audiences.by_resource.insert(resource.clone(), config.clone());
             }
             audiences.by_id.insert(config.id.clone(), config);
         }
@@ -52,10 +50,7 @@ impl Audiences {
 
     /// Every scope any audience knows (for the metadata document).
     pub fn all_scopes(&self) -> BTreeSet<String> {
-        self.by_id
-            .values()
-            .flat_map(|a| a.scopes.iter().cloned())
-            .collect()
+        self.by_id.values().flat_map(|a| a.scopes.iter().cloned()).collect()
     }
 
     /// Resolve `audience` and/or `resource` to one configured audience this client may reach.
@@ -68,23 +63,16 @@ impl Audiences {
         let by_audience = audience
             .map(|id| {
                 self.by_id.get(id).cloned().ok_or_else(|| {
-                    OAuthError::invalid_target(
-                        "target.unknown_audience",
-                        "the requested audience is unknown",
-                    )
+                    OAuthError::invalid_target("target.unknown_audience", "the requested audience is unknown")
                 })
             })
             .transpose()?;
         let by_resource = resource
             .map(|uri| {
-                check_resource_uri(uri).map_err(|m| {
-                    OAuthError::invalid_target("target.invalid_resource", format!("resource {m}"))
-                })?;
+                check_resource_uri(uri)
+                    .map_err(|m| OAuthError::invalid_target("target.invalid_resource", format!("resource {m}")))?;
                 self.by_resource.get(uri).cloned().ok_or_else(|| {
-                    OAuthError::invalid_target(
-                        "target.unknown_resource",
-                        "the requested resource is unknown",
-                    )
+                    OAuthError::invalid_target("target.unknown_resource", "the requested resource is unknown")
                 })
             })
             .transpose()?;
@@ -200,11 +188,7 @@ pub fn decide_scopes(
         return Ok(grantable.to_vec());
     }
     if requested.iter().all(|r| grantable.contains(r)) {
-        Ok(grantable
-            .iter()
-            .filter(|g| requested.contains(g))
-            .cloned()
-            .collect())
+        Ok(grantable.iter().filter(|g| requested.contains(g)).cloned().collect())
     } else {
         Err(OAuthError::invalid_scope(
             "scope.exceeds_grantable",
@@ -223,11 +207,7 @@ mod tests {
             id: "orders-api".into(),
             resource: Some("https://orders.example.com/api".into()),
             mode,
-            scopes: vec![
-                "orders:read".into(),
-                "orders:write".into(),
-                "orders:admin".into(),
-            ],
+            scopes: vec!["orders:read".into(), "orders:write".into(), "orders:admin".into()],
             role_scopes: [
                 ("developer".to_owned(), vec!["orders:read".to_owned()]),
                 (
@@ -255,15 +235,9 @@ mod tests {
     #[test]
     fn on_behalf_of_grants_roles_plus_token_scopes_within_the_audience() {
         let a = orders(DelegationMode::OnBehalfOf);
+        assert_eq!(grantable(&a, &upstream(&["developer"], &[])), vec!["orders:read"]);
         assert_eq!(
-            grantable(&a, &upstream(&["developer"], &[])),
-            vec!["orders:read"]
-        );
-        assert_eq!(
-            grantable(
-                &a,
-                &upstream(&["developer"], &["orders:write", "mail:send"])
-            ),
+            grantable(&a, &upstream(&["developer"], &["orders:write", "mail:send"])),
             vec!["orders:read", "orders:write"]
         );
         assert!(grantable(&a, &upstream(&["unknown"], &[])).is_empty());
@@ -296,24 +270,16 @@ mod tests {
             vec!["orders:write"]
         );
         assert_eq!(
-            decide_scopes(&["orders:admin".into()], &g, &a)
-                .unwrap_err()
-                .code,
+            decide_scopes(&["orders:admin".into()], &g, &a).unwrap_err().code,
             ErrorCode::InvalidScope
         );
-        assert_eq!(
-            decide_scopes(&[], &[], &a).unwrap_err().code,
-            ErrorCode::InvalidScope
-        );
+        assert_eq!(decide_scopes(&[], &[], &a).unwrap_err().code, ErrorCode::InvalidScope);
     }
 
     #[test]
     fn scope_parsing() {
         assert_eq!(parse_scope(Some("a  b a")).unwrap(), vec!["a", "b"]);
-        assert_eq!(
-            parse_scope(Some("a \"b\"")).unwrap_err().code,
-            ErrorCode::InvalidScope
-        );
+        assert_eq!(parse_scope(Some("a \"b\"")).unwrap_err().code, ErrorCode::InvalidScope);
         assert!(parse_scope(None).unwrap().is_empty());
     }
 }

@@ -23,11 +23,7 @@ pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
     if dir.ensure(config.keys.algorithm, now)? {
         tracing::info!(dir = %config.keys.dir.display(), "generated a new signing key");
     }
-    Ok(KeyRing::new(
-        dir.load()?,
-        config.keys.algorithm,
-        publish_grace(config),
-    )?)
+    Ok(KeyRing::new(dir.load()?, config.keys.algorithm, publish_grace(config))?)
 }
 
 /// How long a retired key stays published: the longest token life plus leeway.
@@ -46,11 +42,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationSto
 }
 
 /// Build the shared state from configuration.
-pub async fn build(
-    config: Config,
-    clock: Arc<dyn Clock>,
-    audit: AuditLog,
-) -> anyhow::Result<Arc<Sts>> {
+pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> anyhow::Result<Arc<Sts>> {
     let ring = load_keys(&config, clock.now())?;
     let store = open_store(&config).await?;
     Ok(Arc::new(Sts::new(
@@ -79,8 +71,7 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
                 continue;
             }
             match dir.load().map_err(anyhow::Error::from).and_then(|keys| {
-                KeyRing::new(keys, sts.config.keys.algorithm, publish_grace(&sts.config))
-                    .map_err(anyhow::Error::from)
+                KeyRing::new(keys, sts.config.keys.algorithm, publish_grace(&sts.config)).map_err(anyhow::Error::from)
             }) {
                 Ok(ring) => {
                     tracing::info!(kid = %ring.signing_key().kid, "signing keys reloaded");

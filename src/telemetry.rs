@@ -19,10 +19,7 @@ pub fn init(audit_file: Option<&Path>) -> anyhow::Result<()> {
         .compact();
     let audit_layer = match audit_file {
         Some(path) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)?;
+            let file = std::fs::OpenOptions::new().create(true).append(true).open(path)?;
             fmt::layer()
                 .event_format(audit_format)
                 .with_ansi(false)
@@ -40,9 +37,6 @@ pub fn init(audit_file: Option<&Path>) -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
         .with_filter(filter_fn(|meta| meta.target() != TARGET));
-    tracing_subscriber::registry()
-        .with(audit_layer)
-        .with(logs)
-        .try_init()?;
+    tracing_subscriber::registry().with(audit_layer).with(logs).try_init()?;
     Ok(())
 }

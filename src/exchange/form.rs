@@ -32,11 +32,7 @@ impl Form {
     /// Refuse repeated parameters: `audience`/`resource` as `invalid_target` (one
     /// audience per token), anything else as `invalid_request`.
     pub fn refuse_repeats(&self) -> Result<(), OAuthError> {
-        if self
-            .repeated
-            .iter()
-            .any(|n| n == "audience" || n == "resource")
-        {
+        if self.repeated.iter().any(|n| n == "audience" || n == "resource") {
             return Err(OAuthError::invalid_target(
                 "target.multiple",
                 "only one audience or resource may be requested",
@@ -64,10 +60,7 @@ impl Form {
     /// A required parameter.
     pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
         self.get(name).ok_or_else(|| {
-            OAuthError::invalid_request(
-                "request.missing_parameter",
-                format!("parameter {name} is required"),
-            )
+            OAuthError::invalid_request("request.missing_parameter", format!("parameter {name} is required"))
         })
     }
 }
@@ -87,15 +80,9 @@ mod tests {
     #[test]
     fn repeats_are_refused_with_the_right_code() {
         let form = Form::parse(b"scope=a&scope=b");
-        assert_eq!(
-            form.refuse_repeats().unwrap_err().code,
-            ErrorCode::InvalidRequest
-        );
+        assert_eq!(form.refuse_repeats().unwrap_err().code, ErrorCode::InvalidRequest);
         let form = Form::parse(b"audience=a&audience=b&scope=a&scope=b");
-        assert_eq!(
-            form.refuse_repeats().unwrap_err().code,
-            ErrorCode::InvalidTarget
-        );
+        assert_eq!(form.refuse_repeats().unwrap_err().code, ErrorCode::InvalidTarget);
     }
 
     #[test]

@@ -100,9 +100,7 @@ pub async fn exchange(
     }
 
     let request = ParsedRequest::from_form(form)?;
-    let target = sts
-        .audiences
-        .resolve(request.audience, request.resource, &client)?;
+    let target = sts.audiences.resolve(request.audience, request.resource, &client)?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
 
@@ -171,11 +169,7 @@ pub async fn exchange(
     .await?;
 
     let audience = &target.audience;
-    let granted = decide_scopes(
-        &request.scopes,
-        &grantable(audience, &subject.entitlement),
-        audience,
-    )?;
+    let granted = decide_scopes(&request.scopes, &grantable(audience, &subject.entitlement), audience)?;
     let scope = granted.join(" ");
     audit.scope = Some(scope.clone());
 
@@ -259,9 +253,7 @@ impl<'a> ParsedRequest<'a> {
         let subject_type = token_type(form.require("subject_token_type")?, "subject_token_type")?;
         let actor = match (form.get("actor_token"), form.get("actor_token_type")) {
             (None, None) => None,
-            (Some(token), Some(declared)) => {
-                Some((token, token_type(declared, "actor_token_type")?))
-            }
+            (Some(token), Some(declared)) => Some((token, token_type(declared, "actor_token_type")?)),
             (Some(_), None) => {
                 return Err(OAuthError::invalid_request(
                     "request.actor_token_type",
@@ -309,15 +301,9 @@ fn token_type(uri: &str, param: &'static str) -> Result<DeclaredType, OAuthError
 /// The trace id of a W3C `traceparent` (version-traceid-parentid-flags), if valid.
 pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
     let mut parts = traceparent?.trim().split('-');
-    let (version, trace, parent, flags) =
-        (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| {
-        s.len() == n
-            && s.bytes()
-                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let valid =
-        hex(version, 2) && version != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2);
+    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    let valid = hex(version, 2) && version != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2);
     (valid && trace.bytes().any(|b| b != b'0')).then(|| trace.to_owned())
 }
 
@@ -334,14 +320,8 @@ async fn check_revocations(
 ) -> Result<(), OAuthError> {
     let mut keys: BTreeSet<RevocationKey> = BTreeSet::new();
     keys.insert(RevocationKey::new(RevocationKind::Client, client.id()));
-    keys.insert(RevocationKey::new(
-        RevocationKind::Subject,
-        subject.user.as_str(),
-    ));
-    keys.insert(RevocationKey::new(
-        RevocationKind::Session,
-        subject.sid.as_str(),
-    ));
+    keys.insert(RevocationKey::new(RevocationKind::Subject, subject.user.as_str()));
+    keys.insert(RevocationKey::new(RevocationKind::Session, subject.sid.as_str()));
     for actor in chain.chain() {
         keys.insert(RevocationKey::new(RevocationKind::Agent, actor.as_str()));
         keys.insert(RevocationKey::new(RevocationKind::Subject, actor));
@@ -388,20 +368,13 @@ mod tests {
     #[test]
     fn traceparent_parsing() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        assert_eq!(trace_id(Some(tp)).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
         assert_eq!(
-            trace_id(Some(tp)).as_deref(),
-            Some("4bf92f3577b34da6a3ce929d0e0e4736")
-        );
-        assert_eq!(
-            trace_id(Some(
-                "00-00000000000000000000000000000000-00f067aa0ba902b7-01"
-            )),
+            trace_id(Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")),
             None
         );
         assert_eq!(
-            trace_id(Some(
-                "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"
-            )),
+            trace_id(Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01")),
             None
         );
         assert_eq!(trace_id(Some("garbage")), None);

@@ -47,14 +47,9 @@ impl Subject {
                 let claims = &token.claims;
                 let prior_actors = match claims.get("act") {
                     None => None,
-                    Some(act) => {
-                        Some(serde_json::from_value::<Actor>(act.clone()).map_err(|_| {
-                            OAuthError::invalid_request(
-                                "subject_token.act",
-                                "subject_token act claim is malformed",
-                            )
-                        })?)
-                    }
+                    Some(act) => Some(serde_json::from_value::<Actor>(act.clone()).map_err(|_| {
+                        OAuthError::invalid_request("subject_token.act", "subject_token act claim is malformed")
+                    })?),
                 };
                 let sid = str_claim(claims, "sid")
                     .filter(|s| !s.is_empty())
@@ -62,11 +57,7 @@ impl Subject {
                     .unwrap_or_else(|| derive_sid(&token.iss, token.jti.as_deref(), raw));
                 Ok(Self {
                     user: token.sub.clone(),
-                    tenant: issuer
-                        .config
-                        .tenant_claim
-                        .as_deref()
-                        .and_then(|c| string_at(claims, c)),
+                    tenant: issuer.config.tenant_claim.as_deref().and_then(|c| string_at(claims, c)),
                     sid,
                     txn: None,
                     entitlement: Entitlement::Upstream {
@@ -81,10 +72,7 @@ impl Subject {
                 check_minted_audience(sts, token, client, Role::Subject)?;
                 let claims: AccessClaims =
                     serde_json::from_value(Value::Object(token.claims.clone())).map_err(|_| {
-                        OAuthError::invalid_request(
-                            "subject_token.claims",
-                            "subject_token claims are malformed",
-                        )
+                        OAuthError::invalid_request("subject_token.claims", "subject_token claims are malformed")
                     })?;
                 let prior_actors = match claims.delegation_mode {
                     DelegationMode::OnBehalfOf => claims.act.clone(),
@@ -125,10 +113,7 @@ impl Subject {
                 "the actor is not allowed to act for the subject (may_act)",
             )
         };
-        let allowed_sub = may_act
-            .get("sub")
-            .and_then(Value::as_str)
-            .ok_or_else(refused)?;
+        let allowed_sub = may_act.get("sub").and_then(Value::as_str).ok_or_else(refused)?;
         if allowed_sub != actor.sub {
             return Err(refused());
         }
@@ -159,10 +144,7 @@ pub fn check_minted_audience(
     };
     Err(OAuthError::invalid_request(
         rule,
-        format!(
-            "{} was minted for another audience than this client",
-            role.param()
-        ),
+        format!("{} was minted for another audience than this client", role.param()),
     ))
 }
 
@@ -190,14 +172,8 @@ mod tests {
 
     #[test]
     fn derived_sids_are_stable_and_distinct() {
-        assert_eq!(
-            derive_sid("a", Some("1"), "x"),
-            derive_sid("a", Some("1"), "y")
-        );
-        assert_ne!(
-            derive_sid("a", Some("1"), "x"),
-            derive_sid("b", Some("1"), "x")
-        );
+        assert_eq!(derive_sid("a", Some("1"), "x"), derive_sid("a", Some("1"), "y"));
+        assert_ne!(derive_sid("a", Some("1"), "x"), derive_sid("b", Some("1"), "x"));
         assert_ne!(derive_sid("a", None, "x"), derive_sid("a", None, "y"));
         assert!(derive_sid("a", None, "x").starts_with("derived-"));
     }

@@ -15,21 +15,16 @@ pub async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
     let now = sts.clock.now();
     let mut response = Json(sts.keys.current().jwks(now)).into_response();
     // Short: verifiers also refetch on an unknown kid, so rotation stays seamless.
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("public, max-age=60"),
-    );
+    response
+        .headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=60"));
     response
 }
 
 /// RFC 8414 authorization server metadata.
 pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
     let issuer = sts.issuer();
-    let auth_methods = [
-        "client_secret_basic",
-        "client_secret_post",
-        "private_key_jwt",
-    ];
+    let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
     let signing_algs = [
         "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA",
     ];

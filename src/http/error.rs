@@ -12,10 +12,8 @@ const RETRY_AFTER_SECONDS: &str = "1";
 
 impl IntoResponse for OAuthError {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let body =
-            Json(json!({ "error": self.code.as_str(), "error_description": self.description }));
+        let status = StatusCode::from_u16(self.code.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let body = Json(json!({ "error": self.code.as_str(), "error_description": self.description }));
         let mut response = (status, body).into_response();
         let headers = response.headers_mut();
         no_store(headers);
@@ -27,10 +25,7 @@ impl IntoResponse for OAuthError {
                 );
             }
             ErrorCode::TemporarilyUnavailable => {
-                headers.insert(
-                    header::RETRY_AFTER,
-                    HeaderValue::from_static(RETRY_AFTER_SECONDS),
-                );
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             ErrorCode::InvalidRequest
             | ErrorCode::UnauthorizedClient

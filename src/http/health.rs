@@ -24,9 +24,5 @@ pub async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (
-        status,
-        Json(json!({ "keys": keys_ok, "revocation_store": store_ok })),
-    )
-        .into_response()
+    (status, Json(json!({ "keys": keys_ok, "revocation_store": store_ok }))).into_response()
 }

@@ -23,10 +23,7 @@ pub fn router(sts: Arc<Sts>) -> Router {
     Router::new()
         .route("/token", post(token::token))
         .route("/.well-known/jwks.json", get(discovery::jwks))
-        .route(
-            "/.well-known/oauth-authorization-server",
-            get(discovery::metadata),
-        )
+        .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .layer(DefaultBodyLimit::max(max_body))

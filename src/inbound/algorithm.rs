@@ -45,11 +45,7 @@ pub fn algorithms_for_key(jwk: &Jwk) -> Vec<Algorithm> {
         // Symmetric keys and any future key type verify nothing.
         _ => vec![],
     };
-    match jwk
-        .common
-        .key_algorithm
-        .and_then(|a| parse_allowed(&a.to_string()))
-    {
+    match jwk.common.key_algorithm.and_then(|a| parse_allowed(&a.to_string())) {
         Some(declared) => family.into_iter().filter(|a| *a == declared).collect(),
         None if jwk.common.key_algorithm.is_some() => vec![],
         None => family,
@@ -70,8 +66,7 @@ mod tests {
 
     #[test]
     fn a_symmetric_jwk_verifies_nothing() {
-        let jwk: Jwk =
-            serde_json::from_value(serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap();
+        let jwk: Jwk = serde_json::from_value(serde_json::json!({"kty": "oct", "k": "c2VjcmV0"})).unwrap();
         assert!(algorithms_for_key(&jwk).is_empty());
     }
 

@@ -36,11 +36,7 @@ impl Issuers {
                     Some(uri) => JwksLocation::Uri(uri.clone()),
                     None => JwksLocation::Discovery(config.issuer.clone()),
                 };
-                let algorithms = config
-                    .algorithms
-                    .iter()
-                    .filter_map(|a| parse_allowed(a))
-                    .collect();
+                let algorithms = config.algorithms.iter().filter_map(|a| parse_allowed(a)).collect();
                 let issuer = TrustedIssuer {
                     config: config.clone(),
                     algorithms,

@@ -177,11 +177,7 @@ impl JwksCache {
     }
 
     /// Fetch unless someone else just did or the rate limit forbids it.
-    async fn refresh(
-        &self,
-        now: UnixTime,
-        seen_fetched_at: Option<UnixTime>,
-    ) -> Result<(), JwksError> {
+    async fn refresh(&self, now: UnixTime, seen_fetched_at: Option<UnixTime>) -> Result<(), JwksError> {
         let mut last_attempt = self.refresh.lock().await;
         if self.current().fetched_at != seen_fetched_at {
             return Ok(()); // another request refreshed while we waited
@@ -236,9 +232,7 @@ impl JwksCache {
                         .get("jwks_uri")
                         .and_then(Value::as_str)
                         .map(String::from)
-                        .ok_or_else(|| {
-                            JwksError::Unavailable("discovery document has no jwks_uri".into())
-                        });
+                        .ok_or_else(|| JwksError::Unavailable("discovery document has no jwks_uri".into()));
                 }
                 Err(e) => last_error = e,
             }
@@ -265,7 +259,11 @@ fn parse_keys(keys: &[Jwk]) -> Vec<Arc<VerificationKey>> {
                 return None;
             }
             let key = DecodingKey::from_jwk(jwk).ok()?;
-            Some(Arc::new(VerificationKey { kid: jwk.common.key_id.clone(), algorithms, key }))
+            Some(Arc::new(VerificationKey {
+                kid: jwk.common.key_id.clone(),
+                algorithms,
+                key,
+            }))
         })
         .collect()
 }
@@ -285,24 +283,14 @@ fn matching(snapshot: &Snapshot, kid: Option<&str>, alg: Algorithm) -> Vec<Arc<V
 
 async fn get_json(http: &reqwest::Client, url: &str) -> Result<Value, JwksError> {
     let unavailable = |what: &str| JwksError::Unavailable(format!("{url}: {what}"));
-    let response = http
-        .get(url)
-        .send()
-        .await
-        .map_err(|e| unavailable(&without_url(&e)))?;
+    let response = http.get(url).send().await.map_err(|e| unavailable(&without_url(&e)))?;
     if !response.status().is_success() {
         return Err(unavailable(&format!("HTTP {}", response.status().as_u16())));
     }
-    if response
-        .content_length()
-        .is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64)
-    {
+    if response.content_length().is_some_and(|n| n > MAX_DOCUMENT_BYTES as u64) {
         return Err(unavailable("document too large"));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| unavailable(&without_url(&e)))?;
+    let bytes = response.bytes().await.map_err(|e| unavailable(&without_url(&e)))?;
     if bytes.len() > MAX_DOCUMENT_BYTES {
         return Err(unavailable("document too large"));
     }
@@ -349,14 +337,7 @@ mod tests {
             reqwest::Client::new(),
             JwksPolicy::default(),
         );
-        assert_eq!(
-            cache
-                .keys_for(Some("a"), Algorithm::ES256, 0)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(cache.keys_for(Some("a"), Algorithm::ES256, 0).await.unwrap().len(), 1);
         assert!(matches!(
             cache.keys_for(Some("b"), Algorithm::ES256, 0).await,
             Err(JwksError::NoMatchingKey)
@@ -365,14 +346,7 @@ mod tests {
             cache.keys_for(Some("a"), Algorithm::RS256, 0).await,
             Err(JwksError::NoMatchingKey)
         ));
-        assert_eq!(
-            cache
-                .keys_for(None, Algorithm::ES256, 0)
-                .await
-                .unwrap()
-                .len(),
-            1
-        );
+        assert_eq!(cache.keys_for(None, Algorithm::ES256, 0).await.unwrap().len(), 1);
     }
 
     #[tokio::test]

@@ -30,9 +30,7 @@ pub fn peek(token: &str) -> Result<UnverifiedJwt, JwtShapeError> {
         5 => return Err(JwtShapeError::Encrypted),
         _ => return Err(JwtShapeError::Malformed),
     }
-    let (Some(header), Some(claims), Some(signature)) =
-        (segments.first(), segments.get(1), segments.get(2))
-    else {
+    let (Some(header), Some(claims), Some(signature)) = (segments.first(), segments.get(1), segments.get(2)) else {
         return Err(JwtShapeError::Malformed);
     };
     if signature.is_empty() {
@@ -45,9 +43,7 @@ pub fn peek(token: &str) -> Result<UnverifiedJwt, JwtShapeError> {
 }
 
 fn decode_object(segment: &str) -> Result<Map<String, Value>, JwtShapeError> {
-    let bytes = URL_SAFE_NO_PAD
-        .decode(segment)
-        .map_err(|_| JwtShapeError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| JwtShapeError::Malformed)?;
     match serde_json::from_slice(&bytes) {
         Ok(Value::Object(map)) => Ok(map),
         _ => Err(JwtShapeError::Malformed),
@@ -64,11 +60,7 @@ pub fn time_claim(claims: &Map<String, Value>, name: &str) -> Option<Result<u64,
     claims.get(name).map(|v| match v {
         Value::Number(n) => n
             .as_u64()
-            .or_else(|| {
-                n.as_f64()
-                    .filter(|f| *f >= 0.0 && f.is_finite())
-                    .map(|f| f as u64)
-            })
+            .or_else(|| n.as_f64().filter(|f| *f >= 0.0 && f.is_finite()).map(|f| f as u64))
             .ok_or(()),
         _ => Err(()),
     })
@@ -88,12 +80,8 @@ pub fn scopes(claims: &Map<String, Value>) -> Vec<String> {
     let mut out = Vec::new();
     for name in ["scope", "scp"] {
         match claims.get(name) {
-            Some(Value::String(s)) => {
-                out.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from))
-            }
-            Some(Value::Array(items)) => {
-                out.extend(items.iter().filter_map(Value::as_str).map(String::from))
-            }
+            Some(Value::String(s)) => out.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from)),
+            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str).map(String::from)),
             _ => {}
         }
     }
@@ -116,11 +104,7 @@ pub fn string_list_at(claims: &Map<String, Value>, path: &str) -> Vec<String> {
             .filter(|s| !s.is_empty())
             .map(String::from)
             .collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(String::from)
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(String::from).collect(),
         _ => Vec::new(),
     }
 }
@@ -147,15 +131,9 @@ mod tests {
         let h = URL_SAFE_NO_PAD.encode(br#"{"alg":"ES256"}"#);
         let c = URL_SAFE_NO_PAD.encode(br#"{"sub":"x"}"#);
         assert!(peek(&format!("{h}.{c}.sig")).is_ok());
-        assert_eq!(
-            peek(&format!("{h}.{c}.")).unwrap_err(),
-            JwtShapeError::Malformed
-        );
+        assert_eq!(peek(&format!("{h}.{c}.")).unwrap_err(), JwtShapeError::Malformed);
         let arr = URL_SAFE_NO_PAD.encode(b"[1]");
-        assert_eq!(
-            peek(&format!("{h}.{arr}.sig")).unwrap_err(),
-            JwtShapeError::Malformed
-        );
+        assert_eq!(peek(&format!("{h}.{arr}.sig")).unwrap_err(), JwtShapeError::Malformed);
     }
 
     #[test]

@@ -142,40 +142,24 @@ impl InboundError {
                 rule!("encrypted"),
                 format!("{p} is encrypted; only signed JWTs are accepted"),
             ),
-            InboundError::Malformed => (
-                rule!("malformed"),
-                format!("{p} is not a well-formed signed JWT"),
-            ),
+            InboundError::Malformed => (rule!("malformed"), format!("{p} is not a well-formed signed JWT")),
             InboundError::CriticalHeader => (
                 rule!("crit"),
                 format!("{p} has a crit header with unsupported extensions"),
             ),
-            InboundError::Algorithm => (
-                rule!("algorithm"),
-                format!("{p} uses an algorithm that is not allowed"),
-            ),
+            InboundError::Algorithm => (rule!("algorithm"), format!("{p} uses an algorithm that is not allowed")),
             InboundError::TypeMismatch => (
                 rule!("typ"),
                 format!("{p} typ header contradicts its declared token type"),
             ),
-            InboundError::UntrustedIssuer => {
-                (rule!("issuer"), format!("{p} is not from a trusted issuer"))
-            }
-            InboundError::UnknownKey => (
-                rule!("unknown_key"),
-                format!("{p} is signed with an unknown key"),
-            ),
+            InboundError::UntrustedIssuer => (rule!("issuer"), format!("{p} is not from a trusted issuer")),
+            InboundError::UnknownKey => (rule!("unknown_key"), format!("{p} is signed with an unknown key")),
             InboundError::BadSignature => (rule!("signature"), format!("{p} signature is invalid")),
-            InboundError::WrongAudience => (
-                rule!("audience"),
-                format!("{p} audience does not include this service"),
-            ),
+            InboundError::WrongAudience => (rule!("audience"), format!("{p} audience does not include this service")),
             InboundError::Expired => (rule!("expired"), format!("{p} has expired")),
             InboundError::NotYetValid => (rule!("not_yet_valid"), format!("{p} is not valid yet")),
             InboundError::IssuedInFuture => (rule!("iat"), format!("{p} is issued in the future")),
-            InboundError::MissingClaim(claim) => {
-                (rule!("claims"), format!("{p} lacks a valid {claim} claim"))
-            }
+            InboundError::MissingClaim(claim) => (rule!("claims"), format!("{p} lacks a valid {claim} claim")),
             InboundError::KeysUnavailable => {
                 return OAuthError::unavailable(
                     rule!("keys_unavailable"),
@@ -243,18 +227,11 @@ pub async fn validate(
         if !issuer.algorithms.contains(&alg) {
             return Err(InboundError::Algorithm);
         }
-        let keys = issuer
-            .jwks
-            .keys_for(kid, alg, now)
-            .await
-            .map_err(|e| match e {
-                JwksError::Unavailable(_) => InboundError::KeysUnavailable,
-                JwksError::NoMatchingKey => InboundError::UnknownKey,
-            })?;
-        if !keys
-            .iter()
-            .any(|k| verify_signature(token, &k.key, alg).is_ok())
-        {
+        let keys = issuer.jwks.keys_for(kid, alg, now).await.map_err(|e| match e {
+            JwksError::Unavailable(_) => InboundError::KeysUnavailable,
+            JwksError::NoMatchingKey => InboundError::UnknownKey,
+        })?;
+        if !keys.iter().any(|k| verify_signature(token, &k.key, alg).is_ok()) {
             return Err(InboundError::BadSignature);
         }
         if !audiences(&jwt.claims).contains(&issuer.config.audience.as_str()) {
@@ -272,10 +249,7 @@ fn header_typ(header: &Map<String, Value>) -> Result<Option<String>, InboundErro
             // RFC 7515 §4.1.9: compare case-insensitively; "application/" may be omitted.
             let lower = t.to_ascii_lowercase();
             Ok(Some(
-                lower
-                    .strip_prefix("application/")
-                    .map(String::from)
-                    .unwrap_or(lower),
+                lower.strip_prefix("application/").map(String::from).unwrap_or(lower),
             ))
         }
         Some(_) => Err(InboundError::Malformed),
@@ -292,11 +266,7 @@ fn typ_fits(typ: Option<&str>, declared: DeclaredType) -> bool {
     }
 }
 
-fn verify_signature(
-    token: &str,
-    key: &jsonwebtoken::DecodingKey,
-    alg: Algorithm,
-) -> Result<(), InboundError> {
+fn verify_signature(token: &str, key: &jsonwebtoken::DecodingKey, alg: Algorithm) -> Result<(), InboundError> {
     let (message, signature) = token.rsplit_once('.').ok_or(InboundError::Malformed)?;
     match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg) {
         Ok(true) => Ok(()),
@@ -416,19 +386,9 @@ mod tests {
             1000,
         );
         assert_eq!(iat.unwrap_err(), InboundError::IssuedInFuture);
-        let no_exp = check_claims(
-            jwt(serde_json::json!({"sub": "a"})),
-            Origin::Minted,
-            30,
-            1000,
-        );
+        let no_exp = check_claims(jwt(serde_json::json!({"sub": "a"})), Origin::Minted, 30, 1000);
         assert_eq!(no_exp.unwrap_err(), InboundError::MissingClaim("exp"));
-        let no_sub = check_claims(
-            jwt(serde_json::json!({"exp": 2000})),
-            Origin::Minted,
-            30,
-            1000,
-        );
+        let no_sub = check_claims(jwt(serde_json::json!({"exp": 2000})), Origin::Minted, 30, 1000);
         assert_eq!(no_sub.unwrap_err(), InboundError::MissingClaim("sub"));
     }
 }

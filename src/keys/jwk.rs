@@ -15,16 +15,8 @@ pub fn thumbprint(jwk: &Value) -> Option<String> {
             jwk.get("x")?,
             jwk.get("y")?
         ),
-        "RSA" => format!(
-            r#"{{"e":{},"kty":"RSA","n":{}}}"#,
-            jwk.get("e")?,
-            jwk.get("n")?
-        ),
-        "OKP" => format!(
-            r#"{{"crv":{},"kty":"OKP","x":{}}}"#,
-            jwk.get("crv")?,
-            jwk.get("x")?
-        ),
+        "RSA" => format!(r#"{{"e":{},"kty":"RSA","n":{}}}"#, jwk.get("e")?, jwk.get("n")?),
+        "OKP" => format!(r#"{{"crv":{},"kty":"OKP","x":{}}}"#, jwk.get("crv")?, jwk.get("x")?),
         _ => return None,
     };
     Some(URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes())))
@@ -37,9 +29,7 @@ pub(super) fn ec_p256_jwk(point: &[u8]) -> Option<Value> {
     }
     let x = point.get(1..33)?;
     let y = point.get(33..65)?;
-    Some(
-        json!({ "kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y) }),
-    )
+    Some(json!({ "kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y) }))
 }
 
 /// The public JWK of an RSA key from its big-endian modulus and exponent.

@@ -30,11 +30,7 @@ pub struct KeyRing {
 
 impl KeyRing {
     /// Build a ring from the keys of a directory. The newest key of `algorithm` signs.
-    pub fn new(
-        mut keys: Vec<SigningKey>,
-        algorithm: SigningAlgorithm,
-        publish_grace: u64,
-    ) -> Result<Self, KeyError> {
+    pub fn new(mut keys: Vec<SigningKey>, algorithm: SigningAlgorithm, publish_grace: u64) -> Result<Self, KeyError> {
         keys.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.kid.cmp(&a.kid)));
         let keys: Vec<Arc<SigningKey>> = keys.into_iter().map(Arc::new).collect();
         let signing = keys
@@ -86,8 +82,7 @@ impl KeyRing {
 
     /// The JWKS document published at `/.well-known/jwks.json`.
     pub fn jwks(&self, now: UnixTime) -> serde_json::Value {
-        let keys: Vec<serde_json::Value> =
-            self.published(now).map(|k| k.public_jwk.clone()).collect();
+        let keys: Vec<serde_json::Value> = self.published(now).map(|k| k.public_jwk.clone()).collect();
         serde_json::json!({ "keys": keys })
     }
 }

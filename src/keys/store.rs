@@ -88,43 +88,30 @@ impl KeyDir {
                 path: path.clone(),
                 source,
             })?;
-            let pem =
-                pem::parse(text.as_bytes()).map_err(|_| KeyError::BadKeyFile(path.clone()))?;
+            let pem = pem::parse(text.as_bytes()).map_err(|_| KeyError::BadKeyFile(path.clone()))?;
             if pem.tag() != "PRIVATE KEY" {
                 return Err(KeyError::BadKeyFile(path));
             }
-            let created = created_from_name(&path)
-                .or_else(|| modified_time(&path))
-                .unwrap_or(0);
-            let key = SigningKey::from_pkcs8(pem.contents(), created)
-                .map_err(|_| KeyError::BadKeyFile(path.clone()))?;
+            let created = created_from_name(&path).or_else(|| modified_time(&path)).unwrap_or(0);
+            let key =
+                SigningKey::from_pkcs8(pem.contents(), created).map_err(|_| KeyError::BadKeyFile(path.clone()))?;
             keys.push(key);
         }
         Ok(keys)
     }
 
     /// Generate a key, write it with mode 0600, and return it.
-    pub fn generate(
-        &self,
-        algorithm: SigningAlgorithm,
-        now: UnixTime,
-    ) -> Result<SigningKey, KeyError> {
+    pub fn generate(&self, algorithm: SigningAlgorithm, now: UnixTime) -> Result<SigningKey, KeyError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| KeyError::Io {
             path: self.dir.clone(),
             source,
         })?;
         let (key, der) = SigningKey::generate(algorithm, now)?;
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
-        let mut name = format!(
-            "{now}-{}.pem",
-            algorithm_name(algorithm).to_ascii_lowercase()
-        );
+        let mut name = format!("{now}-{}.pem", algorithm_name(algorithm).to_ascii_lowercase());
         let mut n = 1;
         while self.dir.join(&name).exists() {
-            name = format!(
-                "{now}-{}-{n}.pem",
-                algorithm_name(algorithm).to_ascii_lowercase()
-            );
+            name = format!("{now}-{}-{n}.pem", algorithm_name(algorithm).to_ascii_lowercase());
             n += 1;
         }
         let path = self.dir.join(name);
@@ -177,10 +164,7 @@ fn created_from_name(path: &Path) -> Option<UnixTime> {
 
 fn modified_time(path: &Path) -> Option<UnixTime> {
     let modified = std::fs::metadata(path).ok()?.modified().ok()?;
-    modified
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
-        .map(|d| d.as_secs())
+    modified.duration_since(std::time::UNIX_EPOCH).ok().map(|d| d.as_secs())
 }
 
 #[cfg(unix)]
@@ -197,10 +181,7 @@ fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 #[cfg(not(unix))]
 fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)?;
+    let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(path)?;
     file.write_all(bytes)?;
     file.sync_all()
 }
@@ -244,18 +225,10 @@ mod tests {
         let new = dir.generate(SigningAlgorithm::ES256, 2000).unwrap();
         let ring = KeyRing::new(dir.load().unwrap(), SigningAlgorithm::ES256, 330).unwrap();
         assert_eq!(ring.signing_key().kid, new.kid, "the newest key signs");
-        let published = |now| {
-            ring.published(now)
-                .map(|k| k.kid.clone())
-                .collect::<Vec<_>>()
-        };
+        let published = |now| ring.published(now).map(|k| k.kid.clone()).collect::<Vec<_>>();
         assert_eq!(published(2100), vec![new.kid.clone(), old.kid.clone()]);
         assert_eq!(published(2329), vec![new.kid.clone(), old.kid.clone()]);
-        assert_eq!(
-            published(2330),
-            vec![new.kid.clone()],
-            "retired at 2000, grace 330"
-        );
+        assert_eq!(published(2330), vec![new.kid.clone()], "retired at 2000, grace 330");
         let removed = dir.prune(&ring, 2330).unwrap();
         assert_eq!(removed, vec![old.kid]);
         assert_eq!(dir.listing().unwrap().len(), 1);

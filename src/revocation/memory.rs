@@ -30,10 +30,7 @@ fn poisoned<T>(_: T) -> StoreError {
 #[async_trait]
 impl RevocationStore for MemoryStore {
     async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
-        self.entries
-            .lock()
-            .map_err(poisoned)?
-            .insert(entry.key(), entry);
+        self.entries.lock().map_err(poisoned)?.insert(entry.key(), entry);
         Ok(())
     }
 
@@ -43,18 +40,10 @@ impl RevocationStore for MemoryStore {
 
     async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
         let entries = self.entries.lock().map_err(poisoned)?;
-        Ok(entries
-            .values()
-            .filter(|e| e.expires_at > now)
-            .cloned()
-            .collect())
+        Ok(entries.values().filter(|e| e.expires_at > now).cloned().collect())
     }
 
-    async fn check(
-        &self,
-        keys: &[RevocationKey],
-        now: UnixTime,
-    ) -> Result<Vec<Option<Revocation>>, StoreError> {
+    async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError> {
         let entries = self.entries.lock().map_err(poisoned)?;
         Ok(keys
             .iter()
@@ -62,12 +51,7 @@ impl RevocationStore for MemoryStore {
             .collect())
     }
 
-    async fn use_once(
-        &self,
-        id: &str,
-        expires_at: UnixTime,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
+    async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
         let mut used = self.used_once.lock().map_err(poisoned)?;
         used.retain(|_, exp| *exp > now);
         if used.contains_key(id) {

@@ -71,9 +71,7 @@ impl FromStr for RevocationKind {
         RevocationKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| {
-                format!("unknown revocation kind {s:?} (subject, session, agent, client or token)")
-            })
+            .ok_or_else(|| format!("unknown revocation kind {s:?} (subject, session, agent, client or token)"))
     }
 }
 
@@ -150,20 +148,11 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     /// For each key asked, the entry in force at `now` if any, in the same order.
     /// Implementations answer with one round trip where the backend allows.
-    async fn check(
-        &self,
-        keys: &[RevocationKey],
-        now: UnixTime,
-    ) -> Result<Vec<Option<Revocation>>, StoreError>;
+    async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError>;
 
     /// Mark a one-time value (e.g. a client assertion `jti`) as used until `expires_at`.
     /// `Ok(true)` the first time, `Ok(false)` when it was already used.
-    async fn use_once(
-        &self,
-        id: &str,
-        expires_at: UnixTime,
-        now: UnixTime,
-    ) -> Result<bool, StoreError>;
+    async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError>;
 
     /// A cheap liveness probe for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;

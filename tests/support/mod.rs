@@ -1,0 +1,3 @@
+//! Shared test support: real servers on free loopback ports.
+
+pub mod sts;

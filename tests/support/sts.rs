@@ -1,0 +1,325 @@
+//! Starts the real router over real HTTP on 127.0.0.1:0, with a development IdP
+//! serving discovery and JWKS, an injected clock and an audit tap.
+
+#![allow(dead_code)]
+
+use std::sync::{Arc, Mutex};
+
+use base64::Engine;
+use mcp_sts::audit::AuditLog;
+use mcp_sts::clock::ManualClock;
+use mcp_sts::config::Config;
+use mcp_sts::dev_idp::DevIdp;
+use mcp_sts::service::Sts;
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+
+/// Time the test clock starts at.
+pub const T0: u64 = 1_900_000_000;
+
+/// Secrets of the test clients (their SHA-256 is in the config).
+pub const ORDERS_MCP_SECRET: &str = "orders-mcp-secret";
+pub const ORDERS_API_SECRET: &str = "orders-api-secret";
+pub const BILLING_API_SECRET: &str = "billing-api-secret";
+pub const LEDGER_API_SECRET: &str = "ledger-api-secret";
+pub const WATCHER_SECRET: &str = "watcher-secret";
+
+pub const EXCHANGE: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub const ACCESS_TOKEN: &str = "urn:ietf:params:oauth:token-type:access_token";
+pub const ID_TOKEN: &str = "urn:ietf:params:oauth:token-type:id_token";
+pub const JWT: &str = "urn:ietf:params:oauth:token-type:jwt";
+
+fn sha(secret: &str) -> String {
+    mcp_sts::client_auth::hash_secret(secret)
+}
+
+/// The test configuration: one IdP, five audiences, a hop chain of clients.
+pub fn config_toml(issuer: &str, idp: &DevIdp, keys_dir: &str, extra_clients: &str) -> String {
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+issuer = "{issuer}"
+
+[keys]
+dir = "{keys_dir}"
+
+[tokens]
+default_ttl_seconds = 300
+max_delegation_depth = 3
+
+[revocation]
+backend = "memory"
+
+[[issuers]]
+issuer = "{idp_issuer}"
+audience = "mcp-sts"
+roles_claim = "roles"
+tenant_claim = "tenant"
+
+[[clients]]
+client_id = "orders-mcp"
+secret_sha256 = "{orders_mcp}"
+audiences = ["orders-api", "inventory-api", "legacy-api"]
+
+[[clients]]
+client_id = "orders-api"
+secret_sha256 = "{orders_api}"
+audiences = ["billing-api"]
+
+[[clients]]
+client_id = "billing-api"
+secret_sha256 = "{billing_api}"
+audiences = ["ledger-api"]
+
+[[clients]]
+client_id = "ledger-api"
+secret_sha256 = "{ledger_api}"
+audiences = ["archive-api"]
+
+[[clients]]
+client_id = "watcher"
+secret_sha256 = "{watcher}"
+audiences = []
+{extra_clients}
+
+[[audiences]]
+id = "orders-api"
+resource = "https://orders.example.com/api"
+mode = "on_behalf_of"
+scopes = ["orders:read", "orders:write", "orders:admin"]
+[audiences.role_scopes]
+developer = ["orders:read"]
+order-admin = ["orders:read", "orders:write", "orders:admin"]
+
+[[audiences]]
+id = "inventory-api"
+mode = "service_identity"
+scopes = ["inventory:read", "inventory:write"]
+
+[[audiences]]
+id = "legacy-api"
+mode = "restricted_user"
+scopes = ["legacy:read"]
+[audiences.role_scopes]
+developer = ["legacy:read"]
+
+[[audiences]]
+id = "billing-api"
+mode = "on_behalf_of"
+scopes = ["orders:read", "orders:write"]
+
+[[audiences]]
+id = "ledger-api"
+mode = "on_behalf_of"
+scopes = ["orders:read", "orders:write"]
+
+[[audiences]]
+id = "archive-api"
+mode = "on_behalf_of"
+scopes = ["orders:read"]
+"#,
+        idp_issuer = idp.issuer(),
+        orders_mcp = sha(ORDERS_MCP_SECRET),
+        orders_api = sha(ORDERS_API_SECRET),
+        billing_api = sha(BILLING_API_SECRET),
+        ledger_api = sha(LEDGER_API_SECRET),
+        watcher = sha(WATCHER_SECRET),
+    )
+}
+
+/// A running service for one test.
+pub struct TestSts {
+    pub url: String,
+    pub idp: DevIdp,
+    pub clock: ManualClock,
+    pub audit: Arc<Mutex<Vec<Value>>>,
+    pub sts: Arc<Sts>,
+    pub http: reqwest::Client,
+    _keys: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+}
+
+impl TestSts {
+    /// Start with the default test configuration.
+    pub async fn start() -> Self {
+        Self::start_with("").await
+    }
+
+    /// Start with extra `[[clients]]` TOML appended.
+    pub async fn start_with(extra_clients: &str) -> Self {
+        let idp = DevIdp::start_local().await.unwrap();
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let keys = tempfile::tempdir().unwrap();
+        let toml = config_toml(&url, &idp, keys.path().to_str().unwrap(), extra_clients);
+        let config = Config::from_toml(&toml).unwrap();
+        let clock = ManualClock::new(T0);
+        let (audit_log, audit) = AuditLog::with_tap();
+        let sts = mcp_sts::server::build(config, Arc::new(clock.clone()), audit_log)
+            .await
+            .unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let served = sts.clone();
+        tokio::spawn(async move {
+            mcp_sts::http::serve(listener, served, async {
+                let _ = rx.await;
+            })
+            .await
+            .unwrap();
+        });
+        Self {
+            url,
+            idp,
+            clock,
+            audit,
+            sts,
+            http: reqwest::Client::new(),
+            _keys: keys,
+            shutdown: Some(tx),
+        }
+    }
+
+    /// A user token from the IdP, valid for an hour from the test clock's now.
+    pub fn user_token(&self, sub: &str, roles: &[&str]) -> String {
+        self.idp
+            .user_token(sub, "mcp-sts", roles, self.clock_now(), 3600, &serde_json::json!({}))
+            .unwrap()
+    }
+
+    /// Same, with extra claims.
+    pub fn user_token_with(&self, sub: &str, roles: &[&str], extra: Value) -> String {
+        self.idp
+            .user_token(sub, "mcp-sts", roles, self.clock_now(), 3600, &extra)
+            .unwrap()
+    }
+
+    pub fn clock_now(&self) -> u64 {
+        use mcp_sts::clock::Clock;
+        self.clock.now()
+    }
+
+    /// POST a form to `path` with optional Basic credentials.
+    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> Reply {
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(form)
+            .finish();
+        let mut request = self
+            .http
+            .post(format!("{}{path}", self.url))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body);
+        if let Some((id, secret)) = basic {
+            request = request.header("authorization", basic_header(id, secret));
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// An exchange by `orders-mcp` (client_secret_basic) with these extra parameters.
+    pub async fn exchange(&self, subject: &str, extra: &[(&str, &str)]) -> Reply {
+        self.exchange_as(("orders-mcp", ORDERS_MCP_SECRET), subject, ACCESS_TOKEN, extra)
+            .await
+    }
+
+    /// An exchange by any client.
+    pub async fn exchange_as(
+        &self,
+        client: (&str, &str),
+        subject: &str,
+        subject_type: &str,
+        extra: &[(&str, &str)],
+    ) -> Reply {
+        let mut form = vec![
+            ("grant_type", EXCHANGE),
+            ("subject_token", subject),
+            ("subject_token_type", subject_type),
+        ];
+        form.extend_from_slice(extra);
+        self.post_form("/token", Some(client), &form).await
+    }
+
+    /// Audit events so far.
+    pub fn audit_events(&self) -> Vec<Value> {
+        self.audit.lock().unwrap().clone()
+    }
+}
+
+impl Drop for TestSts {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+/// RFC 6749 §2.3.1 Basic credentials (form-urlencoded, then base64).
+pub fn basic_header(id: &str, secret: &str) -> String {
+    let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+    format!(
+        "Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: reqwest::header::HeaderMap,
+    pub body: Value,
+    pub text: String,
+}
+
+impl Reply {
+    pub async fn from(response: reqwest::Response) -> Self {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let text = response.text().await.unwrap();
+        let body = serde_json::from_str(&text).unwrap_or(Value::Null);
+        Self {
+            status,
+            headers,
+            body,
+            text,
+        }
+    }
+
+    /// The `error` code.
+    pub fn error(&self) -> &str {
+        self.body["error"].as_str().unwrap_or("")
+    }
+
+    /// Assert a refusal with this status and code, the no-store headers, and a clean description.
+    #[track_caller]
+    pub fn assert_error(&self, status: u16, code: &str) {
+        assert_eq!((self.status, self.error()), (status, code), "body: {}", self.text);
+        assert_eq!(self.headers["cache-control"], "no-store");
+        assert_eq!(self.headers["pragma"], "no-cache");
+        let description = self.body["error_description"].as_str().unwrap_or("");
+        assert!(!description.contains('"') && !description.contains('\\'));
+    }
+
+    /// The minted token's claims (unverified decode; tests verify separately).
+    #[track_caller]
+    pub fn claims(&self) -> Value {
+        assert_eq!(self.status, 200, "body: {}", self.text);
+        decode_claims(self.body["access_token"].as_str().unwrap())
+    }
+
+    pub fn token(&self) -> String {
+        self.body["access_token"].as_str().unwrap().to_owned()
+    }
+}
+
+/// Decode a JWT's claims without verifying.
+pub fn decode_claims(token: &str) -> Value {
+    let part = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
+
+/// Decode a JWT's header without verifying.
+pub fn decode_header(token: &str) -> Value {
+    let part = token.split('.').next().unwrap();
+    serde_json::from_slice(&base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(part).unwrap()).unwrap()
+}
