@@ -10,7 +10,9 @@
 //! session for good (a fresh login brings a new `sid`); a token revocation ends that
 //! one token.
 
+pub mod embedded;
 pub mod memory;
+pub mod redis;
 
 use std::fmt;
 use std::str::FromStr;

@@ -1,3 +1,6 @@
 //! Shared test support: real servers on free loopback ports.
 
+#![allow(dead_code)]
+
+pub mod redis_server;
 pub mod sts;

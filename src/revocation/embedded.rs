@@ -1,0 +1,259 @@
+//! The embedded store: one redb file on disk, for a single node and for the
+//! out-of-the-box default.
+//!
+//! Every write transaction is committed with redb's default (immediate) durability,
+//! so an entry is on disk before `revoke`, `reinstate` or `use_once` returns. redb
+//! blocks, so each operation runs on Tokio's blocking pool. Expired entries are
+//! ignored on read and pruned from time to time by `use_once`, the most frequent writer.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{Revocation, RevocationKey, RevocationStore, StoreError};
+use crate::clock::UnixTime;
+
+/// Revocations by `{kind}:{value}` (the kind is a fixed word, so keys cannot collide),
+/// each value the JSON [`Revocation`].
+const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
+
+/// One-time values and when each may be forgotten.
+const USED_ONCE: TableDefinition<&str, u64> = TableDefinition::new("used_once");
+
+/// Prune expired rows on every this-many `use_once` calls: often enough to keep the
+/// file small, rarely enough that the full scan costs nothing noticeable.
+const PRUNE_EVERY: u64 = 256;
+
+/// A [`RevocationStore`] in a local redb file.
+#[derive(Debug)]
+pub struct EmbeddedStore {
+    db: Arc<Database>,
+    use_once_calls: AtomicU64,
+}
+
+impl EmbeddedStore {
+    /// Open (or create, with its parent directories) the store at `path`. Only one
+    /// process may hold the file at a time; a second open fails.
+    pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).map_err(|e| {
+                StoreError::Unavailable(format!(
+                    "cannot create directory {}: {e}",
+                    parent.display()
+                ))
+            })?;
+        }
+        let db = Database::create(path).map_err(db_err)?;
+        // Create both tables up front so readers never meet a missing table.
+        let tx = db.begin_write().map_err(db_err)?;
+        tx.open_table(ENTRIES).map_err(db_err)?;
+        tx.open_table(USED_ONCE).map_err(db_err)?;
+        tx.commit().map_err(db_err)?;
+        Ok(EmbeddedStore {
+            db: Arc::new(db),
+            use_once_calls: AtomicU64::new(0),
+        })
+    }
+
+    /// Run a blocking redb operation off the async workers.
+    async fn blocking<T, F>(&self, op: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
+    {
+        let db = Arc::clone(&self.db);
+        tokio::task::spawn_blocking(move || op(&db))
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("embedded store task failed: {e}")))?
+    }
+}
+
+fn db_err(e: impl Into<redb::Error>) -> StoreError {
+    match e.into() {
+        redb::Error::Corrupted(detail) => StoreError::Corrupt(detail),
+        other => StoreError::Unavailable(format!("embedded store: {other}")),
+    }
+}
+
+fn storage_key(key: &RevocationKey) -> String {
+    format!("{}:{}", key.kind.as_str(), key.value)
+}
+
+fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
+}
+
+/// Drop every row that is no longer in force at `now`.
+fn prune(tx: &redb::WriteTransaction, now: UnixTime) -> Result<(), StoreError> {
+    tx.open_table(USED_ONCE)
+        .map_err(db_err)?
+        .retain(|_, exp| exp > now)
+        .map_err(db_err)?;
+    // Undecodable rows are kept: they are reported by reads, not silently erased.
+    tx.open_table(ENTRIES)
+        .map_err(db_err)?
+        .retain(|_, json| decode(json).map_or(true, |e| e.expires_at > now))
+        .map_err(db_err)
+}
+
+#[async_trait]
+impl RevocationStore for EmbeddedStore {
+    async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
+        let json = serde_json::to_vec(&entry)
+            .map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
+        let key = storage_key(&entry.key());
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            tx.open_table(ENTRIES)
+                .map_err(db_err)?
+                .insert(key.as_str(), json.as_slice())
+                .map_err(db_err)?;
+            tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn reinstate(&self, key: &RevocationKey) -> Result<bool, StoreError> {
+        let key = storage_key(key);
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let removed = tx
+                .open_table(ENTRIES)
+                .map_err(db_err)?
+                .remove(key.as_str())
+                .map_err(db_err)?
+                .is_some();
+            tx.commit().map_err(db_err)?;
+            Ok(removed)
+        })
+        .await
+    }
+
+    async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
+        self.blocking(move |db| {
+            let table = db
+                .begin_read()
+                .map_err(db_err)?
+                .open_table(ENTRIES)
+                .map_err(db_err)?;
+            let mut entries = Vec::new();
+            for row in table.iter().map_err(db_err)? {
+                let (_, json) = row.map_err(db_err)?;
+                let entry = decode(json.value())?;
+                if entry.expires_at > now {
+                    entries.push(entry);
+                }
+            }
+            // Storage order is by the kind's name; callers want the kinds' own order.
+            entries.sort_by_key(Revocation::key);
+            Ok(entries)
+        })
+        .await
+    }
+
+    async fn check(
+        &self,
+        keys: &[RevocationKey],
+        now: UnixTime,
+    ) -> Result<Vec<Option<Revocation>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let names: Vec<String> = keys.iter().map(storage_key).collect();
+        self.blocking(move |db| {
+            let table = db
+                .begin_read()
+                .map_err(db_err)?
+                .open_table(ENTRIES)
+                .map_err(db_err)?;
+            names
+                .iter()
+                .map(|name| match table.get(name.as_str()).map_err(db_err)? {
+                    Some(json) => Ok(Some(decode(json.value())?).filter(|e| e.expires_at > now)),
+                    None => Ok(None),
+                })
+                .collect()
+        })
+        .await
+    }
+
+    async fn use_once(
+        &self,
+        id: &str,
+        expires_at: UnixTime,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
+        let id = id.to_owned();
+        let prune_now =
+            self.use_once_calls.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1;
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let first = {
+                let mut table = tx.open_table(USED_ONCE).map_err(db_err)?;
+                let live = table
+                    .get(id.as_str())
+                    .map_err(db_err)?
+                    .is_some_and(|exp| exp.value() > now);
+                if !live {
+                    table.insert(id.as_str(), expires_at).map_err(db_err)?;
+                }
+                !live
+            };
+            if prune_now {
+                prune(&tx, now)?;
+            }
+            if first || prune_now {
+                tx.commit().map_err(db_err)?;
+            }
+            Ok(first)
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.blocking(|db| {
+            db.begin_read()
+                .map_err(db_err)?
+                .open_table(ENTRIES)
+                .map_err(db_err)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use redb::ReadableTableMetadata;
+
+    use super::*;
+    use crate::revocation::RevocationKind;
+
+    #[tokio::test]
+    async fn prune_drops_only_expired_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = EmbeddedStore::open(&dir.path().join("nested/dir/rev.redb")).unwrap();
+        for (value, expires_at) in [("old", 100), ("new", 300)] {
+            let entry = Revocation {
+                kind: RevocationKind::Token,
+                value: value.into(),
+                reason: "r".into(),
+                revoked_by: "t".into(),
+                revoked_at: 50,
+                expires_at,
+            };
+            store.revoke(entry).await.unwrap();
+        }
+        assert!(store.use_once("x", 100, 50).await.unwrap());
+        let tx = store.db.begin_write().unwrap();
+        prune(&tx, 200).unwrap();
+        tx.commit().unwrap();
+        let tx = store.db.begin_read().unwrap();
+        assert_eq!(tx.open_table(ENTRIES).unwrap().len().unwrap(), 1);
+        assert_eq!(tx.open_table(USED_ONCE).unwrap().len().unwrap(), 0);
+    }
+}
