@@ -48,10 +48,7 @@ async fn redis() -> Backend {
 
 /// Real time: Redis expires keys by its own clock, so logical times must be near it.
 fn wall_now() -> UnixTime {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn entry(kind: RevocationKind, value: &str, expires_at: UnixTime) -> Revocation {
@@ -78,10 +75,7 @@ mod behaviour {
         let alice = entry(Subject, "alice", now + 3600);
         store.revoke(alice.clone()).await.unwrap();
         let keys = [key(Subject, "alice"), key(Subject, "bob")];
-        assert_eq!(
-            store.check(&keys, now).await.unwrap(),
-            vec![Some(alice.clone()), None]
-        );
+        assert_eq!(store.check(&keys, now).await.unwrap(), vec![Some(alice.clone()), None]);
         assert!(store.reinstate(&keys[0]).await.unwrap());
         assert_eq!(store.check(&keys, now).await.unwrap(), vec![None, None]);
         assert!(
@@ -126,28 +120,16 @@ mod behaviour {
         let now = wall_now();
         let e = entry(Session, "sid-1", now + 100);
         store.revoke(e.clone()).await.unwrap();
-        store
-            .revoke(entry(Session, "already-gone", now - 10))
-            .await
-            .unwrap();
+        store.revoke(entry(Session, "already-gone", now - 10)).await.unwrap();
         let keys = [key(Session, "sid-1"), key(Session, "already-gone")];
-        assert_eq!(
-            store.check(&keys, now).await.unwrap(),
-            vec![Some(e.clone()), None]
-        );
-        assert_eq!(
-            store.check(&keys, now + 99).await.unwrap(),
-            vec![Some(e.clone()), None]
-        );
+        assert_eq!(store.check(&keys, now).await.unwrap(), vec![Some(e.clone()), None]);
+        assert_eq!(store.check(&keys, now + 99).await.unwrap(), vec![Some(e.clone()), None]);
         assert_eq!(
             store.check(&keys, now + 100).await.unwrap(),
             vec![None, None],
             "expires_at == now is over"
         );
-        assert_eq!(
-            store.check(&keys, now + 500).await.unwrap(),
-            vec![None, None]
-        );
+        assert_eq!(store.check(&keys, now + 500).await.unwrap(), vec![None, None]);
         assert_eq!(store.list(now).await.unwrap(), vec![e]);
         assert!(store.list(now + 100).await.unwrap().is_empty());
     }
@@ -166,36 +148,24 @@ mod behaviour {
         for e in &live {
             store.revoke(e.clone()).await.unwrap();
         }
-        store
-            .revoke(entry(Subject, "expired", now + 5))
-            .await
-            .unwrap();
+        store.revoke(entry(Subject, "expired", now + 5)).await.unwrap();
         let mut expected = live.to_vec();
         expected.sort_by_key(Revocation::key);
         let listed = store.list(now + 10).await.unwrap();
         assert_eq!(listed, expected);
         let kinds: Vec<RevocationKind> = listed.iter().map(|e| e.kind).collect();
-        assert_eq!(
-            kinds,
-            [Subject, Subject, Session, Agent, Agent, Client, Token]
-        );
+        assert_eq!(kinds, [Subject, Subject, Session, Agent, Agent, Client, Token]);
     }
 
     pub async fn revoke_overwrites(store: &dyn RevocationStore) {
         let now = wall_now();
-        store
-            .revoke(entry(Agent, "rogue", now + 100))
-            .await
-            .unwrap();
+        store.revoke(entry(Agent, "rogue", now + 100)).await.unwrap();
         let mut second = entry(Agent, "rogue", now + 900);
         second.reason = "second thoughts".into();
         second.revoked_by = "someone else".into();
         store.revoke(second.clone()).await.unwrap();
         assert_eq!(
-            store
-                .check(&[key(Agent, "rogue")], now + 500)
-                .await
-                .unwrap(),
+            store.check(&[key(Agent, "rogue")], now + 500).await.unwrap(),
             vec![Some(second.clone())]
         );
         assert_eq!(store.list(now).await.unwrap(), vec![second]);
@@ -203,55 +173,28 @@ mod behaviour {
 
     pub async fn use_once_refuses_replay_until_expiry(store: &dyn RevocationStore) {
         let now = wall_now();
-        assert!(
-            store.use_once("jti-a", now + 600, now).await.unwrap(),
-            "first use"
-        );
-        assert!(
-            !store.use_once("jti-a", now + 600, now).await.unwrap(),
-            "replay"
-        );
+        assert!(store.use_once("jti-a", now + 600, now).await.unwrap(), "first use");
+        assert!(!store.use_once("jti-a", now + 600, now).await.unwrap(), "replay");
         assert!(
             !store.use_once("jti-a", now + 900, now + 10).await.unwrap(),
             "replay with another expiry"
         );
-        assert!(
-            store.use_once("jti-b", now + 600, now).await.unwrap(),
-            "another id"
-        );
+        assert!(store.use_once("jti-b", now + 600, now).await.unwrap(), "another id");
 
         // Expiry is real time for Redis, so wait for the marker to lapse on the wall clock.
         let short = wall_now() + 1;
-        assert!(
-            store
-                .use_once("jti-short", short, wall_now())
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .use_once("jti-short", short, wall_now())
-                .await
-                .unwrap()
-        );
+        assert!(store.use_once("jti-short", short, wall_now()).await.unwrap());
+        assert!(!store.use_once("jti-short", short, wall_now()).await.unwrap());
         while wall_now() <= short {
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
         let later = wall_now();
         assert!(
-            store
-                .use_once("jti-short", later + 600, later)
-                .await
-                .unwrap(),
+            store.use_once("jti-short", later + 600, later).await.unwrap(),
             "usable again after expiry"
         );
-        assert!(
-            !store
-                .use_once("jti-short", later + 600, later)
-                .await
-                .unwrap()
-        );
+        assert!(!store.use_once("jti-short", later + 600, later).await.unwrap());
     }
 
     pub async fn values_with_special_characters(store: &dyn RevocationStore) {
@@ -267,10 +210,7 @@ mod behaviour {
             "[glob]?\\",
             "",
         ];
-        let entries: Vec<Revocation> = values
-            .iter()
-            .map(|v| entry(Subject, v, now + 100))
-            .collect();
+        let entries: Vec<Revocation> = values.iter().map(|v| entry(Subject, v, now + 100)).collect();
         for e in &entries {
             store.revoke(e.clone()).await.unwrap();
         }
@@ -294,27 +234,14 @@ mod behaviour {
         assert_eq!(store.list(now).await.unwrap(), expected);
         assert!(store.reinstate(&key(Subject, "a:b:c")).await.unwrap());
         assert!(store.check(&[key(Subject, "a:b:c")], now).await.unwrap()[0].is_none());
-        assert!(
-            store
-                .use_once("urn:jti:ü @x", now + 100, now)
-                .await
-                .unwrap()
-        );
-        assert!(
-            !store
-                .use_once("urn:jti:ü @x", now + 100, now)
-                .await
-                .unwrap()
-        );
+        assert!(store.use_once("urn:jti:ü @x", now + 100, now).await.unwrap());
+        assert!(!store.use_once("urn:jti:ü @x", now + 100, now).await.unwrap());
     }
 
     pub async fn reinstate_of_missing_key_is_false(store: &dyn RevocationStore) {
         let now = wall_now();
         assert!(!store.reinstate(&key(Client, "never")).await.unwrap());
-        store
-            .revoke(entry(Client, "present", now + 100))
-            .await
-            .unwrap();
+        store.revoke(entry(Client, "present", now + 100)).await.unwrap();
         assert!(
             !store.reinstate(&key(Agent, "present")).await.unwrap(),
             "same value, other kind"
@@ -368,10 +295,7 @@ async fn embedded_entries_survive_reopening() {
         assert!(store.use_once("jti-1", now + 3600, now).await.unwrap());
     }
     let store = EmbeddedStore::open(&path).unwrap();
-    assert_eq!(
-        store.check(&[e.key()], now).await.unwrap(),
-        vec![Some(e.clone())]
-    );
+    assert_eq!(store.check(&[e.key()], now).await.unwrap(), vec![Some(e.clone())]);
     assert_eq!(store.list(now).await.unwrap(), vec![e]);
     assert!(
         !store.use_once("jti-1", now + 3600, now).await.unwrap(),

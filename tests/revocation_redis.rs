@@ -18,10 +18,7 @@ const HANG: Duration = Duration::from_secs(2);
 const RECOVERY: Duration = Duration::from_secs(5);
 
 fn wall_now() -> UnixTime {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
 }
 
 fn entry(kind: RevocationKind, value: &str) -> Revocation {
@@ -42,11 +39,7 @@ async fn bounded<T>(what: &str, op: impl Future<Output = T>) -> T {
     let out = tokio::time::timeout(HANG, op)
         .await
         .unwrap_or_else(|_| panic!("{what} hung for {HANG:?}"));
-    assert!(
-        started.elapsed() < HANG,
-        "{what} took {:?}",
-        started.elapsed()
-    );
+    assert!(started.elapsed() < HANG, "{what} took {:?}", started.elapsed());
     out
 }
 
@@ -55,15 +48,9 @@ async fn assert_all_fail(store: &RedisStore, e: &Revocation) {
     let now = wall_now();
     let errors: Vec<StoreError> = vec![
         bounded("ping", store.ping()).await.unwrap_err(),
-        bounded("check", store.check(&[e.key()], now))
-            .await
-            .unwrap_err(),
-        bounded("revoke", store.revoke(e.clone()))
-            .await
-            .unwrap_err(),
-        bounded("reinstate", store.reinstate(&e.key()))
-            .await
-            .unwrap_err(),
+        bounded("check", store.check(&[e.key()], now)).await.unwrap_err(),
+        bounded("revoke", store.revoke(e.clone())).await.unwrap_err(),
+        bounded("reinstate", store.reinstate(&e.key())).await.unwrap_err(),
         bounded("list", store.list(now)).await.unwrap_err(),
         bounded("use_once", store.use_once("jti-x", now + 60, now))
             .await
@@ -111,32 +98,18 @@ async fn password_and_database_number_in_url() {
     let client = redis::Client::open(server.url_with_db(3)).unwrap();
     let mut raw = client.get_multiplexed_async_connection().await.unwrap();
     let name = "mcp-sts:rev:subject:alice@example.com";
-    let json: String = redis::cmd("GET")
-        .arg(name)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let json: String = redis::cmd("GET").arg(name).query_async(&mut raw).await.unwrap();
     assert_eq!(serde_json::from_str::<Revocation>(&json).unwrap(), e);
-    let expire_at: i64 = redis::cmd("EXPIRETIME")
-        .arg(name)
-        .query_async(&mut raw)
-        .await
-        .unwrap();
+    let expire_at: i64 = redis::cmd("EXPIRETIME").arg(name).query_async(&mut raw).await.unwrap();
     assert_eq!(expire_at, i64::try_from(e.expires_at).unwrap());
     let db0 = redis::Client::open(server.url_with_db(0)).unwrap();
     let mut raw0 = db0.get_multiplexed_async_connection().await.unwrap();
-    let in_db0: i64 = redis::cmd("EXISTS")
-        .arg(name)
-        .query_async(&mut raw0)
-        .await
-        .unwrap();
+    let in_db0: i64 = redis::cmd("EXISTS").arg(name).query_async(&mut raw0).await.unwrap();
     assert_eq!(in_db0, 0);
 
     // A wrong password is an error, not a hang.
     let wrong = format!("redis://:wrong@127.0.0.1:{}/3", server.port());
-    let bad = RedisStore::connect(&wrong, "mcp-sts:", DEFAULT_TIMEOUT)
-        .await
-        .unwrap();
+    let bad = RedisStore::connect(&wrong, "mcp-sts:", DEFAULT_TIMEOUT).await.unwrap();
     assert!(bounded("ping", bad.ping()).await.is_err());
 }
 
@@ -217,19 +190,14 @@ async fn starts_while_redis_is_down_and_works_once_it_is_up() {
     server.start_again();
     wait_until_ready(&store).await;
     store.revoke(e.clone()).await.unwrap();
-    assert_eq!(
-        store.check(&[e.key()], wall_now()).await.unwrap(),
-        vec![Some(e)]
-    );
+    assert_eq!(store.check(&[e.key()], wall_now()).await.unwrap(), vec![Some(e)]);
 }
 
 #[tokio::test]
 async fn a_frozen_redis_times_out_and_recovers() {
     let server = RedisServer::start();
     let timeout = Duration::from_millis(100);
-    let store = RedisStore::connect(&server.url(), "mcp-sts:", timeout)
-        .await
-        .unwrap();
+    let store = RedisStore::connect(&server.url(), "mcp-sts:", timeout).await.unwrap();
     store.ping().await.unwrap();
 
     server.freeze();
@@ -237,11 +205,7 @@ async fn a_frozen_redis_times_out_and_recovers() {
         let started = Instant::now();
         let err = bounded("ping", store.ping()).await.unwrap_err();
         assert!(matches!(err, StoreError::Timeout), "{err:?}");
-        assert!(
-            started.elapsed() < timeout * 5,
-            "took {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < timeout * 5, "took {:?}", started.elapsed());
     }
     server.thaw();
     wait_until_ready(&store).await;

@@ -39,12 +39,8 @@ impl EmbeddedStore {
     /// process may hold the file at a time; a second open fails.
     pub fn open(path: &Path) -> Result<EmbeddedStore, StoreError> {
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Unavailable(format!(
-                    "cannot create directory {}: {e}",
-                    parent.display()
-                ))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Unavailable(format!("cannot create directory {}: {e}", parent.display())))?;
         }
         let db = Database::create(path).map_err(db_err)?;
         // Create both tables up front so readers never meet a missing table.
@@ -83,8 +79,7 @@ fn storage_key(key: &RevocationKey) -> String {
 }
 
 fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
 }
 
 /// Drop every row that is no longer in force at `now`.
@@ -103,8 +98,7 @@ fn prune(tx: &redb::WriteTransaction, now: UnixTime) -> Result<(), StoreError> {
 #[async_trait]
 impl RevocationStore for EmbeddedStore {
     async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(&entry)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
+        let json = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
         let key = storage_key(&entry.key());
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(db_err)?;
@@ -135,11 +129,7 @@ impl RevocationStore for EmbeddedStore {
 
     async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
         self.blocking(move |db| {
-            let table = db
-                .begin_read()
-                .map_err(db_err)?
-                .open_table(ENTRIES)
-                .map_err(db_err)?;
+            let table = db.begin_read().map_err(db_err)?.open_table(ENTRIES).map_err(db_err)?;
             let mut entries = Vec::new();
             for row in table.iter().map_err(db_err)? {
                 let (_, json) = row.map_err(db_err)?;
@@ -155,21 +145,13 @@ impl RevocationStore for EmbeddedStore {
         .await
     }
 
-    async fn check(
-        &self,
-        keys: &[RevocationKey],
-        now: UnixTime,
-    ) -> Result<Vec<Option<Revocation>>, StoreError> {
+    async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
         let names: Vec<String> = keys.iter().map(storage_key).collect();
         self.blocking(move |db| {
-            let table = db
-                .begin_read()
-                .map_err(db_err)?
-                .open_table(ENTRIES)
-                .map_err(db_err)?;
+            let table = db.begin_read().map_err(db_err)?.open_table(ENTRIES).map_err(db_err)?;
             names
                 .iter()
                 .map(|name| match table.get(name.as_str()).map_err(db_err)? {
@@ -181,15 +163,9 @@ impl RevocationStore for EmbeddedStore {
         .await
     }
 
-    async fn use_once(
-        &self,
-        id: &str,
-        expires_at: UnixTime,
-        now: UnixTime,
-    ) -> Result<bool, StoreError> {
+    async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
         let id = id.to_owned();
-        let prune_now =
-            self.use_once_calls.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1;
+        let prune_now = self.use_once_calls.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1;
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(db_err)?;
             let first = {
@@ -216,10 +192,7 @@ impl RevocationStore for EmbeddedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.blocking(|db| {
-            db.begin_read()
-                .map_err(db_err)?
-                .open_table(ENTRIES)
-                .map_err(db_err)?;
+            db.begin_read().map_err(db_err)?.open_table(ENTRIES).map_err(db_err)?;
             Ok(())
         })
         .await

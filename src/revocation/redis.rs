@@ -79,29 +79,19 @@ impl RedisStore {
     /// `prefix`, each operation bounded by `timeout`. Fails only on a malformed URL:
     /// the connection is made on first use, so Redis may be down at start-up.
     /// Must be called within a Tokio runtime.
-    pub async fn connect(
-        url: &str,
-        prefix: &str,
-        timeout: Duration,
-    ) -> Result<RedisStore, StoreError> {
+    pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
         // The parse error never echoes the URL, which may hold a password.
-        let client = Client::open(url)
-            .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+        let client = Client::open(url).map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(CONNECT_TIMEOUT))
             .set_response_timeout(Some(timeout))
             .set_max_delay(MAX_RECONNECT_DELAY);
         let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            .map_err(|e| {
-                StoreError::Unavailable(format!("cannot set up the Redis connection: {e}"))
-            })?;
+            .map_err(|e| StoreError::Unavailable(format!("cannot set up the Redis connection: {e}")))?;
         Ok(RedisStore {
             client,
             config,
-            conn: Mutex::new(Connection {
-                manager,
-                failures: 0,
-            }),
+            conn: Mutex::new(Connection { manager, failures: 0 }),
             prefix: prefix.to_owned(),
             timeout,
         })
@@ -182,26 +172,15 @@ impl RedisStore {
     }
 
     /// MGET `keys` (in batches) and decode every entry still in force at `now`.
-    async fn fetch(
-        &self,
-        keys: &[String],
-        now: UnixTime,
-    ) -> Result<Vec<Option<Revocation>>, StoreError> {
+    async fn fetch(&self, keys: &[String], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError> {
         let mut found = Vec::with_capacity(keys.len());
         for batch in keys.chunks(BATCH) {
             let raw: Vec<Option<Vec<u8>>> = self.run(redis::cmd("MGET").arg(batch)).await?;
             if raw.len() != batch.len() {
-                return Err(StoreError::Corrupt(
-                    "MGET answered a different number of values".into(),
-                ));
+                return Err(StoreError::Corrupt("MGET answered a different number of values".into()));
             }
             for bytes in raw {
-                found.push(
-                    bytes
-                        .map(|b| decode(&b))
-                        .transpose()?
-                        .filter(|e| e.expires_at > now),
-                );
+                found.push(bytes.map(|b| decode(&b)).transpose()?.filter(|e| e.expires_at > now));
             }
         }
         Ok(found)
@@ -213,8 +192,7 @@ fn poisoned<T>(_: T) -> StoreError {
 }
 
 fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
 }
 
 /// Append the expiry to a SET: EXAT, clamped to what Redis accepts.
@@ -228,11 +206,9 @@ fn with_expiry(cmd: &mut Cmd, expires_at: UnixTime) {
 #[async_trait]
 impl RevocationStore for RedisStore {
     async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(&entry)
-            .map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
+        let json = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
         let mut cmd = redis::cmd("SET");
-        cmd.arg(self.entry_key(entry.kind.as_str(), &entry.value))
-            .arg(json);
+        cmd.arg(self.entry_key(entry.kind.as_str(), &entry.value)).arg(json);
         with_expiry(&mut cmd, entry.expires_at);
         self.run::<()>(&cmd).await
     }
@@ -250,11 +226,7 @@ impl RevocationStore for RedisStore {
         let mut cursor: u64 = 0;
         loop {
             let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(BATCH);
+            cmd.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(BATCH);
             let (next, page): (u64, Vec<String>) = self.run(&cmd).await?;
             keys.extend(page);
             if next == 0 {
@@ -270,18 +242,11 @@ impl RevocationStore for RedisStore {
         Ok(entries.into_values().collect())
     }
 
-    async fn check(
-        &self,
-        keys: &[RevocationKey],
-        now: UnixTime,
-    ) -> Result<Vec<Option<Revocation>>, StoreError> {
+    async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let names: Vec<String> = keys
-            .iter()
-            .map(|k| self.entry_key(k.kind.as_str(), &k.value))
-            .collect();
+        let names: Vec<String> = keys.iter().map(|k| self.entry_key(k.kind.as_str(), &k.value)).collect();
         let found = self.fetch(&names, now).await?;
         // An entry stored under another key's name means the data was tampered with.
         for (key, entry) in keys.iter().zip(&found) {
@@ -294,12 +259,7 @@ impl RevocationStore for RedisStore {
         Ok(found)
     }
 
-    async fn use_once(
-        &self,
-        id: &str,
-        expires_at: UnixTime,
-        _now: UnixTime,
-    ) -> Result<bool, StoreError> {
+    async fn use_once(&self, id: &str, expires_at: UnixTime, _now: UnixTime) -> Result<bool, StoreError> {
         // Redis expires the marker by its own clock, so one atomic SET NX decides.
         let mut cmd = redis::cmd("SET");
         cmd.arg(self.once_key(id)).arg(expires_at).arg("NX");

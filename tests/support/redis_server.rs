@@ -97,10 +97,7 @@ impl RedisServer {
 
     /// Start again on the same port with the same data directory.
     pub fn start_again(&mut self) {
-        assert!(
-            self.child.is_none(),
-            "start_again called while redis-server is running"
-        );
+        assert!(self.child.is_none(), "start_again called while redis-server is running");
         match launch(&self.binary, self.dir.path(), self.port, &self.options) {
             Ok(child) => self.child = Some(child),
             Err(e) => panic!("redis-server did not restart on port {}: {e}", self.port),
@@ -146,11 +143,7 @@ fn free_port() -> u16 {
 fn redis_binary() -> PathBuf {
     if let Some(path) = std::env::var_os("REDIS_SERVER") {
         let path = PathBuf::from(path);
-        assert!(
-            path.is_file(),
-            "REDIS_SERVER={} is not a file",
-            path.display()
-        );
+        assert!(path.is_file(), "REDIS_SERVER={} is not a file", path.display());
         return path;
     }
     std::env::var_os("PATH")
@@ -197,10 +190,7 @@ fn launch(binary: &Path, dir: &Path, port: u16, options: &RedisOptions) -> Resul
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(format!(
-                "no PONG within {READY_TIMEOUT:?}; log: {}",
-                log_tail(dir)
-            ));
+            return Err(format!("no PONG within {READY_TIMEOUT:?}; log: {}", log_tail(dir)));
         }
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -216,10 +206,7 @@ fn answers_as(port: u16, password: Option<&str>, pid: u32) -> bool {
     let _ = stream.set_read_timeout(Some(Duration::from_millis(500)));
     let mut request = String::new();
     if let Some(password) = password {
-        request.push_str(&format!(
-            "*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n",
-            password.len()
-        ));
+        request.push_str(&format!("*2\r\n$4\r\nAUTH\r\n${}\r\n{password}\r\n", password.len()));
     }
     request.push_str("*2\r\n$4\r\nINFO\r\n$6\r\nserver\r\n");
     if stream.write_all(request.as_bytes()).is_err() {
