@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
+
 use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
@@ -11,7 +13,9 @@ use crate::config::{Config, RevocationBackend};
 use crate::inbound::jwks::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
 use crate::revocation::RevocationStore;
+use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
+use crate::revocation::redis::RedisStore;
 use crate::service::Sts;
 
 /// Timeout for fetching upstream and client keys.
@@ -35,8 +39,13 @@ pub fn publish_grace(config: &Config) -> u64 {
 pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationStore>> {
     Ok(match config.revocation.backend {
         RevocationBackend::Memory => Arc::new(MemoryStore::new()),
-        RevocationBackend::Embedded | RevocationBackend::Redis => {
-            anyhow::bail!("revocation backend not available in this build")
+        RevocationBackend::Embedded => {
+            let path = &config.revocation.path;
+            Arc::new(EmbeddedStore::open(path).with_context(|| format!("cannot open revocation store {}", path.display()))?)
+        }
+        RevocationBackend::Redis => {
+            let timeout = Duration::from_millis(config.revocation.timeout_ms);
+            Arc::new(RedisStore::connect(&config.revocation.url, &config.revocation.key_prefix, timeout).await?)
         }
     })
 }
