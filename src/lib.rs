@@ -26,3 +26,6 @@ pub mod revocation;
 pub mod server;
 pub mod service;
 pub mod telemetry;
+pub mod admin;
+pub mod introspect;
+pub mod issued;

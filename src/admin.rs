@@ -1,0 +1,112 @@
+//! The admin API's decisions: revoke, list and reinstate, under a Bearer credential
+//! stored as a SHA-256 digest. HTTP adaptation lives in `http::admin`.
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::audit::AuditEvent;
+use crate::clock::UnixTime;
+use crate::revocation::{Revocation, RevocationKey, RevocationKind};
+use crate::service::Sts;
+
+/// Longest revocation value accepted (ids, emails, URIs).
+const MAX_VALUE_LEN: usize = 1024;
+/// Longest reason or operator name accepted.
+const MAX_TEXT_LEN: usize = 1024;
+
+/// Why an admin request was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AdminError {
+    /// No admin credential is configured: the API does not exist (404).
+    #[error("the admin API is not enabled")]
+    Disabled,
+    /// Missing or wrong credential (401 with a Bearer challenge).
+    #[error("admin authentication failed")]
+    Unauthorized,
+    /// The request body or path is not acceptable (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// No such revocation (404).
+    #[error("no such revocation")]
+    NotFound,
+    /// The revocation store cannot be reached; nothing was changed (503).
+    #[error("the revocation store is unavailable; nothing was changed")]
+    Unavailable,
+}
+
+/// Check the admin Bearer credential in constant time.
+pub fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminError> {
+    let Some(expected) = sts.config.admin.token_sha256.as_deref().and_then(|h| hex::decode(h).ok()) else {
+        return Err(AdminError::Disabled);
+    };
+    let presented = authorization
+        .and_then(|h| h.split_once(' '))
+        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
+        .map(|(_, token)| token.trim())
+        .ok_or(AdminError::Unauthorized)?;
+    let digest = Sha256::digest(presented.as_bytes());
+    if bool::from(digest.as_slice().ct_eq(&expected)) { Ok(()) } else { Err(AdminError::Unauthorized) }
+}
+
+/// `POST /admin/revocations` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// subject, session, agent, client or token.
+    pub kind: String,
+    /// The id it names.
+    pub value: String,
+    /// Why.
+    #[serde(default)]
+    pub reason: String,
+    /// Who is doing it (an operator name); defaults to `admin`.
+    #[serde(default)]
+    pub revoked_by: Option<String>,
+}
+
+/// Parse and check a kind and value from a request.
+pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
+    let kind: RevocationKind = kind.parse().map_err(AdminError::BadRequest)?;
+    if value.is_empty() || value.len() > MAX_VALUE_LEN || value.chars().any(char::is_control) {
+        return Err(AdminError::BadRequest("value must be 1 to 1024 printable characters".into()));
+    }
+    Ok(RevocationKey::new(kind, value))
+}
+
+/// Record a revocation; acknowledged only once the store accepted it.
+pub async fn revoke(sts: &Sts, request: RevokeRequest, now: UnixTime, audit: &mut AuditEvent) -> Result<Revocation, AdminError> {
+    let key = parse_key(&request.kind, &request.value)?;
+    let revoked_by = request.revoked_by.filter(|s| !s.is_empty()).unwrap_or_else(|| "admin".into());
+    if request.reason.len() > MAX_TEXT_LEN || revoked_by.len() > MAX_TEXT_LEN {
+        return Err(AdminError::BadRequest("reason and revoked_by must be at most 1024 characters".into()));
+    }
+    let entry = Revocation {
+        kind: key.kind,
+        value: key.value,
+        reason: request.reason,
+        revoked_by,
+        revoked_at: now,
+        expires_at: now.saturating_add(sts.config.revocation.retention_seconds),
+    };
+    audit.target = Some(format!("{}:{}", entry.kind, entry.value));
+    audit.detail = Some(format!("by {}: {}", entry.revoked_by, entry.reason));
+    sts.store_call(sts.store.revoke(entry.clone())).await.map_err(|_| AdminError::Unavailable)?;
+    Ok(entry)
+}
+
+/// Every revocation in force.
+pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<Revocation>, AdminError> {
+    sts.store_call(sts.store.list(now)).await.map_err(|_| AdminError::Unavailable)
+}
+
+/// Remove a revocation.
+pub async fn reinstate(sts: &Sts, key: &RevocationKey, audit: &mut AuditEvent) -> Result<(), AdminError> {
+    audit.target = Some(format!("{}:{}", key.kind, key.value));
+    match sts.store_call(sts.store.reinstate(key)).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(AdminError::NotFound),
+        Err(_) => Err(AdminError::Unavailable),
+    }
+}

@@ -1,0 +1,93 @@
+//! RFC 7662 introspection and RFC 7009 revocation of tokens this service issued.
+
+use serde_json::{Value, json};
+
+use crate::audit::AuditEvent;
+use crate::client_auth::RegisteredClient;
+use crate::clock::UnixTime;
+use crate::error::OAuthError;
+use crate::issued;
+use crate::mint::AccessClaims;
+use crate::revocation::{Revocation, RevocationKey, RevocationKind};
+use crate::service::Sts;
+
+/// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
+/// the client it was issued to (RFC 7662 §2.2, RFC 7009 §2.1).
+pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaims) -> bool {
+    let audience_id = sts.audiences.by_aud(&claims.aud).map_or(claims.aud.as_str(), |a| a.id.as_str());
+    caller.id() == claims.client_id || caller.id() == audience_id
+}
+
+/// The introspection answer for `token` asked by `caller`.
+pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: UnixTime) -> Result<Value, OAuthError> {
+    let inactive = json!({ "active": false });
+    let ring = sts.keys.current();
+    let Some(claims) = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now) else {
+        check_caller_not_revoked(sts, caller, now).await?;
+        return Ok(inactive);
+    };
+    let mut keys = issued::lineage(&claims);
+    keys.push(RevocationKey::new(RevocationKind::Client, caller.id()));
+    let found = sts.store_call(sts.store.check(&keys, now)).await?;
+    if found.iter().flatten().any(|r| r.kind == RevocationKind::Client && r.value == caller.id()) {
+        return Err(OAuthError::invalid_client("client.revoked", "client authentication failed"));
+    }
+    if !caller_may_see(sts, caller, &claims) || found.iter().any(Option::is_some) {
+        return Ok(inactive);
+    }
+    let mut answer = json!({
+        "active": true,
+        "iss": claims.iss,
+        "sub": claims.sub,
+        "aud": claims.aud,
+        "scope": claims.scope,
+        "client_id": claims.client_id,
+        "exp": claims.exp,
+        "iat": claims.iat,
+        "jti": claims.jti,
+        "sid": claims.sid,
+        "delegation_mode": claims.delegation_mode,
+        "token_type": "Bearer",
+    });
+    if let (Some(act), Some(map)) = (&claims.act, answer.as_object_mut()) {
+        map.insert("act".into(), serde_json::to_value(act).unwrap_or(Value::Null));
+    }
+    Ok(answer)
+}
+
+/// Revoke `token` for `caller`. Unknown or invalid tokens succeed without change
+/// (RFC 7009 §2.2); a token issued neither to nor for the caller is refused.
+pub async fn revoke(sts: &Sts, caller: &RegisteredClient, token: &str, now: UnixTime, audit: &mut AuditEvent) -> Result<(), OAuthError> {
+    let ring = sts.keys.current();
+    check_caller_not_revoked(sts, caller, now).await?;
+    let Some(claims) = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now) else {
+        audit.detail = Some("unknown, invalid or expired token; nothing to revoke".into());
+        return Ok(());
+    };
+    audit.jti = Some(claims.jti.clone());
+    audit.sub = Some(claims.user_sub().to_owned());
+    audit.sid = Some(claims.sid.clone());
+    audit.audience = Some(claims.aud.clone());
+    if !caller_may_see(sts, caller, &claims) {
+        return Err(OAuthError::unauthorized_client("revoke.not_yours", "the token was not issued to or for this client"));
+    }
+    let entry = Revocation {
+        kind: RevocationKind::Token,
+        value: claims.jti.clone(),
+        reason: "revoked through /revoke".into(),
+        revoked_by: caller.id().to_owned(),
+        revoked_at: now,
+        expires_at: claims.exp.saturating_add(sts.config.tokens.leeway_seconds),
+    };
+    audit.target = Some(format!("token:{}", claims.jti));
+    sts.store_call(sts.store.revoke(entry)).await
+}
+
+async fn check_caller_not_revoked(sts: &Sts, caller: &RegisteredClient, now: UnixTime) -> Result<(), OAuthError> {
+    let key = [RevocationKey::new(RevocationKind::Client, caller.id())];
+    let found = sts.store_call(sts.store.check(&key, now)).await?;
+    if found.iter().any(Option::is_some) {
+        return Err(OAuthError::invalid_client("client.revoked", "client authentication failed"));
+    }
+    Ok(())
+}
