@@ -10,8 +10,12 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+<<<<<<< HEAD
 pub mod audit;
 pub mod client_auth;
+=======
+pub mod client;
+>>>>>>> verify
 pub mod clock;
 pub mod config;
 pub mod dev_idp;
@@ -23,9 +27,13 @@ pub mod keys;
 pub mod mint;
 pub mod policy;
 pub mod revocation;
+<<<<<<< HEAD
 pub mod server;
 pub mod service;
 pub mod telemetry;
 pub mod admin;
 pub mod introspect;
 pub mod issued;
+=======
+pub mod verify;
+>>>>>>> verify

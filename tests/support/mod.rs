@@ -2,5 +2,6 @@
 
 #![allow(dead_code)]
 
+pub mod downstream;
 pub mod redis_server;
 pub mod sts;

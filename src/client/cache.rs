@@ -1,0 +1,124 @@
+//! Minted tokens kept for reuse until shortly before they expire.
+//!
+//! Keys hold SHA-256 digests of the presented tokens, never the tokens. The cache is
+//! bounded: when full, expired entries go first, then the one expiring soonest.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use tokio::time::Instant;
+
+use super::request::{ExchangeRequest, MintedToken};
+
+/// Most margin kept before expiry.
+const MAX_MARGIN: Duration = Duration::from_secs(30);
+
+/// What makes two exchanges interchangeable.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub(crate) struct CacheKey {
+    subject: [u8; 32],
+    subject_type: String,
+    actor: Option<([u8; 32], String)>,
+    audience: Option<String>,
+    resource: Option<String>,
+    scope: String,
+}
+
+fn digest(value: &str) -> [u8; 32] {
+    Sha256::digest(value.as_bytes()).into()
+}
+
+impl CacheKey {
+    /// The key of `request`; scopes are sorted so their order does not matter.
+    pub(crate) fn of(request: &ExchangeRequest) -> Self {
+        let mut scopes = request.scopes.clone();
+        scopes.sort();
+        scopes.dedup();
+        Self {
+            subject: digest(request.subject_token.expose()),
+            subject_type: request.subject_token_type.clone(),
+            actor: request
+                .actor
+                .as_ref()
+                .map(|(t, ty)| (digest(t.expose()), ty.clone())),
+            audience: request.audience.clone(),
+            resource: request.resource.clone(),
+            scope: scopes.join(" "),
+        }
+    }
+}
+
+/// A bounded map of minted tokens with their reuse deadlines.
+pub(crate) struct TokenCache {
+    capacity: usize,
+    entries: Mutex<HashMap<CacheKey, (Instant, MintedToken)>>,
+}
+
+impl TokenCache {
+    /// An empty cache holding at most `capacity` tokens (0 disables caching).
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Instant, MintedToken)>> {
+        // A poisoned lock only means a panic elsewhere; the map itself is intact.
+        self.entries
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// A cached token for `key` that is not yet near expiry.
+    pub(crate) fn get(&self, key: &CacheKey) -> Option<MintedToken> {
+        let mut entries = self.lock();
+        match entries.get(key) {
+            Some((until, token)) if Instant::now() < *until => Some(token.clone()),
+            Some(_) => {
+                entries.remove(key);
+                None
+            }
+            None => None,
+        }
+    }
+
+    /// Keep `token`, obtained at `requested_at`, until `min(30 s, 10 %)` before it expires.
+    pub(crate) fn put(&self, key: CacheKey, token: &MintedToken, requested_at: Instant) {
+        let Some(lifetime) = token.expires_in else {
+            return;
+        };
+        if self.capacity == 0 {
+            return;
+        }
+        let margin = MAX_MARGIN.min(lifetime / 10);
+        let Some(usable) = lifetime.checked_sub(margin).filter(|d| !d.is_zero()) else {
+            return;
+        };
+        let Some(until) = requested_at.checked_add(usable) else {
+            return;
+        };
+        let mut entries = self.lock();
+        if entries.len() >= self.capacity && !entries.contains_key(&key) {
+            let now = Instant::now();
+            entries.retain(|_, (until, _)| now < *until);
+            if entries.len() >= self.capacity {
+                let soonest = entries
+                    .iter()
+                    .min_by_key(|(_, (until, _))| *until)
+                    .map(|(k, _)| k.clone());
+                if let Some(k) = soonest {
+                    entries.remove(&k);
+                }
+            }
+        }
+        entries.insert(key, (until, token.clone()));
+    }
+
+    /// How many tokens are held (for tests and metrics).
+    pub(crate) fn len(&self) -> usize {
+        self.lock().len()
+    }
+}

@@ -1,0 +1,106 @@
+//! One token-exchange request (RFC 8693 §2.1) and the token it yields (§2.2.1).
+
+use std::time::Duration;
+
+use super::secret::Secret;
+
+/// `urn:ietf:params:oauth:token-type:access_token`, the usual subject token type.
+pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
+/// `urn:ietf:params:oauth:token-type:jwt`, for actor tokens that are plain JWTs.
+pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+/// `urn:ietf:params:oauth:token-type:id_token`, for OpenID Connect ID tokens.
+pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+
+/// What to exchange for what: the user's token, the acting agent, the target, the scopes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExchangeRequest {
+    /// The token the MCP server received from the user.
+    pub subject_token: Secret,
+    /// Its type URN (default [`ACCESS_TOKEN_TYPE`]).
+    pub subject_token_type: String,
+    /// The agent's identity token and its type URN, when an agent acts.
+    pub actor: Option<(Secret, String)>,
+    /// The downstream audience id (`audience` parameter).
+    pub audience: Option<String>,
+    /// The downstream resource URI (`resource` parameter, RFC 8707).
+    pub resource: Option<String>,
+    /// The scopes this call needs; empty asks for everything the policy allows.
+    pub scopes: Vec<String>,
+    /// A W3C `traceparent` to carry the caller's trace into the minted token's `txn`.
+    pub traceparent: Option<String>,
+}
+
+impl ExchangeRequest {
+    /// Exchange `subject_token` (an access token) with nothing else set yet.
+    pub fn new(subject_token: impl Into<Secret>) -> Self {
+        Self {
+            subject_token: subject_token.into(),
+            subject_token_type: ACCESS_TOKEN_TYPE.to_owned(),
+            actor: None,
+            audience: None,
+            resource: None,
+            scopes: Vec::new(),
+            traceparent: None,
+        }
+    }
+
+    /// Set the subject token's type URN.
+    pub fn subject_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.subject_token_type = token_type.into();
+        self
+    }
+
+    /// Name the acting agent by its token and that token's type URN.
+    pub fn actor(mut self, token: impl Into<Secret>, token_type: impl Into<String>) -> Self {
+        self.actor = Some((token.into(), token_type.into()));
+        self
+    }
+
+    /// Target a downstream audience by id.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    /// Target a downstream resource by URI.
+    pub fn resource(mut self, resource: impl Into<String>) -> Self {
+        self.resource = Some(resource.into());
+        self
+    }
+
+    /// Ask for these scopes.
+    pub fn scopes<I, S>(mut self, scopes: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Carry a W3C `traceparent` header to the STS.
+    pub fn traceparent(mut self, traceparent: impl Into<String>) -> Self {
+        self.traceparent = Some(traceparent.into());
+        self
+    }
+
+    /// The scopes as the space-separated `scope` parameter.
+    pub(crate) fn scope_param(&self) -> String {
+        self.scopes.join(" ")
+    }
+}
+
+/// A token minted by the STS, ready to send downstream as `Bearer`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MintedToken {
+    /// The access token (redacted in `Debug`).
+    pub access_token: Secret,
+    /// `issued_token_type` of the response.
+    pub issued_token_type: String,
+    /// `token_type` of the response, normally `Bearer` (or `N_A`).
+    pub token_type: String,
+    /// Lifetime the STS stated when it minted the token.
+    pub expires_in: Option<Duration>,
+    /// The scopes granted, when the STS said (RFC 8693 §2.2.1).
+    pub scope: Option<String>,
+}

@@ -1,0 +1,115 @@
+//! Why a token was refused, as one enum a downstream service can match on.
+//!
+//! Messages never contain the token itself; anything taken from the token (an
+//! algorithm name, a `kid`) is cut to a short, printable form first.
+
+/// Every reason [`super::Verifier`] can refuse a token.
+///
+/// Two kinds matter to callers: the token is bad (answer 401 `invalid_token`), or a
+/// dependency is down (answer 503 and fail closed); [`VerifyError::is_unavailable`]
+/// tells them apart.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// No bearer token was presented at all (RFC 6750 §3.1: answer with a bare challenge).
+    #[error("no bearer token")]
+    Missing,
+    /// The token is not a well-formed JWS compact serialisation, or a claim has the
+    /// wrong JSON type.
+    #[error("malformed token: {0}")]
+    Malformed(String),
+    /// The header names an algorithm outside the allowlist (`ES256`, `RS256`); `none`
+    /// and HMAC are always refused (RFC 8725 §3.1).
+    #[error("algorithm {0} is not accepted")]
+    AlgorithmNotAllowed(String),
+    /// The header's algorithm is not the algorithm of the key its `kid` names; the
+    /// algorithm is taken from the key, never from the token alone.
+    #[error("token algorithm does not match its key")]
+    AlgorithmMismatch,
+    /// The header carries `crit`; no critical extension is understood (RFC 7515 §4.1.11).
+    #[error("critical header extensions are not supported")]
+    CriticalHeader,
+    /// The `kid` is not in the issuer's JWKS, even after a refetch.
+    #[error("unknown signing key {0}")]
+    UnknownKey(String),
+    /// The signature does not verify against the key the `kid` names.
+    #[error("signature does not verify")]
+    BadSignature,
+    /// The header `typ` is not `at+jwt` (RFC 9068 §4): some other kind of JWT.
+    #[error("token type is not at+jwt")]
+    WrongType,
+    /// `iss` is not the configured issuer (exact match).
+    #[error("token issuer is not trusted")]
+    WrongIssuer,
+    /// `aud` does not name this service.
+    #[error("token audience is not this service")]
+    WrongAudience,
+    /// A claim the token format requires is absent.
+    #[error("token lacks the {0} claim")]
+    MissingClaim(String),
+    /// `exp` (plus leeway) has passed.
+    #[error("token has expired")]
+    Expired,
+    /// `nbf` or `iat` (minus leeway) is still in the future.
+    #[error("token is not yet valid")]
+    NotYetValid,
+    /// Introspection (RFC 7662) says the token is no longer active.
+    #[error("token has been revoked")]
+    Revoked,
+    /// The JWKS could not be fetched and no cached keys are usable, so nothing can be
+    /// verified: fail closed.
+    #[error("signing keys unavailable: {0}")]
+    JwksUnavailable(String),
+    /// The introspection endpoint could not answer, so revocation is unknown: fail closed.
+    #[error("introspection unavailable: {0}")]
+    IntrospectionUnavailable(String),
+    /// The [`super::VerifierConfig`] cannot be used (for example an HTTP client could
+    /// not be built).
+    #[error("verifier configuration: {0}")]
+    Config(String),
+}
+
+impl VerifyError {
+    /// True when the refusal is about a dependency, not the token: answer 503, never 401.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::JwksUnavailable(_)
+                | VerifyError::IntrospectionUnavailable(_)
+                | VerifyError::Config(_)
+        )
+    }
+
+    /// A short, stable rule name for logs and metrics.
+    pub fn rule(&self) -> &'static str {
+        match self {
+            VerifyError::Missing => "missing",
+            VerifyError::Malformed(_) => "malformed",
+            VerifyError::AlgorithmNotAllowed(_) => "algorithm_not_allowed",
+            VerifyError::AlgorithmMismatch => "algorithm_mismatch",
+            VerifyError::CriticalHeader => "critical_header",
+            VerifyError::UnknownKey(_) => "unknown_key",
+            VerifyError::BadSignature => "bad_signature",
+            VerifyError::WrongType => "wrong_type",
+            VerifyError::WrongIssuer => "wrong_issuer",
+            VerifyError::WrongAudience => "wrong_audience",
+            VerifyError::MissingClaim(_) => "missing_claim",
+            VerifyError::Expired => "expired",
+            VerifyError::NotYetValid => "not_yet_valid",
+            VerifyError::Revoked => "revoked",
+            VerifyError::JwksUnavailable(_) => "jwks_unavailable",
+            VerifyError::IntrospectionUnavailable(_) => "introspection_unavailable",
+            VerifyError::Config(_) => "config",
+        }
+    }
+}
+
+/// Cut a value taken from an untrusted token to something safe to print: at most 64
+/// characters from a conservative set, so it can never break a header or a log line.
+pub(crate) fn printable(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.:+/@=".contains(*c))
+        .take(64)
+        .collect()
+}

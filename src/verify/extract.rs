@@ -1,0 +1,286 @@
+//! axum adapters: an extractor, a tower layer, and RFC 6750 §3 error responses.
+//!
+//! Handlers receive an [`ExecutionIdentity`], never the raw token, and the token is
+//! never logged. No token gets a bare `Bearer` challenge; a bad one `invalid_token`; a
+//! missing scope 403 `insufficient_scope`; a verifier dependency that is down 503.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::extract::{FromRef, FromRequestParts, Request};
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
+
+use super::{ExecutionIdentity, Verifier, VerifyError};
+
+/// Why a request was not let through; its response follows RFC 6750 §3.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No bearer token: 401 with a bare `WWW-Authenticate: Bearer` (RFC 6750 §3.1).
+    MissingToken,
+    /// A malformed `Authorization` header: 400 `invalid_request`.
+    InvalidRequest(&'static str),
+    /// The token was refused: 401 `invalid_token` with a description.
+    InvalidToken(VerifyError),
+    /// The token lacks a needed scope: 403 `insufficient_scope` naming it.
+    InsufficientScope(String),
+    /// A dependency of verification (JWKS, introspection) is down: 503, fail closed.
+    Unavailable(VerifyError),
+    /// A handler asked for an identity on a route without [`BearerAuthLayer`]: 500.
+    NotConfigured,
+}
+
+impl From<VerifyError> for AuthRejection {
+    fn from(error: VerifyError) -> Self {
+        match error {
+            VerifyError::Missing => AuthRejection::MissingToken,
+            e if e.is_unavailable() => AuthRejection::Unavailable(e),
+            e => AuthRejection::InvalidToken(e),
+        }
+    }
+}
+
+/// Keep only characters RFC 6750 §3 allows inside a quoted challenge parameter.
+fn quoted_safe(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(*c, ' '..='~') && *c != '"' && *c != '\\')
+        .take(200)
+        .collect()
+}
+
+fn challenge(status: StatusCode, value: String) -> Response {
+    let header =
+        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+    (status, [(WWW_AUTHENTICATE, header)]).into_response()
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        match self {
+            AuthRejection::MissingToken => challenge(StatusCode::UNAUTHORIZED, "Bearer".into()),
+            AuthRejection::InvalidRequest(why) => challenge(
+                StatusCode::BAD_REQUEST,
+                format!(
+                    "Bearer error=\"invalid_request\", error_description=\"{}\"",
+                    quoted_safe(why)
+                ),
+            ),
+            AuthRejection::InvalidToken(e) => {
+                tracing::debug!(rule = e.rule(), error = %e, "bearer token refused");
+                challenge(
+                    StatusCode::UNAUTHORIZED,
+                    format!(
+                        "Bearer error=\"invalid_token\", error_description=\"{}\"",
+                        quoted_safe(&e.to_string())
+                    ),
+                )
+            }
+            AuthRejection::InsufficientScope(scope) => challenge(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
+                    quoted_safe(&scope)
+                ),
+            ),
+            AuthRejection::Unavailable(e) => {
+                tracing::warn!(rule = e.rule(), error = %e, "token verification unavailable");
+                (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    [(RETRY_AFTER, HeaderValue::from_static("5"))],
+                    "token verification temporarily unavailable",
+                )
+                    .into_response()
+            }
+            AuthRejection::NotConfigured => {
+                tracing::error!("route expects an identity but has no BearerAuthLayer");
+                StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            }
+        }
+    }
+}
+
+/// The bearer token of the `Authorization` header, `None` when there is none (or the
+/// header uses another scheme). Tokens in query strings are not accepted.
+fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthRejection::InvalidRequest(
+            "more than one Authorization header",
+        ));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthRejection::InvalidRequest("Authorization header is not visible ASCII"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(None);
+    }
+    let token = rest.trim();
+    if token.is_empty() || token.contains(' ') {
+        return Err(AuthRejection::InvalidRequest("malformed bearer token"));
+    }
+    Ok(Some(token))
+}
+
+/// Verify the request's bearer token and check `scopes`; the shared core of the
+/// extractor and the layer.
+pub async fn authenticate(
+    verifier: &Verifier,
+    headers: &HeaderMap,
+    scopes: &[String],
+) -> Result<ExecutionIdentity, AuthRejection> {
+    let token = bearer_token(headers)?.ok_or(AuthRejection::MissingToken)?;
+    let identity = verifier.verify(token).await?;
+    for scope in scopes {
+        require_scope(&identity, scope)?;
+    }
+    Ok(identity)
+}
+
+/// `Ok` when `identity` holds `scope`, else the 403 `insufficient_scope` rejection.
+pub fn require_scope(identity: &ExecutionIdentity, scope: &str) -> Result<(), AuthRejection> {
+    if identity.has_scope(scope) {
+        Ok(())
+    } else {
+        tracing::debug!(user = identity.user(), scope, "insufficient scope");
+        Err(AuthRejection::InsufficientScope(scope.to_owned()))
+    }
+}
+
+/// Extractor: the verified identity of the caller. Uses the identity a
+/// [`BearerAuthLayer`] already put in the request, else verifies with the
+/// `Arc<Verifier>` in the router state.
+#[derive(Debug, Clone)]
+pub struct Authenticated(pub ExecutionIdentity);
+
+impl Authenticated {
+    /// Refuse with 403 `insufficient_scope` unless the caller holds `scope`.
+    pub fn require_scope(&self, scope: &str) -> Result<&ExecutionIdentity, AuthRejection> {
+        require_scope(&self.0, scope).map(|()| &self.0)
+    }
+}
+
+impl<S> FromRequestParts<S> for Authenticated
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(identity) = parts.extensions.get::<ExecutionIdentity>() {
+            return Ok(Authenticated(identity.clone()));
+        }
+        let verifier = Arc::<Verifier>::from_ref(state);
+        let identity = authenticate(&verifier, &parts.headers, &[]).await?;
+        parts.extensions.insert(identity.clone());
+        Ok(Authenticated(identity))
+    }
+}
+
+/// Extractor for routes behind [`BearerAuthLayer`]: the identity the layer verified.
+impl<S: Send + Sync> FromRequestParts<S> for ExecutionIdentity {
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<ExecutionIdentity>()
+            .cloned()
+            .ok_or(AuthRejection::NotConfigured)
+    }
+}
+
+/// Tower layer: verify every request's bearer token (and required scopes) before the
+/// inner service runs, and put the [`ExecutionIdentity`] in the request extensions.
+#[derive(Debug, Clone)]
+pub struct BearerAuthLayer {
+    verifier: Arc<Verifier>,
+    scopes: Arc<[String]>,
+}
+
+impl BearerAuthLayer {
+    /// Authenticate with `verifier`; no scope required yet.
+    pub fn new(verifier: Arc<Verifier>) -> Self {
+        Self {
+            verifier,
+            scopes: Arc::from(Vec::new()),
+        }
+    }
+
+    /// Also require `scope` (403 `insufficient_scope` when absent).
+    pub fn require_scope(self, scope: impl Into<String>) -> Self {
+        let mut scopes = self.scopes.to_vec();
+        scopes.push(scope.into());
+        Self {
+            verifier: self.verifier,
+            scopes: Arc::from(scopes),
+        }
+    }
+}
+
+impl<S> Layer<S> for BearerAuthLayer {
+    type Service = BearerAuth<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        BearerAuth {
+            inner,
+            verifier: Arc::clone(&self.verifier),
+            scopes: Arc::clone(&self.scopes),
+        }
+    }
+}
+
+/// The service [`BearerAuthLayer`] wraps around a route.
+#[derive(Debug, Clone)]
+pub struct BearerAuth<S> {
+    inner: S,
+    verifier: Arc<Verifier>,
+    scopes: Arc<[String]>,
+}
+
+impl<S> Service<Request> for BearerAuth<S>
+where
+    S: Service<Request, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request) -> Self::Future {
+        // Take the service that was polled ready; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let verifier = Arc::clone(&self.verifier);
+        let scopes = Arc::clone(&self.scopes);
+        Box::pin(async move {
+            match authenticate(&verifier, request.headers(), &scopes).await {
+                Ok(identity) => {
+                    request.extensions_mut().insert(identity);
+                    inner.call(request).await.map(IntoResponse::into_response)
+                }
+                Err(rejection) => Ok(rejection.into_response()),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+#[path = "extract_tests.rs"]
+mod tests;

@@ -1,0 +1,209 @@
+//! The execution identity: who acts, for whom, through which agent, with what rights.
+//!
+//! Built only from a verified token, so a handler that holds one knows every field
+//! was vouched for by the STS; the raw token is not kept.
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use serde::Serialize;
+
+use crate::clock::UnixTime;
+
+/// How the token relates the caller to the user; chosen by STS policy per audience.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelegationMode {
+    /// The calling service acts as itself; the user rides along as context.
+    ServiceIdentity,
+    /// The user is the subject and an agent acts for them (RFC 8693 delegation).
+    OnBehalfOf,
+    /// The token impersonates the user for a legacy API; no actor is named.
+    RestrictedUser,
+}
+
+impl DelegationMode {
+    /// Parse the `delegation_mode` claim; `None` for a value this library does not know.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "service_identity" => Some(DelegationMode::ServiceIdentity),
+            "on_behalf_of" => Some(DelegationMode::OnBehalfOf),
+            "restricted_user" => Some(DelegationMode::RestrictedUser),
+            _ => None,
+        }
+    }
+
+    /// The claim value, for logs and audit lines.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelegationMode::ServiceIdentity => "service_identity",
+            DelegationMode::OnBehalfOf => "on_behalf_of",
+            DelegationMode::RestrictedUser => "restricted_user",
+        }
+    }
+}
+
+impl fmt::Display for DelegationMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The human the request is ultimately for.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct UserContext {
+    /// The user's subject identifier at the upstream identity provider.
+    pub sub: String,
+    /// The user's tenant, when the deployment has tenants.
+    pub tenant: Option<String>,
+}
+
+/// One actor of the delegation chain (RFC 8693 §4.1).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// The actor's subject: an agent or a calling service.
+    pub sub: String,
+    /// Who vouched for the actor (the actor token's issuer), when known.
+    pub iss: Option<String>,
+}
+
+/// The typed identity a downstream handler authorises and audits with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExecutionIdentity {
+    pub(crate) issuer: String,
+    pub(crate) subject: String,
+    pub(crate) user: UserContext,
+    pub(crate) service: Option<String>,
+    pub(crate) actors: Vec<Actor>,
+    pub(crate) session_id: String,
+    pub(crate) transaction_id: String,
+    pub(crate) scopes: BTreeSet<String>,
+    pub(crate) delegation_mode: DelegationMode,
+    pub(crate) audience: String,
+    pub(crate) client_id: String,
+    pub(crate) expires_at: UnixTime,
+    pub(crate) issued_at: Option<UnixTime>,
+    pub(crate) token_id: String,
+}
+
+impl ExecutionIdentity {
+    /// The user's subject: per-user filtering keys on this, never on tool arguments.
+    pub fn user(&self) -> &str {
+        &self.user.sub
+    }
+
+    /// The user with their tenant.
+    pub fn user_context(&self) -> &UserContext {
+        &self.user
+    }
+
+    /// The user's tenant, if the token carries one.
+    pub fn tenant(&self) -> Option<&str> {
+        self.user.tenant.as_deref()
+    }
+
+    /// The current agent (the outermost actor), the one that drives access decisions.
+    pub fn agent(&self) -> Option<&str> {
+        self.actors.first().map(|a| a.sub.as_str())
+    }
+
+    /// The whole actor chain, current actor first, earliest hop last.
+    pub fn actors(&self) -> &[Actor] {
+        &self.actors
+    }
+
+    /// In `service_identity` mode, the calling service (the token's `sub`).
+    pub fn service(&self) -> Option<&str> {
+        self.service.as_deref()
+    }
+
+    /// The token's `sub` as written: the user, or the service in `service_identity`.
+    pub fn subject(&self) -> &str {
+        &self.subject
+    }
+
+    /// How the caller relates to the user.
+    pub fn delegation_mode(&self) -> DelegationMode {
+        self.delegation_mode
+    }
+
+    /// Whether the token grants `scope`; the basis of per-operation authorisation.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.contains(scope)
+    }
+
+    /// Every granted scope.
+    pub fn scopes(&self) -> &BTreeSet<String> {
+        &self.scopes
+    }
+
+    /// The session (`sid`), so audit lines can be tied to a revocable session.
+    pub fn session_id(&self) -> &str {
+        &self.session_id
+    }
+
+    /// The trace / transaction id (`txn`), for correlating logs across hops.
+    pub fn transaction_id(&self) -> &str {
+        &self.transaction_id
+    }
+
+    /// The audience this token was accepted for (this service).
+    pub fn audience(&self) -> &str {
+        &self.audience
+    }
+
+    /// The client that called the STS (`client_id`): usually the MCP server.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    /// When the token stops being valid (`exp`, seconds since the epoch).
+    pub fn expires_at(&self) -> UnixTime {
+        self.expires_at
+    }
+
+    /// When the token was issued (`iat`), if stated.
+    pub fn issued_at(&self) -> Option<UnixTime> {
+        self.issued_at
+    }
+
+    /// The token id (`jti`), the handle for revoking this one token.
+    pub fn token_id(&self) -> &str {
+        &self.token_id
+    }
+
+    /// The STS that issued the token.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// One audit-friendly line, e.g. `alice@example.com via agent claude-desktop (orders-mcp)`.
+    pub fn describe(&self) -> String {
+        self.to_string()
+    }
+}
+
+impl fmt::Display for ExecutionIdentity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.delegation_mode {
+            DelegationMode::ServiceIdentity => {
+                write!(f, "service {} for {}", self.subject, self.user.sub)?;
+                if let Some(agent) = self.agent() {
+                    write!(f, " via agent {agent}")?;
+                }
+                Ok(())
+            }
+            DelegationMode::OnBehalfOf => match self.agent() {
+                Some(agent) => write!(
+                    f,
+                    "{} via agent {agent} ({})",
+                    self.user.sub, self.client_id
+                ),
+                None => write!(f, "{} via {}", self.user.sub, self.client_id),
+            },
+            DelegationMode::RestrictedUser => {
+                write!(f, "{} (restricted, via {})", self.user.sub, self.client_id)
+            }
+        }
+    }
+}
