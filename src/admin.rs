@@ -38,7 +38,13 @@ pub enum AdminError {
 
 /// Check the admin Bearer credential in constant time.
 pub fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminError> {
-    let Some(expected) = sts.config.admin.token_sha256.as_deref().and_then(|h| hex::decode(h).ok()) else {
+    let Some(expected) = sts
+        .config
+        .admin
+        .token_sha256
+        .as_deref()
+        .and_then(|h| hex::decode(h).ok())
+    else {
         return Err(AdminError::Disabled);
     };
     let presented = authorization
@@ -47,7 +53,11 @@ pub fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminErro
         .map(|(_, token)| token.trim())
         .ok_or(AdminError::Unauthorized)?;
     let digest = Sha256::digest(presented.as_bytes());
-    if bool::from(digest.as_slice().ct_eq(&expected)) { Ok(()) } else { Err(AdminError::Unauthorized) }
+    if bool::from(digest.as_slice().ct_eq(&expected)) {
+        Ok(())
+    } else {
+        Err(AdminError::Unauthorized)
+    }
 }
 
 /// `POST /admin/revocations` body.
@@ -70,17 +80,29 @@ pub struct RevokeRequest {
 pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
     let kind: RevocationKind = kind.parse().map_err(AdminError::BadRequest)?;
     if value.is_empty() || value.len() > MAX_VALUE_LEN || value.chars().any(char::is_control) {
-        return Err(AdminError::BadRequest("value must be 1 to 1024 printable characters".into()));
+        return Err(AdminError::BadRequest(
+            "value must be 1 to 1024 printable characters".into(),
+        ));
     }
     Ok(RevocationKey::new(kind, value))
 }
 
 /// Record a revocation; acknowledged only once the store accepted it.
-pub async fn revoke(sts: &Sts, request: RevokeRequest, now: UnixTime, audit: &mut AuditEvent) -> Result<Revocation, AdminError> {
+pub async fn revoke(
+    sts: &Sts,
+    request: RevokeRequest,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<Revocation, AdminError> {
     let key = parse_key(&request.kind, &request.value)?;
-    let revoked_by = request.revoked_by.filter(|s| !s.is_empty()).unwrap_or_else(|| "admin".into());
+    let revoked_by = request
+        .revoked_by
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| "admin".into());
     if request.reason.len() > MAX_TEXT_LEN || revoked_by.len() > MAX_TEXT_LEN {
-        return Err(AdminError::BadRequest("reason and revoked_by must be at most 1024 characters".into()));
+        return Err(AdminError::BadRequest(
+            "reason and revoked_by must be at most 1024 characters".into(),
+        ));
     }
     let entry = Revocation {
         kind: key.kind,
@@ -92,13 +114,17 @@ pub async fn revoke(sts: &Sts, request: RevokeRequest, now: UnixTime, audit: &mu
     };
     audit.target = Some(format!("{}:{}", entry.kind, entry.value));
     audit.detail = Some(format!("by {}: {}", entry.revoked_by, entry.reason));
-    sts.store_call(sts.store.revoke(entry.clone())).await.map_err(|_| AdminError::Unavailable)?;
+    sts.store_call(sts.store.revoke(entry.clone()))
+        .await
+        .map_err(|_| AdminError::Unavailable)?;
     Ok(entry)
 }
 
 /// Every revocation in force.
 pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<Revocation>, AdminError> {
-    sts.store_call(sts.store.list(now)).await.map_err(|_| AdminError::Unavailable)
+    sts.store_call(sts.store.list(now))
+        .await
+        .map_err(|_| AdminError::Unavailable)
 }
 
 /// Remove a revocation.

@@ -120,11 +120,7 @@ impl StsClient {
             .build()
             .map_err(|e| StsError::InvalidInput(format!("HTTP client: {e}")))?;
         let cache = TokenCache::new(config.cache_capacity);
-        Ok(Self {
-            http,
-            config,
-            cache,
-        })
+        Ok(Self { http, config, cache })
     }
 
     /// Exchange, reusing a cached token for the same subject, actor, target and scopes
@@ -146,10 +142,7 @@ impl StsClient {
     }
 
     /// Exchange without looking at or filling the cache.
-    pub async fn exchange_uncached(
-        &self,
-        request: &ExchangeRequest,
-    ) -> Result<MintedToken, StsError> {
+    pub async fn exchange_uncached(&self, request: &ExchangeRequest) -> Result<MintedToken, StsError> {
         if request.subject_token.expose().is_empty() {
             return Err(StsError::InvalidInput("subject token is empty".into()));
         }

@@ -14,7 +14,10 @@ use crate::service::Sts;
 /// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
 /// the client it was issued to (RFC 7662 §2.2, RFC 7009 §2.1).
 pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaims) -> bool {
-    let audience_id = sts.audiences.by_aud(&claims.aud).map_or(claims.aud.as_str(), |a| a.id.as_str());
+    let audience_id = sts
+        .audiences
+        .by_aud(&claims.aud)
+        .map_or(claims.aud.as_str(), |a| a.id.as_str());
     caller.id() == claims.client_id || caller.id() == audience_id
 }
 
@@ -29,8 +32,15 @@ pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: 
     let mut keys = issued::lineage(&claims);
     keys.push(RevocationKey::new(RevocationKind::Client, caller.id()));
     let found = sts.store_call(sts.store.check(&keys, now)).await?;
-    if found.iter().flatten().any(|r| r.kind == RevocationKind::Client && r.value == caller.id()) {
-        return Err(OAuthError::invalid_client("client.revoked", "client authentication failed"));
+    if found
+        .iter()
+        .flatten()
+        .any(|r| r.kind == RevocationKind::Client && r.value == caller.id())
+    {
+        return Err(OAuthError::invalid_client(
+            "client.revoked",
+            "client authentication failed",
+        ));
     }
     if !caller_may_see(sts, caller, &claims) || found.iter().any(Option::is_some) {
         return Ok(inactive);
@@ -57,7 +67,13 @@ pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: 
 
 /// Revoke `token` for `caller`. Unknown or invalid tokens succeed without change
 /// (RFC 7009 §2.2); a token issued neither to nor for the caller is refused.
-pub async fn revoke(sts: &Sts, caller: &RegisteredClient, token: &str, now: UnixTime, audit: &mut AuditEvent) -> Result<(), OAuthError> {
+pub async fn revoke(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    token: &str,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<(), OAuthError> {
     let ring = sts.keys.current();
     check_caller_not_revoked(sts, caller, now).await?;
     let Some(claims) = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now) else {
@@ -69,7 +85,10 @@ pub async fn revoke(sts: &Sts, caller: &RegisteredClient, token: &str, now: Unix
     audit.sid = Some(claims.sid.clone());
     audit.audience = Some(claims.aud.clone());
     if !caller_may_see(sts, caller, &claims) {
-        return Err(OAuthError::unauthorized_client("revoke.not_yours", "the token was not issued to or for this client"));
+        return Err(OAuthError::unauthorized_client(
+            "revoke.not_yours",
+            "the token was not issued to or for this client",
+        ));
     }
     let entry = Revocation {
         kind: RevocationKind::Token,
@@ -87,7 +106,10 @@ async fn check_caller_not_revoked(sts: &Sts, caller: &RegisteredClient, now: Uni
     let key = [RevocationKey::new(RevocationKind::Client, caller.id())];
     let found = sts.store_call(sts.store.check(&key, now)).await?;
     if found.iter().any(Option::is_some) {
-        return Err(OAuthError::invalid_client("client.revoked", "client authentication failed"));
+        return Err(OAuthError::invalid_client(
+            "client.revoked",
+            "client authentication failed",
+        ));
     }
     Ok(())
 }

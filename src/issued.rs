@@ -74,7 +74,15 @@ mod tests {
             client_id: "orders-mcp".into(),
             scope: "orders:read".into(),
             delegation_mode: DelegationMode::OnBehalfOf,
-            act: Some(Actor { sub: "hop".into(), iss: None, act: Some(Box::new(Actor { sub: "agent".into(), iss: None, act: None })) }),
+            act: Some(Actor {
+                sub: "hop".into(),
+                iss: None,
+                act: Some(Box::new(Actor {
+                    sub: "agent".into(),
+                    iss: None,
+                    act: None,
+                })),
+            }),
             sid: "s1".into(),
             txn: "t".into(),
             tenant: None,
@@ -104,7 +112,11 @@ mod tests {
         c.delegation_mode = DelegationMode::ServiceIdentity;
         c.sub = "orders-mcp".into();
         c.act = None;
-        c.user = Some(UserContext { sub: "alice".into(), tenant: None, agent: Some("agent-7".into()) });
+        c.user = Some(UserContext {
+            sub: "alice".into(),
+            tenant: None,
+            agent: Some("agent-7".into()),
+        });
         let keys = lineage(&c);
         assert!(keys.contains(&RevocationKey::new(RevocationKind::Subject, "alice")));
         assert!(keys.contains(&RevocationKey::new(RevocationKind::Agent, "agent-7")));

@@ -1,8 +1,8 @@
 //! mcp-sts: an OAuth 2.0 Token Exchange (RFC 8693) service for agent and MCP deployments.
 //!
 //! The request travels one way: `http` -> `exchange` -> `inbound` -> `policy` ->
-//! `mint` -> `audit`, with `revocation` behind a trait. `verify` is the downstream
-//! side and depends on none of the server modules.
+//! `mint` -> `audit`, with `revocation` behind a trait. `verify` (and `client`) are
+//! the downstream side and depend on none of the server modules.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![cfg_attr(
@@ -10,12 +10,10 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
-<<<<<<< HEAD
+pub mod admin;
 pub mod audit;
-pub mod client_auth;
-=======
 pub mod client;
->>>>>>> verify
+pub mod client_auth;
 pub mod clock;
 pub mod config;
 pub mod dev_idp;
@@ -23,17 +21,13 @@ pub mod error;
 pub mod exchange;
 pub mod http;
 pub mod inbound;
+pub mod introspect;
+pub mod issued;
 pub mod keys;
 pub mod mint;
 pub mod policy;
 pub mod revocation;
-<<<<<<< HEAD
 pub mod server;
 pub mod service;
 pub mod telemetry;
-pub mod admin;
-pub mod introspect;
-pub mod issued;
-=======
 pub mod verify;
->>>>>>> verify

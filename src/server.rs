@@ -41,7 +41,10 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationSto
         RevocationBackend::Memory => Arc::new(MemoryStore::new()),
         RevocationBackend::Embedded => {
             let path = &config.revocation.path;
-            Arc::new(EmbeddedStore::open(path).with_context(|| format!("cannot open revocation store {}", path.display()))?)
+            Arc::new(
+                EmbeddedStore::open(path)
+                    .with_context(|| format!("cannot open revocation store {}", path.display()))?,
+            )
         }
         RevocationBackend::Redis => {
             let timeout = Duration::from_millis(config.revocation.timeout_ms);

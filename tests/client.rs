@@ -12,8 +12,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use mcp_sts::client::{
-    ClientAuth, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig,
-    StsError, TOKEN_EXCHANGE_GRANT,
+    ClientAuth, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
+    TOKEN_EXCHANGE_GRANT,
 };
 use serde_json::json;
 
@@ -28,10 +28,7 @@ struct Seen {
 
 impl Seen {
     fn field(&self, name: &str) -> Option<&str> {
-        self.form
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.form.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -49,10 +46,7 @@ impl Endpoint {
     }
 
     fn script(&self, status: u16, body: &str) {
-        self.scripted
-            .lock()
-            .unwrap()
-            .push_back((status, body.to_owned()));
+        self.scripted.lock().unwrap().push_back((status, body.to_owned()));
     }
 
     fn last(&self) -> Seen {
@@ -67,9 +61,7 @@ async fn token(State(ep): State<Arc<Endpoint>>, headers: HeaderMap, body: String
         authorization: header("authorization"),
         content_type: header("content-type"),
         traceparent: header("traceparent"),
-        form: form_urlencoded::parse(body.as_bytes())
-            .into_owned()
-            .collect(),
+        form: form_urlencoded::parse(body.as_bytes()).into_owned().collect(),
     });
     if let Some((status, body)) = ep.scripted.lock().unwrap().pop_front() {
         let status = StatusCode::from_u16(status).unwrap();
@@ -93,9 +85,7 @@ async fn start() -> (Arc<Endpoint>, String) {
         expires_in: AtomicU64::new(300),
         ..Endpoint::default()
     });
-    let app = Router::new()
-        .route("/token", post(token))
-        .with_state(Arc::clone(&ep));
+    let app = Router::new().route("/token", post(token)).with_state(Arc::clone(&ep));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -133,16 +123,12 @@ async fn basic_auth_and_form_fields_are_sent_as_rfc_8693_asks() {
 
     let seen = ep.last();
     // RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
-    let expected =
-        base64::engine::general_purpose::STANDARD.encode("orders%3Amcp:p%40ss+word%2F%C3%A9");
+    let expected = base64::engine::general_purpose::STANDARD.encode("orders%3Amcp:p%40ss+word%2F%C3%A9");
     assert_eq!(
         seen.authorization.as_deref(),
         Some(format!("Basic {expected}").as_str())
     );
-    assert_eq!(
-        seen.content_type.as_deref(),
-        Some("application/x-www-form-urlencoded")
-    );
+    assert_eq!(seen.content_type.as_deref(), Some("application/x-www-form-urlencoded"));
     assert_eq!(
         seen.traceparent.as_deref(),
         Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
@@ -150,10 +136,7 @@ async fn basic_auth_and_form_fields_are_sent_as_rfc_8693_asks() {
     let expected_form = [
         ("grant_type", TOKEN_EXCHANGE_GRANT),
         ("subject_token", "user-jwt"),
-        (
-            "subject_token_type",
-            "urn:ietf:params:oauth:token-type:access_token",
-        ),
+        ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
         ("actor_token", "agent-jwt"),
         ("actor_token_type", "urn:ietf:params:oauth:token-type:jwt"),
         ("audience", "orders-api"),
@@ -180,10 +163,7 @@ async fn client_secret_post_puts_credentials_in_the_form() {
     assert_eq!(seen.traceparent, None);
     assert_eq!(seen.field("client_id"), Some("orders-mcp"));
     assert_eq!(seen.field("client_secret"), Some("s3cret"));
-    assert_eq!(
-        seen.field("resource"),
-        Some("https://orders.example.com/api")
-    );
+    assert_eq!(seen.field("resource"), Some("https://orders.example.com/api"));
     assert_eq!(seen.field("audience"), None);
     assert_eq!(seen.field("scope"), None);
     assert_eq!(seen.field("actor_token"), None);
@@ -209,10 +189,7 @@ async fn minted_tokens_are_cached_per_subject_actor_audience_and_scope() {
     client.exchange(&reordered).await.unwrap();
     assert_eq!(ep.hits(), 1, "scope order does not matter");
 
-    client
-        .exchange(&request.clone().audience("billing-api"))
-        .await
-        .unwrap();
+    client.exchange(&request.clone().audience("billing-api")).await.unwrap();
     assert_eq!(ep.hits(), 2);
     client
         .exchange(
@@ -228,10 +205,7 @@ async fn minted_tokens_are_cached_per_subject_actor_audience_and_scope() {
         .await
         .unwrap();
     assert_eq!(ep.hits(), 4);
-    client
-        .exchange(&request.clone().scopes(["a"]))
-        .await
-        .unwrap();
+    client.exchange(&request.clone().scopes(["a"])).await.unwrap();
     assert_eq!(ep.hits(), 5);
     assert_eq!(client.cached_tokens(), 5);
 
@@ -251,11 +225,7 @@ async fn cached_tokens_are_dropped_shortly_before_expiry() {
     assert_eq!(ep.hits(), 1);
     tokio::time::sleep(Duration::from_millis(1850)).await;
     client.exchange(&request).await.unwrap();
-    assert_eq!(
-        ep.hits(),
-        2,
-        "refetched within the last 10 % of the lifetime"
-    );
+    assert_eq!(ep.hits(), 2, "refetched within the last 10 % of the lifetime");
 
     // Without expires_in the lifetime is unknown: nothing is cached.
     ep.expires_in.store(0, Ordering::SeqCst);
@@ -288,29 +258,13 @@ async fn sts_errors_are_typed_with_code_description_and_status() {
     let cases = [
         (400, "invalid_request", OAuthErrorCode::InvalidRequest),
         (401, "invalid_client", OAuthErrorCode::InvalidClient),
-        (
-            400,
-            "unauthorized_client",
-            OAuthErrorCode::UnauthorizedClient,
-        ),
-        (
-            400,
-            "unsupported_grant_type",
-            OAuthErrorCode::UnsupportedGrantType,
-        ),
+        (400, "unauthorized_client", OAuthErrorCode::UnauthorizedClient),
+        (400, "unsupported_grant_type", OAuthErrorCode::UnsupportedGrantType),
         (400, "invalid_scope", OAuthErrorCode::InvalidScope),
         (400, "invalid_target", OAuthErrorCode::InvalidTarget),
-        (
-            503,
-            "temporarily_unavailable",
-            OAuthErrorCode::TemporarilyUnavailable,
-        ),
+        (503, "temporarily_unavailable", OAuthErrorCode::TemporarilyUnavailable),
         (500, "server_error", OAuthErrorCode::ServerError),
-        (
-            400,
-            "invalid_grant",
-            OAuthErrorCode::Other("invalid_grant".into()),
-        ),
+        (400, "invalid_grant", OAuthErrorCode::Other("invalid_grant".into())),
     ];
     let count = cases.len();
     for (status, code, expected) in cases {

@@ -11,8 +11,8 @@ use axum::routing::{get, post};
 use base64::Engine;
 use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::verify::{
-    AuthRejection, Authenticated, BearerAuthLayer, DelegationMode, ExecutionIdentity,
-    IntrospectionConfig, Verifier, VerifierConfig, VerifyError,
+    AuthRejection, Authenticated, BearerAuthLayer, DelegationMode, ExecutionIdentity, IntrospectionConfig, Verifier,
+    VerifierConfig, VerifyError,
 };
 use serde_json::{Value, json};
 use support::downstream::{AUDIENCE, ISSUER, NOW, TestKey, b64, dead_url, obo_claims, serve, start_sts};
@@ -51,10 +51,7 @@ fn without(claims: Value, field: &str) -> Value {
 #[tokio::test]
 async fn es256_token_yields_the_execution_identity() {
     let (_sts, _base, key, verifier) = setup().await;
-    let id = verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    let id = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
 
     assert_eq!(id.user(), "alice@example.com");
     assert_eq!(id.subject(), "alice@example.com");
@@ -76,10 +73,7 @@ async fn es256_token_yields_the_execution_identity() {
     assert_eq!(id.issued_at(), Some(NOW));
     assert_eq!(id.token_id(), "tok-1");
     assert_eq!(id.issuer(), ISSUER);
-    assert_eq!(
-        id.describe(),
-        "alice@example.com via agent claude-desktop (orders-mcp)"
-    );
+    assert_eq!(id.describe(), "alice@example.com via agent claude-desktop (orders-mcp)");
     assert_eq!(id.to_string(), id.describe());
 }
 
@@ -121,16 +115,10 @@ async fn service_identity_takes_the_user_from_the_user_claim() {
     assert_eq!(id.service(), Some("orders-mcp"));
     assert_eq!(id.subject(), "orders-mcp");
     assert_eq!(id.agent(), Some("cursor"));
-    assert_eq!(
-        id.describe(),
-        "service orders-mcp for bob@example.com via agent cursor"
-    );
+    assert_eq!(id.describe(), "service orders-mcp for bob@example.com via agent cursor");
 
     let no_user = without(claims, "user");
-    let err = verifier
-        .verify_at(&key.sign(&no_user), NOW)
-        .await
-        .unwrap_err();
+    let err = verifier.verify_at(&key.sign(&no_user), NOW).await.unwrap_err();
     assert_eq!(err, VerifyError::MissingClaim("user".into()));
 }
 
@@ -144,21 +132,13 @@ async fn restricted_user_has_no_agent() {
     let id = verifier.verify_at(&key.sign(&claims), NOW).await.unwrap();
     assert_eq!(id.delegation_mode(), DelegationMode::RestrictedUser);
     assert_eq!(id.agent(), None);
-    assert_eq!(
-        id.describe(),
-        "alice@example.com (restricted, via orders-mcp)"
-    );
+    assert_eq!(id.describe(), "alice@example.com (restricted, via orders-mcp)");
 }
 
 #[tokio::test]
 async fn typ_variants_of_at_jwt_are_accepted_case_insensitively() {
     let (_sts, _base, key, verifier) = setup().await;
-    for typ in [
-        "at+jwt",
-        "application/at+jwt",
-        "AT+JWT",
-        "Application/At+Jwt",
-    ] {
+    for typ in ["at+jwt", "application/at+jwt", "AT+JWT", "Application/At+Jwt"] {
         let header = json!({"alg": "ES256", "typ": typ, "kid": key.kid});
         let token = key.sign_with(&header, &obo_claims(NOW));
         assert!(verifier.verify_at(&token, NOW).await.is_ok(), "typ {typ}");
@@ -168,12 +148,7 @@ async fn typ_variants_of_at_jwt_are_accepted_case_insensitively() {
 #[tokio::test]
 async fn other_typ_values_are_wrong_type() {
     let (_sts, _base, key, verifier) = setup().await;
-    for typ in [
-        json!("JWT"),
-        json!("dpop+jwt"),
-        json!("secevent+jwt"),
-        Value::Null,
-    ] {
+    for typ in [json!("JWT"), json!("dpop+jwt"), json!("secevent+jwt"), Value::Null] {
         let mut header = json!({"alg": "ES256", "kid": key.kid});
         if !typ.is_null() {
             header["typ"] = typ.clone();
@@ -195,10 +170,7 @@ async fn key_rotation_is_survived_with_one_refetch_for_concurrent_requests() {
     sts.publish(&[&old]);
     let verifier = Arc::new(verifier(&base));
 
-    verifier
-        .verify_at(&old.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    verifier.verify_at(&old.sign(&obo_claims(NOW)), NOW).await.unwrap();
     assert_eq!(sts.hits(), 1);
 
     sts.publish(&[&old, &new]);
@@ -206,24 +178,15 @@ async fn key_rotation_is_survived_with_one_refetch_for_concurrent_requests() {
     for _ in 0..8 {
         let verifier = Arc::clone(&verifier);
         let token = new.sign(&obo_claims(NOW));
-        tasks.push(tokio::spawn(async move {
-            verifier.verify_at(&token, NOW).await
-        }));
+        tasks.push(tokio::spawn(async move { verifier.verify_at(&token, NOW).await }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap().unwrap().user(), "alice@example.com");
     }
-    assert_eq!(
-        sts.hits(),
-        2,
-        "concurrent unknown kid must cause a single fetch"
-    );
+    assert_eq!(sts.hits(), 2, "concurrent unknown kid must cause a single fetch");
 
     // The old key still works until it leaves the JWKS.
-    verifier
-        .verify_at(&old.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    verifier.verify_at(&old.sign(&obo_claims(NOW)), NOW).await.unwrap();
     assert_eq!(sts.hits(), 2);
 }
 
@@ -235,10 +198,7 @@ async fn unknown_kid_is_unknown_key_and_refetches_are_rate_limited() {
     let mut config = config(&base);
     config.jwks_min_refresh_interval = Duration::from_millis(1000);
     let verifier = Verifier::new(config).unwrap();
-    verifier
-        .verify_at(&known.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    verifier.verify_at(&known.sign(&obo_claims(NOW)), NOW).await.unwrap();
     assert_eq!(sts.hits(), 1);
 
     let ghost = TestKey::ec("ghost");
@@ -265,21 +225,13 @@ async fn unknown_kid_is_unknown_key_and_refetches_are_rate_limited() {
         .await
         .unwrap_err();
     assert_eq!(err, VerifyError::UnknownKey("ghost".into()));
-    assert_eq!(
-        sts.hits(),
-        3,
-        "after the interval one more refetch is allowed"
-    );
+    assert_eq!(sts.hits(), 3, "after the interval one more refetch is allowed");
 }
 
 #[tokio::test]
 async fn wrong_audience_is_refused() {
     let (_sts, _base, key, verifier) = setup().await;
-    for aud in [
-        json!("billing-api"),
-        json!(["billing-api", "hr-api"]),
-        json!([]),
-    ] {
+    for aud in [json!("billing-api"), json!(["billing-api", "hr-api"]), json!([])] {
         let token = key.sign(&with(obo_claims(NOW), "aud", aud.clone()));
         assert_eq!(
             verifier.verify_at(&token, NOW).await.unwrap_err(),
@@ -312,15 +264,9 @@ async fn expiry_is_checked_with_leeway() {
     let (_sts, _base, key, verifier) = setup().await;
     let claims = obo_claims(NOW - 600);
     let token = key.sign(&with(claims.clone(), "exp", json!(NOW - 31)));
-    assert_eq!(
-        verifier.verify_at(&token, NOW).await.unwrap_err(),
-        VerifyError::Expired
-    );
+    assert_eq!(verifier.verify_at(&token, NOW).await.unwrap_err(), VerifyError::Expired);
     let token = key.sign(&with(claims.clone(), "exp", json!(NOW - 30)));
-    assert_eq!(
-        verifier.verify_at(&token, NOW).await.unwrap_err(),
-        VerifyError::Expired
-    );
+    assert_eq!(verifier.verify_at(&token, NOW).await.unwrap_err(), VerifyError::Expired);
     let token = key.sign(&with(claims.clone(), "exp", json!(NOW - 29)));
     assert!(verifier.verify_at(&token, NOW).await.is_ok());
     let token = key.sign(&without(claims, "exp"));
@@ -413,8 +359,7 @@ async fn algorithm_is_taken_from_the_key_and_none_or_hmac_are_refused() {
 #[tokio::test]
 async fn crit_is_refused_and_embedded_key_headers_are_ignored() {
     let (_sts, _base, key, verifier) = setup().await;
-    let header =
-        json!({"alg": "ES256", "typ": "at+jwt", "kid": key.kid, "crit": ["exp"], "exp": 1});
+    let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": key.kid, "crit": ["exp"], "exp": 1});
     let token = key.sign_with(&header, &obo_claims(NOW));
     assert_eq!(
         verifier.verify_at(&token, NOW).await.unwrap_err(),
@@ -438,17 +383,8 @@ async fn tampered_tokens_fail_the_signature() {
     let token = key.sign(&obo_claims(NOW));
     let parts: Vec<&str> = token.split('.').collect();
 
-    let forged = with(
-        obo_claims(NOW),
-        "scope",
-        json!("orders:read orders:write orders:admin"),
-    );
-    let swapped = format!(
-        "{}.{}.{}",
-        parts[0],
-        b64(forged.to_string().as_bytes()),
-        parts[2]
-    );
+    let forged = with(obo_claims(NOW), "scope", json!("orders:read orders:write orders:admin"));
+    let swapped = format!("{}.{}.{}", parts[0], b64(forged.to_string().as_bytes()), parts[2]);
     assert_eq!(
         verifier.verify_at(&swapped, NOW).await.unwrap_err(),
         VerifyError::BadSignature
@@ -468,31 +404,17 @@ async fn tampered_tokens_fail_the_signature() {
 #[tokio::test]
 async fn malformed_and_empty_tokens_are_refused() {
     let (_sts, _base, _key, verifier) = setup().await;
-    assert_eq!(
-        verifier.verify_at("", NOW).await.unwrap_err(),
-        VerifyError::Missing
-    );
+    assert_eq!(verifier.verify_at("", NOW).await.unwrap_err(), VerifyError::Missing);
     for bad in ["abc", "a.b", "a.b.c.d", "!!!.e30.sig", &"x".repeat(10_000)] {
         let err = verifier.verify_at(bad, NOW).await.unwrap_err();
-        assert!(
-            matches!(err, VerifyError::Malformed(_)),
-            "{bad:.20}: {err:?}"
-        );
+        assert!(matches!(err, VerifyError::Malformed(_)), "{bad:.20}: {err:?}");
     }
 }
 
 #[tokio::test]
 async fn required_claims_of_the_token_format_are_enforced() {
     let (_sts, _base, key, verifier) = setup().await;
-    for claim in [
-        "sub",
-        "jti",
-        "client_id",
-        "delegation_mode",
-        "sid",
-        "txn",
-        "iss",
-    ] {
+    for claim in ["sub", "jti", "client_id", "delegation_mode", "sid", "txn", "iss"] {
         let token = key.sign(&without(obo_claims(NOW), claim));
         assert_eq!(
             verifier.verify_at(&token, NOW).await.unwrap_err(),
@@ -516,33 +438,21 @@ async fn cached_keys_keep_working_while_the_jwks_endpoint_is_down() {
     config.jwks_cache_ttl = Duration::from_millis(1500);
     config.jwks_min_refresh_interval = Duration::from_millis(100);
     let verifier = Verifier::new(config).unwrap();
-    verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
 
     sts.jwks_down.store(true, Ordering::SeqCst);
-    verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
     let ghost = TestKey::ec("ghost");
     let err = verifier
         .verify_at(&ghost.sign(&obo_claims(NOW)), NOW)
         .await
         .unwrap_err();
     assert_eq!(err, VerifyError::UnknownKey("ghost".into()));
-    verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
 
     // Past the cache lifetime the keys are no longer trusted: fail closed.
     tokio::time::sleep(Duration::from_millis(1600)).await;
-    let err = verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap_err();
+    let err = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap_err();
     assert!(
         matches!(&err, VerifyError::JwksUnavailable(why) if why.contains("HTTP 503")),
         "{err:?}"
@@ -552,20 +462,14 @@ async fn cached_keys_keep_working_while_the_jwks_endpoint_is_down() {
     // And once it is back, verification recovers.
     sts.jwks_down.store(false, Ordering::SeqCst);
     tokio::time::sleep(Duration::from_millis(150)).await;
-    verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap();
+    verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
 }
 
 #[tokio::test]
 async fn jwks_unreachable_from_the_start_is_a_clear_unavailable_error() {
     let key = TestKey::ec("ec-1");
     let verifier = verifier(&dead_url().await);
-    let err = verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap_err();
+    let err = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap_err();
     assert!(
         matches!(&err, VerifyError::JwksUnavailable(why) if why.contains("unreachable")),
         "{err:?}"
@@ -576,10 +480,7 @@ async fn jwks_unreachable_from_the_start_is_a_clear_unavailable_error() {
     let (sts, base) = start_sts().await;
     sts.publish(&[]);
     let verifier = self::verifier(&base);
-    let err = verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap_err();
+    let err = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap_err();
     assert!(
         matches!(&err, VerifyError::JwksUnavailable(why) if why.contains("no usable")),
         "{err:?}"
@@ -603,40 +504,25 @@ async fn introspection_active_passes_and_is_cached_inactive_is_revoked() {
     let token = key.sign(&obo_claims(NOW));
     verifier.verify_at(&token, NOW).await.unwrap();
     verifier.verify_at(&token, NOW).await.unwrap();
-    assert_eq!(
-        sts.introspect_hits.load(Ordering::SeqCst),
-        1,
-        "answer is cached"
-    );
+    assert_eq!(sts.introspect_hits.load(Ordering::SeqCst), 1, "answer is cached");
 
     let (auth, body) = sts.introspect_requests.lock().unwrap()[0].clone();
     let expected = base64::engine::general_purpose::STANDARD.encode("orders+api:s3cret%3A%2B");
     assert_eq!(auth.as_deref(), Some(format!("Basic {expected}").as_str()));
-    let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes())
-        .into_owned()
-        .collect();
+    let form: Vec<(String, String)> = form_urlencoded::parse(body.as_bytes()).into_owned().collect();
     assert!(form.contains(&("token".to_owned(), token.clone())));
 
     sts.active.store(false, Ordering::SeqCst);
     let other = key.sign(&with(obo_claims(NOW), "jti", json!("tok-2")));
-    assert_eq!(
-        verifier.verify_at(&other, NOW).await.unwrap_err(),
-        VerifyError::Revoked
-    );
+    assert_eq!(verifier.verify_at(&other, NOW).await.unwrap_err(), VerifyError::Revoked);
 }
 
 #[tokio::test]
 async fn introspection_down_fails_closed() {
     let (_sts, base, key, _) = setup().await;
     let verifier = introspecting(&base, &dead_url().await);
-    let err = verifier
-        .verify_at(&key.sign(&obo_claims(NOW)), NOW)
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, VerifyError::IntrospectionUnavailable(_)),
-        "{err:?}"
-    );
+    let err = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap_err();
+    assert!(matches!(err, VerifyError::IntrospectionUnavailable(_)), "{err:?}");
     assert!(err.is_unavailable());
 }
 
@@ -647,9 +533,7 @@ async fn downstream(verifier: Arc<Verifier>) -> String {
         .route(
             "/whoami",
             get(|Authenticated(id): Authenticated| async move {
-                axum::Json(
-                    json!({"user": id.user(), "agent": id.agent(), "describe": id.describe()}),
-                )
+                axum::Json(json!({"user": id.user(), "agent": id.agent(), "describe": id.describe()}))
             }),
         )
         .route(
@@ -662,10 +546,7 @@ async fn downstream(verifier: Arc<Verifier>) -> String {
         .with_state(Arc::clone(&verifier))
         .merge(
             Router::new()
-                .route(
-                    "/layered",
-                    get(|id: ExecutionIdentity| async move { id.describe() }),
-                )
+                .route("/layered", get(|id: ExecutionIdentity| async move { id.describe() }))
                 .layer(BearerAuthLayer::new(verifier).require_scope("orders:read")),
         );
     serve(app).await
@@ -676,10 +557,7 @@ fn live_claims() -> Value {
 }
 
 fn challenge(response: &reqwest::Response) -> String {
-    response.headers()["www-authenticate"]
-        .to_str()
-        .unwrap()
-        .to_owned()
+    response.headers()["www-authenticate"].to_str().unwrap().to_owned()
 }
 
 #[tokio::test]

@@ -39,10 +39,7 @@ impl CacheKey {
         Self {
             subject: digest(request.subject_token.expose()),
             subject_type: request.subject_token_type.clone(),
-            actor: request
-                .actor
-                .as_ref()
-                .map(|(t, ty)| (digest(t.expose()), ty.clone())),
+            actor: request.actor.as_ref().map(|(t, ty)| (digest(t.expose()), ty.clone())),
             audience: request.audience.clone(),
             resource: request.resource.clone(),
             scope: scopes.join(" "),
@@ -67,9 +64,7 @@ impl TokenCache {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Instant, MintedToken)>> {
         // A poisoned lock only means a panic elsewhere; the map itself is intact.
-        self.entries
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+        self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     /// A cached token for `key` that is not yet near expiry.

@@ -46,18 +46,14 @@ pub(crate) fn check_header(token: &str) -> Result<CheckedHeader, VerifyError> {
         return Err(VerifyError::Malformed("token too large".into()));
     }
     let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return Err(VerifyError::Malformed(
-            "not a JWS compact serialisation".into(),
-        ));
+    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(VerifyError::Malformed("not a JWS compact serialisation".into()));
     };
     let bytes = URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| VerifyError::Malformed("header is not base64url".into()))?;
-    let raw: RawHeader = serde_json::from_slice(&bytes)
-        .map_err(|_| VerifyError::Malformed("header is not a JSON object".into()))?;
+    let raw: RawHeader =
+        serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed("header is not a JSON object".into()))?;
 
     if raw.crit.is_some() {
         return Err(VerifyError::CriticalHeader);
@@ -67,9 +63,10 @@ pub(crate) fn check_header(token: &str) -> Result<CheckedHeader, VerifyError> {
         "RS256" => Algorithm::RS256,
         other => return Err(VerifyError::AlgorithmNotAllowed(printable(other))),
     };
-    let typ_ok = raw.typ.as_deref().is_some_and(|t| {
-        t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt")
-    });
+    let typ_ok = raw
+        .typ
+        .as_deref()
+        .is_some_and(|t| t.eq_ignore_ascii_case("at+jwt") || t.eq_ignore_ascii_case("application/at+jwt"));
     if !typ_ok {
         return Err(VerifyError::WrongType);
     }
@@ -129,9 +126,7 @@ pub(crate) struct Claims {
 
 /// Time rules with leeway: `exp` required and not passed, `nbf`/`iat` not in the future.
 pub(crate) fn check_times(claims: &Claims, now: UnixTime, leeway: u64) -> Result<(), VerifyError> {
-    let exp = claims
-        .exp
-        .ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
+    let exp = claims.exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
     if now >= exp.saturating_add(leeway) {
         return Err(VerifyError::Expired);
     }
@@ -156,10 +151,7 @@ fn actor_chain(act: Option<ActClaim>) -> Result<Vec<Actor>, VerifyError> {
         if chain.len() >= MAX_ACT_DEPTH {
             return Err(VerifyError::Malformed("actor chain too deep".into()));
         }
-        chain.push(Actor {
-            sub: a.sub,
-            iss: a.iss,
-        });
+        chain.push(Actor { sub: a.sub, iss: a.iss });
         next = a.act.map(|b| *b);
     }
     Ok(chain)
@@ -169,32 +161,20 @@ impl Claims {
     /// Project verified claims into the identity; `audience` is the one that matched.
     pub(crate) fn into_identity(self, audience: &str) -> Result<ExecutionIdentity, VerifyError> {
         let mode_raw = required(self.delegation_mode, "delegation_mode")?;
-        let mode = DelegationMode::parse(&mode_raw).ok_or_else(|| {
-            VerifyError::Malformed(format!("unknown delegation_mode {}", printable(&mode_raw)))
-        })?;
+        let mode = DelegationMode::parse(&mode_raw)
+            .ok_or_else(|| VerifyError::Malformed(format!("unknown delegation_mode {}", printable(&mode_raw))))?;
         let subject = required(self.sub, "sub")?;
         let mut actors = actor_chain(self.act)?;
         let (user, service) = match mode {
             DelegationMode::ServiceIdentity => {
-                let user = self
-                    .user
-                    .ok_or_else(|| VerifyError::MissingClaim("user".into()))?;
+                let user = self.user.ok_or_else(|| VerifyError::MissingClaim("user".into()))?;
                 if actors.is_empty()
                     && let Some(agent) = user.agent
                 {
-                    actors.push(Actor {
-                        sub: agent,
-                        iss: None,
-                    });
+                    actors.push(Actor { sub: agent, iss: None });
                 }
                 let tenant = user.tenant.or(self.tenant);
-                (
-                    UserContext {
-                        sub: user.sub,
-                        tenant,
-                    },
-                    Some(subject.clone()),
-                )
+                (UserContext { sub: user.sub, tenant }, Some(subject.clone()))
             }
             DelegationMode::OnBehalfOf | DelegationMode::RestrictedUser => (
                 UserContext {
@@ -223,9 +203,7 @@ impl Claims {
             delegation_mode: mode,
             audience: audience.to_owned(),
             client_id: required(self.client_id, "client_id")?,
-            expires_at: self
-                .exp
-                .ok_or_else(|| VerifyError::MissingClaim("exp".into()))?,
+            expires_at: self.exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?,
             issued_at: self.iat,
             token_id: required(self.jti, "jti")?,
         })

@@ -20,13 +20,8 @@ fn header_checks_need_no_key() {
     assert_eq!((ok.alg, ok.kid.as_str()), (Algorithm::RS256, "k"));
     let no_kid = check_header(&token(json!({"alg": "ES256", "typ": "at+jwt"})));
     assert!(matches!(no_kid, Err(VerifyError::Malformed(_))));
-    let hostile = check_header(&token(
-        json!({"alg": "\"none\\\r\n", "typ": "at+jwt", "kid": "k"}),
-    ));
-    assert_eq!(
-        hostile.unwrap_err(),
-        VerifyError::AlgorithmNotAllowed("none".into())
-    );
+    let hostile = check_header(&token(json!({"alg": "\"none\\\r\n", "typ": "at+jwt", "kid": "k"})));
+    assert_eq!(hostile.unwrap_err(), VerifyError::AlgorithmNotAllowed("none".into()));
 }
 
 #[test]
@@ -55,8 +50,5 @@ fn deep_actor_chains_are_refused() {
         "iss": "i", "sub": "u", "aud": "a", "exp": 1, "jti": "j", "client_id": "c", "sid": "s",
         "txn": "t", "delegation_mode": "on_behalf_of", "act": act
     }));
-    assert!(matches!(
-        c.into_identity("a"),
-        Err(VerifyError::Malformed(_))
-    ));
+    assert!(matches!(c.into_identity("a"), Err(VerifyError::Malformed(_))));
 }

@@ -74,9 +74,7 @@ impl VerifyError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            VerifyError::JwksUnavailable(_)
-                | VerifyError::IntrospectionUnavailable(_)
-                | VerifyError::Config(_)
+            VerifyError::JwksUnavailable(_) | VerifyError::IntrospectionUnavailable(_) | VerifyError::Config(_)
         )
     }
 

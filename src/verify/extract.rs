@@ -56,8 +56,7 @@ fn quoted_safe(text: &str) -> String {
 }
 
 fn challenge(status: StatusCode, value: String) -> Response {
-    let header =
-        HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+    let header = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
     (status, [(WWW_AUTHENTICATE, header)]).into_response()
 }
 
@@ -84,10 +83,7 @@ impl IntoResponse for AuthRejection {
             }
             AuthRejection::InsufficientScope(scope) => challenge(
                 StatusCode::FORBIDDEN,
-                format!(
-                    "Bearer error=\"insufficient_scope\", scope=\"{}\"",
-                    quoted_safe(&scope)
-                ),
+                format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", quoted_safe(&scope)),
             ),
             AuthRejection::Unavailable(e) => {
                 tracing::warn!(rule = e.rule(), error = %e, "token verification unavailable");
@@ -114,9 +110,7 @@ fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AuthRejection::InvalidRequest(
-            "more than one Authorization header",
-        ));
+        return Err(AuthRejection::InvalidRequest("more than one Authorization header"));
     }
     let value = value
         .to_str()

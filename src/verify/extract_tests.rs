@@ -15,10 +15,7 @@ fn headers(values: &[&'static str]) -> HeaderMap {
 fn bearer_token_parsing_follows_rfc_6750() {
     assert_eq!(bearer_token(&headers(&[])), Ok(None));
     assert_eq!(bearer_token(&headers(&["Basic YTpi"])), Ok(None));
-    assert_eq!(
-        bearer_token(&headers(&["Bearer abc.def.ghi"])),
-        Ok(Some("abc.def.ghi"))
-    );
+    assert_eq!(bearer_token(&headers(&["Bearer abc.def.ghi"])), Ok(Some("abc.def.ghi")));
     assert_eq!(bearer_token(&headers(&["bearer abc"])), Ok(Some("abc")));
     assert!(matches!(
         bearer_token(&headers(&["Bearer"])),

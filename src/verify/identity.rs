@@ -194,11 +194,7 @@ impl fmt::Display for ExecutionIdentity {
                 Ok(())
             }
             DelegationMode::OnBehalfOf => match self.agent() {
-                Some(agent) => write!(
-                    f,
-                    "{} via agent {agent} ({})",
-                    self.user.sub, self.client_id
-                ),
+                Some(agent) => write!(f, "{} via agent {agent} ({})", self.user.sub, self.client_id),
                 None => write!(f, "{} via {}", self.user.sub, self.client_id),
             },
             DelegationMode::RestrictedUser => {

@@ -67,11 +67,7 @@ impl Introspector {
                 active
             }
         };
-        if active {
-            Ok(())
-        } else {
-            Err(VerifyError::Revoked)
-        }
+        if active { Ok(()) } else { Err(VerifyError::Revoked) }
     }
 
     async fn ask(&self, token: &str) -> Result<bool, VerifyError> {
@@ -88,10 +84,7 @@ impl Introspector {
             .http
             .post(&self.url)
             .header(reqwest::header::AUTHORIZATION, &self.authorization)
-            .header(
-                reqwest::header::CONTENT_TYPE,
-                "application/x-www-form-urlencoded",
-            )
+            .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(reqwest::header::ACCEPT, "application/json")
             .body(body)
             .send()

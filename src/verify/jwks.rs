@@ -57,12 +57,7 @@ pub(crate) struct JwksCache {
 
 impl JwksCache {
     /// A cache that has fetched nothing yet; the first verification fetches.
-    pub(crate) fn new(
-        http: reqwest::Client,
-        uri: String,
-        ttl: Duration,
-        min_refresh: Duration,
-    ) -> Self {
+    pub(crate) fn new(http: reqwest::Client, uri: String, ttl: Duration, min_refresh: Duration) -> Self {
         Self {
             http,
             uri,
@@ -129,9 +124,7 @@ impl JwksCache {
             return Err(VerifyError::JwksUnavailable(why.clone()));
         }
 
-        let next_generation = current
-            .as_ref()
-            .map_or(1, |s| s.generation.saturating_add(1));
+        let next_generation = current.as_ref().map_or(1, |s| s.generation.saturating_add(1));
         match self.download().await {
             Ok(keys) => {
                 state.last_failure = None;
@@ -168,11 +161,7 @@ impl JwksCache {
             .map_err(|e| format!("JWKS endpoint {} unreachable: {e}", self.uri))?;
         let status = response.status();
         if !status.is_success() {
-            return Err(format!(
-                "JWKS endpoint {} answered HTTP {}",
-                self.uri,
-                status.as_u16()
-            ));
+            return Err(format!("JWKS endpoint {} answered HTTP {}", self.uri, status.as_u16()));
         }
         let body = response
             .bytes()
@@ -181,8 +170,7 @@ impl JwksCache {
         if body.len() > MAX_JWKS_BYTES {
             return Err(format!("JWKS from {} is too large", self.uri));
         }
-        let keys =
-            parse_jwks(&body).map_err(|e| format!("JWKS from {} unusable: {e}", self.uri))?;
+        let keys = parse_jwks(&body).map_err(|e| format!("JWKS from {} unusable: {e}", self.uri))?;
         if keys.is_empty() {
             return Err(format!(
                 "JWKS from {} holds no usable ES256 or RS256 signing key",
@@ -227,15 +215,11 @@ fn usable_key(jwk: &Jwk) -> Option<VerifyKey> {
         return None;
     }
     let alg = match (&jwk.algorithm, jwk.common.key_algorithm) {
-        (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256))
-            if p.curve == EllipticCurve::P256 =>
-        {
+        (AlgorithmParameters::EllipticCurve(p), None | Some(KeyAlgorithm::ES256)) if p.curve == EllipticCurve::P256 => {
             Algorithm::ES256
         }
         (AlgorithmParameters::RSA(p), None | Some(KeyAlgorithm::RS256)) => {
-            let modulus =
-                base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &p.n)
-                    .ok()?;
+            let modulus = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, &p.n).ok()?;
             let significant = modulus.iter().skip_while(|b| **b == 0).count();
             if significant < MIN_RSA_MODULUS_BYTES {
                 return None;

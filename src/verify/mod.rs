@@ -44,11 +44,7 @@ pub struct IntrospectionConfig {
 
 impl IntrospectionConfig {
     /// A config with the default 5 second answer cache.
-    pub fn new(
-        url: impl Into<String>,
-        client_id: impl Into<String>,
-        client_secret: impl Into<String>,
-    ) -> Self {
+    pub fn new(url: impl Into<String>, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             client_id: client_id.into(),
@@ -131,9 +127,7 @@ impl Verifier {
     /// Build a verifier; nothing is fetched until the first token arrives.
     pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
         if config.issuer.is_empty() || config.audience.is_empty() || config.jwks_uri.is_empty() {
-            return Err(VerifyError::Config(
-                "issuer, audience and jwks_uri must be set".into(),
-            ));
+            return Err(VerifyError::Config("issuer, audience and jwks_uri must be set".into()));
         }
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
@@ -146,10 +140,7 @@ impl Verifier {
             config.jwks_cache_ttl,
             config.jwks_min_refresh_interval,
         );
-        let introspection = config
-            .introspection
-            .as_ref()
-            .map(|c| Introspector::new(http, c));
+        let introspection = config.introspection.as_ref().map(|c| Introspector::new(http, c));
         Ok(Self {
             issuer: config.issuer,
             audience: config.audience,
@@ -165,11 +156,7 @@ impl Verifier {
     }
 
     /// Verify `token` as of `now` (seconds since the epoch); tests pass a fixed time.
-    pub async fn verify_at(
-        &self,
-        token: &str,
-        now: UnixTime,
-    ) -> Result<ExecutionIdentity, VerifyError> {
+    pub async fn verify_at(&self, token: &str, now: UnixTime) -> Result<ExecutionIdentity, VerifyError> {
         let header = claims::check_header(token)?;
         let key = self.jwks.key(&header.kid).await?;
         if key.alg != header.alg {
@@ -195,8 +182,7 @@ impl Verifier {
     fn validation(&self, alg: Algorithm) -> Validation {
         let mut v = Validation::new(alg);
         v.algorithms = vec![alg];
-        v.required_spec_claims =
-            HashSet::from(["exp".to_owned(), "iss".to_owned(), "aud".to_owned()]);
+        v.required_spec_claims = HashSet::from(["exp".to_owned(), "iss".to_owned(), "aud".to_owned()]);
         v.set_issuer(&[self.issuer.as_str()]);
         v.set_audience(&[self.audience.as_str()]);
         v.validate_aud = true;
@@ -215,20 +201,16 @@ fn map_jwt_error(kind: &ErrorKind) -> VerifyError {
         | ErrorKind::InvalidEcdsaKey
         | ErrorKind::InvalidRsaKey(_)
         | ErrorKind::InvalidKeyFormat => VerifyError::BadSignature,
-        ErrorKind::InvalidAlgorithm
-        | ErrorKind::MissingAlgorithm
-        | ErrorKind::UnsupportedAlgorithm => VerifyError::AlgorithmMismatch,
+        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::UnsupportedAlgorithm => {
+            VerifyError::AlgorithmMismatch
+        }
         ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
         ErrorKind::InvalidAudience => VerifyError::WrongAudience,
         ErrorKind::MissingRequiredClaim(claim) => VerifyError::MissingClaim(claim.clone()),
         ErrorKind::ExpiredSignature => VerifyError::Expired,
         ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
-        ErrorKind::InvalidClaimFormat(claim) => {
-            VerifyError::Malformed(format!("claim {claim} has the wrong type"))
-        }
-        ErrorKind::Json(_) => {
-            VerifyError::Malformed("claims are not valid JSON of the expected shape".into())
-        }
+        ErrorKind::InvalidClaimFormat(claim) => VerifyError::Malformed(format!("claim {claim} has the wrong type")),
+        ErrorKind::Json(_) => VerifyError::Malformed("claims are not valid JSON of the expected shape".into()),
         _ => VerifyError::Malformed("token could not be decoded".into()),
     }
 }

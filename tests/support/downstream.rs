@@ -12,9 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
-use aws_lc_rs::signature::{
-    ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair,
-};
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
 use axum::Router;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
@@ -104,13 +102,8 @@ impl TestKey {
                 .to_vec(),
             Signer::Rsa(k) => {
                 let mut sig = vec![0; k.public_modulus_len()];
-                k.sign(
-                    &RSA_PKCS1_SHA256,
-                    &SystemRandom::new(),
-                    input.as_bytes(),
-                    &mut sig,
-                )
-                .unwrap();
+                k.sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), input.as_bytes(), &mut sig)
+                    .unwrap();
                 sig
             }
         };
@@ -174,9 +167,7 @@ async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
 
 async fn introspect(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: String) -> Response {
     sts.introspect_hits.fetch_add(1, Ordering::SeqCst);
-    let auth = headers
-        .get("authorization")
-        .map(|v| v.to_str().unwrap().to_owned());
+    let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
     sts.introspect_requests.lock().unwrap().push((auth, body));
     if sts.active.load(Ordering::SeqCst) {
         axum::Json(json!({"active": true, "sub": "alice@example.com"})).into_response()
