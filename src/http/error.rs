@@ -43,3 +43,33 @@ pub fn no_store(headers: &mut axum::http::HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }
+
+impl IntoResponse for crate::admin::AdminError {
+    fn into_response(self) -> Response {
+        use crate::admin::AdminError;
+        let (status, code) = match &self {
+            AdminError::Disabled => (StatusCode::NOT_FOUND, "not_found"),
+            AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_token"),
+            AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
+            AdminError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+            AdminError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        };
+        let description: String = self.to_string().chars().filter(|c| *c != '"' && *c != '\\').collect();
+        let mut response = (status, Json(json!({ "error": code, "error_description": description }))).into_response();
+        let headers = response.headers_mut();
+        no_store(headers);
+        match self {
+            AdminError::Unauthorized => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static("Bearer realm=\"mcp-sts-admin\""),
+                );
+            }
+            AdminError::Unavailable => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+            }
+            AdminError::Disabled | AdminError::BadRequest(_) | AdminError::NotFound => {}
+        }
+        response
+    }
+}

@@ -1,9 +1,11 @@
 //! HTTP: routing and adapters. Handlers are thin; decisions live in the modules below.
 
+mod admin;
 mod discovery;
 pub mod error;
 mod health;
 mod token;
+mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -22,6 +24,13 @@ pub fn router(sts: Arc<Sts>) -> Router {
     let max_body = sts.config.server.max_body_bytes;
     Router::new()
         .route("/token", post(token::token))
+        .route("/introspect", post(tokens::introspect))
+        .route("/revoke", post(tokens::revoke))
+        .route("/admin/revocations", post(admin::create).get(admin::list))
+        .route(
+            "/admin/revocations/{kind}/{value}",
+            axum::routing::delete(admin::reinstate),
+        )
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
         .route("/healthz", get(health::healthz))
