@@ -36,6 +36,21 @@ fn sha(secret: &str) -> String {
 
 /// The test configuration: one IdP, five audiences, a hop chain of clients.
 pub fn config_toml(issuer: &str, idp: &DevIdp, keys_dir: &str, extra_clients: &str) -> String {
+    config_toml_with(issuer, idp, keys_dir, extra_clients, "backend = \"memory\"", None)
+}
+
+/// The test configuration with a chosen `[revocation]` body and admin credential.
+pub fn config_toml_with(
+    issuer: &str,
+    idp: &DevIdp,
+    keys_dir: &str,
+    extra_clients: &str,
+    revocation: &str,
+    admin_token: Option<&str>,
+) -> String {
+    let admin = admin_token
+        .map(|t| format!("[admin]\ntoken_sha256 = \"{}\"\n", sha(t)))
+        .unwrap_or_default();
     format!(
         r#"
 [server]
@@ -50,8 +65,9 @@ default_ttl_seconds = 300
 max_delegation_depth = 3
 
 [revocation]
-backend = "memory"
+{revocation}
 
+{admin}
 [[issuers]]
 issuer = "{idp_issuer}"
 audience = "mcp-sts"
@@ -129,6 +145,26 @@ scopes = ["orders:read"]
     )
 }
 
+/// The admin credential used by tests that enable the admin API.
+pub const ADMIN_TOKEN: &str = "test-admin-credential";
+
+/// How to start a test service.
+#[derive(Default)]
+pub struct Options {
+    /// Extra `[[clients]]` TOML.
+    pub extra_clients: String,
+    /// The `[revocation]` body; memory when empty.
+    pub revocation: String,
+    /// Enable the admin API with [`ADMIN_TOKEN`].
+    pub admin: bool,
+    /// Share an IdP (replicas, restarts).
+    pub idp: Option<DevIdp>,
+    /// Share an issuer URL and a key directory with another instance (replicas).
+    pub replica_of: Option<(String, std::path::PathBuf)>,
+    /// Start the clock here instead of [`T0`].
+    pub clock: Option<ManualClock>,
+}
+
 /// A running service for one test.
 pub struct TestSts {
     pub url: String,
@@ -137,7 +173,8 @@ pub struct TestSts {
     pub audit: Arc<Mutex<Vec<Value>>>,
     pub sts: Arc<Sts>,
     pub http: reqwest::Client,
-    _keys: tempfile::TempDir,
+    pub keys_dir: std::path::PathBuf,
+    _keys: Option<tempfile::TempDir>,
     shutdown: Option<oneshot::Sender<()>>,
 }
 
@@ -149,13 +186,45 @@ impl TestSts {
 
     /// Start with extra `[[clients]]` TOML appended.
     pub async fn start_with(extra_clients: &str) -> Self {
-        let idp = DevIdp::start_local().await.unwrap();
+        Self::start_opts(Options {
+            extra_clients: extra_clients.to_owned(),
+            ..Options::default()
+        })
+        .await
+    }
+
+    /// Start with full options.
+    pub async fn start_opts(options: Options) -> Self {
+        let idp = match options.idp {
+            Some(idp) => idp,
+            None => DevIdp::start_local().await.unwrap(),
+        };
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let url = format!("http://{}", listener.local_addr().unwrap());
-        let keys = tempfile::tempdir().unwrap();
-        let toml = config_toml(&url, &idp, keys.path().to_str().unwrap(), extra_clients);
+        let own_url = format!("http://{}", listener.local_addr().unwrap());
+        let (url, keys_dir, keys) = match options.replica_of {
+            Some((issuer, dir)) => (issuer, dir, None),
+            None => {
+                let keys = tempfile::tempdir().unwrap();
+                (own_url.clone(), keys.path().to_owned(), Some(keys))
+            }
+        };
+        let revocation = if options.revocation.is_empty() {
+            "backend = \"memory\"".to_owned()
+        } else {
+            options.revocation
+        };
+        let admin = options.admin.then_some(ADMIN_TOKEN);
+        let toml = config_toml_with(
+            &url,
+            &idp,
+            keys_dir.to_str().unwrap(),
+            &options.extra_clients,
+            &revocation,
+            admin,
+        );
         let config = Config::from_toml(&toml).unwrap();
-        let clock = ManualClock::new(T0);
+        let url = own_url;
+        let clock = options.clock.unwrap_or_else(|| ManualClock::new(T0));
         let (audit_log, audit) = AuditLog::with_tap();
         let sts = mcp_sts::server::build(config, Arc::new(clock.clone()), audit_log)
             .await
@@ -176,6 +245,7 @@ impl TestSts {
             audit,
             sts,
             http: reqwest::Client::new(),
+            keys_dir,
             _keys: keys,
             shutdown: Some(tx),
         }
@@ -237,6 +307,30 @@ impl TestSts {
         ];
         form.extend_from_slice(extra);
         self.post_form("/token", Some(client), &form).await
+    }
+
+    /// Call the admin API.
+    pub async fn admin(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
+        let mut request = self
+            .http
+            .request(method, format!("{}/admin/revocations{path}", self.url))
+            .header("authorization", format!("Bearer {ADMIN_TOKEN}"));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Reply::from(request.send().await.unwrap()).await
+    }
+
+    /// Revoke through the admin API and expect success.
+    pub async fn admin_revoke(&self, kind: &str, value: &str) {
+        let body = serde_json::json!({"kind": kind, "value": value, "reason": "test", "revoked_by": "tester"});
+        let reply = self.admin(reqwest::Method::POST, "", Some(body)).await;
+        assert_eq!(reply.status, 201, "{}", reply.text);
+    }
+
+    /// Introspect as a client.
+    pub async fn introspect(&self, client: (&str, &str), token: &str) -> Reply {
+        self.post_form("/introspect", Some(client), &[("token", token)]).await
     }
 
     /// Audit events so far.
