@@ -1,6 +1,7 @@
 //! Subcommands. Each lives in its own file and returns an exit code.
 
 mod keys;
+mod revoke;
 mod secret;
 mod serve;
 
@@ -30,6 +31,8 @@ enum Command {
         #[command(subcommand)]
         action: keys::KeysAction,
     },
+    /// Revoke, list or reinstate users, sessions, agents, clients and tokens (admin API).
+    Revoke(revoke::RevokeArgs),
     /// Hash or generate client and admin secrets.
     Secret {
         #[command(subcommand)]
@@ -43,5 +46,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve::run(&config).await,
         Command::Keys { action } => keys::run(action),
         Command::Secret { action } => secret::run(action),
+        Command::Revoke(args) => revoke::run(args).await,
     }
 }

@@ -100,21 +100,22 @@ impl KeyDir {
         Ok(keys)
     }
 
-    /// Generate a key, write it with mode 0600, and return it.
+    /// Generate a key, write it with mode 0600, and return it. It is always the
+    /// newest key: its creation time is after every existing key's, even when a
+    /// rotation follows a generation within the same second.
     pub fn generate(&self, algorithm: SigningAlgorithm, now: UnixTime) -> Result<SigningKey, KeyError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| KeyError::Io {
             path: self.dir.clone(),
             source,
         })?;
-        let (key, der) = SigningKey::generate(algorithm, now)?;
+        let newest = self.listing()?.iter().filter_map(|p| created_from_name(p)).max();
+        let created = newest.map_or(now, |n| now.max(n + 1));
+        let (key, der) = SigningKey::generate(algorithm, created)?;
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
-        let mut name = format!("{now}-{}.pem", algorithm_name(algorithm).to_ascii_lowercase());
-        let mut n = 1;
-        while self.dir.join(&name).exists() {
-            name = format!("{now}-{}-{n}.pem", algorithm_name(algorithm).to_ascii_lowercase());
-            n += 1;
-        }
-        let path = self.dir.join(name);
+        let path = self.dir.join(format!(
+            "{created}-{}.pem",
+            algorithm_name(algorithm).to_ascii_lowercase()
+        ));
         write_private(&path, pem.as_bytes()).map_err(|source| KeyError::Io {
             path: path.clone(),
             source,
@@ -215,6 +216,16 @@ mod tests {
         }
         let keys = dir.load().unwrap();
         assert_eq!(keys[0].created, 1000);
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    #[test]
+    fn a_rotation_in_the_same_second_still_makes_the_newest_key_sign() {
+        let dir = KeyDir::new(temp_dir("same-second"));
+        dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
+        let second = dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
+        let ring = KeyRing::new(dir.load().unwrap(), SigningAlgorithm::ES256, 330).unwrap();
+        assert_eq!(ring.signing_key().kid, second.kid);
         let _ = std::fs::remove_dir_all(dir.path());
     }
 

@@ -1,0 +1,129 @@
+//! `mcp-sts revoke`: the admin API from the command line.
+//!
+//! The admin credential is read from an environment variable (never a flag, which
+//! would land in shell history and process listings).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{ArgGroup, Args};
+use serde_json::{Value, json};
+
+/// Revoke, list or reinstate subjects, sessions, agents, clients or tokens.
+#[derive(Debug, Args)]
+#[command(group(ArgGroup::new("target").args(["subject", "session", "agent", "client", "token"])))]
+#[command(group(ArgGroup::new("action").args(["list", "reinstate"])))]
+pub struct RevokeArgs {
+    /// A user to offboard (`sub`): refused as subject and as actor until reinstated.
+    #[arg(long)]
+    subject: Option<String>,
+    /// A session id (`sid`).
+    #[arg(long)]
+    session: Option<String>,
+    /// An agent (an actor's `sub`).
+    #[arg(long)]
+    agent: Option<String>,
+    /// A calling client (`client_id`).
+    #[arg(long)]
+    client: Option<String>,
+    /// One minted token by its `jti`.
+    #[arg(long)]
+    token: Option<String>,
+    /// Why (recorded and audited).
+    #[arg(long, default_value = "")]
+    reason: String,
+    /// Who is acting (recorded and audited); defaults to $USER.
+    #[arg(long, env = "USER", default_value = "admin")]
+    by: String,
+    /// List revocations in force instead.
+    #[arg(long)]
+    list: bool,
+    /// Remove the named revocation instead of adding it.
+    #[arg(long)]
+    reinstate: bool,
+    /// Base URL of mcp-sts.
+    #[arg(long, env = "MCP_STS_URL", default_value = "http://127.0.0.1:8400")]
+    url: String,
+    /// Environment variable holding the admin credential.
+    #[arg(long, default_value = "MCP_STS_ADMIN_TOKEN")]
+    admin_token_env: String,
+}
+
+impl RevokeArgs {
+    fn target(&self) -> Option<(&'static str, &str)> {
+        [
+            ("subject", &self.subject),
+            ("session", &self.session),
+            ("agent", &self.agent),
+            ("client", &self.client),
+            ("token", &self.token),
+        ]
+        .into_iter()
+        .find_map(|(kind, value)| value.as_deref().map(|v| (kind, v)))
+    }
+}
+
+/// Run the command.
+pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
+    let credential = std::env::var(&args.admin_token_env)
+        .with_context(|| format!("set {} to the admin credential", args.admin_token_env))?;
+    let base = format!("{}/admin/revocations", args.url.trim_end_matches('/'));
+    let http = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let request = if args.list {
+        http.get(&base)
+    } else {
+        let (kind, value) = args
+            .target()
+            .context("name what to revoke: --subject, --session, --agent, --client or --token")?;
+        if args.reinstate {
+            let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
+            http.delete(format!("{base}/{kind}/{}", value.replace('+', "%20")))
+        } else {
+            http.post(&base)
+                .json(&json!({"kind": kind, "value": value, "reason": args.reason, "revoked_by": args.by}))
+        }
+    };
+    let response = request
+        .bearer_auth(credential)
+        .send()
+        .await
+        .context("cannot reach mcp-sts")?;
+    let status = response.status();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if !status.is_success() {
+        let description = body
+            .get("error_description")
+            .and_then(Value::as_str)
+            .unwrap_or("request failed");
+        eprintln!("mcp-sts revoke: HTTP {}: {description}", status.as_u16());
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.list {
+        let entries = body
+            .get("revocations")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        println!("{:<8} {:<40} {:<12} {:<16} reason", "kind", "value", "revoked_at", "by");
+        for e in entries {
+            let field = |k: &str| {
+                e.get(k)
+                    .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
+                    .unwrap_or_default()
+            };
+            println!(
+                "{:<8} {:<40} {:<12} {:<16} {}",
+                field("kind"),
+                field("value"),
+                field("revoked_at"),
+                field("revoked_by"),
+                field("reason")
+            );
+        }
+    } else {
+        println!("{}", serde_json::to_string_pretty(&body)?);
+    }
+    Ok(ExitCode::SUCCESS)
+}
