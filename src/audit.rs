@@ -96,10 +96,10 @@ impl AuditLog {
             return;
         };
         tracing::info!(target: TARGET, "{value}");
-        if let Some(tap) = &self.tap {
-            if let Ok(mut events) = tap.lock() {
-                events.push(value);
-            }
+        if let Some(tap) = &self.tap
+            && let Ok(mut events) = tap.lock()
+        {
+            events.push(value);
         }
     }
 }

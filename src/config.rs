@@ -445,13 +445,13 @@ impl Config {
                     return Err(invalid(key("resource"), "is used by two audiences"));
                 }
             }
-            if let Some(ttl) = audience.ttl_seconds {
-                if ttl == 0 || ttl > self.tokens.default_ttl_seconds.max(60) {
-                    return Err(invalid(
-                        key("ttl_seconds"),
-                        "must be at least 1 and at most tokens.default_ttl_seconds",
-                    ));
-                }
+            if let Some(ttl) = audience.ttl_seconds
+                && (ttl == 0 || ttl > self.tokens.default_ttl_seconds)
+            {
+                return Err(invalid(
+                    key("ttl_seconds"),
+                    "must be at least 1 and at most tokens.default_ttl_seconds",
+                ));
             }
             let known: BTreeSet<&str> = audience.scopes.iter().map(String::as_str).collect();
             for scope in &audience.scopes {

@@ -59,10 +59,10 @@ impl Server {
         let url = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            if let Ok(r) = reqwest::get(format!("{url}/healthz")).await {
-                if r.status() == 200 {
-                    break;
-                }
+            if let Ok(r) = reqwest::get(format!("{url}/healthz")).await
+                && r.status() == 200
+            {
+                break;
             }
             assert!(Instant::now() < deadline, "mcp-sts did not start");
             tokio::time::sleep(Duration::from_millis(50)).await;

@@ -9,7 +9,12 @@ fn compose() -> Value {
 }
 
 fn strings(value: &Value) -> Vec<String> {
-    value.as_sequence().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()).collect()
+    value
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect()
 }
 
 #[test]
@@ -19,18 +24,36 @@ fn compose_runs_mcp_sts_with_persistent_redis() {
     let redis = &services["redis"];
     assert!(redis["image"].as_str().unwrap().starts_with("redis"));
     let command = strings(&redis["command"]).join(" ");
-    assert!(command.contains("--appendonly yes"), "append-only persistence must be on: {command}");
-    assert!(strings(&redis["volumes"]).iter().any(|v| v.starts_with("redis-data:/data")));
+    assert!(
+        command.contains("--appendonly yes"),
+        "append-only persistence must be on: {command}"
+    );
+    assert!(
+        strings(&redis["volumes"])
+            .iter()
+            .any(|v| v.starts_with("redis-data:/data"))
+    );
 
     let sts = &services["mcp-sts"];
     assert_eq!(sts["build"].as_str(), Some("."));
-    assert_eq!(strings(&sts["command"]), ["serve", "--config", "/etc/mcp-sts/mcp-sts.toml"]);
+    assert_eq!(
+        strings(&sts["command"]),
+        ["serve", "--config", "/etc/mcp-sts/mcp-sts.toml"]
+    );
     let volumes = strings(&sts["volumes"]);
-    assert!(volumes.iter().any(|v| v.starts_with("./config/docker.toml:/etc/mcp-sts/mcp-sts.toml")), "config mounted");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v.starts_with("./config/docker.toml:/etc/mcp-sts/mcp-sts.toml")),
+        "config mounted"
+    );
     assert!(volumes.iter().any(|v| v.starts_with("sts-keys:")), "keys on a volume");
     assert!(sts["depends_on"]["redis"].is_mapping() || sts["depends_on"].is_sequence());
     for volume in ["redis-data", "sts-keys"] {
-        assert!(compose["volumes"].as_mapping().unwrap().contains_key(volume), "{volume}");
+        assert!(
+            compose["volumes"].as_mapping().unwrap().contains_key(volume),
+            "{volume}"
+        );
     }
 }
 
@@ -49,5 +72,8 @@ fn the_compose_config_uses_redis_at_the_redis_service_and_keys_on_the_volume() {
 fn the_example_config_is_valid_and_uses_embedded_defaults() {
     let config = mcp_sts::config::Config::from_toml(&std::fs::read_to_string("config/mcp-sts.toml").unwrap()).unwrap();
     assert_eq!(config.revocation.backend, mcp_sts::config::RevocationBackend::Embedded);
-    assert!(config.admin.token_sha256.is_none(), "the admin API is off unless configured");
+    assert!(
+        config.admin.token_sha256.is_none(),
+        "the admin API is off unless configured"
+    );
 }

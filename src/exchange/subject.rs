@@ -117,10 +117,10 @@ impl Subject {
         if allowed_sub != actor.sub {
             return Err(refused());
         }
-        if let Some(allowed_iss) = may_act.get("iss").and_then(Value::as_str) {
-            if !from_actor_token || actor.iss.as_deref() != Some(allowed_iss) {
-                return Err(refused());
-            }
+        if let Some(allowed_iss) = may_act.get("iss").and_then(Value::as_str)
+            && (!from_actor_token || actor.iss.as_deref() != Some(allowed_iss))
+        {
+            return Err(refused());
         }
         Ok(())
     }

@@ -182,16 +182,16 @@ impl JwksCache {
         if self.current().fetched_at != seen_fetched_at {
             return Ok(()); // another request refreshed while we waited
         }
-        if let Some(at) = *last_attempt {
-            if now < at.saturating_add(self.policy.min_refresh_interval) {
-                return if seen_fetched_at.is_some() {
-                    Ok(())
-                } else {
-                    Err(JwksError::Unavailable(
-                        "recent fetch failed; waiting before retrying".into(),
-                    ))
-                };
-            }
+        if let Some(at) = *last_attempt
+            && now < at.saturating_add(self.policy.min_refresh_interval)
+        {
+            return if seen_fetched_at.is_some() {
+                Ok(())
+            } else {
+                Err(JwksError::Unavailable(
+                    "recent fetch failed; waiting before retrying".into(),
+                ))
+            };
         }
         *last_attempt = Some(now);
         let keys = self.fetch().await?;
