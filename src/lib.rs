@@ -24,6 +24,7 @@ pub mod inbound;
 pub mod introspect;
 pub mod issued;
 pub mod keys;
+pub mod metrics;
 pub mod mint;
 pub mod policy;
 pub mod revocation;

@@ -32,6 +32,8 @@ pub struct Sts {
     pub clock: Arc<dyn Clock>,
     /// Audit events.
     pub audit: AuditLog,
+    /// Prometheus metrics.
+    pub metrics: crate::metrics::Metrics,
     token_endpoint: String,
     store_timeout: Duration,
 }
@@ -69,6 +71,7 @@ impl Sts {
             store,
             clock,
             audit,
+            metrics: crate::metrics::Metrics::new(),
             token_endpoint,
             store_timeout,
         }
@@ -110,10 +113,12 @@ impl Sts {
         match tokio::time::timeout(self.store_timeout, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
+                self.metrics.store_failed();
                 tracing::warn!(%error, "revocation store failed; refusing (fail closed)");
                 Err(store_unavailable())
             }
             Err(_) => {
+                self.metrics.store_failed();
                 tracing::warn!("revocation store timed out; refusing (fail closed)");
                 Err(store_unavailable())
             }

@@ -798,3 +798,33 @@ async fn metadata_and_jwks_are_published() {
     assert_eq!(key["kid"].as_str().unwrap(), mcp_sts::keys::thumbprint(key).unwrap());
     assert!(key.get("d").is_none(), "never a private member");
 }
+
+#[tokio::test]
+async fn health_readiness_and_metrics() {
+    let sts = TestSts::start().await;
+    let alice = sts.user_token("alice", &["developer"]);
+    assert_eq!(sts.exchange(&alice, &[("audience", "orders-api")]).await.status, 200);
+    sts.exchange(&alice, &[("audience", "nope")])
+        .await
+        .assert_error(400, "invalid_target");
+    let get = |path: &str| sts.http.get(format!("{}{path}", sts.url)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let ready = Reply::from(get("/readyz").await.unwrap()).await;
+    assert_eq!(
+        (ready.status, ready.body.clone()),
+        (200, json!({"keys": true, "revocation_store": true}))
+    );
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    assert!(
+        metrics.contains(r#"mcp_sts_decisions_total{endpoint="token_exchange",outcome="allow"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"mcp_sts_decisions_total{endpoint="token_exchange",outcome="invalid_target"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("mcp_sts_exchange_duration_seconds_count 2"),
+        "{metrics}"
+    );
+}

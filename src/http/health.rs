@@ -15,6 +15,19 @@ pub async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
+/// Prometheus text exposition.
+pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
+    let body = sts.metrics.render();
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 /// Ready to serve: a signing key is loaded and the revocation store answers.
 pub async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
     let keys_ok = !sts.keys.current().signing_key().kid.is_empty();

@@ -35,6 +35,7 @@ pub fn router(sts: Arc<Sts>) -> Router {
         .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
         .layer(DefaultBodyLimit::max(max_body))
         .with_state(sts)
 }

@@ -17,6 +17,7 @@ use crate::service::Sts;
 /// Handle a token exchange request.
 #[tracing::instrument(name = "token", skip_all)]
 pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+    let started = std::time::Instant::now();
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("token_exchange", now);
     let result = match form_body(&headers, &body) {
@@ -30,6 +31,11 @@ pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes)
         }
         Err(e) => Err(e),
     };
+    sts.metrics.exchange_took(started.elapsed());
+    sts.metrics.decision(
+        "token_exchange",
+        result.as_ref().map_or_else(|e| e.code.as_str(), |_| "allow"),
+    );
     match result {
         Ok(response) => {
             audit.decision = "allow";
