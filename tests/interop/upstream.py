@@ -1,0 +1,142 @@
+"""Upstream identity: a real OIDC login at oidc-provider, and a Teleport-shaped issuer."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import secrets
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import parse_qs, urljoin, urlparse
+
+import httpx
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+OIDC_CLIENT_ID = "mcp-sts"  # also the audience of both token kinds
+OIDC_RESOURCE = "urn:mcp-sts"
+
+
+def oidc_login(issuer: str, user: str, client_secret: str, redirect_uri: str) -> dict:
+    """Authorization code + PKCE through oidc-provider's interaction pages, driven over
+    HTTP with a cookie jar. Returns the token endpoint response (id_token, access_token)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    state = secrets.token_urlsafe(16)
+    with httpx.Client(follow_redirects=False, timeout=10) as http:
+        meta = http.get(f"{issuer}/.well-known/openid-configuration").json()
+        url = meta["authorization_endpoint"]
+        params = {
+            "client_id": OIDC_CLIENT_ID,
+            "response_type": "code",
+            "redirect_uri": redirect_uri,
+            "scope": "openid email roles orders",
+            "resource": OIDC_RESOURCE,
+            "state": state,
+            "nonce": secrets.token_urlsafe(16),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+        response = http.get(url, params=params)
+        code = None
+        for _ in range(12):
+            if response.status_code not in (302, 303):
+                raise RuntimeError(f"login stopped at HTTP {response.status_code}: {response.text[:300]}")
+            location = urljoin(str(response.url), response.headers["location"])
+            if location.startswith(redirect_uri):
+                query = parse_qs(urlparse(location).query)
+                if "error" in query:
+                    raise RuntimeError(f"authorization error: {query}")
+                assert query["state"] == [state], "state mismatch"
+                code = query["code"][0]
+                break
+            path = urlparse(location).path
+            if path.startswith("/interaction/"):
+                page = http.get(location)
+                assert page.status_code == 200, page.status_code
+                prompt = "login" if 'name="login"' in page.text else "consent"
+                form = {"prompt": prompt}
+                if prompt == "login":
+                    form.update(login=user, password="any")
+                response = http.post(location, data=form)
+            else:
+                response = http.get(location)
+        if code is None:
+            raise RuntimeError("no authorization code after the interaction")
+        token = http.post(
+            meta["token_endpoint"],
+            auth=(OIDC_CLIENT_ID, client_secret),
+            data={
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+                "code_verifier": verifier,
+                "resource": OIDC_RESOURCE,
+            },
+        )
+        if token.status_code != 200:
+            raise RuntimeError(f"token endpoint: {token.status_code} {token.text}")
+        return token.json()
+
+
+class TeleportIssuer:
+    """A Teleport-shaped issuer: `iss` is a cluster name (not a URL), the JWKS lives at
+    /.well-known/jwks.json, the user's roles are in `roles`, and `aud` is an mcp+http URI.
+    It signs with its own RS256 and ES256 keys."""
+
+    CLUSTER = "teleport.example.local"
+    AUDIENCE = "mcp+http://mcp-sts"
+
+    def __init__(self) -> None:
+        self.keys = {
+            "RS256": (rsa.generate_private_key(public_exponent=65537, key_size=2048), "tp-rsa-1"),
+            "ES256": (ec.generate_private_key(ec.SECP256R1()), "tp-ec-1"),
+        }
+        jwks = []
+        for alg, (key, kid) in self.keys.items():
+            algo = jwt.algorithms.RSAAlgorithm if alg == "RS256" else jwt.algorithms.ECAlgorithm
+            jwk = json.loads(algo.to_jwk(key.public_key()))
+            jwk.update(kid=kid, alg=alg, use="sig")
+            jwks.append(jwk)
+        body = json.dumps({"keys": jwks}).encode()
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                if self.path != "/.well-known/jwks.json":
+                    self.send_error(404)
+                    return
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.jwks_uri = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def sign(self, alg: str, user: str, roles: list[str], **extra) -> str:
+        key, kid = self.keys[alg]
+        now = int(time.time())
+        claims = {
+            "iss": self.CLUSTER,
+            "sub": user,
+            "aud": [self.AUDIENCE],
+            "username": user,
+            "roles": roles,
+            "traits": {"logins": [user]},
+            "iat": now,
+            "nbf": now,
+            "exp": now + 600,
+            "jti": secrets.token_hex(8),
+        }
+        claims.update(extra)
+        return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid, "typ": "JWT"})
+
+    def close(self) -> None:
+        self.server.shutdown()
