@@ -80,6 +80,10 @@ pub struct KeysConfig {
     /// How often (seconds) the directory is re-read to pick up a rotation.
     #[serde(default = "default_key_reload_seconds")]
     pub reload_seconds: u64,
+    /// A rotated key is published at once but signs only this many seconds later, so
+    /// verifiers that cache the JWKS learn it before they see it (0: sign at once).
+    #[serde(default)]
+    pub activate_after_seconds: u64,
 }
 
 impl Default for KeysConfig {
@@ -88,6 +92,7 @@ impl Default for KeysConfig {
             dir: default_keys_dir(),
             algorithm: SigningAlgorithm::default(),
             reload_seconds: default_key_reload_seconds(),
+            activate_after_seconds: 0,
         }
     }
 }
@@ -330,6 +335,9 @@ impl Config {
         self.validate_server()?;
         if self.tokens.default_ttl_seconds == 0 || self.tokens.default_ttl_seconds > 86_400 {
             return Err(invalid("tokens.default_ttl_seconds", "must be between 1 and 86400"));
+        }
+        if self.keys.activate_after_seconds > 86_400 {
+            return Err(invalid("keys.activate_after_seconds", "must be at most 86400"));
         }
         if self.tokens.max_delegation_depth == 0 || self.tokens.max_delegation_depth > 32 {
             return Err(invalid("tokens.max_delegation_depth", "must be between 1 and 32"));

@@ -27,7 +27,17 @@ pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
     if dir.ensure(config.keys.algorithm, now)? {
         tracing::info!(dir = %config.keys.dir.display(), "generated a new signing key");
     }
-    Ok(KeyRing::new(dir.load()?, config.keys.algorithm, publish_grace(config))?)
+    Ok(ring_from(config, dir.load()?)?)
+}
+
+/// The ring the configuration describes for these keys.
+pub fn ring_from(config: &Config, keys: Vec<crate::keys::SigningKey>) -> Result<KeyRing, crate::keys::KeyError> {
+    KeyRing::with_activation_delay(
+        keys,
+        config.keys.algorithm,
+        publish_grace(config),
+        config.keys.activate_after_seconds,
+    )
 }
 
 /// How long a retired key stays published: the longest token life plus leeway.
@@ -82,11 +92,13 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
             if now_listing == listing {
                 continue;
             }
-            match dir.load().map_err(anyhow::Error::from).and_then(|keys| {
-                KeyRing::new(keys, sts.config.keys.algorithm, publish_grace(&sts.config)).map_err(anyhow::Error::from)
-            }) {
+            match dir
+                .load()
+                .map_err(anyhow::Error::from)
+                .and_then(|keys| ring_from(&sts.config, keys).map_err(anyhow::Error::from))
+            {
                 Ok(ring) => {
-                    tracing::info!(kid = %ring.signing_key().kid, "signing keys reloaded");
+                    tracing::info!(kid = %ring.signing_key(sts.clock.now()).kid, "signing keys reloaded");
                     sts.keys.replace(ring);
                     listing = now_listing;
                 }

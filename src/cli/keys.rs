@@ -6,8 +6,8 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::Config;
-use mcp_sts::keys::{KeyDir, KeyRing};
-use mcp_sts::server::publish_grace;
+use mcp_sts::keys::KeyDir;
+use mcp_sts::server::{publish_grace, ring_from};
 
 /// Key management actions; all read `[keys]` from the configuration.
 #[derive(Debug, Subcommand)]
@@ -58,7 +58,7 @@ pub fn run(action: KeysAction) -> anyhow::Result<ExitCode> {
             let dir = KeyDir::new(&config.keys.dir);
             let key = dir.generate(config.keys.algorithm, now)?;
             println!("new signing key {} ({:?})", key.kid, config.keys.algorithm);
-            let ring = KeyRing::new(dir.load()?, config.keys.algorithm, publish_grace(&config))?;
+            let ring = ring_from(&config, dir.load()?)?;
             for kid in dir.prune(&ring, now)? {
                 println!("deleted expired key {kid}");
             }
@@ -66,12 +66,14 @@ pub fn run(action: KeysAction) -> anyhow::Result<ExitCode> {
         KeysAction::List { config } => {
             let config = Config::load(&config)?;
             let dir = KeyDir::new(&config.keys.dir);
-            let ring = KeyRing::new(dir.load()?, config.keys.algorithm, publish_grace(&config))?;
+            let ring = ring_from(&config, dir.load()?)?;
             let grace = publish_grace(&config);
+            let signing = ring.signing_key(now).kid.clone();
             println!("{:<45} {:<6} {:<12} status", "kid", "alg", "created");
-            for (key, retired) in ring.all() {
-                let status = match retired {
-                    None => "signing".to_owned(),
+            for key in ring.all() {
+                let status = match ring.retired_at(key, now) {
+                    None if key.kid == signing => "signing".to_owned(),
+                    None => "published, not signing yet".to_owned(),
                     Some(at) if at + grace > now => format!("published until {}", at + grace),
                     Some(_) => "expired (deleted by the next rotate)".to_owned(),
                 };

@@ -227,7 +227,7 @@ pub async fn exchange(
         user,
     };
     audit.jti = Some(claims.jti.clone());
-    let access_token = sign(ring.signing_key(), &claims)?;
+    let access_token = sign(ring.signing_key(now), &claims)?;
     Ok(TokenResponse {
         access_token,
         issued_token_type: request.issued_type,

@@ -30,7 +30,7 @@ pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
 
 /// Ready to serve: a signing key is loaded and the revocation store answers.
 pub async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
-    let keys_ok = !sts.keys.current().signing_key().kid.is_empty();
+    let keys_ok = !sts.keys.current().signing_key(sts.clock.now()).kid.is_empty();
     let store_ok = sts.store_call(sts.store.ping()).await.is_ok();
     let status = if keys_ok && store_ok {
         StatusCode::OK

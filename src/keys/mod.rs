@@ -18,56 +18,82 @@ use std::sync::{Arc, RwLock};
 use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
 
-/// The keys in force at one moment: the one that signs and every one still published.
+/// The keys of a directory and the rules that say which signs and which are published.
+///
+/// A new key may be pre-published: with an activation delay it appears in the JWKS at
+/// once but signs only after the delay, so verifiers that cache the JWKS have it before
+/// they meet a token signed by it. A key is retired when its successor starts signing
+/// and stays published for the longest token lifetime after that.
 #[derive(Debug)]
 pub struct KeyRing {
-    signing: Arc<SigningKey>,
-    /// Newest first, each with the time it was retired (`None` for the signing key).
-    keys: Vec<(Arc<SigningKey>, Option<UnixTime>)>,
-    /// How long a retired key stays published: the longest token lifetime plus leeway.
+    /// Newest first.
+    keys: Vec<Arc<SigningKey>>,
+    /// The oldest key of the algorithm: signs while no key is active yet.
+    first: Arc<SigningKey>,
+    algorithm: SigningAlgorithm,
+    activation_delay: u64,
     publish_grace: u64,
 }
 
 impl KeyRing {
-    /// Build a ring from the keys of a directory. The newest key of `algorithm` signs.
-    pub fn new(mut keys: Vec<SigningKey>, algorithm: SigningAlgorithm, publish_grace: u64) -> Result<Self, KeyError> {
+    /// Build a ring in which a new key signs as soon as it exists.
+    pub fn new(keys: Vec<SigningKey>, algorithm: SigningAlgorithm, publish_grace: u64) -> Result<Self, KeyError> {
+        Self::with_activation_delay(keys, algorithm, publish_grace, 0)
+    }
+
+    /// Build a ring whose new keys start signing `activation_delay` seconds after creation.
+    pub fn with_activation_delay(
+        mut keys: Vec<SigningKey>,
+        algorithm: SigningAlgorithm,
+        publish_grace: u64,
+        activation_delay: u64,
+    ) -> Result<Self, KeyError> {
         keys.sort_by(|a, b| b.created.cmp(&a.created).then_with(|| b.kid.cmp(&a.kid)));
         let keys: Vec<Arc<SigningKey>> = keys.into_iter().map(Arc::new).collect();
-        let signing = keys
+        let first = keys
             .iter()
+            .rev()
             .find(|k| k.algorithm == algorithm)
             .cloned()
             .ok_or(KeyError::NoSigningKey(algorithm))?;
-        let mut with_retirement = Vec::with_capacity(keys.len());
-        let mut successor_created: Option<UnixTime> = None;
-        for key in keys {
-            let retired = if Arc::ptr_eq(&key, &signing) {
-                None
-            } else {
-                Some(successor_created.unwrap_or(key.created))
-            };
-            successor_created = Some(key.created);
-            with_retirement.push((key, retired));
-        }
         Ok(Self {
-            signing,
-            keys: with_retirement,
+            keys,
+            first,
+            algorithm,
+            activation_delay,
             publish_grace,
         })
     }
 
-    /// The key that signs new tokens.
-    pub fn signing_key(&self) -> &Arc<SigningKey> {
-        &self.signing
+    fn activates_at(&self, key: &SigningKey) -> UnixTime {
+        key.created.saturating_add(self.activation_delay)
     }
 
-    /// Keys that can still have live tokens at `now`: the JWKS contents.
-    pub fn published(&self, now: UnixTime) -> impl Iterator<Item = &Arc<SigningKey>> {
-        let grace = self.publish_grace;
+    /// The key that signs new tokens at `now`: the newest active key of the configured
+    /// algorithm, or, when none is active yet (a first start), the oldest one.
+    pub fn signing_key(&self, now: UnixTime) -> &Arc<SigningKey> {
         self.keys
             .iter()
-            .filter(move |(_, retired)| retired.is_none_or(|at| at.saturating_add(grace) > now))
-            .map(|(key, _)| key)
+            .find(|k| k.algorithm == self.algorithm && self.activates_at(k) <= now)
+            .unwrap_or(&self.first)
+    }
+
+    /// When `key` stopped signing: when the next newer key became active, if it has.
+    pub fn retired_at(&self, key: &SigningKey, now: UnixTime) -> Option<UnixTime> {
+        let signing = self.signing_key(now);
+        if signing.kid == key.kid || key.created >= signing.created {
+            return None;
+        }
+        let successor = self.keys.iter().rev().find(|k| k.created > key.created)?;
+        Some(self.activates_at(successor).max(successor.created))
+    }
+
+    /// Keys that can still have live tokens at `now`, plus pre-published ones: the JWKS.
+    pub fn published(&self, now: UnixTime) -> impl Iterator<Item = &Arc<SigningKey>> {
+        self.keys.iter().filter(move |k| {
+            self.retired_at(k, now)
+                .is_none_or(|at| at.saturating_add(self.publish_grace) > now)
+        })
     }
 
     /// A published key by `kid`, for verifying tokens this service minted.
@@ -75,9 +101,14 @@ impl KeyRing {
         self.published(now).find(|k| k.kid == kid)
     }
 
-    /// Every key with its retirement time, newest first (for `keys list`).
-    pub fn all(&self) -> &[(Arc<SigningKey>, Option<UnixTime>)] {
+    /// Every key, newest first (for `keys list`).
+    pub fn all(&self) -> &[Arc<SigningKey>] {
         &self.keys
+    }
+
+    /// How long a retired key stays published.
+    pub fn publish_grace(&self) -> u64 {
+        self.publish_grace
     }
 
     /// The JWKS document published at `/.well-known/jwks.json`.

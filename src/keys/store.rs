@@ -225,7 +225,30 @@ mod tests {
         dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
         let second = dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
         let ring = KeyRing::new(dir.load().unwrap(), SigningAlgorithm::ES256, 330).unwrap();
-        assert_eq!(ring.signing_key().kid, second.kid);
+        assert_eq!(
+            ring.signing_key(1001).kid,
+            second.kid,
+            "it signs from its (bumped) creation second"
+        );
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    #[test]
+    fn a_delayed_key_is_published_before_it_signs() {
+        let dir = KeyDir::new(temp_dir("delay"));
+        let old = dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
+        let new = dir.generate(SigningAlgorithm::ES256, 2000).unwrap();
+        let ring = KeyRing::with_activation_delay(dir.load().unwrap(), SigningAlgorithm::ES256, 330, 60).unwrap();
+        let published = |now| ring.published(now).map(|k| k.kid.clone()).collect::<Vec<_>>();
+        assert_eq!(ring.signing_key(2059).kid, old.kid, "not active yet");
+        assert_eq!(
+            published(2059),
+            vec![new.kid.clone(), old.kid.clone()],
+            "but already published"
+        );
+        assert_eq!(ring.signing_key(2060).kid, new.kid);
+        assert_eq!(published(2389), vec![new.kid.clone(), old.kid.clone()]);
+        assert_eq!(published(2390), vec![new.kid.clone()], "retired at 2060, grace 330");
         let _ = std::fs::remove_dir_all(dir.path());
     }
 
@@ -235,7 +258,7 @@ mod tests {
         let old = dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
         let new = dir.generate(SigningAlgorithm::ES256, 2000).unwrap();
         let ring = KeyRing::new(dir.load().unwrap(), SigningAlgorithm::ES256, 330).unwrap();
-        assert_eq!(ring.signing_key().kid, new.kid, "the newest key signs");
+        assert_eq!(ring.signing_key(2000).kid, new.kid, "the newest key signs");
         let published = |now| ring.published(now).map(|k| k.kid.clone()).collect::<Vec<_>>();
         assert_eq!(published(2100), vec![new.kid.clone(), old.kid.clone()]);
         assert_eq!(published(2329), vec![new.kid.clone(), old.kid.clone()]);
