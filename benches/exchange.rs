@@ -1,0 +1,151 @@
+//! Microbenchmarks of the exchange hot path: signing, inbound validation, the whole
+//! decision in process (memory and embedded stores), and the whole exchange over
+//! loopback HTTP. Run with `cargo bench --bench exchange`; numbers go in BENCHMARKS.md.
+
+use std::sync::Arc;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use mcp_sts::audit::AuditEvent;
+use mcp_sts::clock::{Clock, SystemClock};
+use mcp_sts::config::{Config, SigningAlgorithm};
+use mcp_sts::dev_idp::DevIdp;
+use mcp_sts::exchange::{ExchangeInput, Form, exchange};
+use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
+use mcp_sts::keys::SigningKey;
+use mcp_sts::mint::{AccessClaims, Actor, sign};
+use mcp_sts::service::Sts;
+use serde_json::json;
+
+const SECRET: &str = "bench-secret";
+
+fn config(issuer: &str, idp: &DevIdp, keys: &str, revocation: &str) -> Config {
+    Config::from_toml(&format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+issuer = "{issuer}"
+[keys]
+dir = "{keys}"
+[revocation]
+{revocation}
+[[issuers]]
+issuer = "{idp}"
+audience = "mcp-sts"
+[[clients]]
+client_id = "orders-mcp"
+secret_sha256 = "{hash}"
+audiences = ["orders-api"]
+[[audiences]]
+id = "orders-api"
+mode = "on_behalf_of"
+scopes = ["orders:read", "orders:write"]
+[audiences.role_scopes]
+developer = ["orders:read"]
+"#,
+        idp = idp.issuer(),
+        hash = mcp_sts::client_auth::hash_secret(SECRET),
+    ))
+    .expect("bench config")
+}
+
+fn claims() -> AccessClaims {
+    AccessClaims {
+        iss: "https://sts.example.com".into(),
+        sub: "alice@example.com".into(),
+        aud: "orders-api".into(),
+        exp: 2_000_000_300,
+        iat: 2_000_000_000,
+        nbf: 2_000_000_000,
+        jti: mcp_sts::mint::new_jti(),
+        client_id: "orders-mcp".into(),
+        scope: "orders:read".into(),
+        delegation_mode: mcp_sts::config::DelegationMode::OnBehalfOf,
+        act: Some(Actor { sub: "claude-desktop".into(), iss: Some("https://idp.example.com".into()), act: None }),
+        sid: "sess-1".into(),
+        txn: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
+        tenant: None,
+        user: None,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let (es, _) = SigningKey::generate(SigningAlgorithm::ES256, 0).expect("key");
+    let (rs, _) = SigningKey::generate(SigningAlgorithm::RS256, 0).expect("key");
+    let minted = claims();
+    c.bench_function("mint/sign_es256", |b| b.iter(|| sign(&es, &minted).expect("sign")));
+    c.bench_function("mint/sign_rs256", |b| b.iter(|| sign(&rs, &minted).expect("sign")));
+
+    let keys = tempfile::tempdir().expect("tempdir");
+    let (idp, sts_memory, sts_embedded, url) = runtime.block_on(async {
+        let idp = DevIdp::start_local().await.expect("idp");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let url = format!("http://{}", listener.local_addr().expect("addr"));
+        let keys_dir = keys.path().to_str().expect("path").to_owned();
+        let memory = config(&url, &idp, &keys_dir, "backend = \"memory\"");
+        let db = keys.path().join("revocations.db");
+        let embedded = config(&url, &idp, &keys_dir, &format!("backend = \"embedded\"\npath = \"{}\"", db.display()));
+        let build = |config| mcp_sts::server::build(config, Arc::new(SystemClock), mcp_sts::audit::AuditLog::new());
+        let sts_memory = build(memory).await.expect("build");
+        let sts_embedded = build(embedded).await.expect("build");
+        let served = sts_memory.clone();
+        tokio::spawn(async move { mcp_sts::http::serve(listener, served, std::future::pending()).await });
+        (idp, sts_memory, sts_embedded, url)
+    });
+    let now = SystemClock.now();
+    let subject = idp.user_token("alice@example.com", "mcp-sts", &["developer"], now, 3600, &json!({"sid": "s-1"})).expect("token");
+
+    let ring = sts_memory.keys.current();
+    let limits = Limits { max_token_bytes: 16 * 1024, leeway: 30 };
+    c.bench_function("inbound/validate_es256_upstream", |b| {
+        b.to_async(&runtime).iter(|| async {
+            validate(&subject, DeclaredType::AccessToken, &sts_memory.issuers, (sts_memory.issuer(), &ring), limits, now)
+                .await
+                .expect("valid")
+        })
+    });
+
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", subject.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ("audience", "orders-api"),
+            ("client_id", "orders-mcp"),
+            ("client_secret", SECRET),
+        ])
+        .finish();
+    let decide = |sts: Arc<Sts>| {
+        let body = body.clone();
+        move || {
+            let sts = sts.clone();
+            let body = body.clone();
+            async move {
+                let form = Form::parse(body.as_bytes());
+                let input = ExchangeInput { authorization: None, traceparent: None, form: &form };
+                let mut audit = AuditEvent::new("token_exchange", now);
+                exchange(&sts, input, now, &mut audit).await.expect("exchange")
+            }
+        }
+    };
+    c.bench_function("exchange/decision_memory_store", |b| b.to_async(&runtime).iter(decide(sts_memory.clone())));
+    c.bench_function("exchange/decision_embedded_store", |b| b.to_async(&runtime).iter(decide(sts_embedded.clone())));
+
+    let http = reqwest::Client::new();
+    c.bench_function("exchange/http_loopback", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = http
+                .post(format!("{url}/token"))
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(body.clone())
+                .send()
+                .await
+                .expect("send");
+            assert_eq!(response.status(), 200);
+            response.bytes().await.expect("body")
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
