@@ -16,6 +16,7 @@ pub mod client;
 pub mod client_auth;
 pub mod clock;
 pub mod config;
+pub mod demo;
 pub mod dev_idp;
 pub mod error;
 pub mod exchange;

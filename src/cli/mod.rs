@@ -1,9 +1,11 @@
 //! Subcommands. Each lives in its own file and returns an exit code.
 
+mod demo;
 mod keys;
 mod revoke;
 mod secret;
 mod serve;
+mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -38,6 +40,17 @@ enum Command {
         #[command(subcommand)]
         action: secret::SecretAction,
     },
+    /// Exchange or verify tokens from the shell.
+    Token {
+        #[command(subcommand)]
+        action: token::TokenAction,
+    },
+    /// Run the whole flow in one process: IdP, mcp-sts, an MCP server, an agent, three APIs.
+    Demo {
+        /// Leave everything running afterwards and print URLs and example commands.
+        #[arg(long)]
+        keep_running: bool,
+    },
 }
 
 /// Run the parsed command.
@@ -46,6 +59,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Serve { config } => serve::run(&config).await,
         Command::Keys { action } => keys::run(action),
         Command::Secret { action } => secret::run(action),
+        Command::Token { action } => token::run(action).await,
+        Command::Demo { keep_running } => demo::run(keep_running).await,
         Command::Revoke(args) => revoke::run(args).await,
     }
 }

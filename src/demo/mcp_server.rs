@@ -1,0 +1,322 @@
+//! The MCP server: tools over streamable HTTP. It takes the user's bearer token from the
+//! incoming MCP request, exchanges it at mcp-sts for a narrow token for one downstream
+//! service, and calls that service. The raw user token never goes downstream.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::http::request::Parts;
+use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
+use rmcp::handler::server::router::tool::ToolRouter;
+use rmcp::handler::server::tool::Extension;
+use rmcp::handler::server::wrapper::Parameters;
+use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
+use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
+use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use serde_json::{Value, json};
+use tokio::sync::watch;
+
+use super::orders_api;
+use super::outcome::Denial;
+use super::services::{INVENTORY_AUDIENCE, LEGACY_AUDIENCE};
+use crate::client::{ExchangeRequest, JWT_TOKEN_TYPE, StsClient, StsError};
+
+/// The client id of the MCP server at mcp-sts.
+pub const CLIENT_ID: &str = "orders-mcp";
+/// The header in which the agent presents its own identity token.
+pub const AGENT_TOKEN_HEADER: &str = "x-agent-token";
+
+/// Where the downstream services are.
+#[derive(Debug, Clone)]
+pub struct Downstreams {
+    /// Base URL of the orders API.
+    pub orders: String,
+    /// Base URL of the inventory API.
+    pub inventory: String,
+    /// Base URL of the legacy profile API.
+    pub legacy: String,
+}
+
+/// What every tool call shares: the exchange client and the downstream addresses.
+#[derive(Debug)]
+pub struct Backend {
+    sts: StsClient,
+    http: reqwest::Client,
+    downstreams: Downstreams,
+}
+
+impl Backend {
+    /// A backend exchanging with `sts` and calling `downstreams`.
+    pub fn new(sts: StsClient, downstreams: Downstreams) -> Self {
+        Self {
+            sts,
+            http: reqwest::Client::new(),
+            downstreams,
+        }
+    }
+}
+
+/// The orders tools ask for no particular scope: mcp-sts then grants the user's whole
+/// entitlement for orders-api (a developer `orders:read`; an order admin also
+/// `orders:write` and `orders:admin`), and orders-api decides per operation.
+const ORDERS_SCOPES: &[&str] = &[];
+
+/// One downstream call a tool makes.
+struct Call<'a> {
+    audience: &'a str,
+    scopes: &'a [&'a str],
+    method: reqwest::Method,
+    url: String,
+    body: Option<Value>,
+}
+
+/// `get_order` arguments.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct OrderRef {
+    /// The order number.
+    pub order_id: u32,
+}
+
+/// `update_order` arguments.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct OrderUpdate {
+    /// The order number.
+    pub order_id: u32,
+    /// The new status, e.g. `shipped`.
+    pub status: String,
+}
+
+/// `check_stock` arguments.
+#[derive(Debug, serde::Deserialize, schemars::JsonSchema)]
+pub struct StockQuery {
+    /// The product's SKU.
+    pub sku: String,
+}
+
+/// The MCP server's tools.
+#[derive(Debug, Clone)]
+pub struct OrdersMcp {
+    backend: Arc<Backend>,
+    tool_router: ToolRouter<Self>,
+}
+
+#[tool_router]
+impl OrdersMcp {
+    /// A handler sharing `backend`.
+    pub fn new(backend: Arc<Backend>) -> Self {
+        Self {
+            backend,
+            tool_router: Self::tool_router(),
+        }
+    }
+
+    #[tool(description = "Read one order. Users see their own orders; order admins see all.")]
+    async fn get_order(
+        &self,
+        Parameters(OrderRef { order_id }): Parameters<OrderRef>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let url = format!("{}/orders/{order_id}", self.backend.downstreams.orders);
+        Ok(self
+            .run(&parts, Call::get(orders_api::AUDIENCE, ORDERS_SCOPES, url))
+            .await)
+    }
+
+    #[tool(description = "Change an order's status (needs the right to write orders).")]
+    async fn update_order(
+        &self,
+        Parameters(OrderUpdate { order_id, status }): Parameters<OrderUpdate>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let call = Call {
+            audience: orders_api::AUDIENCE,
+            scopes: ORDERS_SCOPES,
+            method: reqwest::Method::PATCH,
+            url: format!("{}/orders/{order_id}", self.backend.downstreams.orders),
+            body: Some(json!({ "status": status })),
+        };
+        Ok(self.run(&parts, call).await)
+    }
+
+    #[tool(
+        description = "Your recent order activity. The user is the one whose token is presented; it takes no user argument."
+    )]
+    async fn get_recent_activity(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
+        let url = format!("{}/activity", self.backend.downstreams.orders);
+        Ok(self
+            .run(&parts, Call::get(orders_api::AUDIENCE, ORDERS_SCOPES, url))
+            .await)
+    }
+
+    #[tool(description = "Check stock of a product at the internal inventory service.")]
+    async fn check_stock(
+        &self,
+        Parameters(StockQuery { sku }): Parameters<StockQuery>,
+        Extension(parts): Extension<Parts>,
+    ) -> Result<CallToolResult, ErrorData> {
+        let sku: String = form_urlencoded::byte_serialize(sku.as_bytes()).collect();
+        let url = format!("{}/stock/{sku}", self.backend.downstreams.inventory);
+        Ok(self
+            .run(&parts, Call::get(INVENTORY_AUDIENCE, &["inventory:read"], url))
+            .await)
+    }
+
+    #[tool(description = "Read your profile from the legacy profile service.")]
+    async fn legacy_profile(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
+        let url = format!("{}/profile", self.backend.downstreams.legacy);
+        Ok(self
+            .run(&parts, Call::get(LEGACY_AUDIENCE, &["legacy:read"], url))
+            .await)
+    }
+}
+
+impl<'a> Call<'a> {
+    fn get(audience: &'a str, scopes: &'a [&'a str], url: String) -> Self {
+        Self {
+            audience,
+            scopes,
+            method: reqwest::Method::GET,
+            url,
+            body: None,
+        }
+    }
+}
+
+#[tool_handler(router = self.tool_router)]
+impl ServerHandler for OrdersMcp {
+    fn get_info(&self) -> ServerConfig {
+        ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+            .with_instructions("Orders tools. Every call acts for the user whose bearer token the agent presents.")
+    }
+}
+
+/// The bearer token of an incoming MCP request.
+fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
+        .filter(|t| !t.is_empty())
+}
+
+/// A quoted parameter of a `WWW-Authenticate` challenge, e.g. `error`.
+fn challenge_param(challenge: &str, name: &str) -> Option<String> {
+    let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
+    let rest = challenge.get(start..)?;
+    Some(rest.split('"').next()?.to_owned())
+}
+
+fn denied(denial: Denial) -> CallToolResult {
+    CallToolResult::structured_error(serde_json::to_value(denial).unwrap_or(Value::Null))
+}
+
+impl OrdersMcp {
+    /// Exchange the caller's token for `call.audience`, then make the call.
+    async fn run(&self, parts: &Parts, call: Call<'_>) -> CallToolResult {
+        let Some(user_token) = bearer(parts) else {
+            return denied(Denial {
+                by: CLIENT_ID.into(),
+                status: 401,
+                code: "missing_token".into(),
+                description: "the agent sent no user token".into(),
+            });
+        };
+        let mut request = ExchangeRequest::new(user_token)
+            .audience(call.audience)
+            .scopes(call.scopes.iter().copied());
+        if let Some(agent) = parts.headers.get(AGENT_TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
+            request = request.actor(agent, JWT_TOKEN_TYPE);
+        }
+        let minted = match self.backend.sts.exchange(&request).await {
+            Ok(minted) => minted,
+            Err(error) => return denied(sts_denial(&error)),
+        };
+        let mut http = self
+            .backend
+            .http
+            .request(call.method, &call.url)
+            .bearer_auth(minted.access_token.expose());
+        if let Some(body) = call.body {
+            http = http.json(&body);
+        }
+        let response = match http.send().await {
+            Ok(response) => response,
+            Err(error) => return denied(unreachable(call.audience, &error.without_url().to_string())),
+        };
+        let status = response.status().as_u16();
+        let challenge = response
+            .headers()
+            .get(WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if (200..300).contains(&status) {
+            return CallToolResult::structured(json!({ "audience": call.audience, "result": body }));
+        }
+        let from_challenge = |name| challenge.as_deref().and_then(|c| challenge_param(c, name));
+        let code = from_challenge("error")
+            .or_else(|| body.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| match status {
+                503 => "temporarily_unavailable".to_owned(),
+                other => format!("http_{other}"),
+            });
+        let description = from_challenge("error_description")
+            .or_else(|| body.get("error_description").and_then(Value::as_str).map(str::to_owned))
+            .or_else(|| from_challenge("scope").map(|scope| format!("needs scope {scope}")))
+            .unwrap_or_default();
+        denied(Denial {
+            by: call.audience.into(),
+            status,
+            code,
+            description,
+        })
+    }
+}
+
+fn sts_denial(error: &StsError) -> Denial {
+    match error {
+        StsError::OAuth {
+            status,
+            code,
+            description,
+        } => Denial {
+            by: "mcp-sts".into(),
+            status: *status,
+            code: code.as_str().to_owned(),
+            description: description.clone().unwrap_or_default(),
+        },
+        other => Denial {
+            by: "mcp-sts".into(),
+            status: 502,
+            code: "exchange_failed".into(),
+            description: other.to_string(),
+        },
+    }
+}
+
+fn unreachable(service: &str, why: &str) -> Denial {
+    Denial {
+        by: service.into(),
+        status: 502,
+        code: "unreachable".into(),
+        description: why.into(),
+    }
+}
+
+/// The MCP endpoint as an axum router (`/mcp`), stopping its sessions on `shutdown`.
+pub fn router(backend: Arc<Backend>, mut shutdown: watch::Receiver<bool>) -> Router {
+    let config = StreamableHttpServerConfig::default().with_sse_keep_alive(None);
+    let cancel = config.cancellation_token.clone();
+    tokio::spawn(async move {
+        let _ = shutdown.wait_for(|stop| *stop).await;
+        cancel.cancel();
+    });
+    let service = StreamableHttpService::new(
+        move || Ok(OrdersMcp::new(Arc::clone(&backend))),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    );
+    Router::new().nest_service("/mcp", service)
+}

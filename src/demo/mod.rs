@@ -1,0 +1,342 @@
+//! `mcp-sts demo`: the whole flow in one process on free loopback ports, with nothing
+//! else installed. A development IdP signs user tokens for alice, bob and carol; mcp-sts
+//! runs from an in-memory configuration (keys and an embedded revocation store in a
+//! temporary directory); an MCP server exchanges the user's token for narrow tokens to
+//! three downstream APIs (one per delegation mode); an MCP client plays the agent.
+//!
+//! [`Demo::start`] brings everything up, [`story::play`] runs the scripted calls and
+//! returns a [`DemoOutcome`] that tests assert on.
+
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod mcp_server;
+pub mod orders_api;
+pub mod outcome;
+pub mod services;
+pub mod story;
+pub mod trail;
+pub mod users;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+use crate::audit::AuditLog;
+use crate::client::{Secret, StsClient, StsClientConfig, StsError};
+use crate::client_auth::hash_secret;
+use crate::clock::SystemClock;
+use crate::config::{Config, ConfigError};
+use crate::dev_idp::{DevIdp, DevIdpError};
+use crate::service::Sts;
+use crate::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
+pub use outcome::{CallOutcome, DemoOutcome, Denial, ToolCall};
+pub use trail::{AuditTrail, TrailEntry};
+
+/// Why the demo could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DemoError {
+    /// Binding a port or creating the temporary directory failed.
+    #[error("demo I/O: {0}")]
+    Io(#[from] std::io::Error),
+    /// The development IdP failed.
+    #[error(transparent)]
+    Idp(#[from] DevIdpError),
+    /// The generated configuration was refused.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// mcp-sts could not be built.
+    #[error("mcp-sts: {0}")]
+    Sts(String),
+    /// A verifier could not be built.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The exchange client could not be built.
+    #[error(transparent)]
+    Client(#[from] StsError),
+    /// The MCP session failed at the protocol level.
+    #[error("MCP: {0}")]
+    Mcp(String),
+    /// Offboarding through the admin API failed.
+    #[error("admin API: {0}")]
+    Admin(String),
+}
+
+/// Base URLs of everything the demo runs.
+#[derive(Debug, Clone)]
+pub struct DemoUrls {
+    /// The development IdP (issuer of user and agent tokens).
+    pub idp: String,
+    /// mcp-sts (its issuer URL).
+    pub sts: String,
+    /// The MCP endpoint.
+    pub mcp: String,
+    /// The orders API (`on_behalf_of`).
+    pub orders: String,
+    /// The inventory API (`service_identity`).
+    pub inventory: String,
+    /// The legacy profile API (`restricted_user`).
+    pub legacy: String,
+}
+
+/// Everything the demo started; dropping it stops the servers and removes the temp dir.
+pub struct Demo {
+    /// Where each part listens.
+    pub urls: DemoUrls,
+    /// The development IdP.
+    pub idp: DevIdp,
+    /// mcp-sts's shared state.
+    pub sts: Arc<Sts>,
+    /// The downstream services' audit trail.
+    pub trail: AuditTrail,
+    /// The client secret of `orders-mcp` (for the example commands).
+    pub orders_mcp_secret: Secret,
+    admin_token: Secret,
+    sts_audit: Arc<Mutex<Vec<Value>>>,
+    dir: tempfile::TempDir,
+    shutdown: watch::Sender<bool>,
+}
+
+impl std::fmt::Debug for Demo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Demo").field("urls", &self.urls).finish_non_exhaustive()
+    }
+}
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.shutdown.send(true);
+    }
+}
+
+async fn bind() -> Result<(TcpListener, String), DemoError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+fn random_secret() -> Secret {
+    Secret::new(format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    ))
+}
+
+/// The secrets generated for one run: client secrets and the admin credential.
+struct Secrets {
+    orders_mcp: Secret,
+    orders_api: Secret,
+    admin: Secret,
+}
+
+/// The demo's mcp-sts configuration.
+fn sts_config(issuer: &str, idp: &DevIdp, dir: &std::path::Path, secrets: &Secrets) -> String {
+    let keys = dir.join("keys");
+    let store = dir.join("revocations.db");
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+issuer = "{issuer}"
+
+[keys]
+dir = {keys:?}
+
+[tokens]
+default_ttl_seconds = 300
+
+[revocation]
+backend = "embedded"
+path = {store:?}
+
+[admin]
+token_sha256 = "{admin}"
+
+[[issuers]]
+issuer = "{idp}"
+audience = "{sts_audience}"
+roles_claim = "roles"
+
+[[clients]]
+client_id = "orders-mcp"
+secret_sha256 = "{orders_mcp}"
+audiences = ["orders-api", "inventory-api", "legacy-api"]
+
+[[clients]]
+client_id = "orders-api"
+secret_sha256 = "{orders_api}"
+audiences = []
+
+[[audiences]]
+id = "orders-api"
+mode = "on_behalf_of"
+scopes = ["orders:read", "orders:write", "orders:admin"]
+[audiences.role_scopes]
+developer = ["orders:read"]
+customer = ["orders:read"]
+order-admin = ["orders:read", "orders:write", "orders:admin"]
+
+[[audiences]]
+id = "inventory-api"
+mode = "service_identity"
+scopes = ["inventory:read"]
+
+[[audiences]]
+id = "legacy-api"
+mode = "restricted_user"
+scopes = ["legacy:read"]
+[audiences.role_scopes]
+developer = ["legacy:read"]
+order-admin = ["legacy:read"]
+"#,
+        idp = idp.issuer(),
+        sts_audience = users::STS_AUDIENCE,
+        admin = hash_secret(secrets.admin.expose()),
+        orders_mcp = hash_secret(secrets.orders_mcp.expose()),
+        orders_api = hash_secret(secrets.orders_api.expose()),
+    )
+}
+
+impl Demo {
+    /// Start the IdP, mcp-sts, the three downstream APIs and the MCP server.
+    pub async fn start() -> Result<Self, DemoError> {
+        let dir = tempfile::Builder::new().prefix("mcp-sts-demo-").tempdir()?;
+        let (shutdown, stop) = watch::channel(false);
+        let idp = DevIdp::start_local().await?;
+        let secrets = Secrets {
+            orders_mcp: random_secret(),
+            orders_api: random_secret(),
+            admin: random_secret(),
+        };
+
+        let (sts_listener, sts_url) = bind().await?;
+        let config = Config::from_toml(&sts_config(&sts_url, &idp, dir.path(), &secrets))?;
+        let (audit_log, sts_audit) = AuditLog::with_tap();
+        let sts = crate::server::build(config, Arc::new(SystemClock), audit_log)
+            .await
+            .map_err(|e| DemoError::Sts(format!("{e:#}")))?;
+        let mut sts_stop = stop.clone();
+        let served = Arc::clone(&sts);
+        tokio::spawn(async move {
+            let until = async move {
+                let _ = sts_stop.wait_for(|stop| *stop).await;
+            };
+            if let Err(error) = crate::http::serve(sts_listener, served, until).await {
+                tracing::error!(%error, "demo mcp-sts stopped");
+            }
+        });
+
+        let trail = AuditTrail::default();
+        let mut orders_config = VerifierConfig::new(&sts_url, orders_api::AUDIENCE);
+        let mut introspection = IntrospectionConfig::new(
+            format!("{sts_url}/introspect"),
+            orders_api::AUDIENCE,
+            secrets.orders_api.expose(),
+        );
+        // Ask every time, so an offboarding is seen on the very next call.
+        introspection.cache_ttl = Duration::ZERO;
+        orders_config.introspection = Some(introspection);
+        let orders_verifier = Arc::new(Verifier::new(orders_config)?);
+        let (listener, orders) = bind().await?;
+        let app = orders_api::router(orders_verifier, trail.clone());
+        trail::spawn_server(listener, app, stop.clone(), "orders-api");
+
+        let verifier = Arc::new(Verifier::new(VerifierConfig::new(
+            &sts_url,
+            services::INVENTORY_AUDIENCE,
+        ))?);
+        let (listener, inventory) = bind().await?;
+        trail::spawn_server(
+            listener,
+            services::inventory_router(verifier, trail.clone()),
+            stop.clone(),
+            "inventory-api",
+        );
+
+        let verifier = Arc::new(Verifier::new(VerifierConfig::new(&sts_url, services::LEGACY_AUDIENCE))?);
+        let (listener, legacy) = bind().await?;
+        trail::spawn_server(
+            listener,
+            services::legacy_router(verifier, trail.clone()),
+            stop.clone(),
+            "legacy-api",
+        );
+
+        let downstreams = mcp_server::Downstreams {
+            orders: orders.clone(),
+            inventory: inventory.clone(),
+            legacy: legacy.clone(),
+        };
+        let sts_client = StsClient::new(StsClientConfig::new(
+            format!("{sts_url}/token"),
+            mcp_server::CLIENT_ID,
+            secrets.orders_mcp.clone(),
+        ))?;
+        let backend = Arc::new(mcp_server::Backend::new(sts_client, downstreams));
+        let (listener, mcp_base) = bind().await?;
+        trail::spawn_server(listener, mcp_server::router(backend, stop.clone()), stop, "orders-mcp");
+
+        Ok(Self {
+            urls: DemoUrls {
+                idp: idp.issuer().to_owned(),
+                sts: sts_url,
+                mcp: format!("{mcp_base}/mcp"),
+                orders,
+                inventory,
+                legacy,
+            },
+            idp,
+            sts,
+            trail,
+            orders_mcp_secret: secrets.orders_mcp,
+            admin_token: secrets.admin,
+            sts_audit,
+            dir,
+            shutdown,
+        })
+    }
+
+    /// The temporary directory holding keys, the revocation store and example tokens.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The current time, as mcp-sts sees it.
+    pub fn now(&self) -> u64 {
+        self.sts.clock.now()
+    }
+
+    /// mcp-sts's audit events so far.
+    pub fn sts_audit(&self) -> Vec<Value> {
+        self.sts_audit.lock().map(|e| e.clone()).unwrap_or_default()
+    }
+
+    /// Revoke `subject` (offboarding) through the admin API, `POST /admin/revocations`
+    /// with the admin Bearer credential.
+    pub async fn offboard(&self, subject: &str) -> Result<(), DemoError> {
+        let body = serde_json::json!({
+            "kind": "subject",
+            "value": subject,
+            "reason": "offboarding",
+            "revoked_by": "demo",
+        });
+        let response = reqwest::Client::new()
+            .post(format!("{}/admin/revocations", self.urls.sts))
+            .bearer_auth(self.admin_token.expose())
+            .json(&body)
+            .send()
+            .await
+            .map_err(|e| DemoError::Admin(e.without_url().to_string()))?;
+        match response.status().as_u16() {
+            200 | 201 => Ok(()),
+            other => Err(DemoError::Admin(format!(
+                "POST /admin/revocations answered HTTP {other}"
+            ))),
+        }
+    }
+}

@@ -1,0 +1,90 @@
+//! What the demo produced, in a shape tests can assert on.
+
+use std::collections::BTreeSet;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::trail::TrailEntry;
+
+/// A refused tool call: who refused it and with which HTTP status and error code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Denial {
+    /// The party that refused: `mcp-sts`, `orders-api`, `inventory-api`, `legacy-api`, `orders-mcp`.
+    pub by: String,
+    /// The HTTP status of the refusal.
+    pub status: u16,
+    /// The error code (`invalid_scope`, `invalid_token`, `order_not_found`, ...).
+    pub code: String,
+    /// The refusal's description.
+    #[serde(default)]
+    pub description: String,
+}
+
+/// How one tool call ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CallOutcome {
+    /// The tool answered with this value.
+    Allowed(Value),
+    /// The tool call was refused.
+    Denied(Denial),
+}
+
+/// One tool call of the story.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ToolCall {
+    /// A stable id of the step, e.g. `alice_reads_own_order`.
+    pub step: &'static str,
+    /// The user whose token the agent sent.
+    pub user: &'static str,
+    /// The tool called.
+    pub tool: &'static str,
+    /// How it ended.
+    pub outcome: CallOutcome,
+    /// What the downstream services recorded during the call.
+    pub trail: Vec<TrailEntry>,
+}
+
+impl ToolCall {
+    /// The answer, when the call was allowed.
+    pub fn allowed(&self) -> Option<&Value> {
+        match &self.outcome {
+            CallOutcome::Allowed(value) => Some(value),
+            CallOutcome::Denied(_) => None,
+        }
+    }
+
+    /// The refusal, when the call was denied.
+    pub fn denied(&self) -> Option<&Denial> {
+        match &self.outcome {
+            CallOutcome::Denied(denial) => Some(denial),
+            CallOutcome::Allowed(_) => None,
+        }
+    }
+}
+
+/// Everything the demo did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct DemoOutcome {
+    /// Every tool call, in order.
+    pub calls: Vec<ToolCall>,
+    /// Subjects revoked during the story.
+    pub offboarded: Vec<String>,
+    /// The downstream services' audit trail.
+    pub trail: Vec<TrailEntry>,
+    /// The STS's audit events (JSON, as emitted).
+    pub sts_audit: Vec<Value>,
+}
+
+impl DemoOutcome {
+    /// The call of step `step`.
+    pub fn call(&self, step: &str) -> Option<&ToolCall> {
+        self.calls.iter().find(|c| c.step == step)
+    }
+
+    /// The delegation modes downstream services saw in verified tokens.
+    pub fn modes_used(&self) -> BTreeSet<String> {
+        self.trail.iter().map(|e| e.mode.clone()).collect()
+    }
+}
