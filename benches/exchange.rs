@@ -60,7 +60,11 @@ fn claims() -> AccessClaims {
         client_id: "orders-mcp".into(),
         scope: "orders:read".into(),
         delegation_mode: mcp_sts::config::DelegationMode::OnBehalfOf,
-        act: Some(Actor { sub: "claude-desktop".into(), iss: Some("https://idp.example.com".into()), act: None }),
+        act: Some(Actor {
+            sub: "claude-desktop".into(),
+            iss: Some("https://idp.example.com".into()),
+            act: None,
+        }),
         sid: "sess-1".into(),
         txn: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         tenant: None,
@@ -69,7 +73,10 @@ fn claims() -> AccessClaims {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
     let (es, _) = SigningKey::generate(SigningAlgorithm::ES256, 0).expect("key");
     let (rs, _) = SigningKey::generate(SigningAlgorithm::RS256, 0).expect("key");
     let minted = claims();
@@ -84,7 +91,12 @@ fn bench(c: &mut Criterion) {
         let keys_dir = keys.path().to_str().expect("path").to_owned();
         let memory = config(&url, &idp, &keys_dir, "backend = \"memory\"");
         let db = keys.path().join("revocations.db");
-        let embedded = config(&url, &idp, &keys_dir, &format!("backend = \"embedded\"\npath = \"{}\"", db.display()));
+        let embedded = config(
+            &url,
+            &idp,
+            &keys_dir,
+            &format!("backend = \"embedded\"\npath = \"{}\"", db.display()),
+        );
         let build = |config| mcp_sts::server::build(config, Arc::new(SystemClock), mcp_sts::audit::AuditLog::new());
         let sts_memory = build(memory).await.expect("build");
         let sts_embedded = build(embedded).await.expect("build");
@@ -93,15 +105,34 @@ fn bench(c: &mut Criterion) {
         (idp, sts_memory, sts_embedded, url)
     });
     let now = SystemClock.now();
-    let subject = idp.user_token("alice@example.com", "mcp-sts", &["developer"], now, 3600, &json!({"sid": "s-1"})).expect("token");
+    let subject = idp
+        .user_token(
+            "alice@example.com",
+            "mcp-sts",
+            &["developer"],
+            now,
+            3600,
+            &json!({"sid": "s-1"}),
+        )
+        .expect("token");
 
     let ring = sts_memory.keys.current();
-    let limits = Limits { max_token_bytes: 16 * 1024, leeway: 30 };
+    let limits = Limits {
+        max_token_bytes: 16 * 1024,
+        leeway: 30,
+    };
     c.bench_function("inbound/validate_es256_upstream", |b| {
         b.to_async(&runtime).iter(|| async {
-            validate(&subject, DeclaredType::AccessToken, &sts_memory.issuers, (sts_memory.issuer(), &ring), limits, now)
-                .await
-                .expect("valid")
+            validate(
+                &subject,
+                DeclaredType::AccessToken,
+                &sts_memory.issuers,
+                (sts_memory.issuer(), &ring),
+                limits,
+                now,
+            )
+            .await
+            .expect("valid")
         })
     });
 
@@ -122,14 +153,22 @@ fn bench(c: &mut Criterion) {
             let body = body.clone();
             async move {
                 let form = Form::parse(body.as_bytes());
-                let input = ExchangeInput { authorization: None, traceparent: None, form: &form };
+                let input = ExchangeInput {
+                    authorization: None,
+                    traceparent: None,
+                    form: &form,
+                };
                 let mut audit = AuditEvent::new("token_exchange", now);
                 exchange(&sts, input, now, &mut audit).await.expect("exchange")
             }
         }
     };
-    c.bench_function("exchange/decision_memory_store", |b| b.to_async(&runtime).iter(decide(sts_memory.clone())));
-    c.bench_function("exchange/decision_embedded_store", |b| b.to_async(&runtime).iter(decide(sts_embedded.clone())));
+    c.bench_function("exchange/decision_memory_store", |b| {
+        b.to_async(&runtime).iter(decide(sts_memory.clone()))
+    });
+    c.bench_function("exchange/decision_embedded_store", |b| {
+        b.to_async(&runtime).iter(decide(sts_embedded.clone()))
+    });
 
     let http = reqwest::Client::new();
     c.bench_function("exchange/http_loopback", |b| {

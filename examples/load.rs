@@ -43,7 +43,10 @@ async fn main() -> anyhow::Result<()> {
     let secret = "load-secret";
     let revocation = match args.backend.as_str() {
         "memory" => "backend = \"memory\"".to_owned(),
-        "embedded" => format!("backend = \"embedded\"\npath = \"{}\"", dir.path().join("rev.db").display()),
+        "embedded" => format!(
+            "backend = \"embedded\"\npath = \"{}\"",
+            dir.path().join("rev.db").display()
+        ),
         redis => format!("backend = \"redis\"\nurl = \"{redis}\""),
     };
     let config = format!(
@@ -67,15 +70,30 @@ async fn main() -> anyhow::Result<()> {
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.concurrency).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.concurrency)
+        .build()?;
     let ready = Instant::now() + Duration::from_secs(15);
-    while http.get(format!("{url}/readyz")).send().await.map(|r| r.status() != 200).unwrap_or(true) {
+    while http
+        .get(format!("{url}/readyz"))
+        .send()
+        .await
+        .map(|r| r.status() != 200)
+        .unwrap_or(true)
+    {
         anyhow::ensure!(Instant::now() < ready, "mcp-sts did not become ready");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 
     let now = SystemClock.now();
-    let subject = idp.user_token("alice@example.com", "mcp-sts", &["developer"], now, 3600, &json!({"sid": "s"}))?;
+    let subject = idp.user_token(
+        "alice@example.com",
+        "mcp-sts",
+        &["developer"],
+        now,
+        3600,
+        &json!({"sid": "s"}),
+    )?;
     let body = Arc::new(
         form_urlencoded::Serializer::new(String::new())
             .extend_pairs([

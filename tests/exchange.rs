@@ -828,3 +828,39 @@ async fn health_readiness_and_metrics() {
         "{metrics}"
     );
 }
+
+#[tokio::test]
+async fn an_rs256_deployment_signs_with_rs256_and_publishes_an_rsa_key() {
+    let sts = TestSts::start_opts(Options {
+        rs256: true,
+        ..Options::default()
+    })
+    .await;
+    let alice = sts.user_token("alice", &["developer"]);
+    let reply = sts.exchange(&alice, &[("audience", "orders-api")]).await;
+    let token = reply.token();
+    let header = decode_header(&token);
+    assert_eq!(header["alg"], "RS256");
+    assert_eq!(header["typ"], "at+jwt");
+    let jwks = Reply::from(
+        sts.http
+            .get(format!("{}/.well-known/jwks.json", sts.url))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let key = &jwks.body["keys"][0];
+    assert_eq!((key["kty"].as_str(), key["alg"].as_str()), (Some("RSA"), Some("RS256")));
+    assert_eq!(key["kid"], header["kid"]);
+    // Its own tokens verify for a further hop and for introspection.
+    let hop = sts
+        .exchange_as(
+            ("orders-api", ORDERS_API_SECRET),
+            &token,
+            ACCESS_TOKEN,
+            &[("audience", "billing-api")],
+        )
+        .await;
+    assert_eq!(hop.status, 200, "{}", hop.text);
+}

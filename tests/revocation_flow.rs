@@ -419,6 +419,37 @@ async fn redis_down_fails_closed_and_recovers_without_restart() {
     let minted = sts.exchange(&alice, &[("audience", "orders-api")]).await.token();
     sts.admin_revoke("subject", "erin").await;
 
+    // Exchanges for the revoked subject keep running through the outage and the
+    // restart: none of them may ever be allowed.
+    let hammer = {
+        let (url, http, erin) = (sts.url.clone(), sts.http.clone(), erin.clone());
+        tokio::spawn(async move {
+            let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
+            let body = form_urlencoded::Serializer::new(String::new())
+                .extend_pairs([
+                    ("grant_type", EXCHANGE),
+                    ("subject_token", erin.as_str()),
+                    ("subject_token_type", ACCESS_TOKEN),
+                    ("audience", "orders-api"),
+                    ("client_id", "orders-mcp"),
+                    ("client_secret", ORDERS_MCP_SECRET),
+                ])
+                .finish();
+            let until = std::time::Instant::now() + Duration::from_secs(3);
+            while std::time::Instant::now() < until {
+                let response = http
+                    .post(format!("{url}/token"))
+                    .header("content-type", "application/x-www-form-urlencoded")
+                    .body(body.clone())
+                    .send()
+                    .await
+                    .unwrap();
+                *statuses.entry(response.status().as_u16()).or_default() += 1;
+            }
+            statuses
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(200)).await;
     redis.stop();
     for _ in 0..5 {
         for subject in [&erin, &alice] {
@@ -452,6 +483,16 @@ async fn redis_down_fails_closed_and_recovers_without_restart() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(recovered, "exchanges resume once Redis is back");
+    let statuses = hammer.await.unwrap();
+    assert!(
+        !statuses.contains_key(&200),
+        "a revoked subject was allowed: {statuses:?}"
+    );
+    assert!(statuses.keys().all(|s| *s == 400 || *s == 503), "{statuses:?}");
+    assert!(
+        statuses.contains_key(&503) && statuses.contains_key(&400),
+        "{statuses:?}"
+    );
     // The revocation acknowledged before the outage survived the restart.
     sts.exchange(&erin, &[("audience", "orders-api")])
         .await

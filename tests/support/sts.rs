@@ -163,6 +163,8 @@ pub struct Options {
     pub replica_of: Option<(String, std::path::PathBuf)>,
     /// Start the clock here instead of [`T0`].
     pub clock: Option<ManualClock>,
+    /// Sign with RS256 keys instead of ES256.
+    pub rs256: bool,
 }
 
 /// A running service for one test.
@@ -214,7 +216,7 @@ impl TestSts {
             options.revocation
         };
         let admin = options.admin.then_some(ADMIN_TOKEN);
-        let toml = config_toml_with(
+        let mut toml = config_toml_with(
             &url,
             &idp,
             keys_dir.to_str().unwrap(),
@@ -222,6 +224,9 @@ impl TestSts {
             &revocation,
             admin,
         );
+        if options.rs256 {
+            toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
+        }
         let config = Config::from_toml(&toml).unwrap();
         let url = own_url;
         let clock = options.clock.unwrap_or_else(|| ManualClock::new(T0));
