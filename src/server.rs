@@ -65,6 +65,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationSto
 
 /// Build the shared state from configuration.
 pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> anyhow::Result<Arc<Sts>> {
+    warn_if_not_https(&config.server.issuer);
     let ring = load_keys(&config, clock.now())?;
     let store = open_store(&config).await?;
     Ok(Arc::new(Sts::new(
@@ -75,6 +76,20 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> an
         audit,
         http_client(KEY_FETCH_TIMEOUT),
     )))
+}
+
+/// Production issuers are https URLs; plain http is for loopback development only.
+fn warn_if_not_https(issuer: &str) {
+    let Ok(url) = url::Url::parse(issuer) else { return };
+    let loopback = match url.host() {
+        Some(url::Host::Domain(d)) => d == "localhost",
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    };
+    if url.scheme() != "https" && !loopback {
+        tracing::warn!(%issuer, "server.issuer is not https: tokens and client secrets would cross the network in clear");
+    }
 }
 
 /// Re-read the key directory now and then, so a rotation done by `mcp-sts keys rotate`

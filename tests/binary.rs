@@ -118,10 +118,7 @@ async fn exchange(url: &str, subject: &str) -> Reply {
 }
 
 fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs()
+    mcp_sts::clock::Clock::now(&mcp_sts::clock::SystemClock)
 }
 
 #[test]

@@ -4,7 +4,7 @@
 mod support;
 
 use std::any::Any;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use mcp_sts::clock::UnixTime;
 use mcp_sts::revocation::embedded::EmbeddedStore;
@@ -48,7 +48,7 @@ async fn redis() -> Backend {
 
 /// Real time: Redis expires keys by its own clock, so logical times must be near it.
 fn wall_now() -> UnixTime {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    mcp_sts::clock::Clock::now(&mcp_sts::clock::SystemClock)
 }
 
 fn entry(kind: RevocationKind, value: &str, expires_at: UnixTime) -> Revocation {

@@ -5,7 +5,7 @@
 mod support;
 
 use std::future::Future;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use mcp_sts::clock::UnixTime;
 use mcp_sts::revocation::redis::{DEFAULT_TIMEOUT, RedisStore};
@@ -18,7 +18,7 @@ const HANG: Duration = Duration::from_secs(2);
 const RECOVERY: Duration = Duration::from_secs(5);
 
 fn wall_now() -> UnixTime {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    mcp_sts::clock::Clock::now(&mcp_sts::clock::SystemClock)
 }
 
 fn entry(kind: RevocationKind, value: &str) -> Revocation {
