@@ -81,3 +81,21 @@ def run(env, results) -> None:
             assert seen == ["invalid_scope", "invalid_target", "invalid_client"], seen
 
         results.check(f"authlib {label}: OAuthError.error is invalid_scope / invalid_target / invalid_client", authlib_errors)
+
+    def authlib_introspect_and_revoke():
+        # RFC 7662 / RFC 7009 through Authlib's own helpers, as the client the token was issued to.
+        with OAuth2Session(sts.CLIENT_ID, sts.secret, token_endpoint_auth_method="client_secret_basic") as s:
+            token = s.fetch_token(f"{sts.url}/token", grant_type=TOKEN_EXCHANGE,
+                                  **params(bob_at, ACCESS_TOKEN, audience="orders-api"))["access_token"]
+            active = s.introspect_token(f"{sts.url}/introspect", token=token, token_type_hint="access_token")
+            assert active.status_code == 200, active.text
+            body = active.json()
+            assert body["active"] is True and body["sub"] == "bob" and body["aud"] == "orders-api", body
+            revoked = s.revoke_token(f"{sts.url}/revoke", token=token, token_type_hint="access_token")
+            assert revoked.status_code == 200, revoked.text
+            after = s.introspect_token(f"{sts.url}/introspect", token=token)
+            assert after.status_code == 200 and after.json() == {"active": False}, after.text
+            unknown = s.revoke_token(f"{sts.url}/revoke", token="not-a-token")
+            assert unknown.status_code == 200, unknown.text
+
+    results.check("authlib: introspect_token (RFC 7662) active for its client, revoke_token (RFC 7009) ends it, unknown token still 200", authlib_introspect_and_revoke)
