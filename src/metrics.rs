@@ -11,7 +11,7 @@ use prometheus_client::registry::Registry;
 /// Labels of one decision.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct DecisionLabels {
-    /// `token_exchange`, `introspect` or `revoke`.
+    /// The audited event: `token_exchange` or `revoke`.
     pub endpoint: &'static str,
     /// `allow` or the RFC error code.
     pub outcome: &'static str,

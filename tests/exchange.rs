@@ -624,6 +624,12 @@ async fn hops_nest_act_narrow_scopes_require_the_audience_client_and_are_depth_l
     assert_eq!(claims["scope"], "orders:read orders:write");
     assert_eq!(claims["sid"], "s-9");
     assert_eq!(claims["txn"], first.claims()["txn"], "the trace follows the chain");
+    assert_eq!(
+        claims["exp"].as_u64().unwrap() - claims["iat"].as_u64().unwrap(),
+        120,
+        "billing-api's ttl_seconds"
+    );
+    assert_eq!(second.body["expires_in"], 120);
     let hop2 = second.token();
 
     // Scopes only narrow: billing-api cannot widen beyond hop2's scope.
@@ -863,4 +869,58 @@ async fn an_rs256_deployment_signs_with_rs256_and_publishes_an_rsa_key() {
         )
         .await;
     assert_eq!(hop.status, 200, "{}", hop.text);
+}
+
+#[tokio::test]
+async fn a_token_without_sid_gets_a_stable_derived_session_that_can_be_revoked() {
+    let sts = TestSts::start_opts(Options {
+        admin: true,
+        ..Options::default()
+    })
+    .await;
+    let with_jti = sts.user_token("alice", &["developer"]);
+    let first = sts.exchange(&with_jti, &[("audience", "orders-api")]).await.claims();
+    let again = sts.exchange(&with_jti, &[("audience", "orders-api")]).await.claims();
+    let sid = first["sid"].as_str().unwrap().to_owned();
+    assert!(sid.starts_with("derived-"), "{sid}");
+    assert_eq!(again["sid"], sid.as_str(), "same token, same session");
+    let other = sts
+        .exchange(&sts.user_token("alice", &["developer"]), &[("audience", "orders-api")])
+        .await
+        .claims();
+    assert_ne!(other["sid"], sid.as_str(), "another login, another session");
+    // Without a jti the session comes from the token itself.
+    let no_jti = sts
+        .idp
+        .sign(
+            SigningAlgorithm::ES256,
+            None,
+            &json!({"iss": sts.idp.issuer(), "sub": "alice", "aud": "mcp-sts", "exp": T0 + 600, "roles": ["developer"]}),
+        )
+        .unwrap();
+    let derived = sts.exchange(&no_jti, &[("audience", "orders-api")]).await.claims()["sid"].clone();
+    assert!(derived.as_str().unwrap().starts_with("derived-"));
+    // The derived session can be revoked like any other.
+    sts.admin_revoke("session", &sid).await;
+    sts.exchange(&with_jti, &[("audience", "orders-api")])
+        .await
+        .assert_error(400, "invalid_request");
+    assert_eq!(sts.exchange(&no_jti, &[("audience", "orders-api")]).await.status, 200);
+}
+
+#[tokio::test]
+async fn oversized_bodies_are_refused_as_oauth_errors() {
+    let sts = TestSts::start().await;
+    let huge = "x".repeat(70 * 1024);
+    let reply = sts
+        .post_form("/token", Some(("orders-mcp", ORDERS_MCP_SECRET)), &[("padding", &huge)])
+        .await;
+    assert_eq!(
+        (reply.status, reply.error()),
+        (413, "invalid_request"),
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.headers["cache-control"], "no-store");
+    assert_eq!(sts.audit_events().len(), 0, "nothing was decided");
 }

@@ -73,3 +73,15 @@ impl IntoResponse for crate::admin::AdminError {
         response
     }
 }
+
+/// A body over the size limit is answered by the framework before any handler runs;
+/// give it the same OAuth error shape (status 413, `invalid_request`).
+pub async fn oauth_body_limit(response: Response) -> Response {
+    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
+        return response;
+    }
+    let mut error =
+        OAuthError::invalid_request("request.too_large", "the request body is larger than allowed").into_response();
+    *error.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+    error
+}

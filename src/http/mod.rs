@@ -37,6 +37,7 @@ pub fn router(sts: Arc<Sts>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::map_response(error::oauth_body_limit))
         .with_state(sts)
 }
 

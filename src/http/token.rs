@@ -32,15 +32,19 @@ pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes)
         Err(e) => Err(e),
     };
     sts.metrics.exchange_took(started.elapsed());
+    audited(&sts, audit, result.map(|r| Json(r).into_response()))
+}
+
+/// Count and audit an outcome, then answer with it, never cached (RFC 6749 §5.1).
+pub fn audited(sts: &Sts, mut audit: AuditEvent, result: Result<Response, OAuthError>) -> Response {
     sts.metrics.decision(
-        "token_exchange",
+        audit.event,
         result.as_ref().map_or_else(|e| e.code.as_str(), |_| "allow"),
     );
     match result {
-        Ok(response) => {
+        Ok(mut response) => {
             audit.decision = "allow";
             sts.audit.emit(&audit);
-            let mut response = Json(response).into_response();
             no_store(response.headers_mut());
             response
         }

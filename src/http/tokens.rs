@@ -9,7 +9,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::error::no_store;
-use super::token::{form_body, header_str};
+use super::token::{audited, form_body, header_str};
 use crate::audit::AuditEvent;
 use crate::client_auth::{RegisteredClient, authenticate};
 use crate::error::OAuthError;
@@ -69,18 +69,5 @@ pub async fn revoke(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
         crate::introspect::revoke(&sts, &client, token, now, &mut audit).await
     }
     .await;
-    match result {
-        Ok(()) => {
-            audit.decision = "allow";
-            sts.audit.emit(&audit);
-            let mut response = StatusCode::OK.into_response();
-            no_store(response.headers_mut());
-            response
-        }
-        Err(error) => {
-            audit.reason = Some(error.reason());
-            sts.audit.emit(&audit);
-            error.into_response()
-        }
-    }
+    audited(&sts, audit, result.map(|()| StatusCode::OK.into_response()))
 }

@@ -125,6 +125,7 @@ developer = ["legacy:read"]
 id = "billing-api"
 mode = "on_behalf_of"
 scopes = ["orders:read", "orders:write"]
+ttl_seconds = 120
 
 [[audiences]]
 id = "ledger-api"
