@@ -10,26 +10,46 @@
     allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)
 )]
 
+#[cfg(feature = "server")]
 pub mod admin;
+#[cfg(feature = "server")]
 pub mod audit;
 pub mod client;
+#[cfg(feature = "server")]
 pub mod client_auth;
 pub mod clock;
+#[cfg(feature = "server")]
 pub mod config;
+#[cfg(feature = "server")]
 pub mod demo;
+#[cfg(feature = "server")]
 pub mod dev_idp;
+#[cfg(feature = "server")]
 pub mod error;
+#[cfg(feature = "server")]
 pub mod exchange;
+#[cfg(feature = "server")]
 pub mod http;
+#[cfg(feature = "server")]
 pub mod inbound;
+#[cfg(feature = "server")]
 pub mod introspect;
+#[cfg(feature = "server")]
 pub mod issued;
+#[cfg(feature = "server")]
 pub mod keys;
+#[cfg(feature = "server")]
 pub mod metrics;
+#[cfg(feature = "server")]
 pub mod mint;
+#[cfg(feature = "server")]
 pub mod policy;
+#[cfg(feature = "server")]
 pub mod revocation;
+#[cfg(feature = "server")]
 pub mod server;
+#[cfg(feature = "server")]
 pub mod service;
+#[cfg(feature = "server")]
 pub mod telemetry;
 pub mod verify;
