@@ -15,10 +15,7 @@ async fn on_behalf_of_mints_a_narrow_token_naming_user_and_agent() {
         &["developer"],
         json!({"sid": "sess-1", "tenant": "acme"}),
     );
-    let agent = sts
-        .idp
-        .user_token("claude-desktop", "mcp-sts", &[], T0, 3600, &json!({}))
-        .unwrap();
+    let agent = sts.agent_token("claude-desktop");
     let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
@@ -108,10 +105,7 @@ async fn without_an_actor_token_the_client_is_the_actor() {
 async fn service_identity_names_the_client_and_carries_the_user_as_context() {
     let sts = TestSts::start().await;
     let alice = sts.user_token_with("alice", &[], json!({"tenant": "acme"}));
-    let agent = sts
-        .idp
-        .user_token("agent-7", "mcp-sts", &[], T0, 3600, &json!({}))
-        .unwrap();
+    let agent = sts.agent_token("agent-7");
     let reply = sts
         .exchange(
             &alice,
@@ -540,14 +534,8 @@ async fn may_act_must_name_the_actor() {
     let sts = TestSts::start().await;
     let aud = ("audience", "orders-api");
     let alice = sts.user_token_with("alice", &["developer"], json!({"may_act": {"sub": "claude-desktop"}}));
-    let good_agent = sts
-        .idp
-        .user_token("claude-desktop", "mcp-sts", &[], T0, 3600, &json!({}))
-        .unwrap();
-    let bad_agent = sts
-        .idp
-        .user_token("rogue-agent", "mcp-sts", &[], T0, 3600, &json!({}))
-        .unwrap();
+    let good_agent = sts.agent_token("claude-desktop");
+    let bad_agent = sts.agent_token("rogue-agent");
     let ok = sts
         .exchange(&alice, &[aud, ("actor_token", &good_agent), ("actor_token_type", JWT)])
         .await;
@@ -581,10 +569,7 @@ async fn may_act_must_name_the_actor() {
 async fn hops_nest_act_narrow_scopes_require_the_audience_client_and_are_depth_limited() {
     let sts = TestSts::start().await;
     let bob = sts.user_token_with("bob", &["order-admin"], json!({"sid": "s-9"}));
-    let agent = sts
-        .idp
-        .user_token("claude-desktop", "mcp-sts", &[], T0, 3600, &json!({}))
-        .unwrap();
+    let agent = sts.agent_token("claude-desktop");
     let first = sts
         .exchange(
             &bob,

@@ -226,10 +226,7 @@ async fn session_agent_and_client_revocations() {
     let sts = with_admin().await;
     let alice = sts.user_token_with("alice", &["developer"], json!({"sid": "sess-a"}));
     let alice_other_session = sts.user_token_with("alice", &["developer"], json!({"sid": "sess-b"}));
-    let agent = sts
-        .idp
-        .user_token("rogue-agent", "mcp-sts", &[], T0, 3600, &json!({}))
-        .unwrap();
+    let agent = sts.agent_token("rogue-agent");
     let via_agent = [
         ("audience", "orders-api"),
         ("actor_token", agent.as_str()),
@@ -352,10 +349,7 @@ async fn replicas_sharing_redis_agree_at_once() {
     })
     .await;
     let dave = a.user_token_with("dave", &["developer"], json!({"sid": "sess-d"}));
-    let agent = a
-        .idp
-        .user_token("agent-d", "mcp-sts", &[], T0, 3600, &json!({}))
-        .unwrap();
+    let agent = a.agent_token("agent-d");
     let from_a = a.exchange(&dave, &[("audience", "orders-api")]).await.token();
     let with_agent = [
         ("audience", "orders-api"),

@@ -264,6 +264,11 @@ impl TestSts {
             .unwrap()
     }
 
+    /// An actor token naming an agent, valid for an hour from the test clock's now.
+    pub fn agent_token(&self, agent: &str) -> String {
+        self.user_token(agent, &[])
+    }
+
     /// Same, with extra claims.
     pub fn user_token_with(&self, sub: &str, roles: &[&str], extra: Value) -> String {
         self.idp
