@@ -24,8 +24,7 @@ pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
 pub use secret::Secret;
 
-/// The RFC 8693 grant type.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
 
 /// How the client proves its identity to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -23,8 +23,7 @@ use crate::inbound::jwks::{JwksCache, JwksError, JwksLocation, JwksPolicy};
 use crate::inbound::jwt::{audiences, peek, str_claim, time_claim};
 use crate::revocation::{RevocationStore, StoreError};
 
-/// The only client assertion type (RFC 7523 §2.2).
-pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub use crate::contract::urn::JWT_BEARER_CLIENT_ASSERTION as JWT_BEARER_ASSERTION;
 
 /// Longest client assertion lifetime we accept: bounds how long a `jti` is remembered.
 const MAX_ASSERTION_LIFETIME: u64 = 600;

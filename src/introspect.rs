@@ -5,19 +5,18 @@ use serde_json::{Value, json};
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
+use crate::contract::AccessClaims;
 use crate::error::OAuthError;
 use crate::issued;
-use crate::mint::AccessClaims;
-use crate::revocation::{Revocation, RevocationKey, RevocationKind};
+use crate::lineage::Lineage;
+use crate::revocation::{Revocation, RevocationKind};
 use crate::service::Sts;
 
 /// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
 /// the client it was issued to (RFC 7662 §2.2, RFC 7009 §2.1).
 pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaims) -> bool {
-    let audience_id = sts
-        .audiences
-        .by_aud(&claims.aud)
-        .map_or(claims.aud.as_str(), |a| a.id.as_str());
+    let aud = claims.aud.single().unwrap_or_default();
+    let audience_id = sts.audiences.by_aud(aud).map_or(aud, |a| a.id.as_str());
     caller.id() == claims.client_id || caller.id() == audience_id
 }
 
@@ -25,26 +24,11 @@ pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaim
 pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: UnixTime) -> Result<Value, OAuthError> {
     let inactive = json!({ "active": false });
     let ring = sts.keys.current();
-    let Some(claims) = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now) else {
-        check_caller_not_revoked(sts, caller, now).await?;
+    let claims = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now);
+    let active = check_lineage(sts, caller, claims.as_ref(), now).await?;
+    let Some(claims) = claims.filter(|c| active && caller_may_see(sts, caller, c)) else {
         return Ok(inactive);
     };
-    let mut keys = issued::lineage(&claims);
-    keys.push(RevocationKey::new(RevocationKind::Client, caller.id()));
-    let found = sts.store_call(sts.store.check(&keys, now)).await?;
-    if found
-        .iter()
-        .flatten()
-        .any(|r| r.kind == RevocationKind::Client && r.value == caller.id())
-    {
-        return Err(OAuthError::invalid_client(
-            "client.revoked",
-            "client authentication failed",
-        ));
-    }
-    if !caller_may_see(sts, caller, &claims) || found.iter().any(Option::is_some) {
-        return Ok(inactive);
-    }
     let mut answer = json!({
         "active": true,
         "iss": claims.iss,
@@ -75,15 +59,16 @@ pub async fn revoke(
     audit: &mut AuditEvent,
 ) -> Result<(), OAuthError> {
     let ring = sts.keys.current();
-    check_caller_not_revoked(sts, caller, now).await?;
-    let Some(claims) = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now) else {
+    let claims = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now);
+    check_lineage(sts, caller, claims.as_ref(), now).await?;
+    let Some(claims) = claims else {
         audit.detail = Some("unknown, invalid or expired token; nothing to revoke".into());
         return Ok(());
     };
     audit.jti = Some(claims.jti.clone());
     audit.sub = Some(claims.user_sub().to_owned());
     audit.sid = Some(claims.sid.clone());
-    audit.audience = Some(claims.aud.clone());
+    audit.audience = claims.aud.single().map(String::from);
     if !caller_may_see(sts, caller, &claims) {
         return Err(OAuthError::unauthorized_client(
             "revoke.not_yours",
@@ -102,14 +87,19 @@ pub async fn revoke(
     sts.store_call(sts.store.revoke(entry)).await
 }
 
-async fn check_caller_not_revoked(sts: &Sts, caller: &RegisteredClient, now: UnixTime) -> Result<(), OAuthError> {
-    let key = [RevocationKey::new(RevocationKind::Client, caller.id())];
-    let found = sts.store_call(sts.store.check(&key, now)).await?;
-    if found.iter().any(Option::is_some) {
-        return Err(OAuthError::invalid_client(
-            "client.revoked",
-            "client authentication failed",
-        ));
+/// One store round trip for the caller and, when the token is ours, its lineage:
+/// a revoked caller fails authentication; `Ok(false)` when the token is revoked.
+async fn check_lineage(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    claims: Option<&AccessClaims>,
+    now: UnixTime,
+) -> Result<bool, OAuthError> {
+    let mut lineage = Lineage::for_caller(caller.id());
+    if let Some(claims) = claims {
+        lineage.minted(claims);
     }
-    Ok(())
+    let keys = lineage.keys();
+    let found = sts.store_call(sts.store.check(&keys, now)).await?;
+    lineage.verdict(&keys, &found).token_active()
 }

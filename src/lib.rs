@@ -20,6 +20,7 @@ pub mod client_auth;
 pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
+pub mod contract;
 #[cfg(feature = "server")]
 pub mod demo;
 #[cfg(feature = "server")]
@@ -38,6 +39,8 @@ pub mod introspect;
 pub mod issued;
 #[cfg(feature = "server")]
 pub mod keys;
+#[cfg(feature = "server")]
+pub mod lineage;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]

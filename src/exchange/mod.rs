@@ -4,30 +4,23 @@
 pub mod form;
 mod subject;
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
 use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
-use crate::config::DelegationMode;
+use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
 use crate::error::{ErrorCode, OAuthError};
 use crate::inbound::validate::{DeclaredType, Origin, Role, ValidatedToken, validate};
-use crate::mint::{AccessClaims, Actor, UserContext, new_jti, sign};
+use crate::lineage::Lineage;
+use crate::mint::{new_jti, sign};
 use crate::policy::{decide_scopes, grantable, parse_scope};
-use crate::revocation::{RevocationKey, RevocationKind};
 use crate::service::Sts;
 
 pub use form::Form;
 use subject::Subject;
 
-/// The token exchange grant type.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-/// The issued token type of our access tokens.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// The generic JWT token type, which a caller may request instead.
-pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 
 /// What the HTTP layer hands the exchange.
 #[derive(Debug, Clone, Copy)]
@@ -116,57 +109,55 @@ pub async fn exchange(
     )
     .await
     .map_err(|e| e.into_oauth(Role::Subject))?;
-    let subject = Subject::from_token(sts, &subject_token, &client, request.subject_token)?;
+    let max_depth = sts.config.tokens.max_delegation_depth;
+    let subject = Subject::from_token(&sts.audiences, &subject_token, &client, max_depth)?;
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
 
     let actor_token = match request.actor {
-        Some((token, declared)) => {
-            let validated = validate(token, declared, &sts.issuers, own, sts.limits(), now)
+        Some((token, declared)) => Some(
+            validate(token, declared, &sts.issuers, own, sts.limits(), now)
                 .await
-                .map_err(|e| e.into_oauth(Role::Actor))?;
-            if matches!(validated.origin, Origin::Minted) {
-                subject::check_minted_audience(sts, &validated, &client, Role::Actor)?;
-            }
-            Some(validated)
-        }
+                .map_err(|e| e.into_oauth(Role::Actor))?,
+        ),
         None => None,
     };
-    let current_actor = match &actor_token {
-        Some(actor) => Actor {
-            sub: actor.sub.clone(),
-            iss: Some(actor.iss.clone()),
-            act: None,
-        },
-        None => Actor {
-            sub: client.id().to_owned(),
-            iss: None,
-            act: None,
-        },
+    let minted_actor = match &actor_token {
+        Some(actor) => actor_claims(sts, actor, &client)?,
+        None => None,
+    };
+    let (current_actor, prior_actors) = match &actor_token {
+        Some(actor) => (
+            Actor::new(actor.sub.clone(), Some(actor.iss.clone())),
+            subject.prior_actors.clone(),
+        ),
+        // The agent application named in the user's token acts through the client.
+        None => (
+            Actor::new(client.id(), None),
+            match subject.agent.clone() {
+                Some(agent) => Some(agent.followed_by(subject.prior_actors.clone())),
+                None => subject.prior_actors.clone(),
+            },
+        ),
     };
     subject.check_may_act(&current_actor, actor_token.is_some())?;
-    let chain = Actor {
-        act: subject.prior_actors.clone().map(Box::new),
-        ..current_actor
-    };
+    let chain = current_actor.followed_by(prior_actors);
     audit.actor_chain = chain.chain();
-    if chain.depth() > sts.config.tokens.max_delegation_depth {
-        return Err(OAuthError::invalid_request(
-            "delegation.too_deep",
-            "the delegation chain is longer than allowed",
-        ));
+    if chain.depth() > max_depth {
+        return Err(subject::too_deep());
     }
 
-    check_revocations(
-        sts,
-        &subject,
-        &chain,
-        &client,
-        &subject_token,
-        actor_token.as_ref(),
-        now,
-    )
-    .await?;
+    let mut lineage = Lineage::for_caller(client.id());
+    lineage.user(&subject.user).session(&subject.sid);
+    for actor in chain.iter() {
+        lineage.actor(&actor.sub);
+    }
+    for minted in subject.minted.iter().chain(minted_actor.iter()) {
+        lineage.minted(minted);
+    }
+    let keys = lineage.keys();
+    let found = sts.store_call(sts.store.check(&keys, now)).await?;
+    lineage.verdict(&keys, &found).into_exchange_result()?;
 
     let audience = &target.audience;
     let granted = decide_scopes(&request.scopes, &grantable(audience, &subject.entitlement), audience)?;
@@ -196,6 +187,7 @@ pub async fn exchange(
         .or_else(|| subject.txn.clone())
         .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
+    let recorded_chain = chain.clone();
     let (sub, act, user) = match audience.mode {
         DelegationMode::ServiceIdentity => (
             client.id().to_owned(),
@@ -203,24 +195,33 @@ pub async fn exchange(
             Some(UserContext {
                 sub: subject.user.clone(),
                 tenant: subject.tenant.clone(),
-                agent: actor_token.as_ref().map(|a| a.sub.clone()),
+                agent: actor_token
+                    .as_ref()
+                    .map(|a| a.sub.clone())
+                    .or_else(|| subject.agent.as_ref().map(|a| a.sub.clone())),
             }),
         ),
         DelegationMode::OnBehalfOf => (subject.user.clone(), Some(chain), None),
         DelegationMode::RestrictedUser => (subject.user.clone(), None, None),
     };
+    // Tokens without `act` still record the chain, so a further hop keeps counting.
+    let delegation_chain = match (&act, audience.mode) {
+        (None, DelegationMode::ServiceIdentity | DelegationMode::RestrictedUser) => Some(recorded_chain),
+        _ => None,
+    };
     let claims = AccessClaims {
         iss: sts.issuer().to_owned(),
         sub,
-        aud: target.aud.clone(),
+        aud: Audience::One(target.aud.clone()),
         exp: now + ttl,
-        iat: now,
-        nbf: now,
+        iat: Some(now),
+        nbf: Some(now),
         jti: new_jti(),
         client_id: client.id().to_owned(),
         scope: scope.clone(),
         delegation_mode: audience.mode,
         act,
+        delegation_chain,
         sid: subject.sid.clone(),
         txn,
         tenant: subject.tenant.clone(),
@@ -307,58 +308,21 @@ pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
     (valid && trace.bytes().any(|b| b != b'0')).then(|| trace.to_owned())
 }
 
-/// One round trip: subject, session, client, every actor (as agent and as subject),
-/// and the ids of minted tokens presented.
-async fn check_revocations(
+/// A minted actor token: presented by the client that was its audience, naming an
+/// actor acting as itself; its claims join the lineage.
+fn actor_claims(
     sts: &Sts,
-    subject: &Subject,
-    chain: &Actor,
+    actor: &ValidatedToken,
     client: &RegisteredClient,
-    subject_token: &ValidatedToken,
-    actor_token: Option<&ValidatedToken>,
-    now: UnixTime,
-) -> Result<(), OAuthError> {
-    let mut keys: BTreeSet<RevocationKey> = BTreeSet::new();
-    keys.insert(RevocationKey::new(RevocationKind::Client, client.id()));
-    keys.insert(RevocationKey::new(RevocationKind::Subject, subject.user.as_str()));
-    keys.insert(RevocationKey::new(RevocationKind::Session, subject.sid.as_str()));
-    for actor in chain.chain() {
-        keys.insert(RevocationKey::new(RevocationKind::Agent, actor.as_str()));
-        keys.insert(RevocationKey::new(RevocationKind::Subject, actor));
+) -> Result<Option<AccessClaims>, OAuthError> {
+    subject::check_id(&actor.sub, Role::Actor, "sub")?;
+    if !matches!(actor.origin, Origin::Minted) {
+        return Ok(None);
     }
-    for token in std::iter::once(subject_token).chain(actor_token) {
-        if let (Origin::Minted, Some(jti)) = (&token.origin, &token.jti) {
-            keys.insert(RevocationKey::new(RevocationKind::Token, jti.as_str()));
-        }
-    }
-    let keys: Vec<RevocationKey> = keys.into_iter().collect();
-    let found = sts.store_call(sts.store.check(&keys, now)).await?;
-    let hits: Vec<RevocationKind> = found.iter().flatten().map(|r| r.kind).collect();
-    if hits.contains(&RevocationKind::Client) {
-        return Err(OAuthError::invalid_client(
-            "client.revoked",
-            "client authentication failed",
-        ));
-    }
-    match hits.first() {
-        None => Ok(()),
-        Some(RevocationKind::Subject) => Err(OAuthError::invalid_request(
-            "revoked.subject",
-            "the subject or an actor has been revoked",
-        )),
-        Some(RevocationKind::Session) => Err(OAuthError::invalid_request(
-            "revoked.session",
-            "the session has been revoked",
-        )),
-        Some(RevocationKind::Agent) => Err(OAuthError::invalid_request(
-            "revoked.agent",
-            "an agent in the delegation chain has been revoked",
-        )),
-        Some(RevocationKind::Token | RevocationKind::Client) => Err(OAuthError::invalid_request(
-            "revoked.token",
-            "the presented token has been revoked",
-        )),
-    }
+    subject::check_minted_audience(&sts.audiences, actor, client, Role::Actor)?;
+    let claims = subject::minted_claims(actor, Role::Actor)?;
+    subject::check_minted_actor(&claims)?;
+    Ok(Some(claims))
 }
 
 #[cfg(test)]

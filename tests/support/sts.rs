@@ -166,6 +166,8 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     /// Sign with RS256 keys instead of ES256.
     pub rs256: bool,
+    /// Extra keys for the trusted issuer's `[[issuers]]` entry.
+    pub issuer_extra: String,
 }
 
 /// A running service for one test.
@@ -225,6 +227,12 @@ impl TestSts {
             &revocation,
             admin,
         );
+        if !options.issuer_extra.is_empty() {
+            toml = toml.replace(
+                "tenant_claim = \"tenant\"\n",
+                &format!("tenant_claim = \"tenant\"\n{}\n", options.issuer_extra),
+            );
+        }
         if options.rs256 {
             toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
         }
