@@ -10,10 +10,11 @@ use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::contract::{AccessClaims, Actor, Audience};
 use mcp_sts::dev_idp::DevIdp;
-use mcp_sts::exchange::{ExchangeInput, Form, exchange};
+use mcp_sts::exchange::exchange;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts::keys::SigningKey;
 use mcp_sts::mint::sign;
+use mcp_sts::request::{RawRequest, TokenRequest};
 use mcp_sts::service::Sts;
 use serde_json::json;
 
@@ -150,14 +151,18 @@ fn bench(c: &mut Criterion) {
             let sts = sts.clone();
             let body = body.clone();
             async move {
-                let form = Form::parse(body.as_bytes());
-                let input = ExchangeInput {
+                let request = TokenRequest::parse(RawRequest {
+                    content_type: Some("application/x-www-form-urlencoded"),
                     authorization: None,
                     traceparent: None,
-                    form: &form,
-                };
+                    body: body.as_bytes(),
+                })
+                .expect("request");
                 let mut audit = AuditEvent::new("token_exchange", now);
-                exchange(&sts, input, now, &mut audit).await.expect("exchange")
+                let ring = sts.keys.current();
+                exchange(sts.exchanger(&ring), request, now, &mut audit)
+                    .await
+                    .expect("exchange")
             }
         }
     };

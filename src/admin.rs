@@ -35,6 +35,18 @@ pub enum AdminError {
     Unavailable,
 }
 
+impl AdminError {
+    /// The `error` code of the answer (RFC 6750 §3.1 names for credential failures).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::Disabled | AdminError::NotFound => "not_found",
+            AdminError::Unauthorized => "invalid_token",
+            AdminError::BadRequest(_) => "invalid_request",
+            AdminError::Unavailable => "temporarily_unavailable",
+        }
+    }
+}
+
 /// Check the admin Bearer credential in constant time.
 pub fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminError> {
     let Some(expected) = sts

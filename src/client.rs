@@ -10,7 +10,6 @@
 mod cache;
 mod error;
 mod request;
-mod secret;
 
 use std::time::Duration;
 
@@ -19,10 +18,10 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use tokio::time::Instant;
 
+pub use crate::secret::Secret;
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
-pub use secret::Secret;
 
 pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
 

@@ -3,13 +3,17 @@
 use serde_json::{Value, json};
 
 use crate::audit::AuditEvent;
-use crate::client_auth::RegisteredClient;
+use std::sync::Arc;
+
+use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::contract::AccessClaims;
 use crate::error::OAuthError;
 use crate::issued;
 use crate::lineage::Lineage;
+use crate::request::TokenQuery;
 use crate::revocation::{Revocation, RevocationKind};
+use crate::secret::Secret;
 use crate::service::Sts;
 
 /// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
@@ -20,15 +24,48 @@ pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaim
     caller.id() == claims.client_id || caller.id() == audience_id
 }
 
-/// The introspection answer for `token` asked by `caller`.
-pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: UnixTime) -> Result<Value, OAuthError> {
+/// Authenticate the caller of `/introspect` or `/revoke`, then read its `token`.
+async fn authenticated(
+    sts: &Sts,
+    query: TokenQuery,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<(Arc<RegisteredClient>, Secret), OAuthError> {
+    let credentials = query.credentials?;
+    audit.client_id = credentials.claimed_id().map(String::from);
+    let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
+    audit.client_id = Some(client.id().to_owned());
+    Ok((client, query.token?))
+}
+
+/// The introspection answer to `query` (RFC 7662 §2.2).
+pub async fn introspect(
+    sts: &Sts,
+    query: TokenQuery,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<Value, OAuthError> {
+    let (caller, token) = authenticated(sts, query, now, audit).await?;
+    let caller = caller.as_ref();
     let inactive = json!({ "active": false });
     let ring = sts.keys.current();
-    let claims = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now);
+    let claims = issued::verify(
+        token.expose(),
+        sts.issuer(),
+        &ring,
+        sts.config.server.max_token_bytes,
+        now,
+    );
+    if let Some(claims) = &claims {
+        audit.jti = Some(claims.jti.clone());
+        audit.sub = Some(claims.user_sub().to_owned());
+    }
     let active = check_lineage(sts, caller, claims.as_ref(), now).await?;
     let Some(claims) = claims.filter(|c| active && caller_may_see(sts, caller, c)) else {
+        audit.detail = Some("inactive".into());
         return Ok(inactive);
     };
+    audit.detail = Some("active".into());
     let mut answer = json!({
         "active": true,
         "iss": claims.iss,
@@ -49,17 +86,20 @@ pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: 
     Ok(answer)
 }
 
-/// Revoke `token` for `caller`. Unknown or invalid tokens succeed without change
-/// (RFC 7009 §2.2); a token issued neither to nor for the caller is refused.
-pub async fn revoke(
-    sts: &Sts,
-    caller: &RegisteredClient,
-    token: &str,
-    now: UnixTime,
-    audit: &mut AuditEvent,
-) -> Result<(), OAuthError> {
+/// Revoke the token in `query` for its caller. Unknown or invalid tokens succeed
+/// without change (RFC 7009 §2.2); a token issued neither to nor for the caller is
+/// refused.
+pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut AuditEvent) -> Result<(), OAuthError> {
+    let (caller, token) = authenticated(sts, query, now, audit).await?;
+    let caller = caller.as_ref();
     let ring = sts.keys.current();
-    let claims = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now);
+    let claims = issued::verify(
+        token.expose(),
+        sts.issuer(),
+        &ring,
+        sts.config.server.max_token_bytes,
+        now,
+    );
     check_lineage(sts, caller, claims.as_ref(), now).await?;
     let Some(claims) = claims else {
         audit.detail = Some("unknown, invalid or expired token; nothing to revoke".into());

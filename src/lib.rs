@@ -48,7 +48,10 @@ pub mod mint;
 #[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]
+pub mod request;
+#[cfg(feature = "server")]
 pub mod revocation;
+pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -351,3 +351,52 @@ async fn an_upstream_act_claim_is_kept_marked_with_its_issuer_and_counted() {
         .assert_error(400, "invalid_request");
     assert_eq!(rule_of_last_denial(&sts), "invalid_request:delegation.too_deep");
 }
+
+#[tokio::test]
+async fn every_endpoint_is_audited_and_counted_in_one_place() {
+    let sts = start().await;
+    let alice = sts.user_token("alice@example.com", &["developer"]);
+    let token = sts.exchange(&alice, &[("audience", "orders-api")]).await.token();
+    assert_eq!(sts.introspect(ORDERS_API, &token).await.body["active"], true);
+    sts.introspect(("orders-api", "wrong"), &token)
+        .await
+        .assert_error(401, "invalid_client");
+    let revoked = sts.post_form("/revoke", Some(ORDERS_API), &[("token", &token)]).await;
+    assert_eq!(revoked.status, 200);
+    sts.admin_revoke("agent", "rogue").await;
+    let listed = sts.admin(reqwest::Method::GET, "", None).await;
+    assert_eq!(listed.status, 200);
+
+    let events = sts.audit_events();
+    let seen = |event: &str, decision: &str| events.iter().any(|e| e["event"] == event && e["decision"] == decision);
+    for (event, decision) in [
+        ("token_exchange", "allow"),
+        ("introspect", "allow"),
+        ("introspect", "deny"),
+        ("revoke", "allow"),
+        ("admin_revoke", "allow"),
+        ("admin_list", "allow"),
+    ] {
+        assert!(seen(event, decision), "no {decision} event for {event}: {events:#?}");
+    }
+    let metrics = sts
+        .http
+        .get(format!("{}/metrics", sts.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        r#"mcp_sts_decisions_total{endpoint="introspect",outcome="allow"} 1"#,
+        r#"mcp_sts_decisions_total{endpoint="introspect",outcome="invalid_client"} 1"#,
+        r#"mcp_sts_decisions_total{endpoint="revoke",outcome="allow"} 1"#,
+        r#"mcp_sts_decisions_total{endpoint="admin_revoke",outcome="allow"} 1"#,
+    ] {
+        assert!(metrics.contains(line), "missing {line} in\n{metrics}");
+    }
+    // No token ever reaches an audit event.
+    let all = serde_json::to_string(&events).unwrap();
+    assert!(!all.contains(&token) && !all.contains(&alice));
+}

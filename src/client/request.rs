@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::secret::Secret;
+use crate::secret::Secret;
 
 pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE};
 

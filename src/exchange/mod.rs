@@ -1,36 +1,50 @@
-//! The token exchange decision (RFC 8693 §2): from a form body and `now` to a token
-//! or a refusal. No HTTP types here; the HTTP layer only adapts.
+//! The token exchange decision (RFC 8693 §2): from a parsed request and `now` to a
+//! token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
-pub mod form;
 mod subject;
 
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
-use crate::client_auth::{RegisteredClient, authenticate};
+use crate::client_auth::{AuthContext, Clients, RegisteredClient, authenticate};
 use crate::clock::UnixTime;
+use crate::config::TokensConfig;
 use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
-use crate::error::{ErrorCode, OAuthError};
-use crate::inbound::validate::{DeclaredType, Origin, Role, ValidatedToken, validate};
+use crate::error::OAuthError;
+use crate::inbound::Issuers;
+use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
+use crate::keys::KeyRing;
 use crate::lineage::Lineage;
 use crate::mint::{new_jti, sign};
-use crate::policy::{decide_scopes, grantable, parse_scope};
-use crate::service::Sts;
+use crate::policy::{Audiences, decide_scopes, grantable};
+use crate::request::TokenRequest;
+use crate::revocation::RevocationGate;
 
-pub use form::Form;
 use subject::Subject;
 
 pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 
-/// What the HTTP layer hands the exchange.
-#[derive(Debug, Clone, Copy)]
-pub struct ExchangeInput<'a> {
-    /// The `Authorization` header, if any.
-    pub authorization: Option<&'a str>,
-    /// The W3C `traceparent` header, if any.
-    pub traceparent: Option<&'a str>,
-    /// The form body.
-    pub form: &'a Form,
+/// What the exchange needs of the service, and nothing more.
+#[derive(Clone, Copy)]
+pub struct Exchanger<'a> {
+    /// Our issuer URL: `iss` of what we mint, and how we recognise our own tokens.
+    pub issuer: &'a str,
+    /// The registered callers.
+    pub clients: &'a Clients,
+    /// The downstream audiences and their policy.
+    pub audiences: &'a Audiences,
+    /// The trusted upstream issuers.
+    pub issuers: &'a Issuers,
+    /// The key ring of this request: verifies our own tokens, signs the new one.
+    pub keys: &'a KeyRing,
+    /// The revocation store, behind its deadline.
+    pub revocations: &'a RevocationGate,
+    /// Lifetimes and the delegation depth limit.
+    pub tokens: &'a TokensConfig,
+    /// Size and clock-skew limits of inbound tokens.
+    pub limits: Limits,
+    /// What client authentication needs.
+    pub auth: AuthContext<'a>,
 }
 
 /// RFC 8693 §2.2.1 successful response.
@@ -49,41 +63,16 @@ pub struct TokenResponse {
 }
 
 /// Perform one exchange. `audit` is filled in as facts become known, for both
-/// outcomes; the caller emits it.
+/// outcomes; the caller records it.
 pub async fn exchange(
-    sts: &Sts,
-    input: ExchangeInput<'_>,
+    ctx: Exchanger<'_>,
+    request: TokenRequest,
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
-    let form = input.form;
-    form.refuse_repeats()?;
-    match form.get("grant_type") {
-        None => {
-            return Err(OAuthError::invalid_request(
-                "request.missing_parameter",
-                "parameter grant_type is required",
-            ));
-        }
-        Some(TOKEN_EXCHANGE_GRANT) => {}
-        Some(_) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "grant.unsupported",
-                "only the token exchange grant is supported",
-            ));
-        }
-    }
-    audit.client_id = form.get("client_id").map(String::from);
-    let client = authenticate(
-        &sts.clients,
-        input.authorization,
-        form,
-        sts.auth_context(),
-        sts.store.as_ref(),
-        now,
-    )
-    .await?;
+    audit.client_id = request.claimed_client_id.clone();
+    let credentials = request.credentials?;
+    let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
     if client.config.audiences.is_empty() {
         return Err(OAuthError::unauthorized_client(
@@ -92,38 +81,39 @@ pub async fn exchange(
         ));
     }
 
-    let request = ParsedRequest::from_form(form)?;
-    let target = sts.audiences.resolve(request.audience, request.resource, &client)?;
+    let params = request.params?;
+    let target = ctx
+        .audiences
+        .resolve(params.audience.as_deref(), params.resource.as_deref(), &client)?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
 
-    let ring = sts.keys.current();
-    let own = (sts.issuer(), ring.as_ref());
+    let own = (ctx.issuer, ctx.keys);
     let subject_token = validate(
-        request.subject_token,
-        request.subject_type,
-        &sts.issuers,
+        params.subject_token.expose(),
+        params.subject_type,
+        ctx.issuers,
         own,
-        sts.limits(),
+        ctx.limits,
         now,
     )
     .await
     .map_err(|e| e.into_oauth(Role::Subject))?;
-    let max_depth = sts.config.tokens.max_delegation_depth;
-    let subject = Subject::from_token(&sts.audiences, &subject_token, &client, max_depth)?;
+    let max_depth = ctx.tokens.max_delegation_depth;
+    let subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
 
-    let actor_token = match request.actor {
+    let actor_token = match &params.actor {
         Some((token, declared)) => Some(
-            validate(token, declared, &sts.issuers, own, sts.limits(), now)
+            validate(token.expose(), *declared, ctx.issuers, own, ctx.limits, now)
                 .await
                 .map_err(|e| e.into_oauth(Role::Actor))?,
         ),
         None => None,
     };
     let minted_actor = match &actor_token {
-        Some(actor) => actor_claims(sts, actor, &client)?,
+        Some(actor) => actor_claims(ctx.audiences, actor, &client)?,
         None => None,
     };
     let (current_actor, prior_actors) = match &actor_token {
@@ -156,11 +146,11 @@ pub async fn exchange(
         lineage.minted(minted);
     }
     let keys = lineage.keys();
-    let found = sts.store_call(sts.store.check(&keys, now)).await?;
+    let found = ctx.revocations.check(&keys, now).await?;
     lineage.verdict(&keys, &found).into_exchange_result()?;
 
     let audience = &target.audience;
-    let granted = decide_scopes(&request.scopes, &grantable(audience, &subject.entitlement), audience)?;
+    let granted = decide_scopes(&params.scopes, &grantable(audience, &subject.entitlement), audience)?;
     let scope = granted.join(" ");
     audit.scope = Some(scope.clone());
 
@@ -169,7 +159,7 @@ pub async fn exchange(
         .min(actor_token.as_ref().map_or(u64::MAX, |a| a.exp))
         .saturating_sub(now);
     let ttl = [
-        Some(sts.config.tokens.default_ttl_seconds),
+        Some(ctx.tokens.default_ttl_seconds),
         audience.ttl_cap(),
         Some(remaining),
     ]
@@ -183,7 +173,7 @@ pub async fn exchange(
             "subject_token has expired",
         ));
     }
-    let txn = trace_id(input.traceparent)
+    let txn = trace_id(request.traceparent.as_deref())
         .or_else(|| subject.txn.clone())
         .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
@@ -210,7 +200,7 @@ pub async fn exchange(
         _ => None,
     };
     let claims = AccessClaims {
-        iss: sts.issuer().to_owned(),
+        iss: ctx.issuer.to_owned(),
         sub,
         aud: Audience::One(target.aud.clone()),
         exp: now + ttl,
@@ -228,74 +218,13 @@ pub async fn exchange(
         user,
     };
     audit.jti = Some(claims.jti.clone());
-    let access_token = sign(ring.signing_key(now), &claims)?;
+    let access_token = sign(ctx.keys.signing_key(now), &claims)?;
     Ok(TokenResponse {
         access_token,
-        issued_token_type: request.issued_type,
+        issued_token_type: params.issued_type,
         token_type: "Bearer",
         expires_in: ttl,
         scope,
-    })
-}
-
-struct ParsedRequest<'a> {
-    subject_token: &'a str,
-    subject_type: DeclaredType,
-    actor: Option<(&'a str, DeclaredType)>,
-    audience: Option<&'a str>,
-    resource: Option<&'a str>,
-    scopes: Vec<String>,
-    issued_type: &'static str,
-}
-
-impl<'a> ParsedRequest<'a> {
-    fn from_form(form: &'a Form) -> Result<Self, OAuthError> {
-        let subject_token = form.require("subject_token")?;
-        let subject_type = token_type(form.require("subject_token_type")?, "subject_token_type")?;
-        let actor = match (form.get("actor_token"), form.get("actor_token_type")) {
-            (None, None) => None,
-            (Some(token), Some(declared)) => Some((token, token_type(declared, "actor_token_type")?)),
-            (Some(_), None) => {
-                return Err(OAuthError::invalid_request(
-                    "request.actor_token_type",
-                    "actor_token_type is required with actor_token",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "request.actor_token",
-                    "actor_token_type was sent without actor_token",
-                ));
-            }
-        };
-        let issued_type = match form.get("requested_token_type") {
-            None | Some(ACCESS_TOKEN_TYPE) => ACCESS_TOKEN_TYPE,
-            Some(JWT_TOKEN_TYPE) => JWT_TOKEN_TYPE,
-            Some(_) => {
-                return Err(OAuthError::invalid_request(
-                    "request.requested_token_type",
-                    "requested_token_type is not supported; this service issues JWT access tokens",
-                ));
-            }
-        };
-        Ok(Self {
-            subject_token,
-            subject_type,
-            actor,
-            audience: form.get("audience"),
-            resource: form.get("resource"),
-            scopes: parse_scope(form.get("scope"))?,
-            issued_type,
-        })
-    }
-}
-
-fn token_type(uri: &str, param: &'static str) -> Result<DeclaredType, OAuthError> {
-    DeclaredType::parse(uri).ok_or_else(|| {
-        OAuthError::invalid_request(
-            "request.unsupported_token_type",
-            format!("{param} is not a supported JWT token type"),
-        )
     })
 }
 
@@ -311,7 +240,7 @@ pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
 /// A minted actor token: presented by the client that was its audience, naming an
 /// actor acting as itself; its claims join the lineage.
 fn actor_claims(
-    sts: &Sts,
+    audiences: &Audiences,
     actor: &ValidatedToken,
     client: &RegisteredClient,
 ) -> Result<Option<AccessClaims>, OAuthError> {
@@ -319,7 +248,7 @@ fn actor_claims(
     if !matches!(actor.origin, Origin::Minted) {
         return Ok(None);
     }
-    subject::check_minted_audience(&sts.audiences, actor, client, Role::Actor)?;
+    subject::check_minted_audience(audiences, actor, client, Role::Actor)?;
     let claims = subject::minted_claims(actor, Role::Actor)?;
     subject::check_minted_actor(&claims)?;
     Ok(Some(claims))
