@@ -428,7 +428,12 @@ impl Config {
                 if !resources.insert(resource.resource.as_str()) {
                     return Err(invalid(key("resource"), "is listed twice"));
                 }
-                check_scopes(&key("scopes"), &resource.scopes, &resource.role_scopes, &key("role_scopes"))?;
+                check_scopes(
+                    &key("scopes"),
+                    &resource.scopes,
+                    &resource.role_scopes,
+                    &key("role_scopes"),
+                )?;
                 // Redeeming our own grants mints an access token for the resource.
                 if server.issuer == self.server.issuer
                     && !self
@@ -569,7 +574,12 @@ impl Config {
                     "must be at least 1 and at most tokens.default_ttl_seconds",
                 ));
             }
-            check_scopes(&key("scopes"), &audience.scopes, &audience.role_scopes, &key("role_scopes"))?;
+            check_scopes(
+                &key("scopes"),
+                &audience.scopes,
+                &audience.role_scopes,
+                &key("role_scopes"),
+            )?;
             if !self
                 .clients
                 .iter()
@@ -640,7 +650,11 @@ impl Config {
         self.audiences
             .iter()
             .filter_map(AudienceConfig::ttl_cap)
-            .chain(self.authorization_servers.iter().map(AuthorizationServerConfig::grant_ttl))
+            .chain(
+                self.authorization_servers
+                    .iter()
+                    .map(AuthorizationServerConfig::grant_ttl),
+            )
             .chain(std::iter::once(self.tokens.default_ttl_seconds))
             .max()
             .unwrap_or(self.tokens.default_ttl_seconds)

@@ -11,13 +11,13 @@ use crate::clock::UnixTime;
 use crate::config::TokensConfig;
 use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
 use crate::error::OAuthError;
+use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
 use crate::keys::KeyRing;
 use crate::lineage::Lineage;
 use crate::mint::{new_jti, sign};
 use crate::policy::{Audiences, decide_scopes, grantable};
-use crate::grant::AuthorizationServers;
 use crate::request::{Grant, TokenRequest};
 use crate::revocation::RevocationGate;
 

@@ -135,7 +135,11 @@ fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> 
 
 /// An upstream issuer's `act`: kept as the earliest prior actors, each marked with
 /// that issuer, every `sub` held to the identifier rule.
-pub(crate) fn upstream_actors(claims: &Map<String, Value>, issuer: &str, max_depth: usize) -> Result<Option<Actor>, OAuthError> {
+pub(crate) fn upstream_actors(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    max_depth: usize,
+) -> Result<Option<Actor>, OAuthError> {
     let Some(act) = claims.get("act") else {
         return Ok(None);
     };

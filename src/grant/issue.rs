@@ -62,7 +62,12 @@ pub async fn issue(
     // names as acting answers too.
     let mut lineage = Lineage::for_caller(client.id());
     lineage.user(&subject.user).session(&subject.sid).actor(client.id());
-    for actor in subject.agent.iter().chain(subject.prior_actors.iter()).flat_map(|a| a.iter()) {
+    for actor in subject
+        .agent
+        .iter()
+        .chain(subject.prior_actors.iter())
+        .flat_map(|a| a.iter())
+    {
         lineage.actor(&actor.sub);
     }
     let keys = lineage.keys();
@@ -112,9 +117,5 @@ pub async fn issue(
 
 /// An array of strings, carried only when every element is one.
 fn string_list(value: &Value) -> Option<Vec<String>> {
-    value
-        .as_array()?
-        .iter()
-        .map(|v| v.as_str().map(String::from))
-        .collect()
+    value.as_array()?.iter().map(|v| v.as_str().map(String::from)).collect()
 }

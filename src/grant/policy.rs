@@ -78,7 +78,12 @@ impl AuthorizationServers {
 
     /// Resolve `audience` (an authorization server) and `resource` (one it fronts)
     /// for `client`; anything unknown or not allowed is `invalid_target` (RFC 8693 §2.2.2).
-    pub fn resolve(&self, audience: &str, resource: &str, client: &RegisteredClient) -> Result<GrantTarget, OAuthError> {
+    pub fn resolve(
+        &self,
+        audience: &str,
+        resource: &str,
+        client: &RegisteredClient,
+    ) -> Result<GrantTarget, OAuthError> {
         let server = self.by_issuer.get(audience).ok_or_else(|| {
             OAuthError::invalid_target(
                 "grant.unknown_audience",

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use serde_json::{Map, Value};
 
 use crate::clock::UnixTime;
-use crate::contract::urn::is_id_jag_typ;
 use crate::contract::IdJagClaims;
+use crate::contract::urn::is_id_jag_typ;
 use crate::error::OAuthError;
 use crate::inbound::algorithm::parse_allowed;
 use crate::inbound::jwks::JwksError;
@@ -144,9 +144,8 @@ pub async fn id_jag(
             "the assertion lives too long",
         ));
     }
-    let claims = IdJagClaims::from_claims(claims).map_err(|e| {
-        OAuthError::invalid_grant("assertion.claims", format!("the assertion is not an ID-JAG: {e}"))
-    })?;
+    let claims = IdJagClaims::from_claims(claims)
+        .map_err(|e| OAuthError::invalid_grant("assertion.claims", format!("the assertion is not an ID-JAG: {e}")))?;
     Ok(VerifiedGrant { signer, claims })
 }
 
@@ -155,15 +154,30 @@ pub async fn id_jag(
 pub fn refused_grant(error: InboundError) -> OAuthError {
     let (rule, text) = match error {
         InboundError::TooLarge => ("assertion.too_large", "the assertion is larger than allowed"),
-        InboundError::Encrypted => ("assertion.encrypted", "the assertion is encrypted; only signed JWTs are accepted"),
+        InboundError::Encrypted => (
+            "assertion.encrypted",
+            "the assertion is encrypted; only signed JWTs are accepted",
+        ),
         InboundError::Malformed => ("assertion.malformed", "the assertion is not a well-formed signed JWT"),
-        InboundError::CriticalHeader => ("assertion.crit", "the assertion has a crit header with unsupported extensions"),
-        InboundError::Algorithm => ("assertion.algorithm", "the assertion uses an algorithm that is not allowed"),
+        InboundError::CriticalHeader => (
+            "assertion.crit",
+            "the assertion has a crit header with unsupported extensions",
+        ),
+        InboundError::Algorithm => (
+            "assertion.algorithm",
+            "the assertion uses an algorithm that is not allowed",
+        ),
         InboundError::TypeMismatch => ("assertion.typ", "the assertion is not typed oauth-id-jag+jwt"),
-        InboundError::UntrustedIssuer => ("assertion.issuer", "the assertion is not from an issuer trusted for grants"),
+        InboundError::UntrustedIssuer => (
+            "assertion.issuer",
+            "the assertion is not from an issuer trusted for grants",
+        ),
         InboundError::UnknownKey => ("assertion.unknown_key", "the assertion is signed with an unknown key"),
         InboundError::BadSignature => ("assertion.signature", "the assertion signature is invalid"),
-        InboundError::WrongAudience => ("assertion.audience", "the assertion is not addressed to this authorization server"),
+        InboundError::WrongAudience => (
+            "assertion.audience",
+            "the assertion is not addressed to this authorization server",
+        ),
         InboundError::Expired => ("assertion.expired", "the assertion has expired"),
         InboundError::NotYetValid => ("assertion.not_yet_valid", "the assertion is not valid yet"),
         InboundError::IssuedInFuture => ("assertion.iat", "the assertion is issued in the future"),

@@ -5,7 +5,9 @@
 use super::RawRequest;
 use super::credentials::ClientCredentials;
 use super::form::Form;
-use crate::contract::urn::{ACCESS_TOKEN_TYPE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
+use crate::contract::urn::{
+    ACCESS_TOKEN_TYPE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT,
+};
 use crate::error::{ErrorCode, OAuthError};
 use crate::inbound::validate::DeclaredType;
 use crate::policy::parse_scope;
