@@ -762,3 +762,94 @@ fn default_inbound_algorithms() -> Vec<String> {
     .map(String::from)
     .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8400"
+issuer = "https://sts.example"
+
+[[issuers]]
+issuer = "https://idp.example"
+audience = "mcp-sts"
+
+[[clients]]
+client_id = "assistant"
+secret_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+audiences = ["orders-mcp"]
+authorization_servers = ["https://sts.example"]
+
+[[audiences]]
+id = "orders-mcp"
+resource = "https://orders.example/mcp"
+mode = "on_behalf_of"
+scopes = ["orders:read"]
+"#;
+
+    const OWN_SERVER: &str = r#"
+[[authorization_servers]]
+issuer = "https://sts.example"
+[[authorization_servers.resources]]
+resource = "https://orders.example/mcp"
+scopes = ["orders:read"]
+[authorization_servers.resources.role_scopes]
+developer = ["orders:read"]
+"#;
+
+    fn key_of(toml: &str) -> String {
+        match Config::from_toml(toml) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn authorization_servers_are_validated_naming_the_key() {
+        let ok = format!("{BASE}{OWN_SERVER}");
+        let config = Config::from_toml(&ok).unwrap();
+        assert_eq!(config.authorization_servers[0].grant_ttl(), DEFAULT_GRANT_TTL);
+        let cases = [
+            (BASE.to_owned(), "clients[0].authorization_servers"),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace(
+                        "https://orders.example/mcp\"\nscopes",
+                        "https://elsewhere.example/mcp\"\nscopes"
+                    )
+                ),
+                "authorization_servers[0].resources[0].resource",
+            ),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace(
+                        "issuer = \"https://sts.example\"\n[[",
+                        "issuer = \"https://sts.example\"\nttl_seconds = 0\n[["
+                    )
+                ),
+                "authorization_servers[0].ttl_seconds",
+            ),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace("developer = [\"orders:read\"]", "developer = [\"orders:write\"]")
+                ),
+                "authorization_servers[0].resources[0].role_scopes.developer",
+            ),
+            (
+                format!(
+                    "{BASE}{OWN_SERVER}{}",
+                    OWN_SERVER.replace("https://sts.example", "https://as.example")
+                ),
+                "authorization_servers[1].issuer",
+            ),
+        ];
+        for (toml, key) in cases {
+            assert_eq!(key_of(&toml), key);
+        }
+    }
+}
