@@ -71,7 +71,10 @@ impl Phase {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
     std::fs::create_dir_all(&args.work_dir)?;
     let idp = runtime.block_on(DevIdp::start_local())?;
     let (mut child, url) = start_server(&args, &idp, &runtime)?;
@@ -86,8 +89,12 @@ fn run(args: &Args, idp: &DevIdp, url: &str, child: &Child, jwks: Value) -> anyh
     let now = SystemClock.now();
     let cold = args.work_dir.join("cold.tokens");
     let warm = args.work_dir.join("warm.tokens");
-    write_tokens(idp, &cold, args.cold_tokens, now, |i| format!("cold-user-{i}@example.com"))?;
-    write_tokens(idp, &warm, args.warm_users, now, |i| format!("warm-user-{i}@example.com"))?;
+    write_tokens(idp, &cold, args.cold_tokens, now, |i| {
+        format!("cold-user-{i}@example.com")
+    })?;
+    write_tokens(idp, &warm, args.warm_users, now, |i| {
+        format!("warm-user-{i}@example.com")
+    })?;
     let script = args.work_dir.join("exchange.lua");
     std::fs::write(&script, WRK_SCRIPT)?;
 
@@ -96,8 +103,24 @@ fn run(args: &Args, idp: &DevIdp, url: &str, child: &Child, jwks: Value) -> anyh
     let mut phases = Vec::new();
     // Warm-up so connection setup and first-fetch costs are not measured.
     wrk(args, url, &script, &warm, 3, "warm-up", pid)?;
-    phases.push(wrk(args, url, &script, &cold, args.seconds, "cold (every subject token new)", pid)?);
-    phases.push(wrk(args, url, &script, &warm, args.seconds, "warm (3,000 users re-exchanging)", pid)?);
+    phases.push(wrk(
+        args,
+        url,
+        &script,
+        &cold,
+        args.seconds,
+        "cold (every subject token new)",
+        pid,
+    )?);
+    phases.push(wrk(
+        args,
+        url,
+        &script,
+        &warm,
+        args.seconds,
+        "warm (3,000 users re-exchanging)",
+        pid,
+    )?);
     let best = phases.iter().map(Phase::rate).fold(0.0, f64::max);
     let warm_rate = phases.last().map(Phase::rate).unwrap_or(0.0);
     phases.push(oha_fixed_rate(args, url, &warm, warm_rate / 2.0, pid)?);
@@ -178,7 +201,14 @@ fn write_tokens(
 ) -> anyhow::Result<()> {
     let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
     for i in 0..count {
-        let token = idp.user_token(&user(i), "mcp-sts", &["developer"], now, 3600, &json!({"sid": format!("s-{i}")}))?;
+        let token = idp.user_token(
+            &user(i),
+            "mcp-sts",
+            &["developer"],
+            now,
+            3600,
+            &json!({"sid": format!("s-{i}")}),
+        )?;
         writeln!(out, "{token}")?;
     }
     out.flush()?;
@@ -241,10 +271,24 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-fn wrk(args: &Args, url: &str, script: &Path, tokens: &Path, seconds: u64, name: &str, pid: u32) -> anyhow::Result<Phase> {
+fn wrk(
+    args: &Args,
+    url: &str,
+    script: &Path,
+    tokens: &Path,
+    seconds: u64,
+    name: &str,
+    pid: u32,
+) -> anyhow::Result<Phase> {
     eprintln!("== {name}: wrk, {} connections, {seconds} s", args.connections);
     let output = Command::new("wrk")
-        .args(["-t2", &format!("-c{}", args.connections), &format!("-d{seconds}s"), "--latency", "-s"])
+        .args([
+            "-t2",
+            &format!("-c{}", args.connections),
+            &format!("-d{seconds}s"),
+            "--latency",
+            "-s",
+        ])
         .arg(script)
         .arg(url)
         .arg("--")
@@ -275,15 +319,32 @@ fn wrk(args: &Args, url: &str, script: &Path, tokens: &Path, seconds: u64, name:
 fn oha_fixed_rate(args: &Args, url: &str, warm: &Path, rate: f64, pid: u32) -> anyhow::Result<Phase> {
     let rate = rate.max(1.0).round();
     eprintln!("== fixed rate: oha at {rate}/s, {} s", args.seconds);
-    let token = std::fs::read_to_string(warm)?.lines().next().unwrap_or_default().to_owned();
+    let token = std::fs::read_to_string(warm)?
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
     let body = format!(
         "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token={token}\
          &subject_token_type=urn%3Aietf%3Aparams%3Aoauth%3Atoken-type%3Aaccess_token&audience=orders-api\
          &client_id=orders-mcp&client_secret={SECRET}"
     );
     let output = Command::new("oha")
-        .args(["--no-tui", "--output-format", "json", "-z", &format!("{}s", args.seconds)])
-        .args(["-c", &args.connections.to_string(), "-q", &rate.to_string(), "-m", "POST"])
+        .args([
+            "--no-tui",
+            "--output-format",
+            "json",
+            "-z",
+            &format!("{}s", args.seconds),
+        ])
+        .args([
+            "-c",
+            &args.connections.to_string(),
+            "-q",
+            &rate.to_string(),
+            "-m",
+            "POST",
+        ])
         .args(["-H", "content-type: application/x-www-form-urlencoded", "-d", &body])
         .arg(format!("{url}/token"))
         .output()
