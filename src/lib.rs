@@ -28,6 +28,7 @@ pub mod dev_idp;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+pub mod fetch;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
