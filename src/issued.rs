@@ -10,7 +10,9 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::clock::UnixTime;
-use crate::inbound::jwt::{peek, str_claim};
+use crate::jose::algorithm::parse_allowed;
+use crate::jose::compact::{peek, str_claim};
+use crate::jose::verify_signature;
 use crate::keys::KeyRing;
 use crate::mint::{ACCESS_TOKEN_TYP, AccessClaims};
 use crate::revocation::{RevocationKey, RevocationKind};
@@ -25,15 +27,9 @@ pub fn verify(token: &str, issuer: &str, ring: &KeyRing, max_bytes: usize, now: 
     if jwt.header.contains_key("crit") || str_claim(&jwt.header, "typ")?.to_ascii_lowercase() != ACCESS_TOKEN_TYP {
         return None;
     }
-    let key = ring.published_by_kid(str_claim(&jwt.header, "kid")?, now)?;
-    let alg = crate::inbound::algorithm::parse_allowed(str_claim(&jwt.header, "alg")?)?;
-    if alg != key.jwt_algorithm() {
-        return None;
-    }
-    let (message, signature) = token.rsplit_once('.')?;
-    if !jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding_key, alg).ok()? {
-        return None;
-    }
+    let alg = parse_allowed(str_claim(&jwt.header, "alg")?)?;
+    let keys = ring.verification_keys(str_claim(&jwt.header, "kid"), alg, now).ok()?;
+    verify_signature(token, alg, &keys).ok()?;
     let claims: AccessClaims = serde_json::from_value(Value::Object(jwt.claims)).ok()?;
     (claims.iss == issuer && claims.exp > now && claims.nbf <= now).then_some(claims)
 }

@@ -37,6 +37,7 @@ pub mod inbound;
 pub mod introspect;
 #[cfg(feature = "server")]
 pub mod issued;
+pub mod jose;
 #[cfg(feature = "server")]
 pub mod keys;
 #[cfg(feature = "server")]

@@ -8,8 +8,9 @@ use crate::client_auth::{AuthContext, Clients};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::OAuthError;
+use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;
-use crate::inbound::{Issuers, JwksPolicy};
+use crate::jose::JwksConfig;
 use crate::keys::SharedKeyRing;
 use crate::policy::Audiences;
 use crate::revocation::{RevocationStore, StoreError};
@@ -56,9 +57,9 @@ impl Sts {
         audit: AuditLog,
         http: reqwest::Client,
     ) -> Self {
-        let policy = JwksPolicy::default();
-        let issuers = Issuers::new(&config.issuers, &http, policy);
-        let clients = Clients::new(&config.clients, &http, policy);
+        let key_rules = JwksConfig::default();
+        let issuers = Issuers::new(&config.issuers, &http, &key_rules);
+        let clients = Clients::new(&config.clients, &http, &key_rules);
         let audiences = Audiences::new(&config.audiences);
         let token_endpoint = config.token_endpoint();
         let store_timeout = Duration::from_millis(config.revocation.timeout_ms);
