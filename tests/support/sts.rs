@@ -166,6 +166,8 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     /// Sign with RS256 keys instead of ES256.
     pub rs256: bool,
+    /// Fetch the IdP's keys from this URL instead of by discovery.
+    pub issuer_jwks_uri: Option<String>,
 }
 
 /// A running service for one test.
@@ -225,6 +227,12 @@ impl TestSts {
             &revocation,
             admin,
         );
+        if let Some(uri) = &options.issuer_jwks_uri {
+            toml = toml.replace(
+                "audience = \"mcp-sts\"\n",
+                &format!("audience = \"mcp-sts\"\njwks_uri = \"{uri}\"\n"),
+            );
+        }
         if options.rs256 {
             toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
         }
