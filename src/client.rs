@@ -10,7 +10,6 @@
 mod cache;
 mod error;
 mod request;
-mod secret;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -21,13 +20,12 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::clock::{Clock, SystemClock};
 use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
+pub use crate::secret::Secret;
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
-pub use secret::Secret;
 
-/// The RFC 8693 grant type.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
 
 /// Largest token endpoint answer read; a real one is a few KiB.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;

@@ -206,6 +206,12 @@ pub struct IssuerConfig {
     /// Signature algorithms accepted from this issuer.
     #[serde(default = "default_inbound_algorithms")]
     pub algorithms: Vec<String>,
+    /// The claim naming the agent application that obtained the user's token (RFC 9068
+    /// `client_id`, or `azp`). With no actor token, the agent joins the chain from it.
+    pub agent_claim: Option<String>,
+    /// When the roles claim is a string, the delimiter between roles; without it a
+    /// string is one role (group names contain spaces).
+    pub roles_delimiter: Option<String>,
 }
 
 /// One caller (`[[clients]]`).
@@ -226,27 +232,7 @@ pub struct ClientConfig {
 }
 
 /// Delegation mode of an audience, chosen by policy, never by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DelegationMode {
-    /// The caller acts as itself; the user rides along as context.
-    ServiceIdentity,
-    /// The user is the subject, the agent the actor.
-    OnBehalfOf,
-    /// The user is the subject and no actor is named (impersonation).
-    RestrictedUser,
-}
-
-impl DelegationMode {
-    /// The claim value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelegationMode::ServiceIdentity => "service_identity",
-            DelegationMode::OnBehalfOf => "on_behalf_of",
-            DelegationMode::RestrictedUser => "restricted_user",
-        }
-    }
-}
+pub use crate::contract::DelegationMode;
 
 /// One downstream audience (`[[audiences]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -421,6 +407,14 @@ impl Config {
                     )
                 })?,
             }
+            for (field, value) in [
+                ("agent_claim", &issuer.agent_claim),
+                ("roles_delimiter", &issuer.roles_delimiter),
+            ] {
+                if value.as_deref().is_some_and(str::is_empty) {
+                    return Err(invalid(key(field), "must not be empty when set"));
+                }
+            }
             if issuer.algorithms.is_empty() {
                 return Err(invalid(key("algorithms"), "must list at least one algorithm"));
             }
@@ -495,8 +489,8 @@ impl Config {
         let mut ids = BTreeSet::new();
         for (i, client) in self.clients.iter().enumerate() {
             let key = |field: &str| format!("clients[{i}].{field}");
-            if client.client_id.is_empty() {
-                return Err(invalid(key("client_id"), "must not be empty"));
+            if let Err(e) = crate::contract::identifier::check(&client.client_id) {
+                return Err(invalid(key("client_id"), e.to_string()));
             }
             if !ids.insert(client.client_id.as_str()) {
                 return Err(invalid(

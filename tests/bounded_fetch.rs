@@ -20,7 +20,7 @@ const WRITTEN_BOUND: usize = 2 * 1024 * 1024;
 
 async fn sts_with_issuer_keys_at(uri: String) -> TestSts {
     TestSts::start_opts(Options {
-        issuer_jwks_uri: Some(uri),
+        issuer_extra: format!("jwks_uri = \"{uri}\""),
         ..Options::default()
     })
     .await

@@ -166,8 +166,8 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     /// Sign with RS256 keys instead of ES256.
     pub rs256: bool,
-    /// Fetch the IdP's keys from this URL instead of by discovery.
-    pub issuer_jwks_uri: Option<String>,
+    /// Extra keys for the trusted issuer's `[[issuers]]` entry.
+    pub issuer_extra: String,
 }
 
 /// A running service for one test.
@@ -227,10 +227,10 @@ impl TestSts {
             &revocation,
             admin,
         );
-        if let Some(uri) = &options.issuer_jwks_uri {
+        if !options.issuer_extra.is_empty() {
             toml = toml.replace(
-                "audience = \"mcp-sts\"\n",
-                &format!("audience = \"mcp-sts\"\njwks_uri = \"{uri}\"\n"),
+                "tenant_claim = \"tenant\"\n",
+                &format!("tenant_claim = \"tenant\"\n{}\n", options.issuer_extra),
             );
         }
         if options.rs256 {

@@ -1,0 +1,158 @@
+//! `POST /token` (RFC 8693 §2.1), parsed once.
+
+use super::RawRequest;
+use super::credentials::ClientCredentials;
+use super::form::Form;
+use crate::contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
+use crate::error::{ErrorCode, OAuthError};
+use crate::inbound::validate::DeclaredType;
+use crate::policy::parse_scope;
+use crate::secret::Secret;
+
+/// A token exchange request. Failures that must wait until the caller is
+/// authenticated (so an unauthenticated caller learns nothing about its parameters)
+/// are kept as results and read in that order.
+#[derive(Debug)]
+pub struct TokenRequest {
+    /// The client id the caller claims, for the audit line before authentication.
+    pub claimed_client_id: Option<String>,
+    /// The credentials, or why they are unusable.
+    pub credentials: Result<ClientCredentials, OAuthError>,
+    /// The W3C `traceparent` header.
+    pub traceparent: Option<String>,
+    /// The exchange parameters, or why they are unacceptable.
+    pub params: Result<ExchangeParams, OAuthError>,
+}
+
+/// The parameters of an exchange.
+#[derive(Debug)]
+pub struct ExchangeParams {
+    /// `subject_token`.
+    pub subject_token: Secret,
+    /// `subject_token_type`.
+    pub subject_type: DeclaredType,
+    /// `actor_token` with its `actor_token_type`.
+    pub actor: Option<(Secret, DeclaredType)>,
+    /// `audience`.
+    pub audience: Option<String>,
+    /// `resource` (RFC 8707).
+    pub resource: Option<String>,
+    /// `scope`, split and de-duplicated.
+    pub scopes: Vec<String>,
+    /// The `issued_token_type` to answer with.
+    pub issued_type: &'static str,
+}
+
+impl TokenRequest {
+    /// Parse a request; the form's shape and the grant type are judged at once.
+    pub fn parse(raw: RawRequest<'_>) -> Result<Self, OAuthError> {
+        let form = raw.form()?;
+        match form.get("grant_type") {
+            None => {
+                return Err(OAuthError::invalid_request(
+                    "request.missing_parameter",
+                    "parameter grant_type is required",
+                ));
+            }
+            Some(TOKEN_EXCHANGE_GRANT) => {}
+            Some(_) => {
+                return Err(OAuthError::new(
+                    ErrorCode::UnsupportedGrantType,
+                    "grant.unsupported",
+                    "only the token exchange grant is supported",
+                ));
+            }
+        }
+        Ok(Self {
+            claimed_client_id: form.get("client_id").map(String::from),
+            credentials: ClientCredentials::from_request(raw.authorization, &form),
+            traceparent: raw.traceparent.map(String::from),
+            params: ExchangeParams::from_form(&form),
+        })
+    }
+}
+
+impl ExchangeParams {
+    fn from_form(form: &Form) -> Result<Self, OAuthError> {
+        let subject_token = form.require("subject_token")?;
+        let subject_type = token_type(form.require("subject_token_type")?, "subject_token_type")?;
+        let actor = match (form.get("actor_token"), form.get("actor_token_type")) {
+            (None, None) => None,
+            (Some(token), Some(declared)) => Some((Secret::new(token), token_type(declared, "actor_token_type")?)),
+            (Some(_), None) => {
+                return Err(OAuthError::invalid_request(
+                    "request.actor_token_type",
+                    "actor_token_type is required with actor_token",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(OAuthError::invalid_request(
+                    "request.actor_token",
+                    "actor_token_type was sent without actor_token",
+                ));
+            }
+        };
+        let issued_type = match form.get("requested_token_type") {
+            None | Some(ACCESS_TOKEN_TYPE) => ACCESS_TOKEN_TYPE,
+            Some(JWT_TOKEN_TYPE) => JWT_TOKEN_TYPE,
+            Some(_) => {
+                return Err(OAuthError::invalid_request(
+                    "request.requested_token_type",
+                    "requested_token_type is not supported; this service issues JWT access tokens",
+                ));
+            }
+        };
+        Ok(Self {
+            subject_token: Secret::new(subject_token),
+            subject_type,
+            actor,
+            audience: form.get("audience").map(String::from),
+            resource: form.get("resource").map(String::from),
+            scopes: parse_scope(form.get("scope"))?,
+            issued_type,
+        })
+    }
+}
+
+fn token_type(uri: &str, param: &'static str) -> Result<DeclaredType, OAuthError> {
+    DeclaredType::parse(uri).ok_or_else(|| {
+        OAuthError::invalid_request(
+            "request.unsupported_token_type",
+            format!("{param} is not a supported JWT token type"),
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn raw(body: &[u8]) -> RawRequest<'_> {
+        RawRequest {
+            content_type: Some("application/x-www-form-urlencoded"),
+            authorization: None,
+            traceparent: None,
+            body,
+        }
+    }
+
+    #[test]
+    fn the_form_and_grant_are_judged_at_once_and_parameters_after_authentication() {
+        let wrong_type = RawRequest {
+            content_type: Some("application/json"),
+            ..raw(b"")
+        };
+        assert_eq!(
+            TokenRequest::parse(wrong_type).unwrap_err().rule,
+            "request.content_type"
+        );
+        assert_eq!(
+            TokenRequest::parse(raw(b"grant_type=password")).unwrap_err().code,
+            ErrorCode::UnsupportedGrantType
+        );
+        let body = format!("grant_type={}&client_id=a&client_secret=b", TOKEN_EXCHANGE_GRANT);
+        let request = TokenRequest::parse(raw(body.as_bytes())).unwrap();
+        assert!(request.credentials.is_ok());
+        assert_eq!(request.params.unwrap_err().rule, "request.missing_parameter");
+    }
+}
