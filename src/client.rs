@@ -11,19 +11,24 @@ mod cache;
 mod error;
 mod request;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use tokio::time::Instant;
 
+use crate::clock::{Clock, SystemClock};
+use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
 pub use crate::secret::Secret;
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
 
 pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
+
+/// Largest token endpoint answer read; a real one is a few KiB.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
 /// How the client proves its identity to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,7 +41,7 @@ pub enum ClientAuth {
 }
 
 /// Where the STS is and who this client is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StsClientConfig {
     /// The STS's token endpoint, e.g. `https://sts.example.com/token`.
     pub token_endpoint: String,
@@ -46,10 +51,26 @@ pub struct StsClientConfig {
     pub client_secret: Secret,
     /// How to send the credentials (default `client_secret_basic`).
     pub auth: ClientAuth,
-    /// Timeout of each call to the STS (default 10 s).
+    /// Deadline of each call to the STS, answer included (default 10 s).
     pub http_timeout: Duration,
     /// Most minted tokens cached (default 1024; 0 disables caching).
     pub cache_capacity: usize,
+    /// The time source of the token cache (default [`SystemClock`]); tests inject a
+    /// [`crate::clock::ManualClock`].
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for StsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StsClientConfig")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("auth", &self.auth)
+            .field("http_timeout", &self.http_timeout)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StsClientConfig {
@@ -66,6 +87,7 @@ impl StsClientConfig {
             auth: ClientAuth::ClientSecretBasic,
             http_timeout: Duration::from_secs(10),
             cache_capacity: 1024,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -112,11 +134,7 @@ fn basic_authorization(client_id: &str, secret: &str) -> String {
 impl StsClient {
     /// A client for `config`; fails only when no HTTP client can be built.
     pub fn new(config: StsClientConfig) -> Result<Self, StsError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| StsError::InvalidInput(format!("HTTP client: {e}")))?;
+        let http = http_client(config.http_timeout).map_err(|e| StsError::InvalidInput(format!("HTTP client: {e}")))?;
         let cache = TokenCache::new(config.cache_capacity);
         Ok(Self { http, config, cache })
     }
@@ -125,12 +143,12 @@ impl StsClient {
     /// while it is not close to expiry.
     pub async fn exchange(&self, request: &ExchangeRequest) -> Result<MintedToken, StsError> {
         let key = CacheKey::of(request);
-        if let Some(token) = self.cache.get(&key) {
+        if let Some(token) = self.cache.get(&key, self.config.clock.now()) {
             return Ok(token);
         }
-        let requested_at = Instant::now();
+        let requested_at = self.config.clock.now();
         let token = self.exchange_uncached(request).await?;
-        self.cache.put(key, &token, requested_at);
+        self.cache.put(key, &token, requested_at, self.config.clock.now());
         Ok(token)
     }
 
@@ -158,16 +176,18 @@ impl StsClient {
                 basic_authorization(&self.config.client_id, self.config.client_secret.expose()),
             );
         }
-        let response = http
-            .body(self.form(request))
-            .send()
+        let limits = FetchLimits {
+            timeout: self.config.http_timeout,
+            max_bytes: MAX_ANSWER_BYTES,
+        };
+        let fetched = fetch(http.body(self.form(request)), limits)
             .await
-            .map_err(|e| StsError::Transport(e.without_url().to_string()))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| StsError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| match e {
+                FetchError::TooLarge(_) => StsError::InvalidResponse(e.to_string()),
+                FetchError::Unreachable => StsError::Transport("connection failed".into()),
+                FetchError::Failed | FetchError::TimedOut => StsError::Transport(e.to_string()),
+            })?;
+        let (status, body) = (fetched.status, fetched.body);
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
                 Ok(e) => StsError::OAuth {

@@ -538,7 +538,7 @@ impl Config {
                 return Err(invalid(key("algorithms"), "must list at least one algorithm"));
             }
             for alg in &issuer.algorithms {
-                if crate::inbound::algorithm::parse_allowed(alg).is_none() {
+                if crate::jose::algorithm::parse_allowed(alg).is_none() {
                     return Err(invalid(
                         key("algorithms"),
                         format!("{alg:?} is not an allowed asymmetric JWS algorithm"),

@@ -29,6 +29,7 @@ pub mod dev_idp;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+pub mod fetch;
 #[cfg(feature = "server")]
 pub mod grant;
 #[cfg(feature = "server")]
@@ -39,6 +40,7 @@ pub mod inbound;
 pub mod introspect;
 #[cfg(feature = "server")]
 pub mod issued;
+pub mod jose;
 #[cfg(feature = "server")]
 pub mod keys;
 #[cfg(feature = "server")]

@@ -3,5 +3,6 @@
 #![allow(dead_code)]
 
 pub mod downstream;
+pub mod hostile;
 pub mod redis_server;
 pub mod sts;
