@@ -206,6 +206,10 @@ pub struct IssuerConfig {
     /// Signature algorithms accepted from this issuer.
     #[serde(default = "default_inbound_algorithms")]
     pub algorithms: Vec<String>,
+    /// Claim of the subject token naming the agent application that obtained it (RFC 9068
+    /// `client_id`, or OIDC `azp`). With it, an exchange that sends no `actor_token` names
+    /// that agent behind the calling client: `act = {sub: <client>, act: {sub: <agent>, iss}}`.
+    pub agent_claim: Option<String>,
 }
 
 /// One caller (`[[clients]]`).
@@ -411,6 +415,12 @@ impl Config {
             }
             if issuer.audience.is_empty() {
                 return Err(invalid(key("audience"), "must not be empty"));
+            }
+            if issuer.agent_claim.as_deref().is_some_and(|c| c.trim().is_empty()) {
+                return Err(invalid(
+                    key("agent_claim"),
+                    "must name a claim, such as client_id or azp",
+                ));
             }
             match &issuer.jwks_uri {
                 Some(uri) => check_http_url(&key("jwks_uri"), uri)?,

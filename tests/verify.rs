@@ -547,7 +547,10 @@ async fn downstream(verifier: Arc<Verifier>) -> String {
         .merge(
             Router::new()
                 .route("/layered", get(|id: ExecutionIdentity| async move { id.describe() }))
-                .layer(BearerAuthLayer::new(verifier).require_scope("orders:read")),
+                .layer(BearerAuthLayer::new(Arc::clone(&verifier)).require_scope("orders:read"))
+                // The extractor needs the verifier in the state (the layer alone is not
+                // enough), so a route without it is a compile error, not a 500.
+                .with_state(verifier),
         );
     serve(app).await
 }

@@ -183,6 +183,18 @@ impl ExecutionIdentity {
     }
 }
 
+impl ExecutionIdentity {
+    /// For audit lines: the agent the calling client acts for. When the outermost actor
+    /// is the client itself and an earlier actor follows (the chain an MCP server gets
+    /// when the agent is named by the user token's `client_id`), that earlier actor.
+    fn agent_behind_client(&self) -> Option<&str> {
+        match self.actors.as_slice() {
+            [outer, inner, ..] if outer.sub == self.client_id => Some(inner.sub.as_str()),
+            _ => self.agent(),
+        }
+    }
+}
+
 impl fmt::Display for ExecutionIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.delegation_mode {
@@ -193,7 +205,7 @@ impl fmt::Display for ExecutionIdentity {
                 }
                 Ok(())
             }
-            DelegationMode::OnBehalfOf => match self.agent() {
+            DelegationMode::OnBehalfOf => match self.agent_behind_client() {
                 Some(agent) => write!(f, "{} via agent {agent} ({})", self.user.sub, self.client_id),
                 None => write!(f, "{} via {}", self.user.sub, self.client_id),
             },

@@ -4,16 +4,17 @@
 //! Independent of the server modules (only [`crate::clock`] is shared), so a
 //! downstream API can depend on it alone. Keys come from the STS's JWKS (cached,
 //! refetched on an unknown `kid`); revocation optionally through RFC 7662
-//! introspection; [`extract`] adapts it to axum with RFC 6750 answers.
+//! introspection; [`extract`] (feature `axum`) adapts it to axum with RFC 6750 answers.
 
 #![warn(missing_docs)]
 
 mod claims;
 mod error;
+#[cfg(feature = "axum")]
 pub mod extract;
 mod identity;
 mod introspect;
-mod jwks;
+pub(crate) mod jwks;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -24,6 +25,9 @@ use jsonwebtoken::{Algorithm, Validation};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use claims::Claims;
 pub use error::VerifyError;
+#[cfg(feature = "mcp-server")]
+pub(crate) use error::printable;
+#[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
 pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
 use introspect::Introspector;
@@ -65,13 +69,15 @@ impl std::fmt::Debug for IntrospectionConfig {
     }
 }
 
-/// What a downstream service trusts: one issuer, its own audience, the issuer's JWKS.
+/// What a downstream service trusts: one issuer, its own audiences, the issuer's JWKS.
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
     /// The STS's issuer URL; `iss` must equal it exactly.
     pub issuer: String,
-    /// This service's audience id (or resource URI); `aud` must name it.
-    pub audience: String,
+    /// The names this service answers to; `aud` must name one of them. A token's `aud`
+    /// is the audience id when the caller asked with `audience`, the resource URI when it
+    /// asked with `resource` (RFC 8707), so a service usually accepts both.
+    pub audiences: Vec<String>,
     /// The STS's JWKS, normally `{issuer}/.well-known/jwks.json`.
     pub jwks_uri: String,
     /// Allowed clock skew for `exp`, `nbf` and `iat` (default 30 s).
@@ -88,13 +94,14 @@ pub struct VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// A config with the defaults; the JWKS is at the issuer's well-known path.
+    /// A config with the defaults for one audience; the JWKS is at the issuer's
+    /// well-known path.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         let issuer = issuer.into();
         let jwks_uri = format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'));
         Self {
             issuer,
-            audience: audience.into(),
+            audiences: vec![audience.into()],
             jwks_uri,
             leeway: Duration::from_secs(30),
             jwks_cache_ttl: Duration::from_secs(300),
@@ -103,12 +110,19 @@ impl VerifierConfig {
             introspection: None,
         }
     }
+
+    /// Also accept tokens whose `aud` is `audience`, typically the service's resource
+    /// URI next to its audience id.
+    pub fn also_accept(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
 }
 
-/// Verifies mcp-sts access tokens for one audience; share one per service (`Arc`).
+/// Verifies mcp-sts access tokens for one service; share one per service (`Arc`).
 pub struct Verifier {
     issuer: String,
-    audience: String,
+    audiences: Vec<String>,
     leeway: u64,
     jwks: JwksCache,
     introspection: Option<Introspector>,
@@ -118,7 +132,7 @@ impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .finish_non_exhaustive()
     }
 }
@@ -126,8 +140,13 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// Build a verifier; nothing is fetched until the first token arrives.
     pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
-        if config.issuer.is_empty() || config.audience.is_empty() || config.jwks_uri.is_empty() {
-            return Err(VerifyError::Config("issuer, audience and jwks_uri must be set".into()));
+        if config.issuer.is_empty() || config.jwks_uri.is_empty() {
+            return Err(VerifyError::Config("issuer and jwks_uri must be set".into()));
+        }
+        if config.audiences.is_empty() || config.audiences.iter().any(String::is_empty) {
+            return Err(VerifyError::Config(
+                "at least one audience, none empty, must be set".into(),
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
@@ -143,7 +162,7 @@ impl Verifier {
         let introspection = config.introspection.as_ref().map(|c| Introspector::new(http, c));
         Ok(Self {
             issuer: config.issuer,
-            audience: config.audience,
+            audiences: config.audiences,
             leeway: config.leeway.as_secs(),
             jwks,
             introspection,
@@ -166,10 +185,12 @@ impl Verifier {
             .map_err(|e| map_jwt_error(e.kind()))?;
         let claims = data.claims;
         claims::check_times(&claims, now, self.leeway)?;
-        if !claims.has_audience(&self.audience) {
-            return Err(VerifyError::WrongAudience);
-        }
-        let identity = claims.into_identity(&self.audience)?;
+        let audience = self
+            .audiences
+            .iter()
+            .find(|a| claims.has_audience(a))
+            .ok_or(VerifyError::WrongAudience)?;
+        let identity = claims.into_identity(audience)?;
         if let Some(introspector) = &self.introspection {
             introspector.check(token).await?;
         }
@@ -184,7 +205,7 @@ impl Verifier {
         v.algorithms = vec![alg];
         v.required_spec_claims = HashSet::from(["exp".to_owned(), "iss".to_owned(), "aud".to_owned()]);
         v.set_issuer(&[self.issuer.as_str()]);
-        v.set_audience(&[self.audience.as_str()]);
+        v.set_audience(&self.audiences);
         v.validate_aud = true;
         v.validate_exp = false;
         v.validate_nbf = false;
@@ -195,7 +216,7 @@ impl Verifier {
 }
 
 /// Map a `jsonwebtoken` failure to the refusal it means.
-fn map_jwt_error(kind: &ErrorKind) -> VerifyError {
+pub(crate) fn map_jwt_error(kind: &ErrorKind) -> VerifyError {
     match kind {
         ErrorKind::InvalidSignature
         | ErrorKind::InvalidEcdsaKey
