@@ -166,6 +166,8 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     /// Sign with RS256 keys instead of ES256.
     pub rs256: bool,
+    /// Extra keys for the dev IdP's `[[issuers]]` entry, e.g. `agent_claim = "client_id"`.
+    pub issuer_extra: String,
 }
 
 /// A running service for one test.
@@ -227,6 +229,10 @@ impl TestSts {
         );
         if options.rs256 {
             toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
+        }
+        if !options.issuer_extra.is_empty() {
+            let with = format!("tenant_claim = \"tenant\"\n{}\n", options.issuer_extra);
+            toml = toml.replacen("tenant_claim = \"tenant\"\n", &with, 1);
         }
         let config = Config::from_toml(&toml).unwrap();
         let url = own_url;
