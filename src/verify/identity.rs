@@ -184,10 +184,12 @@ impl ExecutionIdentity {
 }
 
 impl ExecutionIdentity {
-    /// For audit lines: the agent the calling client acts for. When the outermost actor
-    /// is the client itself and an earlier actor follows (the chain an MCP server gets
-    /// when the agent is named by the user token's `client_id`), that earlier actor.
-    fn agent_behind_client(&self) -> Option<&str> {
+    /// The agent application the calling client acts for, for audit lines and per-agent
+    /// rules. When the outermost actor is the client itself and an earlier actor
+    /// follows (the chain `{sub: <MCP server>, act: {sub: <agent>}}` mcp-sts builds when
+    /// the user's token names the agent in `client_id`), that earlier actor; otherwise
+    /// [`ExecutionIdentity::agent`].
+    pub fn agent_application(&self) -> Option<&str> {
         match self.actors.as_slice() {
             [outer, inner, ..] if outer.sub == self.client_id => Some(inner.sub.as_str()),
             _ => self.agent(),
@@ -205,7 +207,7 @@ impl fmt::Display for ExecutionIdentity {
                 }
                 Ok(())
             }
-            DelegationMode::OnBehalfOf => match self.agent_behind_client() {
+            DelegationMode::OnBehalfOf => match self.agent_application() {
                 Some(agent) => write!(f, "{} via agent {agent} ({})", self.user.sub, self.client_id),
                 None => write!(f, "{} via {}", self.user.sub, self.client_id),
             },
