@@ -140,9 +140,11 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
     let required = shared.required_scopes.join(" ");
     let (status, value) = match rejection {
         AuthRejection::MissingToken => {
-            let scope = (!required.is_empty())
-                .then(|| format!(", scope=\"{}\"", quoted_safe(&required)))
-                .unwrap_or_default();
+            let scope = if required.is_empty() {
+                String::new()
+            } else {
+                format!(", scope=\"{}\"", quoted_safe(&required))
+            };
             (StatusCode::UNAUTHORIZED, format!("Bearer {metadata}{scope}"))
         }
         AuthRejection::InvalidRequest(why) => (
