@@ -253,6 +253,28 @@ async fn tools_see_the_user_and_the_agent_never_the_token() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_agent_may_be_named_by_azp() {
+    let world = World::start().await;
+    let grant = AgentGrant {
+        user: "alice@example.com",
+        roles: &["developer"],
+        agent: "cursor",
+        agent_claim: "azp",
+        audiences: &[&world.resource],
+        scope: "",
+    };
+    let token = world.sts.idp.agent_token(&grant, world.sts.clock_now(), 600).unwrap();
+    let client = world.connect(&token).await.unwrap();
+    let seen: Value = serde_json::from_str(&text(&call(&client, "whoami", json!({})).await)).unwrap();
+    assert_eq!(
+        (seen["caller"]["user"].as_str(), seen["caller"]["agent"].as_str()),
+        (Some("alice@example.com"), Some("cursor"))
+    );
+    assert_eq!(seen["caller"]["scopes"], json!([]));
+    client.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tools_list_and_call_are_filtered_by_scope() {
     let world = World::start().await;
     let alice = world.connect(&world.alice()).await.unwrap();
