@@ -12,7 +12,6 @@ mod assertion;
 mod cache;
 mod error;
 mod request;
-mod secret;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -23,14 +22,13 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use tokio::time::Instant;
 
 use crate::clock::{Clock, SystemClock};
-pub use assertion::{AssertionKey, JWT_BEARER_ASSERTION_TYPE};
+pub use crate::secret::Secret;
+pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
-pub use secret::Secret;
 
-/// The RFC 8693 grant type.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
 
 /// How the client proves its identity to the token endpoint (RFC 6749 §2.3).
 #[derive(Debug, Clone, Default)]
@@ -268,7 +266,7 @@ impl StsClient {
             ClientAuth::PrivateKeyJwt(key) => {
                 let assertion = key.assertion(&self.config.client_id, &self.config.token_endpoint, self.clock.now())?;
                 form.append_pair("client_id", &self.config.client_id)
-                    .append_pair("client_assertion_type", JWT_BEARER_ASSERTION_TYPE)
+                    .append_pair("client_assertion_type", JWT_BEARER_CLIENT_ASSERTION)
                     .append_pair("client_assertion", assertion.expose());
             }
         }

@@ -21,6 +21,7 @@ pub mod client_auth;
 pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
+pub mod contract;
 #[cfg(feature = "server")]
 pub mod demo;
 #[cfg(feature = "server")]
@@ -29,6 +30,8 @@ pub mod dev_idp;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+#[cfg(feature = "server")]
+pub mod grant;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
@@ -39,6 +42,8 @@ pub mod introspect;
 pub mod issued;
 #[cfg(feature = "server")]
 pub mod keys;
+#[cfg(feature = "server")]
+pub mod lineage;
 #[cfg(feature = "mcp-server")]
 pub mod mcp;
 #[cfg(feature = "server")]
@@ -48,7 +53,10 @@ pub mod mint;
 #[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]
+pub mod request;
+#[cfg(feature = "server")]
 pub mod revocation;
+pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -144,10 +144,7 @@ fn configuration_mistakes_stop_the_service_naming_the_key() {
             "server.listen",
         ),
         (
-            good.replace(
-                "roles_claim = \"roles\"",
-                "roles_claim = \"roles\"\nagent_claim = \" \"",
-            ),
+            good.replace("roles_claim = \"roles\"", "roles_claim = \"roles\"\nagent_claim = \"\""),
             "issuers[0].agent_claim",
         ),
         (

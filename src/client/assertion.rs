@@ -9,11 +9,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 
 use super::error::StsError;
-use super::secret::Secret;
 use crate::clock::UnixTime;
+use crate::secret::Secret;
 
-/// `client_assertion_type` of a JWT client assertion (RFC 7523 §2.2).
-pub const JWT_BEARER_ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+pub use crate::contract::urn::JWT_BEARER_CLIENT_ASSERTION;
 
 /// How long an assertion is valid; one minute covers clock skew and a slow network.
 const ASSERTION_LIFETIME: u64 = 60;
