@@ -34,7 +34,7 @@ async fn the_story_plays_out_over_the_real_protocols() {
     );
 
     // The audit line names the user, the agent and the MCP server (the agent comes from
-    // the client_id of the agent's token: needs agent_claim in the exchange).
+    // the client_id of the agent's token, through the issuer's agent_claim).
     let read = outcome.call("alice_reads_own_order").unwrap();
     assert_eq!(read.trail.len(), 1);
     assert_eq!(
@@ -103,8 +103,7 @@ async fn the_story_plays_out_over_the_real_protocols() {
     );
 
     // mcp-sts audited every exchange with the MCP server acting for the agent (named
-    // by the user token's client_id: needs agent_claim in the exchange), and the
-    // offboarding.
+    // by the user token's client_id), and the offboarding.
     let exchanges: Vec<_> = outcome
         .sts_audit
         .iter()

@@ -342,8 +342,8 @@ async fn token_for_exchanges_at_mcp_sts_and_refusals_are_tool_errors() {
     client.cancel().await.unwrap();
 }
 
-/// Needs agent_claim in the exchange: with `agent_claim = "client_id"` on the issuer
-/// and no actor token, mcp-sts names the agent behind the MCP server.
+/// With `agent_claim = "client_id"` on the issuer and no actor token, mcp-sts names the
+/// agent behind the MCP server in the downstream token.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn downstream_token_names_the_agent_behind_the_mcp_server() {
     let world = World::start().await;

@@ -184,7 +184,7 @@ def run(env, results) -> None:
         assert claims["act"] == {"sub": sts.CLIENT_ID, "act": {"sub": AGENT, "iss": env.oidc_issuer}}, claims["act"]
 
     results.check("oidc-provider access token issued to MCP client claude-desktop, no actor_token: act names the "
-                  "agent behind the MCP server (needs agent_claim in the exchange)", agent_from_client_id)
+                  "agent behind the MCP server", agent_from_client_id)
 
     def actor_token_wins():
         bot = env.teleport.sign("ES256", "bot-claude", ["bot"])
