@@ -3,10 +3,12 @@
 //!
 //! The form is posted by hand (the `oauth2` crate sends `grant_type` twice for this
 //! grant). Tokens and secrets live in [`Secret`], so they never show in `Debug` output
-//! or logs.
+//! or logs. The client authenticates with a secret (`client_secret_basic`/`_post`) or
+//! with a signed assertion (`private_key_jwt`, [`AssertionKey`]).
 
 #![warn(missing_docs)]
 
+mod assertion;
 mod cache;
 mod error;
 mod request;
@@ -21,6 +23,7 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use crate::clock::{Clock, SystemClock};
 use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
 pub use crate::secret::Secret;
+pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
@@ -30,14 +33,18 @@ pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
 /// Largest token endpoint answer read; a real one is a few KiB.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
 
-/// How the client proves its identity to the token endpoint (RFC 6749 §2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// How the client proves its identity to the token endpoint (RFC 6749 §2.3).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// HTTP Basic with the form-urlencoded id and secret (the RFC's preferred method).
     #[default]
     ClientSecretBasic,
     /// `client_id` and `client_secret` as form fields.
     ClientSecretPost,
+    /// A JWT signed with the client's private key on every request (RFC 7523 §2.2); the
+    /// STS holds only the public key. `client_secret` is not used.
+    PrivateKeyJwt(AssertionKey),
 }
 
 /// Where the STS is and who this client is.
@@ -47,7 +54,7 @@ pub struct StsClientConfig {
     pub token_endpoint: String,
     /// This MCP server's client id at the STS.
     pub client_id: String,
-    /// This MCP server's client secret.
+    /// This MCP server's client secret (empty with `private_key_jwt`).
     pub client_secret: Secret,
     /// How to send the credentials (default `client_secret_basic`).
     pub auth: ClientAuth,
@@ -74,6 +81,14 @@ impl std::fmt::Debug for StsClientConfig {
 }
 
 impl StsClientConfig {
+    /// A config authenticating with `private_key_jwt`: no secret, the assertions are
+    /// signed with `key`.
+    pub fn private_key_jwt(token_endpoint: impl Into<String>, client_id: impl Into<String>, key: AssertionKey) -> Self {
+        let mut config = Self::new(token_endpoint, client_id, "");
+        config.auth = ClientAuth::PrivateKeyJwt(key);
+        config
+    }
+
     /// A config with the defaults.
     pub fn new(
         token_endpoint: impl Into<String>,
@@ -135,8 +150,23 @@ impl StsClient {
     /// A client for `config`; fails only when no HTTP client can be built.
     pub fn new(config: StsClientConfig) -> Result<Self, StsError> {
         let http = http_client(config.http_timeout).map_err(|e| StsError::InvalidInput(format!("HTTP client: {e}")))?;
+        if config.client_id.is_empty() {
+            return Err(StsError::InvalidInput("client_id is empty".into()));
+        }
         let cache = TokenCache::new(config.cache_capacity);
         Ok(Self { http, config, cache })
+    }
+
+    /// Read time from `clock` (the token cache and the `iat`/`exp` of
+    /// `private_key_jwt` assertions); tests pass a manual clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// The client id this client authenticates as.
+    pub fn client_id(&self) -> &str {
+        &self.config.client_id
     }
 
     /// Exchange, reusing a cached token for the same subject, actor, target and scopes
@@ -170,7 +200,7 @@ impl StsClient {
         if let Some(traceparent) = &request.traceparent {
             http = http.header("traceparent", traceparent);
         }
-        if self.config.auth == ClientAuth::ClientSecretBasic {
+        if matches!(self.config.auth, ClientAuth::ClientSecretBasic) {
             http = http.header(
                 AUTHORIZATION,
                 basic_authorization(&self.config.client_id, self.config.client_secret.expose()),
@@ -180,7 +210,7 @@ impl StsClient {
             timeout: self.config.http_timeout,
             max_bytes: MAX_ANSWER_BYTES,
         };
-        let fetched = fetch(http.body(self.form(request)), limits)
+        let fetched = fetch(http.body(self.form(request)?), limits)
             .await
             .map_err(|e| match e {
                 FetchError::TooLarge(_) => StsError::InvalidResponse(e.to_string()),
@@ -220,7 +250,7 @@ impl StsClient {
     }
 
     /// The RFC 8693 §2.1 form; empty optional parameters are left out.
-    fn form(&self, request: &ExchangeRequest) -> String {
+    fn form(&self, request: &ExchangeRequest) -> Result<String, StsError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", TOKEN_EXCHANGE_GRANT)
             .append_pair("subject_token", request.subject_token.expose())
@@ -239,10 +269,23 @@ impl StsClient {
         if !scope.is_empty() {
             form.append_pair("scope", &scope);
         }
-        if self.config.auth == ClientAuth::ClientSecretPost {
-            form.append_pair("client_id", &self.config.client_id)
-                .append_pair("client_secret", self.config.client_secret.expose());
+        match &self.config.auth {
+            ClientAuth::ClientSecretBasic => {}
+            ClientAuth::ClientSecretPost => {
+                form.append_pair("client_id", &self.config.client_id)
+                    .append_pair("client_secret", self.config.client_secret.expose());
+            }
+            ClientAuth::PrivateKeyJwt(key) => {
+                let assertion = key.assertion(
+                    &self.config.client_id,
+                    &self.config.token_endpoint,
+                    self.config.clock.now(),
+                )?;
+                form.append_pair("client_id", &self.config.client_id)
+                    .append_pair("client_assertion_type", JWT_BEARER_CLIENT_ASSERTION)
+                    .append_pair("client_assertion", assertion.expose());
+            }
         }
-        form.finish()
+        Ok(form.finish())
     }
 }

@@ -106,6 +106,34 @@ async fn rs256_token_with_nested_actor_chain_lists_current_actor_first() {
 }
 
 #[tokio::test]
+async fn an_mcp_server_acting_for_an_agent_application_is_described_by_the_agent() {
+    let (_sts, _base, key, verifier) = setup().await;
+    // The chain mcp-sts builds when the user's token names the agent in client_id.
+    let claims = with(
+        obo_claims(NOW),
+        "act",
+        json!({"sub": "orders-mcp", "act": {"sub": "claude-desktop", "iss": "https://idp.test"}}),
+    );
+    let id = verifier.verify_at(&key.sign(&claims), NOW).await.unwrap();
+    assert_eq!(
+        id.agent(),
+        Some("orders-mcp"),
+        "the current actor still drives decisions"
+    );
+    assert_eq!(id.agent_application(), Some("claude-desktop"));
+    assert_eq!(id.describe(), "alice@example.com via agent claude-desktop (orders-mcp)");
+
+    // An actor token's agent, acting alone, is the agent application itself.
+    let id = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
+    assert_eq!(id.agent_application(), Some("claude-desktop"));
+    // A client naming only itself is described as before.
+    let alone = with(obo_claims(NOW), "act", json!({"sub": "orders-mcp"}));
+    let id = verifier.verify_at(&key.sign(&alone), NOW).await.unwrap();
+    assert_eq!(id.agent_application(), Some("orders-mcp"));
+    assert_eq!(id.describe(), "alice@example.com via agent orders-mcp (orders-mcp)");
+}
+
+#[tokio::test]
 async fn service_identity_takes_the_user_from_the_user_claim() {
     let (_sts, _base, key, verifier) = setup().await;
     let claims = json!({
@@ -594,7 +622,10 @@ async fn downstream(verifier: Arc<Verifier>) -> String {
         .merge(
             Router::new()
                 .route("/layered", get(|id: ExecutionIdentity| async move { id.describe() }))
-                .layer(BearerAuthLayer::new(verifier).require_scope("orders:read")),
+                .layer(BearerAuthLayer::new(Arc::clone(&verifier)).require_scope("orders:read"))
+                // The extractor needs the verifier in the state (the layer alone is not
+                // enough), so a route without it is a compile error, not a 500.
+                .with_state(verifier),
         );
     serve(app).await
 }

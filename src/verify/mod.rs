@@ -1,16 +1,18 @@
 //! The downstream side: verify tokens minted by mcp-sts and hand handlers a typed
 //! [`ExecutionIdentity`].
 //!
-//! Independent of the server modules (it shares only [`crate::clock`], [`crate::fetch`]
-//! and [`crate::jose`]), so a downstream API can depend on it alone. Keys come from the
-//! STS's JWKS (a [`crate::jose::JwksCache`]: cached, refetched on an unknown `kid`);
-//! revocation optionally through RFC 7662 introspection; [`extract`] adapts it to axum
-//! with RFC 6750 answers. Caches keep time by the configured [`Clock`].
+//! Independent of the server modules (it shares only [`crate::clock`], [`crate::fetch`],
+//! [`crate::jose`] and [`crate::contract`]), so a downstream API can depend on it alone.
+//! Keys come from the STS's JWKS (a [`crate::jose::JwksCache`]: cached, refetched on an
+//! unknown `kid`); revocation optionally through RFC 7662 introspection; `extract`
+//! (feature `axum`) adapts it to axum with RFC 6750 answers. Caches keep time by the
+//! configured [`Clock`].
 
 #![warn(missing_docs)]
 
 mod claims;
 mod error;
+#[cfg(feature = "axum")]
 pub mod extract;
 mod identity;
 mod introspect;
@@ -26,6 +28,9 @@ use crate::jose::compact::{audiences, str_claim};
 use crate::jose::{JwksCache, JwksConfig, JwksSource, JwksStats, JwsError, verify_signature};
 use claims::{ACCEPTED_ALGORITHMS, Claims};
 pub use error::VerifyError;
+#[cfg(feature = "mcp-server")]
+pub(crate) use error::printable;
+#[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
 pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
 use introspect::Introspector;
@@ -72,13 +77,15 @@ impl std::fmt::Debug for IntrospectionConfig {
     }
 }
 
-/// What a downstream service trusts: one issuer, its own audience, the issuer's JWKS.
+/// What a downstream service trusts: one issuer, its own audiences, the issuer's JWKS.
 #[derive(Clone)]
 pub struct VerifierConfig {
     /// The STS's issuer URL; `iss` must equal it exactly.
     pub issuer: String,
-    /// This service's audience id (or resource URI); `aud` must name it.
-    pub audience: String,
+    /// The names this service answers to; `aud` must name one of them. A token's `aud`
+    /// is the audience id when the caller asked with `audience`, the resource URI when it
+    /// asked with `resource` (RFC 8707), so a service usually accepts both.
+    pub audiences: Vec<String>,
     /// The STS's JWKS, normally `{issuer}/.well-known/jwks.json`.
     pub jwks_uri: String,
     /// Allowed clock skew for `exp`, `nbf` and `iat` (default 30 s).
@@ -102,7 +109,7 @@ impl std::fmt::Debug for VerifierConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("VerifierConfig")
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .field("jwks_uri", &self.jwks_uri)
             .field("leeway", &self.leeway)
             .field("jwks_cache_ttl", &self.jwks_cache_ttl)
@@ -114,13 +121,14 @@ impl std::fmt::Debug for VerifierConfig {
 }
 
 impl VerifierConfig {
-    /// A config with the defaults; the JWKS is at the issuer's well-known path.
+    /// A config with the defaults for one audience; the JWKS is at the issuer's
+    /// well-known path.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         let issuer = issuer.into();
         let jwks_uri = format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'));
         Self {
             issuer,
-            audience: audience.into(),
+            audiences: vec![audience.into()],
             jwks_uri,
             leeway: Duration::from_secs(30),
             jwks_cache_ttl: Duration::from_secs(300),
@@ -130,12 +138,19 @@ impl VerifierConfig {
             clock: Arc::new(SystemClock),
         }
     }
+
+    /// Also accept tokens whose `aud` is `audience`, typically the service's resource
+    /// URI next to its audience id.
+    pub fn also_accept(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
 }
 
-/// Verifies mcp-sts access tokens for one audience; share one per service (`Arc`).
+/// Verifies mcp-sts access tokens for one service; share one per service (`Arc`).
 pub struct Verifier {
     issuer: String,
-    audience: String,
+    audiences: Vec<String>,
     leeway: u64,
     jwks: JwksCache,
     introspection: Option<Introspector>,
@@ -146,7 +161,7 @@ impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .finish_non_exhaustive()
     }
 }
@@ -154,24 +169,20 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// Build a verifier; nothing is fetched until the first token arrives.
     pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
-        if config.issuer.is_empty() || config.audience.is_empty() || config.jwks_uri.is_empty() {
-            return Err(VerifyError::Config("issuer, audience and jwks_uri must be set".into()));
+        if config.issuer.is_empty() || config.jwks_uri.is_empty() {
+            return Err(VerifyError::Config("issuer and jwks_uri must be set".into()));
+        }
+        if config.audiences.is_empty() || config.audiences.iter().any(String::is_empty) {
+            return Err(VerifyError::Config(
+                "at least one audience, none empty, must be set".into(),
+            ));
         }
         let http = http_client(config.http_timeout).map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
-        let jwks = JwksCache::new(
-            JwksSource::Uri(config.jwks_uri),
-            JwksConfig {
-                kid_required: true,
-                algorithms: ACCEPTED_ALGORITHMS.to_vec(),
-                min_rsa_bits: MIN_RSA_BITS,
-                ttl: config.jwks_cache_ttl.as_secs(),
-                min_refetch_interval: config.jwks_min_refresh_interval.as_secs(),
-                max_stale: 0,
-                fetch: FetchLimits {
-                    timeout: config.http_timeout,
-                    max_bytes: MAX_JWKS_BYTES,
-                },
-            },
+        let jwks = sts_jwks(
+            config.jwks_uri,
+            config.jwks_cache_ttl,
+            config.jwks_min_refresh_interval,
+            config.http_timeout,
             http.clone(),
         );
         let introspection = config
@@ -180,7 +191,7 @@ impl Verifier {
             .map(|c| Introspector::new(http, c, config.http_timeout));
         Ok(Self {
             issuer: config.issuer,
-            audience: config.audience,
+            audiences: config.audiences,
             leeway: config.leeway.as_secs(),
             jwks,
             introspection,
@@ -202,20 +213,17 @@ impl Verifier {
             .keys_for(Some(&header.kid), header.alg, self.clock.now())
             .await;
         keys.and_then(|keys| verify_signature(token, header.alg, &keys))
-            .map_err(|e| match e {
-                JwsError::KeysUnavailable(why) => VerifyError::JwksUnavailable(why),
-                JwsError::UnknownKey => VerifyError::UnknownKey(error::printable(&header.kid)),
-                JwsError::AlgorithmMismatch => VerifyError::AlgorithmMismatch,
-                JwsError::BadSignature => VerifyError::BadSignature,
-            })?;
+            .map_err(|e| signature_refusal(e, &header.kid))?;
         let claims = self.standard_claims(token)?;
         let claims: Claims = serde_json::from_value(Value::Object(claims))
             .map_err(|_| VerifyError::Malformed("claims are not valid JSON of the expected shape".into()))?;
         claims::check_times(&claims, now, self.leeway)?;
-        if !claims.has_audience(&self.audience) {
-            return Err(VerifyError::WrongAudience);
-        }
-        let identity = claims.into_identity(&self.audience)?;
+        let audience = self
+            .audiences
+            .iter()
+            .find(|a| claims.has_audience(a))
+            .ok_or(VerifyError::WrongAudience)?;
+        let identity = claims.into_identity(audience)?;
         if let Some(introspector) = &self.introspection {
             introspector.check(token, self.clock.now()).await?;
         }
@@ -240,9 +248,48 @@ impl Verifier {
         if str_claim(&claims, "iss") != Some(self.issuer.as_str()) {
             return Err(VerifyError::WrongIssuer);
         }
-        if !audiences(&claims).contains(&self.audience.as_str()) {
+        let named = audiences(&claims);
+        if !self.audiences.iter().any(|a| named.contains(&a.as_str())) {
             return Err(VerifyError::WrongAudience);
         }
         Ok(claims)
+    }
+}
+
+/// The key cache of a downstream service: `kid` required, ES256/RS256 only, RSA of at
+/// least 2048 bits, a capped and timed fetch, and no use of keys past their TTL when
+/// the JWKS cannot be refreshed (fail closed).
+pub(crate) fn sts_jwks(
+    jwks_uri: String,
+    ttl: Duration,
+    min_refresh: Duration,
+    timeout: Duration,
+    http: reqwest::Client,
+) -> JwksCache {
+    JwksCache::new(
+        JwksSource::Uri(jwks_uri),
+        JwksConfig {
+            kid_required: true,
+            algorithms: ACCEPTED_ALGORITHMS.to_vec(),
+            min_rsa_bits: MIN_RSA_BITS,
+            ttl: ttl.as_secs(),
+            min_refetch_interval: min_refresh.as_secs(),
+            max_stale: 0,
+            fetch: FetchLimits {
+                timeout,
+                max_bytes: MAX_JWKS_BYTES,
+            },
+        },
+        http,
+    )
+}
+
+/// What a failed signature step means to a downstream service.
+pub(crate) fn signature_refusal(error: JwsError, kid: &str) -> VerifyError {
+    match error {
+        JwsError::KeysUnavailable(why) => VerifyError::JwksUnavailable(why),
+        JwsError::UnknownKey => VerifyError::UnknownKey(error::printable(kid)),
+        JwsError::AlgorithmMismatch => VerifyError::AlgorithmMismatch,
+        JwsError::BadSignature => VerifyError::BadSignature,
     }
 }
