@@ -4,4 +4,5 @@
 
 pub mod downstream;
 pub mod redis_server;
+pub mod ssf;
 pub mod sts;
