@@ -14,6 +14,7 @@ pub mod extract;
 mod identity;
 mod introspect;
 mod jwks;
+pub mod stream;
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -26,6 +27,7 @@ use claims::Claims;
 pub use error::VerifyError;
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
 pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
+pub use stream::{RevocationStream, RevocationStreamConfig, StreamVerdict};
 use introspect::Introspector;
 use jwks::JwksCache;
 
@@ -84,7 +86,10 @@ pub struct VerifierConfig {
     /// Timeout of each HTTP call to the STS (default 5 s).
     pub http_timeout: Duration,
     /// Revocation check by introspection; `None` relies on short token lifetimes.
+    /// With a revocation stream, introspection is only the stale-stream fallback.
     pub introspection: Option<IntrospectionConfig>,
+    /// Revocations heard on mcp-sts's Shared Signals stream, checked locally.
+    pub revocation_stream: Option<std::sync::Arc<RevocationStream>>,
 }
 
 impl VerifierConfig {
@@ -101,6 +106,7 @@ impl VerifierConfig {
             jwks_min_refresh_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(5),
             introspection: None,
+            revocation_stream: None,
         }
     }
 }
@@ -112,6 +118,7 @@ pub struct Verifier {
     leeway: u64,
     jwks: JwksCache,
     introspection: Option<Introspector>,
+    revocation_stream: Option<std::sync::Arc<RevocationStream>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -147,6 +154,7 @@ impl Verifier {
             leeway: config.leeway.as_secs(),
             jwks,
             introspection,
+            revocation_stream: config.revocation_stream,
         })
     }
 
@@ -169,9 +177,22 @@ impl Verifier {
         if !claims.has_audience(&self.audience) {
             return Err(VerifyError::WrongAudience);
         }
-        let identity = claims.into_identity(&self.audience)?;
-        if let Some(introspector) = &self.introspection {
-            introspector.check(token).await?;
+        let claims = claims.into_access_claims()?;
+        // With a stream, revocation is decided locally; introspection only stands in
+        // for a stale stream (and without it a stale stream fails closed).
+        let ask_introspection = match &self.revocation_stream {
+            Some(stream) => stream.check(&claims, now)? == StreamVerdict::AskIntrospection,
+            None => true,
+        };
+        let identity = claims::identity_from(claims, &self.audience)?;
+        match (&self.introspection, ask_introspection, &self.revocation_stream) {
+            (Some(introspector), true, _) => introspector.check(token).await?,
+            (None, true, Some(_)) => {
+                return Err(VerifyError::RevocationStreamStale(
+                    "stale, and no introspection is configured to fall back to".into(),
+                ));
+            }
+            _ => {}
         }
         Ok(identity)
     }
@@ -195,7 +216,7 @@ impl Verifier {
 }
 
 /// Map a `jsonwebtoken` failure to the refusal it means.
-fn map_jwt_error(kind: &ErrorKind) -> VerifyError {
+pub(crate) fn map_jwt_error(kind: &ErrorKind) -> VerifyError {
     match kind {
         ErrorKind::InvalidSignature
         | ErrorKind::InvalidEcdsaKey
