@@ -320,3 +320,60 @@ async fn subject_revocation_issuer_must_be_trusted_and_only_for_subjects() {
         .await;
     assert_eq!(named.status, 201, "{}", named.text);
 }
+
+/// A push receiver (RFC 8935) on a real socket: records each SET and the
+/// Authorization header it came with, and answers with the next status in `script`.
+async fn push_receiver(
+    script: Vec<u16>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>) {
+    use axum::http::HeaderMap;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = std::sync::Arc::new(std::sync::Mutex::new(script));
+    let (seen2, script2) = (seen.clone(), script.clone());
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (seen, script) = (seen2.clone(), script2.clone());
+            async move {
+                let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+                assert_eq!(headers["content-type"], "application/secevent+jwt");
+                seen.lock().unwrap().push((auth, body));
+                let mut script = script.lock().unwrap();
+                let status = if script.is_empty() { 202 } else { script.remove(0) };
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+#[tokio::test]
+async fn push_delivery_sends_each_set_with_the_receivers_authorization_and_retries() {
+    let sts = start().await;
+    let (url, seen) = push_receiver(vec![503]).await;
+    let receiver = Receiver::new(&sts.url, "orders-api", ORDERS_API_SECRET);
+    let body = json!({
+        "delivery": {"method": "urn:ietf:rfc:8935", "endpoint_url": url, "authorization_header": "Bearer push-secret"},
+        "events_requested": all_events(&sts.url),
+    });
+    let created = receiver.call(Method::POST, "/ssf/streams", Some(body)).await;
+    assert_eq!(created.status, 201, "{}", created.text);
+    assert!(!created.text.contains("push-secret"), "the authorization header is never echoed");
+    sts.admin_revoke("session", "pushed").await;
+
+    // First attempt fails (503): nothing is lost, and the next round after the
+    // backoff delivers it. A zero base backoff makes the retry immediate.
+    let mut pusher = mcp_sts::ssf::push::Pusher::new(std::time::Duration::ZERO);
+    assert_eq!(pusher.deliver_once(&sts.sts).await, 0);
+    assert_eq!(pusher.deliver_once(&sts.sts).await, 1);
+    assert_eq!(pusher.deliver_once(&sts.sts).await, 0, "acknowledged by the 202");
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0], seen[1], "the same SET was retried");
+    assert_eq!(seen[1].0.as_deref(), Some("Bearer push-secret"));
+    let claims = verify_set(&sts.url, &seen[1].1, &sts.url, "orders-api").await;
+    assert_eq!(claims["sub_id"], json!({"format": "opaque", "id": "pushed"}));
+}
