@@ -12,10 +12,10 @@ use crate::clock::Clock;
 use crate::config::{Config, RevocationBackend};
 use crate::inbound::jwks::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
-use crate::revocation::{EventQueue, RevocationStore};
 use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
 use crate::revocation::redis::RedisStore;
+use crate::revocation::{EventQueue, RevocationStore};
 use crate::service::Sts;
 
 /// Timeout for fetching upstream and client keys.
@@ -66,10 +66,9 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Backend> {
         RevocationBackend::Memory => backend(Arc::new(MemoryStore::new())),
         RevocationBackend::Embedded => {
             let path = &config.revocation.path;
-            backend(Arc::new(
-                EmbeddedStore::open(path)
-                    .with_context(|| format!("cannot open revocation store {}", path.display()))?,
-            ))
+            backend(Arc::new(EmbeddedStore::open(path).with_context(|| {
+                format!("cannot open revocation store {}", path.display())
+            })?))
         }
         RevocationBackend::Redis => {
             let timeout = Duration::from_millis(config.revocation.timeout_ms);

@@ -88,17 +88,32 @@ async fn revocations_reach_both_verifiers_across_replica_and_redis_restarts() {
     }
 
     // alice's token for orders-api, and the hop orders-api makes for billing-api.
-    let alice = a.exchange(&a.user_token("alice", &["developer"]), &[("audience", "orders-api")]).await.token();
-    let alice_hop = a
-        .exchange_as(("orders-api", ORDERS_API_SECRET), &alice, ACCESS_TOKEN, &[("audience", "billing-api")])
+    let alice = a
+        .exchange(&a.user_token("alice", &["developer"]), &[("audience", "orders-api")])
         .await
         .token();
-    let bob = a.exchange(&a.user_token("bob", &["developer"]), &[("audience", "orders-api")]).await.token();
+    let alice_hop = a
+        .exchange_as(
+            ("orders-api", ORDERS_API_SECRET),
+            &alice,
+            ACCESS_TOKEN,
+            &[("audience", "billing-api")],
+        )
+        .await
+        .token();
+    let bob = a
+        .exchange(&a.user_token("bob", &["developer"]), &[("audience", "orders-api")])
+        .await
+        .token();
     let agent = a.agent_token("agent-x");
     let via_agent = a
         .exchange(
             &a.user_token("dora", &["developer"]),
-            &[("audience", "orders-api"), ("actor_token", &agent), ("actor_token_type", JWT)],
+            &[
+                ("audience", "orders-api"),
+                ("actor_token", &agent),
+                ("actor_token_type", JWT),
+            ],
         )
         .await
         .token();
@@ -113,8 +128,14 @@ async fn revocations_reach_both_verifiers_across_replica_and_redis_restarts() {
     for d in [&orders, &billing] {
         assert_eq!(d.stream.poll_once(now).await.unwrap(), 1);
     }
-    assert_eq!(orders.verifier.verify_at(&alice, now).await.unwrap_err(), VerifyError::Revoked);
-    assert_eq!(billing.verifier.verify_at(&alice_hop, now).await.unwrap_err(), VerifyError::Revoked);
+    assert_eq!(
+        orders.verifier.verify_at(&alice, now).await.unwrap_err(),
+        VerifyError::Revoked
+    );
+    assert_eq!(
+        billing.verifier.verify_at(&alice_hop, now).await.unwrap_err(),
+        VerifyError::Revoked
+    );
     orders.verifier.verify_at(&bob, now).await.unwrap();
     // Acknowledged: nothing comes again.
     assert_eq!(orders.stream.poll_once(now).await.unwrap(), 0);
@@ -125,7 +146,11 @@ async fn revocations_reach_both_verifiers_across_replica_and_redis_restarts() {
     // While Redis is down a revocation is refused with 503 and nothing changes, and a
     // verifier that cannot poll goes stale and fails closed.
     let refused = a
-        .admin(Method::POST, "", Some(json!({"kind": "subject", "value": "bob", "reason": "t"})))
+        .admin(
+            Method::POST,
+            "",
+            Some(json!({"kind": "subject", "value": "bob", "reason": "t"})),
+        )
         .await;
     refused.assert_error(503, "temporarily_unavailable");
     assert!(orders.stream.poll_once(now + 40).await.is_err());
@@ -141,7 +166,10 @@ async fn revocations_reach_both_verifiers_across_replica_and_redis_restarts() {
     // The agent revocation queued before both restarts is delivered now.
     assert_eq!(orders.stream.poll_once(now + 41).await.unwrap(), 2);
     assert_eq!(billing.stream.poll_once(now + 41).await.unwrap(), 2);
-    assert_eq!(orders.verifier.verify_at(&via_agent, now + 41).await.unwrap_err(), VerifyError::Revoked);
+    assert_eq!(
+        orders.verifier.verify_at(&via_agent, now + 41).await.unwrap_err(),
+        VerifyError::Revoked
+    );
     orders.verifier.verify_at(&bob, now + 41).await.unwrap();
     // bob was never revoked: the refused request changed nothing.
     let listed = a.admin(Method::GET, "", None).await;
@@ -169,7 +197,9 @@ async fn every_replica_serves_every_stream() {
     let stream = on_a.create_poll_stream(&all_events(&b.url)).await;
     let id = stream["stream_id"].as_str().unwrap();
     // Created on A, read on B.
-    let read = on_b.call(Method::GET, &format!("/ssf/streams?stream_id={id}"), None).await;
+    let read = on_b
+        .call(Method::GET, &format!("/ssf/streams?stream_id={id}"), None)
+        .await;
     assert_eq!(read.body, stream);
     // Revoked on A, polled on B; not acknowledged, so polled again on A.
     a.admin_revoke("session", "s-7").await;
@@ -201,7 +231,10 @@ async fn a_stale_stream_falls_back_to_introspection_when_configured() {
     verifier.introspection = Some(introspection);
     let verifier = Verifier::new(verifier).unwrap();
     let now = sts.clock_now();
-    let token = sts.exchange(&sts.user_token("erin", &["developer"]), &[("audience", "orders-api")]).await.token();
+    let token = sts
+        .exchange(&sts.user_token("erin", &["developer"]), &[("audience", "orders-api")])
+        .await
+        .token();
     // Never polled: stale, so introspection answers (active).
     verifier.verify_at(&token, now).await.unwrap();
     // Revoked but not yet heard: introspection still catches it while stale.

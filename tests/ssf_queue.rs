@@ -78,7 +78,10 @@ async fn fill<Q: EventQueue + RevocationStore>(queue: &Q) {
 async fn check<Q: EventQueue + RevocationStore>(queue: &Q) {
     let keys = ["carol", "dave", "mallory"].map(|v| RevocationKey::new(RevocationKind::Subject, v));
     let found = queue.check(&keys, NOW).await.unwrap();
-    assert_eq!(found.iter().map(Option::is_some).collect::<Vec<_>>(), [true, true, false]);
+    assert_eq!(
+        found.iter().map(Option::is_some).collect::<Vec<_>>(),
+        [true, true, false]
+    );
     assert_eq!(queue.streams().await.unwrap(), vec![stream("s1"), stream("s2")]);
     let page = queue.pending("s1", 2).await.unwrap();
     let jtis: Vec<&str> = page.events.iter().map(|e| e.jti.as_str()).collect();

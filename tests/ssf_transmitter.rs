@@ -32,7 +32,10 @@ async fn configuration_document_names_every_endpoint() {
         .unwrap();
     assert_eq!(doc["issuer"], sts.url);
     assert_eq!(doc["jwks_uri"], format!("{}/.well-known/jwks.json", sts.url));
-    assert_eq!(doc["delivery_methods_supported"], json!(["urn:ietf:rfc:8936", "urn:ietf:rfc:8935"]));
+    assert_eq!(
+        doc["delivery_methods_supported"],
+        json!(["urn:ietf:rfc:8936", "urn:ietf:rfc:8935"])
+    );
     for (field, path) in [
         ("configuration_endpoint", "/ssf/streams"),
         ("status_endpoint", "/ssf/status"),
@@ -51,11 +54,36 @@ async fn every_revocation_kind_reaches_the_stream_as_one_signed_set() {
     assert_eq!(stream["events_delivered"], json!(all_events(&sts.url)));
     let idp = sts.idp.issuer().to_owned();
     let cases = [
-        ("subject", "carol@example.com", SESSION_REVOKED.to_owned(), json!({"format": "iss_sub", "iss": idp, "sub": "carol@example.com"})),
-        ("session", "sess-9", SESSION_REVOKED.to_owned(), json!({"format": "opaque", "id": "sess-9"})),
-        ("token", "jti-1", SESSION_REVOKED.to_owned(), json!({"format": "jwt_id", "iss": sts.url, "jti": "jti-1"})),
-        ("agent", "rogue-agent", format!("{}/ssf/event-type/agent-revoked", sts.url), json!({"format": "opaque", "id": "rogue-agent"})),
-        ("client", "watcher", format!("{}/ssf/event-type/client-revoked", sts.url), json!({"format": "opaque", "id": "watcher"})),
+        (
+            "subject",
+            "carol@example.com",
+            SESSION_REVOKED.to_owned(),
+            json!({"format": "iss_sub", "iss": idp, "sub": "carol@example.com"}),
+        ),
+        (
+            "session",
+            "sess-9",
+            SESSION_REVOKED.to_owned(),
+            json!({"format": "opaque", "id": "sess-9"}),
+        ),
+        (
+            "token",
+            "jti-1",
+            SESSION_REVOKED.to_owned(),
+            json!({"format": "jwt_id", "iss": sts.url, "jti": "jti-1"}),
+        ),
+        (
+            "agent",
+            "rogue-agent",
+            format!("{}/ssf/event-type/agent-revoked", sts.url),
+            json!({"format": "opaque", "id": "rogue-agent"}),
+        ),
+        (
+            "client",
+            "watcher",
+            format!("{}/ssf/event-type/client-revoked", sts.url),
+            json!({"format": "opaque", "id": "watcher"}),
+        ),
     ];
     for (kind, value, event_type, sub_id) in cases {
         sts.admin_revoke(kind, value).await;
@@ -68,7 +96,7 @@ async fn every_revocation_kind_reaches_the_stream_as_one_signed_set() {
         let body = &claims["events"][&event_type];
         assert_eq!(body["event_timestamp"], sts.clock_now(), "{kind}: {claims}");
         assert_eq!(body["initiating_entity"], "admin");
-        let ack = receiver.poll_now(&endpoint(&stream), &[jti.clone()]).await;
+        let ack = receiver.poll_now(&endpoint(&stream), std::slice::from_ref(jti)).await;
         assert!(ack.is_empty(), "{kind}: acked SET came back");
     }
 }
@@ -92,7 +120,7 @@ async fn an_unacknowledged_set_comes_back_until_acked() {
     assert_eq!(again.len(), 2);
     assert!(again.contains_key(&first_jti));
     // Acknowledge one: only the other stays.
-    let rest = receiver.poll_now(&url, &[first_jti.clone()]).await;
+    let rest = receiver.poll_now(&url, std::slice::from_ref(&first_jti)).await;
     assert_eq!(rest.len(), 1);
     assert!(!rest.contains_key(&first_jti));
     // An error report counts as an answer too: the SET is not sent again.
@@ -132,17 +160,35 @@ async fn a_receiver_cannot_see_or_touch_another_receivers_stream() {
     sts.admin_revoke("session", "s-1").await;
 
     let attempts = [
-        other.call(Method::GET, &format!("/ssf/streams?stream_id={id}"), None).await,
         other
-            .call(Method::PATCH, "/ssf/streams", Some(json!({"stream_id": id, "events_requested": []})))
+            .call(Method::GET, &format!("/ssf/streams?stream_id={id}"), None)
             .await,
-        other.call(Method::PUT, "/ssf/streams", Some(json!({"stream_id": id}))).await,
-        other.call(Method::DELETE, &format!("/ssf/streams?stream_id={id}"), None).await,
-        other.call(Method::GET, &format!("/ssf/status?stream_id={id}"), None).await,
         other
-            .call(Method::POST, "/ssf/status", Some(json!({"stream_id": id, "status": "disabled"})))
+            .call(
+                Method::PATCH,
+                "/ssf/streams",
+                Some(json!({"stream_id": id, "events_requested": []})),
+            )
             .await,
-        other.call(Method::POST, "/ssf/verify", Some(json!({"stream_id": id}))).await,
+        other
+            .call(Method::PUT, "/ssf/streams", Some(json!({"stream_id": id})))
+            .await,
+        other
+            .call(Method::DELETE, &format!("/ssf/streams?stream_id={id}"), None)
+            .await,
+        other
+            .call(Method::GET, &format!("/ssf/status?stream_id={id}"), None)
+            .await,
+        other
+            .call(
+                Method::POST,
+                "/ssf/status",
+                Some(json!({"stream_id": id, "status": "disabled"})),
+            )
+            .await,
+        other
+            .call(Method::POST, "/ssf/verify", Some(json!({"stream_id": id})))
+            .await,
         other.poll(&endpoint(&stream), json!({"returnImmediately": true})).await,
     ];
     for reply in attempts {
@@ -154,9 +200,13 @@ async fn a_receiver_cannot_see_or_touch_another_receivers_stream() {
         "the other receiver lists no streams"
     );
     // Nothing changed: the owner still has its stream, its events and its status.
-    let read = owner.call(Method::GET, &format!("/ssf/streams?stream_id={id}"), None).await;
+    let read = owner
+        .call(Method::GET, &format!("/ssf/streams?stream_id={id}"), None)
+        .await;
     assert_eq!(read.body, stream);
-    let status = owner.call(Method::GET, &format!("/ssf/status?stream_id={id}"), None).await;
+    let status = owner
+        .call(Method::GET, &format!("/ssf/status?stream_id={id}"), None)
+        .await;
     assert_eq!(status.body["status"], "enabled");
     assert_eq!(owner.poll_now(&endpoint(&stream), &[]).await.len(), 1);
 }
@@ -176,9 +226,15 @@ async fn unauthenticated_or_wrong_credentials_are_invalid_client() {
         .send()
         .await
         .unwrap();
-    support::sts::Reply::from(reply).await.assert_error(401, "invalid_client");
+    support::sts::Reply::from(reply)
+        .await
+        .assert_error(401, "invalid_client");
     let owner = Receiver::new(&sts.url, "orders-api", ORDERS_API_SECRET);
-    assert_eq!(owner.call(Method::GET, "/ssf/streams", None).await.body, json!([]), "nothing was created");
+    assert_eq!(
+        owner.call(Method::GET, "/ssf/streams", None).await.body,
+        json!([]),
+        "nothing was created"
+    );
 }
 
 #[tokio::test]
@@ -223,7 +279,11 @@ async fn stream_lifecycle_update_status_verify_delete() {
 
     // Verification events arrive whatever was requested, with the state echoed.
     let reply = receiver
-        .call(Method::POST, "/ssf/verify", Some(json!({"stream_id": id, "state": "abc"})))
+        .call(
+            Method::POST,
+            "/ssf/verify",
+            Some(json!({"stream_id": id, "state": "abc"})),
+        )
         .await;
     assert_eq!(reply.status, 204, "{}", reply.text);
     let sets = receiver.poll_now(&endpoint(&stream), &[]).await;
@@ -231,27 +291,44 @@ async fn stream_lifecycle_update_status_verify_delete() {
     let claims = verify_set(&sts.url, set.as_str().unwrap(), &sts.url, "orders-api").await;
     assert_eq!(claims["events"][VERIFICATION]["state"], "abc");
     assert_eq!(claims["sub_id"], json!({"format": "opaque", "id": id}));
-    receiver.poll_now(&endpoint(&stream), &[jti.clone()]).await;
+    receiver.poll_now(&endpoint(&stream), std::slice::from_ref(jti)).await;
 
     // Paused: events are held, then delivered once enabled again.
     let paused = receiver
-        .call(Method::POST, "/ssf/status", Some(json!({"stream_id": id, "status": "paused", "reason": "maintenance"})))
+        .call(
+            Method::POST,
+            "/ssf/status",
+            Some(json!({"stream_id": id, "status": "paused", "reason": "maintenance"})),
+        )
         .await;
-    assert_eq!(paused.body, json!({"stream_id": id, "status": "paused", "reason": "maintenance"}));
+    assert_eq!(
+        paused.body,
+        json!({"stream_id": id, "status": "paused", "reason": "maintenance"})
+    );
     sts.admin_revoke("session", "held").await;
     assert!(receiver.poll_now(&endpoint(&stream), &[]).await.is_empty());
     receiver
-        .call(Method::POST, "/ssf/status", Some(json!({"stream_id": id, "status": "enabled"})))
+        .call(
+            Method::POST,
+            "/ssf/status",
+            Some(json!({"stream_id": id, "status": "enabled"})),
+        )
         .await;
     assert_eq!(receiver.poll_now(&endpoint(&stream), &[]).await.len(), 1);
 
     // Disabled: nothing queued any more.
     receiver
-        .call(Method::POST, "/ssf/status", Some(json!({"stream_id": id, "status": "disabled"})))
+        .call(
+            Method::POST,
+            "/ssf/status",
+            Some(json!({"stream_id": id, "status": "disabled"})),
+        )
         .await;
     sts.admin_revoke("session", "dropped").await;
 
-    let deleted = receiver.call(Method::DELETE, &format!("/ssf/streams?stream_id={id}"), None).await;
+    let deleted = receiver
+        .call(Method::DELETE, &format!("/ssf/streams?stream_id={id}"), None)
+        .await;
     assert_eq!(deleted.status, 204);
     receiver
         .call(Method::GET, &format!("/ssf/streams?stream_id={id}"), None)
@@ -293,13 +370,20 @@ async fn revocation_through_revoke_endpoint_is_announced_as_jwt_id() {
         .await;
     let jti = minted.claims()["jti"].as_str().unwrap().to_owned();
     let reply = sts
-        .post_form("/revoke", Some(("orders-api", ORDERS_API_SECRET)), &[("token", &minted.token())])
+        .post_form(
+            "/revoke",
+            Some(("orders-api", ORDERS_API_SECRET)),
+            &[("token", &minted.token())],
+        )
         .await;
     assert_eq!(reply.status, 200);
     let sets = receiver.poll_now(&endpoint(&stream), &[]).await;
     let set = sets.values().next().unwrap().as_str().unwrap();
     let claims = verify_set(&sts.url, set, &sts.url, "orders-api").await;
-    assert_eq!(claims["sub_id"], json!({"format": "jwt_id", "iss": sts.url, "jti": jti}));
+    assert_eq!(
+        claims["sub_id"],
+        json!({"format": "jwt_id", "iss": sts.url, "jti": jti})
+    );
     assert_eq!(claims["events"][SESSION_REVOKED]["initiating_entity"], "user");
 }
 
@@ -311,21 +395,25 @@ async fn subject_revocation_issuer_must_be_trusted_and_only_for_subjects() {
         json!({"kind": "session", "value": "x", "issuer": sts.idp.issuer()}),
     ];
     for body in cases {
-        sts.admin(Method::POST, "", Some(body)).await.assert_error(400, "invalid_request");
+        sts.admin(Method::POST, "", Some(body))
+            .await
+            .assert_error(400, "invalid_request");
     }
     let listed = sts.admin(Method::GET, "", None).await;
     assert_eq!(listed.body["revocations"], json!([]), "nothing was revoked");
     let named = sts
-        .admin(Method::POST, "", Some(json!({"kind": "subject", "value": "x", "issuer": sts.idp.issuer()})))
+        .admin(
+            Method::POST,
+            "",
+            Some(json!({"kind": "subject", "value": "x", "issuer": sts.idp.issuer()})),
+        )
         .await;
     assert_eq!(named.status, 201, "{}", named.text);
 }
 
 /// A push receiver (RFC 8935) on a real socket: records each SET and the
 /// Authorization header it came with, and answers with the next status in `script`.
-async fn push_receiver(
-    script: Vec<u16>,
-) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>) {
+async fn push_receiver(script: Vec<u16>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>) {
     use axum::http::HeaderMap;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let script = std::sync::Arc::new(std::sync::Mutex::new(script));
@@ -361,7 +449,10 @@ async fn push_delivery_sends_each_set_with_the_receivers_authorization_and_retri
     });
     let created = receiver.call(Method::POST, "/ssf/streams", Some(body)).await;
     assert_eq!(created.status, 201, "{}", created.text);
-    assert!(!created.text.contains("push-secret"), "the authorization header is never echoed");
+    assert!(
+        !created.text.contains("push-secret"),
+        "the authorization header is never echoed"
+    );
     sts.admin_revoke("session", "pushed").await;
 
     // First attempt fails (503): nothing is lost, and the next round after the

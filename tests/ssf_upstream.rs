@@ -42,32 +42,43 @@ async fn start_transmitter(idp_issuer: String) -> (String, Shared) {
         "configuration_endpoint": format!("{base}/streams"),
         "delivery_methods_supported": ["urn:ietf:rfc:8936"],
     });
-    let created = json!({"stream_id": "s1", "delivery": {"method": "urn:ietf:rfc:8936", "endpoint_url": format!("{base}/poll")}});
+    let created =
+        json!({"stream_id": "s1", "delivery": {"method": "urn:ietf:rfc:8936", "endpoint_url": format!("{base}/poll")}});
     let app = axum::Router::new()
-        .route("/.well-known/ssf-configuration", get(move || async move { Json(config) }))
+        .route(
+            "/.well-known/ssf-configuration",
+            get(move || async move { Json(config) }),
+        )
         .route(
             "/streams",
             get(|| async { Json(json!([])) }).post(move || async move { (StatusCode::CREATED, Json(created)) }),
         )
         .route(
             "/poll",
-            post(|State(state): State<Shared>, headers: axum::http::HeaderMap, Json(body): Json<Value>| async move {
-                let mut s = state.lock().unwrap();
-                s.auth.push(headers["authorization"].to_str().unwrap().to_owned());
-                for jti in body["ack"].as_array().unwrap() {
-                    let jti = jti.as_str().unwrap().to_owned();
-                    s.queued.retain(|(j, _)| *j != jti);
-                    s.acked.push(jti);
-                }
-                for (jti, err) in body["setErrs"].as_object().unwrap() {
-                    s.queued.retain(|(j, _)| j != jti);
-                    s.errors.push((jti.clone(), err["description"].as_str().unwrap_or("").to_owned()));
-                }
-                let max = body["maxEvents"].as_u64().unwrap() as usize;
-                let sets: serde_json::Map<String, Value> =
-                    s.queued.iter().take(max).map(|(j, set)| (j.clone(), json!(set))).collect();
-                Json(json!({"sets": sets, "moreAvailable": false}))
-            }),
+            post(
+                |State(state): State<Shared>, headers: axum::http::HeaderMap, Json(body): Json<Value>| async move {
+                    let mut s = state.lock().unwrap();
+                    s.auth.push(headers["authorization"].to_str().unwrap().to_owned());
+                    for jti in body["ack"].as_array().unwrap() {
+                        let jti = jti.as_str().unwrap().to_owned();
+                        s.queued.retain(|(j, _)| *j != jti);
+                        s.acked.push(jti);
+                    }
+                    for (jti, err) in body["setErrs"].as_object().unwrap() {
+                        s.queued.retain(|(j, _)| j != jti);
+                        s.errors
+                            .push((jti.clone(), err["description"].as_str().unwrap_or("").to_owned()));
+                    }
+                    let max = body["maxEvents"].as_u64().unwrap() as usize;
+                    let sets: serde_json::Map<String, Value> = s
+                        .queued
+                        .iter()
+                        .take(max)
+                        .map(|(j, set)| (j.clone(), json!(set)))
+                        .collect();
+                    Json(json!({"sets": sets, "moreAvailable": false}))
+                },
+            ),
         )
         .with_state(state.clone());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -105,22 +116,87 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
     let forger = DevIdp::start_local().await.unwrap();
     let me = sts.url.clone();
     let good = [
-        ("e1", set(&idp, "secevent+jwt", "e1", &me, SESSION_REVOKED, json!({"format": "opaque", "id": "idp-sess-1"}))),
-        ("e2", set(&idp, "secevent+jwt", "e2", &me, ACCOUNT_DISABLED, json!({"format": "iss_sub", "iss": iss, "sub": "carol"}))),
-        ("e3", set(&idp, "secevent+jwt", "e3", &me, CREDENTIAL_CHANGE, json!({"format": "iss_sub", "iss": iss, "sub": "dave"}))),
+        (
+            "e1",
+            set(
+                &idp,
+                "secevent+jwt",
+                "e1",
+                &me,
+                SESSION_REVOKED,
+                json!({"format": "opaque", "id": "idp-sess-1"}),
+            ),
+        ),
+        (
+            "e2",
+            set(
+                &idp,
+                "secevent+jwt",
+                "e2",
+                &me,
+                ACCOUNT_DISABLED,
+                json!({"format": "iss_sub", "iss": iss, "sub": "carol"}),
+            ),
+        ),
+        (
+            "e3",
+            set(
+                &idp,
+                "secevent+jwt",
+                "e3",
+                &me,
+                CREDENTIAL_CHANGE,
+                json!({"format": "iss_sub", "iss": iss, "sub": "dave"}),
+            ),
+        ),
     ];
     // A forged SET claims the IdP's issuer but is signed by another key; the others
     // break one rule each.
     let forged = {
         let claims = json!({"iss": iss, "aud": me, "jti": "f1", "iat": support::sts::T0,
             "sub_id": {"format": "iss_sub", "iss": iss, "sub": "mallory"}, "events": {ACCOUNT_DISABLED: {}}});
-        forger.sign(SigningAlgorithm::ES256, Some("secevent+jwt"), &claims).unwrap()
+        forger
+            .sign(SigningAlgorithm::ES256, Some("secevent+jwt"), &claims)
+            .unwrap()
     };
     let bad = [
         ("f1", forged, "signature"),
-        ("f2", set(&idp, "JWT", "f2", &me, ACCOUNT_DISABLED, json!({"format": "iss_sub", "iss": iss, "sub": "mallory"})), "typ"),
-        ("f3", set(&idp, "secevent+jwt", "f3", "https://someone-else", ACCOUNT_DISABLED, json!({"format": "iss_sub", "iss": iss, "sub": "mallory"})), "aud"),
-        ("f4", set(&idp, "secevent+jwt", "f4", &me, ACCOUNT_DISABLED, json!({"format": "iss_sub", "iss": "https://other-idp", "sub": "mallory"})), "subject"),
+        (
+            "f2",
+            set(
+                &idp,
+                "JWT",
+                "f2",
+                &me,
+                ACCOUNT_DISABLED,
+                json!({"format": "iss_sub", "iss": iss, "sub": "mallory"}),
+            ),
+            "typ",
+        ),
+        (
+            "f3",
+            set(
+                &idp,
+                "secevent+jwt",
+                "f3",
+                "https://someone-else",
+                ACCOUNT_DISABLED,
+                json!({"format": "iss_sub", "iss": iss, "sub": "mallory"}),
+            ),
+            "aud",
+        ),
+        (
+            "f4",
+            set(
+                &idp,
+                "secevent+jwt",
+                "f4",
+                &me,
+                ACCOUNT_DISABLED,
+                json!({"format": "iss_sub", "iss": "https://other-idp", "sub": "mallory"}),
+            ),
+            "subject",
+        ),
     ];
     {
         let mut u = upstream.lock().unwrap();
@@ -136,7 +212,12 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
         .as_array()
         .unwrap()
         .iter()
-        .map(|e| (e["kind"].as_str().unwrap().to_owned(), e["value"].as_str().unwrap().to_owned()))
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+            )
+        })
         .collect();
     revoked.sort();
     let expected: Vec<(String, String)> = [("session", "idp-sess-1"), ("subject", "carol"), ("subject", "dave")]
@@ -149,7 +230,10 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
         assert_eq!(u.acked, vec!["e1", "e2", "e3"]);
         let mut errors = u.errors.clone();
         errors.sort();
-        let want: Vec<(String, String)> = bad.iter().map(|(j, _, rule)| (j.to_string(), rule.to_string())).collect();
+        let want: Vec<(String, String)> = bad
+            .iter()
+            .map(|(j, _, rule)| (j.to_string(), rule.to_string()))
+            .collect();
         assert_eq!(errors, want);
         assert!(u.queued.is_empty());
         assert!(u.auth.iter().all(|a| a.starts_with("Basic ")));
@@ -175,5 +259,8 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
     assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 0);
     assert!(downstream.poll_now(&our_poll, &[]).await.is_empty());
     let listed = sts.admin(Method::GET, "", None).await;
-    assert!(!listed.text.contains("\"carol\""), "a replayed SET is not applied twice");
+    assert!(
+        !listed.text.contains("\"carol\""),
+        "a replayed SET is not applied twice"
+    );
 }

@@ -184,9 +184,9 @@ pub fn subject_for(kind: RevocationKind, value: &str, issuer: &str, user_issuer:
             iss: issuer.to_owned(),
             jti: value.to_owned(),
         },
-        RevocationKind::Session | RevocationKind::Agent | RevocationKind::Client => SubjectId::Opaque {
-            id: value.to_owned(),
-        },
+        RevocationKind::Session | RevocationKind::Agent | RevocationKind::Client => {
+            SubjectId::Opaque { id: value.to_owned() }
+        }
     }
 }
 
@@ -310,11 +310,27 @@ mod tests {
     #[test]
     fn every_revocation_reads_back_as_itself() {
         let cases = [
-            (RevocationKind::Subject, "carol@example.com", json!({"format": "iss_sub", "iss": "https://idp", "sub": "carol@example.com"})),
+            (
+                RevocationKind::Subject,
+                "carol@example.com",
+                json!({"format": "iss_sub", "iss": "https://idp", "sub": "carol@example.com"}),
+            ),
             (RevocationKind::Session, "s-1", json!({"format": "opaque", "id": "s-1"})),
-            (RevocationKind::Token, "j-1", json!({"format": "jwt_id", "iss": ISS, "jti": "j-1"})),
-            (RevocationKind::Agent, "cursor", json!({"format": "opaque", "id": "cursor"})),
-            (RevocationKind::Client, "orders-mcp", json!({"format": "opaque", "id": "orders-mcp"})),
+            (
+                RevocationKind::Token,
+                "j-1",
+                json!({"format": "jwt_id", "iss": ISS, "jti": "j-1"}),
+            ),
+            (
+                RevocationKind::Agent,
+                "cursor",
+                json!({"format": "opaque", "id": "cursor"}),
+            ),
+            (
+                RevocationKind::Client,
+                "orders-mcp",
+                json!({"format": "opaque", "id": "orders-mcp"}),
+            ),
         ];
         for (kind, value, sub_id) in cases {
             let announcement = Announcement {
@@ -357,9 +373,15 @@ mod tests {
         };
         let opaque = json!({"format": "opaque", "id": "x"});
         let two = json!({SESSION_REVOKED: {}, VERIFICATION: {}});
-        assert_eq!(read_revocation(ISS, &claims(two, opaque.clone())), Err(SetError::EventCount));
+        assert_eq!(
+            read_revocation(ISS, &claims(two, opaque.clone())),
+            Err(SetError::EventCount)
+        );
         let other = json!({"https://other/event": {}});
-        assert_eq!(read_revocation(ISS, &claims(other, opaque.clone())), Err(SetError::UnsupportedEvent));
+        assert_eq!(
+            read_revocation(ISS, &claims(other, opaque.clone())),
+            Err(SetError::UnsupportedEvent)
+        );
         let foreign_jwt = json!({"format": "jwt_id", "iss": "https://elsewhere", "jti": "j"});
         assert_eq!(
             read_revocation(ISS, &claims(json!({SESSION_REVOKED: {}}), foreign_jwt)),

@@ -4,9 +4,9 @@
 use async_trait::async_trait;
 use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
+use super::StoreError;
 use super::embedded::{ENTRIES, EmbeddedStore, USED_ONCE, db_err, storage_key};
 use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord};
-use super::StoreError;
 
 /// Streams by id, each the JSON [`StreamRecord`].
 const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("ssf_streams");
@@ -126,7 +126,10 @@ impl EventQueue for EmbeddedStore {
                 let mut index = tx.open_table(INDEX).map_err(db_err)?;
                 for event in &publication.events {
                     events
-                        .insert((event.stream_id.as_str(), next), (event.jti.as_str(), event.set.as_str()))
+                        .insert(
+                            (event.stream_id.as_str(), next),
+                            (event.jti.as_str(), event.set.as_str()),
+                        )
                         .map_err(db_err)?;
                     index
                         .insert((event.stream_id.as_str(), event.jti.as_str()), next)
@@ -147,7 +150,10 @@ impl EventQueue for EmbeddedStore {
             let table = db.begin_read().map_err(db_err)?.open_table(EVENTS).map_err(db_err)?;
             let mut events = Vec::new();
             let mut more = false;
-            for row in table.range((id.as_str(), 0)..=(id.as_str(), u64::MAX)).map_err(db_err)? {
+            for row in table
+                .range((id.as_str(), 0)..=(id.as_str(), u64::MAX))
+                .map_err(db_err)?
+            {
                 if events.len() == max {
                     more = true;
                     break;

@@ -4,9 +4,9 @@ use std::collections::{BTreeMap, VecDeque};
 
 use async_trait::async_trait;
 
+use super::StoreError;
 use super::memory::{MemoryStore, poisoned};
 use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord};
-use super::StoreError;
 
 /// Streams and their queues, behind the store's queue mutex.
 #[derive(Debug, Default)]
@@ -52,7 +52,11 @@ impl EventQueue for MemoryStore {
             entries.insert(entry.key(), entry);
         }
         for event in publication.events {
-            state.queues.entry(event.stream_id.clone()).or_default().push_back(event);
+            state
+                .queues
+                .entry(event.stream_id.clone())
+                .or_default()
+                .push_back(event);
         }
         Ok(true)
     }

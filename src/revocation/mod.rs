@@ -11,13 +11,13 @@
 //! one token.
 
 pub mod embedded;
+mod embedded_queue;
 pub mod gate;
 pub mod memory;
 mod memory_queue;
 pub mod queue;
 pub mod redis;
 mod redis_queue;
-mod embedded_queue;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

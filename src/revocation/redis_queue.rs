@@ -12,9 +12,9 @@
 use async_trait::async_trait;
 use redis::Cmd;
 
+use super::StoreError;
 use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord};
 use super::redis::RedisStore;
-use super::StoreError;
 
 /// Record the once marker (or stop), the entry, then append every SET.
 /// ARGV: events, has_once, has_entry, once_expiry, entry_json, entry_exat, then
@@ -138,7 +138,11 @@ impl EventQueue for RedisStore {
         let (entry_json, entry_exat, has_entry) = match &publication.revocation {
             Some(entry) => {
                 keys.push(self.entry_key(entry.kind.as_str(), &entry.value));
-                let exat = if entry.expires_at <= MAX_EXPIRE_AT { entry.expires_at.max(1) } else { 0 };
+                let exat = if entry.expires_at <= MAX_EXPIRE_AT {
+                    entry.expires_at.max(1)
+                } else {
+                    0
+                };
                 (encode(entry)?, exat, true)
             }
             None => (Vec::new(), 0, false),

@@ -48,14 +48,17 @@ pub async fn poll(sts: &Sts, caller: &RegisteredClient, stream_id: &str, body: &
     let request: PollRequest = if body.is_empty() {
         PollRequest::default()
     } else {
-        serde_json::from_slice(body).map_err(|e| SsfError::BadRequest(format!("body must be an RFC 8936 poll request: {e}")))?
+        serde_json::from_slice(body)
+            .map_err(|e| SsfError::BadRequest(format!("body must be an RFC 8936 poll request: {e}")))?
     };
     if request.ack.len() > MAX_ACKS || request.set_errs.len() > MAX_ACKS {
         return Err(SsfError::BadRequest("too many acknowledgements in one poll".into()));
     }
     let stream = super::streams::owned(sts, caller, stream_id).await?;
     if stream.delivery != Delivery::Poll {
-        return Err(SsfError::BadRequest("this stream is delivered by push, not poll".into()));
+        return Err(SsfError::BadRequest(
+            "this stream is delivered by push, not poll".into(),
+        ));
     }
     let mut done = request.ack;
     for (jti, error) in request.set_errs {

@@ -71,7 +71,11 @@ impl Pusher {
                     self.backoff.remove(&stream.stream_id);
                 }
                 Err(()) => {
-                    let failures = self.backoff.get(&stream.stream_id).map_or(0, |(f, _)| *f).saturating_add(1);
+                    let failures = self
+                        .backoff
+                        .get(&stream.stream_id)
+                        .map_or(0, |(f, _)| *f)
+                        .saturating_add(1);
                     let wait = self
                         .base
                         .saturating_mul(2u32.saturating_pow(failures.min(16)))
@@ -98,7 +102,9 @@ impl Pusher {
             .map_err(|_| ())?;
         let mut delivered = 0;
         for event in pending.events {
-            let outcome = self.push(endpoint_url, authorization_header.as_deref(), &event.set).await;
+            let outcome = self
+                .push(endpoint_url, authorization_header.as_deref(), &event.set)
+                .await;
             match outcome {
                 Outcome::Retry => return Err(()),
                 Outcome::Refused => {
@@ -106,9 +112,12 @@ impl Pusher {
                 }
                 Outcome::Delivered => delivered += 1,
             }
-            sts.store_call(sts.events.acknowledge(&stream.stream_id, std::slice::from_ref(&event.jti)))
-                .await
-                .map_err(|_| ())?;
+            sts.store_call(
+                sts.events
+                    .acknowledge(&stream.stream_id, std::slice::from_ref(&event.jti)),
+            )
+            .await
+            .map_err(|_| ())?;
         }
         Ok(delivered)
     }

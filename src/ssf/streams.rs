@@ -24,7 +24,11 @@ const MAX_EVENT_TYPES: usize = 32;
 
 /// Authenticate the receiver from its `Authorization` header (HTTP Basic with its
 /// client credentials); a revoked client fails as an unknown one does.
-pub async fn receiver(sts: &Sts, authorization: Option<&str>, now: UnixTime) -> Result<Arc<RegisteredClient>, SsfError> {
+pub async fn receiver(
+    sts: &Sts,
+    authorization: Option<&str>,
+    now: UnixTime,
+) -> Result<Arc<RegisteredClient>, SsfError> {
     let credentials = ClientCredentials::from_request(authorization, &Form::parse(b""))?;
     let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
     let lineage = Lineage::for_caller(client.id());
@@ -88,15 +92,17 @@ fn parse_delivery(request: DeliveryRequest) -> Result<Delivery, SsfError> {
                 authorization_header: request.authorization_header,
             })
         }
-        _ => Err(bad("delivery.method must be urn:ietf:rfc:8936 (poll) or urn:ietf:rfc:8935 (push)")),
+        _ => Err(bad(
+            "delivery.method must be urn:ietf:rfc:8936 (poll) or urn:ietf:rfc:8935 (push)",
+        )),
     }
 }
 
 fn check_text(field: &str, value: Option<String>) -> Result<Option<String>, SsfError> {
     match value {
-        Some(text) if text.len() > MAX_TEXT || text.chars().any(char::is_control) => {
-            Err(bad(format!("{field} must be at most 1024 characters without control characters")))
-        }
+        Some(text) if text.len() > MAX_TEXT || text.chars().any(char::is_control) => Err(bad(format!(
+            "{field} must be at most 1024 characters without control characters"
+        ))),
         other => Ok(other),
     }
 }
@@ -145,7 +151,12 @@ pub async fn owned(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Res
 }
 
 /// `POST` configuration endpoint: create a stream (201).
-pub async fn create(sts: &Sts, caller: &RegisteredClient, body: &[u8], now: UnixTime) -> Result<StreamRecord, SsfError> {
+pub async fn create(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    body: &[u8],
+    now: UnixTime,
+) -> Result<StreamRecord, SsfError> {
     let request = parse_request(body)?;
     if request.stream_id.is_some() {
         return Err(bad("stream_id is assigned by the transmitter"));
@@ -194,9 +205,17 @@ pub async fn read(sts: &Sts, caller: &RegisteredClient, stream_id: Option<&str>)
 
 /// `PATCH` (only the fields given change) or `PUT` (every receiver-supplied field is
 /// replaced) on the configuration endpoint.
-pub async fn update(sts: &Sts, caller: &RegisteredClient, body: &[u8], replace: bool) -> Result<StreamRecord, SsfError> {
+pub async fn update(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    body: &[u8],
+    replace: bool,
+) -> Result<StreamRecord, SsfError> {
     let request = parse_request(body)?;
-    let id = request.stream_id.as_deref().ok_or_else(|| bad("stream_id is required"))?;
+    let id = request
+        .stream_id
+        .as_deref()
+        .ok_or_else(|| bad("stream_id is required"))?;
     let mut stream = owned(sts, caller, id).await?;
     match request.delivery {
         Some(d) => stream.delivery = parse_delivery(d)?,
@@ -250,13 +269,15 @@ struct StatusRequest {
 /// `POST` status endpoint: enable, pause or disable a stream (SSF 1.0 §8.1.2.2).
 /// Disabling drops what is queued, as the transmitter will not deliver it.
 pub async fn set_status(sts: &Sts, caller: &RegisteredClient, body: &[u8]) -> Result<StreamRecord, SsfError> {
-    let request: StatusRequest = serde_json::from_slice(body)
-        .map_err(|e| bad(format!("body must be JSON with stream_id and status: {e}")))?;
+    let request: StatusRequest =
+        serde_json::from_slice(body).map_err(|e| bad(format!("body must be JSON with stream_id and status: {e}")))?;
     let mut stream = owned(sts, caller, &request.stream_id).await?;
     stream.status = request.status;
     stream.status_reason = check_text("reason", request.reason)?;
     if stream.status == StreamStatus::Disabled {
-        let pending = sts.store_call(sts.events.pending(&stream.stream_id, usize::MAX)).await?;
+        let pending = sts
+            .store_call(sts.events.pending(&stream.stream_id, usize::MAX))
+            .await?;
         let jtis: Vec<String> = pending.events.into_iter().map(|e| e.jti).collect();
         sts.store_call(sts.events.acknowledge(&stream.stream_id, &jtis)).await?;
     }

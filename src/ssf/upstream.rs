@@ -103,17 +103,29 @@ impl UpstreamReceiver {
     }
 
     fn authorization(&self) -> Option<String> {
-        match (&self.config.client_id, &self.config.client_secret, &self.config.bearer_token) {
+        match (
+            &self.config.client_id,
+            &self.config.client_secret,
+            &self.config.bearer_token,
+        ) {
             (Some(id), Some(secret), _) => {
                 let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                Some(format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret.expose())))))
+                Some(format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{}", enc(id), enc(secret.expose())))
+                ))
             }
             (_, _, Some(token)) => Some(format!("Bearer {}", token.expose())),
             _ => None,
         }
     }
 
-    async fn call(&self, method: reqwest::Method, url: &str, body: Option<&Value>) -> Result<(u16, Value), UpstreamError> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), UpstreamError> {
         let mut request = self.http.request(method, url);
         if let Some(authorization) = self.authorization() {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
@@ -122,20 +134,32 @@ impl UpstreamReceiver {
             request = request.json(body);
         }
         let failed = |why: String| UpstreamError::Transmitter(why);
-        let response = request.send().await.map_err(|e| failed(format!("{url} unreachable: {e}")))?;
+        let response = request
+            .send()
+            .await
+            .map_err(|e| failed(format!("{url} unreachable: {e}")))?;
         let status = response.status().as_u16();
-        let bytes = response.bytes().await.map_err(|e| failed(format!("cannot read {url}: {e}")))?;
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| failed(format!("cannot read {url}: {e}")))?;
         if bytes.len() > MAX_RESPONSE_BYTES {
             return Err(failed(format!("{url} answered too much")));
         }
-        let value = if bytes.is_empty() { Value::Null } else { serde_json::from_slice(&bytes).unwrap_or(Value::Null) };
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
         Ok((status, value))
     }
 
     /// Find our poll stream at the transmitter, or create it.
     async fn subscribe(&self) -> Result<String, UpstreamError> {
         let failed = |why: &str| UpstreamError::Transmitter(why.to_owned());
-        let (status, metadata) = self.call(reqwest::Method::GET, &self.config.configuration, None).await?;
+        let (status, metadata) = self
+            .call(reqwest::Method::GET, &self.config.configuration, None)
+            .await?;
         if status != 200 || metadata.get("issuer").and_then(Value::as_str) != Some(self.issuer.config.issuer.as_str()) {
             return Err(failed("the transmitter's metadata is missing or names another issuer"));
         }
@@ -152,7 +176,11 @@ impl UpstreamReceiver {
         };
         let poll_endpoint = |s: &Value| {
             (s.pointer("/delivery/method").and_then(Value::as_str) == Some(POLL_DELIVERY))
-                .then(|| s.pointer("/delivery/endpoint_url").and_then(Value::as_str).map(String::from))
+                .then(|| {
+                    s.pointer("/delivery/endpoint_url")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
                 .flatten()
         };
         if let Some(endpoint) = listed.iter().find_map(poll_endpoint) {
@@ -165,7 +193,9 @@ impl UpstreamReceiver {
         });
         let (status, created) = self.call(reqwest::Method::POST, &streams_url, Some(&body)).await?;
         if status != 201 && status != 200 {
-            return Err(UpstreamError::Transmitter(format!("stream creation answered HTTP {status}")));
+            return Err(UpstreamError::Transmitter(format!(
+                "stream creation answered HTTP {status}"
+            )));
         }
         poll_endpoint(&created).ok_or_else(|| failed("the created stream has no poll endpoint"))
     }
@@ -196,7 +226,11 @@ impl UpstreamReceiver {
             }
             acks.clear();
             errors.clear();
-            let sets = answer.get("sets").and_then(Value::as_object).cloned().unwrap_or_default();
+            let sets = answer
+                .get("sets")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             for (jti, set) in &sets {
                 let set = set.as_str().unwrap_or_default();
                 match self.verify(sts, set, now).await {
@@ -215,7 +249,11 @@ impl UpstreamReceiver {
                     }
                     Err(Refused::Invalid(rule)) => {
                         tracing::warn!(issuer = %self.issuer.config.issuer, set = %printable(jti), rule, "refused an upstream SET; not applied");
-                        let err = if rule == "signature" { "invalid_key" } else { "invalid_request" };
+                        let err = if rule == "signature" {
+                            "invalid_key"
+                        } else {
+                            "invalid_request"
+                        };
                         errors.insert(jti.clone(), json!({ "err": err, "description": rule }));
                     }
                 }
@@ -228,7 +266,9 @@ impl UpstreamReceiver {
                 let ack_only = json!({ "ack": acks, "setErrs": errors, "maxEvents": 0, "returnImmediately": true });
                 let (status, _) = self.call(reqwest::Method::POST, &endpoint, Some(&ack_only)).await?;
                 if status != 200 {
-                    return Err(UpstreamError::Transmitter(format!("acknowledgement answered HTTP {status}")));
+                    return Err(UpstreamError::Transmitter(format!(
+                        "acknowledgement answered HTTP {status}"
+                    )));
                 }
                 return Ok(applied);
             }
@@ -307,9 +347,10 @@ impl UpstreamReceiver {
                 SubjectId::Opaque { id } => Some((RevocationKind::Session, id.clone())),
                 _ => None,
             },
-            (SESSION_REVOKED | CREDENTIAL_CHANGE | ACCOUNT_DISABLED, Some(SubjectId::Complex { user: Some(u), .. })) => {
-                user(u).map(|sub| (RevocationKind::Subject, sub))
-            }
+            (
+                SESSION_REVOKED | CREDENTIAL_CHANGE | ACCOUNT_DISABLED,
+                Some(SubjectId::Complex { user: Some(u), .. }),
+            ) => user(u).map(|sub| (RevocationKind::Subject, sub)),
             (SESSION_REVOKED | CREDENTIAL_CHANGE | ACCOUNT_DISABLED, Some(s)) => {
                 user(s).map(|sub| (RevocationKind::Subject, sub))
             }

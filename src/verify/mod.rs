@@ -27,9 +27,9 @@ use claims::Claims;
 pub use error::VerifyError;
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
 pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
-pub use stream::{RevocationStream, RevocationStreamConfig, StreamVerdict};
 use introspect::Introspector;
 use jwks::JwksCache;
+pub use stream::{RevocationStream, RevocationStreamConfig, StreamVerdict};
 
 /// Where and how to check revocation by introspection (RFC 7662).
 #[derive(Clone)]

@@ -25,9 +25,9 @@ use serde_json::{Map, Value, json};
 use super::error::{VerifyError, printable};
 use super::jwks::JwksCache;
 use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::contract::AccessClaims;
 use crate::contract::revocation::{RevocationKind, lineage};
 use crate::contract::set::{POLL_DELIVERY, SET_TYP, SetClaims, events_supported, read_revocation};
-use crate::contract::AccessClaims;
 
 /// Most SETs asked for per poll.
 const MAX_EVENTS: usize = 100;
@@ -149,7 +149,9 @@ impl RevocationStream {
     /// A subscription; nothing is fetched until the first poll.
     pub fn new(config: RevocationStreamConfig) -> Result<Self, VerifyError> {
         if config.issuer.is_empty() || config.client_id.is_empty() {
-            return Err(VerifyError::Config("revocation stream needs issuer and client_id".into()));
+            return Err(VerifyError::Config(
+                "revocation stream needs issuer and client_id".into(),
+            ));
         }
         let http = reqwest::Client::builder()
             .timeout(config.http_timeout)
@@ -255,7 +257,11 @@ impl RevocationStream {
             };
             acks.clear();
             errors.clear();
-            let sets = answer.get("sets").and_then(Value::as_object).cloned().unwrap_or_default();
+            let sets = answer
+                .get("sets")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
             for (jti, set) in &sets {
                 match self.apply(set.as_str().unwrap_or_default(), now).await {
                     Ok(true) => {
@@ -267,7 +273,10 @@ impl RevocationStream {
                     Err(e) if e.is_unavailable() => return Err(e),
                     Err(e) => {
                         tracing::warn!(set = %printable(jti), error = %e, "refused a revocation SET");
-                        errors.insert(jti.clone(), json!({ "err": "invalid_request", "description": e.rule() }));
+                        errors.insert(
+                            jti.clone(),
+                            json!({ "err": "invalid_request", "description": e.rule() }),
+                        );
                     }
                 }
             }
@@ -341,7 +350,10 @@ impl RevocationStream {
                     .await
                     .map_err(|e| unavailable(format!("cannot create the stream: {e}")))?;
                 if response.status() != reqwest::StatusCode::CREATED {
-                    return Err(unavailable(format!("stream creation answered HTTP {}", response.status().as_u16())));
+                    return Err(unavailable(format!(
+                        "stream creation answered HTTP {}",
+                        response.status().as_u16()
+                    )));
                 }
                 read_json(response).await?
             }
@@ -368,7 +380,10 @@ impl RevocationStream {
             .await
             .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
         if !response.status().is_success() {
-            return Err(unavailable(format!("{url} answered HTTP {}", response.status().as_u16())));
+            return Err(unavailable(format!(
+                "{url} answered HTTP {}",
+                response.status().as_u16()
+            )));
         }
         read_json(response).await
     }
@@ -393,8 +408,7 @@ impl RevocationStream {
     /// verification event.
     async fn apply(&self, set: &str, now: UnixTime) -> Result<bool, VerifyError> {
         let claims = self.verify_set(set).await?;
-        let event = read_revocation(&self.config.issuer, &claims)
-            .map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let event = read_revocation(&self.config.issuer, &claims).map_err(|e| VerifyError::Malformed(e.to_string()))?;
         let Some(event) = event else {
             return Ok(false);
         };
@@ -403,7 +417,10 @@ impl RevocationStream {
         }
         tracing::info!(kind = %event.kind, "revocation heard on the stream");
         self.write_heard(|heard| {
-            let at = heard.revoked.entry((event.kind, event.value)).or_insert(event.revoked_at);
+            let at = heard
+                .revoked
+                .entry((event.kind, event.value))
+                .or_insert(event.revoked_at);
             *at = (*at).max(event.revoked_at);
         });
         Ok(true)

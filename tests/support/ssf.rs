@@ -42,7 +42,11 @@ impl Receiver {
 
     /// Any request with this receiver's credentials.
     pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Reply {
-        let url = if path.starts_with("http") { path.to_owned() } else { format!("{}{path}", self.base) };
+        let url = if path.starts_with("http") {
+            path.to_owned()
+        } else {
+            format!("{}{path}", self.base)
+        };
         let mut request = self.http.request(method, url).header("authorization", self.auth());
         if let Some(body) = body {
             request = request.json(&body);
@@ -65,7 +69,9 @@ impl Receiver {
 
     /// Poll with returnImmediately and expect 200; the `sets` map.
     pub async fn poll_now(&self, endpoint: &str, ack: &[String]) -> serde_json::Map<String, Value> {
-        let reply = self.poll(endpoint, json!({"ack": ack, "returnImmediately": true})).await;
+        let reply = self
+            .poll(endpoint, json!({"ack": ack, "returnImmediately": true}))
+            .await;
         assert_eq!(reply.status, 200, "{}", reply.text);
         reply.body["sets"].as_object().cloned().unwrap()
     }
