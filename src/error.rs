@@ -46,6 +46,11 @@ impl OAuthError {
         Self::new(ErrorCode::InvalidClient, rule, description)
     }
 
+    /// `invalid_grant` (RFC 6749 §5.2, RFC 7523 §3.1): an unacceptable assertion grant.
+    pub fn invalid_grant(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, rule, description)
+    }
+
     /// `unauthorized_client`.
     pub fn unauthorized_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::UnauthorizedClient, rule, description)

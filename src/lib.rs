@@ -30,6 +30,8 @@ pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
 #[cfg(feature = "server")]
+pub mod grant;
+#[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
 pub mod inbound;

@@ -2,7 +2,8 @@
 //!
 //! A token minted by mcp-sts answers for everything it came from: its own `jti`, its
 //! session, its user, the client it was issued to, and every agent in its chain. The
-//! exchange (for subject and actor tokens), introspection and `/revoke` all build
+//! exchange (for subject and actor tokens), identity assertion grants (issued and
+//! redeemed), introspection and `/revoke` all build
 //! their store query here and read the answer here, so no door can check less than
 //! another.
 
@@ -51,6 +52,12 @@ impl Lineage {
     pub fn actor(&mut self, sub: &str) -> &mut Self {
         self.insert(RevocationKind::Agent, sub);
         self.insert(RevocationKind::Subject, sub);
+        self
+    }
+
+    /// One token or grant by its `jti` (an identity assertion grant, at redemption).
+    pub fn token(&mut self, jti: &str) -> &mut Self {
+        self.insert(RevocationKind::Token, jti);
         self
     }
 
@@ -119,6 +126,19 @@ impl Verdict {
             Verdict::Clear => Ok(()),
             Verdict::CallerRevoked => Err(caller_revoked()),
             Verdict::Revoked(kind) => Err(revoked(kind)),
+        }
+    }
+
+    /// The answer when an authorization grant is redeemed (RFC 6749 §5.2): a revoked
+    /// caller is `invalid_client`; anything else revoked makes the grant `invalid_grant`.
+    pub fn into_grant_result(self) -> Result<(), OAuthError> {
+        match self {
+            Verdict::Clear => Ok(()),
+            Verdict::CallerRevoked => Err(caller_revoked()),
+            Verdict::Revoked(kind) => {
+                let refused = revoked(kind);
+                Err(OAuthError::invalid_grant(refused.rule, refused.description))
+            }
         }
     }
 
@@ -271,6 +291,14 @@ mod tests {
         assert_eq!(
             (client.code, client.rule),
             (ErrorCode::InvalidRequest, "revoked.client")
+        );
+        let grant = Verdict::Revoked(RevocationKind::Subject)
+            .into_grant_result()
+            .unwrap_err();
+        assert_eq!((grant.code, grant.rule), (ErrorCode::InvalidGrant, "revoked.subject"));
+        assert_eq!(
+            Verdict::CallerRevoked.into_grant_result().unwrap_err().code,
+            ErrorCode::InvalidClient
         );
         assert_eq!(Verdict::Revoked(RevocationKind::Agent).token_active(), Ok(false));
         assert_eq!(Verdict::Clear.token_active(), Ok(true));

@@ -9,6 +9,7 @@ use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::exchange::Exchanger;
+use crate::grant::AuthorizationServers;
 use crate::inbound::validate::Limits;
 use crate::inbound::{Issuers, JwksPolicy};
 use crate::keys::{KeyRing, SharedKeyRing};
@@ -25,6 +26,8 @@ pub struct Sts {
     pub clients: Clients,
     /// Downstream audiences.
     pub audiences: Audiences,
+    /// Authorization servers we issue identity assertion grants for.
+    pub authorization_servers: AuthorizationServers,
     /// Signing and published keys.
     pub keys: SharedKeyRing,
     /// Revocations.
@@ -66,6 +69,7 @@ impl Sts {
         let issuers = Issuers::new(&config.issuers, &http, policy);
         let clients = Clients::new(&config.clients, &http, policy);
         let audiences = Audiences::new(&config.audiences);
+        let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
         let crate::server::Backend { store, events } = backend;
@@ -79,6 +83,7 @@ impl Sts {
             issuers,
             clients,
             audiences,
+            authorization_servers,
             keys,
             store,
             events,
@@ -133,6 +138,7 @@ impl Sts {
             issuer: self.issuer(),
             clients: &self.clients,
             audiences: &self.audiences,
+            authorization_servers: &self.authorization_servers,
             issuers: &self.issuers,
             keys,
             revocations: &self.revocations,

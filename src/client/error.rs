@@ -12,6 +12,8 @@ pub enum OAuthErrorCode {
     InvalidRequest,
     /// RFC 6749 §5.2: our client credentials were refused.
     InvalidClient,
+    /// RFC 6749 §5.2: the authorization grant (e.g. an ID-JAG) was refused.
+    InvalidGrant,
     /// RFC 6749 §5.2: this client may not use token exchange.
     UnauthorizedClient,
     /// RFC 6749 §5.2: the STS does not support the grant type.
@@ -34,6 +36,7 @@ impl OAuthErrorCode {
         match ErrorCode::parse(value) {
             Some(ErrorCode::InvalidRequest) => Self::InvalidRequest,
             Some(ErrorCode::InvalidClient) => Self::InvalidClient,
+            Some(ErrorCode::InvalidGrant) => Self::InvalidGrant,
             Some(ErrorCode::UnauthorizedClient) => Self::UnauthorizedClient,
             Some(ErrorCode::UnsupportedGrantType) => Self::UnsupportedGrantType,
             Some(ErrorCode::InvalidScope) => Self::InvalidScope,
@@ -49,6 +52,7 @@ impl OAuthErrorCode {
         Some(match self {
             Self::InvalidRequest => ErrorCode::InvalidRequest,
             Self::InvalidClient => ErrorCode::InvalidClient,
+            Self::InvalidGrant => ErrorCode::InvalidGrant,
             Self::UnauthorizedClient => ErrorCode::UnauthorizedClient,
             Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
             Self::InvalidScope => ErrorCode::InvalidScope,

@@ -12,6 +12,9 @@ pub enum ErrorCode {
     InvalidRequest,
     /// RFC 6749 §5.2: client authentication failed. HTTP 401 with `WWW-Authenticate`.
     InvalidClient,
+    /// RFC 6749 §5.2 / RFC 7523 §3.1: the authorization grant (an assertion such as an
+    /// ID-JAG) is invalid, expired, revoked, replayed or issued to another client. HTTP 400.
+    InvalidGrant,
     /// RFC 6749 §5.2: the authenticated client may not use this grant. HTTP 400.
     UnauthorizedClient,
     /// RFC 6749 §5.2: the grant type is not supported. HTTP 400.
@@ -29,9 +32,10 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, for parsing and tests.
-    pub const ALL: [ErrorCode; 8] = [
+    pub const ALL: [ErrorCode; 9] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidClient,
+        ErrorCode::InvalidGrant,
         ErrorCode::UnauthorizedClient,
         ErrorCode::UnsupportedGrantType,
         ErrorCode::InvalidScope,
@@ -45,6 +49,7 @@ impl ErrorCode {
         match self {
             ErrorCode::InvalidRequest => "invalid_request",
             ErrorCode::InvalidClient => "invalid_client",
+            ErrorCode::InvalidGrant => "invalid_grant",
             ErrorCode::UnauthorizedClient => "unauthorized_client",
             ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
             ErrorCode::InvalidScope => "invalid_scope",
@@ -63,6 +68,7 @@ impl ErrorCode {
     pub fn status(self) -> u16 {
         match self {
             ErrorCode::InvalidRequest
+            | ErrorCode::InvalidGrant
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType
             | ErrorCode::InvalidScope
@@ -89,6 +95,8 @@ mod tests {
         for code in ErrorCode::ALL {
             assert_eq!(ErrorCode::parse(code.as_str()), Some(code));
         }
-        assert_eq!(ErrorCode::parse("invalid_grant"), None);
+        assert_eq!(ErrorCode::parse("invalid_grant"), Some(ErrorCode::InvalidGrant));
+        assert_eq!(ErrorCode::InvalidGrant.status(), 400);
+        assert_eq!(ErrorCode::parse("access_denied"), None);
     }
 }

@@ -1,7 +1,7 @@
 //! The token exchange decision (RFC 8693 §2): from a parsed request and `now` to a
 //! token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
-mod subject;
+pub(crate) mod subject;
 
 use serde::Serialize;
 
@@ -11,13 +11,14 @@ use crate::clock::UnixTime;
 use crate::config::TokensConfig;
 use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
 use crate::error::OAuthError;
+use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
 use crate::keys::KeyRing;
 use crate::lineage::Lineage;
 use crate::mint::{new_jti, sign};
 use crate::policy::{Audiences, decide_scopes, grantable};
-use crate::request::TokenRequest;
+use crate::request::{Grant, TokenRequest};
 use crate::revocation::RevocationGate;
 
 use subject::Subject;
@@ -33,6 +34,8 @@ pub struct Exchanger<'a> {
     pub clients: &'a Clients,
     /// The downstream audiences and their policy.
     pub audiences: &'a Audiences,
+    /// The authorization servers we issue identity assertion grants for.
+    pub authorization_servers: &'a AuthorizationServers,
     /// The trusted upstream issuers.
     pub issuers: &'a Issuers,
     /// The key ring of this request: verifies our own tokens, signs the new one.
@@ -47,14 +50,15 @@ pub struct Exchanger<'a> {
     pub auth: AuthContext<'a>,
 }
 
-/// RFC 8693 §2.2.1 successful response.
+/// RFC 8693 §2.2.1 (and RFC 6749 §5.1) successful response.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
-    /// The minted token.
+    /// The minted token (or, for an identity assertion grant, the grant).
     pub access_token: String,
-    /// What kind of token it is.
-    pub issued_token_type: &'static str,
-    /// Always `Bearer`.
+    /// What kind of token it is (token exchange only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+    /// `Bearer`, or `N_A` for an identity assertion grant.
     pub token_type: &'static str,
     /// Seconds until expiry.
     pub expires_in: u64,
@@ -62,8 +66,9 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-/// Perform one exchange. `audit` is filled in as facts become known, for both
-/// outcomes; the caller records it.
+/// Answer one `/token` request: authenticate the caller, then decide its grant (an
+/// exchange here; identity assertion grants in `crate::grant`). `audit` is filled in
+/// as facts become known, for both outcomes; the caller records it.
 pub async fn exchange(
     ctx: Exchanger<'_>,
     request: TokenRequest,
@@ -74,6 +79,14 @@ pub async fn exchange(
     let credentials = request.credentials?;
     let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
+    let params = match request.grant {
+        Grant::TokenExchange(params) => params,
+        Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, now, audit).await,
+        Grant::JwtBearer(params) => {
+            let traceparent = request.traceparent.as_deref();
+            return crate::grant::redeem(ctx, &client, params, traceparent, now, audit).await;
+        }
+    };
     if client.config.audiences.is_empty() {
         return Err(OAuthError::unauthorized_client(
             "client.no_exchange",
@@ -81,7 +94,7 @@ pub async fn exchange(
         ));
     }
 
-    let params = request.params?;
+    let params = params?;
     let target = ctx
         .audiences
         .resolve(params.audience.as_deref(), params.resource.as_deref(), &client)?;
@@ -221,7 +234,7 @@ pub async fn exchange(
     let access_token = sign(ctx.keys.signing_key(now), &claims)?;
     Ok(TokenResponse {
         access_token,
-        issued_token_type: params.issued_type,
+        issued_token_type: Some(params.issued_type),
         token_type: "Bearer",
         expires_in: ttl,
         scope,

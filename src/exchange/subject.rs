@@ -135,7 +135,11 @@ fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> 
 
 /// An upstream issuer's `act`: kept as the earliest prior actors, each marked with
 /// that issuer, every `sub` held to the identifier rule.
-fn upstream_actors(claims: &Map<String, Value>, issuer: &str, max_depth: usize) -> Result<Option<Actor>, OAuthError> {
+pub(crate) fn upstream_actors(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    max_depth: usize,
+) -> Result<Option<Actor>, OAuthError> {
     let Some(act) = claims.get("act") else {
         return Ok(None);
     };
@@ -244,7 +248,7 @@ pub fn too_deep() -> OAuthError {
 /// A stable session id for tokens without `sid`, from what the issuer said, never
 /// from the token's bytes (an ECDSA signature has a twin that verifies too): issuer
 /// and `jti`, or, without `jti`, issuer, `sub`, `iat` and the client claim.
-fn derive_sid(iss: &str, jti: Option<&str>, claims: &Map<String, Value>) -> String {
+pub(crate) fn derive_sid(iss: &str, jti: Option<&str>, claims: &Map<String, Value>) -> String {
     let mut hasher = Sha256::new();
     let mut field = |value: &str| {
         hasher.update((value.len() as u64).to_be_bytes());

@@ -28,6 +28,7 @@ impl IntoResponse for OAuthError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             ErrorCode::InvalidRequest
+            | ErrorCode::InvalidGrant
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType
             | ErrorCode::InvalidScope

@@ -9,7 +9,7 @@ pub mod token_query;
 
 pub use credentials::ClientCredentials;
 pub use form::Form;
-pub use token::{ExchangeParams, TokenRequest};
+pub use token::{AssertionParams, ExchangeParams, Grant, IdJagParams, TokenRequest};
 pub use token_query::TokenQuery;
 
 use crate::error::OAuthError;

@@ -152,7 +152,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-credential";
 /// How to start a test service.
 #[derive(Default)]
 pub struct Options {
-    /// Extra `[[clients]]` TOML.
+    /// Extra `[[clients]]` TOML (any TOML tables; `$ISSUER` becomes the service's issuer).
     pub extra_clients: String,
     /// The `[revocation]` body; memory when empty.
     pub revocation: String,
@@ -233,6 +233,8 @@ impl TestSts {
                 &format!("tenant_claim = \"tenant\"\n{}\n", options.issuer_extra),
             );
         }
+        // Extra TOML may name this service's own issuer, known only once bound.
+        toml = toml.replace("$ISSUER", &url);
         if options.rs256 {
             toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
         }
