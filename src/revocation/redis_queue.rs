@@ -61,6 +61,9 @@ end
 return 1
 ";
 
+/// Most SETs read from one queue in one call.
+const MAX_PAGE: usize = 1_000_000;
+
 /// The largest expiry Redis accepts comfortably; later ones are stored without one.
 const MAX_EXPIRE_AT: u64 = 253_402_300_799;
 
@@ -168,6 +171,8 @@ impl EventQueue for RedisStore {
         if max == 0 {
             return Ok(Pending::default());
         }
+        // LRANGE takes a signed 64-bit index; nobody needs more than this in one read.
+        let max = max.min(MAX_PAGE);
         let keys = [self.queue_key(stream_id), self.sets_key(stream_id)];
         let mut cmd = script(PENDING, &keys);
         // LRANGE's end is inclusive: ids 0..=max is one more than asked, to see if more wait.
