@@ -35,7 +35,8 @@ def run(env, results) -> None:
         assert "poll" in state, "no stream"
         revoked = httpx.post(f"{sts.url}/admin/revocations", timeout=5,
                              headers={"authorization": f"Bearer {sts.admin_token}"},
-                             json={"kind": "subject", "value": "carol", "reason": "offboarded"})
+                             json={"kind": "subject", "value": "carol", "reason": "offboarded",
+                                   "issuer": env.oidc_issuer})
         assert revoked.status_code == 201, revoked.text
         answer = httpx.post(state["poll"], json={"returnImmediately": True}, auth=auth, timeout=5).json()
         assert len(answer["sets"]) == 1, answer
@@ -49,7 +50,7 @@ def run(env, results) -> None:
             jti={"essential": True, "value": jti},
         ).validate(decoded.claims)
         assert list(decoded.claims["events"]) == [SESSION_REVOKED], decoded.claims
-        assert decoded.claims["sub_id"]["format"] == "iss_sub" and decoded.claims["sub_id"]["sub"] == "carol", decoded.claims
+        assert decoded.claims["sub_id"] == {"format": "iss_sub", "iss": env.oidc_issuer, "sub": "carol"}, decoded.claims
         again = httpx.post(state["poll"], json={"returnImmediately": True}, auth=auth, timeout=5).json()
         assert jti in again["sets"], "an unacknowledged SET must come again"
         acked = httpx.post(state["poll"], json={"ack": [jti], "returnImmediately": True}, auth=auth, timeout=5).json()
