@@ -54,7 +54,7 @@ pub struct RedisStore {
     client: Client,
     config: ConnectionManagerConfig,
     conn: Mutex<Connection>,
-    prefix: String,
+    pub(super) prefix: String,
     timeout: Duration,
 }
 
@@ -97,11 +97,11 @@ impl RedisStore {
         })
     }
 
-    fn entry_key(&self, kind: &str, value: &str) -> String {
+    pub(super) fn entry_key(&self, kind: &str, value: &str) -> String {
         format!("{}rev:{kind}:{value}", self.prefix)
     }
 
-    fn once_key(&self, id: &str) -> String {
+    pub(super) fn once_key(&self, id: &str) -> String {
         format!("{}once:{id}", self.prefix)
     }
 
@@ -149,7 +149,7 @@ impl RedisStore {
     }
 
     /// One round trip, bounded by the store's timeout.
-    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(super) async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         let mut manager = self.manager()?;
         match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut manager)).await {
             Ok(Ok(value)) => {

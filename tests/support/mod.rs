@@ -5,4 +5,5 @@
 pub mod downstream;
 pub mod hostile;
 pub mod redis_server;
+pub mod ssf;
 pub mod sts;
