@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod downstream;
 pub mod redis_server;
 pub mod sts;
