@@ -39,6 +39,10 @@ pub struct Config {
     /// Downstream services tokens are minted for.
     #[serde(default)]
     pub audiences: Vec<AudienceConfig>,
+    /// Authorization servers of MCP servers this service issues identity assertion
+    /// grants (ID-JAGs) for, acting as the enterprise's token service.
+    #[serde(default)]
+    pub authorization_servers: Vec<AuthorizationServerConfig>,
 }
 
 /// `[server]`.
@@ -206,6 +210,17 @@ pub struct IssuerConfig {
     /// Signature algorithms accepted from this issuer.
     #[serde(default = "default_inbound_algorithms")]
     pub algorithms: Vec<String>,
+    /// The claim naming the agent application that obtained the user's token (RFC 9068
+    /// `client_id`, or `azp`). With no actor token, the agent joins the chain from it.
+    pub agent_claim: Option<String>,
+    /// When the roles claim is a string, the delimiter between roles; without it a
+    /// string is one role (group names contain spaces).
+    pub roles_delimiter: Option<String>,
+    /// Redeem identity assertion grants (ID-JAGs) this issuer addresses to us with the
+    /// RFC 7523 JWT bearer grant. Off unless set: trusting an issuer's ID tokens is
+    /// not trusting it to grant access.
+    #[serde(default)]
+    pub accept_id_jag: bool,
 }
 
 /// One caller (`[[clients]]`).
@@ -220,33 +235,18 @@ pub struct ClientConfig {
     pub jwks: Option<serde_json::Value>,
     /// URL of the client's public keys for `private_key_jwt`.
     pub jwks_uri: Option<String>,
-    /// Audiences this client may request tokens for.
+    /// Audiences this client may request tokens for (by exchange, or by redeeming an
+    /// identity assertion grant for the audience's resource).
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Issuer identifiers of the authorization servers this client (an agent
+    /// application) may obtain identity assertion grants for.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
 }
 
 /// Delegation mode of an audience, chosen by policy, never by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DelegationMode {
-    /// The caller acts as itself; the user rides along as context.
-    ServiceIdentity,
-    /// The user is the subject, the agent the actor.
-    OnBehalfOf,
-    /// The user is the subject and no actor is named (impersonation).
-    RestrictedUser,
-}
-
-impl DelegationMode {
-    /// The claim value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelegationMode::ServiceIdentity => "service_identity",
-            DelegationMode::OnBehalfOf => "on_behalf_of",
-            DelegationMode::RestrictedUser => "restricted_user",
-        }
-    }
-}
+pub use crate::contract::DelegationMode;
 
 /// One downstream audience (`[[audiences]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -278,6 +278,46 @@ impl AudienceConfig {
         }
     }
 }
+
+/// One authorization server (`[[authorization_servers]]`) that accepts the identity
+/// assertion grants we issue: an MCP server's authorization server, possibly ourselves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationServerConfig {
+    /// Its RFC 8414 issuer identifier: the `audience` asked for and the grant's `aud`.
+    pub issuer: String,
+    /// The protected resources (MCP servers) it fronts.
+    pub resources: Vec<ProtectedResourceConfig>,
+    /// Lifetime of the grants we issue for it (default 300 seconds, at most 600).
+    pub ttl_seconds: Option<u64>,
+}
+
+impl AuthorizationServerConfig {
+    /// The lifetime of grants for this authorization server.
+    pub fn grant_ttl(&self) -> u64 {
+        self.ttl_seconds.unwrap_or(DEFAULT_GRANT_TTL)
+    }
+}
+
+/// One protected resource behind an authorization server (`[[authorization_servers.resources]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedResourceConfig {
+    /// The resource identifier (RFC 8707, RFC 9728): the MCP server's URL.
+    pub resource: String,
+    /// Every scope a grant for it may carry.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Scopes each role entitles a user to.
+    #[serde(default)]
+    pub role_scopes: BTreeMap<String, Vec<String>>,
+}
+
+/// Default lifetime of identity assertion grants: long enough to redeem, no longer.
+pub const DEFAULT_GRANT_TTL: u64 = 300;
+
+/// Longest lifetime of identity assertion grants we issue.
+pub const MAX_GRANT_TTL: u64 = 600;
 
 /// Default lifetime of `restricted_user` tokens.
 pub const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
@@ -363,6 +403,71 @@ impl Config {
         self.validate_issuers()?;
         self.validate_audiences()?;
         self.validate_clients()?;
+        self.validate_authorization_servers()?;
+        Ok(())
+    }
+
+    fn validate_authorization_servers(&self) -> Result<(), ConfigError> {
+        let mut seen = BTreeSet::new();
+        for (i, server) in self.authorization_servers.iter().enumerate() {
+            let key = |field: &str| format!("authorization_servers[{i}].{field}");
+            check_http_url(&key("issuer"), &server.issuer)?;
+            if !seen.insert(server.issuer.as_str()) {
+                return Err(invalid(key("issuer"), "is listed twice"));
+            }
+            if server.ttl_seconds.is_some_and(|ttl| ttl == 0 || ttl > MAX_GRANT_TTL) {
+                return Err(invalid(key("ttl_seconds"), "must be between 1 and 600"));
+            }
+            if server.resources.is_empty() {
+                return Err(invalid(key("resources"), "must list at least one resource"));
+            }
+            let mut resources = BTreeSet::new();
+            for (j, resource) in server.resources.iter().enumerate() {
+                let key = |field: &str| format!("authorization_servers[{i}].resources[{j}].{field}");
+                check_resource_uri(&resource.resource).map_err(|m| invalid(key("resource"), m))?;
+                if !resources.insert(resource.resource.as_str()) {
+                    return Err(invalid(key("resource"), "is listed twice"));
+                }
+                check_scopes(
+                    &key("scopes"),
+                    &resource.scopes,
+                    &resource.role_scopes,
+                    &key("role_scopes"),
+                )?;
+                // Redeeming our own grants mints an access token for the resource.
+                if server.issuer == self.server.issuer
+                    && !self
+                        .audiences
+                        .iter()
+                        .any(|a| a.resource.as_deref() == Some(resource.resource.as_str()))
+                {
+                    return Err(invalid(
+                        key("resource"),
+                        "this authorization server is this service, so the resource must be a configured audience's resource",
+                    ));
+                }
+            }
+            if !self
+                .clients
+                .iter()
+                .any(|c| c.authorization_servers.contains(&server.issuer))
+            {
+                return Err(invalid(
+                    key("issuer"),
+                    "no client lists this authorization server, so it can never be reached",
+                ));
+            }
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            for issuer in &client.authorization_servers {
+                if !self.authorization_servers.iter().any(|s| &s.issuer == issuer) {
+                    return Err(invalid(
+                        format!("clients[{i}].authorization_servers"),
+                        format!("{issuer:?} is not a configured authorization server"),
+                    ));
+                }
+            }
+        }
         Ok(())
     }
 
@@ -421,6 +526,14 @@ impl Config {
                     )
                 })?,
             }
+            for (field, value) in [
+                ("agent_claim", &issuer.agent_claim),
+                ("roles_delimiter", &issuer.roles_delimiter),
+            ] {
+                if value.as_deref().is_some_and(str::is_empty) {
+                    return Err(invalid(key(field), "must not be empty when set"));
+                }
+            }
             if issuer.algorithms.is_empty() {
                 return Err(invalid(key("algorithms"), "must list at least one algorithm"));
             }
@@ -461,22 +574,12 @@ impl Config {
                     "must be at least 1 and at most tokens.default_ttl_seconds",
                 ));
             }
-            let known: BTreeSet<&str> = audience.scopes.iter().map(String::as_str).collect();
-            for scope in &audience.scopes {
-                if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
-                    return Err(invalid(key("scopes"), format!("{scope:?} is not a valid scope token")));
-                }
-            }
-            for (role, scopes) in &audience.role_scopes {
-                for scope in scopes {
-                    if !known.contains(scope.as_str()) {
-                        return Err(invalid(
-                            format!("audiences[{i}].role_scopes.{role}"),
-                            format!("scope {scope:?} is not in the audience's scopes"),
-                        ));
-                    }
-                }
-            }
+            check_scopes(
+                &key("scopes"),
+                &audience.scopes,
+                &audience.role_scopes,
+                &key("role_scopes"),
+            )?;
             if !self
                 .clients
                 .iter()
@@ -495,8 +598,8 @@ impl Config {
         let mut ids = BTreeSet::new();
         for (i, client) in self.clients.iter().enumerate() {
             let key = |field: &str| format!("clients[{i}].{field}");
-            if client.client_id.is_empty() {
-                return Err(invalid(key("client_id"), "must not be empty"));
+            if let Err(e) = crate::contract::identifier::check(&client.client_id) {
+                return Err(invalid(key("client_id"), e.to_string()));
             }
             if !ids.insert(client.client_id.as_str()) {
                 return Err(invalid(
@@ -547,6 +650,11 @@ impl Config {
         self.audiences
             .iter()
             .filter_map(AudienceConfig::ttl_cap)
+            .chain(
+                self.authorization_servers
+                    .iter()
+                    .map(AuthorizationServerConfig::grant_ttl),
+            )
             .chain(std::iter::once(self.tokens.default_ttl_seconds))
             .max()
             .unwrap_or(self.tokens.default_ttl_seconds)
@@ -556,6 +664,31 @@ impl Config {
     pub fn token_endpoint(&self) -> String {
         format!("{}/token", self.server.issuer)
     }
+}
+
+/// Scope tokens are valid, and every role's scopes are among them.
+fn check_scopes(
+    key: &str,
+    scopes: &[String],
+    role_scopes: &BTreeMap<String, Vec<String>>,
+    roles_key: &str,
+) -> Result<(), ConfigError> {
+    for scope in scopes {
+        if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
+            return Err(invalid(key, format!("{scope:?} is not a valid scope token")));
+        }
+    }
+    for (role, granted) in role_scopes {
+        for scope in granted {
+            if !scopes.contains(scope) {
+                return Err(invalid(
+                    format!("{roles_key}.{role}"),
+                    format!("scope {scope:?} is not in the scopes"),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 /// RFC 8707 §2: a resource is an absolute URI without a fragment.
@@ -628,4 +761,95 @@ fn default_inbound_algorithms() -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8400"
+issuer = "https://sts.example"
+
+[[issuers]]
+issuer = "https://idp.example"
+audience = "mcp-sts"
+
+[[clients]]
+client_id = "assistant"
+secret_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+audiences = ["orders-mcp"]
+authorization_servers = ["https://sts.example"]
+
+[[audiences]]
+id = "orders-mcp"
+resource = "https://orders.example/mcp"
+mode = "on_behalf_of"
+scopes = ["orders:read"]
+"#;
+
+    const OWN_SERVER: &str = r#"
+[[authorization_servers]]
+issuer = "https://sts.example"
+[[authorization_servers.resources]]
+resource = "https://orders.example/mcp"
+scopes = ["orders:read"]
+[authorization_servers.resources.role_scopes]
+developer = ["orders:read"]
+"#;
+
+    fn key_of(toml: &str) -> String {
+        match Config::from_toml(toml) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn authorization_servers_are_validated_naming_the_key() {
+        let ok = format!("{BASE}{OWN_SERVER}");
+        let config = Config::from_toml(&ok).unwrap();
+        assert_eq!(config.authorization_servers[0].grant_ttl(), DEFAULT_GRANT_TTL);
+        let cases = [
+            (BASE.to_owned(), "clients[0].authorization_servers"),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace(
+                        "https://orders.example/mcp\"\nscopes",
+                        "https://elsewhere.example/mcp\"\nscopes"
+                    )
+                ),
+                "authorization_servers[0].resources[0].resource",
+            ),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace(
+                        "issuer = \"https://sts.example\"\n[[",
+                        "issuer = \"https://sts.example\"\nttl_seconds = 0\n[["
+                    )
+                ),
+                "authorization_servers[0].ttl_seconds",
+            ),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace("developer = [\"orders:read\"]", "developer = [\"orders:write\"]")
+                ),
+                "authorization_servers[0].resources[0].role_scopes.developer",
+            ),
+            (
+                format!(
+                    "{BASE}{OWN_SERVER}{}",
+                    OWN_SERVER.replace("https://sts.example", "https://as.example")
+                ),
+                "authorization_servers[1].issuer",
+            ),
+        ];
+        for (toml, key) in cases {
+            assert_eq!(key_of(&toml), key);
+        }
+    }
 }

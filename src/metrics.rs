@@ -75,6 +75,11 @@ impl Metrics {
         self.store_failures.inc();
     }
 
+    /// The store failure counter, shared with the revocation gate.
+    pub fn store_failures(&self) -> Counter {
+        self.store_failures.clone()
+    }
+
     /// The text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

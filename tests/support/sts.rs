@@ -152,7 +152,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-credential";
 /// How to start a test service.
 #[derive(Default)]
 pub struct Options {
-    /// Extra `[[clients]]` TOML.
+    /// Extra `[[clients]]` TOML (any TOML tables; `$ISSUER` becomes the service's issuer).
     pub extra_clients: String,
     /// The `[revocation]` body; memory when empty.
     pub revocation: String,
@@ -166,6 +166,8 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     /// Sign with RS256 keys instead of ES256.
     pub rs256: bool,
+    /// Extra keys for the trusted issuer's `[[issuers]]` entry.
+    pub issuer_extra: String,
 }
 
 /// A running service for one test.
@@ -225,6 +227,14 @@ impl TestSts {
             &revocation,
             admin,
         );
+        if !options.issuer_extra.is_empty() {
+            toml = toml.replace(
+                "tenant_claim = \"tenant\"\n",
+                &format!("tenant_claim = \"tenant\"\n{}\n", options.issuer_extra),
+            );
+        }
+        // Extra TOML may name this service's own issuer, known only once bound.
+        toml = toml.replace("$ISSUER", &url);
         if options.rs256 {
             toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
         }
