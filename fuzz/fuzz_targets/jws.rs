@@ -1,6 +1,7 @@
 //! Compact JWS tokens before and during validation: the shape reader, every claim
-//! reader, verification of our own tokens, and the full inbound validation against
-//! one upstream issuer (whose keys are unreachable) and our own key ring.
+//! reader, the minted-token contract and its lineage, verification of our own tokens,
+//! and the full inbound validation against one upstream issuer (whose keys are
+//! unreachable) and our own key ring.
 //!
 //! The key ring holds a fixed test key, so seeds signed with it (fuzz/corpus/jws)
 //! reach the claim rules; nothing here is a real secret.
@@ -12,10 +13,12 @@ use std::sync::OnceLock;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use mcp_sts::config::{Config, SigningAlgorithm};
+use mcp_sts::contract::AccessClaims;
 use mcp_sts::inbound::jwt::{audiences, peek, scopes, str_claim, string_at, string_list_at, time_claim};
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts::inbound::{Issuers, JwksPolicy};
 use mcp_sts::keys::{KeyRing, SigningKey};
+use mcp_sts::lineage::Lineage;
 
 /// Our issuer in this harness; seeds use it as `iss`.
 const ISSUER: &str = "https://sts.fuzz";
@@ -73,6 +76,12 @@ fuzz_target!(|data: &[u8]| {
         let _ = string_list_at(&jwt.claims, "roles");
         let _ = string_list_at(&jwt.claims, "realm_access.roles");
         let _ = string_at(&jwt.claims, "tenant");
+        // The minted-token contract and the revocation lineage it implies.
+        if let Ok(claims) = AccessClaims::from_claims(jwt.claims) {
+            let _ = Lineage::for_caller("fuzz").minted(&claims).keys();
+            let _ = claims.user_sub();
+            let _ = claims.scopes();
+        }
     }
     let f = fixture();
     let _ = mcp_sts::issued::verify(token, ISSUER, &f.ring, 16 * 1024, NOW);

@@ -3,6 +3,10 @@
 //! chain (`act`, nested, or `user.agent`). After any of these is revoked, the token
 //! is refused as subject and as actor of a further exchange, is inactive at
 //! introspection, and `/revoke` of it neither fails nor undoes anything.
+//!
+//! Only a minted token naming nobody but its own subject may be an actor token (a
+//! `service_identity` token obtained without an actor token), so the actor door is
+//! tried with such a token.
 
 use serde_json::json;
 
@@ -18,6 +22,8 @@ struct Lineage {
     hop2: String,
     /// `service_identity`: issued to `gateway` for `relay-service`, user.agent = agent-s.
     service: String,
+    /// `service_identity` without an actor token: `gateway` acting as itself.
+    service_alone: String,
     /// A user token `relay-service` may exchange for `billing-api` with `service` as actor.
     bob: String,
 }
@@ -36,10 +42,13 @@ async fn setup() -> Result<Lineage, String> {
         .exchange(GATEWAY, &alice_dev, "relay-service", Some(&agent_s))
         .await;
     minted(&service).map_err(|e| format!("setup service: {e}"))?;
+    let service_alone = arena.exchange(GATEWAY, &alice_dev, "relay-service", None).await;
+    minted(&service_alone).map_err(|e| format!("setup service alone: {e}"))?;
     let bob = arena.user_with("bob", &[], json!({"scope": "orders:read"}));
     Ok(Lineage {
         hop2: hop2.token(),
         service: service.token(),
+        service_alone: service_alone.token(),
         bob,
         arena,
     })
@@ -51,8 +60,11 @@ async fn controls(l: &Lineage) -> Outcome {
     minted(&a.exchange(BILLING_API, &l.hop2, "ledger-api", None).await).map_err(|e| format!("hop2 as subject: {e}"))?;
     minted(&a.exchange(RELAY_SERVICE, &l.service, "billing-api", None).await)
         .map_err(|e| format!("service token as subject: {e}"))?;
-    minted(&a.exchange(RELAY_SERVICE, &l.bob, "billing-api", Some(&l.service)).await)
-        .map_err(|e| format!("service token as actor: {e}"))?;
+    minted(
+        &a.exchange(RELAY_SERVICE, &l.bob, "billing-api", Some(&l.service_alone))
+            .await,
+    )
+    .map_err(|e| format!("service token acting alone as actor: {e}"))?;
     for (client, token, name) in [(BILLING_API, &l.hop2, "hop2"), (RELAY_SERVICE, &l.service, "service")] {
         if a.introspect(client, token).await.body["active"] != true {
             return Err(format!("{name} is not active at introspection"));
@@ -95,8 +107,16 @@ fn jti(token: &str) -> String {
     decode_claims(token)["jti"].as_str().unwrap_or_default().to_owned()
 }
 
+/// Which tokens a scenario's revocation reaches.
+#[derive(Clone, Copy)]
+struct Reach {
+    hop2: bool,
+    service: bool,
+    service_alone: bool,
+}
+
 /// Revoke through the admin API (or `/revoke` for tokens) and check every door.
-async fn scenario(verdicts: &mut Verdicts, name: &str, covers_service: bool) {
+async fn scenario(verdicts: &mut Verdicts, name: &str, reach: Reach) {
     let l = match setup().await {
         Ok(l) => l,
         Err(e) => {
@@ -108,11 +128,19 @@ async fn scenario(verdicts: &mut Verdicts, name: &str, covers_service: bool) {
     let a = &l.arena;
     let revoked: Vec<(&str, String)> = match name {
         "token" => {
-            for (client, token) in [(BILLING_API, &l.hop2), (RELAY_SERVICE, &l.service)] {
+            for (client, token) in [
+                (BILLING_API, &l.hop2),
+                (RELAY_SERVICE, &l.service),
+                (RELAY_SERVICE, &l.service_alone),
+            ] {
                 let reply = a.revoke_token(client, token).await;
                 assert_eq!(reply.status, 200, "{}", reply.text);
             }
-            vec![("token", jti(&l.hop2)), ("token", jti(&l.service))]
+            vec![
+                ("token", jti(&l.hop2)),
+                ("token", jti(&l.service)),
+                ("token", jti(&l.service_alone)),
+            ]
         }
         "subject" => vec![("subject", "alice".into())],
         "session" => vec![("session", "sess-alice".into())],
@@ -120,6 +148,7 @@ async fn scenario(verdicts: &mut Verdicts, name: &str, covers_service: bool) {
         "agent" => vec![("agent", "agent-a".into()), ("agent", "agent-s".into())],
         "agent_as_subject" => vec![("subject", "agent-a".into()), ("subject", "agent-s".into())],
         "hop_actor" => vec![("agent", "orders-api".into())],
+        "service_itself_as_agent" => vec![("agent", "gateway".into())],
         other => panic!("unknown scenario {other}"),
     };
     if name != "token" {
@@ -128,33 +157,44 @@ async fn scenario(verdicts: &mut Verdicts, name: &str, covers_service: bool) {
         }
     }
 
-    verdicts.record(
-        format!("{name}/hop2_as_subject_at_token"),
-        refused_at_token(a, a.exchange(BILLING_API, &l.hop2, "ledger-api", None)).await,
-    );
-    if covers_service {
+    if reach.hop2 {
+        verdicts.record(
+            format!("{name}/hop2_as_subject_at_token"),
+            refused_at_token(a, a.exchange(BILLING_API, &l.hop2, "ledger-api", None)).await,
+        );
+    }
+    if reach.service {
         verdicts.record(
             format!("{name}/service_token_as_subject_at_token"),
             refused_at_token(a, a.exchange(RELAY_SERVICE, &l.service, "billing-api", None)).await,
-        );
-        verdicts.record(
-            format!("{name}/service_token_as_actor_at_token"),
-            refused_at_token(a, a.exchange(RELAY_SERVICE, &l.bob, "billing-api", Some(&l.service))).await,
         );
         verdicts.record(
             format!("{name}/service_token_at_introspect"),
             inactive(a, RELAY_SERVICE, &l.service).await,
         );
     }
-    verdicts.record(
-        format!("{name}/hop2_at_introspect"),
-        inactive(a, BILLING_API, &l.hop2).await,
-    );
-    verdicts.record(
-        format!("{name}/hop2_at_revoke"),
-        revoke_door(a, BILLING_API, &l.hop2, &revoked).await,
-    );
-    if covers_service {
+    if reach.service_alone {
+        let actor = Some(l.service_alone.as_str());
+        verdicts.record(
+            format!("{name}/service_token_as_actor_at_token"),
+            refused_at_token(a, a.exchange(RELAY_SERVICE, &l.bob, "billing-api", actor)).await,
+        );
+        verdicts.record(
+            format!("{name}/service_token_acting_alone_at_introspect"),
+            inactive(a, RELAY_SERVICE, &l.service_alone).await,
+        );
+    }
+    if reach.hop2 {
+        verdicts.record(
+            format!("{name}/hop2_at_introspect"),
+            inactive(a, BILLING_API, &l.hop2).await,
+        );
+        verdicts.record(
+            format!("{name}/hop2_at_revoke"),
+            revoke_door(a, BILLING_API, &l.hop2, &revoked).await,
+        );
+    }
+    if reach.service {
         verdicts.record(
             format!("{name}/service_token_at_revoke"),
             revoke_door(a, RELAY_SERVICE, &l.service, &revoked).await,
@@ -165,16 +205,31 @@ async fn scenario(verdicts: &mut Verdicts, name: &str, covers_service: bool) {
 #[tokio::test]
 async fn revoking_any_part_of_a_lineage_closes_every_door() {
     let mut verdicts = Verdicts::new("lineage");
-    for (name, covers_service) in [
-        ("token", true),
-        ("subject", true),
-        ("session", true),
-        ("issued_to_client", true),
-        ("agent", true),
-        ("agent_as_subject", true),
-        ("hop_actor", false),
+    let all = Reach {
+        hop2: true,
+        service: true,
+        service_alone: true,
+    };
+    let delegated = Reach {
+        service_alone: false,
+        ..all
+    };
+    let only = |hop2, service, service_alone| Reach {
+        hop2,
+        service,
+        service_alone,
+    };
+    for (name, reach) in [
+        ("token", all),
+        ("subject", all),
+        ("session", all),
+        ("issued_to_client", all),
+        ("agent", delegated),
+        ("agent_as_subject", delegated),
+        ("hop_actor", only(true, false, false)),
+        ("service_itself_as_agent", only(false, false, true)),
     ] {
-        scenario(&mut verdicts, name, covers_service).await;
+        scenario(&mut verdicts, name, reach).await;
     }
     verdicts.finish();
 }
