@@ -54,9 +54,14 @@ impl Verdicts {
         self.names.len()
     }
 
-    /// Fail with every failed case's name and reason.
+    /// Fail with every failed case's name and reason; `ATTACK_CASES=list` prints every name.
     #[track_caller]
     pub fn finish(self) {
+        if std::env::var("ATTACK_CASES").as_deref() == Ok("list") {
+            for name in &self.names {
+                eprintln!("case {}: {name}", self.group);
+            }
+        }
         eprintln!(
             "{}: {} cases, {} failed",
             self.group,
