@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod downstream;
 pub mod hostile;
 pub mod redis_server;
