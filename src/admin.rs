@@ -87,7 +87,7 @@ pub struct RevokeRequest {
     #[serde(default)]
     pub revoked_by: Option<String>,
     /// For a subject: the user's issuer, named in the Shared Signals event
-    /// (`iss_sub`); required only when several issuers are trusted.
+    /// (`iss_sub`); optional, useful when several issuers are trusted.
     #[serde(default)]
     pub issuer: Option<String>,
 }
@@ -102,7 +102,9 @@ pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
 }
 
 /// The user's issuer a subject revocation announces: the one named (it must be
-/// trusted), else the only trusted issuer.
+/// trusted), else the only trusted issuer. A revocation is never refused for want of
+/// it: with several issuers trusted and none named, the event names mcp-sts as the
+/// issuer (the revocation covers that `sub` from every issuer).
 fn user_issuer(sts: &Sts, kind: RevocationKind, named: Option<String>) -> Result<Option<String>, AdminError> {
     match (kind, named) {
         (RevocationKind::Subject, Some(issuer)) => {
@@ -111,9 +113,6 @@ fn user_issuer(sts: &Sts, kind: RevocationKind, named: Option<String>) -> Result
             }
             Ok(Some(issuer))
         }
-        (RevocationKind::Subject, None) if sts.config.issuers.len() > 1 => Err(AdminError::BadRequest(
-            "several issuers are trusted: name the user's issuer".into(),
-        )),
         (_, Some(_)) => Err(AdminError::BadRequest(
             "issuer applies only to subject revocations".into(),
         )),

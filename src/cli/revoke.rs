@@ -29,8 +29,8 @@ pub struct RevokeArgs {
     /// One minted token by its `jti`.
     #[arg(long)]
     token: Option<String>,
-    /// With --subject: the user's issuer, named in the Shared Signals event (needed
-    /// only when several issuers are trusted).
+    /// With --subject: the user's issuer, named in the Shared Signals event (useful
+    /// when several issuers are trusted; without it the event names mcp-sts).
     #[arg(long, requires = "subject")]
     issuer: Option<String>,
     /// Why (recorded and audited).

@@ -62,7 +62,7 @@ impl FromStr for RevocationKind {
         RevocationKind::ALL
             .into_iter()
             .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown revocation kind {s:?} (subject, session, agent, client or token)"))
+            .ok_or_else(|| "unknown revocation kind (subject, session, agent, client or token)".to_owned())
     }
 }
 

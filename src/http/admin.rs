@@ -26,7 +26,11 @@ pub async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
     let result = async {
         authorize(&sts, &headers)?;
         let request: RevokeRequest = serde_json::from_slice(&body)
-            .map_err(|e| AdminError::BadRequest(format!("body must be JSON with kind, value and reason: {e}")))?;
+            .map_err(|_| {
+                AdminError::BadRequest(
+                    "body must be a JSON object with kind, value and reason (and optionally issuer and revoked_by), nothing else".into(),
+                )
+            })?;
         let entry = admin::revoke(&sts, request, now, &mut audit).await?;
         Ok::<_, AdminError>((StatusCode::CREATED, Json(entry)).into_response())
     }

@@ -5,6 +5,27 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::error::OAuthError;
 
+/// The parameters this service reads, the only ones an error may name.
+const KNOWN_PARAMETERS: [&str; 17] = [
+    "grant_type",
+    "subject_token",
+    "subject_token_type",
+    "actor_token",
+    "actor_token_type",
+    "requested_token_type",
+    "audience",
+    "resource",
+    "scope",
+    "client_id",
+    "client_secret",
+    "client_assertion",
+    "client_assertion_type",
+    "token",
+    "token_type_hint",
+    "assertion",
+    "ack",
+];
+
 /// A parsed `application/x-www-form-urlencoded` body.
 #[derive(Debug, Default)]
 pub struct Form {
@@ -39,15 +60,12 @@ impl Form {
             ));
         }
         if let Some(name) = self.repeated.iter().next() {
-            let name: String = name
-                .chars()
-                .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
-                .take(64)
-                .collect();
-            return Err(OAuthError::invalid_request(
-                "request.repeated_parameter",
-                format!("parameter {name} is repeated"),
-            ));
+            // Name only parameters of the protocol: a made-up name could carry a token.
+            let description = match KNOWN_PARAMETERS.iter().find(|known| **known == name.as_str()) {
+                Some(known) => format!("parameter {known} is repeated"),
+                None => "a parameter is repeated".to_owned(),
+            };
+            return Err(OAuthError::invalid_request("request.repeated_parameter", description));
         }
         Ok(())
     }
