@@ -29,6 +29,9 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// RFC 6749 §5.2 `server_error`: a fault on our side. HTTP 500; detail only in logs.
     ServerError,
+    /// Extension: the client or subject went over its configured rate limit. HTTP 429
+    /// (RFC 6585 §4) with `Retry-After`.
+    TooManyRequests,
 }
 
 impl ErrorCode {
@@ -43,6 +46,7 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TooManyRequests => "too_many_requests",
         }
     }
 
@@ -57,6 +61,7 @@ impl ErrorCode {
             ErrorCode::InvalidClient => 401,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::ServerError => 500,
+            ErrorCode::TooManyRequests => 429,
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct OAuthError {
     pub rule: &'static str,
     /// Human text for `error_description`; never contains a token.
     pub description: Cow<'static, str>,
+    /// Seconds the caller should wait before retrying (`Retry-After`), when known.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -91,6 +98,7 @@ impl OAuthError {
             code,
             rule,
             description,
+            retry_after: None,
         }
     }
 
@@ -122,6 +130,18 @@ impl OAuthError {
     /// `temporarily_unavailable` (HTTP 503): a dependency is down, so we refuse.
     pub fn unavailable(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::TemporarilyUnavailable, rule, description)
+    }
+
+    /// `too_many_requests` (HTTP 429): a rate limit refused; retry after `seconds`.
+    pub fn rate_limited(rule: &'static str, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                ErrorCode::TooManyRequests,
+                rule,
+                "too many requests; retry after the time in Retry-After",
+            )
+        }
     }
 
     /// `server_error`: the caller sees a generic text; log the detail separately.

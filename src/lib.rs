@@ -45,6 +45,8 @@ pub mod mint;
 #[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]
+pub mod rate_limit;
+#[cfg(feature = "server")]
 pub mod revocation;
 #[cfg(feature = "server")]
 pub mod server;

@@ -9,17 +9,20 @@ use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
 use crate::clock::Clock;
-use crate::config::{Config, RevocationBackend};
+use crate::config::{Config, RevocationBackend, RevocationConfig};
 use crate::inbound::jwks::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
 use crate::revocation::RevocationStore;
 use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
-use crate::revocation::redis::RedisStore;
+use crate::revocation::redis::{RedisStore, RedisTopology};
 use crate::service::Sts;
 
 /// Timeout for fetching upstream and client keys.
 const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How long start-up waits for the revocation store to answer before warning.
+const STARTUP_STORE_WAIT: Duration = Duration::from_secs(2);
 
 /// Load (generating on first start) the signing keys named by the configuration.
 pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
@@ -58,9 +61,35 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationSto
         }
         RevocationBackend::Redis => {
             let timeout = Duration::from_millis(config.revocation.timeout_ms);
-            Arc::new(RedisStore::connect(&config.revocation.url, &config.revocation.key_prefix, timeout).await?)
+            let topology = redis_topology(&config.revocation);
+            let store = RedisStore::open(topology, &config.revocation.key_prefix, timeout).await?;
+            // Report an unreachable store now, not at the first request; keep starting
+            // (answering 503, /readyz included) so the service recovers with Redis.
+            match store.wait_ready(STARTUP_STORE_WAIT).await {
+                Ok(()) => tracing::info!(redis = %store.describe(), "revocation store reachable"),
+                Err(error) => tracing::warn!(
+                    redis = %store.describe(),
+                    %error,
+                    "revocation store unreachable at start; answering 503 until it is"
+                ),
+            }
+            Arc::new(store)
         }
     })
+}
+
+/// Which Redis the `[revocation]` table names: `cluster`, `sentinels`, or one `url`.
+pub fn redis_topology(revocation: &RevocationConfig) -> RedisTopology {
+    if !revocation.cluster.is_empty() {
+        RedisTopology::Cluster(revocation.cluster.clone())
+    } else if !revocation.sentinels.is_empty() {
+        RedisTopology::Sentinel {
+            sentinels: revocation.sentinels.clone(),
+            master_name: revocation.master_name.clone().unwrap_or_default(),
+        }
+    } else {
+        RedisTopology::Single(revocation.redis_url())
+    }
 }
 
 /// Build the shared state from configuration.

@@ -12,6 +12,8 @@ use crate::inbound::validate::Limits;
 use crate::inbound::{Issuers, JwksPolicy};
 use crate::keys::SharedKeyRing;
 use crate::policy::Audiences;
+use crate::rate_limit::{RateLimited, RateLimits};
+use crate::revocation::timed::TimedStore;
 use crate::revocation::{RevocationStore, StoreError};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
@@ -34,6 +36,8 @@ pub struct Sts {
     pub audit: AuditLog,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Per-client and per-subject exchange rate limits.
+    pub rate_limits: RateLimits,
     token_endpoint: String,
     store_timeout: Duration,
 }
@@ -62,6 +66,9 @@ impl Sts {
         let audiences = Audiences::new(&config.audiences);
         let token_endpoint = config.token_endpoint();
         let store_timeout = Duration::from_millis(config.revocation.timeout_ms);
+        let metrics = crate::metrics::Metrics::new();
+        let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
+        let rate_limits = RateLimits::new(&config.limits);
         Self {
             config,
             issuers,
@@ -71,7 +78,8 @@ impl Sts {
             store,
             clock,
             audit,
-            metrics: crate::metrics::Metrics::new(),
+            metrics,
+            rate_limits,
             token_endpoint,
             store_timeout,
         }
@@ -103,6 +111,21 @@ impl Sts {
             max_token_bytes: self.config.server.max_token_bytes,
             leeway: self.config.tokens.leeway_seconds,
         }
+    }
+
+    /// Count one exchange against the client's rate limit (429 when over it).
+    pub fn check_client_rate(&self, client_id: &str) -> Result<(), OAuthError> {
+        self.rate_limits.check_client(client_id).map_err(|r| self.refused(r))
+    }
+
+    /// Count one exchange against the subject's rate limit (429 when over it).
+    pub fn check_subject_rate(&self, subject: &str) -> Result<(), OAuthError> {
+        self.rate_limits.check_subject(subject).map_err(|r| self.refused(r))
+    }
+
+    fn refused(&self, refusal: RateLimited) -> OAuthError {
+        self.metrics.rate_limited(refusal.scope.as_str());
+        OAuthError::from(refusal)
     }
 
     /// Run a store operation under the configured deadline; any failure is a 503.

@@ -61,7 +61,7 @@ fn compose_runs_mcp_sts_with_persistent_redis() {
 fn the_compose_config_uses_redis_at_the_redis_service_and_keys_on_the_volume() {
     let config = mcp_sts::config::Config::from_toml(&std::fs::read_to_string("config/docker.toml").unwrap()).unwrap();
     assert_eq!(config.revocation.backend, mcp_sts::config::RevocationBackend::Redis);
-    assert!(config.revocation.url.starts_with("redis://redis:6379"));
+    assert!(config.revocation.redis_url().starts_with("redis://redis:6379"));
     assert_eq!(config.keys.dir, std::path::PathBuf::from("/var/lib/mcp-sts/keys"));
     let compose = compose();
     let mounted = strings(&compose["services"]["mcp-sts"]["volumes"]);

@@ -92,6 +92,7 @@ pub async fn exchange(
     )
     .await?;
     audit.client_id = Some(client.id().to_owned());
+    sts.check_client_rate(client.id())?;
     if client.config.audiences.is_empty() {
         return Err(OAuthError::unauthorized_client(
             "client.no_exchange",
@@ -119,6 +120,7 @@ pub async fn exchange(
     let subject = Subject::from_token(sts, &subject_token, &client, request.subject_token)?;
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
+    sts.check_subject_rate(&subject.user)?;
 
     let actor_token = match request.actor {
         Some((token, declared)) => {
