@@ -321,6 +321,16 @@ impl RevocationStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let _pong: String = self.run(&redis::cmd("PING")).await?;
+        if let RedisTopology::Cluster(_) = self.topology {
+            // PING may still reach the masters that are up; the cluster's own view says
+            // whether every slot is served.
+            let info: String = self.run(redis::cmd("CLUSTER").arg("INFO")).await?;
+            if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
+                return Err(StoreError::Unavailable(
+                    "the Redis Cluster reports a failed state (a shard is unreachable)".into(),
+                ));
+            }
+        }
         Ok(())
     }
 }

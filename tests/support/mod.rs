@@ -4,4 +4,5 @@
 
 pub mod downstream;
 pub mod redis_server;
+pub mod redis_topologies;
 pub mod sts;
