@@ -89,7 +89,7 @@ pub struct KeysConfig {
     pub reload_seconds: u64,
     /// A rotated key is published at once but signs only this many seconds later, so
     /// verifiers that cache the JWKS learn it before they see it (0: sign at once).
-    #[serde(default)]
+    #[serde(default = "default_activate_after")]
     pub activate_after_seconds: u64,
 }
 
@@ -99,7 +99,7 @@ impl Default for KeysConfig {
             dir: default_keys_dir(),
             algorithm: SigningAlgorithm::default(),
             reload_seconds: default_key_reload_seconds(),
-            activate_after_seconds: 0,
+            activate_after_seconds: default_activate_after(),
         }
     }
 }
@@ -431,6 +431,12 @@ fn default_keys_dir() -> PathBuf {
 }
 fn default_key_reload_seconds() -> u64 {
     10
+}
+/// Ten minutes: longer than the JWKS cache or refetch interval of common verifiers
+/// (jose: 30 s cooldown, 10 min cache; Microsoft.IdentityModel: 5 min refresh
+/// interval; ours: 10 s) plus our 60 s JWKS max-age and 10 s key reload.
+fn default_activate_after() -> u64 {
+    600
 }
 fn default_ttl() -> u64 {
     300

@@ -22,7 +22,7 @@ use crate::service::Sts;
 const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long start-up waits for the revocation store to answer before warning.
-const STARTUP_STORE_WAIT: Duration = Duration::from_secs(2);
+const STARTUP_STORE_WAIT: Duration = Duration::from_secs(1);
 
 /// Load (generating on first start) the signing keys named by the configuration.
 pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
@@ -121,6 +121,21 @@ fn warn_if_not_https(issuer: &str) {
     }
 }
 
+/// Load the key directory again and swap the ring in (what the reloader does when the
+/// directory changes, and what a test does to play a replica picking up a rotation).
+pub fn reload_keys(sts: &Sts) -> anyhow::Result<()> {
+    let dir = KeyDir::new(&sts.config.keys.dir);
+    let ring = ring_from(&sts.config, dir.load()?)?;
+    let now = sts.clock.now();
+    tracing::info!(
+        signing = %ring.signing_key(now).kid,
+        published = ring.published(now).count(),
+        "signing keys reloaded"
+    );
+    sts.keys.replace(ring);
+    Ok(())
+}
+
 /// Re-read the key directory now and then, so a rotation done by `mcp-sts keys rotate`
 /// (on any replica sharing the directory) takes effect without a restart.
 pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
@@ -136,16 +151,8 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
             if now_listing == listing {
                 continue;
             }
-            match dir
-                .load()
-                .map_err(anyhow::Error::from)
-                .and_then(|keys| ring_from(&sts.config, keys).map_err(anyhow::Error::from))
-            {
-                Ok(ring) => {
-                    tracing::info!(kid = %ring.signing_key(sts.clock.now()).kid, "signing keys reloaded");
-                    sts.keys.replace(ring);
-                    listing = now_listing;
-                }
+            match reload_keys(&sts) {
+                Ok(()) => listing = now_listing,
                 Err(error) => {
                     tracing::error!(%error, "key directory changed but could not be loaded; keeping current keys")
                 }
@@ -154,15 +161,43 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Bind the configured address and serve until Ctrl-C.
+/// Bind the configured address and serve until SIGTERM or Ctrl-C; requests in flight
+/// are finished before it returns.
 pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&sts.config.server.listen).await?;
+    let listen = sts.config.server.listen.clone();
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %sts.issuer(), "mcp-sts listening");
     let reloader = spawn_key_reloader(sts.clone());
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    crate::http::serve(listener, sts, shutdown).await?;
+    crate::http::serve(listener, sts, shutdown_signal()).await?;
     reloader.abort();
+    tracing::info!("mcp-sts stopped: requests in flight were answered");
     Ok(())
+}
+
+/// Resolves on SIGTERM (what container runtimes send) or Ctrl-C, with a log line.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot watch for SIGTERM; only Ctrl-C stops the service");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    let signal = tokio::select! {
+        _ = tokio::signal::ctrl_c() => "interrupt",
+        () = terminate => "SIGTERM",
+    };
+    tracing::info!(
+        signal,
+        "shutting down: no new connections, finishing requests in flight"
+    );
 }

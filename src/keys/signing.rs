@@ -29,6 +29,9 @@ pub struct SigningKey {
     pub algorithm: SigningAlgorithm,
     /// When the key was created (its file name says so).
     pub created: UnixTime,
+    /// Signs from `created`, skipping the configured activation delay: made by
+    /// `keys rotate --now` when the previous key must stop signing at once.
+    pub immediate: bool,
     /// The public JWK with `kid`, `use` and `alg`, as published.
     pub public_jwk: Value,
     /// Decoding key for verifying tokens this key signed.
@@ -96,6 +99,7 @@ impl SigningKey {
             kid,
             algorithm,
             created,
+            immediate: false,
             public_jwk: jwk,
             decoding_key,
             pair,
