@@ -327,7 +327,7 @@ pub const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {source} (give the file with --config)")]
     Read {
         /// The path tried.
         path: PathBuf,

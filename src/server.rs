@@ -27,10 +27,16 @@ const STARTUP_STORE_WAIT: Duration = Duration::from_secs(1);
 /// Load (generating on first start) the signing keys named by the configuration.
 pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
     let dir = KeyDir::new(&config.keys.dir);
-    if dir.ensure(config.keys.algorithm, now)? {
+    let hint = || {
+        format!(
+            "keys.dir {}: make sure the directory exists (or can be created) and this user may read and write it",
+            config.keys.dir.display()
+        )
+    };
+    if dir.ensure(config.keys.algorithm, now).with_context(hint)? {
         tracing::info!(dir = %config.keys.dir.display(), "generated a new signing key");
     }
-    Ok(ring_from(config, dir.load()?)?)
+    Ok(ring_from(config, dir.load().with_context(hint)?)?)
 }
 
 /// The ring the configuration describes for these keys.
@@ -54,10 +60,13 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationSto
         RevocationBackend::Memory => Arc::new(MemoryStore::new()),
         RevocationBackend::Embedded => {
             let path = &config.revocation.path;
-            Arc::new(
-                EmbeddedStore::open(path)
-                    .with_context(|| format!("cannot open revocation store {}", path.display()))?,
-            )
+            Arc::new(EmbeddedStore::open(path).with_context(|| {
+                format!(
+                    "revocation.path {}: make sure its folder is writable by this user and no other \
+                     mcp-sts process has the file open",
+                    path.display()
+                )
+            })?)
         }
         RevocationBackend::Redis => {
             let timeout = Duration::from_millis(config.revocation.timeout_ms);

@@ -25,7 +25,7 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The audit file could not be opened for appending.
-    #[error("cannot open the audit log {path} for appending ([audit] file): {source}")]
+    #[error("audit.file {path}: cannot open it for appending ({source}); make sure its folder exists and is writable")]
     AuditFile {
         /// The file.
         path: std::path::PathBuf,

@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::fmt;
 
-use super::{Config, ConfigError, DelegationMode, RevocationBackend, check_resource_uri};
+use super::{Config, ConfigError, DelegationMode, check_resource_uri};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,13 +189,6 @@ impl Config {
             p.error(
                 "revocation.key_prefix",
                 "must not hold a {hash tag} with cluster: every key would land on one shard",
-            );
-        }
-        let redis_keys = r.url.is_some() || !r.cluster.is_empty() || !r.sentinels.is_empty();
-        if redis_keys && r.backend != RevocationBackend::Redis {
-            p.warning(
-                "revocation.backend",
-                "Redis addresses are set but the backend is not \"redis\": they are ignored",
             );
         }
     }
