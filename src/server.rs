@@ -173,40 +173,39 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
 /// Bind the configured address and serve until SIGTERM or Ctrl-C; requests in flight
 /// are finished before it returns.
 pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
+    // Watch for the signals before announcing readiness, so an early SIGTERM is
+    // handled like any other.
+    let shutdown = shutdown_signal()?;
     let listen = sts.config.server.listen.clone();
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %sts.issuer(), "mcp-sts listening");
     let reloader = spawn_key_reloader(sts.clone());
-    crate::http::serve(listener, sts, shutdown_signal()).await?;
+    crate::http::serve(listener, sts, shutdown).await?;
     reloader.abort();
     tracing::info!("mcp-sts stopped: requests in flight were answered");
     Ok(())
 }
 
-/// Resolves on SIGTERM (what container runtimes send) or Ctrl-C, with a log line.
-async fn shutdown_signal() {
+/// A future that resolves on SIGTERM (what container runtimes send) or Ctrl-C and
+/// logs which; the handlers are installed before it is returned.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
     #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot watch for SIGTERM; only Ctrl-C stops the service");
-                std::future::pending::<()>().await;
-            }
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    let signal = tokio::select! {
-        _ = tokio::signal::ctrl_c() => "interrupt",
-        () = terminate => "SIGTERM",
-    };
-    tracing::info!(
-        signal,
-        "shutting down: no new connections, finishing requests in flight"
-    );
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let terminate = terminate.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<Option<()>>();
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupt",
+            _ = terminate => "SIGTERM",
+        };
+        tracing::info!(
+            signal,
+            "shutting down: no new connections, finishing requests in flight"
+        );
+    })
 }

@@ -24,7 +24,10 @@ fn example() -> String {
 fn write_config(dir: &Path, port: u16, revocation: &str) -> PathBuf {
     let text = example()
         .replace("listen = \"127.0.0.1:8400\"", &format!("listen = \"127.0.0.1:{port}\""))
-        .replace("backend = \"embedded\"         # one node: a file on disk. Replicas: \"redis\".", revocation);
+        .replace(
+            "backend = \"embedded\"         # one node: a file on disk. Replicas: \"redis\".",
+            revocation,
+        );
     let path = dir.join("mcp-sts.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -117,7 +120,10 @@ fn config_check_prints_every_problem_and_fails_only_on_errors() {
         .replace("default_ttl_seconds = 300", "default_ttl_seconds = 0")
         .replace("listen = \"127.0.0.1:8400\"", "listen = \"nowhere\"")
         .replace("secret_sha256 = \"", "secret_sha256 = \"zz")
-        .replace("mode = \"on_behalf_of\"        # or", "mode = \"service_identity\" # or");
+        .replace(
+            "mode = \"on_behalf_of\"        # or",
+            "mode = \"service_identity\" # or",
+        );
     std::fs::write(&path, broken).unwrap();
     let (code, out, _) = run(&["config", "check", "--config", path.to_str().unwrap()], dir.path());
     assert_ne!(code, 0, "{out}");
@@ -133,7 +139,10 @@ fn config_check_prints_every_problem_and_fails_only_on_errors() {
     assert!(out.contains("3 errors, 1 warning"), "{out}");
 
     // Warnings alone do not fail the check.
-    let only_warning = example().replace("mode = \"on_behalf_of\"        # or", "mode = \"service_identity\" # or");
+    let only_warning = example().replace(
+        "mode = \"on_behalf_of\"        # or",
+        "mode = \"service_identity\" # or",
+    );
     std::fs::write(&path, only_warning).unwrap();
     let (code, out, _) = run(&["config", "check", "--config", path.to_str().unwrap()], dir.path());
     assert_eq!(code, 0, "{out}");
@@ -147,7 +156,10 @@ fn config_check_prints_every_problem_and_fails_only_on_errors() {
     std::fs::write(&path, both).unwrap();
     let (code, out, _) = run(&["config", "check", "--config", path.to_str().unwrap()], dir.path());
     assert_ne!(code, 0);
-    assert!(out.contains("`revocation.url`: set only one of url, cluster and sentinels"), "{out}");
+    assert!(
+        out.contains("`revocation.url`: set only one of url, cluster and sentinels"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -159,9 +171,15 @@ fn a_taken_address_is_named_with_its_key_once_without_colour_codes() {
     let (code, _, err) = run(&["serve", "--config", config.to_str().unwrap()], dir.path());
     assert_ne!(code, 0);
     let last = err.lines().last().unwrap_or_default();
-    assert!(last.contains(&format!("127.0.0.1:{port}")) && last.contains("server.listen"), "{err}");
+    assert!(
+        last.contains(&format!("127.0.0.1:{port}")) && last.contains("server.listen"),
+        "{err}"
+    );
     assert_eq!(last.matches("in use").count(), 1, "the cause once: {last}");
-    assert!(!err.contains('\u{1b}'), "no colour codes when stderr is not a terminal: {err:?}");
+    assert!(
+        !err.contains('\u{1b}'),
+        "no colour codes when stderr is not a terminal: {err:?}"
+    );
 }
 
 #[tokio::test]
@@ -169,8 +187,11 @@ async fn an_unreachable_store_is_reported_at_start_and_sigterm_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let dead = free_port();
-    let revocation = format!("backend = \"redis\"\nurl = \"redis://127.0.0.1:{dead}/0\"");
-    let config = write_config(dir.path(), port, &revocation);
+    let config = write_config(dir.path(), port, "backend = \"redis\"");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("redis://127.0.0.1:6379/0", &format!("redis://127.0.0.1:{dead}/0"));
+    std::fs::write(&config, text).unwrap();
     let mut serving = Serving::start(&config, port, &["--log-format", "json"]);
     let warning: Value = serde_json::from_str(&serving.line_with("revocation store unreachable")).unwrap();
     assert_eq!(warning["level"], "WARN");
@@ -188,31 +209,67 @@ async fn an_unreachable_store_is_reported_at_start_and_sigterm_stops_cleanly() {
 
 #[test]
 fn sigterm_lets_a_request_in_flight_finish() {
+    use base64::Engine;
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
+    // The upstream JWKS endpoint is ours: the exchange waits on it, so the request is
+    // provably in flight when SIGTERM arrives.
+    let jwks = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let config = write_config(dir.path(), port, "backend = \"memory\"");
+    let text = std::fs::read_to_string(&config).unwrap().replacen(
+        "roles_claim = \"roles\"",
+        &format!(
+            "roles_claim = \"roles\"\njwks_uri = \"http://{}/jwks\"",
+            jwks.local_addr().unwrap()
+        ),
+        1,
+    );
+    std::fs::write(&config, text).unwrap();
     let mut serving = Serving::start(&config, port, &[]);
     serving.line_with("mcp-sts listening");
 
-    // Half a request, then SIGTERM, then the rest: it is still answered.
-    let body = "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Atoken-exchange&subject_token=x";
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    write!(
-        stream,
-        "POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n\
-         content-length: {}\r\nconnection: close\r\n\r\n{}",
-        body.len(),
-        &body[..10]
-    )
-    .unwrap();
-    stream.flush().unwrap();
+    let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
+    let subject = format!(
+        "{}.{}.c2ln",
+        b64(serde_json::json!({"alg": "ES256", "kid": "k1", "typ": "JWT"})),
+        b64(
+            serde_json::json!({"iss": "https://idp.example.com", "sub": "alice", "aud": "mcp-sts", "exp": 4_000_000_000_u64})
+        )
+    );
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs([
+            ("grant_type", "urn:ietf:params:oauth:grant-type:token-exchange"),
+            ("subject_token", subject.as_str()),
+            ("subject_token_type", "urn:ietf:params:oauth:token-type:access_token"),
+            ("audience", "orders-api"),
+            ("client_id", "orders-mcp"),
+            ("client_secret", "orders-mcp-dev-secret"),
+        ])
+        .finish();
+    let request = std::thread::spawn(move || {
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).unwrap();
+        write!(
+            stream,
+            "POST /token HTTP/1.1\r\nhost: x\r\ncontent-type: application/x-www-form-urlencoded\r\n\
+             content-length: {}\r\nconnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        response
+    });
+    let (mut fetch, _) = jwks.accept().unwrap();
     serving.terminate();
     serving.line_with("shutting down");
-    stream.write_all(&body.as_bytes()[10..]).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    assert!(response.starts_with("HTTP/1.1 401"), "{response}");
-    assert!(response.contains("invalid_client"), "{response}");
+    // Now let the key fetch fail: the exchange answers (503, keys unreachable).
+    fetch
+        .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n")
+        .unwrap();
+    drop(fetch);
+    let response = request.join().unwrap();
+    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
+    assert!(response.contains("temporarily_unavailable"), "{response}");
     serving.line_with("mcp-sts stopped");
     assert!(serving.wait().success());
 }
@@ -244,5 +301,8 @@ fn paths_resolve_against_the_config_folder_and_key_times_are_rfc3339() {
         let created = row.split_whitespace().nth(2).unwrap();
         assert!(rfc3339(created), "{row}");
     }
-    assert!(out.contains("signing") && out.contains("published, signs from 20"), "{out}");
+    assert!(
+        out.contains("signing") && out.contains("published, signs from 20"),
+        "{out}"
+    );
 }

@@ -82,7 +82,7 @@ impl RedisStore {
     /// A store on `topology`. Fails only on a malformed URL: connecting happens in the
     /// background, so Redis may be down at start-up. Must be called within Tokio.
     pub async fn open(topology: RedisTopology, prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
-        let connector = Connector::new(&topology, timeout, CONNECT_TIMEOUT)?;
+        let connector = Arc::new(Connector::new(&topology, timeout, CONNECT_TIMEOUT)?);
         let link = Link::new(connector, CONNECT_TIMEOUT);
         link.start();
         Ok(RedisStore {
@@ -108,7 +108,13 @@ impl RedisStore {
                 Err(error) => error,
             };
             if tokio::time::Instant::now() + self.timeout >= deadline {
-                return Err(error);
+                // Say why as Redis said it (refused, timed out, auth), not only that
+                // the operation missed its deadline.
+                return match tokio::time::timeout(CONNECT_TIMEOUT, self.link.connector().probe()).await {
+                    Ok(Err(cause)) => Err(unavailable(cause)),
+                    Err(_) => Err(StoreError::Timeout),
+                    Ok(Ok(())) => Err(error),
+                };
             }
             tokio::time::sleep(self.timeout).await;
         }

@@ -23,7 +23,7 @@ const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// A connection that replaces itself when it keeps failing.
 pub struct Link {
-    connector: Connector,
+    connector: Arc<Connector>,
     connect_timeout: Duration,
     state: Mutex<State>,
     /// Bumped whenever a connection attempt ends, so waiters look again.
@@ -41,13 +41,18 @@ struct State {
 
 impl Link {
     /// A link with no connection yet; the first call (or [`Link::start`]) opens one.
-    pub fn new(connector: Connector, connect_timeout: Duration) -> Arc<Self> {
+    pub fn new(connector: Arc<Connector>, connect_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             connector,
             connect_timeout,
             state: Mutex::new(State::default()),
             attempts: watch::Sender::new(0),
         })
+    }
+
+    /// How connections are opened (for diagnostics).
+    pub fn connector(&self) -> &Connector {
+        &self.connector
     }
 
     /// Begin connecting in the background.

@@ -169,6 +169,19 @@ impl Connector {
         })
     }
 
+    /// Connect once, directly, and report exactly what went wrong ("Connection
+    /// refused", a timeout, an authentication error): for start-up diagnostics, where
+    /// the lazy connection of a single server would only say it timed out.
+    pub async fn probe(&self) -> RedisResult<()> {
+        match self {
+            Connector::Single { client, .. } => {
+                let mut conn = client.get_multiplexed_async_connection().await?;
+                redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
+            }
+            Connector::Cluster(_) | Connector::Sentinel { .. } => self.connect().await.map(|_| ()),
+        }
+    }
+
     /// Open a connection. For one server this only sets up a lazy manager; for a
     /// cluster or a Sentinel master it talks to the network.
     pub async fn connect(&self) -> RedisResult<Conn> {
