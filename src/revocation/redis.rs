@@ -228,8 +228,11 @@ impl RedisStore {
     }
 }
 
-/// The per-node answers of a command sent to every master: `(address, (cursor, keys))`.
-fn node_pages(value: Value) -> Result<Vec<(String, (u64, Vec<String>))>, StoreError> {
+/// One SCAN page: the cursor to continue from (0: done) and the keys found.
+type ScanPage = (u64, Vec<String>);
+
+/// The per-node answers of a command sent to every master: `(address, page)`.
+fn node_pages(value: Value) -> Result<Vec<(String, ScanPage)>, StoreError> {
     let Value::Map(entries) = value else {
         return Err(StoreError::Corrupt(
             "SCAN on every master did not answer per node".into(),
@@ -244,7 +247,7 @@ fn node_pages(value: Value) -> Result<Vec<(String, (u64, Vec<String>))>, StoreEr
         .collect()
 }
 
-fn scan_page(value: Value) -> Result<(u64, Vec<String>), StoreError> {
+fn scan_page(value: Value) -> Result<ScanPage, StoreError> {
     if let Value::ServerError(error) = value {
         return Err(StoreError::Unavailable(format!(
             "SCAN failed on a cluster node: {error:?}"
