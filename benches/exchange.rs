@@ -8,11 +8,13 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use mcp_sts::audit::AuditEvent;
 use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, SigningAlgorithm};
+use mcp_sts::contract::{AccessClaims, Actor, Audience};
 use mcp_sts::dev_idp::DevIdp;
-use mcp_sts::exchange::{ExchangeInput, Form, exchange};
+use mcp_sts::exchange::exchange;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts::keys::SigningKey;
-use mcp_sts::mint::{AccessClaims, Actor, sign};
+use mcp_sts::mint::sign;
+use mcp_sts::request::{RawRequest, TokenRequest};
 use mcp_sts::service::Sts;
 use serde_json::json;
 
@@ -52,19 +54,16 @@ fn claims() -> AccessClaims {
     AccessClaims {
         iss: "https://sts.example.com".into(),
         sub: "alice@example.com".into(),
-        aud: "orders-api".into(),
+        aud: Audience::One("orders-api".into()),
         exp: 2_000_000_300,
-        iat: 2_000_000_000,
-        nbf: 2_000_000_000,
+        iat: Some(2_000_000_000),
+        nbf: Some(2_000_000_000),
         jti: mcp_sts::mint::new_jti(),
         client_id: "orders-mcp".into(),
         scope: "orders:read".into(),
         delegation_mode: mcp_sts::config::DelegationMode::OnBehalfOf,
-        act: Some(Actor {
-            sub: "claude-desktop".into(),
-            iss: Some("https://idp.example.com".into()),
-            act: None,
-        }),
+        act: Some(Actor::new("claude-desktop", Some("https://idp.example.com".into()))),
+        delegation_chain: None,
         sid: "sess-1".into(),
         txn: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         tenant: None,
@@ -152,14 +151,18 @@ fn bench(c: &mut Criterion) {
             let sts = sts.clone();
             let body = body.clone();
             async move {
-                let form = Form::parse(body.as_bytes());
-                let input = ExchangeInput {
+                let request = TokenRequest::parse(RawRequest {
+                    content_type: Some("application/x-www-form-urlencoded"),
                     authorization: None,
                     traceparent: None,
-                    form: &form,
-                };
+                    body: body.as_bytes(),
+                })
+                .expect("request");
                 let mut audit = AuditEvent::new("token_exchange", now);
-                exchange(&sts, input, now, &mut audit).await.expect("exchange")
+                let ring = sts.keys.current();
+                exchange(sts.exchanger(&ring), request, now, &mut audit)
+                    .await
+                    .expect("exchange")
             }
         }
     };

@@ -7,11 +7,10 @@ use subtle::ConstantTimeEq;
 
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
+use crate::contract::Identifier;
 use crate::revocation::{Revocation, RevocationKey, RevocationKind};
 use crate::service::Sts;
 
-/// Longest revocation value accepted (ids, emails, URIs).
-const MAX_VALUE_LEN: usize = 1024;
 /// Longest reason or operator name accepted.
 const MAX_TEXT_LEN: usize = 1024;
 
@@ -34,6 +33,18 @@ pub enum AdminError {
     /// The revocation store cannot be reached; nothing was changed (503).
     #[error("the revocation store is unavailable; nothing was changed")]
     Unavailable,
+}
+
+impl AdminError {
+    /// The `error` code of the answer (RFC 6750 §3.1 names for credential failures).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AdminError::Disabled | AdminError::NotFound => "not_found",
+            AdminError::Unauthorized => "invalid_token",
+            AdminError::BadRequest(_) => "invalid_request",
+            AdminError::Unavailable => "temporarily_unavailable",
+        }
+    }
 }
 
 /// Check the admin Bearer credential in constant time.
@@ -79,12 +90,10 @@ pub struct RevokeRequest {
 /// Parse and check a kind and value from a request.
 pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
     let kind: RevocationKind = kind.parse().map_err(AdminError::BadRequest)?;
-    if value.is_empty() || value.len() > MAX_VALUE_LEN || value.chars().any(char::is_control) {
-        return Err(AdminError::BadRequest(
-            "value must be 1 to 1024 printable characters".into(),
-        ));
-    }
-    Ok(RevocationKey::new(kind, value))
+    // The same rule the exchange holds presented identifiers to: what it accepts can
+    // be revoked here, and nothing else.
+    let value = Identifier::parse(value).map_err(|e| AdminError::BadRequest(format!("value {e}")))?;
+    Ok(RevocationKey::new(kind, value.into_string()))
 }
 
 /// Record a revocation; acknowledged only once the store accepted it.

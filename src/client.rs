@@ -10,7 +10,6 @@
 mod cache;
 mod error;
 mod request;
-mod secret;
 
 use std::time::Duration;
 
@@ -19,13 +18,12 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use tokio::time::Instant;
 
+pub use crate::secret::Secret;
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
-pub use secret::Secret;
 
-/// The RFC 8693 grant type.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
+pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
 
 /// How the client proves its identity to the token endpoint (RFC 6749 §2.3.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -9,22 +9,17 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::clock::UnixTime;
 use crate::config::ClientConfig;
 use crate::error::OAuthError;
-use crate::exchange::form::Form;
 use crate::inbound::algorithm::parse_allowed;
 use crate::inbound::jwks::{JwksCache, JwksError, JwksLocation, JwksPolicy};
 use crate::inbound::jwt::{audiences, peek, str_claim, time_claim};
-use crate::revocation::{RevocationStore, StoreError};
-
-/// The only client assertion type (RFC 7523 §2.2).
-pub const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+use crate::request::ClientCredentials;
+use crate::revocation::RevocationGate;
 
 /// Longest client assertion lifetime we accept: bounds how long a `jti` is remembered.
 const MAX_ASSERTION_LIFETIME: u64 = 600;
@@ -110,17 +105,6 @@ pub struct AuthContext<'a> {
     pub max_token_bytes: usize,
 }
 
-enum Presented<'a> {
-    Secret {
-        id: String,
-        secret: String,
-    },
-    Assertion {
-        assertion: &'a str,
-        claimed_id: Option<&'a str>,
-    },
-}
-
 fn failed(rule: &'static str, text: &'static str) -> OAuthError {
     OAuthError::invalid_client(rule, text)
 }
@@ -128,99 +112,34 @@ fn failed(rule: &'static str, text: &'static str) -> OAuthError {
 /// Authenticate the caller, or say why not.
 pub async fn authenticate(
     clients: &Clients,
-    authorization: Option<&str>,
-    form: &Form,
+    credentials: &ClientCredentials,
     ctx: AuthContext<'_>,
-    store: &dyn RevocationStore,
+    revocations: &RevocationGate,
     now: UnixTime,
 ) -> Result<Arc<RegisteredClient>, OAuthError> {
-    match present(authorization, form)? {
-        Presented::Secret { id, secret } => {
-            let client = clients.get(&id);
+    match credentials {
+        ClientCredentials::Secret { id, secret } => {
+            let client = clients.get(id);
             let expected = client.and_then(|c| c.secret_sha256).unwrap_or([0u8; 32]);
-            let given: [u8; 32] = Sha256::digest(secret.as_bytes()).into();
+            let given: [u8; 32] = Sha256::digest(secret.expose().as_bytes()).into();
             let matches: bool = given.ct_eq(&expected).into();
             match client {
                 Some(client) if matches && client.secret_sha256.is_some() => Ok(client.clone()),
                 _ => Err(failed("client.authentication", "client authentication failed")),
             }
         }
-        Presented::Assertion { assertion, claimed_id } => {
-            verify_assertion(clients, assertion, claimed_id, ctx, store, now).await
+        ClientCredentials::Assertion { assertion, claimed_id } => {
+            verify_assertion(
+                clients,
+                assertion.expose(),
+                claimed_id.as_deref(),
+                ctx,
+                revocations,
+                now,
+            )
+            .await
         }
     }
-}
-
-fn present<'a>(authorization: Option<&str>, form: &'a Form) -> Result<Presented<'a>, OAuthError> {
-    let basic = authorization.map(parse_basic).transpose()?;
-    let post_secret = form.get("client_secret");
-    let assertion = form.get("client_assertion");
-    let assertion_type = form.get("client_assertion_type");
-    let methods = [
-        basic.is_some(),
-        post_secret.is_some(),
-        assertion.is_some() || assertion_type.is_some(),
-    ];
-    if methods.iter().filter(|m| **m).count() > 1 {
-        return Err(OAuthError::invalid_request(
-            "client.multiple_methods",
-            "more than one client authentication method was used",
-        ));
-    }
-    let form_id = form.get("client_id");
-    if let Some((id, secret)) = basic {
-        if form_id.is_some_and(|f| f != id) {
-            return Err(failed(
-                "client.id_mismatch",
-                "client_id does not match the authenticated client",
-            ));
-        }
-        return Ok(Presented::Secret { id, secret });
-    }
-    if let Some(secret) = post_secret {
-        let id = form_id.ok_or_else(|| failed("client.missing_id", "client_id is required with client_secret"))?;
-        return Ok(Presented::Secret {
-            id: id.to_owned(),
-            secret: secret.to_owned(),
-        });
-    }
-    if assertion.is_some() || assertion_type.is_some() {
-        if assertion_type != Some(JWT_BEARER_ASSERTION) {
-            return Err(failed("client.assertion_type", "unsupported client_assertion_type"));
-        }
-        let assertion = assertion.ok_or_else(|| failed("client.assertion_missing", "client_assertion is required"))?;
-        return Ok(Presented::Assertion {
-            assertion,
-            claimed_id: form_id,
-        });
-    }
-    Err(failed("client.unauthenticated", "client authentication is required"))
-}
-
-/// RFC 6749 §2.3.1: id and secret are form-urlencoded before base64.
-fn parse_basic(header: &str) -> Result<(String, String), OAuthError> {
-    let bad = || failed("client.basic_malformed", "malformed Basic credentials");
-    let (scheme, rest) = header.trim().split_once(' ').ok_or_else(bad)?;
-    if !scheme.eq_ignore_ascii_case("basic") {
-        return Err(failed("client.auth_scheme", "unsupported Authorization scheme"));
-    }
-    let decoded = STANDARD.decode(rest.trim()).map_err(|_| bad())?;
-    let decoded = String::from_utf8(decoded).map_err(|_| bad())?;
-    let (id, secret) = decoded.split_once(':').ok_or_else(bad)?;
-    let id = form_decode(id).ok_or_else(bad)?;
-    let secret = form_decode(secret).ok_or_else(bad)?;
-    if id.is_empty() {
-        return Err(bad());
-    }
-    Ok((id, secret))
-}
-
-fn form_decode(value: &str) -> Option<String> {
-    let spaced = value.replace('+', " ");
-    percent_encoding::percent_decode_str(&spaced)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
 }
 
 async fn verify_assertion(
@@ -228,7 +147,7 @@ async fn verify_assertion(
     assertion: &str,
     claimed_id: Option<&str>,
     ctx: AuthContext<'_>,
-    store: &dyn RevocationStore,
+    revocations: &RevocationGate,
     now: UnixTime,
 ) -> Result<Arc<RegisteredClient>, OAuthError> {
     let bad = || failed("client.assertion_invalid", "client assertion is invalid");
@@ -292,45 +211,27 @@ async fn verify_assertion(
         .filter(|j| !j.is_empty())
         .ok_or_else(bad)?;
     let once_id = format!("assertion:{}:{jti}", client.id());
-    match store.use_once(&once_id, exp.saturating_add(ctx.leeway), now).await {
-        Ok(true) => Ok(client.clone()),
-        Ok(false) => Err(failed(
+    // Single use across replicas: the store remembers the jti until the assertion expires.
+    let first_use = revocations
+        .call(
+            revocations
+                .store()
+                .use_once(&once_id, exp.saturating_add(ctx.leeway), now),
+        )
+        .await?;
+    if first_use {
+        Ok(client.clone())
+    } else {
+        Err(failed(
             "client.assertion_replay",
             "client assertion has already been used",
-        )),
-        Err(StoreError::Timeout | StoreError::Unavailable(_) | StoreError::Corrupt(_)) => Err(OAuthError::unavailable(
-            "revocation_store.unavailable",
-            "the revocation store is unavailable; retry later",
-        )),
+        ))
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
-
-    #[test]
-    fn basic_credentials_are_form_decoded() {
-        let header = format!("Basic {}", STANDARD.encode("my%3Aclient:p%40ss+word%2B"));
-        let (id, secret) = parse_basic(&header).unwrap();
-        assert_eq!(id, "my:client");
-        assert_eq!(secret, "p@ss word+");
-    }
-
-    #[test]
-    fn two_methods_at_once_are_invalid_request() {
-        let form = Form::parse(b"client_id=a&client_secret=b");
-        let header = format!("Basic {}", STANDARD.encode("a:b"));
-        let err = present(Some(&header), &form).err().unwrap();
-        assert_eq!(err.code, ErrorCode::InvalidRequest);
-    }
-
-    #[test]
-    fn no_credentials_is_invalid_client() {
-        let err = present(None, &Form::parse(b"client_id=a")).err().unwrap();
-        assert_eq!(err.code, ErrorCode::InvalidClient);
-    }
 
     #[test]
     fn hash_is_hex_sha256() {

@@ -46,6 +46,10 @@ pub struct Config {
     /// Downstream services tokens are minted for.
     #[serde(default)]
     pub audiences: Vec<AudienceConfig>,
+    /// Authorization servers of MCP servers this service issues identity assertion
+    /// grants (ID-JAGs) for, acting as the enterprise's token service.
+    #[serde(default)]
+    pub authorization_servers: Vec<AuthorizationServerConfig>,
 }
 
 /// `[server]`.
@@ -198,6 +202,21 @@ impl RevocationConfig {
     }
 }
 
+/// `[limits]`: token requests allowed per second, per calling client and per user, so
+/// one runaway agent cannot starve the others. Unset means no limit (the default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Sustained requests per second for each client.
+    pub client_per_second: Option<u32>,
+    /// Requests a client may make at once above the sustained rate (default: the rate).
+    pub client_burst: Option<u32>,
+    /// Sustained exchanges per second for each subject (user).
+    pub subject_per_second: Option<u32>,
+    /// Exchanges a subject may make at once above the sustained rate (default: the rate).
+    pub subject_burst: Option<u32>,
+}
+
 /// `[admin]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -212,21 +231,6 @@ pub struct AdminConfig {
 pub struct AuditConfig {
     /// Append audit events to this file instead of stdout.
     pub file: Option<PathBuf>,
-}
-
-/// `[limits]`: token exchanges allowed per second, per calling client and per user, so
-/// one runaway agent cannot starve the others. Unset means no limit (the default).
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct LimitsConfig {
-    /// Sustained exchanges per second for each client.
-    pub client_per_second: Option<u32>,
-    /// Exchanges a client may make at once above the sustained rate (default: the rate).
-    pub client_burst: Option<u32>,
-    /// Sustained exchanges per second for each subject (user).
-    pub subject_per_second: Option<u32>,
-    /// Exchanges a subject may make at once above the sustained rate (default: the rate).
-    pub subject_burst: Option<u32>,
 }
 
 /// One trusted upstream issuer (`[[issuers]]`).
@@ -247,6 +251,17 @@ pub struct IssuerConfig {
     /// Signature algorithms accepted from this issuer.
     #[serde(default = "default_inbound_algorithms")]
     pub algorithms: Vec<String>,
+    /// The claim naming the agent application that obtained the user's token (RFC 9068
+    /// `client_id`, or `azp`). With no actor token, the agent joins the chain from it.
+    pub agent_claim: Option<String>,
+    /// When the roles claim is a string, the delimiter between roles; without it a
+    /// string is one role (group names contain spaces).
+    pub roles_delimiter: Option<String>,
+    /// Redeem identity assertion grants (ID-JAGs) this issuer addresses to us with the
+    /// RFC 7523 JWT bearer grant. Off unless set: trusting an issuer's ID tokens is
+    /// not trusting it to grant access.
+    #[serde(default)]
+    pub accept_id_jag: bool,
 }
 
 /// One caller (`[[clients]]`).
@@ -261,33 +276,18 @@ pub struct ClientConfig {
     pub jwks: Option<serde_json::Value>,
     /// URL of the client's public keys for `private_key_jwt`.
     pub jwks_uri: Option<String>,
-    /// Audiences this client may request tokens for.
+    /// Audiences this client may request tokens for (by exchange, or by redeeming an
+    /// identity assertion grant for the audience's resource).
     #[serde(default)]
     pub audiences: Vec<String>,
+    /// Issuer identifiers of the authorization servers this client (an agent
+    /// application) may obtain identity assertion grants for.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
 }
 
 /// Delegation mode of an audience, chosen by policy, never by the caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DelegationMode {
-    /// The caller acts as itself; the user rides along as context.
-    ServiceIdentity,
-    /// The user is the subject, the agent the actor.
-    OnBehalfOf,
-    /// The user is the subject and no actor is named (impersonation).
-    RestrictedUser,
-}
-
-impl DelegationMode {
-    /// The claim value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelegationMode::ServiceIdentity => "service_identity",
-            DelegationMode::OnBehalfOf => "on_behalf_of",
-            DelegationMode::RestrictedUser => "restricted_user",
-        }
-    }
-}
+pub use crate::contract::DelegationMode;
 
 /// One downstream audience (`[[audiences]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -319,6 +319,46 @@ impl AudienceConfig {
         }
     }
 }
+
+/// One authorization server (`[[authorization_servers]]`) that accepts the identity
+/// assertion grants we issue: an MCP server's authorization server, possibly ourselves.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthorizationServerConfig {
+    /// Its RFC 8414 issuer identifier: the `audience` asked for and the grant's `aud`.
+    pub issuer: String,
+    /// The protected resources (MCP servers) it fronts.
+    pub resources: Vec<ProtectedResourceConfig>,
+    /// Lifetime of the grants we issue for it (default 300 seconds, at most 600).
+    pub ttl_seconds: Option<u64>,
+}
+
+impl AuthorizationServerConfig {
+    /// The lifetime of grants for this authorization server.
+    pub fn grant_ttl(&self) -> u64 {
+        self.ttl_seconds.unwrap_or(DEFAULT_GRANT_TTL)
+    }
+}
+
+/// One protected resource behind an authorization server (`[[authorization_servers.resources]]`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProtectedResourceConfig {
+    /// The resource identifier (RFC 8707, RFC 9728): the MCP server's URL.
+    pub resource: String,
+    /// Every scope a grant for it may carry.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+    /// Scopes each role entitles a user to.
+    #[serde(default)]
+    pub role_scopes: BTreeMap<String, Vec<String>>,
+}
+
+/// Default lifetime of identity assertion grants: long enough to redeem, no longer.
+pub const DEFAULT_GRANT_TTL: u64 = 300;
+
+/// Longest lifetime of identity assertion grants we issue.
+pub const MAX_GRANT_TTL: u64 = 600;
 
 /// Default lifetime of `restricted_user` tokens.
 pub const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
@@ -400,6 +440,11 @@ impl Config {
         self.audiences
             .iter()
             .filter_map(AudienceConfig::ttl_cap)
+            .chain(
+                self.authorization_servers
+                    .iter()
+                    .map(AuthorizationServerConfig::grant_ttl),
+            )
             .chain(std::iter::once(self.tokens.default_ttl_seconds))
             .max()
             .unwrap_or(self.tokens.default_ttl_seconds)
@@ -472,4 +517,95 @@ fn default_inbound_algorithms() -> Vec<String> {
     .into_iter()
     .map(String::from)
     .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:8400"
+issuer = "https://sts.example"
+
+[[issuers]]
+issuer = "https://idp.example"
+audience = "mcp-sts"
+
+[[clients]]
+client_id = "assistant"
+secret_sha256 = "0000000000000000000000000000000000000000000000000000000000000000"
+audiences = ["orders-mcp"]
+authorization_servers = ["https://sts.example"]
+
+[[audiences]]
+id = "orders-mcp"
+resource = "https://orders.example/mcp"
+mode = "on_behalf_of"
+scopes = ["orders:read"]
+"#;
+
+    const OWN_SERVER: &str = r#"
+[[authorization_servers]]
+issuer = "https://sts.example"
+[[authorization_servers.resources]]
+resource = "https://orders.example/mcp"
+scopes = ["orders:read"]
+[authorization_servers.resources.role_scopes]
+developer = ["orders:read"]
+"#;
+
+    fn key_of(toml: &str) -> String {
+        match Config::from_toml(toml) {
+            Err(ConfigError::Invalid { key, .. }) => key,
+            other => format!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn authorization_servers_are_validated_naming_the_key() {
+        let ok = format!("{BASE}{OWN_SERVER}");
+        let config = Config::from_toml(&ok).unwrap();
+        assert_eq!(config.authorization_servers[0].grant_ttl(), DEFAULT_GRANT_TTL);
+        let cases = [
+            (BASE.to_owned(), "clients[0].authorization_servers"),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace(
+                        "https://orders.example/mcp\"\nscopes",
+                        "https://elsewhere.example/mcp\"\nscopes"
+                    )
+                ),
+                "authorization_servers[0].resources[0].resource",
+            ),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace(
+                        "issuer = \"https://sts.example\"\n[[",
+                        "issuer = \"https://sts.example\"\nttl_seconds = 0\n[["
+                    )
+                ),
+                "authorization_servers[0].ttl_seconds",
+            ),
+            (
+                format!(
+                    "{BASE}{}",
+                    OWN_SERVER.replace("developer = [\"orders:read\"]", "developer = [\"orders:write\"]")
+                ),
+                "authorization_servers[0].resources[0].role_scopes.developer",
+            ),
+            (
+                format!(
+                    "{BASE}{OWN_SERVER}{}",
+                    OWN_SERVER.replace("https://sts.example", "https://as.example")
+                ),
+                "authorization_servers[1].issuer",
+            ),
+        ];
+        for (toml, key) in cases {
+            assert_eq!(key_of(&toml), key);
+        }
+    }
 }

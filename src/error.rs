@@ -7,70 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-/// The `error` codes of RFC 6749 §5.2 and RFC 8693 §2.2.2 this service answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum ErrorCode {
-    /// RFC 6749 §5.2: malformed request, or (RFC 8693 §2.2.2) an unacceptable
-    /// subject or actor token. HTTP 400.
-    InvalidRequest,
-    /// RFC 6749 §5.2: client authentication failed. HTTP 401 with `WWW-Authenticate`.
-    InvalidClient,
-    /// RFC 6749 §5.2: the authenticated client may not use this grant. HTTP 400.
-    UnauthorizedClient,
-    /// RFC 6749 §5.2: the grant type is not token exchange. HTTP 400.
-    UnsupportedGrantType,
-    /// RFC 6749 §5.2: a requested scope is outside what may be granted. HTTP 400.
-    InvalidScope,
-    /// RFC 8693 §2.2.2: the audience or resource is unknown or refused. HTTP 400.
-    InvalidTarget,
-    /// Extension: a dependency (revocation store, upstream JWKS) is unreachable, so
-    /// the service fails closed. HTTP 503 with `Retry-After`.
-    TemporarilyUnavailable,
-    /// RFC 6749 §5.2 `server_error`: a fault on our side. HTTP 500; detail only in logs.
-    ServerError,
-    /// Extension: the client or subject went over its configured rate limit. HTTP 429
-    /// (RFC 6585 §4) with `Retry-After`.
-    TooManyRequests,
-}
-
-impl ErrorCode {
-    /// The wire value of the `error` field.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ErrorCode::InvalidRequest => "invalid_request",
-            ErrorCode::InvalidClient => "invalid_client",
-            ErrorCode::UnauthorizedClient => "unauthorized_client",
-            ErrorCode::UnsupportedGrantType => "unsupported_grant_type",
-            ErrorCode::InvalidScope => "invalid_scope",
-            ErrorCode::InvalidTarget => "invalid_target",
-            ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
-            ErrorCode::ServerError => "server_error",
-            ErrorCode::TooManyRequests => "too_many_requests",
-        }
-    }
-
-    /// The HTTP status that goes with the code.
-    pub fn status(self) -> u16 {
-        match self {
-            ErrorCode::InvalidRequest
-            | ErrorCode::UnauthorizedClient
-            | ErrorCode::UnsupportedGrantType
-            | ErrorCode::InvalidScope
-            | ErrorCode::InvalidTarget => 400,
-            ErrorCode::InvalidClient => 401,
-            ErrorCode::TemporarilyUnavailable => 503,
-            ErrorCode::ServerError => 500,
-            ErrorCode::TooManyRequests => 429,
-        }
-    }
-}
-
-impl fmt::Display for ErrorCode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::contract::ErrorCode;
 
 /// A refusal: the code, the rule that refused, and a description safe to return.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,6 +47,11 @@ impl OAuthError {
     /// `invalid_client`.
     pub fn invalid_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidClient, rule, description)
+    }
+
+    /// `invalid_grant` (RFC 6749 §5.2, RFC 7523 §3.1): an unacceptable assertion grant.
+    pub fn invalid_grant(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidGrant, rule, description)
     }
 
     /// `unauthorized_client`.

@@ -3,48 +3,69 @@
 use serde_json::{Value, json};
 
 use crate::audit::AuditEvent;
-use crate::client_auth::RegisteredClient;
+use std::sync::Arc;
+
+use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
+use crate::contract::AccessClaims;
 use crate::error::OAuthError;
 use crate::issued;
-use crate::mint::AccessClaims;
-use crate::revocation::{Revocation, RevocationKey, RevocationKind};
+use crate::lineage::Lineage;
+use crate::request::TokenQuery;
+use crate::revocation::{Revocation, RevocationKind};
+use crate::secret::Secret;
 use crate::service::Sts;
 
 /// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
 /// the client it was issued to (RFC 7662 §2.2, RFC 7009 §2.1).
 pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaims) -> bool {
-    let audience_id = sts
-        .audiences
-        .by_aud(&claims.aud)
-        .map_or(claims.aud.as_str(), |a| a.id.as_str());
+    let aud = claims.aud.single().unwrap_or_default();
+    let audience_id = sts.audiences.by_aud(aud).map_or(aud, |a| a.id.as_str());
     caller.id() == claims.client_id || caller.id() == audience_id
 }
 
-/// The introspection answer for `token` asked by `caller`.
-pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: UnixTime) -> Result<Value, OAuthError> {
+/// Authenticate the caller of `/introspect` or `/revoke`, then read its `token`.
+async fn authenticated(
+    sts: &Sts,
+    query: TokenQuery,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<(Arc<RegisteredClient>, Secret), OAuthError> {
+    let credentials = query.credentials?;
+    audit.client_id = credentials.claimed_id().map(String::from);
+    let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
+    audit.client_id = Some(client.id().to_owned());
+    Ok((client, query.token?))
+}
+
+/// The introspection answer to `query` (RFC 7662 §2.2).
+pub async fn introspect(
+    sts: &Sts,
+    query: TokenQuery,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<Value, OAuthError> {
+    let (caller, token) = authenticated(sts, query, now, audit).await?;
+    let caller = caller.as_ref();
     let inactive = json!({ "active": false });
     let ring = sts.keys.current();
-    let Some(claims) = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now) else {
-        check_caller_not_revoked(sts, caller, now).await?;
+    let claims = issued::verify(
+        token.expose(),
+        sts.issuer(),
+        &ring,
+        sts.config.server.max_token_bytes,
+        now,
+    );
+    if let Some(claims) = &claims {
+        audit.jti = Some(claims.jti.clone());
+        audit.sub = Some(claims.user_sub().to_owned());
+    }
+    let active = check_lineage(sts, caller, claims.as_ref(), now).await?;
+    let Some(claims) = claims.filter(|c| active && caller_may_see(sts, caller, c)) else {
+        audit.detail = Some("inactive".into());
         return Ok(inactive);
     };
-    let mut keys = issued::lineage(&claims);
-    keys.push(RevocationKey::new(RevocationKind::Client, caller.id()));
-    let found = sts.store_call(sts.store.check(&keys, now)).await?;
-    if found
-        .iter()
-        .flatten()
-        .any(|r| r.kind == RevocationKind::Client && r.value == caller.id())
-    {
-        return Err(OAuthError::invalid_client(
-            "client.revoked",
-            "client authentication failed",
-        ));
-    }
-    if !caller_may_see(sts, caller, &claims) || found.iter().any(Option::is_some) {
-        return Ok(inactive);
-    }
+    audit.detail = Some("active".into());
     let mut answer = json!({
         "active": true,
         "iss": claims.iss,
@@ -65,25 +86,29 @@ pub async fn introspect(sts: &Sts, caller: &RegisteredClient, token: &str, now: 
     Ok(answer)
 }
 
-/// Revoke `token` for `caller`. Unknown or invalid tokens succeed without change
-/// (RFC 7009 §2.2); a token issued neither to nor for the caller is refused.
-pub async fn revoke(
-    sts: &Sts,
-    caller: &RegisteredClient,
-    token: &str,
-    now: UnixTime,
-    audit: &mut AuditEvent,
-) -> Result<(), OAuthError> {
+/// Revoke the token in `query` for its caller. Unknown or invalid tokens succeed
+/// without change (RFC 7009 §2.2); a token issued neither to nor for the caller is
+/// refused.
+pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut AuditEvent) -> Result<(), OAuthError> {
+    let (caller, token) = authenticated(sts, query, now, audit).await?;
+    let caller = caller.as_ref();
     let ring = sts.keys.current();
-    check_caller_not_revoked(sts, caller, now).await?;
-    let Some(claims) = issued::verify(token, sts.issuer(), &ring, sts.config.server.max_token_bytes, now) else {
+    let claims = issued::verify(
+        token.expose(),
+        sts.issuer(),
+        &ring,
+        sts.config.server.max_token_bytes,
+        now,
+    );
+    check_lineage(sts, caller, claims.as_ref(), now).await?;
+    let Some(claims) = claims else {
         audit.detail = Some("unknown, invalid or expired token; nothing to revoke".into());
         return Ok(());
     };
     audit.jti = Some(claims.jti.clone());
     audit.sub = Some(claims.user_sub().to_owned());
     audit.sid = Some(claims.sid.clone());
-    audit.audience = Some(claims.aud.clone());
+    audit.audience = claims.aud.single().map(String::from);
     if !caller_may_see(sts, caller, &claims) {
         return Err(OAuthError::unauthorized_client(
             "revoke.not_yours",
@@ -102,14 +127,19 @@ pub async fn revoke(
     sts.store_call(sts.store.revoke(entry)).await
 }
 
-async fn check_caller_not_revoked(sts: &Sts, caller: &RegisteredClient, now: UnixTime) -> Result<(), OAuthError> {
-    let key = [RevocationKey::new(RevocationKind::Client, caller.id())];
-    let found = sts.store_call(sts.store.check(&key, now)).await?;
-    if found.iter().any(Option::is_some) {
-        return Err(OAuthError::invalid_client(
-            "client.revoked",
-            "client authentication failed",
-        ));
+/// One store round trip for the caller and, when the token is ours, its lineage:
+/// a revoked caller fails authentication; `Ok(false)` when the token is revoked.
+async fn check_lineage(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    claims: Option<&AccessClaims>,
+    now: UnixTime,
+) -> Result<bool, OAuthError> {
+    let mut lineage = Lineage::for_caller(caller.id());
+    if let Some(claims) = claims {
+        lineage.minted(claims);
     }
-    Ok(())
+    let keys = lineage.keys();
+    let found = sts.store_call(sts.store.check(&keys, now)).await?;
+    lineage.verdict(&keys, &found).token_active()
 }

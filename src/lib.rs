@@ -20,6 +20,7 @@ pub mod client_auth;
 pub mod clock;
 #[cfg(feature = "server")]
 pub mod config;
+pub mod contract;
 #[cfg(feature = "server")]
 pub mod demo;
 #[cfg(feature = "server")]
@@ -28,6 +29,8 @@ pub mod dev_idp;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+#[cfg(feature = "server")]
+pub mod grant;
 #[cfg(feature = "server")]
 pub mod http;
 #[cfg(feature = "server")]
@@ -39,6 +42,8 @@ pub mod issued;
 #[cfg(feature = "server")]
 pub mod keys;
 #[cfg(feature = "server")]
+pub mod lineage;
+#[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod mint;
@@ -47,7 +52,10 @@ pub mod policy;
 #[cfg(feature = "server")]
 pub mod rate_limit;
 #[cfg(feature = "server")]
+pub mod request;
+#[cfg(feature = "server")]
 pub mod revocation;
+pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;
 #[cfg(feature = "server")]

@@ -134,6 +134,11 @@ impl Metrics {
         self.store_failures.inc();
     }
 
+    /// The store failure counter, shared with the revocation gate.
+    pub fn store_failures(&self) -> Counter {
+        self.store_failures.clone()
+    }
+
     /// The handle the store wrapper records latency with.
     pub fn store_latency(&self) -> StoreLatency {
         self.store_latency.clone()
@@ -144,9 +149,9 @@ impl Metrics {
         self.keys_published.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
-    /// Count a rate-limit refusal.
-    pub fn rate_limited(&self, limit: &'static str) {
-        self.rate_limited.get_or_create(&LimitLabels { limit }).inc();
+    /// The refusal counters, shared with the rate limiter.
+    pub fn rate_limit_refusals(&self) -> Family<LimitLabels, Counter> {
+        self.rate_limited.clone()
     }
 
     /// The text exposition format.

@@ -15,8 +15,12 @@ use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::DashMapStateStore;
 use governor::{Quota, RateLimiter};
 
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+
 use crate::config::LimitsConfig;
 use crate::error::OAuthError;
+use crate::metrics::LimitLabels;
 
 /// Forget idle keys once per this many checks.
 const PRUNE_EVERY: u64 = 4096;
@@ -70,6 +74,7 @@ pub struct RateLimits<C: Clock = DefaultClock> {
     subject: Option<Keyed<C>>,
     clock: C,
     checks: AtomicU64,
+    refused: Family<LimitLabels, Counter>,
 }
 
 impl<C: Clock> std::fmt::Debug for RateLimits<C> {
@@ -82,9 +87,12 @@ impl<C: Clock> std::fmt::Debug for RateLimits<C> {
 }
 
 impl RateLimits<DefaultClock> {
-    /// Limits from `[limits]`, on the monotonic clock.
-    pub fn new(config: &LimitsConfig) -> Self {
-        Self::with_clock(config, DefaultClock::default())
+    /// Limits from `[limits]`, on the monotonic clock, counting refusals in `refused`.
+    pub fn new(config: &LimitsConfig, refused: Family<LimitLabels, Counter>) -> Self {
+        Self {
+            refused,
+            ..Self::with_clock(config, DefaultClock::default())
+        }
     }
 }
 
@@ -104,6 +112,7 @@ impl<C: Clock + Clone> RateLimits<C> {
             subject: limiter(config.subject_per_second, config.subject_burst),
             clock,
             checks: AtomicU64::new(0),
+            refused: Family::default(),
         }
     }
 
@@ -122,9 +131,14 @@ impl<C: Clock + Clone> RateLimits<C> {
         if self.checks.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
             limiter.retain_recent();
         }
-        limiter.check_key(&key.to_owned()).map_err(|not_until| RateLimited {
-            scope,
-            retry_after: not_until.wait_time_from(self.clock.now()),
+        limiter.check_key(&key.to_owned()).map_err(|not_until| {
+            self.refused
+                .get_or_create(&LimitLabels { limit: scope.as_str() })
+                .inc();
+            RateLimited {
+                scope,
+                retry_after: not_until.wait_time_from(self.clock.now()),
+            }
         })
     }
 }

@@ -8,13 +8,15 @@ use crate::client_auth::{AuthContext, Clients};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::OAuthError;
+use crate::exchange::Exchanger;
+use crate::grant::AuthorizationServers;
 use crate::inbound::validate::Limits;
 use crate::inbound::{Issuers, JwksPolicy};
-use crate::keys::SharedKeyRing;
+use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
-use crate::rate_limit::{RateLimited, RateLimits};
+use crate::rate_limit::RateLimits;
 use crate::revocation::timed::TimedStore;
-use crate::revocation::{RevocationStore, StoreError};
+use crate::revocation::{RevocationGate, RevocationStore, StoreError};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
 pub struct Sts {
@@ -26,10 +28,14 @@ pub struct Sts {
     pub clients: Clients,
     /// Downstream audiences.
     pub audiences: Audiences,
+    /// Authorization servers we issue identity assertion grants for.
+    pub authorization_servers: AuthorizationServers,
     /// Signing and published keys.
     pub keys: SharedKeyRing,
     /// Revocations.
     pub store: Arc<dyn RevocationStore>,
+    /// The same store behind its deadline: how decisions reach it.
+    pub revocations: RevocationGate,
     /// The clock.
     pub clock: Arc<dyn Clock>,
     /// Audit events.
@@ -39,7 +45,6 @@ pub struct Sts {
     /// Per-client and per-subject exchange rate limits.
     pub rate_limits: RateLimits,
     token_endpoint: String,
-    store_timeout: Duration,
 }
 
 impl std::fmt::Debug for Sts {
@@ -64,24 +69,30 @@ impl Sts {
         let issuers = Issuers::new(&config.issuers, &http, policy);
         let clients = Clients::new(&config.clients, &http, policy);
         let audiences = Audiences::new(&config.audiences);
+        let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
-        let store_timeout = Duration::from_millis(config.revocation.timeout_ms);
         let metrics = crate::metrics::Metrics::new();
         let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
-        let rate_limits = RateLimits::new(&config.limits);
+        let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
+        let revocations = RevocationGate::new(
+            store.clone(),
+            Duration::from_millis(config.revocation.timeout_ms),
+            metrics.store_failures(),
+        );
         Self {
             config,
             issuers,
             clients,
             audiences,
+            authorization_servers,
             keys,
             store,
+            revocations,
             clock,
             audit,
             metrics,
             rate_limits,
             token_endpoint,
-            store_timeout,
         }
     }
 
@@ -113,46 +124,30 @@ impl Sts {
         }
     }
 
-    /// Count one exchange against the client's rate limit (429 when over it).
-    pub fn check_client_rate(&self, client_id: &str) -> Result<(), OAuthError> {
-        self.rate_limits.check_client(client_id).map_err(|r| self.refused(r))
-    }
-
-    /// Count one exchange against the subject's rate limit (429 when over it).
-    pub fn check_subject_rate(&self, subject: &str) -> Result<(), OAuthError> {
-        self.rate_limits.check_subject(subject).map_err(|r| self.refused(r))
-    }
-
-    fn refused(&self, refusal: RateLimited) -> OAuthError {
-        self.metrics.rate_limited(refusal.scope.as_str());
-        OAuthError::from(refusal)
-    }
-
     /// Run a store operation under the configured deadline; any failure is a 503.
     pub async fn store_call<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
-        match tokio::time::timeout(self.store_timeout, operation).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => {
-                self.metrics.store_failed();
-                tracing::warn!(%error, "revocation store failed; refusing (fail closed)");
-                Err(store_unavailable())
-            }
-            Err(_) => {
-                self.metrics.store_failed();
-                tracing::warn!("revocation store timed out; refusing (fail closed)");
-                Err(store_unavailable())
-            }
+        self.revocations.call(operation).await
+    }
+
+    /// The narrow view of the service an exchange needs, with this request's key ring.
+    pub fn exchanger<'a>(&'a self, keys: &'a KeyRing) -> Exchanger<'a> {
+        Exchanger {
+            issuer: self.issuer(),
+            clients: &self.clients,
+            audiences: &self.audiences,
+            authorization_servers: &self.authorization_servers,
+            issuers: &self.issuers,
+            keys,
+            revocations: &self.revocations,
+            tokens: &self.config.tokens,
+            limits: self.limits(),
+            auth: self.auth_context(),
+            rate_limits: &self.rate_limits,
         }
     }
 }
 
-/// The 503 every caller gets while the revocation store cannot answer.
-pub fn store_unavailable() -> OAuthError {
-    OAuthError::unavailable(
-        "revocation_store.unavailable",
-        "the revocation store is unavailable; retry later",
-    )
-}
+pub use crate::revocation::gate::store_unavailable;

@@ -264,7 +264,8 @@ async fn sts_errors_are_typed_with_code_description_and_status() {
         (400, "invalid_target", OAuthErrorCode::InvalidTarget),
         (503, "temporarily_unavailable", OAuthErrorCode::TemporarilyUnavailable),
         (500, "server_error", OAuthErrorCode::ServerError),
-        (400, "invalid_grant", OAuthErrorCode::Other("invalid_grant".into())),
+        (400, "invalid_grant", OAuthErrorCode::InvalidGrant),
+        (400, "access_denied", OAuthErrorCode::Other("access_denied".into())),
     ];
     let count = cases.len();
     for (status, code, expected) in cases {

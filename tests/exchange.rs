@@ -743,7 +743,16 @@ async fn metadata_and_jwks_are_published() {
     assert_eq!(meta.body["issuer"], sts.url.as_str());
     assert_eq!(meta.body["token_endpoint"], format!("{}/token", sts.url));
     assert_eq!(meta.body["jwks_uri"], format!("{}/.well-known/jwks.json", sts.url));
-    assert_eq!(meta.body["grant_types_supported"], json!([EXCHANGE]));
+    assert_eq!(
+        meta.body["grant_types_supported"],
+        json!([EXCHANGE, "urn:ietf:params:oauth:grant-type:jwt-bearer"])
+    );
+    // No authorization servers configured: this service issues no ID-JAGs.
+    assert!(
+        meta.body
+            .get("identity_chaining_requested_token_types_supported")
+            .is_none()
+    );
     assert!(
         meta.body["token_endpoint_auth_methods_supported"]
             .as_array()

@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use crate::contract::ErrorCode;
+
 /// The `error` code of an error response from the token endpoint.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -10,6 +12,8 @@ pub enum OAuthErrorCode {
     InvalidRequest,
     /// RFC 6749 §5.2: our client credentials were refused.
     InvalidClient,
+    /// RFC 6749 §5.2: the authorization grant (e.g. an ID-JAG) was refused.
+    InvalidGrant,
     /// RFC 6749 §5.2: this client may not use token exchange.
     UnauthorizedClient,
     /// RFC 6749 §5.2: the STS does not support the grant type.
@@ -29,31 +33,42 @@ pub enum OAuthErrorCode {
 impl OAuthErrorCode {
     /// Parse the wire value of `error`.
     pub fn parse(value: &str) -> Self {
-        match value {
-            "invalid_request" => Self::InvalidRequest,
-            "invalid_client" => Self::InvalidClient,
-            "unauthorized_client" => Self::UnauthorizedClient,
-            "unsupported_grant_type" => Self::UnsupportedGrantType,
-            "invalid_scope" => Self::InvalidScope,
-            "invalid_target" => Self::InvalidTarget,
-            "temporarily_unavailable" => Self::TemporarilyUnavailable,
-            "server_error" => Self::ServerError,
-            other => Self::Other(other.to_owned()),
+        match ErrorCode::parse(value) {
+            Some(ErrorCode::InvalidRequest) => Self::InvalidRequest,
+            Some(ErrorCode::InvalidClient) => Self::InvalidClient,
+            Some(ErrorCode::InvalidGrant) => Self::InvalidGrant,
+            Some(ErrorCode::UnauthorizedClient) => Self::UnauthorizedClient,
+            Some(ErrorCode::UnsupportedGrantType) => Self::UnsupportedGrantType,
+            Some(ErrorCode::InvalidScope) => Self::InvalidScope,
+            Some(ErrorCode::InvalidTarget) => Self::InvalidTarget,
+            Some(ErrorCode::TemporarilyUnavailable) => Self::TemporarilyUnavailable,
+            Some(ErrorCode::ServerError) => Self::ServerError,
+            _ => Self::Other(value.to_owned()),
         }
+    }
+
+    /// The code this is, when it is one mcp-sts sends.
+    pub fn known(&self) -> Option<ErrorCode> {
+        Some(match self {
+            Self::InvalidRequest => ErrorCode::InvalidRequest,
+            Self::InvalidClient => ErrorCode::InvalidClient,
+            Self::InvalidGrant => ErrorCode::InvalidGrant,
+            Self::UnauthorizedClient => ErrorCode::UnauthorizedClient,
+            Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
+            Self::InvalidScope => ErrorCode::InvalidScope,
+            Self::InvalidTarget => ErrorCode::InvalidTarget,
+            Self::TemporarilyUnavailable => ErrorCode::TemporarilyUnavailable,
+            Self::ServerError => ErrorCode::ServerError,
+            Self::Other(_) => return None,
+        })
     }
 
     /// The wire value of `error`.
     pub fn as_str(&self) -> &str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::InvalidClient => "invalid_client",
-            Self::UnauthorizedClient => "unauthorized_client",
-            Self::UnsupportedGrantType => "unsupported_grant_type",
-            Self::InvalidScope => "invalid_scope",
-            Self::InvalidTarget => "invalid_target",
-            Self::TemporarilyUnavailable => "temporarily_unavailable",
-            Self::ServerError => "server_error",
-            Self::Other(code) => code,
+        match (self.known(), self) {
+            (Some(code), _) => code.as_str(),
+            (None, Self::Other(code)) => code,
+            (None, _) => "",
         }
     }
 }

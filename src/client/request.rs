@@ -2,14 +2,9 @@
 
 use std::time::Duration;
 
-use super::secret::Secret;
+use crate::secret::Secret;
 
-/// `urn:ietf:params:oauth:token-type:access_token`, the usual subject token type.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// `urn:ietf:params:oauth:token-type:jwt`, for actor tokens that are plain JWTs.
-pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
-/// `urn:ietf:params:oauth:token-type:id_token`, for OpenID Connect ID tokens.
-pub const ID_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:id_token";
+pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE};
 
 /// What to exchange for what: the user's token, the acting agent, the target, the scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]

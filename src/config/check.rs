@@ -1,10 +1,10 @@
 //! The checks types cannot express, collected whole: `mcp-sts config check` prints
 //! every problem at once, and start-up refuses the first error and logs the warnings.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::{Config, ConfigError, DelegationMode, check_resource_uri};
+use super::{Config, ConfigError, DelegationMode, MAX_GRANT_TTL, check_resource_uri};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -85,6 +85,7 @@ impl Config {
         self.check_issuers(&mut p);
         self.check_audiences(&mut p);
         self.check_clients(&mut p);
+        self.check_authorization_servers(&mut p);
         p.0
     }
 
@@ -223,6 +224,14 @@ impl Config {
                     }
                 }
             }
+            for (field, value) in [
+                ("agent_claim", &issuer.agent_claim),
+                ("roles_delimiter", &issuer.roles_delimiter),
+            ] {
+                if value.as_deref().is_some_and(str::is_empty) {
+                    p.error(key(field), "must not be empty when set");
+                }
+            }
             if issuer.algorithms.is_empty() {
                 p.error(key("algorithms"), "must list at least one algorithm");
             }
@@ -264,22 +273,13 @@ impl Config {
                     "must be at least 1 and at most tokens.default_ttl_seconds",
                 );
             }
-            let known: BTreeSet<&str> = audience.scopes.iter().map(String::as_str).collect();
-            for scope in &audience.scopes {
-                if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
-                    p.error(key("scopes"), format!("{scope:?} is not a valid scope token"));
-                }
-            }
-            for (role, scopes) in &audience.role_scopes {
-                for scope in scopes {
-                    if !known.contains(scope.as_str()) {
-                        p.error(
-                            format!("audiences[{i}].role_scopes.{role}"),
-                            format!("scope {scope:?} is not in the audience's scopes"),
-                        );
-                    }
-                }
-            }
+            check_scopes(
+                p,
+                &key("scopes"),
+                &audience.scopes,
+                &audience.role_scopes,
+                &key("role_scopes"),
+            );
             if audience.mode == DelegationMode::ServiceIdentity && !audience.role_scopes.is_empty() {
                 p.warning(
                     key("role_scopes"),
@@ -304,8 +304,8 @@ impl Config {
         let mut ids = BTreeSet::new();
         for (i, client) in self.clients.iter().enumerate() {
             let key = |field: &str| format!("clients[{i}].{field}");
-            if client.client_id.is_empty() {
-                p.error(key("client_id"), "must not be empty");
+            if let Err(e) = crate::contract::identifier::check(&client.client_id) {
+                p.error(key("client_id"), e.to_string());
             }
             if !ids.insert(client.client_id.as_str()) {
                 p.error(key("client_id"), format!("{:?} is listed twice", client.client_id));
@@ -337,6 +337,96 @@ impl Config {
                 if !self.audiences.iter().any(|a| &a.id == audience) {
                     p.error(key("audiences"), format!("{audience:?} is not a configured audience"));
                 }
+            }
+        }
+    }
+}
+
+impl Config {
+    fn check_authorization_servers(&self, p: &mut Problems) {
+        let mut seen = BTreeSet::new();
+        for (i, server) in self.authorization_servers.iter().enumerate() {
+            let key = |field: &str| format!("authorization_servers[{i}].{field}");
+            check_http_url(p, &key("issuer"), &server.issuer);
+            if !seen.insert(server.issuer.as_str()) {
+                p.error(key("issuer"), "is listed twice");
+            }
+            if server.ttl_seconds.is_some_and(|ttl| ttl == 0 || ttl > MAX_GRANT_TTL) {
+                p.error(key("ttl_seconds"), "must be between 1 and 600");
+            }
+            if server.resources.is_empty() {
+                p.error(key("resources"), "must list at least one resource");
+            }
+            let mut resources = BTreeSet::new();
+            for (j, resource) in server.resources.iter().enumerate() {
+                let key = |field: &str| format!("authorization_servers[{i}].resources[{j}].{field}");
+                if let Err(message) = check_resource_uri(&resource.resource) {
+                    p.error(key("resource"), message);
+                }
+                if !resources.insert(resource.resource.as_str()) {
+                    p.error(key("resource"), "is listed twice");
+                }
+                check_scopes(
+                    p,
+                    &key("scopes"),
+                    &resource.scopes,
+                    &resource.role_scopes,
+                    &key("role_scopes"),
+                );
+                // Redeeming our own grants mints an access token for the resource.
+                if server.issuer == self.server.issuer
+                    && !self
+                        .audiences
+                        .iter()
+                        .any(|a| a.resource.as_deref() == Some(resource.resource.as_str()))
+                {
+                    p.error(
+                        key("resource"),
+                        "this authorization server is this service, so the resource must be a configured audience's resource",
+                    );
+                }
+            }
+            if !self
+                .clients
+                .iter()
+                .any(|c| c.authorization_servers.contains(&server.issuer))
+            {
+                p.error(
+                    key("issuer"),
+                    "no client lists this authorization server, so it can never be reached",
+                );
+            }
+        }
+        for (i, client) in self.clients.iter().enumerate() {
+            for issuer in &client.authorization_servers {
+                if !self.authorization_servers.iter().any(|s| &s.issuer == issuer) {
+                    p.error(
+                        format!("clients[{i}].authorization_servers"),
+                        format!("{issuer:?} is not a configured authorization server"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Scope tokens are valid, and every role's scopes are among them.
+fn check_scopes(
+    p: &mut Problems,
+    key: &str,
+    scopes: &[String],
+    role_scopes: &BTreeMap<String, Vec<String>>,
+    roles_key: &str,
+) {
+    for scope in scopes {
+        if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
+            p.error(key, format!("{scope:?} is not a valid scope token"));
+        }
+    }
+    for (role, granted) in role_scopes {
+        for scope in granted {
+            if !scopes.contains(scope) {
+                p.error(format!("{roles_key}.{role}"), format!("scope {scope:?} is not in the scopes"));
             }
         }
     }

@@ -1,53 +1,66 @@
-//! The token exchange decision (RFC 8693 §2): from a form body and `now` to a token
-//! or a refusal. No HTTP types here; the HTTP layer only adapts.
+//! The token exchange decision (RFC 8693 §2): from a parsed request and `now` to a
+//! token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
-pub mod form;
-mod subject;
-
-use std::collections::BTreeSet;
+pub(crate) mod subject;
 
 use serde::Serialize;
 
 use crate::audit::AuditEvent;
-use crate::client_auth::{RegisteredClient, authenticate};
+use crate::client_auth::{AuthContext, Clients, RegisteredClient, authenticate};
 use crate::clock::UnixTime;
-use crate::config::DelegationMode;
-use crate::error::{ErrorCode, OAuthError};
-use crate::inbound::validate::{DeclaredType, Origin, Role, ValidatedToken, validate};
-use crate::mint::{AccessClaims, Actor, UserContext, new_jti, sign};
-use crate::policy::{decide_scopes, grantable, parse_scope};
-use crate::revocation::{RevocationKey, RevocationKind};
-use crate::service::Sts;
+use crate::config::TokensConfig;
+use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
+use crate::error::OAuthError;
+use crate::grant::AuthorizationServers;
+use crate::inbound::Issuers;
+use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
+use crate::keys::KeyRing;
+use crate::lineage::Lineage;
+use crate::mint::{new_jti, sign};
+use crate::policy::{Audiences, decide_scopes, grantable};
+use crate::request::{Grant, TokenRequest};
+use crate::revocation::RevocationGate;
 
-pub use form::Form;
 use subject::Subject;
 
-/// The token exchange grant type.
-pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
-/// The issued token type of our access tokens.
-pub const ACCESS_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:access_token";
-/// The generic JWT token type, which a caller may request instead.
-pub const JWT_TOKEN_TYPE: &str = "urn:ietf:params:oauth:token-type:jwt";
+pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 
-/// What the HTTP layer hands the exchange.
-#[derive(Debug, Clone, Copy)]
-pub struct ExchangeInput<'a> {
-    /// The `Authorization` header, if any.
-    pub authorization: Option<&'a str>,
-    /// The W3C `traceparent` header, if any.
-    pub traceparent: Option<&'a str>,
-    /// The form body.
-    pub form: &'a Form,
+/// What the exchange needs of the service, and nothing more.
+#[derive(Clone, Copy)]
+pub struct Exchanger<'a> {
+    /// Our issuer URL: `iss` of what we mint, and how we recognise our own tokens.
+    pub issuer: &'a str,
+    /// The registered callers.
+    pub clients: &'a Clients,
+    /// The downstream audiences and their policy.
+    pub audiences: &'a Audiences,
+    /// The authorization servers we issue identity assertion grants for.
+    pub authorization_servers: &'a AuthorizationServers,
+    /// The trusted upstream issuers.
+    pub issuers: &'a Issuers,
+    /// The key ring of this request: verifies our own tokens, signs the new one.
+    pub keys: &'a KeyRing,
+    /// The revocation store, behind its deadline.
+    pub revocations: &'a RevocationGate,
+    /// Lifetimes and the delegation depth limit.
+    pub tokens: &'a TokensConfig,
+    /// Size and clock-skew limits of inbound tokens.
+    pub limits: Limits,
+    /// What client authentication needs.
+    pub auth: AuthContext<'a>,
+    /// Per-client and per-subject rate limits.
+    pub rate_limits: &'a crate::rate_limit::RateLimits,
 }
 
-/// RFC 8693 §2.2.1 successful response.
+/// RFC 8693 §2.2.1 (and RFC 6749 §5.1) successful response.
 #[derive(Debug, Clone, Serialize)]
 pub struct TokenResponse {
-    /// The minted token.
+    /// The minted token (or, for an identity assertion grant, the grant).
     pub access_token: String,
-    /// What kind of token it is.
-    pub issued_token_type: &'static str,
-    /// Always `Bearer`.
+    /// What kind of token it is (token exchange only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub issued_token_type: Option<&'static str>,
+    /// `Bearer`, or `N_A` for an identity assertion grant.
     pub token_type: &'static str,
     /// Seconds until expiry.
     pub expires_in: u64,
@@ -55,44 +68,28 @@ pub struct TokenResponse {
     pub scope: String,
 }
 
-/// Perform one exchange. `audit` is filled in as facts become known, for both
-/// outcomes; the caller emits it.
+/// Answer one `/token` request: authenticate the caller, then decide its grant (an
+/// exchange here; identity assertion grants in `crate::grant`). `audit` is filled in
+/// as facts become known, for both outcomes; the caller records it.
 pub async fn exchange(
-    sts: &Sts,
-    input: ExchangeInput<'_>,
+    ctx: Exchanger<'_>,
+    request: TokenRequest,
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
-    let form = input.form;
-    form.refuse_repeats()?;
-    match form.get("grant_type") {
-        None => {
-            return Err(OAuthError::invalid_request(
-                "request.missing_parameter",
-                "parameter grant_type is required",
-            ));
-        }
-        Some(TOKEN_EXCHANGE_GRANT) => {}
-        Some(_) => {
-            return Err(OAuthError::new(
-                ErrorCode::UnsupportedGrantType,
-                "grant.unsupported",
-                "only the token exchange grant is supported",
-            ));
-        }
-    }
-    audit.client_id = form.get("client_id").map(String::from);
-    let client = authenticate(
-        &sts.clients,
-        input.authorization,
-        form,
-        sts.auth_context(),
-        sts.store.as_ref(),
-        now,
-    )
-    .await?;
+    audit.client_id = request.claimed_client_id.clone();
+    let credentials = request.credentials?;
+    let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
-    sts.check_client_rate(client.id())?;
+    ctx.rate_limits.check_client(client.id())?;
+    let params = match request.grant {
+        Grant::TokenExchange(params) => params,
+        Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, now, audit).await,
+        Grant::JwtBearer(params) => {
+            let traceparent = request.traceparent.as_deref();
+            return crate::grant::redeem(ctx, &client, params, traceparent, now, audit).await;
+        }
+    };
     if client.config.audiences.is_empty() {
         return Err(OAuthError::unauthorized_client(
             "client.no_exchange",
@@ -100,78 +97,77 @@ pub async fn exchange(
         ));
     }
 
-    let request = ParsedRequest::from_form(form)?;
-    let target = sts.audiences.resolve(request.audience, request.resource, &client)?;
+    let params = params?;
+    let target = ctx
+        .audiences
+        .resolve(params.audience.as_deref(), params.resource.as_deref(), &client)?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
 
-    let ring = sts.keys.current();
-    let own = (sts.issuer(), ring.as_ref());
+    let own = (ctx.issuer, ctx.keys);
     let subject_token = validate(
-        request.subject_token,
-        request.subject_type,
-        &sts.issuers,
+        params.subject_token.expose(),
+        params.subject_type,
+        ctx.issuers,
         own,
-        sts.limits(),
+        ctx.limits,
         now,
     )
     .await
     .map_err(|e| e.into_oauth(Role::Subject))?;
-    let subject = Subject::from_token(sts, &subject_token, &client, request.subject_token)?;
+    let max_depth = ctx.tokens.max_delegation_depth;
+    let subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
-    sts.check_subject_rate(&subject.user)?;
+    ctx.rate_limits.check_subject(&subject.user)?;
 
-    let actor_token = match request.actor {
-        Some((token, declared)) => {
-            let validated = validate(token, declared, &sts.issuers, own, sts.limits(), now)
+    let actor_token = match &params.actor {
+        Some((token, declared)) => Some(
+            validate(token.expose(), *declared, ctx.issuers, own, ctx.limits, now)
                 .await
-                .map_err(|e| e.into_oauth(Role::Actor))?;
-            if matches!(validated.origin, Origin::Minted) {
-                subject::check_minted_audience(sts, &validated, &client, Role::Actor)?;
-            }
-            Some(validated)
-        }
+                .map_err(|e| e.into_oauth(Role::Actor))?,
+        ),
         None => None,
     };
-    let current_actor = match &actor_token {
-        Some(actor) => Actor {
-            sub: actor.sub.clone(),
-            iss: Some(actor.iss.clone()),
-            act: None,
-        },
-        None => Actor {
-            sub: client.id().to_owned(),
-            iss: None,
-            act: None,
-        },
+    let minted_actor = match &actor_token {
+        Some(actor) => actor_claims(ctx.audiences, actor, &client)?,
+        None => None,
+    };
+    let (current_actor, prior_actors) = match &actor_token {
+        Some(actor) => (
+            Actor::new(actor.sub.clone(), Some(actor.iss.clone())),
+            subject.prior_actors.clone(),
+        ),
+        // The agent application named in the user's token acts through the client.
+        None => (
+            Actor::new(client.id(), None),
+            match subject.agent.clone() {
+                Some(agent) => Some(agent.followed_by(subject.prior_actors.clone())),
+                None => subject.prior_actors.clone(),
+            },
+        ),
     };
     subject.check_may_act(&current_actor, actor_token.is_some())?;
-    let chain = Actor {
-        act: subject.prior_actors.clone().map(Box::new),
-        ..current_actor
-    };
+    let chain = current_actor.followed_by(prior_actors);
     audit.actor_chain = chain.chain();
-    if chain.depth() > sts.config.tokens.max_delegation_depth {
-        return Err(OAuthError::invalid_request(
-            "delegation.too_deep",
-            "the delegation chain is longer than allowed",
-        ));
+    if chain.depth() > max_depth {
+        return Err(subject::too_deep());
     }
 
-    check_revocations(
-        sts,
-        &subject,
-        &chain,
-        &client,
-        &subject_token,
-        actor_token.as_ref(),
-        now,
-    )
-    .await?;
+    let mut lineage = Lineage::for_caller(client.id());
+    lineage.user(&subject.user).session(&subject.sid);
+    for actor in chain.iter() {
+        lineage.actor(&actor.sub);
+    }
+    for minted in subject.minted.iter().chain(minted_actor.iter()) {
+        lineage.minted(minted);
+    }
+    let keys = lineage.keys();
+    let found = ctx.revocations.check(&keys, now).await?;
+    lineage.verdict(&keys, &found).into_exchange_result()?;
 
     let audience = &target.audience;
-    let granted = decide_scopes(&request.scopes, &grantable(audience, &subject.entitlement), audience)?;
+    let granted = decide_scopes(&params.scopes, &grantable(audience, &subject.entitlement), audience)?;
     let scope = granted.join(" ");
     audit.scope = Some(scope.clone());
 
@@ -180,7 +176,7 @@ pub async fn exchange(
         .min(actor_token.as_ref().map_or(u64::MAX, |a| a.exp))
         .saturating_sub(now);
     let ttl = [
-        Some(sts.config.tokens.default_ttl_seconds),
+        Some(ctx.tokens.default_ttl_seconds),
         audience.ttl_cap(),
         Some(remaining),
     ]
@@ -194,10 +190,11 @@ pub async fn exchange(
             "subject_token has expired",
         ));
     }
-    let txn = trace_id(input.traceparent)
+    let txn = trace_id(request.traceparent.as_deref())
         .or_else(|| subject.txn.clone())
         .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
+    let recorded_chain = chain.clone();
     let (sub, act, user) = match audience.mode {
         DelegationMode::ServiceIdentity => (
             client.id().to_owned(),
@@ -205,98 +202,46 @@ pub async fn exchange(
             Some(UserContext {
                 sub: subject.user.clone(),
                 tenant: subject.tenant.clone(),
-                agent: actor_token.as_ref().map(|a| a.sub.clone()),
+                agent: actor_token
+                    .as_ref()
+                    .map(|a| a.sub.clone())
+                    .or_else(|| subject.agent.as_ref().map(|a| a.sub.clone())),
             }),
         ),
         DelegationMode::OnBehalfOf => (subject.user.clone(), Some(chain), None),
         DelegationMode::RestrictedUser => (subject.user.clone(), None, None),
     };
+    // Tokens without `act` still record the chain, so a further hop keeps counting.
+    let delegation_chain = match (&act, audience.mode) {
+        (None, DelegationMode::ServiceIdentity | DelegationMode::RestrictedUser) => Some(recorded_chain),
+        _ => None,
+    };
     let claims = AccessClaims {
-        iss: sts.issuer().to_owned(),
+        iss: ctx.issuer.to_owned(),
         sub,
-        aud: target.aud.clone(),
+        aud: Audience::One(target.aud.clone()),
         exp: now + ttl,
-        iat: now,
-        nbf: now,
+        iat: Some(now),
+        nbf: Some(now),
         jti: new_jti(),
         client_id: client.id().to_owned(),
         scope: scope.clone(),
         delegation_mode: audience.mode,
         act,
+        delegation_chain,
         sid: subject.sid.clone(),
         txn,
         tenant: subject.tenant.clone(),
         user,
     };
     audit.jti = Some(claims.jti.clone());
-    let access_token = sign(ring.signing_key(now), &claims)?;
+    let access_token = sign(ctx.keys.signing_key(now), &claims)?;
     Ok(TokenResponse {
         access_token,
-        issued_token_type: request.issued_type,
+        issued_token_type: Some(params.issued_type),
         token_type: "Bearer",
         expires_in: ttl,
         scope,
-    })
-}
-
-struct ParsedRequest<'a> {
-    subject_token: &'a str,
-    subject_type: DeclaredType,
-    actor: Option<(&'a str, DeclaredType)>,
-    audience: Option<&'a str>,
-    resource: Option<&'a str>,
-    scopes: Vec<String>,
-    issued_type: &'static str,
-}
-
-impl<'a> ParsedRequest<'a> {
-    fn from_form(form: &'a Form) -> Result<Self, OAuthError> {
-        let subject_token = form.require("subject_token")?;
-        let subject_type = token_type(form.require("subject_token_type")?, "subject_token_type")?;
-        let actor = match (form.get("actor_token"), form.get("actor_token_type")) {
-            (None, None) => None,
-            (Some(token), Some(declared)) => Some((token, token_type(declared, "actor_token_type")?)),
-            (Some(_), None) => {
-                return Err(OAuthError::invalid_request(
-                    "request.actor_token_type",
-                    "actor_token_type is required with actor_token",
-                ));
-            }
-            (None, Some(_)) => {
-                return Err(OAuthError::invalid_request(
-                    "request.actor_token",
-                    "actor_token_type was sent without actor_token",
-                ));
-            }
-        };
-        let issued_type = match form.get("requested_token_type") {
-            None | Some(ACCESS_TOKEN_TYPE) => ACCESS_TOKEN_TYPE,
-            Some(JWT_TOKEN_TYPE) => JWT_TOKEN_TYPE,
-            Some(_) => {
-                return Err(OAuthError::invalid_request(
-                    "request.requested_token_type",
-                    "requested_token_type is not supported; this service issues JWT access tokens",
-                ));
-            }
-        };
-        Ok(Self {
-            subject_token,
-            subject_type,
-            actor,
-            audience: form.get("audience"),
-            resource: form.get("resource"),
-            scopes: parse_scope(form.get("scope"))?,
-            issued_type,
-        })
-    }
-}
-
-fn token_type(uri: &str, param: &'static str) -> Result<DeclaredType, OAuthError> {
-    DeclaredType::parse(uri).ok_or_else(|| {
-        OAuthError::invalid_request(
-            "request.unsupported_token_type",
-            format!("{param} is not a supported JWT token type"),
-        )
     })
 }
 
@@ -309,58 +254,21 @@ pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
     (valid && trace.bytes().any(|b| b != b'0')).then(|| trace.to_owned())
 }
 
-/// One round trip: subject, session, client, every actor (as agent and as subject),
-/// and the ids of minted tokens presented.
-async fn check_revocations(
-    sts: &Sts,
-    subject: &Subject,
-    chain: &Actor,
+/// A minted actor token: presented by the client that was its audience, naming an
+/// actor acting as itself; its claims join the lineage.
+fn actor_claims(
+    audiences: &Audiences,
+    actor: &ValidatedToken,
     client: &RegisteredClient,
-    subject_token: &ValidatedToken,
-    actor_token: Option<&ValidatedToken>,
-    now: UnixTime,
-) -> Result<(), OAuthError> {
-    let mut keys: BTreeSet<RevocationKey> = BTreeSet::new();
-    keys.insert(RevocationKey::new(RevocationKind::Client, client.id()));
-    keys.insert(RevocationKey::new(RevocationKind::Subject, subject.user.as_str()));
-    keys.insert(RevocationKey::new(RevocationKind::Session, subject.sid.as_str()));
-    for actor in chain.chain() {
-        keys.insert(RevocationKey::new(RevocationKind::Agent, actor.as_str()));
-        keys.insert(RevocationKey::new(RevocationKind::Subject, actor));
+) -> Result<Option<AccessClaims>, OAuthError> {
+    subject::check_id(&actor.sub, Role::Actor, "sub")?;
+    if !matches!(actor.origin, Origin::Minted) {
+        return Ok(None);
     }
-    for token in std::iter::once(subject_token).chain(actor_token) {
-        if let (Origin::Minted, Some(jti)) = (&token.origin, &token.jti) {
-            keys.insert(RevocationKey::new(RevocationKind::Token, jti.as_str()));
-        }
-    }
-    let keys: Vec<RevocationKey> = keys.into_iter().collect();
-    let found = sts.store_call(sts.store.check(&keys, now)).await?;
-    let hits: Vec<RevocationKind> = found.iter().flatten().map(|r| r.kind).collect();
-    if hits.contains(&RevocationKind::Client) {
-        return Err(OAuthError::invalid_client(
-            "client.revoked",
-            "client authentication failed",
-        ));
-    }
-    match hits.first() {
-        None => Ok(()),
-        Some(RevocationKind::Subject) => Err(OAuthError::invalid_request(
-            "revoked.subject",
-            "the subject or an actor has been revoked",
-        )),
-        Some(RevocationKind::Session) => Err(OAuthError::invalid_request(
-            "revoked.session",
-            "the session has been revoked",
-        )),
-        Some(RevocationKind::Agent) => Err(OAuthError::invalid_request(
-            "revoked.agent",
-            "an agent in the delegation chain has been revoked",
-        )),
-        Some(RevocationKind::Token | RevocationKind::Client) => Err(OAuthError::invalid_request(
-            "revoked.token",
-            "the presented token has been revoked",
-        )),
-    }
+    subject::check_minted_audience(audiences, actor, client, Role::Actor)?;
+    let claims = subject::minted_claims(actor, Role::Actor)?;
+    subject::check_minted_actor(&claims)?;
+    Ok(Some(claims))
 }
 
 #[cfg(test)]

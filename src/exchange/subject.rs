@@ -1,19 +1,19 @@
-//! What a validated subject token says about the user, for either origin: an
-//! upstream issuer's token, or one of our own tokens presented for a further hop.
+//! What a validated subject or actor token says, for either origin: an upstream
+//! issuer's token, or one of our own tokens presented for a further hop.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::Value;
+use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
 use crate::client_auth::RegisteredClient;
-use crate::config::DelegationMode;
+use crate::config::IssuerConfig;
+use crate::contract::identifier::check as check_identifier;
+use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
-use crate::inbound::jwt::{scopes, str_claim, string_at, string_list_at};
+use crate::inbound::jwt::{scopes, str_claim, string_at};
 use crate::inbound::validate::{Origin, Role, ValidatedToken};
-use crate::mint::{AccessClaims, Actor};
-use crate::policy::Entitlement;
-use crate::service::Sts;
+use crate::policy::{Audiences, Entitlement};
 
 /// The user behind a subject token.
 #[derive(Debug, Clone)]
@@ -30,6 +30,11 @@ pub struct Subject {
     pub entitlement: Entitlement,
     /// Actors already in the chain (nested, most recent first).
     pub prior_actors: Option<Actor>,
+    /// The agent application that obtained an upstream token (the issuer's
+    /// `agent_claim`), which joins the chain when no actor token is sent.
+    pub agent: Option<Actor>,
+    /// The claims of a minted subject token, whose whole lineage must be checked.
+    pub minted: Option<AccessClaims>,
     /// `may_act` (RFC 8693 §4.4), when the token restricts who may act.
     may_act: Option<Value>,
 }
@@ -37,56 +42,22 @@ pub struct Subject {
 impl Subject {
     /// Read the subject from a validated token presented by `client`.
     pub fn from_token(
-        sts: &Sts,
+        audiences: &Audiences,
         token: &ValidatedToken,
         client: &RegisteredClient,
-        raw: &str,
+        max_depth: usize,
     ) -> Result<Self, OAuthError> {
+        check_id(&token.sub, Role::Subject, "sub")?;
         match &token.origin {
-            Origin::Upstream(issuer) => {
-                let claims = &token.claims;
-                let prior_actors = match claims.get("act") {
-                    None => None,
-                    Some(act) => Some(serde_json::from_value::<Actor>(act.clone()).map_err(|_| {
-                        OAuthError::invalid_request("subject_token.act", "subject_token act claim is malformed")
-                    })?),
-                };
-                let sid = str_claim(claims, "sid")
-                    .filter(|s| !s.is_empty())
-                    .map(String::from)
-                    .unwrap_or_else(|| derive_sid(&token.iss, token.jti.as_deref(), raw));
-                Ok(Self {
-                    user: token.sub.clone(),
-                    tenant: issuer.config.tenant_claim.as_deref().and_then(|c| string_at(claims, c)),
-                    sid,
-                    txn: None,
-                    entitlement: Entitlement::Upstream {
-                        roles: string_list_at(claims, &issuer.config.roles_claim),
-                        scopes: scopes(claims),
-                    },
-                    prior_actors,
-                    may_act: claims.get("may_act").cloned(),
-                })
-            }
+            Origin::Upstream(issuer) => upstream(&issuer.config, token, max_depth),
             Origin::Minted => {
-                check_minted_audience(sts, token, client, Role::Subject)?;
-                let claims: AccessClaims =
-                    serde_json::from_value(Value::Object(token.claims.clone())).map_err(|_| {
-                        OAuthError::invalid_request("subject_token.claims", "subject_token claims are malformed")
-                    })?;
-                let prior_actors = match claims.delegation_mode {
-                    DelegationMode::OnBehalfOf => claims.act.clone(),
-                    DelegationMode::ServiceIdentity => Some(Actor {
-                        sub: claims.sub.clone(),
-                        iss: None,
-                        act: None,
-                    }),
-                    DelegationMode::RestrictedUser => None,
-                };
+                check_minted_audience(audiences, token, client, Role::Subject)?;
+                let claims = minted_claims(token, Role::Subject)?;
                 let tenant = claims
                     .tenant
                     .clone()
                     .or_else(|| claims.user.as_ref().and_then(|u| u.tenant.clone()));
+                check_id(claims.user_sub(), Role::Subject, "user")?;
                 Ok(Self {
                     user: claims.user_sub().to_owned(),
                     tenant,
@@ -95,7 +66,9 @@ impl Subject {
                     entitlement: Entitlement::Minted {
                         scopes: claims.scopes(),
                     },
-                    prior_actors,
+                    prior_actors: claims.chain().cloned(),
+                    agent: None,
+                    minted: Some(claims),
                     may_act: None,
                 })
             }
@@ -126,16 +99,99 @@ impl Subject {
     }
 }
 
+fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> Result<Subject, OAuthError> {
+    let claims = &token.claims;
+    let prior_actors = upstream_actors(claims, &config.issuer, max_depth)?;
+    let sid = match claims.get("sid") {
+        None | Some(Value::Null) => derive_sid(&token.iss, token.jti.as_deref(), claims),
+        Some(Value::String(sid)) if !sid.is_empty() => {
+            check_id(sid, Role::Subject, "sid")?;
+            sid.clone()
+        }
+        Some(_) => return Err(malformed(Role::Subject, "sid")),
+    };
+    let agent = match config.agent_claim.as_deref().and_then(|name| string_at(claims, name)) {
+        Some(agent) => {
+            check_id(&agent, Role::Subject, "agent")?;
+            Some(Actor::new(agent, Some(config.issuer.clone())))
+        }
+        None => None,
+    };
+    Ok(Subject {
+        user: token.sub.clone(),
+        tenant: config.tenant_claim.as_deref().and_then(|c| string_at(claims, c)),
+        sid,
+        txn: None,
+        entitlement: Entitlement::Upstream {
+            roles: roles(claims, &config.roles_claim, config.roles_delimiter.as_deref()),
+            scopes: scopes(claims),
+        },
+        prior_actors,
+        agent,
+        minted: None,
+        may_act: claims.get("may_act").cloned(),
+    })
+}
+
+/// An upstream issuer's `act`: kept as the earliest prior actors, each marked with
+/// that issuer, every `sub` held to the identifier rule.
+pub(crate) fn upstream_actors(
+    claims: &Map<String, Value>,
+    issuer: &str,
+    max_depth: usize,
+) -> Result<Option<Actor>, OAuthError> {
+    let Some(act) = claims.get("act") else {
+        return Ok(None);
+    };
+    let mut chain: Actor = serde_json::from_value(act.clone()).map_err(|_| malformed(Role::Subject, "act"))?;
+    if chain.depth() > max_depth {
+        return Err(too_deep());
+    }
+    let mut next = Some(&mut chain);
+    while let Some(actor) = next {
+        check_id(&actor.sub, Role::Subject, "act")?;
+        actor.iss = Some(issuer.to_owned());
+        next = actor.act.as_deref_mut();
+    }
+    Ok(Some(chain))
+}
+
+/// The roles claim: an array is a list of roles; a string is one role unless the
+/// issuer names a delimiter.
+fn roles(claims: &Map<String, Value>, path: &str, delimiter: Option<&str>) -> Vec<String> {
+    let mut parts = path.split('.');
+    let mut current = parts.next().and_then(|first| claims.get(first));
+    for part in parts {
+        current = current.and_then(|v| v.get(part));
+    }
+    match (current, delimiter) {
+        (Some(Value::Array(items)), _) => items.iter().filter_map(Value::as_str).map(String::from).collect(),
+        (Some(Value::String(s)), Some(delimiter)) => s
+            .split(delimiter)
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect(),
+        (Some(Value::String(s)), None) if !s.trim().is_empty() => vec![s.clone()],
+        _ => Vec::new(),
+    }
+}
+
+/// The claims of a token we minted, presented back to us.
+pub fn minted_claims(token: &ValidatedToken, role: Role) -> Result<AccessClaims, OAuthError> {
+    AccessClaims::from_claims(token.claims.clone()).map_err(|_| malformed(role, "claims"))
+}
+
 /// A minted token may be exchanged further only by the client that was its audience.
 pub fn check_minted_audience(
-    sts: &Sts,
+    audiences: &Audiences,
     token: &ValidatedToken,
     client: &RegisteredClient,
     role: Role,
 ) -> Result<(), OAuthError> {
     let aud = str_claim(&token.claims, "aud").unwrap_or_default();
-    let audience_id = sts.audiences.by_aud(aud).map_or(aud, |a| a.id.as_str());
-    if audience_id == client.id() {
+    let audience_id = audiences.by_aud(aud).map_or(aud, |a| a.id.as_str());
+    if !aud.is_empty() && audience_id == client.id() {
         return Ok(());
     }
     let rule = match role {
@@ -148,16 +204,69 @@ pub fn check_minted_audience(
     ))
 }
 
-/// A stable session id for tokens without `sid`: from issuer and `jti`, else from the token.
-fn derive_sid(iss: &str, jti: Option<&str>, raw: &str) -> String {
+/// A minted token used as `actor_token` names an actor acting as itself: a token that
+/// carries a delegation chain of its own (anyone but its own subject) is refused, so
+/// a chain can never be dropped by presenting it as the actor.
+pub fn check_minted_actor(claims: &AccessClaims) -> Result<(), OAuthError> {
+    if claims.agents().iter().any(|agent| *agent != claims.sub) {
+        return Err(OAuthError::invalid_request(
+            "actor_token.delegated",
+            "actor_token carries a delegation chain; an actor token must name an actor acting as itself",
+        ));
+    }
+    Ok(())
+}
+
+/// The identifier rule for a value read from a presented token.
+pub fn check_id(value: &str, role: Role, what: &'static str) -> Result<(), OAuthError> {
+    check_identifier(value).map_err(|e| {
+        OAuthError::invalid_request(
+            match role {
+                Role::Subject => "subject_token.identifier",
+                Role::Actor => "actor_token.identifier",
+            },
+            format!("{} {what} {e}", role.param()),
+        )
+    })
+}
+
+fn malformed(role: Role, claim: &str) -> OAuthError {
+    OAuthError::invalid_request(
+        match role {
+            Role::Subject => "subject_token.claims",
+            Role::Actor => "actor_token.claims",
+        },
+        format!("{} {claim} claim is malformed", role.param()),
+    )
+}
+
+/// The chain is longer than `max_delegation_depth`.
+pub fn too_deep() -> OAuthError {
+    OAuthError::invalid_request("delegation.too_deep", "the delegation chain is longer than allowed")
+}
+
+/// A stable session id for tokens without `sid`, from what the issuer said, never
+/// from the token's bytes (an ECDSA signature has a twin that verifies too): issuer
+/// and `jti`, or, without `jti`, issuer, `sub`, `iat` and the client claim.
+pub(crate) fn derive_sid(iss: &str, jti: Option<&str>, claims: &Map<String, Value>) -> String {
     let mut hasher = Sha256::new();
+    let mut field = |value: &str| {
+        hasher.update((value.len() as u64).to_be_bytes());
+        hasher.update(value.as_bytes());
+    };
+    field(iss);
     match jti {
         Some(jti) => {
-            hasher.update(iss.as_bytes());
-            hasher.update([0u8]);
-            hasher.update(jti.as_bytes());
+            field("jti");
+            field(jti);
         }
-        None => hasher.update(raw.as_bytes()),
+        None => {
+            field("sub-iat-client");
+            field(str_claim(claims, "sub").unwrap_or_default());
+            field(&claims.get("iat").map(Value::to_string).unwrap_or_default());
+            let client = str_claim(claims, "client_id").or_else(|| str_claim(claims, "azp"));
+            field(client.unwrap_or_default());
+        }
     }
     let digest = hasher.finalize();
     format!(
@@ -169,12 +278,40 @@ fn derive_sid(iss: &str, jti: Option<&str>, raw: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
+
+    fn map(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
 
     #[test]
-    fn derived_sids_are_stable_and_distinct() {
-        assert_eq!(derive_sid("a", Some("1"), "x"), derive_sid("a", Some("1"), "y"));
-        assert_ne!(derive_sid("a", Some("1"), "x"), derive_sid("b", Some("1"), "x"));
-        assert_ne!(derive_sid("a", None, "x"), derive_sid("a", None, "y"));
-        assert!(derive_sid("a", None, "x").starts_with("derived-"));
+    fn derived_sids_come_from_claims_never_from_bytes() {
+        let a = map(json!({"sub": "alice", "iat": 100, "azp": "cursor"}));
+        assert_eq!(derive_sid("i", None, &a), derive_sid("i", None, &a.clone()));
+        assert_ne!(derive_sid("i", None, &a), derive_sid("j", None, &a));
+        let later = map(json!({"sub": "alice", "iat": 101, "azp": "cursor"}));
+        assert_ne!(derive_sid("i", None, &a), derive_sid("i", None, &later));
+        assert_eq!(derive_sid("i", Some("1"), &a), derive_sid("i", Some("1"), &later));
+        assert!(derive_sid("i", None, &a).starts_with("derived-"));
+    }
+
+    #[test]
+    fn a_string_roles_claim_is_one_role_unless_a_delimiter_is_named() {
+        let claims = map(json!({"groups": "Finance Admin", "csv": "dev, ops", "list": ["a b", "c"]}));
+        assert_eq!(roles(&claims, "groups", None), vec!["Finance Admin"]);
+        assert_eq!(roles(&claims, "csv", Some(",")), vec!["dev", "ops"]);
+        assert_eq!(roles(&claims, "list", None), vec!["a b", "c"]);
+        assert!(roles(&claims, "missing", None).is_empty());
+    }
+
+    #[test]
+    fn upstream_actors_are_marked_with_their_issuer_and_bounded() {
+        let claims = map(json!({"act": {"sub": "svc-a", "iss": "elsewhere", "act": {"sub": "svc-b"}}}));
+        let chain = upstream_actors(&claims, "https://idp", 4).unwrap().unwrap();
+        assert!(chain.iter().all(|a| a.iss.as_deref() == Some("https://idp")));
+        assert_eq!(chain.chain(), vec!["svc-a", "svc-b"]);
+        assert!(upstream_actors(&claims, "https://idp", 1).is_err());
+        let bad = map(json!({"act": {"sub": "line\nbreak"}}));
+        assert!(upstream_actors(&bad, "https://idp", 4).is_err());
     }
 }

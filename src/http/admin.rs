@@ -9,30 +9,13 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use super::token::header_str;
+use super::outcome::{header_str, respond};
 use crate::admin::{self, AdminError, RevokeRequest};
 use crate::audit::AuditEvent;
 use crate::service::Sts;
 
 fn authorize(sts: &Sts, headers: &HeaderMap) -> Result<(), AdminError> {
     admin::authorize(sts, header_str(headers, header::AUTHORIZATION.as_str()))
-}
-
-fn finish(sts: &Sts, mut audit: AuditEvent, result: Result<Response, AdminError>) -> Response {
-    match result {
-        Ok(response) => {
-            audit.decision = "allow";
-            sts.audit.emit(&audit);
-            response
-        }
-        Err(error) => {
-            if error != AdminError::Disabled {
-                audit.reason = Some(format!("admin:{error}"));
-                sts.audit.emit(&audit);
-            }
-            error.into_response()
-        }
-    }
 }
 
 /// `POST /admin/revocations`.
@@ -45,22 +28,23 @@ pub async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
         let request: RevokeRequest = serde_json::from_slice(&body)
             .map_err(|e| AdminError::BadRequest(format!("body must be JSON with kind, value and reason: {e}")))?;
         let entry = admin::revoke(&sts, request, now, &mut audit).await?;
-        Ok((StatusCode::CREATED, Json(entry)).into_response())
+        Ok::<_, AdminError>((StatusCode::CREATED, Json(entry)).into_response())
     }
     .await;
-    finish(&sts, audit, result)
+    respond(&sts, audit, result)
 }
 
 /// `GET /admin/revocations`.
 pub async fn list(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Response {
     let now = sts.clock.now();
+    let audit = AuditEvent::new("admin_list", now);
     let result = async {
         authorize(&sts, &headers)?;
         let entries = admin::list(&sts, now).await?;
         Ok::<_, AdminError>(Json(json!({ "revocations": entries })).into_response())
     }
     .await;
-    result.unwrap_or_else(IntoResponse::into_response)
+    respond(&sts, audit, result)
 }
 
 /// `DELETE /admin/revocations/{kind}/{value}`.
@@ -76,8 +60,8 @@ pub async fn reinstate(
         authorize(&sts, &headers)?;
         let key = admin::parse_key(&kind, &value)?;
         admin::reinstate(&sts, &key, &mut audit).await?;
-        Ok(Json(json!({ "reinstated": { "kind": key.kind, "value": key.value } })).into_response())
+        Ok::<_, AdminError>(Json(json!({ "reinstated": { "kind": key.kind, "value": key.value } })).into_response())
     }
     .await;
-    finish(&sts, audit, result)
+    respond(&sts, audit, result)
 }

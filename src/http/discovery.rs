@@ -8,6 +8,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::contract::urn::{ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 use crate::service::Sts;
 
 /// The public keys that can still have live tokens.
@@ -28,11 +29,14 @@ pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
     let signing_algs = [
         "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA",
     ];
-    Json(json!({
+    let mut metadata = json!({
         "issuer": issuer,
         "token_endpoint": sts.token_endpoint(),
         "jwks_uri": format!("{issuer}/.well-known/jwks.json"),
-        "grant_types_supported": [crate::exchange::TOKEN_EXCHANGE_GRANT],
+        "grant_types_supported": [TOKEN_EXCHANGE_GRANT, JWT_BEARER_GRANT],
+        // draft-ietf-oauth-identity-assertion-authz-grant §7.2: we redeem ID-JAGs
+        // (which issuers are trusted is policy, never disclosed here).
+        "authorization_grant_profiles_supported": [ID_JAG_GRANT_PROFILE],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": auth_methods,
         "token_endpoint_auth_signing_alg_values_supported": signing_algs,
@@ -43,6 +47,15 @@ pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
         "scopes_supported": sts.audiences.all_scopes(),
-    }))
-    .into_response()
+    });
+    // §7.1: as the enterprise's token service we issue ID-JAGs, when configured to.
+    if !sts.authorization_servers.is_empty()
+        && let Some(map) = metadata.as_object_mut()
+    {
+        map.insert(
+            "identity_chaining_requested_token_types_supported".into(),
+            json!([ID_JAG_TOKEN_TYPE]),
+        );
+    }
+    Json(metadata).into_response()
 }

@@ -32,6 +32,7 @@ impl IntoResponse for OAuthError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             ErrorCode::InvalidRequest
+            | ErrorCode::InvalidGrant
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType
             | ErrorCode::InvalidScope
@@ -51,13 +52,13 @@ pub fn no_store(headers: &mut axum::http::HeaderMap) {
 impl IntoResponse for crate::admin::AdminError {
     fn into_response(self) -> Response {
         use crate::admin::AdminError;
-        let (status, code) = match &self {
-            AdminError::Disabled => (StatusCode::NOT_FOUND, "not_found"),
-            AdminError::Unauthorized => (StatusCode::UNAUTHORIZED, "invalid_token"),
-            AdminError::BadRequest(_) => (StatusCode::BAD_REQUEST, "invalid_request"),
-            AdminError::NotFound => (StatusCode::NOT_FOUND, "not_found"),
-            AdminError::Unavailable => (StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable"),
+        let status = match &self {
+            AdminError::Disabled | AdminError::NotFound => StatusCode::NOT_FOUND,
+            AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
+            AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
+        let code = self.code();
         let description: String = self.to_string().chars().filter(|c| *c != '"' && *c != '\\').collect();
         let mut response = (status, Json(json!({ "error": code, "error_description": description }))).into_response();
         let headers = response.headers_mut();

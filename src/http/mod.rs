@@ -4,6 +4,7 @@ mod admin;
 mod discovery;
 pub mod error;
 mod health;
+pub mod outcome;
 mod token;
 mod tokens;
 
@@ -17,7 +18,7 @@ use tokio::net::TcpListener;
 
 use crate::service::Sts;
 
-pub use token::{form_body, header_str};
+pub use outcome::header_str;
 
 /// The full router.
 pub fn router(sts: Arc<Sts>) -> Router {

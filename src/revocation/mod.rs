@@ -11,6 +11,7 @@
 //! one token.
 
 pub mod embedded;
+pub mod gate;
 pub mod memory;
 pub mod redis;
 pub mod timed;
@@ -22,6 +23,8 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
+
+pub use gate::RevocationGate;
 
 /// What a revocation entry names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -7,16 +7,15 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
+use serde_json::{Map, Value};
 
 use super::error::{VerifyError, printable};
 use super::identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
 use crate::clock::UnixTime;
+use crate::contract::{AccessClaims, ClaimsError};
 
 /// Longest token accepted; mcp-sts tokens are well under 2 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
-
-/// Deepest `act` nesting followed; a longer chain is refused as malformed.
-const MAX_ACT_DEPTH: usize = 16;
 
 /// The header fields the verifier acts on. Unknown fields, including `jku`, `x5u`
 /// and `jwk`, are ignored on purpose: keys come only from the configured JWKS.
@@ -77,144 +76,108 @@ pub(crate) fn check_header(token: &str) -> Result<CheckedHeader, VerifyError> {
     Ok(CheckedHeader { alg, kid })
 }
 
-/// `aud` is a string or an array of strings (RFC 7519 §4.1.3).
+/// The claims set as it arrives, read through the token contract
+/// ([`crate::contract::AccessClaims`]) once the signature has been checked.
 #[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub(crate) enum Audience {
-    /// One audience.
-    One(String),
-    /// Several audiences.
-    Many(Vec<String>),
-}
+#[serde(transparent)]
+pub(crate) struct Claims(Map<String, Value>);
 
-/// RFC 8693 §4.1 `act`; nested for earlier actors.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ActClaim {
-    sub: String,
-    iss: Option<String>,
-    act: Option<Box<ActClaim>>,
-}
-
-/// The `user` claim of `service_identity` tokens.
-#[derive(Debug, Deserialize)]
-pub(crate) struct UserClaim {
-    sub: String,
-    tenant: Option<String>,
-    agent: Option<String>,
-}
-
-/// Claims of an mcp-sts token (docs/token.md). Standard claims are optional here so
-/// that their absence is reported as a missing claim, not a parse failure.
-#[derive(Debug, Deserialize)]
-pub(crate) struct Claims {
-    iss: Option<String>,
-    sub: Option<String>,
-    aud: Option<Audience>,
-    exp: Option<u64>,
-    nbf: Option<u64>,
-    iat: Option<u64>,
-    jti: Option<String>,
-    client_id: Option<String>,
-    scope: Option<String>,
-    delegation_mode: Option<String>,
-    sid: Option<String>,
-    txn: Option<String>,
-    tenant: Option<String>,
-    act: Option<ActClaim>,
-    user: Option<UserClaim>,
+impl Claims {
+    /// A numeric date claim (RFC 7519 NumericDate) as whole seconds, if present.
+    fn time(&self, name: &str) -> Result<Option<u64>, VerifyError> {
+        match self.0.get(name) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Number(n)) => n
+                .as_u64()
+                .or_else(|| n.as_f64().filter(|f| f.is_finite() && *f >= 0.0).map(|f| f as u64))
+                .map(Some)
+                .ok_or_else(|| VerifyError::Malformed(format!("claim {name} is not a valid time"))),
+            Some(_) => Err(VerifyError::Malformed(format!("claim {name} is not a valid time"))),
+        }
+    }
 }
 
 /// Time rules with leeway: `exp` required and not passed, `nbf`/`iat` not in the future.
 pub(crate) fn check_times(claims: &Claims, now: UnixTime, leeway: u64) -> Result<(), VerifyError> {
-    let exp = claims.exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
+    let exp = claims
+        .time("exp")?
+        .ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
     if now >= exp.saturating_add(leeway) {
         return Err(VerifyError::Expired);
     }
     let future = |t: Option<u64>| t.is_some_and(|t| t > now.saturating_add(leeway));
-    if future(claims.nbf) || future(claims.iat) {
+    if future(claims.time("nbf")?) || future(claims.time("iat")?) {
         return Err(VerifyError::NotYetValid);
     }
     Ok(())
 }
 
-fn required(value: Option<String>, name: &str) -> Result<String, VerifyError> {
-    value
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| VerifyError::MissingClaim(name.into()))
-}
-
-/// Flatten nested `act` into a list, current actor first.
-fn actor_chain(act: Option<ActClaim>) -> Result<Vec<Actor>, VerifyError> {
-    let mut chain = Vec::new();
-    let mut next = act;
-    while let Some(a) = next {
-        if chain.len() >= MAX_ACT_DEPTH {
-            return Err(VerifyError::Malformed("actor chain too deep".into()));
-        }
-        chain.push(Actor { sub: a.sub, iss: a.iss });
-        next = a.act.map(|b| *b);
-    }
-    Ok(chain)
-}
-
 impl Claims {
     /// Project verified claims into the identity; `audience` is the one that matched.
     pub(crate) fn into_identity(self, audience: &str) -> Result<ExecutionIdentity, VerifyError> {
-        let mode_raw = required(self.delegation_mode, "delegation_mode")?;
-        let mode = DelegationMode::parse(&mode_raw)
-            .ok_or_else(|| VerifyError::Malformed(format!("unknown delegation_mode {}", printable(&mode_raw))))?;
-        let subject = required(self.sub, "sub")?;
-        let mut actors = actor_chain(self.act)?;
-        let (user, service) = match mode {
-            DelegationMode::ServiceIdentity => {
-                let user = self.user.ok_or_else(|| VerifyError::MissingClaim("user".into()))?;
+        let claims = AccessClaims::from_claims(self.0).map_err(|e| match e {
+            ClaimsError::Missing(name) => VerifyError::MissingClaim(name.into()),
+            other => VerifyError::Malformed(printable(&other.to_string())),
+        })?;
+        let mut actors: Vec<Actor> = claims
+            .act
+            .iter()
+            .flat_map(|chain| chain.iter())
+            .map(|a| Actor {
+                sub: a.sub.clone(),
+                iss: a.iss.clone(),
+            })
+            .collect();
+        let mode = claims.delegation_mode;
+        let (user, service) = match (mode, claims.user) {
+            (DelegationMode::ServiceIdentity, Some(user)) => {
                 if actors.is_empty()
                     && let Some(agent) = user.agent
                 {
                     actors.push(Actor { sub: agent, iss: None });
                 }
-                let tenant = user.tenant.or(self.tenant);
-                (UserContext { sub: user.sub, tenant }, Some(subject.clone()))
+                let tenant = user.tenant.or(claims.tenant);
+                (UserContext { sub: user.sub, tenant }, Some(claims.sub.clone()))
             }
-            DelegationMode::OnBehalfOf | DelegationMode::RestrictedUser => (
+            (DelegationMode::ServiceIdentity, None) => return Err(VerifyError::MissingClaim("user".into())),
+            (DelegationMode::OnBehalfOf | DelegationMode::RestrictedUser, _) => (
                 UserContext {
-                    sub: subject.clone(),
-                    tenant: self.tenant,
+                    sub: claims.sub.clone(),
+                    tenant: claims.tenant,
                 },
                 None,
             ),
         };
-        let scopes: BTreeSet<String> = self
+        let scopes: BTreeSet<String> = claims
             .scope
-            .unwrap_or_default()
             .split(' ')
             .filter(|s| !s.is_empty())
             .map(str::to_owned)
             .collect();
         Ok(ExecutionIdentity {
-            issuer: required(self.iss, "iss")?,
-            subject,
+            issuer: claims.iss,
+            subject: claims.sub,
             user,
             service,
             actors,
-            session_id: required(self.sid, "sid")?,
-            transaction_id: required(self.txn, "txn")?,
+            session_id: claims.sid,
+            transaction_id: claims.txn,
             scopes,
             delegation_mode: mode,
             audience: audience.to_owned(),
-            client_id: required(self.client_id, "client_id")?,
-            expires_at: self.exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?,
-            issued_at: self.iat,
-            token_id: required(self.jti, "jti")?,
+            client_id: claims.client_id,
+            expires_at: claims.exp,
+            issued_at: claims.iat,
+            token_id: claims.jti,
         })
     }
 
     /// Whether `aud` names `audience` (equal, or contained in the array).
     pub(crate) fn has_audience(&self, audience: &str) -> bool {
-        match &self.aud {
-            Some(Audience::One(a)) => a == audience,
-            Some(Audience::Many(all)) => all.iter().any(|a| a == audience),
-            None => false,
+        match self.0.get("aud") {
+            Some(Value::String(a)) => a == audience,
+            Some(Value::Array(all)) => all.iter().any(|a| a.as_str() == Some(audience)),
+            _ => false,
         }
     }
 }

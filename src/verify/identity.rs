@@ -11,43 +11,7 @@ use serde::Serialize;
 use crate::clock::UnixTime;
 
 /// How the token relates the caller to the user; chosen by STS policy per audience.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DelegationMode {
-    /// The calling service acts as itself; the user rides along as context.
-    ServiceIdentity,
-    /// The user is the subject and an agent acts for them (RFC 8693 delegation).
-    OnBehalfOf,
-    /// The token impersonates the user for a legacy API; no actor is named.
-    RestrictedUser,
-}
-
-impl DelegationMode {
-    /// Parse the `delegation_mode` claim; `None` for a value this library does not know.
-    pub fn parse(value: &str) -> Option<Self> {
-        match value {
-            "service_identity" => Some(DelegationMode::ServiceIdentity),
-            "on_behalf_of" => Some(DelegationMode::OnBehalfOf),
-            "restricted_user" => Some(DelegationMode::RestrictedUser),
-            _ => None,
-        }
-    }
-
-    /// The claim value, for logs and audit lines.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DelegationMode::ServiceIdentity => "service_identity",
-            DelegationMode::OnBehalfOf => "on_behalf_of",
-            DelegationMode::RestrictedUser => "restricted_user",
-        }
-    }
-}
-
-impl fmt::Display for DelegationMode {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+pub use crate::contract::DelegationMode;
 
 /// The human the request is ultimately for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

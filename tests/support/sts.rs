@@ -152,7 +152,7 @@ pub const ADMIN_TOKEN: &str = "test-admin-credential";
 /// How to start a test service.
 #[derive(Default)]
 pub struct Options {
-    /// Extra `[[clients]]` TOML.
+    /// Extra `[[clients]]` TOML (any TOML tables; `$ISSUER` becomes the service's issuer).
     pub extra_clients: String,
     /// The `[revocation]` body; memory when empty.
     pub revocation: String,
@@ -170,6 +170,8 @@ pub struct Options {
     pub activate_after_seconds: Option<u64>,
     /// Extra top-level TOML tables (e.g. `[limits]`), appended to the config.
     pub extra_tables: String,
+    /// Extra keys for the trusted issuer's `[[issuers]]` entry.
+    pub issuer_extra: String,
 }
 
 /// A running service for one test.
@@ -229,6 +231,14 @@ impl TestSts {
             &revocation,
             admin,
         );
+        if !options.issuer_extra.is_empty() {
+            toml = toml.replace(
+                "tenant_claim = \"tenant\"\n",
+                &format!("tenant_claim = \"tenant\"\n{}\n", options.issuer_extra),
+            );
+        }
+        // Extra TOML may name this service's own issuer, known only once bound.
+        toml = toml.replace("$ISSUER", &url);
         if options.rs256 {
             toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
         }

@@ -1,4 +1,5 @@
-//! A string that must never reach a log: tokens and client secrets.
+//! A string that must never reach a log: tokens, assertions and client secrets, on
+//! the server and in the client alike.
 
 use std::fmt;
 

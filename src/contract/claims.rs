@@ -1,0 +1,363 @@
+//! The claims of a minted access token (docs/token.md), and the one way to read them
+//! back from an untrusted claims set.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::clock::UnixTime;
+
+/// Deepest actor chain a token may carry; anything deeper is malformed whatever the
+/// deployment's `max_delegation_depth`.
+pub const MAX_CHAIN_DEPTH: usize = 32;
+
+/// How a token relates the caller to the user; chosen per audience by policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DelegationMode {
+    /// The calling service acts as itself; the user rides along as context.
+    ServiceIdentity,
+    /// The user is the subject and an agent acts for them (RFC 8693 delegation).
+    OnBehalfOf,
+    /// The token impersonates the user for a legacy API; no actor is named.
+    RestrictedUser,
+}
+
+impl DelegationMode {
+    /// Parse the claim value; `None` for a value this version does not know.
+    pub fn parse(value: &str) -> Option<Self> {
+        match value {
+            "service_identity" => Some(DelegationMode::ServiceIdentity),
+            "on_behalf_of" => Some(DelegationMode::OnBehalfOf),
+            "restricted_user" => Some(DelegationMode::RestrictedUser),
+            _ => None,
+        }
+    }
+
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DelegationMode::ServiceIdentity => "service_identity",
+            DelegationMode::OnBehalfOf => "on_behalf_of",
+            DelegationMode::RestrictedUser => "restricted_user",
+        }
+    }
+}
+
+impl std::fmt::Display for DelegationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// RFC 8693 §4.1 actor: identity claims only, earlier actors nested inside.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Actor {
+    /// The acting party: an agent, or the client when nothing else names one.
+    pub sub: String,
+    /// Who vouched for this actor: an actor token's or an upstream token's issuer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
+    /// The actor before this one in a multi-hop chain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Box<Actor>>,
+}
+
+impl Actor {
+    /// A single actor with no earlier ones.
+    pub fn new(sub: impl Into<String>, iss: Option<String>) -> Self {
+        Self {
+            sub: sub.into(),
+            iss,
+            act: None,
+        }
+    }
+
+    /// This actor in front of `prior` (the chain so far, most recent first).
+    pub fn followed_by(mut self, prior: Option<Actor>) -> Self {
+        self.act = prior.map(Box::new);
+        self
+    }
+
+    /// How many actors the chain holds (this one included).
+    pub fn depth(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Every actor, current first.
+    pub fn iter(&self) -> impl Iterator<Item = &Actor> {
+        std::iter::successors(Some(self), |a| a.act.as_deref())
+    }
+
+    /// Every actor's `sub`, current first.
+    pub fn chain(&self) -> Vec<String> {
+        self.iter().map(|a| a.sub.clone()).collect()
+    }
+}
+
+/// In `service_identity` tokens, the user the service acts for, as context.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserContext {
+    /// The user's `sub`.
+    pub sub: String,
+    /// The user's tenant, when known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The agent acting for the user, when one was named.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+}
+
+/// `aud`: one audience for every token we mint; an array is read for tokens made
+/// elsewhere (RFC 7519 §4.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Audience {
+    /// One audience (what mcp-sts mints).
+    One(String),
+    /// Several audiences.
+    Many(Vec<String>),
+}
+
+impl Audience {
+    /// Whether `aud` names `audience`.
+    pub fn contains(&self, audience: &str) -> bool {
+        match self {
+            Audience::One(a) => a == audience,
+            Audience::Many(all) => all.iter().any(|a| a == audience),
+        }
+    }
+
+    /// The audience when there is exactly one.
+    pub fn single(&self) -> Option<&str> {
+        match self {
+            Audience::One(a) => Some(a),
+            Audience::Many(all) => match all.as_slice() {
+                [only] => Some(only),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// The claims of a minted access token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessClaims {
+    /// This service's issuer.
+    pub iss: String,
+    /// The user, or the calling service in `service_identity`.
+    pub sub: String,
+    /// Exactly one audience.
+    pub aud: Audience,
+    /// Expiry.
+    pub exp: UnixTime,
+    /// Issued at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<UnixTime>,
+    /// Not before.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<UnixTime>,
+    /// Unique id.
+    pub jti: String,
+    /// The authenticated caller of `/token`.
+    pub client_id: String,
+    /// Space-separated granted scopes.
+    #[serde(default)]
+    pub scope: String,
+    /// How user and agent are represented.
+    pub delegation_mode: DelegationMode,
+    /// The actor chain (`on_behalf_of` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub act: Option<Actor>,
+    /// The chain that led to a token carrying no `act` (`service_identity`,
+    /// `restricted_user`), so a further hop keeps counting and checking it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delegation_chain: Option<Actor>,
+    /// The session.
+    pub sid: String,
+    /// The trace / transaction id.
+    pub txn: String,
+    /// The user's tenant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tenant: Option<String>,
+    /// The user as context (`service_identity` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<UserContext>,
+}
+
+/// Why a claims set is not an mcp-sts access token.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClaimsError {
+    /// A required claim is absent or empty.
+    #[error("the {0} claim is missing")]
+    Missing(&'static str),
+    /// A claim has the wrong type or an unknown value.
+    #[error("{0}")]
+    Malformed(String),
+}
+
+/// Claims every minted token carries as non-empty strings.
+const REQUIRED_STRINGS: [&str; 7] = ["iss", "sub", "jti", "client_id", "delegation_mode", "sid", "txn"];
+
+impl AccessClaims {
+    /// Read claims from an untrusted (but signature-checked) claims set, naming the
+    /// first missing claim rather than failing as a whole.
+    pub fn from_claims(claims: Map<String, Value>) -> Result<Self, ClaimsError> {
+        for name in REQUIRED_STRINGS {
+            match claims.get(name) {
+                Some(Value::String(s)) if !s.is_empty() => {}
+                Some(Value::String(_)) | None | Some(Value::Null) => return Err(ClaimsError::Missing(name)),
+                Some(_) => return Err(ClaimsError::Malformed(format!("claim {name} has the wrong type"))),
+            }
+        }
+        for name in ["aud", "exp"] {
+            if claims.get(name).is_none_or(Value::is_null) {
+                return Err(ClaimsError::Missing(name));
+            }
+        }
+        let mode = claims
+            .get("delegation_mode")
+            .and_then(Value::as_str)
+            .and_then(DelegationMode::parse)
+            .ok_or_else(|| ClaimsError::Malformed("unknown delegation_mode".into()))?;
+        if mode == DelegationMode::ServiceIdentity && claims.get("user").is_none_or(Value::is_null) {
+            return Err(ClaimsError::Missing("user"));
+        }
+        let parsed: AccessClaims = serde_json::from_value(Value::Object(claims))
+            .map_err(|e| ClaimsError::Malformed(format!("claims are not of the expected shape: {e}")))?;
+        for chain in [&parsed.act, &parsed.delegation_chain].into_iter().flatten() {
+            if chain.depth() > MAX_CHAIN_DEPTH {
+                return Err(ClaimsError::Malformed("actor chain too deep".into()));
+            }
+        }
+        Ok(parsed)
+    }
+
+    /// The user this token is about, whatever the mode.
+    pub fn user_sub(&self) -> &str {
+        match &self.user {
+            Some(user) if self.delegation_mode == DelegationMode::ServiceIdentity => &user.sub,
+            _ => &self.sub,
+        }
+    }
+
+    /// The delegation chain this token records: `act`, or `delegation_chain` for
+    /// tokens that carry no `act`.
+    pub fn chain(&self) -> Option<&Actor> {
+        self.act.as_ref().or(self.delegation_chain.as_ref())
+    }
+
+    /// Every agent named in the token: its chain, and `user.agent` in `service_identity`.
+    pub fn agents(&self) -> Vec<&str> {
+        let mut agents: Vec<&str> = self
+            .chain()
+            .map(|c| c.iter().map(|a| a.sub.as_str()).collect())
+            .unwrap_or_default();
+        if let Some(agent) = self.user.as_ref().and_then(|u| u.agent.as_deref())
+            && !agents.contains(&agent)
+        {
+            agents.push(agent);
+        }
+        agents
+    }
+
+    /// Granted scopes as a list.
+    pub fn scopes(&self) -> Vec<String> {
+        self.scope
+            .split(' ')
+            .filter(|s| !s.is_empty())
+            .map(String::from)
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obo() -> Value {
+        json!({
+            "iss": "https://sts", "sub": "alice", "aud": "orders-api", "exp": 200, "iat": 100,
+            "nbf": 100, "jti": "j1", "client_id": "orders-mcp", "scope": "orders:read",
+            "delegation_mode": "on_behalf_of", "sid": "s1", "txn": "t1",
+            "act": {"sub": "hop", "act": {"sub": "agent", "iss": "https://idp"}}
+        })
+    }
+
+    fn read(value: Value) -> Result<AccessClaims, ClaimsError> {
+        AccessClaims::from_claims(value.as_object().cloned().unwrap_or_default())
+    }
+
+    #[test]
+    fn chains_nest_and_count() {
+        let outer = Actor::new("hop-2", Some("https://idp".into())).followed_by(Some(Actor::new("hop-1", None)));
+        assert_eq!(outer.depth(), 2);
+        assert_eq!(outer.chain(), vec!["hop-2", "hop-1"]);
+        assert_eq!(
+            serde_json::to_value(&outer).unwrap(),
+            json!({"sub": "hop-2", "iss": "https://idp", "act": {"sub": "hop-1"}})
+        );
+    }
+
+    #[test]
+    fn a_minted_token_reads_back_unchanged() {
+        let claims = read(obo()).unwrap();
+        assert_eq!(claims.chain().map(Actor::depth), Some(2));
+        assert_eq!(claims.agents(), vec!["hop", "agent"]);
+        let again = serde_json::to_value(&claims).unwrap();
+        assert_eq!(again, obo());
+    }
+
+    #[test]
+    fn missing_and_malformed_claims_are_named() {
+        for name in [
+            "iss",
+            "sub",
+            "jti",
+            "client_id",
+            "delegation_mode",
+            "sid",
+            "txn",
+            "aud",
+            "exp",
+        ] {
+            let mut value = obo();
+            value.as_object_mut().unwrap().remove(name);
+            assert_eq!(read(value).unwrap_err(), ClaimsError::Missing(name), "{name}");
+        }
+        let mut value = obo();
+        value["delegation_mode"] = json!("god_mode");
+        assert!(matches!(read(value), Err(ClaimsError::Malformed(_))));
+        let mut value = obo();
+        value["exp"] = json!("soon");
+        assert!(matches!(read(value), Err(ClaimsError::Malformed(_))));
+        let mut value = obo();
+        value["delegation_mode"] = json!("service_identity");
+        assert_eq!(read(value).unwrap_err(), ClaimsError::Missing("user"));
+    }
+
+    #[test]
+    fn absurdly_deep_chains_are_malformed() {
+        let mut act = json!({"sub": "hop-0"});
+        for i in 1..40 {
+            act = json!({"sub": format!("hop-{i}"), "act": act});
+        }
+        let mut value = obo();
+        value["act"] = act;
+        assert!(matches!(read(value), Err(ClaimsError::Malformed(_))));
+    }
+
+    #[test]
+    fn service_identity_names_the_user_and_agent_from_context() {
+        let mut value = obo();
+        value["delegation_mode"] = json!("service_identity");
+        value["sub"] = json!("orders-mcp");
+        value.as_object_mut().unwrap().remove("act");
+        value["delegation_chain"] = json!({"sub": "orders-mcp"});
+        value["user"] = json!({"sub": "alice", "agent": "cursor"});
+        let claims = read(value).unwrap();
+        assert_eq!(claims.user_sub(), "alice");
+        assert_eq!(claims.agents(), vec!["orders-mcp", "cursor"]);
+    }
+}

@@ -1,0 +1,121 @@
+//! Issuing an identity assertion grant (draft-ietf-oauth-identity-assertion-authz-grant
+//! §4.3): mcp-sts as the enterprise's token service trades the user's ID token for a
+//! short-lived ID-JAG addressed to one MCP server's authorization server.
+
+use serde_json::Value;
+
+use super::verify;
+use crate::audit::AuditEvent;
+use crate::client_auth::RegisteredClient;
+use crate::clock::UnixTime;
+use crate::contract::urn::{ID_JAG_TOKEN_TYPE, NOT_APPLICABLE_TOKEN_TYPE};
+use crate::contract::{Audience, IdJagClaims};
+use crate::error::OAuthError;
+use crate::exchange::subject::Subject;
+use crate::exchange::{Exchanger, TokenResponse};
+use crate::inbound::jwt::{str_claim, time_claim};
+use crate::inbound::validate::Role;
+use crate::lineage::Lineage;
+use crate::mint::{new_jti, sign_id_jag};
+use crate::policy::{decide_scopes, grantable};
+use crate::request::IdJagParams;
+
+/// Issue a grant to the authenticated `client` (the agent application). Refusals follow
+/// RFC 8693 §2.2.2: an unacceptable or revoked subject is `invalid_request`, an unknown
+/// or forbidden authorization server or resource `invalid_target`.
+pub async fn issue(
+    ctx: Exchanger<'_>,
+    client: &RegisteredClient,
+    params: Result<IdJagParams, OAuthError>,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<TokenResponse, OAuthError> {
+    audit.event = "id_jag_issue";
+    if client.config.authorization_servers.is_empty() {
+        return Err(OAuthError::unauthorized_client(
+            "client.no_id_jag",
+            "this client may not obtain identity assertion grants",
+        ));
+    }
+    let params = params?;
+    let target = ctx
+        .authorization_servers
+        .resolve(&params.audience, &params.resource, client)?;
+    audit.audience = Some(target.server.config.issuer.clone());
+
+    let token = verify::identity_assertion(
+        params.subject_token.expose(),
+        params.subject_type,
+        client.id(),
+        ctx.issuers,
+        ctx.limits,
+        now,
+    )
+    .await
+    .map_err(|e| e.into_oauth(Role::Subject))?;
+    let subject = Subject::from_token(ctx.audiences, &token, client, ctx.tokens.max_delegation_depth)?;
+    audit.sub = Some(subject.user.clone());
+    audit.sid = Some(subject.sid.clone());
+    audit.actor_chain = vec![client.id().to_owned()];
+
+    // The client is the agent the grant lets act; whoever the user's token already
+    // names as acting answers too.
+    let mut lineage = Lineage::for_caller(client.id());
+    lineage.user(&subject.user).session(&subject.sid).actor(client.id());
+    for actor in subject
+        .agent
+        .iter()
+        .chain(subject.prior_actors.iter())
+        .flat_map(|a| a.iter())
+    {
+        lineage.actor(&actor.sub);
+    }
+    let keys = lineage.keys();
+    let found = ctx.revocations.check(&keys, now).await?;
+    lineage.verdict(&keys, &found).into_exchange_result()?;
+
+    let policy = &target.policy;
+    let granted = decide_scopes(&params.scopes, &grantable(policy, &subject.entitlement), policy)?;
+    let scope = granted.join(" ");
+    audit.scope = Some(scope.clone());
+
+    let ttl = target.server.config.grant_ttl().min(token.exp.saturating_sub(now));
+    if ttl == 0 {
+        return Err(OAuthError::invalid_request(
+            "subject_token.expired",
+            "subject_token has expired",
+        ));
+    }
+    let claims = IdJagClaims {
+        iss: ctx.issuer.to_owned(),
+        sub: subject.user.clone(),
+        aud: Audience::One(target.server.config.issuer.clone()),
+        client_id: client.id().to_owned(),
+        jti: new_jti(),
+        exp: now + ttl,
+        iat: now,
+        resource: Some(Audience::One(target.resource.clone())),
+        scope: (!scope.is_empty()).then(|| scope.clone()),
+        tenant: subject.tenant.clone(),
+        sid: Some(subject.sid.clone()),
+        auth_time: time_claim(&token.claims, "auth_time").and_then(Result::ok),
+        acr: str_claim(&token.claims, "acr").map(String::from),
+        amr: token.claims.get("amr").and_then(string_list),
+        email: str_claim(&token.claims, "email").map(String::from),
+        act: None,
+    };
+    audit.jti = Some(claims.jti.clone());
+    let grant = sign_id_jag(ctx.keys.signing_key(now), &claims)?;
+    Ok(TokenResponse {
+        access_token: grant,
+        issued_token_type: Some(ID_JAG_TOKEN_TYPE),
+        token_type: NOT_APPLICABLE_TOKEN_TYPE,
+        expires_in: ttl,
+        scope,
+    })
+}
+
+/// An array of strings, carried only when every element is one.
+fn string_list(value: &Value) -> Option<Vec<String>> {
+    value.as_array()?.iter().map(|v| v.as_str().map(String::from)).collect()
+}

@@ -1,0 +1,177 @@
+//! Redeeming an identity assertion grant (draft-ietf-oauth-identity-assertion-authz-grant
+//! §4.4, RFC 7523 §2.1): mcp-sts as an MCP server's authorization server trades an
+//! ID-JAG from a trusted issuer for an access token to that MCP server. The token is
+//! an ordinary mcp-sts access token (the user as `sub`, the client as the agent), so
+//! the MCP server can exchange it further like any other.
+
+use super::verify::{self, Signer};
+use crate::audit::AuditEvent;
+use crate::client_auth::RegisteredClient;
+use crate::clock::UnixTime;
+use crate::contract::identifier::check as check_identifier;
+use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
+use crate::error::OAuthError;
+use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
+use crate::exchange::{Exchanger, TokenResponse, trace_id};
+use crate::lineage::Lineage;
+use crate::mint::{new_jti, sign};
+use crate::policy::{Entitlement, decide_scopes, grantable};
+use crate::request::AssertionParams;
+
+/// Redeem a grant presented by the authenticated `client`. A grant that is invalid,
+/// expired, replayed, revoked, addressed elsewhere or issued to another client is
+/// `invalid_grant`; a resource the client may not reach `invalid_target`.
+pub async fn redeem(
+    ctx: Exchanger<'_>,
+    client: &RegisteredClient,
+    params: Result<AssertionParams, OAuthError>,
+    traceparent: Option<&str>,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<TokenResponse, OAuthError> {
+    audit.event = "id_jag_redeem";
+    if client.config.audiences.is_empty() {
+        return Err(OAuthError::unauthorized_client(
+            "client.no_grant",
+            "this client may not redeem authorization grants",
+        ));
+    }
+    let params = params?;
+    // We redeem our own grants only when we issue grants for ourselves.
+    let accept_own = ctx.authorization_servers.get(ctx.issuer).is_some();
+    let own = (ctx.issuer, ctx.keys);
+    let grant = verify::id_jag(params.assertion.expose(), own, accept_own, ctx.issuers, ctx.limits, now).await?;
+    let claims = &grant.claims;
+    if claims.client_id != client.id() {
+        return Err(OAuthError::invalid_grant(
+            "assertion.client_id",
+            "the assertion was issued to another client",
+        ));
+    }
+    for (what, value) in [("sub", Some(&claims.sub)), ("sid", claims.sid.as_ref())] {
+        if let Some(value) = value
+            && let Err(e) = check_identifier(value)
+        {
+            return Err(OAuthError::invalid_grant(
+                "assertion.identifier",
+                format!("the assertion {what} {e}"),
+            ));
+        }
+    }
+    audit.sub = Some(claims.sub.clone());
+    // MCP's profile: the grant names exactly one resource, the MCP server.
+    let resources = claims.resources();
+    let [resource] = resources.as_slice() else {
+        return Err(OAuthError::invalid_grant(
+            "assertion.resource",
+            "the assertion must name exactly one resource",
+        ));
+    };
+    let target = ctx.audiences.resolve(None, Some(resource), client)?;
+    audit.audience = Some(target.aud.clone());
+    audit.mode = Some(target.audience.mode.as_str());
+
+    let grant_issuer = match &grant.signer {
+        Signer::Own => None,
+        Signer::Upstream(issuer) => Some(issuer.config.issuer.as_str()),
+    };
+    let prior = match grant_issuer {
+        Some(issuer) => {
+            let act = claims.act.as_ref().map(|a| ("act".to_owned(), serde_json::json!(a)));
+            let map = act.into_iter().collect();
+            upstream_actors(&map, issuer, ctx.tokens.max_delegation_depth)
+                .map_err(|e| OAuthError::invalid_grant("assertion.act", e.description))?
+        }
+        None => claims.act.clone(),
+    };
+    let chain = Actor::new(client.id(), None).followed_by(prior);
+    if chain.depth() > ctx.tokens.max_delegation_depth {
+        let refused = too_deep();
+        return Err(OAuthError::invalid_grant(refused.rule, refused.description));
+    }
+    audit.actor_chain = chain.chain();
+    let sid = match &claims.sid {
+        Some(sid) => sid.clone(),
+        None => derive_sid(&claims.iss, Some(&claims.jti), &serde_json::Map::new()),
+    };
+    audit.sid = Some(sid.clone());
+
+    let mut lineage = Lineage::for_caller(client.id());
+    lineage.user(&claims.sub).session(&sid).token(&claims.jti);
+    for actor in chain.iter() {
+        lineage.actor(&actor.sub);
+    }
+    let keys = lineage.keys();
+    let found = ctx.revocations.check(&keys, now).await?;
+    lineage.verdict(&keys, &found).into_grant_result()?;
+
+    let audience = &target.audience;
+    let entitlement = Entitlement::Minted {
+        scopes: claims.scopes(),
+    };
+    let granted = decide_scopes(&params.scopes, &grantable(audience, &entitlement), audience)?;
+    let scope = granted.join(" ");
+    audit.scope = Some(scope.clone());
+
+    // Single use across replicas, decided last so a refusal above does not spend it.
+    let once = format!("id-jag:{}:{}", claims.iss, claims.jti);
+    let expires = claims.exp.saturating_add(ctx.limits.leeway);
+    let first_use = ctx
+        .revocations
+        .call(ctx.revocations.store().use_once(&once, expires, now))
+        .await?;
+    if !first_use {
+        return Err(OAuthError::invalid_grant(
+            "assertion.replay",
+            "the assertion has already been used",
+        ));
+    }
+
+    let ttl = ctx
+        .tokens
+        .default_ttl_seconds
+        .min(audience.ttl_cap().unwrap_or(u64::MAX));
+    let txn = trace_id(traceparent).unwrap_or_else(new_jti);
+    audit.txn = Some(txn.clone());
+    let (sub, act, delegation_chain, user) = match audience.mode {
+        DelegationMode::OnBehalfOf => (claims.sub.clone(), Some(chain), None, None),
+        DelegationMode::RestrictedUser => (claims.sub.clone(), None, Some(chain), None),
+        DelegationMode::ServiceIdentity => (
+            client.id().to_owned(),
+            None,
+            Some(chain),
+            Some(UserContext {
+                sub: claims.sub.clone(),
+                tenant: claims.tenant.clone(),
+                agent: None,
+            }),
+        ),
+    };
+    let token = AccessClaims {
+        iss: ctx.issuer.to_owned(),
+        sub,
+        aud: Audience::One(target.aud.clone()),
+        exp: now + ttl,
+        iat: Some(now),
+        nbf: Some(now),
+        jti: new_jti(),
+        client_id: client.id().to_owned(),
+        scope: scope.clone(),
+        delegation_mode: audience.mode,
+        act,
+        delegation_chain,
+        sid,
+        txn,
+        tenant: claims.tenant.clone(),
+        user,
+    };
+    audit.jti = Some(token.jti.clone());
+    let access_token = sign(ctx.keys.signing_key(now), &token)?;
+    Ok(TokenResponse {
+        access_token,
+        issued_token_type: None,
+        token_type: "Bearer",
+        expires_in: ttl,
+        scope,
+    })
+}

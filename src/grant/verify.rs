@@ -1,0 +1,336 @@
+//! The one place the JWTs of enterprise-managed authorization are verified: the user's
+//! ID token when a grant is issued (its audience is the client asking, not us), and the
+//! ID-JAG when it is redeemed (typed `oauth-id-jag+jwt`, addressed to us).
+//!
+//! Both are built from the same blocks as `inbound::validate` (shape, `crit`, the
+//! algorithm allowlist, keys by `kid` from the issuer's JWKS or our own ring, never
+//! `jku`/`x5u`/`jwk`) and report the same `InboundError`s, so this module can follow
+//! the inbound verification path wherever it goes.
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value};
+
+use crate::clock::UnixTime;
+use crate::contract::IdJagClaims;
+use crate::contract::urn::is_id_jag_typ;
+use crate::error::OAuthError;
+use crate::inbound::algorithm::parse_allowed;
+use crate::inbound::jwks::JwksError;
+use crate::inbound::jwt::{JwtShapeError, audiences, peek, str_claim, time_claim};
+use crate::inbound::validate::{DeclaredType, InboundError, Limits, Origin, ValidatedToken};
+use crate::inbound::{Issuers, TrustedIssuer};
+use crate::keys::KeyRing;
+
+/// Longest remaining lifetime of a grant we redeem: bounds how long its `jti` is kept.
+pub const MAX_GRANT_LIFETIME: u64 = 3_600;
+
+/// Who signed a JWT that verified.
+#[derive(Debug, Clone)]
+pub enum Signer {
+    /// This service.
+    Own,
+    /// A trusted upstream issuer.
+    Upstream(Arc<TrustedIssuer>),
+}
+
+/// A verified ID-JAG.
+#[derive(Debug, Clone)]
+pub struct VerifiedGrant {
+    /// Who issued it.
+    pub signer: Signer,
+    /// Its claims.
+    pub claims: IdJagClaims,
+}
+
+/// Whose signatures a verification accepts.
+struct Trust<'a> {
+    /// Our issuer and keys, when our own JWTs are acceptable.
+    own: Option<(&'a str, &'a KeyRing)>,
+    /// The upstream issuers, filtered by `accepts`.
+    issuers: &'a Issuers,
+    accepts: fn(&TrustedIssuer) -> bool,
+}
+
+/// Verify a user's identity assertion presented to obtain a grant. An ID token must
+/// be addressed to the client asking (draft §4.3.1: its `aud` is that client); any
+/// other declared type must be addressed to us, as for an exchange. Our own tokens
+/// are not identity assertions.
+pub async fn identity_assertion(
+    token: &str,
+    declared: DeclaredType,
+    client_id: &str,
+    issuers: &Issuers,
+    limits: Limits,
+    now: UnixTime,
+) -> Result<ValidatedToken, InboundError> {
+    let trust = Trust {
+        own: None,
+        issuers,
+        accepts: |_| true,
+    };
+    let typ_fits = |typ: Option<&str>| match typ {
+        None | Some("jwt") => true,
+        Some("at+jwt") => matches!(declared, DeclaredType::AccessToken | DeclaredType::Jwt),
+        Some(_) => false,
+    };
+    let (claims, signer) = verify_jws(token, typ_fits, &trust, limits, now).await?;
+    let Signer::Upstream(issuer) = signer else {
+        return Err(InboundError::UntrustedIssuer);
+    };
+    let expected = match declared {
+        DeclaredType::IdToken => client_id,
+        DeclaredType::AccessToken | DeclaredType::Jwt => issuer.config.audience.as_str(),
+    };
+    if !audiences(&claims).contains(&expected) {
+        return Err(InboundError::WrongAudience);
+    }
+    let times = check_times(&claims, limits.leeway, now)?;
+    let sub = match str_claim(&claims, "sub") {
+        Some(sub) if !sub.is_empty() => sub.to_owned(),
+        _ => return Err(InboundError::MissingClaim("sub")),
+    };
+    let jti = match claims.get("jti") {
+        None => None,
+        Some(Value::String(j)) if !j.is_empty() => Some(j.clone()),
+        Some(_) => return Err(InboundError::MissingClaim("jti")),
+    };
+    Ok(ValidatedToken {
+        origin: Origin::Upstream(issuer.clone()),
+        iss: issuer.config.issuer.clone(),
+        sub,
+        exp: times.exp,
+        iat: times.iat,
+        jti,
+        claims,
+    })
+}
+
+/// Verify an ID-JAG presented as a JWT bearer grant: `typ` `oauth-id-jag+jwt`, signed
+/// by us (when we issue grants for ourselves) or by an issuer trusted for grants,
+/// addressed to exactly our issuer, with `iat`, `exp` and a bounded lifetime.
+/// Every refusal is `invalid_grant` naming the rule (RFC 6749 §5.2, RFC 7523 §3.1);
+/// unreachable keys are a 503.
+pub async fn id_jag(
+    assertion: &str,
+    own: (&str, &KeyRing),
+    accept_own: bool,
+    issuers: &Issuers,
+    limits: Limits,
+    now: UnixTime,
+) -> Result<VerifiedGrant, OAuthError> {
+    let trust = Trust {
+        own: accept_own.then_some(own),
+        issuers,
+        accepts: |issuer| issuer.config.accept_id_jag,
+    };
+    let typ_fits = |typ: Option<&str>| typ.is_some_and(is_id_jag_typ);
+    let (claims, signer) = verify_jws(assertion, typ_fits, &trust, limits, now)
+        .await
+        .map_err(refused_grant)?;
+    // draft §4.4.1: one audience, our issuer, whether a string or a one-element array.
+    let aud_ok = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == own.0,
+        Some(Value::Array(all)) => matches!(all.as_slice(), [Value::String(aud)] if aud == own.0),
+        _ => false,
+    };
+    if !aud_ok {
+        return Err(refused_grant(InboundError::WrongAudience));
+    }
+    let times = check_times(&claims, limits.leeway, now).map_err(refused_grant)?;
+    if times.exp > now.saturating_add(MAX_GRANT_LIFETIME) {
+        return Err(OAuthError::invalid_grant(
+            "assertion.lifetime",
+            "the assertion lives too long",
+        ));
+    }
+    let claims = IdJagClaims::from_claims(claims)
+        .map_err(|e| OAuthError::invalid_grant("assertion.claims", format!("the assertion is not an ID-JAG: {e}")))?;
+    Ok(VerifiedGrant { signer, claims })
+}
+
+/// The answer to a grant that failed verification at redemption: `invalid_grant`
+/// (RFC 6749 §5.2, RFC 7523 §3.1) naming the rule; unreachable keys stay a 503.
+pub fn refused_grant(error: InboundError) -> OAuthError {
+    let (rule, text) = match error {
+        InboundError::TooLarge => ("assertion.too_large", "the assertion is larger than allowed"),
+        InboundError::Encrypted => (
+            "assertion.encrypted",
+            "the assertion is encrypted; only signed JWTs are accepted",
+        ),
+        InboundError::Malformed => ("assertion.malformed", "the assertion is not a well-formed signed JWT"),
+        InboundError::CriticalHeader => (
+            "assertion.crit",
+            "the assertion has a crit header with unsupported extensions",
+        ),
+        InboundError::Algorithm => (
+            "assertion.algorithm",
+            "the assertion uses an algorithm that is not allowed",
+        ),
+        InboundError::TypeMismatch => ("assertion.typ", "the assertion is not typed oauth-id-jag+jwt"),
+        InboundError::UntrustedIssuer => (
+            "assertion.issuer",
+            "the assertion is not from an issuer trusted for grants",
+        ),
+        InboundError::UnknownKey => ("assertion.unknown_key", "the assertion is signed with an unknown key"),
+        InboundError::BadSignature => ("assertion.signature", "the assertion signature is invalid"),
+        InboundError::WrongAudience => (
+            "assertion.audience",
+            "the assertion is not addressed to this authorization server",
+        ),
+        InboundError::Expired => ("assertion.expired", "the assertion has expired"),
+        InboundError::NotYetValid => ("assertion.not_yet_valid", "the assertion is not valid yet"),
+        InboundError::IssuedInFuture => ("assertion.iat", "the assertion is issued in the future"),
+        InboundError::MissingClaim(_) => ("assertion.claims", "the assertion lacks a required claim"),
+        InboundError::KeysUnavailable => {
+            return OAuthError::unavailable(
+                "assertion.keys_unavailable",
+                "keys for the assertion issuer are unavailable; retry later",
+            );
+        }
+    };
+    OAuthError::invalid_grant(rule, text)
+}
+
+/// Shape, header rules, issuer and signature; returns the claims and who signed.
+async fn verify_jws(
+    token: &str,
+    typ_fits: impl Fn(Option<&str>) -> bool,
+    trust: &Trust<'_>,
+    limits: Limits,
+    now: UnixTime,
+) -> Result<(Map<String, Value>, Signer), InboundError> {
+    if token.len() > limits.max_token_bytes {
+        return Err(InboundError::TooLarge);
+    }
+    let jwt = peek(token).map_err(|e| match e {
+        JwtShapeError::Encrypted => InboundError::Encrypted,
+        JwtShapeError::Malformed => InboundError::Malformed,
+    })?;
+    if jwt.header.contains_key("crit") {
+        return Err(InboundError::CriticalHeader);
+    }
+    let alg = str_claim(&jwt.header, "alg")
+        .and_then(parse_allowed)
+        .ok_or(InboundError::Algorithm)?;
+    let typ = match jwt.header.get("typ") {
+        None => None,
+        Some(Value::String(t)) => {
+            let lower = t.to_ascii_lowercase();
+            Some(lower.strip_prefix("application/").map(String::from).unwrap_or(lower))
+        }
+        Some(_) => return Err(InboundError::Malformed),
+    };
+    if !typ_fits(typ.as_deref()) {
+        return Err(InboundError::TypeMismatch);
+    }
+    let iss = str_claim(&jwt.claims, "iss").ok_or(InboundError::UntrustedIssuer)?;
+    let kid = str_claim(&jwt.header, "kid");
+    let (message, signature) = token.rsplit_once('.').ok_or(InboundError::Malformed)?;
+    let verifies = |key: &jsonwebtoken::DecodingKey| {
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg).unwrap_or(false)
+    };
+    let signer = match trust.own {
+        Some((own_issuer, ring)) if iss == own_issuer => {
+            let key = kid
+                .and_then(|kid| ring.published_by_kid(kid, now))
+                .ok_or(InboundError::UnknownKey)?;
+            if key.jwt_algorithm() != alg {
+                return Err(InboundError::Algorithm);
+            }
+            if !verifies(&key.decoding_key) {
+                return Err(InboundError::BadSignature);
+            }
+            Signer::Own
+        }
+        _ => {
+            let issuer = trust
+                .issuers
+                .get(iss)
+                .filter(|i| (trust.accepts)(i))
+                .ok_or(InboundError::UntrustedIssuer)?;
+            if !issuer.algorithms.contains(&alg) {
+                return Err(InboundError::Algorithm);
+            }
+            let keys = issuer.jwks.keys_for(kid, alg, now).await.map_err(|e| match e {
+                JwksError::Unavailable(_) => InboundError::KeysUnavailable,
+                JwksError::NoMatchingKey => InboundError::UnknownKey,
+            })?;
+            if !keys.iter().any(|k| verifies(&k.key)) {
+                return Err(InboundError::BadSignature);
+            }
+            Signer::Upstream(issuer.clone())
+        }
+    };
+    Ok((jwt.claims, signer))
+}
+
+struct Times {
+    exp: UnixTime,
+    iat: Option<UnixTime>,
+}
+
+/// `exp` required, `nbf` and `iat` not in the future, all with leeway.
+fn check_times(claims: &Map<String, Value>, leeway: u64, now: UnixTime) -> Result<Times, InboundError> {
+    let exp = match time_claim(claims, "exp") {
+        Some(Ok(exp)) => exp,
+        _ => return Err(InboundError::MissingClaim("exp")),
+    };
+    if exp.saturating_add(leeway) <= now {
+        return Err(InboundError::Expired);
+    }
+    match time_claim(claims, "nbf") {
+        Some(Ok(nbf)) if nbf > now.saturating_add(leeway) => return Err(InboundError::NotYetValid),
+        Some(Err(())) => return Err(InboundError::MissingClaim("nbf")),
+        _ => {}
+    }
+    let iat = match time_claim(claims, "iat") {
+        Some(Ok(iat)) if iat > now.saturating_add(leeway) => return Err(InboundError::IssuedInFuture),
+        Some(Ok(iat)) => Some(iat),
+        Some(Err(())) => return Err(InboundError::MissingClaim("iat")),
+        None => None,
+    };
+    Ok(Times { exp, iat })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn map(value: Value) -> Map<String, Value> {
+        value.as_object().cloned().unwrap_or_default()
+    }
+
+    #[test]
+    fn time_rules_use_leeway() {
+        assert!(check_times(&map(json!({"exp": 1000})), 30, 1029).is_ok());
+        assert!(matches!(
+            check_times(&map(json!({"exp": 1000})), 30, 1030),
+            Err(InboundError::Expired)
+        ));
+        assert!(matches!(
+            check_times(&map(json!({"exp": 2000, "iat": 1031})), 30, 1000),
+            Err(InboundError::IssuedInFuture)
+        ));
+        assert!(matches!(
+            check_times(&map(json!({"exp": 2000, "nbf": 1031})), 30, 1000),
+            Err(InboundError::NotYetValid)
+        ));
+        assert!(matches!(
+            check_times(&map(json!({})), 30, 1000),
+            Err(InboundError::MissingClaim("exp"))
+        ));
+    }
+
+    #[test]
+    fn refusals_are_invalid_grant_except_unreachable_keys() {
+        use crate::error::ErrorCode;
+        assert_eq!(refused_grant(InboundError::TypeMismatch).code, ErrorCode::InvalidGrant);
+        assert_eq!(refused_grant(InboundError::TypeMismatch).rule, "assertion.typ");
+        assert_eq!(
+            refused_grant(InboundError::KeysUnavailable).code,
+            ErrorCode::TemporarilyUnavailable
+        );
+    }
+}

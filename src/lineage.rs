@@ -1,0 +1,310 @@
+//! Lineage: every revocation entry that can end a token, and what a hit means.
+//!
+//! A token minted by mcp-sts answers for everything it came from: its own `jti`, its
+//! session, its user, the client it was issued to, and every agent in its chain. The
+//! exchange (for subject and actor tokens), identity assertion grants (issued and
+//! redeemed), introspection and `/revoke` all build
+//! their store query here and read the answer here, so no door can check less than
+//! another.
+
+use std::collections::BTreeSet;
+
+use crate::contract::AccessClaims;
+use crate::error::OAuthError;
+use crate::revocation::{Revocation, RevocationKey, RevocationKind};
+
+/// The revocation keys one request answers to, gathered before one store round trip.
+#[derive(Debug, Clone, Default)]
+pub struct Lineage {
+    caller: Option<String>,
+    keys: BTreeSet<RevocationKey>,
+}
+
+impl Lineage {
+    /// The lineage of a request made by the authenticated client `caller`: a revoked
+    /// caller fails authentication, whatever else is found.
+    pub fn for_caller(caller: &str) -> Self {
+        let mut lineage = Self {
+            caller: Some(caller.to_owned()),
+            keys: BTreeSet::new(),
+        };
+        lineage.insert(RevocationKind::Client, caller);
+        lineage
+    }
+
+    fn insert(&mut self, kind: RevocationKind, value: &str) {
+        self.keys.insert(RevocationKey::new(kind, value));
+    }
+
+    /// A user, whether subject or actor: offboarding ends both.
+    pub fn user(&mut self, sub: &str) -> &mut Self {
+        self.insert(RevocationKind::Subject, sub);
+        self
+    }
+
+    /// A session.
+    pub fn session(&mut self, sid: &str) -> &mut Self {
+        self.insert(RevocationKind::Session, sid);
+        self
+    }
+
+    /// An actor in a chain: revoked as an agent, or offboarded as a user.
+    pub fn actor(&mut self, sub: &str) -> &mut Self {
+        self.insert(RevocationKind::Agent, sub);
+        self.insert(RevocationKind::Subject, sub);
+        self
+    }
+
+    /// One token or grant by its `jti` (an identity assertion grant, at redemption).
+    pub fn token(&mut self, jti: &str) -> &mut Self {
+        self.insert(RevocationKind::Token, jti);
+        self
+    }
+
+    /// Everything a minted token came from: its id, user, session, the client it was
+    /// issued to, and every agent it names.
+    pub fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
+        self.insert(RevocationKind::Token, &claims.jti);
+        self.insert(RevocationKind::Client, &claims.client_id);
+        self.user(claims.user_sub()).session(&claims.sid);
+        for agent in claims.agents() {
+            self.actor(agent);
+        }
+        self
+    }
+
+    /// The keys to ask the store about, in a stable order.
+    pub fn keys(&self) -> Vec<RevocationKey> {
+        self.keys.iter().cloned().collect()
+    }
+
+    /// Read the store's answer to [`Lineage::keys`] (same order).
+    pub fn verdict(&self, keys: &[RevocationKey], found: &[Option<Revocation>]) -> Verdict {
+        let mut hits: Vec<&RevocationKey> = keys
+            .iter()
+            .zip(found)
+            .filter_map(|(key, entry)| entry.as_ref().map(|_| key))
+            .collect();
+        if hits
+            .iter()
+            .any(|k| k.kind == RevocationKind::Client && Some(&k.value) == self.caller.as_ref())
+        {
+            return Verdict::CallerRevoked;
+        }
+        hits.sort_by_key(|k| precedence(k.kind));
+        match hits.first() {
+            None => Verdict::Clear,
+            Some(key) => Verdict::Revoked(key.kind),
+        }
+    }
+}
+
+/// Which hit names the refusal when several match: the most specific first.
+fn precedence(kind: RevocationKind) -> u8 {
+    match kind {
+        RevocationKind::Token => 0,
+        RevocationKind::Session => 1,
+        RevocationKind::Subject => 2,
+        RevocationKind::Agent => 3,
+        RevocationKind::Client => 4,
+    }
+}
+
+/// What the store said about a lineage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Nothing in the lineage is revoked.
+    Clear,
+    /// The authenticated caller itself is revoked: it fails authentication.
+    CallerRevoked,
+    /// Something the presented token answers for is revoked.
+    Revoked(RevocationKind),
+}
+
+impl Verdict {
+    /// The answer at `/token` (RFC 8693 §2.2.2): a revoked caller is `invalid_client`,
+    /// anything else revoked makes the presented token unacceptable (`invalid_request`).
+    pub fn into_exchange_result(self) -> Result<(), OAuthError> {
+        match self {
+            Verdict::Clear => Ok(()),
+            Verdict::CallerRevoked => Err(caller_revoked()),
+            Verdict::Revoked(kind) => Err(revoked(kind)),
+        }
+    }
+
+    /// The answer when an authorization grant is redeemed (RFC 6749 §5.2): a revoked
+    /// caller is `invalid_client`; anything else revoked makes the grant `invalid_grant`.
+    pub fn into_grant_result(self) -> Result<(), OAuthError> {
+        match self {
+            Verdict::Clear => Ok(()),
+            Verdict::CallerRevoked => Err(caller_revoked()),
+            Verdict::Revoked(kind) => {
+                let refused = revoked(kind);
+                Err(OAuthError::invalid_grant(refused.rule, refused.description))
+            }
+        }
+    }
+
+    /// The answer for doors that answer about a token rather than refuse it
+    /// (introspection, `/revoke`): only a revoked caller is an error; `Ok(true)` when
+    /// the token is still good.
+    pub fn token_active(self) -> Result<bool, OAuthError> {
+        match self {
+            Verdict::Clear => Ok(true),
+            Verdict::CallerRevoked => Err(caller_revoked()),
+            Verdict::Revoked(_) => Ok(false),
+        }
+    }
+}
+
+/// A revoked client fails authentication, exactly as an unknown one does.
+pub fn caller_revoked() -> OAuthError {
+    OAuthError::invalid_client("client.revoked", "client authentication failed")
+}
+
+fn revoked(kind: RevocationKind) -> OAuthError {
+    match kind {
+        RevocationKind::Subject => {
+            OAuthError::invalid_request("revoked.subject", "the subject or an actor has been revoked")
+        }
+        RevocationKind::Session => OAuthError::invalid_request("revoked.session", "the session has been revoked"),
+        RevocationKind::Agent => {
+            OAuthError::invalid_request("revoked.agent", "an agent in the delegation chain has been revoked")
+        }
+        RevocationKind::Client => OAuthError::invalid_request(
+            "revoked.client",
+            "the client a presented token was issued to has been revoked",
+        ),
+        RevocationKind::Token => OAuthError::invalid_request("revoked.token", "a presented token has been revoked"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::contract::{Actor, Audience, DelegationMode, UserContext};
+    use crate::error::ErrorCode;
+
+    fn claims() -> AccessClaims {
+        AccessClaims {
+            iss: "https://sts".into(),
+            sub: "alice".into(),
+            aud: Audience::One("orders-api".into()),
+            exp: 200,
+            iat: Some(100),
+            nbf: Some(100),
+            jti: "j1".into(),
+            client_id: "orders-mcp".into(),
+            scope: "orders:read".into(),
+            delegation_mode: DelegationMode::OnBehalfOf,
+            act: Some(Actor::new("hop", None).followed_by(Some(Actor::new("agent", None)))),
+            delegation_chain: None,
+            sid: "s1".into(),
+            txn: "t".into(),
+            tenant: None,
+            user: None,
+        }
+    }
+
+    fn entry(key: &RevocationKey) -> Revocation {
+        Revocation {
+            kind: key.kind,
+            value: key.value.clone(),
+            reason: String::new(),
+            revoked_by: "test".into(),
+            revoked_at: 0,
+            expires_at: 1,
+        }
+    }
+
+    /// The verdict when exactly `revoked` is in the store.
+    fn verdict_with(lineage: &Lineage, revoked: &RevocationKey) -> Verdict {
+        let keys = lineage.keys();
+        let found: Vec<Option<Revocation>> = keys.iter().map(|k| (k == revoked).then(|| entry(k))).collect();
+        lineage.verdict(&keys, &found)
+    }
+
+    #[test]
+    fn a_minted_token_answers_for_everything_it_came_from() {
+        let mut lineage = Lineage::for_caller("billing-api");
+        lineage.minted(&claims());
+        let cases = [
+            (RevocationKind::Token, "j1"),
+            (RevocationKind::Subject, "alice"),
+            (RevocationKind::Session, "s1"),
+            (RevocationKind::Client, "orders-mcp"),
+            (RevocationKind::Agent, "hop"),
+            (RevocationKind::Agent, "agent"),
+            (RevocationKind::Subject, "agent"),
+        ];
+        let missed: Vec<String> = cases
+            .iter()
+            .filter(|(kind, value)| {
+                verdict_with(&lineage, &RevocationKey::new(*kind, *value)) != Verdict::Revoked(*kind)
+            })
+            .map(|(kind, value)| format!("{kind}:{value}"))
+            .collect();
+        assert!(missed.is_empty(), "not refused: {missed:?}");
+        assert_eq!(
+            verdict_with(&lineage, &RevocationKey::new(RevocationKind::Client, "billing-api")),
+            Verdict::CallerRevoked
+        );
+        assert_eq!(
+            verdict_with(&lineage, &RevocationKey::new(RevocationKind::Subject, "bob")),
+            Verdict::Clear
+        );
+    }
+
+    #[test]
+    fn service_identity_tokens_answer_for_the_user_agent_and_recorded_chain() {
+        let mut c = claims();
+        c.delegation_mode = DelegationMode::ServiceIdentity;
+        c.sub = "orders-mcp".into();
+        c.act = None;
+        c.delegation_chain = Some(Actor::new("orders-mcp", None).followed_by(Some(Actor::new("earlier", None))));
+        c.user = Some(UserContext {
+            sub: "alice".into(),
+            tenant: None,
+            agent: Some("agent-7".into()),
+        });
+        let mut lineage = Lineage::for_caller("inventory-api");
+        lineage.minted(&c);
+        for (kind, value) in [
+            (RevocationKind::Subject, "alice"),
+            (RevocationKind::Agent, "agent-7"),
+            (RevocationKind::Agent, "earlier"),
+        ] {
+            assert_eq!(
+                verdict_with(&lineage, &RevocationKey::new(kind, value)),
+                Verdict::Revoked(kind),
+                "{kind}:{value}"
+            );
+        }
+    }
+
+    #[test]
+    fn each_door_reads_a_hit_its_own_way() {
+        assert_eq!(
+            Verdict::CallerRevoked.into_exchange_result().unwrap_err().code,
+            ErrorCode::InvalidClient
+        );
+        let client = Verdict::Revoked(RevocationKind::Client)
+            .into_exchange_result()
+            .unwrap_err();
+        assert_eq!(
+            (client.code, client.rule),
+            (ErrorCode::InvalidRequest, "revoked.client")
+        );
+        let grant = Verdict::Revoked(RevocationKind::Subject)
+            .into_grant_result()
+            .unwrap_err();
+        assert_eq!((grant.code, grant.rule), (ErrorCode::InvalidGrant, "revoked.subject"));
+        assert_eq!(
+            Verdict::CallerRevoked.into_grant_result().unwrap_err().code,
+            ErrorCode::InvalidClient
+        );
+        assert_eq!(Verdict::Revoked(RevocationKind::Agent).token_active(), Ok(false));
+        assert_eq!(Verdict::Clear.token_active(), Ok(true));
+        assert!(Verdict::CallerRevoked.token_active().is_err());
+    }
+}
