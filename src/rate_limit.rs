@@ -132,9 +132,7 @@ impl<C: Clock + Clone> RateLimits<C> {
             limiter.retain_recent();
         }
         limiter.check_key(&key.to_owned()).map_err(|not_until| {
-            self.refused
-                .get_or_create(&LimitLabels { limit: scope.as_str() })
-                .inc();
+            self.refused.get_or_create(&LimitLabels { limit: scope.as_str() }).inc();
             RateLimited {
                 scope,
                 retry_after: not_until.wait_time_from(self.clock.now()),

@@ -426,7 +426,10 @@ fn check_scopes(
     for (role, granted) in role_scopes {
         for scope in granted {
             if !scopes.contains(scope) {
-                p.error(format!("{roles_key}.{role}"), format!("scope {scope:?} is not in the scopes"));
+                p.error(
+                    format!("{roles_key}.{role}"),
+                    format!("scope {scope:?} is not in the scopes"),
+                );
             }
         }
     }
