@@ -77,7 +77,9 @@ fn rotate(config: &Config, at_once: bool, now: u64) -> anyhow::Result<()> {
         key.kid,
         dir.path().display()
     );
-    if signs_at <= now {
+    // A key made in the same second as the previous one is dated a second later, so
+    // an immediate key may start one second from now.
+    if at_once || signs_at <= now {
         println!(
             "it signs now (replicas pick it up within {} s)",
             config.keys.reload_seconds
