@@ -3,56 +3,92 @@
 //!
 //! The form is posted by hand (the `oauth2` crate sends `grant_type` twice for this
 //! grant). Tokens and secrets live in [`Secret`], so they never show in `Debug` output
-//! or logs.
+//! or logs. The client authenticates with a secret (`client_secret_basic`/`_post`) or
+//! with a signed assertion (`private_key_jwt`, [`AssertionKey`]).
 
 #![warn(missing_docs)]
 
+mod assertion;
 mod cache;
 mod error;
 mod request;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use tokio::time::Instant;
 
+use crate::clock::{Clock, SystemClock};
+use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
 pub use crate::secret::Secret;
+pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
 
 pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
 
-/// How the client proves its identity to the token endpoint (RFC 6749 §2.3.1).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Largest token endpoint answer read; a real one is a few KiB.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+
+/// How the client proves its identity to the token endpoint (RFC 6749 §2.3).
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub enum ClientAuth {
     /// HTTP Basic with the form-urlencoded id and secret (the RFC's preferred method).
     #[default]
     ClientSecretBasic,
     /// `client_id` and `client_secret` as form fields.
     ClientSecretPost,
+    /// A JWT signed with the client's private key on every request (RFC 7523 §2.2); the
+    /// STS holds only the public key. `client_secret` is not used.
+    PrivateKeyJwt(AssertionKey),
 }
 
 /// Where the STS is and who this client is.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct StsClientConfig {
     /// The STS's token endpoint, e.g. `https://sts.example.com/token`.
     pub token_endpoint: String,
     /// This MCP server's client id at the STS.
     pub client_id: String,
-    /// This MCP server's client secret.
+    /// This MCP server's client secret (empty with `private_key_jwt`).
     pub client_secret: Secret,
     /// How to send the credentials (default `client_secret_basic`).
     pub auth: ClientAuth,
-    /// Timeout of each call to the STS (default 10 s).
+    /// Deadline of each call to the STS, answer included (default 10 s).
     pub http_timeout: Duration,
     /// Most minted tokens cached (default 1024; 0 disables caching).
     pub cache_capacity: usize,
+    /// The time source of the token cache (default [`SystemClock`]); tests inject a
+    /// [`crate::clock::ManualClock`].
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for StsClientConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StsClientConfig")
+            .field("token_endpoint", &self.token_endpoint)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret)
+            .field("auth", &self.auth)
+            .field("http_timeout", &self.http_timeout)
+            .field("cache_capacity", &self.cache_capacity)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StsClientConfig {
+    /// A config authenticating with `private_key_jwt`: no secret, the assertions are
+    /// signed with `key`.
+    pub fn private_key_jwt(token_endpoint: impl Into<String>, client_id: impl Into<String>, key: AssertionKey) -> Self {
+        let mut config = Self::new(token_endpoint, client_id, "");
+        config.auth = ClientAuth::PrivateKeyJwt(key);
+        config
+    }
+
     /// A config with the defaults.
     pub fn new(
         token_endpoint: impl Into<String>,
@@ -66,6 +102,7 @@ impl StsClientConfig {
             auth: ClientAuth::ClientSecretBasic,
             http_timeout: Duration::from_secs(10),
             cache_capacity: 1024,
+            clock: Arc::new(SystemClock),
         }
     }
 }
@@ -112,25 +149,36 @@ fn basic_authorization(client_id: &str, secret: &str) -> String {
 impl StsClient {
     /// A client for `config`; fails only when no HTTP client can be built.
     pub fn new(config: StsClientConfig) -> Result<Self, StsError> {
-        let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| StsError::InvalidInput(format!("HTTP client: {e}")))?;
+        let http = http_client(config.http_timeout).map_err(|e| StsError::InvalidInput(format!("HTTP client: {e}")))?;
+        if config.client_id.is_empty() {
+            return Err(StsError::InvalidInput("client_id is empty".into()));
+        }
         let cache = TokenCache::new(config.cache_capacity);
         Ok(Self { http, config, cache })
+    }
+
+    /// Read time from `clock` (the token cache and the `iat`/`exp` of
+    /// `private_key_jwt` assertions); tests pass a manual clock.
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.config.clock = clock;
+        self
+    }
+
+    /// The client id this client authenticates as.
+    pub fn client_id(&self) -> &str {
+        &self.config.client_id
     }
 
     /// Exchange, reusing a cached token for the same subject, actor, target and scopes
     /// while it is not close to expiry.
     pub async fn exchange(&self, request: &ExchangeRequest) -> Result<MintedToken, StsError> {
         let key = CacheKey::of(request);
-        if let Some(token) = self.cache.get(&key) {
+        if let Some(token) = self.cache.get(&key, self.config.clock.now()) {
             return Ok(token);
         }
-        let requested_at = Instant::now();
+        let requested_at = self.config.clock.now();
         let token = self.exchange_uncached(request).await?;
-        self.cache.put(key, &token, requested_at);
+        self.cache.put(key, &token, requested_at, self.config.clock.now());
         Ok(token)
     }
 
@@ -152,22 +200,24 @@ impl StsClient {
         if let Some(traceparent) = &request.traceparent {
             http = http.header("traceparent", traceparent);
         }
-        if self.config.auth == ClientAuth::ClientSecretBasic {
+        if matches!(self.config.auth, ClientAuth::ClientSecretBasic) {
             http = http.header(
                 AUTHORIZATION,
                 basic_authorization(&self.config.client_id, self.config.client_secret.expose()),
             );
         }
-        let response = http
-            .body(self.form(request))
-            .send()
+        let limits = FetchLimits {
+            timeout: self.config.http_timeout,
+            max_bytes: MAX_ANSWER_BYTES,
+        };
+        let fetched = fetch(http.body(self.form(request)?), limits)
             .await
-            .map_err(|e| StsError::Transport(e.without_url().to_string()))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| StsError::Transport(e.without_url().to_string()))?;
+            .map_err(|e| match e {
+                FetchError::TooLarge(_) => StsError::InvalidResponse(e.to_string()),
+                FetchError::Unreachable => StsError::Transport("connection failed".into()),
+                FetchError::Failed | FetchError::TimedOut => StsError::Transport(e.to_string()),
+            })?;
+        let (status, body) = (fetched.status, fetched.body);
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
                 Ok(e) => StsError::OAuth {
@@ -200,7 +250,7 @@ impl StsClient {
     }
 
     /// The RFC 8693 §2.1 form; empty optional parameters are left out.
-    fn form(&self, request: &ExchangeRequest) -> String {
+    fn form(&self, request: &ExchangeRequest) -> Result<String, StsError> {
         let mut form = form_urlencoded::Serializer::new(String::new());
         form.append_pair("grant_type", TOKEN_EXCHANGE_GRANT)
             .append_pair("subject_token", request.subject_token.expose())
@@ -219,10 +269,23 @@ impl StsClient {
         if !scope.is_empty() {
             form.append_pair("scope", &scope);
         }
-        if self.config.auth == ClientAuth::ClientSecretPost {
-            form.append_pair("client_id", &self.config.client_id)
-                .append_pair("client_secret", self.config.client_secret.expose());
+        match &self.config.auth {
+            ClientAuth::ClientSecretBasic => {}
+            ClientAuth::ClientSecretPost => {
+                form.append_pair("client_id", &self.config.client_id)
+                    .append_pair("client_secret", self.config.client_secret.expose());
+            }
+            ClientAuth::PrivateKeyJwt(key) => {
+                let assertion = key.assertion(
+                    &self.config.client_id,
+                    &self.config.token_endpoint,
+                    self.config.clock.now(),
+                )?;
+                form.append_pair("client_id", &self.config.client_id)
+                    .append_pair("client_assertion_type", JWT_BEARER_CLIENT_ASSERTION)
+                    .append_pair("client_assertion", assertion.expose());
+            }
         }
-        form.finish()
+        Ok(form.finish())
     }
 }

@@ -15,9 +15,9 @@ use subtle::ConstantTimeEq;
 use crate::clock::UnixTime;
 use crate::config::ClientConfig;
 use crate::error::OAuthError;
-use crate::inbound::algorithm::parse_allowed;
-use crate::inbound::jwks::{JwksCache, JwksError, JwksLocation, JwksPolicy};
-use crate::inbound::jwt::{audiences, peek, str_claim, time_claim};
+use crate::jose::algorithm::parse_allowed;
+use crate::jose::compact::{audiences, peek, str_claim, time_claim};
+use crate::jose::{JwksCache, JwksConfig, JwksSource, JwsError, verify_signature};
 use crate::request::ClientCredentials;
 use crate::revocation::RevocationGate;
 
@@ -52,8 +52,9 @@ pub struct Clients {
 }
 
 impl Clients {
-    /// Build from configuration (already validated).
-    pub fn new(configs: &[ClientConfig], http: &reqwest::Client, policy: JwksPolicy) -> Self {
+    /// Build from configuration (already validated); `keys` gives the rules of the
+    /// `private_key_jwt` key caches.
+    pub fn new(configs: &[ClientConfig], http: &reqwest::Client, keys: &JwksConfig) -> Self {
         let by_id = configs
             .iter()
             .map(|config| {
@@ -61,13 +62,12 @@ impl Clients {
                     let bytes = hex::decode(h).ok()?;
                     <[u8; 32]>::try_from(bytes.as_slice()).ok()
                 });
-                let jwks = match (&config.jwks, &config.jwks_uri) {
-                    (Some(inline), _) => serde_json::from_value::<jsonwebtoken::jwk::JwkSet>(inline.clone())
-                        .ok()
-                        .map(|set| JwksCache::new(JwksLocation::Inline(set.keys), http.clone(), policy)),
-                    (None, Some(uri)) => Some(JwksCache::new(JwksLocation::Uri(uri.clone()), http.clone(), policy)),
+                let source = match (&config.jwks, &config.jwks_uri) {
+                    (Some(inline), _) => Some(JwksSource::Inline(inline.clone())),
+                    (None, Some(uri)) => Some(JwksSource::Uri(uri.clone())),
                     (None, None) => None,
                 };
+                let jwks = source.map(|source| JwksCache::new(source, keys.clone(), http.clone()));
                 (
                     config.client_id.clone(),
                     Arc::new(RegisteredClient {
@@ -168,22 +168,14 @@ async fn verify_assertion(
     }
     let client = clients.get(iss).ok_or_else(bad)?;
     let jwks = client.jwks.as_ref().ok_or_else(bad)?;
-    let keys = jwks
-        .keys_for(str_claim(&jwt.header, "kid"), alg, now)
-        .await
+    let keys = jwks.keys_for(str_claim(&jwt.header, "kid"), alg, now).await;
+    keys.and_then(|keys| verify_signature(assertion, alg, &keys))
         .map_err(|e| match e {
-            JwksError::Unavailable(_) => {
+            JwsError::KeysUnavailable(_) => {
                 OAuthError::unavailable("client.keys_unavailable", "client keys are unavailable; retry later")
             }
-            JwksError::NoMatchingKey => bad(),
+            JwsError::UnknownKey | JwsError::AlgorithmMismatch | JwsError::BadSignature => bad(),
         })?;
-    let (message, signature) = assertion.rsplit_once('.').ok_or_else(bad)?;
-    let verified = keys
-        .iter()
-        .any(|k| jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, alg).unwrap_or(false));
-    if !verified {
-        return Err(bad());
-    }
     // RFC 7523 §3: the audience is this server, and nothing else.
     let aud = audiences(&jwt.claims);
     if aud.len() != 1 || !aud.iter().all(|a| *a == ctx.issuer || *a == ctx.token_endpoint) {

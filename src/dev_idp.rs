@@ -188,6 +188,58 @@ impl DevIdp {
     }
 }
 
+/// What an agent application (an MCP client such as Claude Desktop) got from the IdP
+/// after the user signed in: an access token for one or more resources, naming the
+/// user in `sub` and the agent in `client_id` (RFC 9068) or `azp` (OpenID Connect).
+#[derive(Debug, Clone, Copy)]
+pub struct AgentGrant<'a> {
+    /// The user (`sub`).
+    pub user: &'a str,
+    /// The user's roles (`roles`).
+    pub roles: &'a [&'a str],
+    /// The agent application's client id.
+    pub agent: &'a str,
+    /// The claim naming the agent: `client_id` (an RFC 9068 `at+jwt`) or `azp`.
+    pub agent_claim: &'a str,
+    /// `aud`: the resources the token is for (an MCP server's URI, mcp-sts, ...).
+    pub audiences: &'a [&'a str],
+    /// The granted scopes, space-separated (`scope`); empty leaves the claim out.
+    pub scope: &'a str,
+}
+
+impl DevIdp {
+    /// An access token for `grant`, valid for `ttl` from `now`. With `client_id` as the
+    /// agent claim it has the RFC 9068 shape (`typ` `at+jwt`); with `azp`, `typ` `JWT`.
+    pub fn agent_token(&self, grant: &AgentGrant<'_>, now: u64, ttl: u64) -> Result<String, DevIdpError> {
+        let aud = match grant.audiences {
+            [one] => json!(one),
+            many => json!(many),
+        };
+        let mut claims = json!({
+            "iss": self.inner.issuer,
+            "sub": grant.user,
+            "aud": aud,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": uuid::Uuid::new_v4().simple().to_string(),
+            "roles": grant.roles,
+        });
+        if let Some(map) = claims.as_object_mut() {
+            map.insert(grant.agent_claim.to_owned(), json!(grant.agent));
+            if !grant.scope.is_empty() {
+                map.insert("scope".into(), json!(grant.scope));
+            }
+        }
+        let typ = if grant.agent_claim == "client_id" {
+            "at+jwt"
+        } else {
+            "JWT"
+        };
+        self.sign(SigningAlgorithm::ES256, Some(typ), &claims)
+    }
+}
+
 /// base64url of a JSON value, for hand-built tokens.
 pub fn b64_json(value: &Value) -> String {
     URL_SAFE_NO_PAD.encode(value.to_string().as_bytes())

@@ -4,7 +4,9 @@
 use crate::clock::UnixTime;
 use crate::contract::AccessClaims;
 use crate::contract::urn::is_access_token_typ;
-use crate::inbound::jwt::{peek, str_claim};
+use crate::jose::algorithm::parse_allowed;
+use crate::jose::compact::{peek, str_claim};
+use crate::jose::verify_signature;
 use crate::keys::KeyRing;
 
 /// Verify a token as one of ours: our issuer, `at+jwt`, a published key, a good
@@ -17,15 +19,9 @@ pub fn verify(token: &str, issuer: &str, ring: &KeyRing, max_bytes: usize, now: 
     if jwt.header.contains_key("crit") || !is_access_token_typ(str_claim(&jwt.header, "typ")?) {
         return None;
     }
-    let key = ring.published_by_kid(str_claim(&jwt.header, "kid")?, now)?;
-    let alg = crate::inbound::algorithm::parse_allowed(str_claim(&jwt.header, "alg")?)?;
-    if alg != key.jwt_algorithm() {
-        return None;
-    }
-    let (message, signature) = token.rsplit_once('.')?;
-    if !jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding_key, alg).ok()? {
-        return None;
-    }
+    let alg = parse_allowed(str_claim(&jwt.header, "alg")?)?;
+    let keys = ring.verification_keys(str_claim(&jwt.header, "kid"), alg, now).ok()?;
+    verify_signature(token, alg, &keys).ok()?;
     let claims = AccessClaims::from_claims(jwt.claims).ok()?;
     let started = claims.nbf.is_none_or(|nbf| nbf <= now);
     (claims.iss == issuer && claims.aud.single().is_some() && claims.exp > now && started).then_some(claims)

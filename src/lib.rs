@@ -1,8 +1,9 @@
 //! mcp-sts: an OAuth 2.0 Token Exchange (RFC 8693) service for agent and MCP deployments.
 //!
 //! The request travels one way: `http` -> `exchange` -> `inbound` -> `policy` ->
-//! `mint` -> `audit`, with `revocation` behind a trait. `verify` (and `client`) are
-//! the downstream side and depend on none of the server modules.
+//! `mint` -> `audit`, with `revocation` behind a trait. `verify` and `client` are
+//! the downstream side, and `mcp` (feature `mcp-server`) the kit for MCP servers built
+//! on them; they depend on none of the server modules.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![cfg_attr(
@@ -29,6 +30,7 @@ pub mod dev_idp;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+pub mod fetch;
 #[cfg(feature = "server")]
 pub mod grant;
 #[cfg(feature = "server")]
@@ -39,10 +41,13 @@ pub mod inbound;
 pub mod introspect;
 #[cfg(feature = "server")]
 pub mod issued;
+pub mod jose;
 #[cfg(feature = "server")]
 pub mod keys;
 #[cfg(feature = "server")]
 pub mod lineage;
+#[cfg(feature = "mcp-server")]
+pub mod mcp;
 #[cfg(feature = "server")]
 pub mod metrics;
 #[cfg(feature = "server")]

@@ -10,7 +10,7 @@ use tokio::net::TcpListener;
 use crate::audit::AuditLog;
 use crate::clock::Clock;
 use crate::config::{Config, RevocationBackend, RevocationConfig};
-use crate::inbound::jwks::http_client;
+use crate::fetch::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
 use crate::revocation::RevocationStore;
 use crate::revocation::embedded::EmbeddedStore;
@@ -18,8 +18,8 @@ use crate::revocation::memory::MemoryStore;
 use crate::revocation::redis::{RedisStore, RedisTopology};
 use crate::service::Sts;
 
-/// Timeout for fetching upstream and client keys.
-const KEY_FETCH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Connect timeout of outbound fetches; each fetch also has its own deadline.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long start-up waits for the revocation store to answer before warning.
 const STARTUP_STORE_WAIT: Duration = Duration::from_secs(1);
@@ -112,7 +112,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> an
         store,
         clock,
         audit,
-        http_client(KEY_FETCH_TIMEOUT),
+        http_client(CONNECT_TIMEOUT).context("cannot build the HTTP client for key fetches")?,
     )))
 }
 

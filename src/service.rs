@@ -10,8 +10,9 @@ use crate::config::Config;
 use crate::error::OAuthError;
 use crate::exchange::Exchanger;
 use crate::grant::AuthorizationServers;
+use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;
-use crate::inbound::{Issuers, JwksPolicy};
+use crate::jose::JwksConfig;
 use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
@@ -65,9 +66,9 @@ impl Sts {
         audit: AuditLog,
         http: reqwest::Client,
     ) -> Self {
-        let policy = JwksPolicy::default();
-        let issuers = Issuers::new(&config.issuers, &http, policy);
-        let clients = Clients::new(&config.clients, &http, policy);
+        let key_rules = JwksConfig::default();
+        let issuers = Issuers::new(&config.issuers, &http, &key_rules);
+        let clients = Clients::new(&config.clients, &http, &key_rules);
         let audiences = Audiences::new(&config.audiences);
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();

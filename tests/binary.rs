@@ -144,6 +144,10 @@ fn configuration_mistakes_stop_the_service_naming_the_key() {
             "server.listen",
         ),
         (
+            good.replace("roles_claim = \"roles\"", "roles_claim = \"roles\"\nagent_claim = \"\""),
+            "issuers[0].agent_claim",
+        ),
+        (
             good.replace("secret_sha256 = \"", "secret_sha256 = \"zz"),
             "clients[0].secret_sha256",
         ),

@@ -15,6 +15,7 @@ use mcp_sts::client::{
     ClientAuth, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
     TOKEN_EXCHANGE_GRANT,
 };
+use mcp_sts::clock::ManualClock;
 use serde_json::json;
 
 /// One request as the endpoint saw it.
@@ -216,23 +217,40 @@ async fn minted_tokens_are_cached_per_subject_actor_audience_and_scope() {
 #[tokio::test]
 async fn cached_tokens_are_dropped_shortly_before_expiry() {
     let (ep, url) = start().await;
-    let client = client(&url);
+    let clock = ManualClock::new(1_900_000_000);
+    let mut config = StsClientConfig::new(&url, "orders:mcp", "p@ss word/é");
+    config.clock = Arc::new(clock.clone());
+    let client = StsClient::new(config).unwrap();
     let request = ExchangeRequest::new("user-jwt").audience("orders-api");
 
-    ep.expires_in.store(2, Ordering::SeqCst);
+    ep.expires_in.store(100, Ordering::SeqCst);
     client.exchange(&request).await.unwrap();
     client.exchange(&request).await.unwrap();
     assert_eq!(ep.hits(), 1);
-    tokio::time::sleep(Duration::from_millis(1850)).await;
+    clock.advance(89);
+    client.exchange(&request).await.unwrap();
+    assert_eq!(ep.hits(), 1, "reused for the first 90 % of the lifetime");
+    clock.advance(1);
     client.exchange(&request).await.unwrap();
     assert_eq!(ep.hits(), 2, "refetched within the last 10 % of the lifetime");
+
+    // Long lifetimes keep at most a 30 s margin.
+    let long = ExchangeRequest::new("user-jwt").audience("inventory-api");
+    ep.expires_in.store(3600, Ordering::SeqCst);
+    client.exchange(&long).await.unwrap();
+    clock.advance(3569);
+    client.exchange(&long).await.unwrap();
+    assert_eq!(ep.hits(), 3);
+    clock.advance(1);
+    client.exchange(&long).await.unwrap();
+    assert_eq!(ep.hits(), 4, "refetched 30 s before expiry");
 
     // Without expires_in the lifetime is unknown: nothing is cached.
     ep.expires_in.store(0, Ordering::SeqCst);
     let other = ExchangeRequest::new("user-jwt").audience("billing-api");
     client.exchange(&other).await.unwrap();
     client.exchange(&other).await.unwrap();
-    assert_eq!(ep.hits(), 4);
+    assert_eq!(ep.hits(), 6);
 }
 
 #[tokio::test]

@@ -33,7 +33,8 @@ async fn the_story_plays_out_over_the_real_protocols() {
         ("orders-api", 404, "order_not_found")
     );
 
-    // The audit line names the user, the agent and the MCP server.
+    // The audit line names the user, the agent and the MCP server (the agent comes from
+    // the client_id of the agent's token, through the issuer's agent_claim).
     let read = outcome.call("alice_reads_own_order").unwrap();
     assert_eq!(read.trail.len(), 1);
     assert_eq!(
@@ -101,14 +102,18 @@ async fn the_story_plays_out_over_the_real_protocols() {
         ("legacy-api", "restricted_user")
     );
 
-    // mcp-sts audited every exchange with the agent as actor, and the offboarding.
+    // mcp-sts audited every exchange with the MCP server acting for the agent (named
+    // by the user token's client_id), and the offboarding.
     let exchanges: Vec<_> = outcome
         .sts_audit
         .iter()
         .filter(|e| e["event"] == "token_exchange" && e["decision"] == "allow")
         .collect();
+    assert!(!exchanges.is_empty());
     assert!(
-        exchanges.iter().all(|e| e["actor_chain"][0] == "claude-desktop"),
+        exchanges
+            .iter()
+            .all(|e| e["actor_chain"] == serde_json::json!(["orders-mcp", "claude-desktop"])),
         "{exchanges:?}"
     );
     assert!(

@@ -104,6 +104,33 @@ async fn a_token_for_another_audience_is_refused() {
 }
 
 #[tokio::test]
+async fn a_service_accepts_its_audience_id_and_its_resource_uri() {
+    let sts = TestSts::start().await;
+    let subject = sts.user_token("alice@example.com", &["developer"]);
+    let by_id = sts.exchange(&subject, &[("audience", "orders-api")]).await.token();
+    let resource = "https://orders.example.com/api";
+    let by_resource = sts.exchange(&subject, &[("resource", resource)]).await.token();
+    let now = sts.clock_now();
+
+    let both = Verifier::new(VerifierConfig::new(&sts.url, "orders-api").also_accept(resource)).unwrap();
+    let identity = both.verify_at(&by_id, now).await.unwrap();
+    assert_eq!(identity.audience(), "orders-api");
+    let identity = both.verify_at(&by_resource, now).await.unwrap();
+    assert_eq!(identity.audience(), resource, "the audience that matched is reported");
+    assert_eq!(identity.user(), "alice@example.com");
+
+    // A verifier that knows only the id refuses the token asked for by resource.
+    let id_only = Verifier::new(VerifierConfig::new(&sts.url, "orders-api")).unwrap();
+    assert_eq!(
+        id_only.verify_at(&by_resource, now).await.unwrap_err(),
+        VerifyError::WrongAudience
+    );
+    // An empty audience in the set is a configuration error, not an open door.
+    let empty = Verifier::new(VerifierConfig::new(&sts.url, "orders-api").also_accept(""));
+    assert!(matches!(empty, Err(VerifyError::Config(_))), "{empty:?}");
+}
+
+#[tokio::test]
 async fn an_expired_token_is_refused() {
     let sts = TestSts::start().await;
     let token = orders_token(&sts).await;
@@ -203,34 +230,32 @@ async fn token_verify_cli_prints_the_identity_or_fails_with_exit_code_1() {
     let sts = sts_on_system_time().await;
     let token = orders_token(&sts).await;
     let jwks = format!("{}/.well-known/jwks.json", sts.url);
-    let run = |audience: &'static str| {
+    let run = |audiences: &'static [&'static str]| {
         let (token, jwks, issuer) = (token.clone(), jwks.clone(), sts.url.clone());
         tokio::task::spawn_blocking(move || {
-            bin()
-                .args([
-                    "token",
-                    "verify",
-                    &token,
-                    "--jwks-uri",
-                    &jwks,
-                    "--issuer",
-                    &issuer,
-                    "--audience",
-                    audience,
-                ])
-                .output()
-                .unwrap()
+            let mut command = bin();
+            command.args(["token", "verify", &token, "--jwks-uri", &jwks, "--issuer", &issuer]);
+            for audience in audiences {
+                command.args(["--audience", audience]);
+            }
+            command.output().unwrap()
         })
     };
 
-    let ok = run("orders-api").await.unwrap();
+    let ok = run(&["orders-api"]).await.unwrap();
     assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
     let identity: serde_json::Value = serde_json::from_slice(&ok.stdout).unwrap();
     assert_eq!(identity["user"]["sub"], "alice@example.com");
     assert_eq!(identity["delegation_mode"], "on_behalf_of");
     assert_eq!(identity["actors"][0]["sub"], "claude-desktop");
 
-    let refused = run("inventory-api").await.unwrap();
+    // --audience repeats: a service accepting its id and its resource URI.
+    let either = run(&["https://orders.example.com/api", "orders-api"]).await.unwrap();
+    assert!(either.status.success(), "{}", String::from_utf8_lossy(&either.stderr));
+    let identity: serde_json::Value = serde_json::from_slice(&either.stdout).unwrap();
+    assert_eq!(identity["audience"], "orders-api");
+
+    let refused = run(&["inventory-api"]).await.unwrap();
     assert_eq!(refused.status.code(), Some(1));
     assert!(refused.stdout.is_empty());
     let stderr = String::from_utf8_lossy(&refused.stderr);

@@ -169,3 +169,95 @@ async fn invalid_assertions_are_invalid_client() {
     // None of the refusals consumed the good assertion.
     assert_eq!(exchange_with(&setup, &good, &[]).await.status, 200);
 }
+
+/// A client key as a deployment would keep it: PKCS#8 PEM, with the public half in
+/// the client's inline JWKS at mcp-sts.
+fn client_key(algorithm: SigningAlgorithm) -> (SigningKey, String) {
+    let (key, der) = SigningKey::generate(algorithm, 0).unwrap();
+    (key, pem::encode(&pem::Pem::new("PRIVATE KEY", der)))
+}
+
+#[tokio::test]
+async fn the_exchange_client_authenticates_with_private_key_jwt() {
+    use std::sync::Arc;
+
+    use mcp_sts::client::{AssertionKey, ExchangeRequest, OAuthErrorCode, StsClient, StsClientConfig, StsError};
+
+    let (ec, ec_pem) = client_key(SigningAlgorithm::ES256);
+    let (rsa, rsa_pem) = client_key(SigningAlgorithm::RS256);
+    let jwks = |key: &SigningKey| toml::Value::try_from(json!({"keys": [key.public_jwk]})).unwrap();
+    let extra = format!(
+        "\n[[clients]]\nclient_id = \"kit-ec\"\naudiences = [\"orders-api\"]\njwks = {}\n\
+         \n[[clients]]\nclient_id = \"kit-rsa\"\naudiences = [\"orders-api\"]\njwks = {}\n",
+        jwks(&ec),
+        jwks(&rsa)
+    );
+    let sts = TestSts::start_with(&extra).await;
+    let token_endpoint = format!("{}/token", sts.url);
+    let client = |id: &str, key: AssertionKey| {
+        StsClient::new(StsClientConfig::private_key_jwt(&token_endpoint, id, key))
+            .unwrap()
+            .with_clock(Arc::new(sts.clock.clone()))
+    };
+    let request = ExchangeRequest::new(sts.user_token("alice", &["developer"])).audience("orders-api");
+
+    // ES256 with the key's kid; each request signs a fresh assertion (a new jti), so
+    // the second uncached exchange is not a replay.
+    let ec_key = AssertionKey::from_pem(ec_pem.as_bytes(), Some(ec.kid.clone())).unwrap();
+    assert_eq!(ec_key.algorithm(), jsonwebtoken::Algorithm::ES256);
+    let kit_ec = client("kit-ec", ec_key.clone());
+    for _ in 0..2 {
+        let minted = kit_ec.exchange_uncached(&request).await.unwrap();
+        let claims = decode_claims(minted.access_token.expose());
+        assert_eq!(claims["client_id"], "kit-ec");
+    }
+    // Addressed to the issuer instead of the token endpoint.
+    let to_issuer = client("kit-ec", ec_key.audience(&sts.url));
+    assert!(to_issuer.exchange_uncached(&request).await.is_ok());
+
+    // RS256, no kid: the STS tries the client's keys of that type.
+    let rsa_key = AssertionKey::from_pem(rsa_pem.as_bytes(), None).unwrap();
+    assert_eq!(rsa_key.algorithm(), jsonwebtoken::Algorithm::RS256);
+    let minted = client("kit-rsa", rsa_key).exchange_uncached(&request).await.unwrap();
+    assert_eq!(decode_claims(minted.access_token.expose())["client_id"], "kit-rsa");
+
+    // Refusals: another client's key, and a clock far ahead (an expired assertion as
+    // the STS sees it) are invalid_client; nothing was minted.
+    let wrong_key = AssertionKey::from_pem(rsa_pem.as_bytes(), None).unwrap();
+    let refused = client("kit-ec", wrong_key)
+        .exchange_uncached(&request)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            StsError::OAuth {
+                status: 401,
+                code: OAuthErrorCode::InvalidClient,
+                ..
+            }
+        ),
+        "{refused:?}"
+    );
+    let stale = StsClient::new(StsClientConfig::private_key_jwt(
+        &token_endpoint,
+        "kit-ec",
+        AssertionKey::from_pem(ec_pem.as_bytes(), None).unwrap(),
+    ))
+    .unwrap()
+    .with_clock(Arc::new(mcp_sts::clock::ManualClock::new(T0 - 3600)));
+    let refused = stale.exchange_uncached(&request).await.unwrap_err();
+    assert_eq!(refused.code(), Some(&OAuthErrorCode::InvalidClient), "{refused:?}");
+
+    // The key is never printed.
+    let shown = format!("{:?}", AssertionKey::from_pem(ec_pem.as_bytes(), None).unwrap());
+    assert!(
+        !shown.contains("PRIVATE") && !shown.contains(&ec_pem[40..80]),
+        "{shown}"
+    );
+    // Not a key at all.
+    assert!(matches!(
+        AssertionKey::from_pem(b"-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n", None),
+        Err(StsError::InvalidInput(_))
+    ));
+}

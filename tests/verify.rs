@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine;
-use mcp_sts::clock::{Clock, SystemClock};
+use mcp_sts::clock::{Clock, ManualClock, SystemClock};
 use mcp_sts::verify::{
     AuthRejection, Authenticated, BearerAuthLayer, DelegationMode, ExecutionIdentity, IntrospectionConfig, Verifier,
     VerifierConfig, VerifyError,
@@ -25,6 +25,13 @@ fn config(base: &str) -> VerifierConfig {
 
 fn verifier(base: &str) -> Verifier {
     Verifier::new(config(base)).unwrap()
+}
+
+/// A config whose caches keep time by a clock the test moves.
+fn config_on(base: &str, clock: &ManualClock) -> VerifierConfig {
+    let mut config = config(base);
+    config.clock = Arc::new(clock.clone());
+    config
 }
 
 /// A fake STS publishing one EC key, and a verifier for it.
@@ -96,6 +103,34 @@ async fn rs256_token_with_nested_actor_chain_lists_current_actor_first() {
     assert_eq!(id.actors()[1].iss.as_deref(), Some("https://sts.test"));
     assert_eq!(id.agent(), Some("hop-2"));
     assert_eq!(id.audience(), AUDIENCE);
+}
+
+#[tokio::test]
+async fn an_mcp_server_acting_for_an_agent_application_is_described_by_the_agent() {
+    let (_sts, _base, key, verifier) = setup().await;
+    // The chain mcp-sts builds when the user's token names the agent in client_id.
+    let claims = with(
+        obo_claims(NOW),
+        "act",
+        json!({"sub": "orders-mcp", "act": {"sub": "claude-desktop", "iss": "https://idp.test"}}),
+    );
+    let id = verifier.verify_at(&key.sign(&claims), NOW).await.unwrap();
+    assert_eq!(
+        id.agent(),
+        Some("orders-mcp"),
+        "the current actor still drives decisions"
+    );
+    assert_eq!(id.agent_application(), Some("claude-desktop"));
+    assert_eq!(id.describe(), "alice@example.com via agent claude-desktop (orders-mcp)");
+
+    // An actor token's agent, acting alone, is the agent application itself.
+    let id = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
+    assert_eq!(id.agent_application(), Some("claude-desktop"));
+    // A client naming only itself is described as before.
+    let alone = with(obo_claims(NOW), "act", json!({"sub": "orders-mcp"}));
+    let id = verifier.verify_at(&key.sign(&alone), NOW).await.unwrap();
+    assert_eq!(id.agent_application(), Some("orders-mcp"));
+    assert_eq!(id.describe(), "alice@example.com via agent orders-mcp (orders-mcp)");
 }
 
 #[tokio::test]
@@ -195,8 +230,9 @@ async fn unknown_kid_is_unknown_key_and_refetches_are_rate_limited() {
     let (sts, base) = start_sts().await;
     let known = TestKey::ec("known");
     sts.publish(&[&known]);
-    let mut config = config(&base);
-    config.jwks_min_refresh_interval = Duration::from_millis(1000);
+    let clock = ManualClock::new(NOW);
+    let mut config = config_on(&base, &clock);
+    config.jwks_min_refresh_interval = Duration::from_secs(10);
     let verifier = Verifier::new(config).unwrap();
     verifier.verify_at(&known.sign(&obo_claims(NOW)), NOW).await.unwrap();
     assert_eq!(sts.hits(), 1);
@@ -219,7 +255,15 @@ async fn unknown_kid_is_unknown_key_and_refetches_are_rate_limited() {
     }
     assert_eq!(sts.hits(), 2, "refetch on unknown kid is rate-limited");
 
-    tokio::time::sleep(Duration::from_millis(1100)).await;
+    clock.advance(9);
+    let err = verifier
+        .verify_at(&ghost.sign(&obo_claims(NOW)), NOW)
+        .await
+        .unwrap_err();
+    assert_eq!(err, VerifyError::UnknownKey("ghost".into()));
+    assert_eq!(sts.hits(), 2, "still within the interval");
+
+    clock.advance(1);
     let err = verifier
         .verify_at(&ghost.sign(&obo_claims(NOW)), NOW)
         .await
@@ -434,9 +478,10 @@ async fn cached_keys_keep_working_while_the_jwks_endpoint_is_down() {
     let (sts, base) = start_sts().await;
     let key = TestKey::ec("ec-1");
     sts.publish(&[&key]);
-    let mut config = config(&base);
-    config.jwks_cache_ttl = Duration::from_millis(1500);
-    config.jwks_min_refresh_interval = Duration::from_millis(100);
+    let clock = ManualClock::new(NOW);
+    let mut config = config_on(&base, &clock);
+    config.jwks_cache_ttl = Duration::from_secs(60);
+    config.jwks_min_refresh_interval = Duration::from_secs(1);
     let verifier = Verifier::new(config).unwrap();
     verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
 
@@ -451,7 +496,9 @@ async fn cached_keys_keep_working_while_the_jwks_endpoint_is_down() {
     verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
 
     // Past the cache lifetime the keys are no longer trusted: fail closed.
-    tokio::time::sleep(Duration::from_millis(1600)).await;
+    clock.advance(59);
+    verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
+    clock.advance(1);
     let err = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap_err();
     assert!(
         matches!(&err, VerifyError::JwksUnavailable(why) if why.contains("HTTP 503")),
@@ -461,7 +508,9 @@ async fn cached_keys_keep_working_while_the_jwks_endpoint_is_down() {
 
     // And once it is back, verification recovers.
     sts.jwks_down.store(false, Ordering::SeqCst);
-    tokio::time::sleep(Duration::from_millis(150)).await;
+    let err = verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap_err();
+    assert!(err.is_unavailable(), "no retry within the interval: {err:?}");
+    clock.advance(1);
     verifier.verify_at(&key.sign(&obo_claims(NOW)), NOW).await.unwrap();
 }
 
@@ -518,6 +567,32 @@ async fn introspection_active_passes_and_is_cached_inactive_is_revoked() {
 }
 
 #[tokio::test]
+async fn introspection_answers_and_verify_follow_the_configured_clock() {
+    let (sts, base, key, _) = setup().await;
+    let clock = ManualClock::new(NOW);
+    let mut config = config_on(&base, &clock);
+    config.introspection = Some(IntrospectionConfig::new(
+        format!("{base}/introspect"),
+        "orders-api",
+        "s",
+    ));
+    let verifier = Verifier::new(config).unwrap();
+    let token = key.sign(&obo_claims(NOW));
+
+    // `verify` judges the token by the configured clock, not the wall clock.
+    verifier.verify(&token).await.unwrap();
+    clock.advance(4);
+    verifier.verify(&token).await.unwrap();
+    assert_eq!(sts.introspect_hits.load(Ordering::SeqCst), 1, "answer reused for 5 s");
+    clock.advance(1);
+    sts.active.store(false, Ordering::SeqCst);
+    assert_eq!(verifier.verify(&token).await.unwrap_err(), VerifyError::Revoked);
+    assert_eq!(sts.introspect_hits.load(Ordering::SeqCst), 2, "asked again after 5 s");
+    clock.advance(300 + 30);
+    assert_eq!(verifier.verify(&token).await.unwrap_err(), VerifyError::Expired);
+}
+
+#[tokio::test]
 async fn introspection_down_fails_closed() {
     let (_sts, base, key, _) = setup().await;
     let verifier = introspecting(&base, &dead_url().await);
@@ -547,7 +622,10 @@ async fn downstream(verifier: Arc<Verifier>) -> String {
         .merge(
             Router::new()
                 .route("/layered", get(|id: ExecutionIdentity| async move { id.describe() }))
-                .layer(BearerAuthLayer::new(verifier).require_scope("orders:read")),
+                .layer(BearerAuthLayer::new(Arc::clone(&verifier)).require_scope("orders:read"))
+                // The extractor needs the verifier in the state (the layer alone is not
+                // enough), so a route without it is a compile error, not a 500.
+                .with_state(verifier),
         );
     serve(app).await
 }

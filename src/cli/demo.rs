@@ -2,8 +2,9 @@
 
 use std::process::ExitCode;
 
+use mcp_sts::demo::examples::{NOTES_API_RESOURCE, NOTES_MCP_RESOURCE};
 use mcp_sts::demo::story::{self, Narrator};
-use mcp_sts::demo::users::{ALICE, BOB, CAROL};
+use mcp_sts::demo::users::{AGENT, ALICE, BOB, CAROL};
 use mcp_sts::demo::{Demo, DemoOutcome};
 use serde_json::Value;
 
@@ -44,12 +45,17 @@ fn print_trails(outcome: &DemoOutcome) {
     }
     println!("\n== Audit trail of mcp-sts ==");
     for event in &outcome.sts_audit {
-        let actor = event
+        // Current actor first: the MCP server, then the agent it acts for.
+        let chain: Vec<&str> = event
             .get("actor_chain")
             .and_then(Value::as_array)
-            .and_then(|chain| chain.first())
-            .and_then(Value::as_str)
-            .unwrap_or("-");
+            .map(|chain| chain.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let actor = if chain.is_empty() {
+            "-".to_owned()
+        } else {
+            chain.join(">")
+        };
         let reason = event
             .get("reason")
             .and_then(Value::as_str)
@@ -76,22 +82,38 @@ fn print_trails(outcome: &DemoOutcome) {
     println!("\nDelegation modes seen downstream: {}", modes.join(", "));
 }
 
-/// Write fresh user tokens to the demo directory and print commands that use them.
+/// Write fresh tokens and the example client key to the demo directory (0600), and
+/// print commands that use them.
 fn print_examples(demo: &Demo) -> anyhow::Result<()> {
     let now = demo.now();
+    let dir = demo.dir();
     for user in [ALICE, BOB, CAROL] {
-        std::fs::write(
-            demo.dir().join(format!("{}.jwt", user.name)),
-            user.token(&demo.idp, now)?,
+        write_private(
+            &dir.join(format!("{}.jwt", user.name)),
+            &user.token_for(&demo.idp, &demo.urls.mcp, "", now)?,
+        )?;
+        let scope = if user.roles.contains(&"customer") {
+            "notes:read"
+        } else {
+            "notes:read notes:write"
+        };
+        write_private(
+            &dir.join(format!("{}.notes-mcp.jwt", user.name)),
+            &user.token_for(&demo.idp, NOTES_MCP_RESOURCE, scope, now)?,
         )?;
     }
-    let secret_file = demo.dir().join("orders-mcp.secret");
-    std::fs::write(&secret_file, demo.orders_mcp_secret.expose())?;
-    let dir = demo.dir().display();
+    let secret_file = dir.join("orders-mcp.secret");
+    write_private(&secret_file, demo.orders_mcp_secret.expose())?;
+    let key_file = dir.join("notes-mcp.key.pem");
+    write_private(&key_file, demo.notes_mcp_key.expose())?;
+    let dir = dir.display();
     let sts = &demo.urls.sts;
+    let idp = &demo.urls.idp;
     println!("\n== Try it ==");
-    println!("User tokens (valid one hour) are in {dir}/{{alice,bob,carol}}.jwt");
-    println!("\n# Exchange alice's token for an orders-api token:");
+    println!(
+        "The agent's access tokens for alice, bob and carol (valid one hour, aud = the MCP server and mcp-sts,\nclient_id = {AGENT}) are in {dir}/{{alice,bob,carol}}.jwt"
+    );
+    println!("\n# Exchange alice's token for an orders-api token, as the MCP server does:");
     println!(
         "mcp-sts token exchange --sts {sts} --client-id orders-mcp --client-secret-file {} \\\n    --subject-token \"$(cat {dir}/alice.jwt)\" --audience orders-api --scope orders:read",
         secret_file.display()
@@ -101,7 +123,7 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
         "curl -s -u \"orders-mcp:$(cat {})\" {sts}/token \\\n    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n    -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\\n    -d subject_token=\"$(cat {dir}/alice.jwt)\" -d audience=orders-api",
         secret_file.display()
     );
-    println!("\n# Verify a minted token as orders-api would:");
+    println!("\n# Verify a minted token as orders-api would (repeat --audience to accept several names):");
     println!(
         "mcp-sts token verify <ACCESS_TOKEN> --jwks-uri {sts}/.well-known/jwks.json --issuer {sts} --audience orders-api"
     );
@@ -110,8 +132,56 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
         "curl -s -H \"Authorization: Bearer <ACCESS_TOKEN>\" {}/orders/42",
         demo.urls.orders
     );
+    println!("\n# The MCP server's protected resource metadata (RFC 9728), and its challenge without a token:");
+    println!(
+        "curl -s {}",
+        demo.urls
+            .mcp
+            .replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
+    );
+    println!("curl -si -X POST {} | grep -i www-authenticate", demo.urls.mcp);
     println!("\n# Public keys and metadata:");
     println!("curl -s {sts}/.well-known/jwks.json");
     println!("curl -s {sts}/.well-known/oauth-authorization-server");
+    println!("\n== The MCP server kit's examples, against this demo ==");
+    println!("# A downstream API using the verifier (notes-api, {NOTES_API_RESOURCE}):");
+    println!("MCP_STS_URL={sts} cargo run --example downstream_api");
+    println!("# An MCP server protected by the kit ({NOTES_MCP_RESOURCE}, private_key_jwt as notes-mcp):");
+    println!(
+        "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} cargo run --example mcp_server",
+        key_file.display()
+    );
+    println!("# Then, as the agent, with alice's token for it ({dir}/{{alice,bob,carol}}.notes-mcp.jwt):");
+    println!(
+        "{}",
+        mcp_curl(NOTES_MCP_RESOURCE, &format!("{dir}/alice.notes-mcp.jwt"))
+    );
+    Ok(())
+}
+
+/// A streamable-HTTP MCP session in three curl calls: initialize (keeping the session
+/// id), the initialized notification, one tool call.
+fn mcp_curl(url: &str, token_file: &str) -> String {
+    let headers = format!(
+        "-H \"Authorization: Bearer $(cat {token_file})\" -H 'Accept: application/json, text/event-stream' -H 'Content-Type: application/json'"
+    );
+    format!(
+        "S=$(curl -si {headers} {url} -d '{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"initialize\",\"params\":{{\"protocolVersion\":\"2025-11-25\",\"capabilities\":{{}},\"clientInfo\":{{\"name\":\"curl\",\"version\":\"1\"}}}}}}' | tr -d '\\r' | sed -n 's/^mcp-session-id: //Ip')\n\
+curl -s {headers} -H \"Mcp-Session-Id: $S\" {url} -d '{{\"jsonrpc\":\"2.0\",\"method\":\"notifications/initialized\"}}'\n\
+curl -s {headers} -H \"Mcp-Session-Id: $S\" {url} -d '{{\"jsonrpc\":\"2.0\",\"id\":2,\"method\":\"tools/call\",\"params\":{{\"name\":\"add_note\",\"arguments\":{{\"text\":\"hello\"}}}}}}'"
+    )
+}
+
+/// Write `contents` readable by the owner only: these are tokens and keys.
+fn write_private(path: &std::path::Path, contents: &str) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(contents.as_bytes())?;
     Ok(())
 }

@@ -75,9 +75,10 @@ pub struct VerifyArgs {
     /// The issuer the token must name.
     #[arg(long)]
     issuer: String,
-    /// The audience the token must be for.
-    #[arg(long)]
-    audience: String,
+    /// An audience the token may be for; repeat to accept several (a service's audience
+    /// id and its resource URI).
+    #[arg(long, required = true)]
+    audience: Vec<String>,
 }
 
 /// Run a token action.
@@ -182,7 +183,8 @@ async fn exchange(args: ExchangeArgs) -> anyhow::Result<ExitCode> {
 
 async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let token = token_arg(&args.token)?;
-    let mut config = VerifierConfig::new(&args.issuer, &args.audience);
+    let mut config = VerifierConfig::new(&args.issuer, "");
+    config.audiences = args.audience;
     config.jwks_uri = args.jwks_uri;
     let verifier = Verifier::new(config)?;
     match verifier.verify(&token).await {

@@ -8,9 +8,9 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use sha2::{Digest, Sha256};
-use tokio::time::Instant;
 
 use super::request::{ExchangeRequest, MintedToken};
+use crate::clock::UnixTime;
 
 /// Most margin kept before expiry.
 const MAX_MARGIN: Duration = Duration::from_secs(30);
@@ -47,10 +47,11 @@ impl CacheKey {
     }
 }
 
-/// A bounded map of minted tokens with their reuse deadlines.
+/// A bounded map of minted tokens with their reuse deadlines (seconds since the epoch,
+/// by the client's clock).
 pub(crate) struct TokenCache {
     capacity: usize,
-    entries: Mutex<HashMap<CacheKey, (Instant, MintedToken)>>,
+    entries: Mutex<HashMap<CacheKey, (UnixTime, MintedToken)>>,
 }
 
 impl TokenCache {
@@ -62,16 +63,16 @@ impl TokenCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (Instant, MintedToken)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (UnixTime, MintedToken)>> {
         // A poisoned lock only means a panic elsewhere; the map itself is intact.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A cached token for `key` that is not yet near expiry.
-    pub(crate) fn get(&self, key: &CacheKey) -> Option<MintedToken> {
+    /// A cached token for `key` that is not yet near expiry at `now`.
+    pub(crate) fn get(&self, key: &CacheKey, now: UnixTime) -> Option<MintedToken> {
         let mut entries = self.lock();
         match entries.get(key) {
-            Some((until, token)) if Instant::now() < *until => Some(token.clone()),
+            Some((until, token)) if now < *until => Some(token.clone()),
             Some(_) => {
                 entries.remove(key);
                 None
@@ -80,8 +81,9 @@ impl TokenCache {
         }
     }
 
-    /// Keep `token`, obtained at `requested_at`, until `min(30 s, 10 %)` before it expires.
-    pub(crate) fn put(&self, key: CacheKey, token: &MintedToken, requested_at: Instant) {
+    /// Keep `token`, asked for at `requested_at`, until `min(30 s, 10 %)` before it
+    /// expires (rounded down to whole seconds); `now` is when it arrived.
+    pub(crate) fn put(&self, key: CacheKey, token: &MintedToken, requested_at: UnixTime, now: UnixTime) {
         let Some(lifetime) = token.expires_in else {
             return;
         };
@@ -89,15 +91,15 @@ impl TokenCache {
             return;
         }
         let margin = MAX_MARGIN.min(lifetime / 10);
-        let Some(usable) = lifetime.checked_sub(margin).filter(|d| !d.is_zero()) else {
+        let Some(usable) = lifetime.checked_sub(margin).map(|d| d.as_secs()).filter(|s| *s > 0) else {
             return;
         };
-        let Some(until) = requested_at.checked_add(usable) else {
+        let until = requested_at.saturating_add(usable);
+        if until <= now {
             return;
-        };
+        }
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            let now = Instant::now();
             entries.retain(|_, (until, _)| now < *until);
             if entries.len() >= self.capacity {
                 let soonest = entries

@@ -236,7 +236,7 @@ impl Config {
                 p.error(key("algorithms"), "must list at least one algorithm");
             }
             for alg in &issuer.algorithms {
-                if crate::inbound::algorithm::parse_allowed(alg).is_none() {
+                if crate::jose::algorithm::parse_allowed(alg).is_none() {
                     p.error(
                         key("algorithms"),
                         format!("{alg:?} is not an allowed asymmetric JWS algorithm"),

@@ -1,9 +1,8 @@
-//! The agent side: an MCP client over streamable HTTP that presents the user's token as
-//! `Authorization: Bearer` and its own identity token in [`AGENT_TOKEN_HEADER`].
+//! The agent side: an MCP client over streamable HTTP that presents the access token the
+//! IdP issued it for the user as `Authorization: Bearer`. The token names the agent in
+//! `client_id`, so nothing else identifies the agent (MCP's own model: the agent
+//! application is the OAuth client).
 
-use std::collections::HashMap;
-
-use reqwest::header::{HeaderName, HeaderValue};
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
@@ -12,7 +11,6 @@ use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
 use super::DemoError;
-use super::mcp_server::AGENT_TOKEN_HEADER;
 use super::outcome::{CallOutcome, Denial};
 
 /// One user's conversation with the MCP server through the agent.
@@ -27,14 +25,9 @@ impl std::fmt::Debug for AgentSession {
 }
 
 impl AgentSession {
-    /// Connect to the MCP endpoint `url` for the user of `user_token`.
-    pub async fn connect(url: &str, user_token: &str, agent_token: &str) -> Result<Self, DemoError> {
-        let agent = HeaderValue::from_str(agent_token)
-            .map_err(|_| DemoError::Mcp("agent token is not a header value".into()))?;
-        let headers = HashMap::from([(HeaderName::from_static(AGENT_TOKEN_HEADER), agent)]);
-        let config = StreamableHttpClientTransportConfig::with_uri(url)
-            .auth_header(user_token)
-            .custom_headers(headers);
+    /// Connect to the MCP endpoint `url` with the agent's access token for a user.
+    pub async fn connect(url: &str, access_token: &str) -> Result<Self, DemoError> {
+        let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(access_token);
         let transport = StreamableHttpClientTransport::from_config(config);
         let client = ()
             .serve(transport)

@@ -1,31 +1,31 @@
-//! The MCP server: tools over streamable HTTP. It takes the user's bearer token from the
-//! incoming MCP request, exchanges it at mcp-sts for a narrow token for one downstream
-//! service, and calls that service. The raw user token never goes downstream.
+//! The MCP server: tools over streamable HTTP, protected by the MCP server kit
+//! ([`crate::mcp`]). The kit validates the agent's access token (issued by the IdP for
+//! this server, naming the agent in `client_id`) and hands each tool the [`Caller`];
+//! a tool asks for a narrow token for one downstream service with
+//! [`Caller::token_for`] and calls that service. The raw user token never reaches a
+//! tool, let alone a downstream service.
 
 use std::sync::Arc;
 
 use axum::Router;
-use axum::http::request::Parts;
-use reqwest::header::{AUTHORIZATION, WWW_AUTHENTICATE};
-use rmcp::handler::server::router::tool::ToolRouter;
-use rmcp::handler::server::tool::Extension;
+use reqwest::header::WWW_AUTHENTICATE;
 use rmcp::handler::server::wrapper::Parameters;
-use rmcp::model::{CallToolResult, ServerCapabilities, ServerConfig};
+use rmcp::model::{CallToolResult, ListToolsResult, PaginatedRequestParams, ServerCapabilities, ServerConfig};
+use rmcp::service::RequestContext;
+use rmcp::transport::streamable_http_server::StreamableHttpServerConfig;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
-use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
-use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
+use rmcp::{ErrorData, RoleServer, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::orders_api;
 use super::outcome::Denial;
 use super::services::{INVENTORY_AUDIENCE, LEGACY_AUDIENCE};
-use crate::client::{ExchangeRequest, JWT_TOKEN_TYPE, StsClient, StsError};
+use crate::client::StsClient;
+use crate::mcp::{Caller, McpAuth, Protected, ScopedTools, TokenError, ToolGate};
 
 /// The client id of the MCP server at mcp-sts.
 pub const CLIENT_ID: &str = "orders-mcp";
-/// The header in which the agent presents its own identity token.
-pub const AGENT_TOKEN_HEADER: &str = "x-agent-token";
 
 /// Where the downstream services are.
 #[derive(Debug, Clone)]
@@ -38,19 +38,17 @@ pub struct Downstreams {
     pub legacy: String,
 }
 
-/// What every tool call shares: the exchange client and the downstream addresses.
+/// What every tool call shares: the downstream addresses and an HTTP client.
 #[derive(Debug)]
 pub struct Backend {
-    sts: StsClient,
     http: reqwest::Client,
     downstreams: Downstreams,
 }
 
 impl Backend {
-    /// A backend exchanging with `sts` and calling `downstreams`.
-    pub fn new(sts: StsClient, downstreams: Downstreams) -> Self {
+    /// A backend calling `downstreams`.
+    pub fn new(downstreams: Downstreams) -> Self {
         Self {
-            sts,
             http: reqwest::Client::new(),
             downstreams,
         }
@@ -98,16 +96,16 @@ pub struct StockQuery {
 #[derive(Debug, Clone)]
 pub struct OrdersMcp {
     backend: Arc<Backend>,
-    tool_router: ToolRouter<Self>,
+    tools: ScopedTools<Self>,
 }
 
 #[tool_router]
 impl OrdersMcp {
-    /// A handler sharing `backend`.
-    pub fn new(backend: Arc<Backend>) -> Self {
+    /// A handler sharing `backend`, its tools made through the kit's `gate`.
+    pub fn new(backend: Arc<Backend>, gate: &ToolGate) -> Self {
         Self {
             backend,
-            tool_router: Self::tool_router(),
+            tools: gate.tools(Self::tool_router()),
         }
     }
 
@@ -115,11 +113,11 @@ impl OrdersMcp {
     async fn get_order(
         &self,
         Parameters(OrderRef { order_id }): Parameters<OrderRef>,
-        Extension(parts): Extension<Parts>,
+        caller: Caller,
     ) -> Result<CallToolResult, ErrorData> {
         let url = format!("{}/orders/{order_id}", self.backend.downstreams.orders);
         Ok(self
-            .run(&parts, Call::get(orders_api::AUDIENCE, ORDERS_SCOPES, url))
+            .run(&caller, Call::get(orders_api::AUDIENCE, ORDERS_SCOPES, url))
             .await)
     }
 
@@ -127,7 +125,7 @@ impl OrdersMcp {
     async fn update_order(
         &self,
         Parameters(OrderUpdate { order_id, status }): Parameters<OrderUpdate>,
-        Extension(parts): Extension<Parts>,
+        caller: Caller,
     ) -> Result<CallToolResult, ErrorData> {
         let call = Call {
             audience: orders_api::AUDIENCE,
@@ -136,16 +134,16 @@ impl OrdersMcp {
             url: format!("{}/orders/{order_id}", self.backend.downstreams.orders),
             body: Some(json!({ "status": status })),
         };
-        Ok(self.run(&parts, call).await)
+        Ok(self.run(&caller, call).await)
     }
 
     #[tool(
         description = "Your recent order activity. The user is the one whose token is presented; it takes no user argument."
     )]
-    async fn get_recent_activity(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
+    async fn get_recent_activity(&self, caller: Caller) -> Result<CallToolResult, ErrorData> {
         let url = format!("{}/activity", self.backend.downstreams.orders);
         Ok(self
-            .run(&parts, Call::get(orders_api::AUDIENCE, ORDERS_SCOPES, url))
+            .run(&caller, Call::get(orders_api::AUDIENCE, ORDERS_SCOPES, url))
             .await)
     }
 
@@ -153,20 +151,20 @@ impl OrdersMcp {
     async fn check_stock(
         &self,
         Parameters(StockQuery { sku }): Parameters<StockQuery>,
-        Extension(parts): Extension<Parts>,
+        caller: Caller,
     ) -> Result<CallToolResult, ErrorData> {
         let sku: String = form_urlencoded::byte_serialize(sku.as_bytes()).collect();
         let url = format!("{}/stock/{sku}", self.backend.downstreams.inventory);
         Ok(self
-            .run(&parts, Call::get(INVENTORY_AUDIENCE, &["inventory:read"], url))
+            .run(&caller, Call::get(INVENTORY_AUDIENCE, &["inventory:read"], url))
             .await)
     }
 
     #[tool(description = "Read your profile from the legacy profile service.")]
-    async fn legacy_profile(&self, Extension(parts): Extension<Parts>) -> Result<CallToolResult, ErrorData> {
+    async fn legacy_profile(&self, caller: Caller) -> Result<CallToolResult, ErrorData> {
         let url = format!("{}/profile", self.backend.downstreams.legacy);
         Ok(self
-            .run(&parts, Call::get(LEGACY_AUDIENCE, &["legacy:read"], url))
+            .run(&caller, Call::get(LEGACY_AUDIENCE, &["legacy:read"], url))
             .await)
     }
 }
@@ -183,22 +181,26 @@ impl<'a> Call<'a> {
     }
 }
 
-#[tool_handler(router = self.tool_router)]
+#[tool_handler(router = self.tools)]
 impl ServerHandler for OrdersMcp {
     fn get_info(&self) -> ServerConfig {
         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
-            .with_instructions("Orders tools. Every call acts for the user whose bearer token the agent presents.")
+            .with_instructions("Orders tools. Every call acts for the user whose access token the agent presents.")
+    }
+
+    async fn list_tools(
+        &self,
+        _request: Option<PaginatedRequestParams>,
+        context: RequestContext<RoleServer>,
+    ) -> Result<ListToolsResult, ErrorData> {
+        self.tools.list(&context)
     }
 }
 
-/// The bearer token of an incoming MCP request.
-fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, token) = value.split_once(' ')?;
-    scheme
-        .eq_ignore_ascii_case("bearer")
-        .then_some(token.trim())
-        .filter(|t| !t.is_empty())
+impl Protected for OrdersMcp {
+    fn tools(&self) -> &ScopedTools<Self> {
+        &self.tools
+    }
 }
 
 /// A quoted parameter of a `WWW-Authenticate` challenge, e.g. `error`.
@@ -213,23 +215,9 @@ fn denied(denial: Denial) -> CallToolResult {
 }
 
 impl OrdersMcp {
-    /// Exchange the caller's token for `call.audience`, then make the call.
-    async fn run(&self, parts: &Parts, call: Call<'_>) -> CallToolResult {
-        let Some(user_token) = bearer(parts) else {
-            return denied(Denial {
-                by: CLIENT_ID.into(),
-                status: 401,
-                code: "missing_token".into(),
-                description: "the agent sent no user token".into(),
-            });
-        };
-        let mut request = ExchangeRequest::new(user_token)
-            .audience(call.audience)
-            .scopes(call.scopes.iter().copied());
-        if let Some(agent) = parts.headers.get(AGENT_TOKEN_HEADER).and_then(|v| v.to_str().ok()) {
-            request = request.actor(agent, JWT_TOKEN_TYPE);
-        }
-        let minted = match self.backend.sts.exchange(&request).await {
+    /// Get a token for `call.audience` from mcp-sts, then make the call.
+    async fn run(&self, caller: &Caller, call: Call<'_>) -> CallToolResult {
+        let minted = match caller.token_for_scopes(call.audience, call.scopes).await {
             Ok(minted) => minted,
             Err(error) => return denied(sts_denial(&error)),
         };
@@ -275,24 +263,21 @@ impl OrdersMcp {
     }
 }
 
-fn sts_denial(error: &StsError) -> Denial {
-    match error {
-        StsError::OAuth {
-            status,
-            code,
-            description,
-        } => Denial {
-            by: "mcp-sts".into(),
-            status: *status,
-            code: code.as_str().to_owned(),
-            description: description.clone().unwrap_or_default(),
-        },
-        other => Denial {
-            by: "mcp-sts".into(),
-            status: 502,
-            code: "exchange_failed".into(),
-            description: other.to_string(),
-        },
+fn sts_denial(error: &TokenError) -> Denial {
+    let status = match error {
+        TokenError::Refused { code, .. } if code.as_str() == "invalid_client" => 401,
+        TokenError::Refused { .. } => 400,
+        _ => 503,
+    };
+    let description = match error {
+        TokenError::Refused { description, .. } => description.clone().unwrap_or_default(),
+        other => other.to_string(),
+    };
+    Denial {
+        by: "mcp-sts".into(),
+        status,
+        code: error.code().to_owned(),
+        description,
     }
 }
 
@@ -305,18 +290,27 @@ fn unreachable(service: &str, why: &str) -> Denial {
     }
 }
 
-/// The MCP endpoint as an axum router (`/mcp`), stopping its sessions on `shutdown`.
-pub fn router(backend: Arc<Backend>, mut shutdown: watch::Receiver<bool>) -> Router {
+/// The MCP endpoint (at the kit's resource path) and its protected resource metadata,
+/// stopping its sessions on `shutdown`.
+pub fn router(auth: &McpAuth, backend: Arc<Backend>, mut shutdown: watch::Receiver<bool>) -> Router {
     let config = StreamableHttpServerConfig::default().with_sse_keep_alive(None);
     let cancel = config.cancellation_token.clone();
     tokio::spawn(async move {
         let _ = shutdown.wait_for(|stop| *stop).await;
         cancel.cancel();
     });
-    let service = StreamableHttpService::new(
-        move || Ok(OrdersMcp::new(Arc::clone(&backend))),
-        Arc::new(LocalSessionManager::default()),
-        config,
-    );
-    Router::new().nest_service("/mcp", service)
+    auth.serve_with(config, Arc::new(LocalSessionManager::default()), move |gate| {
+        OrdersMcp::new(Arc::clone(&backend), &gate)
+    })
+}
+
+/// The kit for the demo's MCP server at `resource`, trusting the demo's IdP and
+/// exchanging at mcp-sts with `sts`.
+pub async fn auth(resource: &str, idp_issuer: &str, sts: StsClient) -> Result<McpAuth, crate::mcp::McpAuthError> {
+    McpAuth::builder(resource)
+        .trust(crate::mcp::TrustedIssuer::discover(idp_issuer))
+        .resource_name("Orders MCP (mcp-sts demo)")
+        .exchange_with(sts)
+        .build()
+        .await
 }

@@ -1,8 +1,9 @@
 //! `mcp-sts demo`: the whole flow in one process on free loopback ports, with nothing
-//! else installed. A development IdP signs user tokens for alice, bob and carol; mcp-sts
-//! runs from an in-memory configuration (keys and an embedded revocation store in a
-//! temporary directory); an MCP server exchanges the user's token for narrow tokens to
-//! three downstream APIs (one per delegation mode); an MCP client plays the agent.
+//! else installed. A development IdP issues the agent (an MCP client, `claude-desktop`)
+//! access tokens for alice, bob and carol that name it in `client_id`; mcp-sts runs from
+//! an in-memory configuration (keys and an embedded revocation store in a temporary
+//! directory); an MCP server built with the kit ([`crate::mcp`]) exchanges the user's
+//! token for narrow tokens to three downstream APIs (one per delegation mode).
 //!
 //! [`Demo::start`] brings everything up, [`story::play`] runs the scripted calls and
 //! returns a [`DemoOutcome`] that tests assert on.
@@ -10,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod examples;
 pub mod mcp_server;
 pub mod orders_api;
 pub mod outcome;
@@ -31,6 +33,7 @@ use crate::client_auth::hash_secret;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
 use crate::dev_idp::{DevIdp, DevIdpError};
+use crate::mcp::McpAuthError;
 use crate::service::Sts;
 use crate::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
 pub use outcome::{CallOutcome, DemoOutcome, Denial, ToolCall};
@@ -58,6 +61,9 @@ pub enum DemoError {
     /// The exchange client could not be built.
     #[error(transparent)]
     Client(#[from] StsError),
+    /// The MCP server kit refused its configuration.
+    #[error(transparent)]
+    Kit(#[from] McpAuthError),
     /// The MCP session failed at the protocol level.
     #[error("MCP: {0}")]
     Mcp(String),
@@ -95,6 +101,9 @@ pub struct Demo {
     pub trail: AuditTrail,
     /// The client secret of `orders-mcp` (for the example commands).
     pub orders_mcp_secret: Secret,
+    /// The private key (PKCS#8 PEM) `notes-mcp`, the example MCP server, authenticates
+    /// with (`private_key_jwt`).
+    pub notes_mcp_key: Secret,
     admin_token: Secret,
     sts_audit: Arc<Mutex<Vec<Value>>>,
     dir: tempfile::TempDir,
@@ -134,8 +143,10 @@ struct Secrets {
     admin: Secret,
 }
 
-/// The demo's mcp-sts configuration.
-fn sts_config(issuer: &str, idp: &DevIdp, dir: &std::path::Path, secrets: &Secrets) -> String {
+/// The demo's mcp-sts configuration. The IdP's `agent_claim` makes the agent named in a
+/// user token's `client_id` part of the chain; `notes-mcp` and `notes-api` are there for
+/// the examples (`examples/mcp_server.rs`, `examples/downstream_api.rs`).
+fn sts_config(issuer: &str, idp: &DevIdp, dir: &std::path::Path, secrets: &Secrets, notes_mcp_jwks: &str) -> String {
     let keys = dir.join("keys");
     let store = dir.join("revocations.db");
     format!(
@@ -153,6 +164,8 @@ default_ttl_seconds = 300
 [revocation]
 backend = "embedded"
 path = {store:?}
+# A laptop's disk can take longer than the production default to sync a write.
+timeout_ms = 2000
 
 [admin]
 token_sha256 = "{admin}"
@@ -161,6 +174,7 @@ token_sha256 = "{admin}"
 issuer = "{idp}"
 audience = "{sts_audience}"
 roles_claim = "roles"
+agent_claim = "client_id"
 
 [[clients]]
 client_id = "orders-mcp"
@@ -171,6 +185,11 @@ audiences = ["orders-api", "inventory-api", "legacy-api"]
 client_id = "orders-api"
 secret_sha256 = "{orders_api}"
 audiences = []
+
+[[clients]]
+client_id = "{notes_mcp}"
+jwks = {notes_mcp_jwks}
+audiences = ["{notes_api}"]
 
 [[audiences]]
 id = "orders-api"
@@ -193,12 +212,25 @@ scopes = ["legacy:read"]
 [audiences.role_scopes]
 developer = ["legacy:read"]
 order-admin = ["legacy:read"]
+
+[[audiences]]
+id = "{notes_api}"
+resource = "{notes_api_resource}"
+mode = "on_behalf_of"
+scopes = ["notes:read", "notes:write"]
+[audiences.role_scopes]
+developer = ["notes:read", "notes:write"]
+order-admin = ["notes:read", "notes:write"]
+customer = ["notes:read"]
 "#,
         idp = idp.issuer(),
         sts_audience = users::STS_AUDIENCE,
         admin = hash_secret(secrets.admin.expose()),
         orders_mcp = hash_secret(secrets.orders_mcp.expose()),
         orders_api = hash_secret(secrets.orders_api.expose()),
+        notes_mcp = examples::NOTES_MCP_CLIENT_ID,
+        notes_api = examples::NOTES_API_AUDIENCE,
+        notes_api_resource = examples::NOTES_API_RESOURCE,
     )
 }
 
@@ -214,8 +246,15 @@ impl Demo {
             admin: random_secret(),
         };
 
+        let notes_mcp = examples::ClientKey::generate()?;
         let (sts_listener, sts_url) = bind().await?;
-        let config = Config::from_toml(&sts_config(&sts_url, &idp, dir.path(), &secrets))?;
+        let config = Config::from_toml(&sts_config(
+            &sts_url,
+            &idp,
+            dir.path(),
+            &secrets,
+            &notes_mcp.jwks_toml()?,
+        ))?;
         let (audit_log, sts_audit) = AuditLog::with_tap();
         let sts = crate::server::build(config, Arc::new(SystemClock), audit_log)
             .await
@@ -277,15 +316,22 @@ impl Demo {
             mcp_server::CLIENT_ID,
             secrets.orders_mcp.clone(),
         ))?;
-        let backend = Arc::new(mcp_server::Backend::new(sts_client, downstreams));
+        let backend = Arc::new(mcp_server::Backend::new(downstreams));
         let (listener, mcp_base) = bind().await?;
-        trail::spawn_server(listener, mcp_server::router(backend, stop.clone()), stop, "orders-mcp");
+        let mcp = format!("{mcp_base}/mcp");
+        let auth = mcp_server::auth(&mcp, idp.issuer(), sts_client).await?;
+        trail::spawn_server(
+            listener,
+            mcp_server::router(&auth, backend, stop.clone()),
+            stop,
+            "orders-mcp",
+        );
 
         Ok(Self {
             urls: DemoUrls {
                 idp: idp.issuer().to_owned(),
                 sts: sts_url,
-                mcp: format!("{mcp_base}/mcp"),
+                mcp,
                 orders,
                 inventory,
                 legacy,
@@ -294,6 +340,7 @@ impl Demo {
             sts,
             trail,
             orders_mcp_secret: secrets.orders_mcp,
+            notes_mcp_key: notes_mcp.pem,
             admin_token: secrets.admin,
             sts_audit,
             dir,

@@ -172,7 +172,7 @@ async fn update_order(
 pub struct Activity {
     /// The user the token is for.
     pub user: String,
-    /// The agent acting for them, if any.
+    /// The agent application acting for them, if any.
     pub agent: Option<String>,
     /// The client that obtained the token.
     pub client_id: String,
@@ -196,7 +196,7 @@ async fn activity(
     state.trail.record(SERVICE, identity, "listed their recent activity");
     Ok(Json(Activity {
         user: identity.user().to_owned(),
-        agent: identity.agent().map(str::to_owned),
+        agent: identity.agent_application().map(str::to_owned),
         client_id: identity.client_id().to_owned(),
         recent,
     }))

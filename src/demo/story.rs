@@ -43,8 +43,7 @@ struct Scene<'a> {
 impl Scene<'_> {
     async fn connect(&self, user: DemoUser) -> Result<AgentSession, DemoError> {
         let now = self.demo.now();
-        let user_token = user.token(&self.demo.idp, now)?;
-        let agent_token = users::agent_token(&self.demo.idp, now)?;
+        let token = user.token_for(&self.demo.idp, &self.demo.urls.mcp, "", now)?;
         self.narrator.say(&format!(
             "\n== {} ({}, roles: {}) opens a session with agent {} ==",
             user.name,
@@ -56,7 +55,7 @@ impl Scene<'_> {
             },
             users::AGENT
         ));
-        AgentSession::connect(&self.demo.urls.mcp, &user_token, &agent_token).await
+        AgentSession::connect(&self.demo.urls.mcp, &token).await
     }
 
     async fn call(

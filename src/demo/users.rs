@@ -1,6 +1,6 @@
 //! The demo's people and agent, as the development IdP knows them.
 
-use crate::dev_idp::{DevIdp, DevIdpError};
+use crate::dev_idp::{AgentGrant, DevIdp, DevIdpError};
 
 /// The audience the IdP puts in tokens meant for mcp-sts.
 pub const STS_AUDIENCE: &str = "mcp-sts";
@@ -40,24 +40,25 @@ pub const CAROL: DemoUser = DemoUser {
     roles: &["customer"],
 };
 
-/// The agent that calls the MCP server on the users' behalf.
+/// The agent application (an MCP client registered at the IdP) that calls the MCP
+/// server on the users' behalf.
 pub const AGENT: &str = "claude-desktop";
 
 impl DemoUser {
-    /// A user token from the IdP, valid for an hour from `now`.
-    pub fn token(&self, idp: &DevIdp, now: u64) -> Result<String, DevIdpError> {
-        idp.user_token(
-            self.sub,
-            STS_AUDIENCE,
-            self.roles,
-            now,
-            TOKEN_TTL,
-            &serde_json::json!({}),
-        )
+    /// The access token the IdP issued to the agent for this user and the MCP server at
+    /// `resource`, with `scope`, valid for an hour from `now`: `client_id` names the
+    /// agent, and `aud` names both the MCP server and mcp-sts (the IdP adds mcp-sts as
+    /// an audience, as Keycloak's audience mappers or Auth0's APIs can), so the MCP
+    /// server can both accept the token and exchange it.
+    pub fn token_for(&self, idp: &DevIdp, resource: &str, scope: &str, now: u64) -> Result<String, DevIdpError> {
+        let grant = AgentGrant {
+            user: self.sub,
+            roles: self.roles,
+            agent: AGENT,
+            agent_claim: "client_id",
+            audiences: &[resource, STS_AUDIENCE],
+            scope,
+        };
+        idp.agent_token(&grant, now, TOKEN_TTL)
     }
-}
-
-/// The agent's own identity token, sent to the MCP server and used as the actor token.
-pub fn agent_token(idp: &DevIdp, now: u64) -> Result<String, DevIdpError> {
-    idp.user_token(AGENT, STS_AUDIENCE, &[], now, TOKEN_TTL, &serde_json::json!({}))
 }

@@ -15,11 +15,12 @@ use crate::clock::UnixTime;
 use crate::contract::IdJagClaims;
 use crate::contract::urn::is_id_jag_typ;
 use crate::error::OAuthError;
-use crate::inbound::algorithm::parse_allowed;
-use crate::inbound::jwks::JwksError;
 use crate::inbound::jwt::{JwtShapeError, audiences, peek, str_claim, time_claim};
-use crate::inbound::validate::{DeclaredType, InboundError, Limits, Origin, ValidatedToken};
+use crate::inbound::validate::{
+    DeclaredType, InboundError, Limits, Origin, ValidatedToken, verify_own, verify_upstream,
+};
 use crate::inbound::{Issuers, TrustedIssuer};
+use crate::jose::algorithm::parse_allowed;
 use crate::keys::KeyRing;
 
 /// Longest remaining lifetime of a grant we redeem: bounds how long its `jti` is kept.
@@ -226,21 +227,9 @@ async fn verify_jws(
     }
     let iss = str_claim(&jwt.claims, "iss").ok_or(InboundError::UntrustedIssuer)?;
     let kid = str_claim(&jwt.header, "kid");
-    let (message, signature) = token.rsplit_once('.').ok_or(InboundError::Malformed)?;
-    let verifies = |key: &jsonwebtoken::DecodingKey| {
-        jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg).unwrap_or(false)
-    };
     let signer = match trust.own {
         Some((own_issuer, ring)) if iss == own_issuer => {
-            let key = kid
-                .and_then(|kid| ring.published_by_kid(kid, now))
-                .ok_or(InboundError::UnknownKey)?;
-            if key.jwt_algorithm() != alg {
-                return Err(InboundError::Algorithm);
-            }
-            if !verifies(&key.decoding_key) {
-                return Err(InboundError::BadSignature);
-            }
+            verify_own(token, ring, kid, alg, now)?;
             Signer::Own
         }
         _ => {
@@ -252,13 +241,7 @@ async fn verify_jws(
             if !issuer.algorithms.contains(&alg) {
                 return Err(InboundError::Algorithm);
             }
-            let keys = issuer.jwks.keys_for(kid, alg, now).await.map_err(|e| match e {
-                JwksError::Unavailable(_) => InboundError::KeysUnavailable,
-                JwksError::NoMatchingKey => InboundError::UnknownKey,
-            })?;
-            if !keys.iter().any(|k| verifies(&k.key)) {
-                return Err(InboundError::BadSignature);
-            }
+            verify_upstream(token, issuer, kid, alg, now).await?;
             Signer::Upstream(issuer.clone())
         }
     };

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 
-use super::algorithm::parse_allowed;
-use super::jwks::{JwksCache, JwksLocation, JwksPolicy};
 use crate::config::IssuerConfig;
+use crate::jose::algorithm::parse_allowed;
+use crate::jose::{JwksCache, JwksConfig, JwksSource, JwksStats};
 
 /// One trusted issuer with its key cache.
 #[derive(Debug)]
@@ -27,20 +27,25 @@ pub struct Issuers {
 }
 
 impl Issuers {
-    /// Build from configuration; keys are fetched lazily on first use.
-    pub fn new(configs: &[IssuerConfig], http: &reqwest::Client, policy: JwksPolicy) -> Self {
+    /// Build from configuration; keys are fetched lazily on first use. `keys` gives the
+    /// cache rules; each issuer narrows its algorithms to the ones it is configured with.
+    pub fn new(configs: &[IssuerConfig], http: &reqwest::Client, keys: &JwksConfig) -> Self {
         let by_iss = configs
             .iter()
             .map(|config| {
-                let location = match &config.jwks_uri {
-                    Some(uri) => JwksLocation::Uri(uri.clone()),
-                    None => JwksLocation::Discovery(config.issuer.clone()),
+                let source = match &config.jwks_uri {
+                    Some(uri) => JwksSource::Uri(uri.clone()),
+                    None => JwksSource::Discovery(config.issuer.clone()),
                 };
-                let algorithms = config.algorithms.iter().filter_map(|a| parse_allowed(a)).collect();
+                let algorithms: Vec<Algorithm> = config.algorithms.iter().filter_map(|a| parse_allowed(a)).collect();
+                let jwks_config = JwksConfig {
+                    algorithms: algorithms.clone(),
+                    ..keys.clone()
+                };
                 let issuer = TrustedIssuer {
                     config: config.clone(),
                     algorithms,
-                    jwks: JwksCache::new(location, http.clone(), policy),
+                    jwks: JwksCache::new(source, jwks_config, http.clone()),
                 };
                 (config.issuer.clone(), Arc::new(issuer))
             })
@@ -56,5 +61,12 @@ impl Issuers {
     /// The issuer whose `iss` is exactly `iss`.
     pub fn get(&self, iss: &str) -> Option<&Arc<TrustedIssuer>> {
         self.by_iss.get(iss)
+    }
+
+    /// Key fetch outcomes per issuer, for metrics.
+    pub fn jwks_stats(&self) -> impl Iterator<Item = (&str, JwksStats)> {
+        self.by_iss
+            .iter()
+            .map(|(iss, issuer)| (iss.as_str(), issuer.jwks.stats()))
     }
 }

@@ -8,14 +8,15 @@
 use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
+
 use serde_json::{Map, Value};
 
-use super::algorithm::parse_allowed;
 use super::issuers::{Issuers, TrustedIssuer};
-use super::jwks::JwksError;
 use super::jwt::{JwtShapeError, UnverifiedJwt, audiences, peek, str_claim, time_claim};
 use crate::clock::UnixTime;
 use crate::error::OAuthError;
+use crate::jose::algorithm::parse_allowed;
+use crate::jose::{JwsError, verify_signature};
 use crate::keys::KeyRing;
 
 /// Which parameter a token came in.
@@ -214,13 +215,7 @@ pub async fn validate(
         if typ.as_deref() != Some("at+jwt") {
             return Err(InboundError::TypeMismatch);
         }
-        let key = kid
-            .and_then(|kid| ring.published_by_kid(kid, now))
-            .ok_or(InboundError::UnknownKey)?;
-        if key.jwt_algorithm() != alg {
-            return Err(InboundError::Algorithm);
-        }
-        verify_signature(token, &key.decoding_key, alg)?;
+        verify_own(token, ring, kid, alg, now)?;
         Origin::Minted
     } else {
         let Some(issuer) = issuers.get(iss) else {
@@ -232,13 +227,7 @@ pub async fn validate(
         if !issuer.algorithms.contains(&alg) {
             return Err(InboundError::Algorithm);
         }
-        let keys = issuer.jwks.keys_for(kid, alg, now).await.map_err(|e| match e {
-            JwksError::Unavailable(_) => InboundError::KeysUnavailable,
-            JwksError::NoMatchingKey => InboundError::UnknownKey,
-        })?;
-        if !keys.iter().any(|k| verify_signature(token, &k.key, alg).is_ok()) {
-            return Err(InboundError::BadSignature);
-        }
+        verify_upstream(token, issuer, kid, alg, now).await?;
         if !audiences(&jwt.claims).contains(&issuer.config.audience.as_str()) {
             tracing::info!(
                 issuer = ?iss,
@@ -251,6 +240,41 @@ pub async fn validate(
         Origin::Upstream(issuer.clone())
     };
     check_claims(jwt, origin, limits.leeway, now)
+}
+
+/// The signature step for a token under our own issuer: only our published keys.
+pub fn verify_own(
+    token: &str,
+    ring: &KeyRing,
+    kid: Option<&str>,
+    alg: Algorithm,
+    now: UnixTime,
+) -> Result<(), InboundError> {
+    ring.verification_keys(kid, alg, now)
+        .and_then(|keys| verify_signature(token, alg, &keys))
+        .map_err(|e| match e {
+            JwsError::AlgorithmMismatch => InboundError::Algorithm,
+            JwsError::BadSignature => InboundError::BadSignature,
+            JwsError::UnknownKey | JwsError::KeysUnavailable(_) => InboundError::UnknownKey,
+        })
+}
+
+/// The signature step for a token from a trusted upstream issuer: keys from its JWKS
+/// only (never from `jku`, `x5u` or `jwk` headers); unreachable keys fail closed.
+pub async fn verify_upstream(
+    token: &str,
+    issuer: &TrustedIssuer,
+    kid: Option<&str>,
+    alg: Algorithm,
+    now: UnixTime,
+) -> Result<(), InboundError> {
+    let keys = issuer.jwks.keys_for(kid, alg, now).await;
+    keys.and_then(|keys| verify_signature(token, alg, &keys))
+        .map_err(|e| match e {
+            JwsError::KeysUnavailable(_) => InboundError::KeysUnavailable,
+            JwsError::UnknownKey | JwsError::AlgorithmMismatch => InboundError::UnknownKey,
+            JwsError::BadSignature => InboundError::BadSignature,
+        })
 }
 
 fn header_typ(header: &Map<String, Value>) -> Result<Option<String>, InboundError> {
@@ -274,14 +298,6 @@ fn typ_fits(typ: Option<&str>, declared: DeclaredType) -> bool {
         None | Some("jwt") => true,
         Some("at+jwt") => matches!(declared, DeclaredType::AccessToken | DeclaredType::Jwt),
         Some(_) => false,
-    }
-}
-
-fn verify_signature(token: &str, key: &jsonwebtoken::DecodingKey, alg: Algorithm) -> Result<(), InboundError> {
-    let (message, signature) = token.rsplit_once('.').ok_or(InboundError::Malformed)?;
-    match jsonwebtoken::crypto::verify(signature, message.as_bytes(), key, alg) {
-        Ok(true) => Ok(()),
-        _ => Err(InboundError::BadSignature),
     }
 }
 

@@ -15,8 +15,11 @@ pub use store::{KeyDir, KeyError};
 
 use std::sync::{Arc, RwLock};
 
+use jsonwebtoken::Algorithm;
+
 use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
+use crate::jose::{JwsError, VerificationKey, select};
 
 /// The keys of a directory and the rules that say which signs and which are published.
 ///
@@ -108,6 +111,19 @@ impl KeyRing {
     /// A published key by `kid`, for verifying tokens this service minted.
     pub fn published_by_kid(&self, kid: &str, now: UnixTime) -> Option<&Arc<SigningKey>> {
         self.published(now).find(|k| k.kid == kid)
+    }
+
+    /// The published key that may verify a token we minted, named by its `kid` and
+    /// `alg`: this ring is the key source for our own tokens (see [`crate::jose`]).
+    pub fn verification_keys(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: UnixTime,
+    ) -> Result<Vec<Arc<VerificationKey>>, JwsError> {
+        let kid = kid.ok_or(JwsError::UnknownKey)?;
+        let key = self.published_by_kid(kid, now).ok_or(JwsError::UnknownKey)?;
+        select([&key.verification], Some(kid), alg)
     }
 
     /// Every key, newest first (for `keys list`).

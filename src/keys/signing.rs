@@ -1,6 +1,7 @@
 //! One signing key, parsed once, able to sign JWS compact serialisations.
 
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
 use aws_lc_rs::rand::SystemRandom;
@@ -15,6 +16,7 @@ use super::jwk::{ec_p256_jwk, rsa_jwk, thumbprint};
 use super::store::KeyError;
 use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
+use crate::jose::VerificationKey;
 
 enum Pair {
     Ec(EcdsaKeyPair),
@@ -34,8 +36,8 @@ pub struct SigningKey {
     pub immediate: bool,
     /// The public JWK with `kid`, `use` and `alg`, as published.
     pub public_jwk: Value,
-    /// Decoding key for verifying tokens this key signed.
-    pub decoding_key: DecodingKey,
+    /// The public half, for verifying tokens this key signed (see [`crate::jose`]).
+    pub verification: Arc<VerificationKey>,
     pair: Pair,
     rng: SystemRandom,
 }
@@ -95,13 +97,18 @@ impl SigningKey {
             map.insert("use".into(), Value::String("sig".into()));
             map.insert("alg".into(), Value::String(algorithm_name(algorithm).into()));
         }
+        let verification = Arc::new(VerificationKey {
+            kid: Some(kid.clone()),
+            algorithms: vec![jwt_algorithm(algorithm)],
+            key: decoding_key,
+        });
         Ok(Self {
             kid,
             algorithm,
             created,
             immediate: false,
             public_jwk: jwk,
-            decoding_key,
+            verification,
             pair,
             rng: SystemRandom::new(),
         })
@@ -109,10 +116,7 @@ impl SigningKey {
 
     /// The `jsonwebtoken` algorithm matching this key.
     pub fn jwt_algorithm(&self) -> Algorithm {
-        match self.algorithm {
-            SigningAlgorithm::ES256 => Algorithm::ES256,
-            SigningAlgorithm::RS256 => Algorithm::RS256,
-        }
+        jwt_algorithm(self.algorithm)
     }
 
     /// Sign a JWT: `header` gets `alg` and `kid` set here; returns the compact form.
@@ -159,6 +163,13 @@ impl SigningKey {
     }
 }
 
+fn jwt_algorithm(algorithm: SigningAlgorithm) -> Algorithm {
+    match algorithm {
+        SigningAlgorithm::ES256 => Algorithm::ES256,
+        SigningAlgorithm::RS256 => Algorithm::RS256,
+    }
+}
+
 /// The JOSE name of a signing algorithm.
 pub fn algorithm_name(algorithm: SigningAlgorithm) -> &'static str {
     match algorithm {
@@ -181,7 +192,7 @@ mod tests {
             validation.validate_exp = false;
             validation.required_spec_claims.clear();
             validation.validate_aud = false;
-            let data = decode::<Value>(&token, &key.decoding_key, &validation).unwrap();
+            let data = decode::<Value>(&token, &key.verification.key, &validation).unwrap();
             assert_eq!(data.claims["sub"], "alice");
             assert_eq!(data.header.kid.as_deref(), Some(key.kid.as_str()));
             let again = SigningKey::from_pkcs8(&der, 1).unwrap();

@@ -3,8 +3,6 @@
 
 use std::collections::BTreeSet;
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -13,6 +11,11 @@ use super::error::{VerifyError, printable};
 use super::identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
 use crate::clock::UnixTime;
 use crate::contract::{AccessClaims, ClaimsError};
+use crate::jose::algorithm::parse_allowed;
+use crate::jose::compact::{decode_object, segments};
+
+/// The algorithms mcp-sts signs with: ES256 by default, RS256 (a MUST of RFC 9068 §2.1).
+pub(crate) const ACCEPTED_ALGORITHMS: [Algorithm; 2] = [Algorithm::ES256, Algorithm::RS256];
 
 /// Longest token accepted; mcp-sts tokens are well under 2 KiB.
 const MAX_TOKEN_BYTES: usize = 8 * 1024;
@@ -44,24 +47,18 @@ pub(crate) fn check_header(token: &str) -> Result<CheckedHeader, VerifyError> {
     if token.len() > MAX_TOKEN_BYTES {
         return Err(VerifyError::Malformed("token too large".into()));
     }
-    let mut parts = token.split('.');
-    let (Some(header), Some(_), Some(_), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
-        return Err(VerifyError::Malformed("not a JWS compact serialisation".into()));
-    };
-    let bytes = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| VerifyError::Malformed("header is not base64url".into()))?;
-    let raw: RawHeader =
-        serde_json::from_slice(&bytes).map_err(|_| VerifyError::Malformed("header is not a JSON object".into()))?;
+    let parts = segments(token).map_err(|_| VerifyError::Malformed("not a JWS compact serialisation".into()))?;
+    let header = decode_object(parts.header)
+        .map_err(|_| VerifyError::Malformed("header is not a base64url JSON object".into()))?;
+    let raw: RawHeader = serde_json::from_value(serde_json::Value::Object(header))
+        .map_err(|_| VerifyError::Malformed("header members have the wrong types".into()))?;
 
     if raw.crit.is_some() {
         return Err(VerifyError::CriticalHeader);
     }
-    let alg = match raw.alg.as_str() {
-        "ES256" => Algorithm::ES256,
-        "RS256" => Algorithm::RS256,
-        other => return Err(VerifyError::AlgorithmNotAllowed(printable(other))),
-    };
+    let alg = parse_allowed(&raw.alg)
+        .filter(|alg| ACCEPTED_ALGORITHMS.contains(alg))
+        .ok_or_else(|| VerifyError::AlgorithmNotAllowed(printable(&raw.alg)))?;
     let typ_ok = raw
         .typ
         .as_deref()

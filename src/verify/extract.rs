@@ -33,8 +33,6 @@ pub enum AuthRejection {
     InsufficientScope(String),
     /// A dependency of verification (JWKS, introspection) is down: 503, fail closed.
     Unavailable(VerifyError),
-    /// A handler asked for an identity on a route without [`BearerAuthLayer`]: 500.
-    NotConfigured,
 }
 
 impl From<VerifyError> for AuthRejection {
@@ -48,7 +46,7 @@ impl From<VerifyError> for AuthRejection {
 }
 
 /// Keep only characters RFC 6750 §3 allows inside a quoted challenge parameter.
-fn quoted_safe(text: &str) -> String {
+pub(crate) fn quoted_safe(text: &str) -> String {
     text.chars()
         .filter(|c| matches!(*c, ' '..='~') && *c != '"' && *c != '\\')
         .take(200)
@@ -94,17 +92,13 @@ impl IntoResponse for AuthRejection {
                 )
                     .into_response()
             }
-            AuthRejection::NotConfigured => {
-                tracing::error!("route expects an identity but has no BearerAuthLayer");
-                StatusCode::INTERNAL_SERVER_ERROR.into_response()
-            }
         }
     }
 }
 
 /// The bearer token of the `Authorization` header, `None` when there is none (or the
 /// header uses another scheme). Tokens in query strings are not accepted.
-fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
+pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(None);
@@ -154,6 +148,9 @@ pub fn require_scope(identity: &ExecutionIdentity, scope: &str) -> Result<(), Au
 /// Extractor: the verified identity of the caller. Uses the identity a
 /// [`BearerAuthLayer`] already put in the request, else verifies with the
 /// `Arc<Verifier>` in the router state.
+///
+/// Both extractors need an `Arc<Verifier>` in the state, so a route that forgot the
+/// verifier does not compile (instead of answering 500 at run time).
 #[derive(Debug, Clone)]
 pub struct Authenticated(pub ExecutionIdentity);
 
@@ -172,26 +169,29 @@ where
     type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        ExecutionIdentity::from_request_parts(parts, state)
+            .await
+            .map(Authenticated)
+    }
+}
+
+/// Extractor: the identity a [`BearerAuthLayer`] verified, or, on a route without the
+/// layer, the identity verified now with the `Arc<Verifier>` in the router state.
+impl<S> FromRequestParts<S> for ExecutionIdentity
+where
+    Arc<Verifier>: FromRef<S>,
+    S: Send + Sync,
+{
+    type Rejection = AuthRejection;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         if let Some(identity) = parts.extensions.get::<ExecutionIdentity>() {
-            return Ok(Authenticated(identity.clone()));
+            return Ok(identity.clone());
         }
         let verifier = Arc::<Verifier>::from_ref(state);
         let identity = authenticate(&verifier, &parts.headers, &[]).await?;
         parts.extensions.insert(identity.clone());
-        Ok(Authenticated(identity))
-    }
-}
-
-/// Extractor for routes behind [`BearerAuthLayer`]: the identity the layer verified.
-impl<S: Send + Sync> FromRequestParts<S> for ExecutionIdentity {
-    type Rejection = AuthRejection;
-
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts
-            .extensions
-            .get::<ExecutionIdentity>()
-            .cloned()
-            .ok_or(AuthRejection::NotConfigured)
+        Ok(identity)
     }
 }
 

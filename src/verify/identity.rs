@@ -147,6 +147,20 @@ impl ExecutionIdentity {
     }
 }
 
+impl ExecutionIdentity {
+    /// The agent application the calling client acts for, for audit lines and per-agent
+    /// rules. When the outermost actor is the client itself and an earlier actor
+    /// follows (the chain `{sub: <MCP server>, act: {sub: <agent>}}` mcp-sts builds when
+    /// the user's token names the agent in `client_id`), that earlier actor; otherwise
+    /// [`ExecutionIdentity::agent`].
+    pub fn agent_application(&self) -> Option<&str> {
+        match self.actors.as_slice() {
+            [outer, inner, ..] if outer.sub == self.client_id => Some(inner.sub.as_str()),
+            _ => self.agent(),
+        }
+    }
+}
+
 impl fmt::Display for ExecutionIdentity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.delegation_mode {
@@ -157,7 +171,7 @@ impl fmt::Display for ExecutionIdentity {
                 }
                 Ok(())
             }
-            DelegationMode::OnBehalfOf => match self.agent() {
+            DelegationMode::OnBehalfOf => match self.agent_application() {
                 Some(agent) => write!(f, "{} via agent {agent} ({})", self.user.sub, self.client_id),
                 None => write!(f, "{} via {}", self.user.sub, self.client_id),
             },

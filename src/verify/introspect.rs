@@ -2,7 +2,8 @@
 //!
 //! Answers are cached per token (by SHA-256, never the token itself) for a few
 //! seconds, so a burst of calls with one token costs one round trip. When the
-//! endpoint cannot answer the check fails closed.
+//! endpoint cannot answer the check fails closed. The answer is read under a byte cap
+//! and a deadline ([`crate::fetch`]).
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,21 +12,28 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
-use tokio::time::Instant;
 
 use super::IntrospectionConfig;
 use super::error::VerifyError;
+use crate::clock::UnixTime;
+use crate::fetch::{FetchLimits, fetch};
 
 /// Most answers kept; past this the cache is pruned, then cleared.
 const MAX_CACHED: usize = 10_000;
+
+/// Largest introspection answer read; a real one is a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 64 * 1024;
 
 /// Introspection client with a short per-token answer cache.
 pub(crate) struct Introspector {
     http: reqwest::Client,
     url: String,
     authorization: String,
-    ttl: Duration,
-    cache: Mutex<HashMap<[u8; 32], (Instant, bool)>>,
+    /// Seconds an answer is reused.
+    ttl: u64,
+    limits: FetchLimits,
+    /// Digest of the token -> (when asked, active).
+    cache: Mutex<HashMap<[u8; 32], (UnixTime, bool)>>,
 }
 
 /// `client_secret_basic` (RFC 6749 §2.3.1): id and secret form-urlencoded, then base64.
@@ -36,34 +44,39 @@ fn basic_authorization(client_id: &str, secret: &str) -> String {
 }
 
 impl Introspector {
-    /// A client for the configured endpoint.
-    pub(crate) fn new(http: reqwest::Client, config: &IntrospectionConfig) -> Self {
+    /// A client for the configured endpoint; each call must finish within `timeout`.
+    pub(crate) fn new(http: reqwest::Client, config: &IntrospectionConfig, timeout: Duration) -> Self {
         Self {
             http,
             url: config.url.clone(),
             authorization: basic_authorization(&config.client_id, &config.client_secret),
-            ttl: config.cache_ttl,
+            ttl: config.cache_ttl.as_secs(),
+            limits: FetchLimits {
+                timeout,
+                max_bytes: MAX_ANSWER_BYTES,
+            },
             cache: Mutex::new(HashMap::new()),
         }
     }
 
-    /// `Ok(())` when the STS says the token is active; `Revoked` when not.
-    pub(crate) async fn check(&self, token: &str) -> Result<(), VerifyError> {
+    /// `Ok(())` when the STS says the token is active; `Revoked` when not. `now` is the
+    /// verifier's clock, for the answer cache.
+    pub(crate) async fn check(&self, token: &str, now: UnixTime) -> Result<(), VerifyError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let fresh = |at: UnixTime| now < at.saturating_add(self.ttl);
         let cached = self.cache.lock().await.get(&digest).copied();
         let active = match cached {
-            Some((at, active)) if at.elapsed() < self.ttl => active,
+            Some((at, active)) if fresh(at) => active,
             _ => {
                 let active = self.ask(token).await?;
                 let mut cache = self.cache.lock().await;
                 if cache.len() >= MAX_CACHED {
-                    let ttl = self.ttl;
-                    cache.retain(|_, (at, _)| at.elapsed() < ttl);
+                    cache.retain(|_, (at, _)| fresh(*at));
                     if cache.len() >= MAX_CACHED {
                         cache.clear();
                     }
                 }
-                cache.insert(digest, (Instant::now(), active));
+                cache.insert(digest, (now, active));
                 active
             }
         };
@@ -80,27 +93,24 @@ impl Introspector {
             .append_pair("token_type_hint", "access_token")
             .finish();
         let unavailable = |why: String| VerifyError::IntrospectionUnavailable(why);
-        let response = self
+        let request = self
             .http
             .post(&self.url)
             .header(reqwest::header::AUTHORIZATION, &self.authorization)
             .header(reqwest::header::CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(reqwest::header::ACCEPT, "application/json")
-            .body(body)
-            .send()
+            .body(body);
+        let fetched = fetch(request, self.limits)
             .await
-            .map_err(|e| unavailable(format!("endpoint {} unreachable: {e}", self.url)))?;
-        let status = response.status();
-        if !status.is_success() {
+            .map_err(|e| unavailable(format!("endpoint {} {e}", self.url)))?;
+        if !fetched.status.is_success() {
             return Err(unavailable(format!(
                 "endpoint {} answered HTTP {}",
                 self.url,
-                status.as_u16()
+                fetched.status.as_u16()
             )));
         }
-        let answer: Answer = response
-            .json()
-            .await
+        let answer: Answer = serde_json::from_slice(&fetched.body)
             .map_err(|_| unavailable(format!("endpoint {} gave an unreadable answer", self.url)))?;
         Ok(answer.active)
     }

@@ -1,33 +1,45 @@
 //! The downstream side: verify tokens minted by mcp-sts and hand handlers a typed
 //! [`ExecutionIdentity`].
 //!
-//! Independent of the server modules (only [`crate::clock`] is shared), so a
-//! downstream API can depend on it alone. Keys come from the STS's JWKS (cached,
-//! refetched on an unknown `kid`); revocation optionally through RFC 7662
-//! introspection; [`extract`] adapts it to axum with RFC 6750 answers.
+//! Independent of the server modules (it shares only [`crate::clock`], [`crate::fetch`],
+//! [`crate::jose`] and [`crate::contract`]), so a downstream API can depend on it alone.
+//! Keys come from the STS's JWKS (a [`crate::jose::JwksCache`]: cached, refetched on an
+//! unknown `kid`); revocation optionally through RFC 7662 introspection; `extract`
+//! (feature `axum`) adapts it to axum with RFC 6750 answers. Caches keep time by the
+//! configured [`Clock`].
 
 #![warn(missing_docs)]
 
 mod claims;
 mod error;
+#[cfg(feature = "axum")]
 pub mod extract;
 mod identity;
 mod introspect;
-mod jwks;
 
-use std::collections::HashSet;
+use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::errors::ErrorKind;
-use jsonwebtoken::{Algorithm, Validation};
+use serde_json::{Map, Value};
 
 use crate::clock::{Clock, SystemClock, UnixTime};
-use claims::Claims;
+use crate::fetch::{FetchLimits, http_client};
+use crate::jose::compact::{audiences, str_claim};
+use crate::jose::{JwksCache, JwksConfig, JwksSource, JwksStats, JwsError, verify_signature};
+use claims::{ACCEPTED_ALGORITHMS, Claims};
 pub use error::VerifyError;
+#[cfg(feature = "mcp-server")]
+pub(crate) use error::printable;
+#[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
 pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
 use introspect::Introspector;
-use jwks::JwksCache;
+
+/// Largest JWKS document read from the STS.
+const MAX_JWKS_BYTES: usize = 256 * 1024;
+
+/// Smallest RSA key accepted (RFC 7518 §3.3).
+const MIN_RSA_BITS: usize = 2048;
 
 /// Where and how to check revocation by introspection (RFC 7662).
 #[derive(Clone)]
@@ -65,60 +77,91 @@ impl std::fmt::Debug for IntrospectionConfig {
     }
 }
 
-/// What a downstream service trusts: one issuer, its own audience, the issuer's JWKS.
-#[derive(Debug, Clone)]
+/// What a downstream service trusts: one issuer, its own audiences, the issuer's JWKS.
+#[derive(Clone)]
 pub struct VerifierConfig {
     /// The STS's issuer URL; `iss` must equal it exactly.
     pub issuer: String,
-    /// This service's audience id (or resource URI); `aud` must name it.
-    pub audience: String,
+    /// The names this service answers to; `aud` must name one of them. A token's `aud`
+    /// is the audience id when the caller asked with `audience`, the resource URI when it
+    /// asked with `resource` (RFC 8707), so a service usually accepts both.
+    pub audiences: Vec<String>,
     /// The STS's JWKS, normally `{issuer}/.well-known/jwks.json`.
     pub jwks_uri: String,
     /// Allowed clock skew for `exp`, `nbf` and `iat` (default 30 s).
     pub leeway: Duration,
-    /// How long a fetched JWKS is trusted without refetching (default 5 min).
+    /// How long a fetched JWKS is trusted without refetching (default 5 min; whole
+    /// seconds). Past it, keys that cannot be refreshed are no longer used: fail closed.
     pub jwks_cache_ttl: Duration,
     /// Least time between refetches forced by an unknown `kid`, and between retries
-    /// after a failed fetch (default 10 s).
+    /// after a failed fetch (default 10 s; whole seconds).
     pub jwks_min_refresh_interval: Duration,
-    /// Timeout of each HTTP call to the STS (default 5 s).
+    /// Deadline of each HTTP call to the STS, body included (default 5 s).
     pub http_timeout: Duration,
     /// Revocation check by introspection; `None` relies on short token lifetimes.
     pub introspection: Option<IntrospectionConfig>,
+    /// The time source of the JWKS and introspection caches, and of [`Verifier::verify`]
+    /// (default [`SystemClock`]); tests inject a [`crate::clock::ManualClock`].
+    pub clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for VerifierConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifierConfig")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("jwks_uri", &self.jwks_uri)
+            .field("leeway", &self.leeway)
+            .field("jwks_cache_ttl", &self.jwks_cache_ttl)
+            .field("jwks_min_refresh_interval", &self.jwks_min_refresh_interval)
+            .field("http_timeout", &self.http_timeout)
+            .field("introspection", &self.introspection)
+            .finish_non_exhaustive()
+    }
 }
 
 impl VerifierConfig {
-    /// A config with the defaults; the JWKS is at the issuer's well-known path.
+    /// A config with the defaults for one audience; the JWKS is at the issuer's
+    /// well-known path.
     pub fn new(issuer: impl Into<String>, audience: impl Into<String>) -> Self {
         let issuer = issuer.into();
         let jwks_uri = format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/'));
         Self {
             issuer,
-            audience: audience.into(),
+            audiences: vec![audience.into()],
             jwks_uri,
             leeway: Duration::from_secs(30),
             jwks_cache_ttl: Duration::from_secs(300),
             jwks_min_refresh_interval: Duration::from_secs(10),
             http_timeout: Duration::from_secs(5),
             introspection: None,
+            clock: Arc::new(SystemClock),
         }
+    }
+
+    /// Also accept tokens whose `aud` is `audience`, typically the service's resource
+    /// URI next to its audience id.
+    pub fn also_accept(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
     }
 }
 
-/// Verifies mcp-sts access tokens for one audience; share one per service (`Arc`).
+/// Verifies mcp-sts access tokens for one service; share one per service (`Arc`).
 pub struct Verifier {
     issuer: String,
-    audience: String,
+    audiences: Vec<String>,
     leeway: u64,
     jwks: JwksCache,
     introspection: Option<Introspector>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Verifier {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Verifier")
             .field("issuer", &self.issuer)
-            .field("audience", &self.audience)
+            .field("audiences", &self.audiences)
             .finish_non_exhaustive()
     }
 }
@@ -126,91 +169,127 @@ impl std::fmt::Debug for Verifier {
 impl Verifier {
     /// Build a verifier; nothing is fetched until the first token arrives.
     pub fn new(config: VerifierConfig) -> Result<Self, VerifyError> {
-        if config.issuer.is_empty() || config.audience.is_empty() || config.jwks_uri.is_empty() {
-            return Err(VerifyError::Config("issuer, audience and jwks_uri must be set".into()));
+        if config.issuer.is_empty() || config.jwks_uri.is_empty() {
+            return Err(VerifyError::Config("issuer and jwks_uri must be set".into()));
         }
-        let http = reqwest::Client::builder()
-            .timeout(config.http_timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
-        let jwks = JwksCache::new(
-            http.clone(),
+        if config.audiences.is_empty() || config.audiences.iter().any(String::is_empty) {
+            return Err(VerifyError::Config(
+                "at least one audience, none empty, must be set".into(),
+            ));
+        }
+        let http = http_client(config.http_timeout).map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
+        let jwks = sts_jwks(
             config.jwks_uri,
             config.jwks_cache_ttl,
             config.jwks_min_refresh_interval,
+            config.http_timeout,
+            http.clone(),
         );
-        let introspection = config.introspection.as_ref().map(|c| Introspector::new(http, c));
+        let introspection = config
+            .introspection
+            .as_ref()
+            .map(|c| Introspector::new(http, c, config.http_timeout));
         Ok(Self {
             issuer: config.issuer,
-            audience: config.audience,
+            audiences: config.audiences,
             leeway: config.leeway.as_secs(),
             jwks,
             introspection,
+            clock: config.clock,
         })
     }
 
-    /// Verify `token` now (system clock).
+    /// Verify `token` now, by the configured clock.
     pub async fn verify(&self, token: &str) -> Result<ExecutionIdentity, VerifyError> {
-        self.verify_at(token, SystemClock.now()).await
+        self.verify_at(token, self.clock.now()).await
     }
 
-    /// Verify `token` as of `now` (seconds since the epoch); tests pass a fixed time.
+    /// Verify `token` with its time claims judged at `now` (seconds since the epoch);
+    /// the key and introspection caches keep their own time by the configured clock.
     pub async fn verify_at(&self, token: &str, now: UnixTime) -> Result<ExecutionIdentity, VerifyError> {
         let header = claims::check_header(token)?;
-        let key = self.jwks.key(&header.kid).await?;
-        if key.alg != header.alg {
-            return Err(VerifyError::AlgorithmMismatch);
-        }
-        let data = jsonwebtoken::decode::<Claims>(token, &key.key, &self.validation(key.alg))
-            .map_err(|e| map_jwt_error(e.kind()))?;
-        let claims = data.claims;
+        let keys = self
+            .jwks
+            .keys_for(Some(&header.kid), header.alg, self.clock.now())
+            .await;
+        keys.and_then(|keys| verify_signature(token, header.alg, &keys))
+            .map_err(|e| signature_refusal(e, &header.kid))?;
+        let claims = self.standard_claims(token)?;
+        let claims: Claims = serde_json::from_value(Value::Object(claims))
+            .map_err(|_| VerifyError::Malformed("claims are not valid JSON of the expected shape".into()))?;
         claims::check_times(&claims, now, self.leeway)?;
-        if !claims.has_audience(&self.audience) {
-            return Err(VerifyError::WrongAudience);
-        }
-        let identity = claims.into_identity(&self.audience)?;
+        let audience = self
+            .audiences
+            .iter()
+            .find(|a| claims.has_audience(a))
+            .ok_or(VerifyError::WrongAudience)?;
+        let identity = claims.into_identity(audience)?;
         if let Some(introspector) = &self.introspection {
-            introspector.check(token).await?;
+            introspector.check(token, self.clock.now()).await?;
         }
         Ok(identity)
     }
 
-    /// The signature and claim rules for a key of algorithm `alg`: that algorithm only,
-    /// `iss`/`aud`/`exp` required, issuer and audience fixed. Time is checked separately
-    /// against the `now` passed in.
-    fn validation(&self, alg: Algorithm) -> Validation {
-        let mut v = Validation::new(alg);
-        v.algorithms = vec![alg];
-        v.required_spec_claims = HashSet::from(["exp".to_owned(), "iss".to_owned(), "aud".to_owned()]);
-        v.set_issuer(&[self.issuer.as_str()]);
-        v.set_audience(&[self.audience.as_str()]);
-        v.validate_aud = true;
-        v.validate_exp = false;
-        v.validate_nbf = false;
-        v.leeway = 0;
-        v.sub = None;
-        v
+    /// Outcomes of this verifier's JWKS fetches so far, for metrics.
+    pub fn jwks_stats(&self) -> JwksStats {
+        self.jwks.stats()
+    }
+
+    /// The signed claims, once `exp`, `iss` and `aud` are present, `iss` is exactly the
+    /// configured issuer and `aud` names this service.
+    fn standard_claims(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
+        let claims = crate::jose::compact::claims(token)
+            .map_err(|_| VerifyError::Malformed("claims are not valid JSON of the expected shape".into()))?;
+        for name in ["exp", "iss", "aud"] {
+            if claims.get(name).is_none_or(Value::is_null) {
+                return Err(VerifyError::MissingClaim(name.into()));
+            }
+        }
+        if str_claim(&claims, "iss") != Some(self.issuer.as_str()) {
+            return Err(VerifyError::WrongIssuer);
+        }
+        let named = audiences(&claims);
+        if !self.audiences.iter().any(|a| named.contains(&a.as_str())) {
+            return Err(VerifyError::WrongAudience);
+        }
+        Ok(claims)
     }
 }
 
-/// Map a `jsonwebtoken` failure to the refusal it means.
-fn map_jwt_error(kind: &ErrorKind) -> VerifyError {
-    match kind {
-        ErrorKind::InvalidSignature
-        | ErrorKind::InvalidEcdsaKey
-        | ErrorKind::InvalidRsaKey(_)
-        | ErrorKind::InvalidKeyFormat => VerifyError::BadSignature,
-        ErrorKind::InvalidAlgorithm | ErrorKind::MissingAlgorithm | ErrorKind::UnsupportedAlgorithm => {
-            VerifyError::AlgorithmMismatch
-        }
-        ErrorKind::InvalidIssuer => VerifyError::WrongIssuer,
-        ErrorKind::InvalidAudience => VerifyError::WrongAudience,
-        ErrorKind::MissingRequiredClaim(claim) => VerifyError::MissingClaim(claim.clone()),
-        ErrorKind::ExpiredSignature => VerifyError::Expired,
-        ErrorKind::ImmatureSignature => VerifyError::NotYetValid,
-        ErrorKind::InvalidClaimFormat(claim) => VerifyError::Malformed(format!("claim {claim} has the wrong type")),
-        ErrorKind::Json(_) => VerifyError::Malformed("claims are not valid JSON of the expected shape".into()),
-        _ => VerifyError::Malformed("token could not be decoded".into()),
+/// The key cache of a downstream service: `kid` required, ES256/RS256 only, RSA of at
+/// least 2048 bits, a capped and timed fetch, and no use of keys past their TTL when
+/// the JWKS cannot be refreshed (fail closed).
+pub(crate) fn sts_jwks(
+    jwks_uri: String,
+    ttl: Duration,
+    min_refresh: Duration,
+    timeout: Duration,
+    http: reqwest::Client,
+) -> JwksCache {
+    JwksCache::new(
+        JwksSource::Uri(jwks_uri),
+        JwksConfig {
+            kid_required: true,
+            algorithms: ACCEPTED_ALGORITHMS.to_vec(),
+            min_rsa_bits: MIN_RSA_BITS,
+            ttl: ttl.as_secs(),
+            min_refetch_interval: min_refresh.as_secs(),
+            max_stale: 0,
+            fetch: FetchLimits {
+                timeout,
+                max_bytes: MAX_JWKS_BYTES,
+            },
+        },
+        http,
+    )
+}
+
+/// What a failed signature step means to a downstream service.
+pub(crate) fn signature_refusal(error: JwsError, kid: &str) -> VerifyError {
+    match error {
+        JwsError::KeysUnavailable(why) => VerifyError::JwksUnavailable(why),
+        JwsError::UnknownKey => VerifyError::UnknownKey(error::printable(kid)),
+        JwsError::AlgorithmMismatch => VerifyError::AlgorithmMismatch,
+        JwsError::BadSignature => VerifyError::BadSignature,
     }
 }

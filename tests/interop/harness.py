@@ -140,12 +140,14 @@ path = "{workdir / 'revocations.db'}"
 [audit]
 file = "{workdir / 'audit.jsonl'}"
 
-# node oidc-provider: trusted through OIDC discovery (no jwks_uri).
+# node oidc-provider: trusted through OIDC discovery (no jwks_uri). Its access tokens
+# name the OAuth client that obtained them in client_id: the agent application.
 [[issuers]]
 issuer = "{oidc_issuer}"
 audience = "mcp-sts"
 roles_claim = "roles"
 algorithms = ["RS256", "ES256"]
+agent_claim = "client_id"
 
 # Teleport-shaped: the issuer is a cluster name, so the JWKS is explicit.
 [[issuers]]

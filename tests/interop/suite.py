@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import check_clients
 import check_idp
+import check_kit
 import check_mcp
 import check_verifiers
 from harness import HERE, NodePeer, Processes, Results, Sts, free_port, wait_http
@@ -26,8 +27,10 @@ def start_peers(env, procs: Processes, workdir: Path) -> None:
     oidc_port, env.oidc_secret = free_port(), os.urandom(16).hex()
     env.oidc_issuer = f"http://127.0.0.1:{oidc_port}"
     env.redirect_uri = f"http://127.0.0.1:{free_port()}/callback"  # never called: the code is read from the redirect
+    kit_port = free_port()
+    env.kit_url = f"http://127.0.0.1:{kit_port}/mcp"
     oidc = procs.start("oidc-provider", ["node", str(HERE / "peers" / "oidc_provider.mjs"), str(oidc_port),
-                                         env.oidc_secret, env.redirect_uri], cwd=HERE)
+                                         env.oidc_secret, env.redirect_uri, env.kit_url], cwd=HERE)
     env.teleport = TeleportIssuer()
     ports = {"py": free_port(), "rs": free_port()}
     env.mcp_urls = {k: f"http://127.0.0.1:{p}/mcp" for k, p in ports.items()}
@@ -37,10 +40,22 @@ def start_peers(env, procs: Processes, workdir: Path) -> None:
     py = procs.start("python-mcp", [sys.executable, str(HERE / "peers" / "mcp_server.py"), str(ports["py"]),
                                     env.sts.url, env.mcp_urls["py"], "mcp:tools"], cwd=HERE)
     rs = procs.start("rust-rmcp", [os.environ["RMCP_SERVER_BIN"], f"127.0.0.1:{ports['rs']}", env.sts.url, "rs-mcp"])
+    # The MCP server kit's example, trusting oidc-provider and exchanging as mcp-gateway.
+    secret_file = workdir / "mcp-gateway.secret"
+    secret_file.write_text(env.sts.secret)
+    kit = procs.start("kit-mcp", [os.environ["KIT_SERVER_BIN"]], cwd=workdir, env={
+        **os.environ,
+        "MCP_STS_URL": env.sts.url,
+        "IDP_ISSUER": env.oidc_issuer,
+        "NOTES_MCP_CLIENT_ID": Sts.CLIENT_ID,
+        "NOTES_MCP_SECRET_FILE": str(secret_file),
+        "NOTES_MCP_LISTEN": f"127.0.0.1:{kit_port}",
+    })
     env.node = NodePeer(workdir)
-    # Both MCP servers answer an unauthenticated request with 401 once they are up.
+    # The MCP servers answer an unauthenticated request with 401 once they are up.
     wait_http(env.mcp_urls["py"], py, ok=(401,))
     wait_http(env.mcp_urls["rs"], rs, ok=(401,))
+    wait_http(env.kit_url, kit, ok=(401,))
     env.upstream = {user: oidc_login(env.oidc_issuer, user, env.oidc_secret, env.redirect_uri) for user in ROLES}
     env.roles = ROLES
 
@@ -57,7 +72,7 @@ def main() -> int:
         except Exception as error:  # noqa: BLE001
             results.fail("setup: start the peers and log alice and bob in at oidc-provider", error)
         else:
-            for group in (check_idp, check_clients, check_verifiers, check_mcp):
+            for group in (check_idp, check_clients, check_verifiers, check_mcp, check_kit):
                 try:
                     group.run(env, results)
                 except Exception as error:  # noqa: BLE001 - a crashed group is one more failure

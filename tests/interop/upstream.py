@@ -19,63 +19,70 @@ OIDC_CLIENT_ID = "mcp-sts"  # also the audience of both token kinds
 OIDC_RESOURCE = "urn:mcp-sts"
 
 
-def oidc_login(issuer: str, user: str, client_secret: str, redirect_uri: str) -> dict:
+def follow_login(http: httpx.Client, response: httpx.Response, user: str, redirect_uri: str) -> dict:
+    """Drive oidc-provider's interaction pages (devInteractions: login form, then consent
+    form) from the authorization endpoint's first response until it redirects to
+    `redirect_uri`. Returns the redirect's query parameters (code, state, iss)."""
+    for _ in range(12):
+        if response.status_code not in (302, 303):
+            raise RuntimeError(f"login stopped at HTTP {response.status_code}: {response.text[:300]}")
+        location = urljoin(str(response.url), response.headers["location"])
+        if location.startswith(redirect_uri):
+            query = {k: v[0] for k, v in parse_qs(urlparse(location).query).items()}
+            if "error" in query:
+                raise RuntimeError(f"authorization error: {query}")
+            return query
+        if urlparse(location).path.startswith("/interaction/"):
+            page = http.get(location)
+            assert page.status_code == 200, page.status_code
+            prompt = "login" if 'name="login"' in page.text else "consent"
+            form = {"prompt": prompt}
+            if prompt == "login":
+                form.update(login=user, password="any")
+            response = http.post(location, data=form)
+        else:
+            response = http.get(location)
+    raise RuntimeError("no authorization code after the interaction")
+
+
+def oidc_login(issuer: str, user: str, client_secret: str | None, redirect_uri: str, *,
+               client_id: str = OIDC_CLIENT_ID, resource: str = OIDC_RESOURCE,
+               scope: str = "openid email roles orders") -> dict:
     """Authorization code + PKCE through oidc-provider's interaction pages, driven over
-    HTTP with a cookie jar. Returns the token endpoint response (id_token, access_token)."""
+    HTTP with a cookie jar, as `client_id` (confidential with `client_secret`, else a
+    public client). Returns the token endpoint response (access_token, id_token when
+    `openid` was asked for)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
     state = secrets.token_urlsafe(16)
     with httpx.Client(follow_redirects=False, timeout=10) as http:
         meta = http.get(f"{issuer}/.well-known/openid-configuration").json()
-        url = meta["authorization_endpoint"]
         params = {
-            "client_id": OIDC_CLIENT_ID,
+            "client_id": client_id,
             "response_type": "code",
             "redirect_uri": redirect_uri,
-            "scope": "openid email roles orders",
-            "resource": OIDC_RESOURCE,
+            "scope": scope,
+            "resource": resource,
             "state": state,
-            "nonce": secrets.token_urlsafe(16),
             "code_challenge": challenge,
             "code_challenge_method": "S256",
         }
-        response = http.get(url, params=params)
-        code = None
-        for _ in range(12):
-            if response.status_code not in (302, 303):
-                raise RuntimeError(f"login stopped at HTTP {response.status_code}: {response.text[:300]}")
-            location = urljoin(str(response.url), response.headers["location"])
-            if location.startswith(redirect_uri):
-                query = parse_qs(urlparse(location).query)
-                if "error" in query:
-                    raise RuntimeError(f"authorization error: {query}")
-                assert query["state"] == [state], "state mismatch"
-                code = query["code"][0]
-                break
-            path = urlparse(location).path
-            if path.startswith("/interaction/"):
-                page = http.get(location)
-                assert page.status_code == 200, page.status_code
-                prompt = "login" if 'name="login"' in page.text else "consent"
-                form = {"prompt": prompt}
-                if prompt == "login":
-                    form.update(login=user, password="any")
-                response = http.post(location, data=form)
-            else:
-                response = http.get(location)
-        if code is None:
-            raise RuntimeError("no authorization code after the interaction")
-        token = http.post(
-            meta["token_endpoint"],
-            auth=(OIDC_CLIENT_ID, client_secret),
-            data={
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-                "code_verifier": verifier,
-                "resource": OIDC_RESOURCE,
-            },
-        )
+        if "openid" in scope.split():
+            params["nonce"] = secrets.token_urlsafe(16)
+        query = follow_login(http, http.get(meta["authorization_endpoint"], params=params), user, redirect_uri)
+        assert query["state"] == state, "state mismatch"
+        form = {
+            "grant_type": "authorization_code",
+            "code": query["code"],
+            "redirect_uri": redirect_uri,
+            "code_verifier": verifier,
+            "resource": resource,
+        }
+        if client_secret is None:
+            form["client_id"] = client_id
+            token = http.post(meta["token_endpoint"], data=form)
+        else:
+            token = http.post(meta["token_endpoint"], auth=(client_id, client_secret), data=form)
         if token.status_code != 200:
             raise RuntimeError(f"token endpoint: {token.status_code} {token.text}")
         return token.json()

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod downstream;
+pub mod hostile;
 pub mod redis_server;
 pub mod redis_topologies;
 pub mod sts;

@@ -1,11 +1,14 @@
 // The upstream identity provider: node-oidc-provider (OpenID Certified), configured
-// for the suite. Usage: node oidc_provider.mjs <port> <client_secret> <redirect_uri>
+// for the suite. Usage: node oidc_provider.mjs <port> <client_secret> <redirect_uri> <mcp_resource>
 // Issues RS256 ID tokens to client `mcp-sts` and ES256 JWT access tokens for the
-// resource `urn:mcp-sts` (audience `mcp-sts`), both carrying a `roles` claim.
+// resource `urn:mcp-sts` (audience `mcp-sts`), both carrying a `roles` claim. The public
+// client `claude-desktop` is an MCP client (the agent application): its JWT access
+// tokens (RFC 9068) name it in `client_id`, for `urn:mcp-sts` or for the MCP server at
+// <mcp_resource> (audience that URI, scopes notes:read and notes:write).
 import { generateKeyPair, exportJWK } from 'jose';
 import Provider from 'oidc-provider';
 
-const [port, clientSecret, redirectUri] = process.argv.slice(2);
+const [port, clientSecret, redirectUri, mcpResource] = process.argv.slice(2);
 const issuer = `http://127.0.0.1:${port}`;
 export const RESOURCE = 'urn:mcp-sts';
 
@@ -29,6 +32,13 @@ const provider = new Provider(issuer, {
     grant_types: ['authorization_code'],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic',
+    id_token_signed_response_alg: 'RS256',
+  }, {
+    client_id: 'claude-desktop',
+    redirect_uris: [redirectUri],
+    grant_types: ['authorization_code'],
+    response_types: ['code'],
+    token_endpoint_auth_method: 'none',
     id_token_signed_response_alg: 'RS256',
   }],
   jwks,
@@ -55,6 +65,15 @@ const provider = new Provider(issuer, {
       defaultResource: () => RESOURCE,
       useGrantedResource: () => true,
       async getResourceServerInfo(_ctx, resourceIndicator) {
+        if (resourceIndicator === mcpResource) {
+          return {
+            scope: 'notes:read notes:write',
+            audience: mcpResource,
+            accessTokenFormat: 'jwt',
+            accessTokenTTL: 600,
+            jwt: { sign: { alg: 'ES256' } },
+          };
+        }
         if (resourceIndicator !== RESOURCE) throw new Error('unknown resource');
         return {
           scope: 'orders',

@@ -1,10 +1,26 @@
 //! The asymmetric JWS algorithms we accept, and which keys they fit.
 //!
 //! `none` and every HMAC algorithm are absent on purpose: a public key must never be
-//! usable as an HMAC secret, and an unsigned token is never acceptable.
+//! usable as an HMAC secret, and an unsigned token is never acceptable. Each use narrows
+//! this list further (an issuer's configured algorithms, ES256/RS256 downstream).
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+
+/// Every algorithm [`parse_allowed`] knows: the widest allowlist any use may have.
+pub const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
 
 /// Parse an algorithm name if it is one we accept at all.
 pub fn parse_allowed(name: &str) -> Option<Algorithm> {
@@ -52,6 +68,21 @@ pub fn algorithms_for_key(jwk: &Jwk) -> Vec<Algorithm> {
     }
 }
 
+/// Size of an RSA JWK's modulus in bits; `None` for other keys or an undecodable `n`.
+pub fn rsa_modulus_bits(jwk: &Jwk) -> Option<usize> {
+    let AlgorithmParameters::RSA(rsa) = &jwk.algorithm else {
+        return None;
+    };
+    let modulus = URL_SAFE_NO_PAD.decode(&rsa.n).ok()?;
+    let mut significant = modulus.iter().skip_while(|b| **b == 0);
+    let first = significant.next()?;
+    let rest = significant.count();
+    Some(
+        rest.saturating_mul(8)
+            .saturating_add(8 - first.leading_zeros() as usize),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +108,32 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(algorithms_for_key(&jwk), vec![Algorithm::PS256]);
+    }
+
+    #[test]
+    fn every_listed_algorithm_parses_and_none_is_symmetric() {
+        for alg in ASYMMETRIC {
+            let name = serde_json::to_value(alg).unwrap();
+            assert_eq!(parse_allowed(name.as_str().unwrap()), Some(alg));
+        }
+    }
+
+    #[test]
+    fn rsa_modulus_size_ignores_leading_zeros() {
+        let rsa = |n: &[u8]| -> Jwk {
+            serde_json::from_value(serde_json::json!({"kty": "RSA", "n": URL_SAFE_NO_PAD.encode(n), "e": "AQAB"}))
+                .unwrap()
+        };
+        let mut n2048 = vec![0u8];
+        n2048.extend([0xc5u8; 256]);
+        assert_eq!(rsa_modulus_bits(&rsa(&n2048)), Some(2048));
+        let mut n2047 = vec![0x45u8];
+        n2047.extend([0xc5u8; 255]);
+        assert_eq!(rsa_modulus_bits(&rsa(&n2047)), Some(2047));
+        let ec: Jwk = serde_json::from_value(serde_json::json!({
+            "kty": "EC", "crv": "P-256", "x": "AA", "y": "AA"
+        }))
+        .unwrap();
+        assert_eq!(rsa_modulus_bits(&ec), None);
     }
 }

@@ -1,0 +1,189 @@
+//! The tower layer in front of rmcp's streamable-HTTP service: every request must carry
+//! a valid access token for this resource (the MCP authorization spec asks this of each
+//! request, sessions or not). On success the `Authorization` header is removed and a
+//! [`Caller`] is put in the request's extensions, which rmcp hands to handlers with the
+//! request parts; on failure the answer is an RFC 6750 challenge that also points at
+//! the protected resource metadata (RFC 9728 §5.1).
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tower::{Layer, Service};
+
+use super::Shared;
+use super::caller::Caller;
+use super::tools::ToolGate;
+use crate::verify::VerifyError;
+use crate::verify::extract::{AuthRejection, bearer_token, quoted_safe};
+
+/// Layer: authenticate MCP requests for one resource (see [`super::McpAuth::layer`]).
+#[derive(Clone)]
+pub struct McpAuthLayer {
+    shared: Arc<Shared>,
+}
+
+impl std::fmt::Debug for McpAuthLayer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpAuthLayer")
+            .field("resource", &self.shared.metadata.resource())
+            .finish()
+    }
+}
+
+impl McpAuthLayer {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Self { shared }
+    }
+
+    /// The gate for the handlers of the service this layer is put around.
+    pub fn gate(&self) -> ToolGate {
+        ToolGate::new()
+    }
+}
+
+impl<S> Layer<S> for McpAuthLayer {
+    type Service = McpAuthService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        McpAuthService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// The service [`McpAuthLayer`] wraps around rmcp's.
+#[derive(Clone)]
+pub struct McpAuthService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S> std::fmt::Debug for McpAuthService<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("McpAuthService")
+            .field("resource", &self.shared.metadata.resource())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for McpAuthService<S>
+where
+    S: Service<Request<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        // Take the service that was polled ready; leave a fresh clone in its place.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let shared = Arc::clone(&self.shared);
+        Box::pin(async move {
+            match authenticate(&shared, request.headers()).await {
+                Ok(caller) => {
+                    // No token passthrough: nothing past this point can read the token.
+                    request.headers_mut().remove(AUTHORIZATION);
+                    request.extensions_mut().insert(caller);
+                    inner.call(request).await.map(IntoResponse::into_response)
+                }
+                Err(rejection) => Ok(challenge(&shared, rejection)),
+            }
+        })
+    }
+}
+
+/// Validate the bearer token and the server-wide scopes; build the caller.
+async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, AuthRejection> {
+    let token = bearer_token(headers)?.ok_or(AuthRejection::MissingToken)?;
+    let now = shared.clock.now();
+    let validated = shared
+        .verifier
+        .validate(token, now)
+        .await
+        .map_err(AuthRejection::from)?;
+    if let Some(missing) = shared
+        .required_scopes
+        .iter()
+        .find(|scope| !validated.scopes.contains(*scope))
+    {
+        return Err(AuthRejection::InsufficientScope(missing.clone()));
+    }
+    Ok(Caller::new(
+        validated,
+        token,
+        headers,
+        shared.metadata.resource(),
+        shared.sts.clone(),
+    ))
+}
+
+/// The refusal, with `resource_metadata` in every challenge so a client can find the
+/// authorization server (RFC 9728 §5.1; MCP authorization, protected resource metadata
+/// discovery).
+fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
+    let metadata = format!("resource_metadata=\"{}\"", quoted_safe(shared.metadata.url()));
+    let required = shared.required_scopes.join(" ");
+    let (status, value) = match rejection {
+        AuthRejection::MissingToken => {
+            let scope = if required.is_empty() {
+                String::new()
+            } else {
+                format!(", scope=\"{}\"", quoted_safe(&required))
+            };
+            (StatusCode::UNAUTHORIZED, format!("Bearer {metadata}{scope}"))
+        }
+        AuthRejection::InvalidRequest(why) => (
+            StatusCode::BAD_REQUEST,
+            format!(
+                "Bearer error=\"invalid_request\", error_description=\"{}\", {metadata}",
+                quoted_safe(why)
+            ),
+        ),
+        AuthRejection::InvalidToken(error) => {
+            tracing::info!(rule = error.rule(), error = %error, "MCP access token refused");
+            (
+                StatusCode::UNAUTHORIZED,
+                format!(
+                    "Bearer error=\"invalid_token\", error_description=\"{}\", {metadata}",
+                    quoted_safe(&error.to_string())
+                ),
+            )
+        }
+        AuthRejection::InsufficientScope(scope) => (
+            StatusCode::FORBIDDEN,
+            format!(
+                "Bearer error=\"insufficient_scope\", scope=\"{}\", {metadata}",
+                quoted_safe(&scope)
+            ),
+        ),
+        AuthRejection::Unavailable(error) => return unavailable(&error),
+    };
+    let header = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
+    (status, [(WWW_AUTHENTICATE, header)]).into_response()
+}
+
+/// The issuer's keys cannot be had: fail closed with 503, never let the request in.
+fn unavailable(error: &VerifyError) -> Response {
+    tracing::warn!(rule = error.rule(), error = %error, "MCP token validation unavailable");
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        [(RETRY_AFTER, HeaderValue::from_static("5"))],
+        "token validation temporarily unavailable",
+    )
+        .into_response()
+}

@@ -1,0 +1,195 @@
+"""The MCP server kit (examples/mcp_server.rs: rmcp + mcp-sts's kit), trusting oidc-provider,
+called by the official Python MCP SDK: its OAuth client finds the protected resource
+metadata (RFC 9728), signs in at oidc-provider as the registered MCP client `claude-desktop`
+and calls tools with the JWT access token it got. Also the exchange side of the same idea:
+an access token issued to `claude-desktop` names the agent behind the MCP server."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import httpx2
+import jwt
+from mcp import Client
+from mcp.client.auth import OAuthClientProvider
+from mcp.client.auth.utils import (
+    build_protected_resource_metadata_discovery_urls,
+    extract_resource_metadata_from_www_auth,
+)
+from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.auth import (
+    AuthorizationCodeResult,
+    OAuthClientInformationFull,
+    OAuthClientMetadata,
+    ProtectedResourceMetadata,
+)
+
+from harness import ACCESS_TOKEN, JWT_TYPE
+from upstream import OIDC_RESOURCE, follow_login, oidc_login
+
+AGENT = "claude-desktop"  # the MCP client registered at oidc-provider
+
+
+class MemoryStorage:
+    """The SDK's TokenStorage, holding the pre-registered client and the tokens."""
+
+    def __init__(self, client_info: OAuthClientInformationFull) -> None:
+        self.client_info, self.tokens = client_info, None
+
+    async def get_tokens(self):
+        return self.tokens
+
+    async def set_tokens(self, tokens) -> None:
+        self.tokens = tokens
+
+    async def get_client_info(self):
+        return self.client_info
+
+    async def set_client_info(self, client_info) -> None:
+        self.client_info = client_info
+
+
+async def _sdk_session(env, user: str) -> dict:
+    """Connect with no token and let the SDK's OAuth client do the rest: 401 -> RFC 9728
+    discovery -> authorization server metadata -> auth code + PKCE with `resource`."""
+    redirect: dict = {}
+
+    async def redirect_handler(url: str) -> None:
+        # The "browser": oidc-provider's login and consent pages, driven over HTTP.
+        with httpx.Client(follow_redirects=False, timeout=10) as http:
+            redirect.update(follow_login(http, http.get(url), user, env.redirect_uri))
+
+    async def callback_handler() -> AuthorizationCodeResult:
+        return AuthorizationCodeResult(code=redirect["code"], state=redirect.get("state"), iss=redirect.get("iss"))
+
+    provider = OAuthClientProvider(
+        server_url=env.kit_url,
+        client_metadata=OAuthClientMetadata(redirect_uris=[env.redirect_uri], token_endpoint_auth_method="none",
+                                            grant_types=["authorization_code"], client_name=AGENT),
+        storage=MemoryStorage(OAuthClientInformationFull(client_id=AGENT, redirect_uris=[env.redirect_uri],
+                                                         token_endpoint_auth_method="none",
+                                                         grant_types=["authorization_code"])),
+        redirect_handler=redirect_handler,
+        callback_handler=callback_handler,
+    )
+    requested: list[str] = []
+
+    async def record(request):
+        requested.append(str(request.url))
+
+    async with httpx2.AsyncClient(auth=provider, event_hooks={"request": [record]}, timeout=20) as http:
+        async with Client(streamable_http_client(env.kit_url, http_client=http)) as client:
+            tools = sorted(t.name for t in (await client.list_tools()).tools)
+            whoami = await client.call_tool("whoami", {})
+    return {
+        "tools": tools,
+        "whoami": whoami,
+        "prm": provider.context.protected_resource_metadata,
+        "token": provider.context.current_tokens.access_token,
+        "requested": requested,
+    }
+
+
+async def _with_token(url: str, token: str, calls: list[tuple[str, dict]]):
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=15) as http:
+        async with Client(streamable_http_client(url, http_client=http)) as client:
+            tools = sorted(t.name for t in (await client.list_tools()).tools)
+            results = [await client.call_tool(name, args) for name, args in calls]
+    return tools, results
+
+
+def run_async(coroutine):
+    return asyncio.run(asyncio.wait_for(coroutine, 60))
+
+
+def run(env, results) -> None:
+    url, sts = env.kit_url, env.sts
+    prm_url = url.replace("/mcp", "/.well-known/oauth-protected-resource/mcp")
+
+    def sdk_oauth_flow():
+        got = run_async(_sdk_session(env, "alice"))
+        assert str(got["prm"].resource) == url, got["prm"]
+        assert [str(a).rstrip("/") for a in got["prm"].authorization_servers] == [env.oidc_issuer], got["prm"]
+        assert prm_url in got["requested"], f"metadata not found through the challenge: {got['requested']}"
+        claims = jwt.decode(got["token"], options={"verify_signature": False})
+        assert claims["aud"] == url and claims["client_id"] == AGENT, claims
+        assert got["tools"] == ["add_note", "list_notes", "whoami"], got["tools"]
+        text = got["whoami"].content[0].text
+        seen = json.loads(text)
+        assert seen["caller"]["user"] == "alice" and seen["caller"]["agent"] == AGENT, seen
+        assert seen["caller"]["client"] == sts.CLIENT_ID and seen["caller"]["issuer"] == env.oidc_issuer, seen
+        assert seen["caller"]["scopes"] == ["notes:read", "notes:write"], seen
+        assert seen["authorization_header_seen"] is False, seen
+        assert got["token"] not in text and got["token"].split(".")[2] not in text, "the raw token reached a tool"
+
+    results.check("kit + Python MCP SDK OAuth client: 401 -> RFC 9728 metadata -> oidc-provider login as MCP client "
+                  "claude-desktop -> tools see user alice and agent claude-desktop, never the token", sdk_oauth_flow)
+
+    def filtered_by_scope():
+        token = oidc_login(env.oidc_issuer, "bob", None, env.redirect_uri, client_id=AGENT, resource=url,
+                           scope="notes:read")["access_token"]
+        tools, (refused,) = run_async(_with_token(url, token, [("add_note", {"text": "hi"})]))
+        assert tools == ["list_notes", "whoami"], tools
+        assert refused.is_error, refused
+        assert refused.structured_content["error"] == "insufficient_scope", refused.structured_content
+        assert refused.structured_content["scope"] == "notes:write", refused.structured_content
+
+    results.check("kit: a token with notes:read only lists list_notes and whoami; add_note is refused insufficient_scope",
+                  filtered_by_scope)
+
+    def challenges():
+        none = httpx2.post(url, json={}, timeout=5)
+        assert none.status_code == 401, none.status_code
+        assert none.headers["www-authenticate"] == f'Bearer resource_metadata="{prm_url}"', none.headers
+        assert extract_resource_metadata_from_www_auth(none) == prm_url
+        # alice's oidc-provider token for mcp-sts: a real token, for another resource.
+        other = httpx2.post(url, json={}, headers={"Authorization": f"Bearer {env.upstream['alice']['access_token']}"},
+                            timeout=5)
+        assert other.status_code == 401, other.status_code
+        challenge = other.headers["www-authenticate"]
+        assert challenge.startswith('Bearer error="invalid_token"') and "audience" in challenge, challenge
+        assert extract_resource_metadata_from_www_auth(other) == prm_url, challenge
+
+    results.check("kit: no token and a token for another resource get 401 with the resource_metadata challenge",
+                  challenges)
+
+    def metadata_discovery():
+        urls = build_protected_resource_metadata_discovery_urls(None, url)
+        assert urls == [prm_url, url.replace("/mcp", "/.well-known/oauth-protected-resource")], urls
+        for candidate in urls:
+            response = httpx2.get(candidate, timeout=5)
+            assert response.status_code == 200, (candidate, response.status_code)
+            prm = ProtectedResourceMetadata.model_validate_json(response.content)
+            assert str(prm.resource) == url and prm.scopes_supported == ["notes:read", "notes:write"], prm
+            assert prm.bearer_methods_supported == ["header"], prm
+
+    results.check("kit: protected resource metadata at the path-suffixed and root well-known URIs parses as the SDK's "
+                  "ProtectedResourceMetadata", metadata_discovery)
+
+    agent_login = {}
+
+    def agent_token() -> str:
+        if "token" not in agent_login:
+            agent_login["token"] = oidc_login(env.oidc_issuer, "alice", None, env.redirect_uri, client_id=AGENT,
+                                              resource=OIDC_RESOURCE, scope="openid roles orders")["access_token"]
+        return agent_login["token"]
+
+    def agent_from_client_id():
+        token = agent_token()
+        assert jwt.decode(token, options={"verify_signature": False})["client_id"] == AGENT
+        claims = jwt.decode(sts.mint(token, ACCESS_TOKEN, audience="orders-api"), options={"verify_signature": False})
+        assert claims["sub"] == "alice", claims
+        assert claims["act"] == {"sub": sts.CLIENT_ID, "act": {"sub": AGENT, "iss": env.oidc_issuer}}, claims["act"]
+
+    results.check("oidc-provider access token issued to MCP client claude-desktop, no actor_token: act names the "
+                  "agent behind the MCP server", agent_from_client_id)
+
+    def actor_token_wins():
+        bot = env.teleport.sign("ES256", "bot-claude", ["bot"])
+        minted = sts.mint(agent_token(), ACCESS_TOKEN, audience="orders-api", actor_token=bot, actor_token_type=JWT_TYPE)
+        claims = jwt.decode(minted, options={"verify_signature": False})
+        assert claims["act"] == {"sub": "bot-claude", "iss": env.teleport.CLUSTER}, claims["act"]
+
+    results.check("the same token with an actor_token: the actor token wins, act is the bot alone", actor_token_wins)
