@@ -10,6 +10,7 @@ use crate::clock::UnixTime;
 use crate::contract::Identifier;
 use crate::revocation::{Revocation, RevocationKey, RevocationKind};
 use crate::service::Sts;
+use crate::ssf::publish::{Initiator, RevocationNotice};
 
 /// Longest reason or operator name accepted.
 const MAX_TEXT_LEN: usize = 1024;
@@ -85,6 +86,10 @@ pub struct RevokeRequest {
     /// Who is doing it (an operator name); defaults to `admin`.
     #[serde(default)]
     pub revoked_by: Option<String>,
+    /// For a subject: the user's issuer, named in the Shared Signals event
+    /// (`iss_sub`); required only when several issuers are trusted.
+    #[serde(default)]
+    pub issuer: Option<String>,
 }
 
 /// Parse and check a kind and value from a request.
@@ -96,7 +101,28 @@ pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
     Ok(RevocationKey::new(kind, value.into_string()))
 }
 
-/// Record a revocation; acknowledged only once the store accepted it.
+/// The user's issuer a subject revocation announces: the one named (it must be
+/// trusted), else the only trusted issuer.
+fn user_issuer(sts: &Sts, kind: RevocationKind, named: Option<String>) -> Result<Option<String>, AdminError> {
+    match (kind, named) {
+        (RevocationKind::Subject, Some(issuer)) => {
+            if sts.issuers.get(&issuer).is_none() {
+                return Err(AdminError::BadRequest("issuer is not a trusted issuer".into()));
+            }
+            Ok(Some(issuer))
+        }
+        (RevocationKind::Subject, None) if sts.config.issuers.len() > 1 => Err(AdminError::BadRequest(
+            "several issuers are trusted: name the user's issuer".into(),
+        )),
+        (_, Some(_)) => Err(AdminError::BadRequest(
+            "issuer applies only to subject revocations".into(),
+        )),
+        (_, None) => Ok(None),
+    }
+}
+
+/// Record a revocation and queue its Shared Signals events, as one write;
+/// acknowledged only once both are in the store (if not, nothing was changed).
 pub async fn revoke(
     sts: &Sts,
     request: RevokeRequest,
@@ -104,6 +130,7 @@ pub async fn revoke(
     audit: &mut AuditEvent,
 ) -> Result<Revocation, AdminError> {
     let key = parse_key(&request.kind, &request.value)?;
+    let issuer = user_issuer(sts, key.kind, request.issuer)?;
     let revoked_by = request
         .revoked_by
         .filter(|s| !s.is_empty())
@@ -123,7 +150,13 @@ pub async fn revoke(
     };
     audit.target = Some(format!("{}:{}", entry.kind, entry.value));
     audit.detail = Some(format!("by {}: {}", entry.revoked_by, entry.reason));
-    sts.store_call(sts.store.revoke(entry.clone()))
+    let notice = RevocationNotice {
+        entry: entry.clone(),
+        user_issuer: issuer.as_deref(),
+        initiator: Initiator::Admin,
+        once: None,
+    };
+    crate::ssf::publish::revoke(sts, notice, now)
         .await
         .map_err(|_| AdminError::Unavailable)?;
     Ok(entry)

@@ -37,6 +37,9 @@ pub struct Config {
     /// Request rate limits per client and per subject.
     #[serde(default)]
     pub limits: LimitsConfig,
+    /// The Shared Signals transmitter (docs/shared-signals.md).
+    #[serde(default)]
+    pub ssf: SsfConfig,
     /// Upstream identity providers trusted for subject and actor tokens.
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
@@ -233,6 +236,53 @@ pub struct AuditConfig {
     pub file: Option<PathBuf>,
 }
 
+/// `[ssf]`: how the Shared Signals transmitter serves its receivers. The transmitter
+/// is on whenever clients are configured: any client may create streams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SsfConfig {
+    /// Longest a poll with `returnImmediately: false` waits for an event (RFC 8936 §2.4).
+    #[serde(default = "default_long_poll_seconds")]
+    pub long_poll_seconds: u64,
+    /// Most streams one client may hold; creating one more answers 409.
+    #[serde(default = "default_max_streams_per_client")]
+    pub max_streams_per_client: usize,
+    /// How often push streams are worked through (RFC 8935), in milliseconds.
+    #[serde(default = "default_push_interval_ms")]
+    pub push_interval_ms: u64,
+}
+
+impl Default for SsfConfig {
+    fn default() -> Self {
+        Self {
+            long_poll_seconds: default_long_poll_seconds(),
+            max_streams_per_client: default_max_streams_per_client(),
+            push_interval_ms: default_push_interval_ms(),
+        }
+    }
+}
+
+/// `[issuers.ssf]`: the upstream IdP's Shared Signals transmitter, which mcp-sts
+/// subscribes to as a receiver (CAEP `session-revoked`, `credential-change`, RISC
+/// `account-disabled` become session or subject revocations).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct UpstreamSsfConfig {
+    /// URL of the transmitter's `/.well-known/ssf-configuration`.
+    pub configuration: String,
+    /// Client id mcp-sts authenticates with (HTTP Basic, with `client_secret`).
+    pub client_id: Option<String>,
+    /// Client secret for HTTP Basic.
+    pub client_secret: Option<crate::secret::Secret>,
+    /// A Bearer token instead of Basic credentials.
+    pub bearer_token: Option<crate::secret::Secret>,
+    /// The `aud` the transmitter puts in our SETs; default: our issuer URL.
+    pub audience: Option<String>,
+    /// Seconds between polls.
+    #[serde(default = "default_upstream_poll_seconds")]
+    pub poll_interval_seconds: u64,
+}
+
 /// One trusted upstream issuer (`[[issuers]]`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -257,6 +307,8 @@ pub struct IssuerConfig {
     /// When the roles claim is a string, the delimiter between roles; without it a
     /// string is one role (group names contain spaces).
     pub roles_delimiter: Option<String>,
+    /// The issuer's Shared Signals transmitter, if mcp-sts should subscribe to it.
+    pub ssf: Option<UpstreamSsfConfig>,
     /// Redeem identity assertion grants (ID-JAGs) this issuer addresses to us with the
     /// RFC 7523 JWT bearer grant. Off unless set: trusting an issuer's ID tokens is
     /// not trusting it to grant access.
@@ -506,6 +558,18 @@ fn default_store_timeout_ms() -> u64 {
 }
 fn default_retention() -> u64 {
     30 * 86_400
+}
+fn default_long_poll_seconds() -> u64 {
+    20
+}
+fn default_max_streams_per_client() -> usize {
+    4
+}
+fn default_push_interval_ms() -> u64 {
+    1_000
+}
+fn default_upstream_poll_seconds() -> u64 {
+    5
 }
 fn default_roles_claim() -> String {
     "roles".into()

@@ -15,6 +15,7 @@ use crate::request::TokenQuery;
 use crate::revocation::{Revocation, RevocationKind};
 use crate::secret::Secret;
 use crate::service::Sts;
+use crate::ssf::publish::{Initiator, RevocationNotice};
 
 /// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
 /// the client it was issued to (RFC 7662 §2.2, RFC 7009 §2.1).
@@ -124,7 +125,13 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
         expires_at: claims.exp.saturating_add(sts.config.tokens.leeway_seconds),
     };
     audit.target = Some(format!("token:{}", claims.jti));
-    sts.store_call(sts.store.revoke(entry)).await
+    let notice = RevocationNotice {
+        entry,
+        user_issuer: None,
+        initiator: Initiator::User,
+        once: None,
+    };
+    crate::ssf::publish::revoke(sts, notice, now).await.map(|_| ())
 }
 
 /// One store round trip for the caller and, when the token is ours, its lineage:

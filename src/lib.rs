@@ -66,5 +66,7 @@ pub mod server;
 #[cfg(feature = "server")]
 pub mod service;
 #[cfg(feature = "server")]
+pub mod ssf;
+#[cfg(feature = "server")]
 pub mod telemetry;
 pub mod verify;

@@ -61,14 +61,11 @@ impl Lineage {
         self
     }
 
-    /// Everything a minted token came from: its id, user, session, the client it was
-    /// issued to, and every agent it names.
+    /// Everything a minted token came from, by the contract's one lineage rule
+    /// (`contract::revocation::lineage`), which the downstream verifier applies too.
     pub fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
-        self.insert(RevocationKind::Token, &claims.jti);
-        self.insert(RevocationKind::Client, &claims.client_id);
-        self.user(claims.user_sub()).session(&claims.sid);
-        for agent in claims.agents() {
-            self.actor(agent);
+        for (kind, value) in crate::contract::revocation::lineage(claims) {
+            self.insert(kind, value);
         }
         self
     }

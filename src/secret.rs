@@ -5,7 +5,8 @@ use std::fmt;
 
 /// Holds a token or secret; `Debug` and `Display` print `[redacted]`, so a stray
 /// `{:?}` in a log line cannot leak it. Read it with [`Secret::expose`].
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq, serde::Deserialize)]
+#[serde(transparent)]
 pub struct Secret(String);
 
 impl Secret {

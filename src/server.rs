@@ -12,10 +12,10 @@ use crate::clock::Clock;
 use crate::config::{Config, RevocationBackend, RevocationConfig};
 use crate::fetch::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
-use crate::revocation::RevocationStore;
 use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
 use crate::revocation::redis::{RedisStore, RedisTopology};
+use crate::revocation::{EventQueue, RevocationStore};
 use crate::service::Sts;
 
 /// Connect timeout of outbound fetches; each fetch also has its own deadline.
@@ -54,19 +54,34 @@ pub fn publish_grace(config: &Config) -> u64 {
     config.max_token_ttl() + config.tokens.leeway_seconds
 }
 
+/// The configured backend, seen as the revocation store and as the event queue.
+pub struct Backend {
+    /// Revocation entries.
+    pub store: Arc<dyn RevocationStore>,
+    /// Shared Signals streams and queued SETs, in the same backend.
+    pub events: Arc<dyn EventQueue>,
+}
+
+fn backend<T: RevocationStore + EventQueue>(backend: Arc<T>) -> Backend {
+    Backend {
+        store: backend.clone(),
+        events: backend,
+    }
+}
+
 /// Open the configured revocation store.
-pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationStore>> {
+pub async fn open_store(config: &Config) -> anyhow::Result<Backend> {
     Ok(match config.revocation.backend {
-        RevocationBackend::Memory => Arc::new(MemoryStore::new()),
+        RevocationBackend::Memory => backend(Arc::new(MemoryStore::new())),
         RevocationBackend::Embedded => {
             let path = &config.revocation.path;
-            Arc::new(EmbeddedStore::open(path).with_context(|| {
+            backend(Arc::new(EmbeddedStore::open(path).with_context(|| {
                 format!(
                     "revocation.path {}: make sure its folder is writable by this user and no other \
                      mcp-sts process has the file open",
                     path.display()
                 )
-            })?)
+            })?))
         }
         RevocationBackend::Redis => {
             let timeout = Duration::from_millis(config.revocation.timeout_ms);
@@ -82,7 +97,7 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Arc<dyn RevocationSto
                     "revocation store unreachable at start; answering 503 until it is"
                 ),
             }
-            Arc::new(store)
+            backend(Arc::new(store))
         }
     })
 }
@@ -105,11 +120,11 @@ pub fn redis_topology(revocation: &RevocationConfig) -> RedisTopology {
 pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> anyhow::Result<Arc<Sts>> {
     warn_if_not_https(&config.server.issuer);
     let ring = load_keys(&config, clock.now())?;
-    let store = open_store(&config).await?;
+    let backend = open_store(&config).await?;
     Ok(Arc::new(Sts::new(
         config,
         SharedKeyRing::new(ring),
-        store,
+        backend,
         clock,
         audit,
         http_client(CONNECT_TIMEOUT).context("cannot build the HTTP client for key fetches")?,
@@ -182,8 +197,12 @@ pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %sts.issuer(), "mcp-sts listening");
     let reloader = spawn_key_reloader(sts.clone());
+    let workers = crate::ssf::spawn_workers(sts.clone());
     crate::http::serve(listener, sts, shutdown).await?;
     reloader.abort();
+    for worker in workers {
+        worker.abort();
+    }
     tracing::info!("mcp-sts stopped: requests in flight were answered");
     Ok(())
 }

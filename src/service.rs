@@ -17,7 +17,7 @@ use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
 use crate::revocation::timed::TimedStore;
-use crate::revocation::{RevocationGate, RevocationStore, StoreError};
+use crate::revocation::{EventQueue, RevocationGate, RevocationStore, StoreError};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
 pub struct Sts {
@@ -35,6 +35,10 @@ pub struct Sts {
     pub keys: SharedKeyRing,
     /// Revocations.
     pub store: Arc<dyn RevocationStore>,
+    /// Shared Signals streams and queued SETs (the same backend as `store`).
+    pub events: Arc<dyn EventQueue>,
+    /// Wakes long polls on this replica when an event is queued.
+    pub ssf_wake: Arc<tokio::sync::Notify>,
     /// The same store behind its deadline: how decisions reach it.
     pub revocations: RevocationGate,
     /// The clock.
@@ -61,7 +65,7 @@ impl Sts {
     pub fn new(
         config: Config,
         keys: SharedKeyRing,
-        store: Arc<dyn RevocationStore>,
+        backend: crate::server::Backend,
         clock: Arc<dyn Clock>,
         audit: AuditLog,
         http: reqwest::Client,
@@ -73,6 +77,7 @@ impl Sts {
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
+        let crate::server::Backend { store, events } = backend;
         let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
         let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
         let revocations = RevocationGate::new(
@@ -88,6 +93,8 @@ impl Sts {
             authorization_servers,
             keys,
             store,
+            events,
+            ssf_wake: Arc::new(tokio::sync::Notify::new()),
             revocations,
             clock,
             audit,

@@ -29,6 +29,10 @@ pub struct RevokeArgs {
     /// One minted token by its `jti`.
     #[arg(long)]
     token: Option<String>,
+    /// With --subject: the user's issuer, named in the Shared Signals event (needed
+    /// only when several issuers are trusted).
+    #[arg(long, requires = "subject")]
+    issuer: Option<String>,
     /// Why (recorded and audited).
     #[arg(long, default_value = "")]
     reason: String,
@@ -81,8 +85,11 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
             http.delete(format!("{base}/{kind}/{}", value.replace('+', "%20")))
         } else {
-            http.post(&base)
-                .json(&json!({"kind": kind, "value": value, "reason": args.reason, "revoked_by": args.by}))
+            let mut body = json!({"kind": kind, "value": value, "reason": args.reason, "revoked_by": args.by});
+            if let (Some(issuer), Some(map)) = (&args.issuer, body.as_object_mut()) {
+                map.insert("issuer".into(), json!(issuer));
+            }
+            http.post(&base).json(&body)
         }
     };
     let response = request

@@ -131,6 +131,15 @@ impl Config {
         if self.revocation.timeout_ms == 0 || self.revocation.timeout_ms > 10_000 {
             p.error("revocation.timeout_ms", "must be between 1 and 10000");
         }
+        if self.ssf.long_poll_seconds > 300 {
+            p.error("ssf.long_poll_seconds", "must be at most 300");
+        }
+        if self.ssf.max_streams_per_client == 0 || self.ssf.max_streams_per_client > 100 {
+            p.error("ssf.max_streams_per_client", "must be between 1 and 100");
+        }
+        if self.ssf.push_interval_ms < 10 || self.ssf.push_interval_ms > 600_000 {
+            p.error("ssf.push_interval_ms", "must be between 10 and 600000");
+        }
         if self.revocation.retention_seconds < 3_600 {
             p.error(
                 "revocation.retention_seconds",
@@ -186,6 +195,14 @@ impl Config {
                 p.error(key, "must be redis:// URLs");
             }
         }
+        if !r.cluster.is_empty() && !self.clients.is_empty() {
+            p.warning(
+                "revocation.cluster",
+                "Shared Signals needs one primary: once a receiver has a stream, a revocation and \
+                 its events are written by one script over keys in several slots, which Redis \
+                 Cluster refuses; use one Redis or Sentinel when receivers subscribe",
+            );
+        }
         if !r.cluster.is_empty() && r.key_prefix.contains('{') && r.key_prefix.contains('}') {
             p.error(
                 "revocation.key_prefix",
@@ -230,6 +247,20 @@ impl Config {
             ] {
                 if value.as_deref().is_some_and(str::is_empty) {
                     p.error(key(field), "must not be empty when set");
+                }
+            }
+            if let Some(ssf) = &issuer.ssf {
+                check_http_url(p, &key("ssf.configuration"), &ssf.configuration);
+                let basic = ssf.client_id.is_some() && ssf.client_secret.is_some();
+                let half = ssf.client_id.is_some() != ssf.client_secret.is_some();
+                if half || (basic && ssf.bearer_token.is_some()) {
+                    p.error(
+                        key("ssf"),
+                        "give client_id with client_secret, or bearer_token, not both",
+                    );
+                }
+                if ssf.poll_interval_seconds == 0 || ssf.poll_interval_seconds > 3_600 {
+                    p.error(key("ssf.poll_interval_seconds"), "must be between 1 and 3600");
                 }
             }
             if issuer.algorithms.is_empty() {

@@ -10,9 +10,12 @@ pub mod claims;
 pub mod error_code;
 pub mod id_jag;
 pub mod identifier;
+pub mod revocation;
+pub mod set;
 pub mod urn;
 
 pub use claims::{AccessClaims, Actor, Audience, ClaimsError, DelegationMode, UserContext};
 pub use error_code::ErrorCode;
 pub use id_jag::IdJagClaims;
 pub use identifier::{Identifier, IdentifierError};
+pub use revocation::RevocationKind;

@@ -90,3 +90,25 @@ pub async fn oauth_body_limit(response: Response) -> Response {
     *error.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
     error
 }
+
+impl IntoResponse for crate::ssf::SsfError {
+    fn into_response(self) -> Response {
+        use crate::ssf::SsfError;
+        let status = match &self {
+            SsfError::OAuth(error) => return error.clone().into_response(),
+            SsfError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            SsfError::NotFound => StatusCode::NOT_FOUND,
+            SsfError::TooManyStreams => StatusCode::CONFLICT,
+            SsfError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let code = self.code();
+        let description: String = self.to_string().chars().filter(|c| *c != '"' && *c != '\\').collect();
+        let mut response = (status, Json(json!({ "error": code, "error_description": description }))).into_response();
+        let headers = response.headers_mut();
+        no_store(headers);
+        if matches!(self, SsfError::Unavailable) {
+            headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
+        }
+        response
+    }
+}

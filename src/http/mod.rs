@@ -5,6 +5,7 @@ mod discovery;
 pub mod error;
 mod health;
 pub mod outcome;
+mod ssf;
 mod token;
 mod tokens;
 
@@ -34,6 +35,18 @@ pub fn router(sts: Arc<Sts>) -> Router {
         )
         .route("/.well-known/jwks.json", get(discovery::jwks))
         .route("/.well-known/oauth-authorization-server", get(discovery::metadata))
+        .route(crate::ssf::CONFIGURATION_PATH, get(ssf::configuration))
+        .route(
+            crate::ssf::STREAMS_PATH,
+            post(ssf::create)
+                .get(ssf::read)
+                .patch(ssf::patch)
+                .put(ssf::put)
+                .delete(ssf::delete),
+        )
+        .route(crate::ssf::STATUS_PATH, get(ssf::status).post(ssf::set_status))
+        .route(crate::ssf::VERIFY_PATH, post(ssf::verify))
+        .route("/ssf/poll/{stream_id}", post(ssf::poll))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))

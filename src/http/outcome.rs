@@ -41,6 +41,19 @@ impl Refusal for AdminError {
     }
 }
 
+impl Refusal for crate::ssf::SsfError {
+    fn audit_reason(&self) -> Option<String> {
+        Some(match self {
+            crate::ssf::SsfError::OAuth(e) => e.reason(),
+            other => format!("{}:{other}", other.code()),
+        })
+    }
+
+    fn outcome(&self) -> &'static str {
+        self.code()
+    }
+}
+
 /// Audit and count an outcome, then answer with it.
 pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Response, E>) -> Response {
     match result {

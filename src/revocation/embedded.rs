@@ -18,10 +18,10 @@ use crate::clock::UnixTime;
 
 /// Revocations by `{kind}:{value}` (the kind is a fixed word, so keys cannot collide),
 /// each value the JSON [`Revocation`].
-const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
+pub(super) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 
 /// One-time values and when each may be forgotten.
-const USED_ONCE: TableDefinition<&str, u64> = TableDefinition::new("used_once");
+pub(super) const USED_ONCE: TableDefinition<&str, u64> = TableDefinition::new("used_once");
 
 /// Prune expired rows on every this-many `use_once` calls: often enough to keep the
 /// file small, rarely enough that the full scan costs nothing noticeable.
@@ -47,6 +47,7 @@ impl EmbeddedStore {
         let tx = db.begin_write().map_err(db_err)?;
         tx.open_table(ENTRIES).map_err(db_err)?;
         tx.open_table(USED_ONCE).map_err(db_err)?;
+        super::embedded_queue::create_tables(&tx)?;
         tx.commit().map_err(db_err)?;
         Ok(EmbeddedStore {
             db: Arc::new(db),
@@ -55,7 +56,7 @@ impl EmbeddedStore {
     }
 
     /// Run a blocking redb operation off the async workers.
-    async fn blocking<T, F>(&self, op: F) -> Result<T, StoreError>
+    pub(super) async fn blocking<T, F>(&self, op: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Database) -> Result<T, StoreError> + Send + 'static,
@@ -67,14 +68,14 @@ impl EmbeddedStore {
     }
 }
 
-fn db_err(e: impl Into<redb::Error>) -> StoreError {
+pub(super) fn db_err(e: impl Into<redb::Error>) -> StoreError {
     match e.into() {
         redb::Error::Corrupted(detail) => StoreError::Corrupt(detail),
         other => StoreError::Unavailable(format!("embedded store: {other}")),
     }
 }
 
-fn storage_key(key: &RevocationKey) -> String {
+pub(super) fn storage_key(key: &RevocationKey) -> String {
     format!("{}:{}", key.kind.as_str(), key.value)
 }
 

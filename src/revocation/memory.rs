@@ -12,8 +12,10 @@ use crate::clock::UnixTime;
 /// across an await, so a std mutex is right).
 #[derive(Debug, Default)]
 pub struct MemoryStore {
-    entries: Mutex<BTreeMap<RevocationKey, Revocation>>,
-    used_once: Mutex<BTreeMap<String, UnixTime>>,
+    pub(super) entries: Mutex<BTreeMap<RevocationKey, Revocation>>,
+    pub(super) used_once: Mutex<BTreeMap<String, UnixTime>>,
+    /// Shared Signals streams and their queues (`memory_queue`).
+    pub(super) queue: Mutex<super::memory_queue::QueueState>,
 }
 
 impl MemoryStore {
@@ -23,7 +25,7 @@ impl MemoryStore {
     }
 }
 
-fn poisoned<T>(_: T) -> StoreError {
+pub(super) fn poisoned<T>(_: T) -> StoreError {
     StoreError::Unavailable("in-memory store lock poisoned".into())
 }
 

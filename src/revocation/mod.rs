@@ -11,75 +11,23 @@
 //! one token.
 
 pub mod embedded;
+mod embedded_queue;
 pub mod gate;
 pub mod memory;
+mod memory_queue;
+pub mod queue;
 pub mod redis;
+mod redis_queue;
 pub mod timed;
-
-use std::fmt;
-use std::str::FromStr;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use crate::clock::UnixTime;
 
+pub use crate::contract::RevocationKind;
 pub use gate::RevocationGate;
-
-/// What a revocation entry names.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RevocationKind {
-    /// A user (`sub`), as subject or as actor: offboarding.
-    Subject,
-    /// A session (`sid`).
-    Session,
-    /// An agent: an actor's `sub` anywhere in a delegation chain.
-    Agent,
-    /// A calling client (`client_id`): it can no longer authenticate.
-    Client,
-    /// One token minted by this service (`jti`), as RFC 7009 revokes it.
-    Token,
-}
-
-impl RevocationKind {
-    /// Every kind, in a stable order.
-    pub const ALL: [RevocationKind; 5] = [
-        RevocationKind::Subject,
-        RevocationKind::Session,
-        RevocationKind::Agent,
-        RevocationKind::Client,
-        RevocationKind::Token,
-    ];
-
-    /// The lowercase name used in URLs, JSON and storage keys.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RevocationKind::Subject => "subject",
-            RevocationKind::Session => "session",
-            RevocationKind::Agent => "agent",
-            RevocationKind::Client => "client",
-            RevocationKind::Token => "token",
-        }
-    }
-}
-
-impl fmt::Display for RevocationKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for RevocationKind {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        RevocationKind::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| format!("unknown revocation kind {s:?} (subject, session, agent, client or token)"))
-    }
-}
+pub use queue::{Delivery, EventQueue, Pending, Publication, QueuedEvent, StreamRecord, StreamStatus};
 
 /// The identity of an entry: its kind and the value it names.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

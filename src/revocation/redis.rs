@@ -58,7 +58,7 @@ const MAX_EXPIRE_AT: UnixTime = 253_402_300_799;
 pub struct RedisStore {
     link: Arc<Link>,
     topology: RedisTopology,
-    prefix: String,
+    pub(super) prefix: String,
     timeout: Duration,
 }
 
@@ -120,11 +120,11 @@ impl RedisStore {
         }
     }
 
-    fn entry_key(&self, kind: &str, value: &str) -> String {
+    pub(super) fn entry_key(&self, kind: &str, value: &str) -> String {
         format!("{}rev:{kind}:{value}", self.prefix)
     }
 
-    fn once_key(&self, id: &str) -> String {
+    pub(super) fn once_key(&self, id: &str) -> String {
         format!("{}once:{id}", self.prefix)
     }
 
@@ -164,7 +164,7 @@ impl RedisStore {
     }
 
     /// One command, one round trip (per shard, in a cluster).
-    async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(super) async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.with_conn(|mut conn| async move { conn.query::<T>(cmd).await.map_err(unavailable) })
             .await
     }

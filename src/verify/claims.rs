@@ -111,11 +111,23 @@ pub(crate) fn check_times(claims: &Claims, now: UnixTime, leeway: u64) -> Result
 
 impl Claims {
     /// Project verified claims into the identity; `audience` is the one that matched.
+    #[cfg(test)]
     pub(crate) fn into_identity(self, audience: &str) -> Result<ExecutionIdentity, VerifyError> {
-        let claims = AccessClaims::from_claims(self.0).map_err(|e| match e {
+        identity_from(self.into_access_claims()?, audience)
+    }
+
+    /// Read verified claims through the token contract.
+    pub(crate) fn into_access_claims(self) -> Result<AccessClaims, VerifyError> {
+        AccessClaims::from_claims(self.0).map_err(|e| match e {
             ClaimsError::Missing(name) => VerifyError::MissingClaim(name.into()),
             other => VerifyError::Malformed(printable(&other.to_string())),
-        })?;
+        })
+    }
+}
+
+/// The identity a contract-checked token describes; `audience` is the one that matched.
+pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<ExecutionIdentity, VerifyError> {
+    {
         let mut actors: Vec<Actor> = claims
             .act
             .iter()
@@ -168,7 +180,9 @@ impl Claims {
             token_id: claims.jti,
         })
     }
+}
 
+impl Claims {
     /// Whether `aud` names `audience` (equal, or contained in the array).
     pub(crate) fn has_audience(&self, audience: &str) -> bool {
         match self.0.get("aud") {

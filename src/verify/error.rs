@@ -63,6 +63,13 @@ pub enum VerifyError {
     /// The introspection endpoint could not answer, so revocation is unknown: fail closed.
     #[error("introspection unavailable: {0}")]
     IntrospectionUnavailable(String),
+    /// The revocation stream has not been heard from within the configured staleness
+    /// and no introspection fallback is configured: revocation is unknown, fail closed.
+    #[error("revocation stream is stale: {0}")]
+    RevocationStreamStale(String),
+    /// Polling the revocation stream failed (returned by a poll, never by `verify`).
+    #[error("revocation stream unavailable: {0}")]
+    RevocationStreamUnavailable(String),
     /// The [`super::VerifierConfig`] cannot be used (for example an HTTP client could
     /// not be built).
     #[error("verifier configuration: {0}")]
@@ -74,7 +81,11 @@ impl VerifyError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            VerifyError::JwksUnavailable(_) | VerifyError::IntrospectionUnavailable(_) | VerifyError::Config(_)
+            VerifyError::JwksUnavailable(_)
+                | VerifyError::IntrospectionUnavailable(_)
+                | VerifyError::RevocationStreamStale(_)
+                | VerifyError::RevocationStreamUnavailable(_)
+                | VerifyError::Config(_)
         )
     }
 
@@ -97,6 +108,8 @@ impl VerifyError {
             VerifyError::Revoked => "revoked",
             VerifyError::JwksUnavailable(_) => "jwks_unavailable",
             VerifyError::IntrospectionUnavailable(_) => "introspection_unavailable",
+            VerifyError::RevocationStreamStale(_) => "revocation_stream_stale",
+            VerifyError::RevocationStreamUnavailable(_) => "revocation_stream_unavailable",
             VerifyError::Config(_) => "config",
         }
     }

@@ -16,6 +16,7 @@ mod error;
 pub mod extract;
 mod identity;
 mod introspect;
+pub mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +41,7 @@ const MAX_JWKS_BYTES: usize = 256 * 1024;
 
 /// Smallest RSA key accepted (RFC 7518 §3.3).
 const MIN_RSA_BITS: usize = 2048;
+pub use stream::{RevocationStream, RevocationStreamConfig, StreamVerdict};
 
 /// Where and how to check revocation by introspection (RFC 7662).
 #[derive(Clone)]
@@ -99,7 +101,10 @@ pub struct VerifierConfig {
     /// Deadline of each HTTP call to the STS, body included (default 5 s).
     pub http_timeout: Duration,
     /// Revocation check by introspection; `None` relies on short token lifetimes.
+    /// With a revocation stream, introspection is only the stale-stream fallback.
     pub introspection: Option<IntrospectionConfig>,
+    /// Revocations heard on mcp-sts's Shared Signals stream, checked locally.
+    pub revocation_stream: Option<std::sync::Arc<RevocationStream>>,
     /// The time source of the JWKS and introspection caches, and of [`Verifier::verify`]
     /// (default [`SystemClock`]); tests inject a [`crate::clock::ManualClock`].
     pub clock: Arc<dyn Clock>,
@@ -136,6 +141,7 @@ impl VerifierConfig {
             http_timeout: Duration::from_secs(5),
             introspection: None,
             clock: Arc::new(SystemClock),
+            revocation_stream: None,
         }
     }
 
@@ -155,6 +161,7 @@ pub struct Verifier {
     jwks: JwksCache,
     introspection: Option<Introspector>,
     clock: Arc<dyn Clock>,
+    revocation_stream: Option<std::sync::Arc<RevocationStream>>,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -196,6 +203,7 @@ impl Verifier {
             jwks,
             introspection,
             clock: config.clock,
+            revocation_stream: config.revocation_stream,
         })
     }
 
@@ -222,10 +230,24 @@ impl Verifier {
             .audiences
             .iter()
             .find(|a| claims.has_audience(a))
-            .ok_or(VerifyError::WrongAudience)?;
-        let identity = claims.into_identity(audience)?;
-        if let Some(introspector) = &self.introspection {
-            introspector.check(token, self.clock.now()).await?;
+            .ok_or(VerifyError::WrongAudience)?
+            .clone();
+        let claims = claims.into_access_claims()?;
+        // With a stream, revocation is decided locally; introspection only stands in
+        // for a stale stream (and without it a stale stream fails closed).
+        let ask_introspection = match &self.revocation_stream {
+            Some(stream) => stream.check(&claims, now)? == StreamVerdict::AskIntrospection,
+            None => true,
+        };
+        let identity = claims::identity_from(claims, &audience)?;
+        match (&self.introspection, ask_introspection, &self.revocation_stream) {
+            (Some(introspector), true, _) => introspector.check(token, self.clock.now()).await?,
+            (None, true, Some(_)) => {
+                return Err(VerifyError::RevocationStreamStale(
+                    "stale, and no introspection is configured to fall back to".into(),
+                ));
+            }
+            _ => {}
         }
         Ok(identity)
     }

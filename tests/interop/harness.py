@@ -112,6 +112,7 @@ class Sts:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.secret = "s3cret-" + os.urandom(12).hex()
+        self.admin_token = "admin-" + os.urandom(12).hex()
         self.config = workdir / "mcp-sts.toml"
         self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources))
         self.proc = procs.start("mcp-sts", [binary, "serve", "--config", str(self.config)], cwd=workdir)
@@ -139,6 +140,9 @@ path = "{workdir / 'revocations.db'}"
 
 [audit]
 file = "{workdir / 'audit.jsonl'}"
+
+[admin]
+token_sha256 = "{sha256_hex(self.admin_token)}"
 
 # node oidc-provider: trusted through OIDC discovery (no jwks_uri). Its access tokens
 # name the OAuth client that obtained them in client_id: the agent application.

@@ -16,6 +16,7 @@ import check_clients
 import check_idp
 import check_kit
 import check_mcp
+import check_ssf
 import check_verifiers
 from harness import HERE, NodePeer, Processes, Results, Sts, free_port, wait_http
 from upstream import TeleportIssuer, oidc_login
@@ -72,7 +73,7 @@ def main() -> int:
         except Exception as error:  # noqa: BLE001
             results.fail("setup: start the peers and log alice and bob in at oidc-provider", error)
         else:
-            for group in (check_idp, check_clients, check_verifiers, check_mcp, check_kit):
+            for group in (check_idp, check_clients, check_verifiers, check_mcp, check_kit, check_ssf):
                 try:
                     group.run(env, results)
                 except Exception as error:  # noqa: BLE001 - a crashed group is one more failure

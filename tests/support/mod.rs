@@ -2,8 +2,10 @@
 
 #![allow(dead_code)]
 
+pub mod attack;
 pub mod downstream;
 pub mod hostile;
 pub mod redis_server;
 pub mod redis_topologies;
+pub mod ssf;
 pub mod sts;

@@ -1,0 +1,146 @@
+//! Turning a revocation into SETs: one per stream that asked for its event type,
+//! signed with mcp-sts's current key and written together with the revocation itself.
+//!
+//! Every door that revokes (admin API and CLI, `/revoke`, upstream events) goes
+//! through [`revoke`], so no revocation can skip its announcement. The entry and its
+//! SETs are one atomic write (`EventQueue::publish`): if the store fails, nothing was
+//! changed and the caller answers 503.
+
+use crate::clock::UnixTime;
+use crate::contract::set::{Announcement, SET_TYP, SetClaims, verification_claims};
+use crate::error::OAuthError;
+use crate::revocation::{Publication, QueuedEvent, Revocation, StreamRecord, StreamStatus};
+use crate::service::Sts;
+
+/// Who started a revocation, as CAEP's `initiating_entity` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Initiator {
+    /// An administrator (admin API, CLI).
+    Admin,
+    /// A client revoking a token it holds (`/revoke`).
+    User,
+    /// An event from an upstream identity provider.
+    Policy,
+}
+
+impl Initiator {
+    fn as_str(self) -> &'static str {
+        match self {
+            Initiator::Admin => "admin",
+            Initiator::User => "user",
+            Initiator::Policy => "policy",
+        }
+    }
+}
+
+/// A revocation to record and announce.
+#[derive(Debug, Clone)]
+pub struct RevocationNotice<'a> {
+    /// The entry.
+    pub entry: Revocation,
+    /// The user's issuer, for subject revocations; default: the one trusted issuer.
+    pub user_issuer: Option<&'a str>,
+    /// Who started it.
+    pub initiator: Initiator,
+    /// A once-only id (an upstream SET's issuer and `jti`) and how long to remember it.
+    pub once: Option<(String, UnixTime)>,
+}
+
+/// A fresh SET id.
+fn new_jti() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Sign SET claims with the current key.
+fn sign(sts: &Sts, claims: &SetClaims, now: UnixTime) -> Result<String, OAuthError> {
+    let ring = sts.keys.current();
+    let key = ring.signing_key(now);
+    key.sign_jwt(SET_TYP, claims).map_err(|e| {
+        tracing::error!(error = %e, kid = %key.kid, "signing a security event token failed");
+        OAuthError::server_error("ssf.sign")
+    })
+}
+
+/// The issuer a subject revocation names as the user's: the one given, else the only
+/// trusted issuer, else (several trusted and none named) mcp-sts itself.
+fn user_issuer<'a>(sts: &'a Sts, given: Option<&'a str>) -> &'a str {
+    given
+        .or(match sts.config.issuers.as_slice() {
+            [only] => Some(only.issuer.as_str()),
+            _ => None,
+        })
+        .unwrap_or(sts.issuer())
+}
+
+/// Streams that receive events now (enabled or paused).
+async fn live_streams(sts: &Sts) -> Result<Vec<StreamRecord>, OAuthError> {
+    let streams = sts.store_call(sts.events.streams()).await?;
+    Ok(streams
+        .into_iter()
+        .filter(|s| s.status != StreamStatus::Disabled)
+        .collect())
+}
+
+/// Record a revocation and queue its SETs, atomically. `Ok(false)` when the notice's
+/// once-only id was already used (nothing written). Any store failure is a 503 and
+/// nothing was changed.
+pub async fn revoke(sts: &Sts, notice: RevocationNotice<'_>, now: UnixTime) -> Result<bool, OAuthError> {
+    let announcement = Announcement {
+        issuer: sts.issuer(),
+        user_issuer: user_issuer(sts, notice.user_issuer),
+        kind: notice.entry.kind,
+        value: &notice.entry.value,
+        revoked_at: notice.entry.revoked_at,
+        initiating_entity: notice.initiator.as_str(),
+        reason: &notice.entry.reason,
+    };
+    let event_type = announcement.event_type();
+    let mut events = Vec::new();
+    for stream in live_streams(sts).await? {
+        if !stream.wants(&event_type) {
+            continue;
+        }
+        let jti = new_jti();
+        let set = sign(sts, &announcement.claims(&stream.owner, &jti, now), now)?;
+        events.push(QueuedEvent {
+            stream_id: stream.stream_id,
+            jti,
+            set,
+        });
+    }
+    let queued = events.len();
+    let publication = Publication {
+        once: notice.once,
+        revocation: Some(notice.entry.clone()),
+        events,
+    };
+    let written = sts.store_call(sts.events.publish(publication)).await?;
+    if written {
+        tracing::info!(kind = %notice.entry.kind, streams = queued, "revocation recorded and its events queued");
+        sts.ssf_wake.notify_waiters();
+    }
+    Ok(written)
+}
+
+/// Queue a verification event (SSF 1.0 §8.1.4) for `stream`.
+pub async fn verification(
+    sts: &Sts,
+    stream: &StreamRecord,
+    state: Option<&str>,
+    now: UnixTime,
+) -> Result<(), OAuthError> {
+    let jti = new_jti();
+    let claims = verification_claims(sts.issuer(), &stream.owner, &jti, now, &stream.stream_id, state);
+    let set = sign(sts, &claims, now)?;
+    let publication = Publication {
+        events: vec![QueuedEvent {
+            stream_id: stream.stream_id.clone(),
+            jti,
+            set,
+        }],
+        ..Publication::default()
+    };
+    sts.store_call(sts.events.publish(publication)).await?;
+    sts.ssf_wake.notify_waiters();
+    Ok(())
+}

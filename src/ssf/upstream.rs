@@ -1,0 +1,421 @@
+//! mcp-sts as a Shared Signals receiver of its upstream IdPs.
+//!
+//! For each `[[issuers]]` entry with an `[issuers.ssf]` table, mcp-sts finds (or
+//! creates) its poll stream at the IdP's transmitter, polls it, and verifies every
+//! SET against that issuer's keys: `typ` `secevent+jwt`, an allowed algorithm, the
+//! signature, `iss` exactly the issuer, `aud` naming us, `iat` not in the future.
+//! CAEP `session-revoked` becomes a session revocation (or a subject revocation when
+//! it names the user), CAEP `credential-change` and RISC `account-disabled` a subject
+//! revocation; each goes through `publish`, so our own receivers hear of it. Each SET
+//! `jti` is applied exactly once: the once-only marker is written with the revocation.
+//! A bad SET is refused (reported in `setErrs`), logged, and never applied.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+
+use crate::clock::UnixTime;
+use crate::config::UpstreamSsfConfig;
+use crate::contract::identifier;
+use crate::contract::set::{
+    ACCOUNT_DISABLED, CREDENTIAL_CHANGE, POLL_DELIVERY, SESSION_REVOKED, SET_TYP, SetClaims, SubjectId,
+};
+use crate::inbound::TrustedIssuer;
+use crate::inbound::jwt::{audiences, peek, str_claim, time_claim};
+use crate::inbound::validate::{InboundError, verify_upstream};
+use crate::jose::algorithm::parse_allowed;
+use crate::revocation::{Revocation, RevocationKind};
+use crate::service::Sts;
+
+use super::printable;
+use super::publish::{Initiator, RevocationNotice};
+
+/// Most SETs asked for per poll.
+const MAX_EVENTS: usize = 100;
+/// Largest answer read from the transmitter.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Timeout of each call to the transmitter.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Why a poll of the upstream transmitter stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpstreamError {
+    /// The transmitter could not be reached or answered unexpectedly; retried later.
+    #[error("upstream transmitter: {0}")]
+    Transmitter(String),
+    /// Our store or the issuer's keys are unavailable; the SETs stay queued upstream.
+    #[error("cannot apply events now: {0}")]
+    Unavailable(String),
+}
+
+/// Why one SET was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+enum Refused {
+    #[error("{0}")]
+    Invalid(&'static str),
+    #[error("keys unavailable")]
+    KeysUnavailable,
+}
+
+/// What a verified SET asks us to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Action {
+    Revoke(RevocationKind, String, String),
+    Ignore(String),
+}
+
+/// The receiver for one upstream issuer.
+pub struct UpstreamReceiver {
+    issuer: Arc<TrustedIssuer>,
+    config: UpstreamSsfConfig,
+    http: reqwest::Client,
+    endpoint: tokio::sync::Mutex<Option<String>>,
+}
+
+impl std::fmt::Debug for UpstreamReceiver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamReceiver")
+            .field("issuer", &self.issuer.config.issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl UpstreamReceiver {
+    /// The receiver for `issuer`, when its config names a transmitter.
+    pub fn for_issuer(sts: &Sts, issuer: &str) -> Option<Self> {
+        let trusted = sts.issuers.get(issuer)?.clone();
+        let config = trusted.config.ssf.clone()?;
+        let http = reqwest::Client::builder()
+            .timeout(HTTP_TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .ok()?;
+        Some(Self {
+            issuer: trusted,
+            config,
+            http,
+            endpoint: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn authorization(&self) -> Option<String> {
+        match (
+            &self.config.client_id,
+            &self.config.client_secret,
+            &self.config.bearer_token,
+        ) {
+            (Some(id), Some(secret), _) => {
+                let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+                Some(format!(
+                    "Basic {}",
+                    STANDARD.encode(format!("{}:{}", enc(id), enc(secret.expose())))
+                ))
+            }
+            (_, _, Some(token)) => Some(format!("Bearer {}", token.expose())),
+            _ => None,
+        }
+    }
+
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), UpstreamError> {
+        let mut request = self.http.request(method, url);
+        if let Some(authorization) = self.authorization() {
+            request = request.header(reqwest::header::AUTHORIZATION, authorization);
+        }
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let failed = |why: String| UpstreamError::Transmitter(why);
+        let response = request
+            .send()
+            .await
+            .map_err(|e| failed(format!("{url} unreachable: {e}")))?;
+        let status = response.status().as_u16();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| failed(format!("cannot read {url}: {e}")))?;
+        if bytes.len() > MAX_RESPONSE_BYTES {
+            return Err(failed(format!("{url} answered too much")));
+        }
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+        };
+        Ok((status, value))
+    }
+
+    /// Find our poll stream at the transmitter, or create it.
+    async fn subscribe(&self) -> Result<String, UpstreamError> {
+        let failed = |why: &str| UpstreamError::Transmitter(why.to_owned());
+        let (status, metadata) = self
+            .call(reqwest::Method::GET, &self.config.configuration, None)
+            .await?;
+        if status != 200 || metadata.get("issuer").and_then(Value::as_str) != Some(self.issuer.config.issuer.as_str()) {
+            return Err(failed("the transmitter's metadata is missing or names another issuer"));
+        }
+        let streams_url = metadata
+            .get("configuration_endpoint")
+            .and_then(Value::as_str)
+            .ok_or_else(|| failed("the transmitter's metadata has no configuration_endpoint"))?
+            .to_owned();
+        let (status, existing) = self.call(reqwest::Method::GET, &streams_url, None).await?;
+        let listed: Vec<Value> = match existing {
+            Value::Array(all) if status == 200 => all,
+            single @ Value::Object(_) if status == 200 => vec![single],
+            _ => Vec::new(),
+        };
+        let poll_endpoint = |s: &Value| {
+            (s.pointer("/delivery/method").and_then(Value::as_str) == Some(POLL_DELIVERY))
+                .then(|| {
+                    s.pointer("/delivery/endpoint_url")
+                        .and_then(Value::as_str)
+                        .map(String::from)
+                })
+                .flatten()
+        };
+        if let Some(endpoint) = listed.iter().find_map(poll_endpoint) {
+            return Ok(endpoint);
+        }
+        let body = json!({
+            "delivery": { "method": POLL_DELIVERY },
+            "events_requested": [SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED],
+            "description": "mcp-sts",
+        });
+        let (status, created) = self.call(reqwest::Method::POST, &streams_url, Some(&body)).await?;
+        if status != 201 && status != 200 {
+            return Err(UpstreamError::Transmitter(format!(
+                "stream creation answered HTTP {status}"
+            )));
+        }
+        poll_endpoint(&created).ok_or_else(|| failed("the created stream has no poll endpoint"))
+    }
+
+    /// Poll until drained, applying and acknowledging; returns how many SETs became
+    /// revocations. The background task calls this every poll interval; tests on demand.
+    pub async fn poll_once(&self, sts: &Sts, now: UnixTime) -> Result<usize, UpstreamError> {
+        let mut guard = self.endpoint.lock().await;
+        let endpoint = match guard.as_ref() {
+            Some(endpoint) => endpoint.clone(),
+            None => {
+                let endpoint = self.subscribe().await?;
+                *guard = Some(endpoint.clone());
+                endpoint
+            }
+        };
+        let mut applied = 0;
+        let mut acks: Vec<String> = Vec::new();
+        let mut errors = Map::new();
+        loop {
+            let body = json!({ "ack": acks, "setErrs": errors, "maxEvents": MAX_EVENTS, "returnImmediately": true });
+            let (status, answer) = self.call(reqwest::Method::POST, &endpoint, Some(&body)).await?;
+            if status == 404 {
+                *guard = None;
+            }
+            if status != 200 {
+                return Err(UpstreamError::Transmitter(format!("poll answered HTTP {status}")));
+            }
+            acks.clear();
+            errors.clear();
+            let sets = answer
+                .get("sets")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (jti, set) in &sets {
+                let set = set.as_str().unwrap_or_default();
+                match self.verify(sts, set, now).await {
+                    Ok((claims, Action::Revoke(kind, value, event))) => {
+                        if self.apply(sts, &claims, kind, value, &event, now).await? {
+                            applied += 1;
+                        }
+                        acks.push(jti.clone());
+                    }
+                    Ok((_, Action::Ignore(event))) => {
+                        tracing::info!(issuer = %self.issuer.config.issuer, event = %printable(&event), "upstream event type not acted on");
+                        acks.push(jti.clone());
+                    }
+                    Err(Refused::KeysUnavailable) => {
+                        return Err(UpstreamError::Unavailable("the issuer's keys are unavailable".into()));
+                    }
+                    Err(Refused::Invalid(rule)) => {
+                        tracing::warn!(issuer = %self.issuer.config.issuer, set = %printable(jti), rule, "refused an upstream SET; not applied");
+                        let err = if rule == "signature" {
+                            "invalid_key"
+                        } else {
+                            "invalid_request"
+                        };
+                        errors.insert(jti.clone(), json!({ "err": err, "description": rule }));
+                    }
+                }
+            }
+            let more = answer.get("moreAvailable").and_then(Value::as_bool).unwrap_or(false);
+            if !more && acks.is_empty() && errors.is_empty() {
+                return Ok(applied);
+            }
+            if !more {
+                let ack_only = json!({ "ack": acks, "setErrs": errors, "maxEvents": 0, "returnImmediately": true });
+                let (status, _) = self.call(reqwest::Method::POST, &endpoint, Some(&ack_only)).await?;
+                if status != 200 {
+                    return Err(UpstreamError::Transmitter(format!(
+                        "acknowledgement answered HTTP {status}"
+                    )));
+                }
+                return Ok(applied);
+            }
+        }
+    }
+
+    /// Every rule a SET must pass before anything is applied.
+    async fn verify(&self, sts: &Sts, set: &str, now: UnixTime) -> Result<(SetClaims, Action), Refused> {
+        let issuer = &self.issuer.config.issuer;
+        if set.len() > sts.config.server.max_token_bytes {
+            return Err(Refused::Invalid("size"));
+        }
+        let jwt = peek(set).map_err(|_| Refused::Invalid("shape"))?;
+        if jwt.header.contains_key("crit") {
+            return Err(Refused::Invalid("crit"));
+        }
+        let typ_ok = str_claim(&jwt.header, "typ").is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            t.strip_prefix("application/").unwrap_or(&t) == SET_TYP
+        });
+        if !typ_ok {
+            return Err(Refused::Invalid("typ"));
+        }
+        let alg = str_claim(&jwt.header, "alg")
+            .and_then(parse_allowed)
+            .filter(|a| self.issuer.algorithms.contains(a))
+            .ok_or(Refused::Invalid("alg"))?;
+        verify_upstream(set, &self.issuer, str_claim(&jwt.header, "kid"), alg, now)
+            .await
+            .map_err(|e| match e {
+                InboundError::KeysUnavailable => Refused::KeysUnavailable,
+                _ => Refused::Invalid("signature"),
+            })?;
+        if str_claim(&jwt.claims, "iss") != Some(issuer.as_str()) {
+            return Err(Refused::Invalid("iss"));
+        }
+        let expected = self.config.audience.as_deref().unwrap_or(sts.issuer());
+        if !audiences(&jwt.claims).contains(&expected) {
+            return Err(Refused::Invalid("aud"));
+        }
+        match time_claim(&jwt.claims, "iat") {
+            Some(Ok(iat)) if iat <= now.saturating_add(sts.config.tokens.leeway_seconds) => {}
+            _ => return Err(Refused::Invalid("iat")),
+        }
+        let claims: SetClaims =
+            serde_json::from_value(Value::Object(jwt.claims)).map_err(|_| Refused::Invalid("claims"))?;
+        if claims.jti.is_empty() || identifier::check(&claims.jti).is_err() {
+            return Err(Refused::Invalid("jti"));
+        }
+        let action = self.action(&claims)?;
+        Ok((claims, action))
+    }
+
+    /// What a verified SET means here.
+    fn action(&self, claims: &SetClaims) -> Result<Action, Refused> {
+        let issuer = &self.issuer.config.issuer;
+        let (event, _) = claims.single_event().ok_or(Refused::Invalid("events"))?;
+        let subject = claims.subject();
+        let user = |subject: &SubjectId| match subject {
+            SubjectId::IssSub { iss, sub } if iss == issuer => Some(sub.clone()),
+            _ => None,
+        };
+        let found = match (event, &subject) {
+            (SESSION_REVOKED, Some(SubjectId::Opaque { id })) => Some((RevocationKind::Session, id.clone())),
+            (SESSION_REVOKED, Some(SubjectId::Complex { session: Some(s), .. })) => match s.as_ref() {
+                SubjectId::Opaque { id } => Some((RevocationKind::Session, id.clone())),
+                _ => None,
+            },
+            (
+                SESSION_REVOKED | CREDENTIAL_CHANGE | ACCOUNT_DISABLED,
+                Some(SubjectId::Complex { user: Some(u), .. }),
+            ) => user(u).map(|sub| (RevocationKind::Subject, sub)),
+            (SESSION_REVOKED | CREDENTIAL_CHANGE | ACCOUNT_DISABLED, Some(s)) => {
+                user(s).map(|sub| (RevocationKind::Subject, sub))
+            }
+            (SESSION_REVOKED | CREDENTIAL_CHANGE | ACCOUNT_DISABLED, None) => None,
+            (other, _) => return Ok(Action::Ignore(other.to_owned())),
+        };
+        let (kind, value) = found.ok_or(Refused::Invalid("subject"))?;
+        if identifier::check(&value).is_err() {
+            return Err(Refused::Invalid("subject"));
+        }
+        Ok(Action::Revoke(kind, value, event.to_owned()))
+    }
+
+    /// Record the revocation, once per SET `jti`; `Ok(false)` for a replay.
+    async fn apply(
+        &self,
+        sts: &Sts,
+        claims: &SetClaims,
+        kind: RevocationKind,
+        value: String,
+        event: &str,
+        now: UnixTime,
+    ) -> Result<bool, UpstreamError> {
+        let issuer = &self.issuer.config.issuer;
+        let retention = sts.config.revocation.retention_seconds;
+        let event_name = event.rsplit('/').next().unwrap_or(event);
+        let entry = Revocation {
+            kind,
+            value,
+            reason: format!("upstream {event_name} event"),
+            revoked_by: format!("ssf:{issuer}"),
+            revoked_at: now,
+            expires_at: now.saturating_add(retention),
+        };
+        let notice = RevocationNotice {
+            entry,
+            user_issuer: Some(issuer),
+            initiator: Initiator::Policy,
+            once: Some((format!("ssf:{issuer}:{}", claims.jti), now.saturating_add(retention))),
+        };
+        let written = super::publish::revoke(sts, notice, now)
+            .await
+            .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
+        if written {
+            tracing::info!(%issuer, %kind, event = %event_name, "upstream event applied as a revocation");
+        } else {
+            tracing::info!(%issuer, set = %printable(&claims.jti), "upstream SET already applied; ignored");
+        }
+        Ok(written)
+    }
+}
+
+/// Start one receiver per issuer that names a transmitter, polling at its interval.
+pub fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
+    let issuers: Vec<String> = sts
+        .config
+        .issuers
+        .iter()
+        .filter(|i| i.ssf.is_some())
+        .map(|i| i.issuer.clone())
+        .collect();
+    issuers
+        .into_iter()
+        .filter_map(|issuer| {
+            let receiver = UpstreamReceiver::for_issuer(&sts, &issuer)?;
+            let sts = sts.clone();
+            Some(tokio::spawn(async move {
+                let interval = Duration::from_secs(receiver.config.poll_interval_seconds);
+                loop {
+                    if let Err(error) = receiver.poll_once(&sts, sts.clock.now()).await {
+                        tracing::warn!(%issuer, %error, "upstream Shared Signals poll failed");
+                    }
+                    tokio::time::sleep(interval).await;
+                }
+            }))
+        })
+        .collect()
+}

@@ -1,0 +1,488 @@
+//! The verifier as a Shared Signals receiver: it subscribes to mcp-sts's revocation
+//! events (RFC 8936 poll), keeps the revocations it heard, and refuses tokens locally
+//! by the same lineage rule mcp-sts applies (`contract::revocation::lineage`), with no
+//! call to mcp-sts per request.
+//!
+//! Freshness is explicit: the stream remembers when it last heard from mcp-sts. Past
+//! `max_staleness` a token cannot be vouched for; the verifier then fails closed (503)
+//! or, when configured, asks introspection instead, and says which in its logs.
+//!
+//! A revocation heard here refuses tokens of what it names issued at or before it
+//! (plus leeway). mcp-sts mints nothing for a revoked user, session, agent or client,
+//! so that covers every token the revocation covers at mcp-sts, and a later
+//! reinstatement needs no event of its own. Entries are kept for `retain` (longer
+//! than any token lives), so memory stays bounded.
+
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use jsonwebtoken::Algorithm;
+use serde_json::{Map, Value, json};
+
+use super::error::{VerifyError, printable};
+use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::contract::AccessClaims;
+use crate::contract::revocation::{RevocationKind, lineage};
+use crate::contract::set::{POLL_DELIVERY, SET_TYP, SetClaims, events_supported, read_revocation};
+use crate::jose::compact::{audiences, str_claim};
+use crate::jose::{JwksCache, verify_signature};
+
+/// Most SETs asked for per poll.
+const MAX_EVENTS: usize = 100;
+/// Largest response read from the transmitter.
+const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+
+/// How a verifier subscribes to mcp-sts's revocation events.
+#[derive(Clone)]
+pub struct RevocationStreamConfig {
+    /// The STS's issuer URL: the SETs' `iss`.
+    pub issuer: String,
+    /// The transmitter's metadata, normally `{issuer}/.well-known/ssf-configuration`.
+    pub configuration_url: String,
+    /// The STS's JWKS, which signs the SETs.
+    pub jwks_uri: String,
+    /// This service's client id at the STS: the SETs' `aud`.
+    pub client_id: String,
+    /// This service's client secret (HTTP Basic).
+    pub client_secret: String,
+    /// Names this instance's stream, so a restart resumes it (with every event queued
+    /// meanwhile) and replicas of one service each keep their own. Default `default`.
+    pub instance: String,
+    /// Beyond this since the last successful poll, tokens are not vouched for.
+    pub max_staleness: Duration,
+    /// When stale, ask introspection (needs [`super::VerifierConfig::introspection`])
+    /// instead of failing closed.
+    pub introspection_fallback: bool,
+    /// Pause between polls of [`RevocationStream::spawn`].
+    pub poll_interval: Duration,
+    /// How long a heard revocation is kept: longer than any token's life.
+    pub retain: Duration,
+    /// Clock skew allowed between a token's `iat` and a revocation's time.
+    pub leeway: Duration,
+    /// Timeout of each call to the STS.
+    pub http_timeout: Duration,
+}
+
+impl RevocationStreamConfig {
+    /// A subscription with defaults: 1 s polls, 30 s staleness, fail closed when stale.
+    pub fn new(issuer: impl Into<String>, client_id: impl Into<String>, client_secret: impl Into<String>) -> Self {
+        let issuer = issuer.into();
+        let base = issuer.trim_end_matches('/').to_owned();
+        Self {
+            configuration_url: format!("{base}/.well-known/ssf-configuration"),
+            jwks_uri: format!("{base}/.well-known/jwks.json"),
+            issuer,
+            client_id: client_id.into(),
+            client_secret: client_secret.into(),
+            instance: "default".into(),
+            max_staleness: Duration::from_secs(30),
+            introspection_fallback: false,
+            poll_interval: Duration::from_secs(1),
+            retain: Duration::from_secs(2 * 86_400),
+            leeway: Duration::from_secs(30),
+            http_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl std::fmt::Debug for RevocationStreamConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationStreamConfig")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &"[redacted]")
+            .field("instance", &self.instance)
+            .field("max_staleness", &self.max_staleness)
+            .field("introspection_fallback", &self.introspection_fallback)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the stream says about a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StreamVerdict {
+    /// Nothing heard revokes it, and the stream is fresh.
+    Clear,
+    /// Nothing heard revokes it, but the stream is stale: ask introspection.
+    AskIntrospection,
+}
+
+/// Revocations heard so far and when the stream last answered.
+#[derive(Debug, Default)]
+struct Heard {
+    revoked: HashMap<(RevocationKind, String), UnixTime>,
+    last_heard: Option<UnixTime>,
+}
+
+/// The stream this instance polls.
+#[derive(Debug, Clone)]
+struct Subscription {
+    endpoint: String,
+}
+
+/// A subscription to mcp-sts's revocation events; share one per service (`Arc`) and
+/// hand it to [`super::VerifierConfig::revocation_stream`].
+pub struct RevocationStream {
+    config: RevocationStreamConfig,
+    http: reqwest::Client,
+    authorization: String,
+    jwks: JwksCache,
+    heard: RwLock<Heard>,
+    subscription: tokio::sync::Mutex<Option<Subscription>>,
+}
+
+impl std::fmt::Debug for RevocationStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RevocationStream")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(why: impl Into<String>) -> VerifyError {
+    VerifyError::RevocationStreamUnavailable(why.into())
+}
+
+impl RevocationStream {
+    /// A subscription; nothing is fetched until the first poll.
+    pub fn new(config: RevocationStreamConfig) -> Result<Self, VerifyError> {
+        if config.issuer.is_empty() || config.client_id.is_empty() {
+            return Err(VerifyError::Config(
+                "revocation stream needs issuer and client_id".into(),
+            ));
+        }
+        let http = crate::fetch::http_client(config.http_timeout)
+            .map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
+        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
+        let authorization = format!(
+            "Basic {}",
+            STANDARD.encode(format!("{}:{}", enc(&config.client_id), enc(&config.client_secret)))
+        );
+        let jwks = super::sts_jwks(
+            config.jwks_uri.clone(),
+            Duration::from_secs(300),
+            Duration::from_secs(10),
+            config.http_timeout,
+            http.clone(),
+        );
+        Ok(Self {
+            config,
+            http,
+            authorization,
+            jwks,
+            heard: RwLock::new(Heard::default()),
+            subscription: tokio::sync::Mutex::new(None),
+        })
+    }
+
+    fn read_heard<T>(&self, f: impl FnOnce(&Heard) -> T) -> T {
+        match self.heard.read() {
+            Ok(guard) => f(&guard),
+            Err(poisoned) => f(&poisoned.into_inner()),
+        }
+    }
+
+    fn write_heard<T>(&self, f: impl FnOnce(&mut Heard) -> T) -> T {
+        match self.heard.write() {
+            Ok(mut guard) => f(&mut guard),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// When the stream last answered, if ever.
+    pub fn last_heard(&self) -> Option<UnixTime> {
+        self.read_heard(|h| h.last_heard)
+    }
+
+    /// Refuse `claims` if a heard revocation covers them; otherwise say whether the
+    /// stream is fresh enough to vouch for them at `now`.
+    pub fn check(&self, claims: &AccessClaims, now: UnixTime) -> Result<StreamVerdict, VerifyError> {
+        let leeway = self.config.leeway.as_secs();
+        let (hit, last_heard) = self.read_heard(|heard| {
+            let hit = lineage(claims).into_iter().find(|(kind, value)| {
+                heard
+                    .revoked
+                    .get(&(*kind, (*value).to_owned()))
+                    .is_some_and(|at| claims.iat.is_none_or(|iat| iat <= at.saturating_add(leeway)))
+            });
+            (hit.map(|(kind, _)| kind), heard.last_heard)
+        });
+        if let Some(kind) = hit {
+            tracing::debug!(%kind, "token refused: revoked (heard on the revocation stream)");
+            return Err(VerifyError::Revoked);
+        }
+        let age = last_heard.map(|t| now.saturating_sub(t));
+        if age.is_some_and(|age| age <= self.config.max_staleness.as_secs()) {
+            return Ok(StreamVerdict::Clear);
+        }
+        let since = age.map_or_else(|| "never heard from".to_owned(), |a| format!("last heard {a} s ago"));
+        if self.config.introspection_fallback {
+            tracing::warn!(%since, "revocation stream is stale; falling back to introspection");
+            Ok(StreamVerdict::AskIntrospection)
+        } else {
+            tracing::warn!(%since, "revocation stream is stale; failing closed");
+            Err(VerifyError::RevocationStreamStale(since))
+        }
+    }
+
+    /// Poll until the stream is drained and everything applied is acknowledged.
+    /// Returns how many revocations were applied. Tests call this on demand;
+    /// [`RevocationStream::spawn`] calls it every `poll_interval`.
+    pub async fn poll_once(&self, now: UnixTime) -> Result<usize, VerifyError> {
+        let mut guard = self.subscription.lock().await;
+        let subscription = match guard.as_ref() {
+            Some(s) => s.clone(),
+            None => {
+                let s = self.subscribe().await?;
+                *guard = Some(s.clone());
+                s
+            }
+        };
+        let mut acks: Vec<String> = Vec::new();
+        let mut errors = Map::new();
+        let mut applied = 0;
+        loop {
+            let body = json!({ "ack": acks, "setErrs": errors, "maxEvents": MAX_EVENTS, "returnImmediately": true });
+            let answer = match self.post(&subscription.endpoint, &body).await {
+                Ok(answer) => answer,
+                Err(PostError::Gone) => {
+                    *guard = None;
+                    return Err(unavailable("the stream no longer exists; it will be created again"));
+                }
+                Err(PostError::Failed(why)) => return Err(unavailable(why)),
+            };
+            acks.clear();
+            errors.clear();
+            let sets = answer
+                .get("sets")
+                .and_then(Value::as_object)
+                .cloned()
+                .unwrap_or_default();
+            for (jti, set) in &sets {
+                match self.apply(set.as_str().unwrap_or_default(), now).await {
+                    Ok(true) => {
+                        applied += 1;
+                        acks.push(jti.clone());
+                    }
+                    Ok(false) => acks.push(jti.clone()),
+                    // Keys unreachable: leave it queued and try again later.
+                    Err(e) if e.is_unavailable() => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(set = %printable(jti), error = %e, "refused a revocation SET");
+                        errors.insert(
+                            jti.clone(),
+                            json!({ "err": "invalid_request", "description": e.rule() }),
+                        );
+                    }
+                }
+            }
+            let more = answer.get("moreAvailable").and_then(Value::as_bool).unwrap_or(false);
+            if !more && acks.is_empty() && errors.is_empty() {
+                break;
+            }
+            if !more {
+                let ack_only = json!({ "ack": acks, "setErrs": errors, "maxEvents": 0, "returnImmediately": true });
+                match self.post(&subscription.endpoint, &ack_only).await {
+                    Ok(_) => break,
+                    Err(PostError::Gone) => {
+                        *guard = None;
+                        return Err(unavailable("the stream no longer exists"));
+                    }
+                    Err(PostError::Failed(why)) => return Err(unavailable(why)),
+                }
+            }
+        }
+        let retain = self.config.retain.as_secs();
+        self.write_heard(|heard| {
+            heard.last_heard = Some(now);
+            heard.revoked.retain(|_, at| at.saturating_add(retain) > now);
+        });
+        Ok(applied)
+    }
+
+    /// Poll every `poll_interval` (system clock) until the task is aborted.
+    pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        tokio::spawn(async move {
+            loop {
+                if let Err(error) = self.poll_once(SystemClock.now()).await {
+                    tracing::warn!(%error, "revocation stream poll failed");
+                }
+                tokio::time::sleep(self.config.poll_interval).await;
+            }
+        })
+    }
+
+    /// Find this instance's stream at the transmitter, or create it.
+    async fn subscribe(&self) -> Result<Subscription, VerifyError> {
+        let metadata = self.get(&self.config.configuration_url).await?;
+        if metadata.get("issuer").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
+            return Err(unavailable("the transmitter's metadata names another issuer"));
+        }
+        let endpoint = metadata
+            .get("configuration_endpoint")
+            .and_then(Value::as_str)
+            .ok_or_else(|| unavailable("the transmitter's metadata has no configuration_endpoint"))?
+            .to_owned();
+        let description = format!("mcp-sts verifier {}", self.config.instance);
+        let existing = self.get(&endpoint).await?;
+        let found = existing.as_array().into_iter().flatten().find(|s| {
+            s.get("description").and_then(Value::as_str) == Some(description.as_str())
+                && s.pointer("/delivery/method").and_then(Value::as_str) == Some(POLL_DELIVERY)
+        });
+        let stream = match found {
+            Some(stream) => stream.clone(),
+            None => {
+                let body = json!({
+                    "delivery": { "method": POLL_DELIVERY },
+                    "events_requested": events_supported(&self.config.issuer),
+                    "description": description,
+                });
+                let response = self
+                    .http
+                    .post(&endpoint)
+                    .header(reqwest::header::AUTHORIZATION, &self.authorization)
+                    .json(&body)
+                    .send()
+                    .await
+                    .map_err(|e| unavailable(format!("cannot create the stream: {e}")))?;
+                if response.status() != reqwest::StatusCode::CREATED {
+                    return Err(unavailable(format!(
+                        "stream creation answered HTTP {}",
+                        response.status().as_u16()
+                    )));
+                }
+                read_json(response).await?
+            }
+        };
+        let stream_id = stream.get("stream_id").and_then(Value::as_str);
+        let poll = stream.pointer("/delivery/endpoint_url").and_then(Value::as_str);
+        match (stream_id, poll) {
+            (Some(id), Some(poll)) => {
+                tracing::info!(stream_id = %printable(id), "subscribed to the revocation stream");
+                Ok(Subscription {
+                    endpoint: poll.to_owned(),
+                })
+            }
+            _ => Err(unavailable("the stream has no id or poll endpoint")),
+        }
+    }
+
+    async fn get(&self, url: &str) -> Result<Value, VerifyError> {
+        let response = self
+            .http
+            .get(url)
+            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .send()
+            .await
+            .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
+        if !response.status().is_success() {
+            return Err(unavailable(format!(
+                "{url} answered HTTP {}",
+                response.status().as_u16()
+            )));
+        }
+        read_json(response).await
+    }
+
+    async fn post(&self, url: &str, body: &Value) -> Result<Value, PostError> {
+        let response = self
+            .http
+            .post(url)
+            .header(reqwest::header::AUTHORIZATION, &self.authorization)
+            .json(body)
+            .send()
+            .await
+            .map_err(|e| PostError::Failed(format!("poll endpoint unreachable: {e}")))?;
+        match response.status().as_u16() {
+            200 => read_json(response).await.map_err(|e| PostError::Failed(e.to_string())),
+            404 => Err(PostError::Gone),
+            status => Err(PostError::Failed(format!("poll answered HTTP {status}"))),
+        }
+    }
+
+    /// Verify one SET and remember the revocation it announces. `Ok(false)` for a
+    /// verification event.
+    async fn apply(&self, set: &str, now: UnixTime) -> Result<bool, VerifyError> {
+        let claims = self.verify_set(set, now).await?;
+        let event = read_revocation(&self.config.issuer, &claims).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+        let Some(event) = event else {
+            return Ok(false);
+        };
+        if event.revoked_at > now.saturating_add(self.config.leeway.as_secs()) {
+            return Err(VerifyError::NotYetValid);
+        }
+        tracing::info!(kind = %event.kind, "revocation heard on the stream");
+        self.write_heard(|heard| {
+            let at = heard
+                .revoked
+                .entry((event.kind, event.value))
+                .or_insert(event.revoked_at);
+            *at = (*at).max(event.revoked_at);
+        });
+        Ok(true)
+    }
+
+    /// The SET's signature (the STS's JWKS), `typ`, `iss` and `aud`.
+    async fn verify_set(&self, set: &str, now: UnixTime) -> Result<SetClaims, VerifyError> {
+        let header = set
+            .split('.')
+            .next()
+            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
+            .ok_or_else(|| VerifyError::Malformed("SET header is not readable".into()))?;
+        let field = |name: &str| header.get(name).and_then(Value::as_str);
+        if header.get("crit").is_some() {
+            return Err(VerifyError::CriticalHeader);
+        }
+        let typ_ok = field("typ").is_some_and(|t| {
+            let t = t.to_ascii_lowercase();
+            t.strip_prefix("application/").unwrap_or(&t) == SET_TYP
+        });
+        if !typ_ok {
+            return Err(VerifyError::WrongType);
+        }
+        let alg = match field("alg") {
+            Some("ES256") => Algorithm::ES256,
+            Some("RS256") => Algorithm::RS256,
+            other => return Err(VerifyError::AlgorithmNotAllowed(printable(other.unwrap_or("none")))),
+        };
+        let kid = field("kid").ok_or_else(|| VerifyError::Malformed("SET header has no kid".into()))?;
+        let keys = self.jwks.keys_for(Some(kid), alg, now).await;
+        keys.and_then(|keys| verify_signature(set, alg, &keys))
+            .map_err(|e| super::signature_refusal(e, kid))?;
+        let claims = crate::jose::compact::claims(set)
+            .map_err(|_| VerifyError::Malformed("SET claims are not a JSON object".into()))?;
+        for name in ["iss", "aud"] {
+            if claims.get(name).is_none_or(Value::is_null) {
+                return Err(VerifyError::MissingClaim(name.into()));
+            }
+        }
+        if str_claim(&claims, "iss") != Some(self.config.issuer.as_str()) {
+            return Err(VerifyError::WrongIssuer);
+        }
+        if !audiences(&claims).contains(&self.config.client_id.as_str()) {
+            return Err(VerifyError::WrongAudience);
+        }
+        serde_json::from_value(Value::Object(claims))
+            .map_err(|_| VerifyError::Malformed("SET claims are not of the expected shape".into()))
+    }
+}
+
+enum PostError {
+    Gone,
+    Failed(String),
+}
+
+async fn read_json(response: reqwest::Response) -> Result<Value, VerifyError> {
+    let bytes = response
+        .bytes()
+        .await
+        .map_err(|e| unavailable(format!("cannot read the answer: {e}")))?;
+    if bytes.len() > MAX_RESPONSE_BYTES {
+        return Err(unavailable("the answer is too large"));
+    }
+    serde_json::from_slice(&bytes).map_err(|_| unavailable("the answer is not JSON"))
+}

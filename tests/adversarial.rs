@@ -1,0 +1,22 @@
+//! Our own attack suite, against the real router over real HTTP (a `TestSts` with the
+//! dev IdP, a second issuer whose key signs raw bytes, and an injected clock).
+//!
+//! Each group runs a table of named cases and reports every failed case at the end,
+//! so one failure never hides another. A refusal is checked by its exact status and
+//! `error` code, its no-store headers and description, and by what did not happen:
+//! no allow event in the audit tap and the revocations in force unchanged.
+
+mod support;
+
+mod adversarial {
+    pub mod admin;
+    pub mod arena;
+    pub mod claims;
+    pub mod client_auth;
+    pub mod delegation;
+    pub mod exhaustion;
+    pub mod jws;
+    pub mod leaks;
+    pub mod lineage;
+    pub mod session;
+}
