@@ -1,14 +1,30 @@
 # Build and run mcp-sts. Used by docker-compose.yml.
+#
+# The dependency layer is cached: the manifests and a stub crate are built first, so a
+# change to the source recompiles mcp-sts only. .dockerignore keeps target/ and keys/
+# (and any other private key) out of the build context.
 FROM rust:1-bookworm AS build
 WORKDIR /src
-COPY . .
-RUN cargo build --release --locked --bin mcp-sts
+COPY Cargo.toml Cargo.lock ./
+RUN mkdir -p src benches examples \
+    && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
+    && echo 'fn main() {}' > benches/exchange.rs \
+    && for e in load interop_rmcp_server; do echo 'fn main() {}' > examples/$e.rs; done \
+    && cargo build --release --locked --bin mcp-sts \
+    && rm -rf src benches examples
+COPY src src
+# Make sure cargo rebuilds the crate itself, not the cached stub.
+RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin mcp-sts
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/* \
-    && useradd --system --home /var/lib/mcp-sts mcp-sts && mkdir -p /var/lib/mcp-sts/keys && chown -R mcp-sts /var/lib/mcp-sts
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \
+    && rm -rf /var/lib/apt/lists/* \
+    && useradd --system --uid 10001 --home /var/lib/mcp-sts mcp-sts \
+    && mkdir -p /var/lib/mcp-sts/keys && chown -R mcp-sts /var/lib/mcp-sts
 COPY --from=build /src/target/release/mcp-sts /usr/local/bin/mcp-sts
-USER mcp-sts
+# Never root at run time; the keys volume is owned by this user.
+USER 10001:10001
 EXPOSE 8400
+STOPSIGNAL SIGTERM
 ENTRYPOINT ["mcp-sts"]
 CMD ["serve", "--config", "/etc/mcp-sts/mcp-sts.toml"]

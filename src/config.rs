@@ -4,7 +4,11 @@
 //! cannot (an audience no client can reach, a bad TTL, an issuer that is not a URL
 //! without a `jwks_uri`), so a mistake stops the service with a message naming the key.
 
-use std::collections::{BTreeMap, BTreeSet};
+mod check;
+
+pub use check::{Problem, Severity};
+
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -30,6 +34,9 @@ pub struct Config {
     /// Where audit events go.
     #[serde(default)]
     pub audit: AuditConfig,
+    /// Request rate limits per client and per subject.
+    #[serde(default)]
+    pub limits: LimitsConfig,
     /// The Shared Signals transmitter (docs/shared-signals.md).
     #[serde(default)]
     pub ssf: SsfConfig,
@@ -89,7 +96,7 @@ pub struct KeysConfig {
     pub reload_seconds: u64,
     /// A rotated key is published at once but signs only this many seconds later, so
     /// verifiers that cache the JWKS learn it before they see it (0: sign at once).
-    #[serde(default)]
+    #[serde(default = "default_activate_after")]
     pub activate_after_seconds: u64,
 }
 
@@ -99,7 +106,7 @@ impl Default for KeysConfig {
             dir: default_keys_dir(),
             algorithm: SigningAlgorithm::default(),
             reload_seconds: default_key_reload_seconds(),
-            activate_after_seconds: 0,
+            activate_after_seconds: default_activate_after(),
         }
     }
 }
@@ -152,9 +159,18 @@ pub struct RevocationConfig {
     /// Embedded store file.
     #[serde(default = "default_revocation_path")]
     pub path: PathBuf,
-    /// Redis URL (password and database number allowed).
-    #[serde(default = "default_redis_url")]
-    pub url: String,
+    /// Redis URL of one server (password and database number allowed). Unset with
+    /// `cluster` or `sentinels`; [`RevocationConfig::redis_url`] gives the default.
+    #[serde(default)]
+    pub url: Option<String>,
+    /// Redis Cluster: URLs of some of its nodes (the rest is discovered).
+    #[serde(default)]
+    pub cluster: Vec<String>,
+    /// Redis Sentinel: URLs of the sentinels; the master is found through them.
+    #[serde(default)]
+    pub sentinels: Vec<String>,
+    /// The master's name as the sentinels know it (required with `sentinels`).
+    pub master_name: Option<String>,
     /// Prefix of every Redis key, so several deployments can share a Redis.
     #[serde(default = "default_key_prefix")]
     pub key_prefix: String,
@@ -171,12 +187,37 @@ impl Default for RevocationConfig {
         Self {
             backend: RevocationBackend::default(),
             path: default_revocation_path(),
-            url: default_redis_url(),
+            url: None,
+            cluster: Vec::new(),
+            sentinels: Vec::new(),
+            master_name: None,
             key_prefix: default_key_prefix(),
             timeout_ms: default_store_timeout_ms(),
             retention_seconds: default_retention(),
         }
     }
+}
+
+impl RevocationConfig {
+    /// The single-server URL: `url`, or the local default when it is not set.
+    pub fn redis_url(&self) -> String {
+        self.url.clone().unwrap_or_else(default_redis_url)
+    }
+}
+
+/// `[limits]`: token requests allowed per second, per calling client and per user, so
+/// one runaway agent cannot starve the others. Unset means no limit (the default).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitsConfig {
+    /// Sustained requests per second for each client.
+    pub client_per_second: Option<u32>,
+    /// Requests a client may make at once above the sustained rate (default: the rate).
+    pub client_burst: Option<u32>,
+    /// Sustained exchanges per second for each subject (user).
+    pub subject_per_second: Option<u32>,
+    /// Exchanges a subject may make at once above the sustained rate (default: the rate).
+    pub subject_burst: Option<u32>,
 }
 
 /// `[admin]`.
@@ -378,7 +419,7 @@ pub const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read config {path}: {source}")]
+    #[error("cannot read config {path}: {source} (give the file with --config)")]
     Read {
         /// The path tried.
         path: PathBuf,
@@ -398,326 +439,52 @@ pub enum ConfigError {
     },
 }
 
-fn invalid(key: impl Into<String>, message: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        message: message.into(),
-    }
-}
-
 impl Config {
-    /// Read, parse and validate a file.
+    /// Read, parse and validate a file. Relative paths in it (`keys.dir`,
+    /// `revocation.path`, `audit.file`) are taken from the file's folder, so every
+    /// command finds the same keys whatever directory it runs in.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::from_toml(&text)
-    }
-
-    /// Parse and validate TOML text. Relative paths are taken from the working directory.
-    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        let config = Self::parse_file(path)?;
         config.validate()?;
         Ok(config)
     }
 
-    /// The checks types cannot express.
-    pub fn validate(&self) -> Result<(), ConfigError> {
-        self.validate_server()?;
-        if self.tokens.default_ttl_seconds == 0 || self.tokens.default_ttl_seconds > 86_400 {
-            return Err(invalid("tokens.default_ttl_seconds", "must be between 1 and 86400"));
-        }
-        if self.keys.activate_after_seconds > 86_400 {
-            return Err(invalid("keys.activate_after_seconds", "must be at most 86400"));
-        }
-        if self.tokens.max_delegation_depth == 0 || self.tokens.max_delegation_depth > 32 {
-            return Err(invalid("tokens.max_delegation_depth", "must be between 1 and 32"));
-        }
-        if self.tokens.leeway_seconds > 300 {
-            return Err(invalid("tokens.leeway_seconds", "must be at most 300"));
-        }
-        if self.revocation.timeout_ms == 0 || self.revocation.timeout_ms > 10_000 {
-            return Err(invalid("revocation.timeout_ms", "must be between 1 and 10000"));
-        }
-        if self.revocation.retention_seconds < 3_600 {
-            return Err(invalid(
-                "revocation.retention_seconds",
-                "must be at least 3600 so entries outlive the tokens they affect",
-            ));
-        }
-        if self.ssf.long_poll_seconds > 300 {
-            return Err(invalid("ssf.long_poll_seconds", "must be at most 300"));
-        }
-        if self.ssf.max_streams_per_client == 0 || self.ssf.max_streams_per_client > 100 {
-            return Err(invalid("ssf.max_streams_per_client", "must be between 1 and 100"));
-        }
-        if self.ssf.push_interval_ms < 10 || self.ssf.push_interval_ms > 600_000 {
-            return Err(invalid("ssf.push_interval_ms", "must be between 10 and 600000"));
-        }
-        if let Some(hash) = &self.admin.token_sha256 {
-            check_sha256_hex("admin.token_sha256", hash)?;
-        }
-        if self.issuers.is_empty() {
-            return Err(invalid("issuers", "at least one trusted issuer is required"));
-        }
-        self.validate_issuers()?;
-        self.validate_audiences()?;
-        self.validate_clients()?;
-        self.validate_authorization_servers()?;
-        Ok(())
+    /// Read and parse a file without validating it (`config check` reports every
+    /// problem itself); relative paths resolved as in [`Config::load`].
+    pub fn parse_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config = Self::parse(&text)?;
+        config.resolve_paths(path.parent().unwrap_or(Path::new("")));
+        Ok(config)
     }
 
-    fn validate_authorization_servers(&self) -> Result<(), ConfigError> {
-        let mut seen = BTreeSet::new();
-        for (i, server) in self.authorization_servers.iter().enumerate() {
-            let key = |field: &str| format!("authorization_servers[{i}].{field}");
-            check_http_url(&key("issuer"), &server.issuer)?;
-            if !seen.insert(server.issuer.as_str()) {
-                return Err(invalid(key("issuer"), "is listed twice"));
-            }
-            if server.ttl_seconds.is_some_and(|ttl| ttl == 0 || ttl > MAX_GRANT_TTL) {
-                return Err(invalid(key("ttl_seconds"), "must be between 1 and 600"));
-            }
-            if server.resources.is_empty() {
-                return Err(invalid(key("resources"), "must list at least one resource"));
-            }
-            let mut resources = BTreeSet::new();
-            for (j, resource) in server.resources.iter().enumerate() {
-                let key = |field: &str| format!("authorization_servers[{i}].resources[{j}].{field}");
-                check_resource_uri(&resource.resource).map_err(|m| invalid(key("resource"), m))?;
-                if !resources.insert(resource.resource.as_str()) {
-                    return Err(invalid(key("resource"), "is listed twice"));
-                }
-                check_scopes(
-                    &key("scopes"),
-                    &resource.scopes,
-                    &resource.role_scopes,
-                    &key("role_scopes"),
-                )?;
-                // Redeeming our own grants mints an access token for the resource.
-                if server.issuer == self.server.issuer
-                    && !self
-                        .audiences
-                        .iter()
-                        .any(|a| a.resource.as_deref() == Some(resource.resource.as_str()))
-                {
-                    return Err(invalid(
-                        key("resource"),
-                        "this authorization server is this service, so the resource must be a configured audience's resource",
-                    ));
-                }
-            }
-            if !self
-                .clients
-                .iter()
-                .any(|c| c.authorization_servers.contains(&server.issuer))
-            {
-                return Err(invalid(
-                    key("issuer"),
-                    "no client lists this authorization server, so it can never be reached",
-                ));
-            }
-        }
-        for (i, client) in self.clients.iter().enumerate() {
-            for issuer in &client.authorization_servers {
-                if !self.authorization_servers.iter().any(|s| &s.issuer == issuer) {
-                    return Err(invalid(
-                        format!("clients[{i}].authorization_servers"),
-                        format!("{issuer:?} is not a configured authorization server"),
-                    ));
-                }
-            }
-        }
-        Ok(())
+    /// Parse and validate TOML text. Relative paths are taken from the working directory.
+    pub fn from_toml(text: &str) -> Result<Self, ConfigError> {
+        let config = Self::parse(text)?;
+        config.validate()?;
+        Ok(config)
     }
 
-    fn validate_server(&self) -> Result<(), ConfigError> {
-        if self.server.listen.parse::<std::net::SocketAddr>().is_err() {
-            return Err(invalid(
-                "server.listen",
-                "must be a socket address such as 127.0.0.1:8400",
-            ));
-        }
-        let issuer = url::Url::parse(&self.server.issuer)
-            .map_err(|e| invalid("server.issuer", format!("must be an absolute URL: {e}")))?;
-        if !matches!(issuer.scheme(), "http" | "https") || issuer.query().is_some() || issuer.fragment().is_some() {
-            return Err(invalid(
-                "server.issuer",
-                "must be an http(s) URL without query or fragment",
-            ));
-        }
-        if self.server.issuer.ends_with('/') {
-            return Err(invalid("server.issuer", "must not end with a slash"));
-        }
-        if self.server.max_body_bytes < 1024 || self.server.max_token_bytes < 256 {
-            return Err(invalid(
-                "server.max_body_bytes",
-                "limits are too small to carry a token",
-            ));
-        }
-        Ok(())
+    /// Parse TOML text: syntax, unknown keys and types only.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
     }
 
-    fn validate_issuers(&self) -> Result<(), ConfigError> {
-        let mut seen = BTreeSet::new();
-        for (i, issuer) in self.issuers.iter().enumerate() {
-            let key = |field: &str| format!("issuers[{i}].{field}");
-            if issuer.issuer.is_empty() {
-                return Err(invalid(key("issuer"), "must not be empty"));
+    /// Make relative paths relative to `base` (the configuration file's folder).
+    pub fn resolve_paths(&mut self, base: &Path) {
+        let resolve = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
             }
-            if issuer.issuer == self.server.issuer {
-                return Err(invalid(
-                    key("issuer"),
-                    "is this service's own issuer; its tokens are trusted already",
-                ));
-            }
-            if !seen.insert(issuer.issuer.as_str()) {
-                return Err(invalid(key("issuer"), "is listed twice"));
-            }
-            if issuer.audience.is_empty() {
-                return Err(invalid(key("audience"), "must not be empty"));
-            }
-            match &issuer.jwks_uri {
-                Some(uri) => check_http_url(&key("jwks_uri"), uri)?,
-                None => check_http_url(&key("issuer"), &issuer.issuer).map_err(|_| {
-                    invalid(
-                        key("jwks_uri"),
-                        "is required when the issuer is not an http(s) URL (no discovery possible)",
-                    )
-                })?,
-            }
-            for (field, value) in [
-                ("agent_claim", &issuer.agent_claim),
-                ("roles_delimiter", &issuer.roles_delimiter),
-            ] {
-                if value.as_deref().is_some_and(str::is_empty) {
-                    return Err(invalid(key(field), "must not be empty when set"));
-                }
-            }
-            if let Some(ssf) = &issuer.ssf {
-                check_http_url(&key("ssf.configuration"), &ssf.configuration)?;
-                let basic = ssf.client_id.is_some() && ssf.client_secret.is_some();
-                let half = ssf.client_id.is_some() != ssf.client_secret.is_some();
-                if half || (basic && ssf.bearer_token.is_some()) {
-                    return Err(invalid(
-                        key("ssf"),
-                        "give client_id with client_secret, or bearer_token, not both",
-                    ));
-                }
-                if ssf.poll_interval_seconds == 0 || ssf.poll_interval_seconds > 3_600 {
-                    return Err(invalid(key("ssf.poll_interval_seconds"), "must be between 1 and 3600"));
-                }
-            }
-            if issuer.algorithms.is_empty() {
-                return Err(invalid(key("algorithms"), "must list at least one algorithm"));
-            }
-            for alg in &issuer.algorithms {
-                if crate::jose::algorithm::parse_allowed(alg).is_none() {
-                    return Err(invalid(
-                        key("algorithms"),
-                        format!("{alg:?} is not an allowed asymmetric JWS algorithm"),
-                    ));
-                }
-            }
+        };
+        resolve(&mut self.keys.dir);
+        resolve(&mut self.revocation.path);
+        if let Some(file) = self.audit.file.as_mut() {
+            resolve(file);
         }
-        Ok(())
-    }
-
-    fn validate_audiences(&self) -> Result<(), ConfigError> {
-        let mut ids = BTreeSet::new();
-        let mut resources = BTreeSet::new();
-        for (i, audience) in self.audiences.iter().enumerate() {
-            let key = |field: &str| format!("audiences[{i}].{field}");
-            if audience.id.is_empty() {
-                return Err(invalid(key("id"), "must not be empty"));
-            }
-            if !ids.insert(audience.id.as_str()) {
-                return Err(invalid(key("id"), format!("{:?} is listed twice", audience.id)));
-            }
-            if let Some(resource) = &audience.resource {
-                check_resource_uri(resource).map_err(|m| invalid(key("resource"), m))?;
-                if !resources.insert(resource.as_str()) {
-                    return Err(invalid(key("resource"), "is used by two audiences"));
-                }
-            }
-            if let Some(ttl) = audience.ttl_seconds
-                && (ttl == 0 || ttl > self.tokens.default_ttl_seconds)
-            {
-                return Err(invalid(
-                    key("ttl_seconds"),
-                    "must be at least 1 and at most tokens.default_ttl_seconds",
-                ));
-            }
-            check_scopes(
-                &key("scopes"),
-                &audience.scopes,
-                &audience.role_scopes,
-                &key("role_scopes"),
-            )?;
-            if !self
-                .clients
-                .iter()
-                .any(|c| c.audiences.iter().any(|a| a == &audience.id))
-            {
-                return Err(invalid(
-                    key("id"),
-                    format!("no client lists audience {:?}, so it can never be reached", audience.id),
-                ));
-            }
-        }
-        Ok(())
-    }
-
-    fn validate_clients(&self) -> Result<(), ConfigError> {
-        let mut ids = BTreeSet::new();
-        for (i, client) in self.clients.iter().enumerate() {
-            let key = |field: &str| format!("clients[{i}].{field}");
-            if let Err(e) = crate::contract::identifier::check(&client.client_id) {
-                return Err(invalid(key("client_id"), e.to_string()));
-            }
-            if !ids.insert(client.client_id.as_str()) {
-                return Err(invalid(
-                    key("client_id"),
-                    format!("{:?} is listed twice", client.client_id),
-                ));
-            }
-            let methods = [
-                client.secret_sha256.is_some(),
-                client.jwks.is_some(),
-                client.jwks_uri.is_some(),
-            ];
-            if methods.iter().filter(|m| **m).count() != 1 {
-                return Err(invalid(
-                    format!("clients[{i}]"),
-                    "needs exactly one of secret_sha256, jwks or jwks_uri",
-                ));
-            }
-            if let Some(hash) = &client.secret_sha256 {
-                check_sha256_hex(&key("secret_sha256"), hash)?;
-            }
-            if let Some(uri) = &client.jwks_uri {
-                check_http_url(&key("jwks_uri"), uri)?;
-            }
-            if let Some(jwks) = &client.jwks {
-                let parsed: Result<jsonwebtoken::jwk::JwkSet, _> = serde_json::from_value(jwks.clone());
-                match parsed {
-                    Ok(set) if !set.keys.is_empty() => {}
-                    _ => {
-                        return Err(invalid(key("jwks"), "must be a JWK set with at least one key"));
-                    }
-                }
-            }
-            for audience in &client.audiences {
-                if !self.audiences.iter().any(|a| &a.id == audience) {
-                    return Err(invalid(
-                        key("audiences"),
-                        format!("{audience:?} is not a configured audience"),
-                    ));
-                }
-            }
-        }
-        Ok(())
     }
 
     /// The longest lifetime any minted token can have: keys and revocations must outlive it.
@@ -741,51 +508,11 @@ impl Config {
     }
 }
 
-/// Scope tokens are valid, and every role's scopes are among them.
-fn check_scopes(
-    key: &str,
-    scopes: &[String],
-    role_scopes: &BTreeMap<String, Vec<String>>,
-    roles_key: &str,
-) -> Result<(), ConfigError> {
-    for scope in scopes {
-        if scope.is_empty() || scope.chars().any(|c| c.is_whitespace() || c == '"' || c == '\\') {
-            return Err(invalid(key, format!("{scope:?} is not a valid scope token")));
-        }
-    }
-    for (role, granted) in role_scopes {
-        for scope in granted {
-            if !scopes.contains(scope) {
-                return Err(invalid(
-                    format!("{roles_key}.{role}"),
-                    format!("scope {scope:?} is not in the scopes"),
-                ));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// RFC 8707 §2: a resource is an absolute URI without a fragment.
 pub fn check_resource_uri(value: &str) -> Result<(), String> {
     let parsed = url::Url::parse(value).map_err(|_| "must be an absolute URI".to_owned())?;
     if parsed.fragment().is_some() || value.contains('#') {
         return Err("must not contain a fragment".into());
-    }
-    Ok(())
-}
-
-fn check_http_url(key: &str, value: &str) -> Result<(), ConfigError> {
-    let parsed = url::Url::parse(value).map_err(|e| invalid(key, format!("must be an http(s) URL: {e}")))?;
-    if !matches!(parsed.scheme(), "http" | "https") {
-        return Err(invalid(key, "must be an http(s) URL"));
-    }
-    Ok(())
-}
-
-fn check_sha256_hex(key: &str, value: &str) -> Result<(), ConfigError> {
-    if value.len() != 64 || !value.chars().all(|c| c.is_ascii_hexdigit()) {
-        return Err(invalid(key, "must be 64 hex characters (the SHA-256 of the secret)"));
     }
     Ok(())
 }
@@ -801,6 +528,12 @@ fn default_keys_dir() -> PathBuf {
 }
 fn default_key_reload_seconds() -> u64 {
     10
+}
+/// Ten minutes: longer than the JWKS cache or refetch interval of common verifiers
+/// (jose: 30 s cooldown, 10 min cache; Microsoft.IdentityModel: 5 min refresh
+/// interval; ours: 10 s) plus our 60 s JWKS max-age and 10 s key reload.
+fn default_activate_after() -> u64 {
+    600
 }
 fn default_ttl() -> u64 {
     300

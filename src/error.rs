@@ -18,6 +18,8 @@ pub struct OAuthError {
     pub rule: &'static str,
     /// Human text for `error_description`; never contains a token.
     pub description: Cow<'static, str>,
+    /// Seconds the caller should wait before retrying (`Retry-After`), when known.
+    pub retry_after: Option<u64>,
 }
 
 impl OAuthError {
@@ -33,6 +35,7 @@ impl OAuthError {
             code,
             rule,
             description,
+            retry_after: None,
         }
     }
 
@@ -69,6 +72,18 @@ impl OAuthError {
     /// `temporarily_unavailable` (HTTP 503): a dependency is down, so we refuse.
     pub fn unavailable(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::TemporarilyUnavailable, rule, description)
+    }
+
+    /// `too_many_requests` (HTTP 429): a rate limit refused; retry after `seconds`.
+    pub fn rate_limited(rule: &'static str, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                ErrorCode::TooManyRequests,
+                rule,
+                "too many requests; retry after the time in Retry-After",
+            )
+        }
     }
 
     /// `server_error`: the caller sees a generic text; log the detail separately.

@@ -55,6 +55,8 @@ pub mod mint;
 #[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]
+pub mod rate_limit;
+#[cfg(feature = "server")]
 pub mod request;
 #[cfg(feature = "server")]
 pub mod revocation;

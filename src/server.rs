@@ -9,25 +9,34 @@ use tokio::net::TcpListener;
 
 use crate::audit::AuditLog;
 use crate::clock::Clock;
-use crate::config::{Config, RevocationBackend};
+use crate::config::{Config, RevocationBackend, RevocationConfig};
 use crate::fetch::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
 use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
-use crate::revocation::redis::RedisStore;
+use crate::revocation::redis::{RedisStore, RedisTopology};
 use crate::revocation::{EventQueue, RevocationStore};
 use crate::service::Sts;
 
 /// Connect timeout of outbound fetches; each fetch also has its own deadline.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long start-up waits for the revocation store to answer before warning.
+const STARTUP_STORE_WAIT: Duration = Duration::from_secs(1);
+
 /// Load (generating on first start) the signing keys named by the configuration.
 pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
     let dir = KeyDir::new(&config.keys.dir);
-    if dir.ensure(config.keys.algorithm, now)? {
+    let hint = || {
+        format!(
+            "keys.dir {}: make sure the directory exists (or can be created) and this user may read and write it",
+            config.keys.dir.display()
+        )
+    };
+    if dir.ensure(config.keys.algorithm, now).with_context(hint)? {
         tracing::info!(dir = %config.keys.dir.display(), "generated a new signing key");
     }
-    Ok(ring_from(config, dir.load()?)?)
+    Ok(ring_from(config, dir.load().with_context(hint)?)?)
 }
 
 /// The ring the configuration describes for these keys.
@@ -67,16 +76,44 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Backend> {
         RevocationBackend::Embedded => {
             let path = &config.revocation.path;
             backend(Arc::new(EmbeddedStore::open(path).with_context(|| {
-                format!("cannot open revocation store {}", path.display())
+                format!(
+                    "revocation.path {}: make sure its folder is writable by this user and no other \
+                     mcp-sts process has the file open",
+                    path.display()
+                )
             })?))
         }
         RevocationBackend::Redis => {
             let timeout = Duration::from_millis(config.revocation.timeout_ms);
-            backend(Arc::new(
-                RedisStore::connect(&config.revocation.url, &config.revocation.key_prefix, timeout).await?,
-            ))
+            let topology = redis_topology(&config.revocation);
+            let store = RedisStore::open(topology, &config.revocation.key_prefix, timeout).await?;
+            // Report an unreachable store now, not at the first request; keep starting
+            // (answering 503, /readyz included) so the service recovers with Redis.
+            match store.wait_ready(STARTUP_STORE_WAIT).await {
+                Ok(()) => tracing::info!(redis = %store.describe(), "revocation store reachable"),
+                Err(error) => tracing::warn!(
+                    redis = %store.describe(),
+                    %error,
+                    "revocation store unreachable at start; answering 503 until it is"
+                ),
+            }
+            backend(Arc::new(store))
         }
     })
+}
+
+/// Which Redis the `[revocation]` table names: `cluster`, `sentinels`, or one `url`.
+pub fn redis_topology(revocation: &RevocationConfig) -> RedisTopology {
+    if !revocation.cluster.is_empty() {
+        RedisTopology::Cluster(revocation.cluster.clone())
+    } else if !revocation.sentinels.is_empty() {
+        RedisTopology::Sentinel {
+            sentinels: revocation.sentinels.clone(),
+            master_name: revocation.master_name.clone().unwrap_or_default(),
+        }
+    } else {
+        RedisTopology::Single(revocation.redis_url())
+    }
 }
 
 /// Build the shared state from configuration.
@@ -108,6 +145,21 @@ fn warn_if_not_https(issuer: &str) {
     }
 }
 
+/// Load the key directory again and swap the ring in (what the reloader does when the
+/// directory changes, and what a test does to play a replica picking up a rotation).
+pub fn reload_keys(sts: &Sts) -> anyhow::Result<()> {
+    let dir = KeyDir::new(&sts.config.keys.dir);
+    let ring = ring_from(&sts.config, dir.load()?)?;
+    let now = sts.clock.now();
+    tracing::info!(
+        signing = %ring.signing_key(now).kid,
+        published = ring.published(now).count(),
+        "signing keys reloaded"
+    );
+    sts.keys.replace(ring);
+    Ok(())
+}
+
 /// Re-read the key directory now and then, so a rotation done by `mcp-sts keys rotate`
 /// (on any replica sharing the directory) takes effect without a restart.
 pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
@@ -123,16 +175,8 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
             if now_listing == listing {
                 continue;
             }
-            match dir
-                .load()
-                .map_err(anyhow::Error::from)
-                .and_then(|keys| ring_from(&sts.config, keys).map_err(anyhow::Error::from))
-            {
-                Ok(ring) => {
-                    tracing::info!(kid = %ring.signing_key(sts.clock.now()).kid, "signing keys reloaded");
-                    sts.keys.replace(ring);
-                    listing = now_listing;
-                }
+            match reload_keys(&sts) {
+                Ok(()) => listing = now_listing,
                 Err(error) => {
                     tracing::error!(%error, "key directory changed but could not be loaded; keeping current keys")
                 }
@@ -141,19 +185,46 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     })
 }
 
-/// Bind the configured address and serve until Ctrl-C.
+/// Bind the configured address and serve until SIGTERM or Ctrl-C; requests in flight
+/// are finished before it returns.
 pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
-    let listener = TcpListener::bind(&sts.config.server.listen).await?;
+    // Watch for the signals before announcing readiness, so an early SIGTERM is
+    // handled like any other.
+    let shutdown = shutdown_signal()?;
+    let listen = sts.config.server.listen.clone();
+    let listener = TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %sts.issuer(), "mcp-sts listening");
     let reloader = spawn_key_reloader(sts.clone());
     let workers = crate::ssf::spawn_workers(sts.clone());
-    let shutdown = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
     crate::http::serve(listener, sts, shutdown).await?;
     reloader.abort();
     for worker in workers {
         worker.abort();
     }
+    tracing::info!("mcp-sts stopped: requests in flight were answered");
     Ok(())
+}
+
+/// A future that resolves on SIGTERM (what container runtimes send) or Ctrl-C and
+/// logs which; the handlers are installed before it is returned.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    #[cfg(unix)]
+    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch for SIGTERM")?;
+    Ok(async move {
+        #[cfg(unix)]
+        let terminate = terminate.recv();
+        #[cfg(not(unix))]
+        let terminate = std::future::pending::<Option<()>>();
+        let signal = tokio::select! {
+            _ = tokio::signal::ctrl_c() => "interrupt",
+            _ = terminate => "SIGTERM",
+        };
+        tracing::info!(
+            signal,
+            "shutting down: no new connections, finishing requests in flight"
+        );
+    })
 }

@@ -15,6 +15,8 @@ use crate::inbound::validate::Limits;
 use crate::jose::JwksConfig;
 use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
+use crate::rate_limit::RateLimits;
+use crate::revocation::timed::TimedStore;
 use crate::revocation::{EventQueue, RevocationGate, RevocationStore, StoreError};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
@@ -45,6 +47,8 @@ pub struct Sts {
     pub audit: AuditLog,
     /// Prometheus metrics.
     pub metrics: crate::metrics::Metrics,
+    /// Per-client and per-subject exchange rate limits.
+    pub rate_limits: RateLimits,
     token_endpoint: String,
 }
 
@@ -74,6 +78,8 @@ impl Sts {
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
         let crate::server::Backend { store, events } = backend;
+        let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
+        let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
         let revocations = RevocationGate::new(
             store.clone(),
             Duration::from_millis(config.revocation.timeout_ms),
@@ -93,6 +99,7 @@ impl Sts {
             clock,
             audit,
             metrics,
+            rate_limits,
             token_endpoint,
         }
     }
@@ -146,6 +153,7 @@ impl Sts {
             tokens: &self.config.tokens,
             limits: self.limits(),
             auth: self.auth_context(),
+            rate_limits: &self.rate_limits,
         }
     }
 }

@@ -332,6 +332,7 @@ async fn replicas_sharing_redis_agree_at_once() {
     let redis = RedisServer::start_with(RedisOptions {
         password: Some("s3cret".into()),
         appendonly: true,
+        ..RedisOptions::default()
     });
     let revocation = redis_revocation(&redis);
     let a = TestSts::start_opts(Options {
@@ -401,6 +402,7 @@ async fn redis_down_fails_closed_and_recovers_without_restart() {
     let mut redis = RedisServer::start_with(RedisOptions {
         password: None,
         appendonly: true,
+        ..RedisOptions::default()
     });
     let sts = TestSts::start_opts(Options {
         admin: true,

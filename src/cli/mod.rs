@@ -1,16 +1,19 @@
 //! Subcommands. Each lives in its own file and returns an exit code.
 
+mod config;
 mod demo;
 mod keys;
 mod revoke;
 mod secret;
 mod serve;
+mod time;
 mod token;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use mcp_sts::telemetry::LogFormat;
 
 /// mcp-sts: OAuth 2.0 Token Exchange for AI agents and MCP servers.
 #[derive(Debug, Parser)]
@@ -27,6 +30,14 @@ enum Command {
         /// Configuration file.
         #[arg(long, default_value = "config/mcp-sts.toml")]
         config: PathBuf,
+        /// Format of the operational log on stderr (audit events are always JSON).
+        #[arg(long, value_enum, env = "MCP_STS_LOG_FORMAT", default_value = "text")]
+        log_format: LogFormat,
+    },
+    /// Check a configuration file.
+    Config {
+        #[command(subcommand)]
+        action: config::ConfigAction,
     },
     /// Manage signing keys.
     Keys {
@@ -56,7 +67,8 @@ enum Command {
 /// Run the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { config } => serve::run(&config).await,
+        Command::Serve { config, log_format } => serve::run(&config, log_format).await,
+        Command::Config { action } => config::run(action),
         Command::Keys { action } => keys::run(action),
         Command::Secret { action } => secret::run(action),
         Command::Token { action } => token::run(action).await,

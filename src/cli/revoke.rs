@@ -113,24 +113,29 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        println!("{:<8} {:<40} {:<12} {:<16} reason", "kind", "value", "revoked_at", "by");
+        println!("{:<8} {:<40} {:<20} {:<16} reason", "kind", "value", "revoked_at", "by");
         for e in entries {
             let field = |k: &str| {
                 e.get(k)
                     .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
                     .unwrap_or_default()
             };
+            let revoked_at = e
+                .get("revoked_at")
+                .and_then(Value::as_u64)
+                .map(super::time::rfc3339)
+                .unwrap_or_default();
             println!(
-                "{:<8} {:<40} {:<12} {:<16} {}",
+                "{:<8} {:<40} {:<20} {:<16} {}",
                 field("kind"),
                 field("value"),
-                field("revoked_at"),
+                revoked_at,
                 field("revoked_by"),
                 field("reason")
             );
         }
     } else {
-        println!("{}", serde_json::to_string_pretty(&body)?);
+        println!("{}", serde_json::to_string_pretty(&super::time::readable_times(body))?);
     }
     Ok(ExitCode::SUCCESS)
 }

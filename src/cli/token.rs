@@ -189,7 +189,7 @@ async fn verify(args: VerifyArgs) -> anyhow::Result<ExitCode> {
     let verifier = Verifier::new(config)?;
     match verifier.verify(&token).await {
         Ok(identity) => {
-            print_json(&identity)?;
+            print_json(&super::time::readable_times(serde_json::to_value(&identity)?))?;
             Ok(ExitCode::SUCCESS)
         }
         Err(error) => {

@@ -28,11 +28,14 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// RFC 6749 §5.2 `server_error`: a fault on our side. HTTP 500; detail only in logs.
     ServerError,
+    /// Extension: the client or subject went over its configured rate limit. HTTP 429
+    /// (RFC 6585 §4) with `Retry-After`.
+    TooManyRequests,
 }
 
 impl ErrorCode {
     /// Every code, for parsing and tests.
-    pub const ALL: [ErrorCode; 9] = [
+    pub const ALL: [ErrorCode; 10] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidClient,
         ErrorCode::InvalidGrant,
@@ -42,6 +45,7 @@ impl ErrorCode {
         ErrorCode::InvalidTarget,
         ErrorCode::TemporarilyUnavailable,
         ErrorCode::ServerError,
+        ErrorCode::TooManyRequests,
     ];
 
     /// The wire value of the `error` field.
@@ -56,6 +60,7 @@ impl ErrorCode {
             ErrorCode::InvalidTarget => "invalid_target",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::TooManyRequests => "too_many_requests",
         }
     }
 
@@ -76,6 +81,7 @@ impl ErrorCode {
             ErrorCode::InvalidClient => 401,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::ServerError => 500,
+            ErrorCode::TooManyRequests => 429,
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct Exchanger<'a> {
     pub limits: Limits,
     /// What client authentication needs.
     pub auth: AuthContext<'a>,
+    /// Per-client and per-subject rate limits.
+    pub rate_limits: &'a crate::rate_limit::RateLimits,
 }
 
 /// RFC 8693 §2.2.1 (and RFC 6749 §5.1) successful response.
@@ -79,6 +81,7 @@ pub async fn exchange(
     let credentials = request.credentials?;
     let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
+    ctx.rate_limits.check_client(client.id())?;
     let params = match request.grant {
         Grant::TokenExchange(params) => params,
         Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, now, audit).await,
@@ -116,6 +119,7 @@ pub async fn exchange(
     let subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
+    ctx.rate_limits.check_subject(&subject.user)?;
 
     let actor_token = match &params.actor {
         Some((token, declared)) => Some(

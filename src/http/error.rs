@@ -27,6 +27,10 @@ impl IntoResponse for OAuthError {
             ErrorCode::TemporarilyUnavailable => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
+            ErrorCode::TooManyRequests => {
+                let seconds = self.retry_after.unwrap_or(1).max(1);
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            }
             ErrorCode::InvalidRequest
             | ErrorCode::InvalidGrant
             | ErrorCode::UnauthorizedClient

@@ -17,6 +17,8 @@ pub async fn healthz() -> Response {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
+    let published = sts.keys.current().published(sts.clock.now()).count();
+    sts.metrics.keys_published(published);
     let body = sts.metrics.render();
     (
         [(

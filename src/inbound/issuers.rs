@@ -53,6 +53,11 @@ impl Issuers {
         Self { by_iss }
     }
 
+    /// Every trusted `iss`, for log lines that explain a mismatch.
+    pub fn names(&self) -> Vec<&str> {
+        self.by_iss.keys().map(String::as_str).collect()
+    }
+
     /// The issuer whose `iss` is exactly `iss`.
     pub fn get(&self, iss: &str) -> Option<&Arc<TrustedIssuer>> {
         self.by_iss.get(iss)

@@ -218,12 +218,23 @@ pub async fn validate(
         verify_own(token, ring, kid, alg, now)?;
         Origin::Minted
     } else {
-        let issuer = issuers.get(iss).ok_or(InboundError::UntrustedIssuer)?;
+        let Some(issuer) = issuers.get(iss) else {
+            // Log only (never in the response): what arrived against what is trusted, so
+            // a trailing slash or a scheme mismatch is found at a glance.
+            tracing::info!(arrived = ?iss, expected = ?issuers.names(), "refused: token issuer is not trusted");
+            return Err(InboundError::UntrustedIssuer);
+        };
         if !issuer.algorithms.contains(&alg) {
             return Err(InboundError::Algorithm);
         }
         verify_upstream(token, issuer, kid, alg, now).await?;
         if !audiences(&jwt.claims).contains(&issuer.config.audience.as_str()) {
+            tracing::info!(
+                issuer = ?iss,
+                arrived = ?audiences(&jwt.claims),
+                expected = ?issuer.config.audience,
+                "refused: token audience does not include this service"
+            );
             return Err(InboundError::WrongAudience);
         }
         Origin::Upstream(issuer.clone())

@@ -69,7 +69,16 @@ impl KeyRing {
     }
 
     fn activates_at(&self, key: &SigningKey) -> UnixTime {
+        if key.immediate {
+            return key.created;
+        }
         key.created.saturating_add(self.activation_delay)
+    }
+
+    /// When `key` signs (or signed) first: its creation plus the activation delay,
+    /// or its creation for a key made with `keys rotate --now`.
+    pub fn activation(&self, key: &SigningKey) -> UnixTime {
+        self.activates_at(key)
     }
 
     /// The key that signs new tokens at `now`: the newest active key of the configured

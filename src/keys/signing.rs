@@ -31,6 +31,9 @@ pub struct SigningKey {
     pub algorithm: SigningAlgorithm,
     /// When the key was created (its file name says so).
     pub created: UnixTime,
+    /// Signs from `created`, skipping the configured activation delay: made by
+    /// `keys rotate --now` when the previous key must stop signing at once.
+    pub immediate: bool,
     /// The public JWK with `kid`, `use` and `alg`, as published.
     pub public_jwk: Value,
     /// The public half, for verifying tokens this key signed (see [`crate::jose`]).
@@ -103,6 +106,7 @@ impl SigningKey {
             kid,
             algorithm,
             created,
+            immediate: false,
             public_jwk: jwk,
             verification,
             pair,

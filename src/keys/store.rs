@@ -93,8 +93,9 @@ impl KeyDir {
                 return Err(KeyError::BadKeyFile(path));
             }
             let created = created_from_name(&path).or_else(|| modified_time(&path)).unwrap_or(0);
-            let key =
+            let mut key =
                 SigningKey::from_pkcs8(pem.contents(), created).map_err(|_| KeyError::BadKeyFile(path.clone()))?;
+            key.immediate = is_immediate(&path);
             keys.push(key);
         }
         Ok(keys)
@@ -104,16 +105,28 @@ impl KeyDir {
     /// newest key: its creation time is after every existing key's, even when a
     /// rotation follows a generation within the same second.
     pub fn generate(&self, algorithm: SigningAlgorithm, now: UnixTime) -> Result<SigningKey, KeyError> {
+        self.write_new(algorithm, now, false)
+    }
+
+    /// Like [`KeyDir::generate`], but the key signs at once whatever the activation
+    /// delay (its file name ends in `-now`): for replacing a compromised key.
+    pub fn generate_immediate(&self, algorithm: SigningAlgorithm, now: UnixTime) -> Result<SigningKey, KeyError> {
+        self.write_new(algorithm, now, true)
+    }
+
+    fn write_new(&self, algorithm: SigningAlgorithm, now: UnixTime, immediate: bool) -> Result<SigningKey, KeyError> {
         std::fs::create_dir_all(&self.dir).map_err(|source| KeyError::Io {
             path: self.dir.clone(),
             source,
         })?;
         let newest = self.listing()?.iter().filter_map(|p| created_from_name(p)).max();
         let created = newest.map_or(now, |n| now.max(n + 1));
-        let (key, der) = SigningKey::generate(algorithm, created)?;
+        let (mut key, der) = SigningKey::generate(algorithm, created)?;
+        key.immediate = immediate;
         let pem = pem::encode(&pem::Pem::new("PRIVATE KEY", der));
+        let suffix = if immediate { IMMEDIATE_SUFFIX } else { "" };
         let path = self.dir.join(format!(
-            "{created}-{}.pem",
+            "{created}-{}{suffix}.pem",
             algorithm_name(algorithm).to_ascii_lowercase()
         ));
         write_private(&path, pem.as_bytes()).map_err(|source| KeyError::Io {
@@ -155,6 +168,28 @@ impl KeyDir {
             }
         }
         Ok(removed)
+    }
+}
+
+/// File-name ending of keys that skip the activation delay.
+const IMMEDIATE_SUFFIX: &str = "-now";
+
+fn is_immediate(path: &Path) -> bool {
+    path.file_stem()
+        .and_then(|s| s.to_str())
+        .is_some_and(|s| s.ends_with(IMMEDIATE_SUFFIX))
+}
+
+impl KeyDir {
+    /// The file of the key with `kid`, if it is in the directory.
+    pub fn file_of(&self, kid: &str) -> Option<PathBuf> {
+        self.listing().ok()?.into_iter().find(|path| {
+            std::fs::read_to_string(path)
+                .ok()
+                .and_then(|text| pem::parse(text.as_bytes()).ok())
+                .and_then(|pem| SigningKey::from_pkcs8(pem.contents(), 0).ok())
+                .is_some_and(|key| key.kid == kid)
+        })
     }
 }
 
@@ -249,6 +284,25 @@ mod tests {
         assert_eq!(ring.signing_key(2060).kid, new.kid);
         assert_eq!(published(2389), vec![new.kid.clone(), old.kid.clone()]);
         assert_eq!(published(2390), vec![new.kid.clone()], "retired at 2060, grace 330");
+        let _ = std::fs::remove_dir_all(dir.path());
+    }
+
+    #[test]
+    fn an_immediate_key_signs_at_once_despite_the_delay() {
+        let dir = KeyDir::new(temp_dir("immediate"));
+        let old = dir.generate(SigningAlgorithm::ES256, 1000).unwrap();
+        let new = dir.generate_immediate(SigningAlgorithm::ES256, 2000).unwrap();
+        let ring = KeyRing::with_activation_delay(dir.load().unwrap(), SigningAlgorithm::ES256, 330, 600).unwrap();
+        assert_eq!(ring.signing_key(2000).kid, new.kid, "no delay for --now");
+        assert_eq!(ring.retired_at(&old, 2000), Some(2000));
+        assert!(
+            dir.file_of(&new.kid)
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .ends_with("-es256-now.pem")
+        );
+        assert_eq!(dir.file_of("nope"), None);
         let _ = std::fs::remove_dir_all(dir.path());
     }
 

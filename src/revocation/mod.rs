@@ -18,6 +18,7 @@ mod memory_queue;
 pub mod queue;
 pub mod redis;
 mod redis_queue;
+pub mod timed;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};

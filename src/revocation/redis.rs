@@ -4,24 +4,35 @@
 //! `{prefix}rev:{kind}:{value}` holds the JSON [`Revocation`] and expires (EXAT) at its
 //! `expires_at`; `{prefix}once:{id}` marks a one-time value. The kind is a fixed word
 //! without `:`, so the value that follows it can be any string without two keys
-//! colliding.
+//! colliding. No key carries a hash tag, so in a Redis Cluster the entries spread over
+//! every shard; one check sends one MGET part per slot, all at once, so it costs one
+//! round trip per shard touched and fails (closed) if any of them cannot answer.
 //!
-//! The connection is a [`ConnectionManager`] created lazily: the service starts (and
-//! answers 503) while Redis is down, and reconnects by itself when Redis comes back.
-//! Every round trip is bounded by the store's timeout. Expiry is decided twice: Redis
-//! drops keys by its own clock, and reads also filter on the caller's `now`.
+//! Redis is one server, a Cluster or a Sentinel-watched master ([`RedisTopology`]).
+//! The connection is opened in the background: the service starts (and answers 503)
+//! while Redis is down, and reconnects by itself when Redis comes back or a Sentinel
+//! failover moves the master. Every round trip is bounded by the store's timeout.
+//! Expiry is decided twice: Redis drops keys by its own clock, and reads also filter
+//! on the caller's `now`.
+
+mod link;
+mod topology;
+
+pub use topology::RedisTopology;
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Mutex;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, Cmd, FromRedisValue};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
+use redis::{Cmd, FromRedisValue, Value};
 
 use super::{Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
+use link::Link;
+use topology::{Conn, Connector, unavailable};
 
 /// The per-operation deadline when the configuration does not set one: revocation
 /// checks sit on the token exchange's hot path.
@@ -36,12 +47,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// well under a second once Redis answers again.
 const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
-/// Consecutive failures after which the connection manager is replaced. The manager
-/// reconnects on I/O errors by itself, but not after timeouts on a half-open socket
-/// or a failed handshake (e.g. `LOADING` while Redis replays its log); a fresh one
-/// covers those cases.
-const RESET_AFTER_FAILURES: u32 = 3;
-
 /// How many keys one SCAN page or MGET batch asks for.
 const BATCH: usize = 500;
 
@@ -51,21 +56,14 @@ const MAX_EXPIRE_AT: UnixTime = 253_402_300_799;
 
 /// A [`RevocationStore`] in Redis, shared by all replicas.
 pub struct RedisStore {
-    client: Client,
-    config: ConnectionManagerConfig,
-    conn: Mutex<Connection>,
+    link: Arc<Link>,
+    topology: RedisTopology,
     pub(super) prefix: String,
     timeout: Duration,
 }
 
-/// The current connection manager and how often it failed in a row.
-struct Connection {
-    manager: ConnectionManager,
-    failures: u32,
-}
-
 impl fmt::Debug for RedisStore {
-    // The URL may carry a password, so only harmless settings are shown.
+    // URLs may carry a password, so only addresses and harmless settings are shown.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisStore")
             .field("prefix", &self.prefix)
@@ -75,26 +73,51 @@ impl fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// A store on the Redis at `url` (`redis://[:password@]host:port[/db]`), keys under
-    /// `prefix`, each operation bounded by `timeout`. Fails only on a malformed URL:
-    /// the connection is made on first use, so Redis may be down at start-up.
-    /// Must be called within a Tokio runtime.
+    /// A store on the one Redis at `url` (`redis://[:password@]host:port[/db]`), keys
+    /// under `prefix`, each operation bounded by `timeout`. See [`RedisStore::open`].
     pub async fn connect(url: &str, prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
-        // The parse error never echoes the URL, which may hold a password.
-        let client = Client::open(url).map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(CONNECT_TIMEOUT))
-            .set_response_timeout(Some(timeout))
-            .set_max_delay(MAX_RECONNECT_DELAY);
-        let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            .map_err(|e| StoreError::Unavailable(format!("cannot set up the Redis connection: {e}")))?;
+        Self::open(RedisTopology::Single(url.to_owned()), prefix, timeout).await
+    }
+
+    /// A store on `topology`. Fails only on a malformed URL: connecting happens in the
+    /// background, so Redis may be down at start-up. Must be called within Tokio.
+    pub async fn open(topology: RedisTopology, prefix: &str, timeout: Duration) -> Result<RedisStore, StoreError> {
+        let connector = Arc::new(Connector::new(&topology, timeout, CONNECT_TIMEOUT)?);
+        let link = Link::new(connector, CONNECT_TIMEOUT);
+        link.start();
         Ok(RedisStore {
-            client,
-            config,
-            conn: Mutex::new(Connection { manager, failures: 0 }),
+            link,
+            topology,
             prefix: prefix.to_owned(),
             timeout,
         })
+    }
+
+    /// Where the store connects, without credentials (for logs).
+    pub fn describe(&self) -> String {
+        self.topology.describe()
+    }
+
+    /// Ping until Redis answers or `within` has passed; the last error otherwise.
+    /// Used at start-up so an unreachable store is reported, not found out later.
+    pub async fn wait_ready(&self, within: Duration) -> Result<(), StoreError> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let error = match self.ping().await {
+                Ok(()) => return Ok(()),
+                Err(error) => error,
+            };
+            if tokio::time::Instant::now() + self.timeout >= deadline {
+                // Say why as Redis said it (refused, timed out, auth), not only that
+                // the operation missed its deadline.
+                return match tokio::time::timeout(CONNECT_TIMEOUT, self.link.connector().probe()).await {
+                    Ok(Err(cause)) => Err(unavailable(cause)),
+                    Err(_) => Err(StoreError::Timeout),
+                    Ok(Ok(())) => Err(error),
+                };
+            }
+            tokio::time::sleep(self.timeout).await;
+        }
     }
 
     pub(super) fn entry_key(&self, kind: &str, value: &str) -> String {
@@ -118,57 +141,32 @@ impl RedisStore {
         pattern
     }
 
-    fn manager(&self) -> Result<ConnectionManager, StoreError> {
-        let conn = self.conn.lock().map_err(poisoned)?;
-        Ok(conn.manager.clone())
-    }
-
-    /// Count a failure; after several in a row, start over with a fresh manager.
-    fn note_failure(&self) {
-        let Ok(mut conn) = self.conn.lock() else {
-            return;
+    /// One operation on the connection, bounded by the store's timeout (including any
+    /// wait for a connection being opened); failures are counted.
+    async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: std::future::Future<Output = Result<T, StoreError>>,
+    {
+        let attempt = async {
+            let conn = self.link.conn().await?;
+            op(conn).await
         };
-        conn.failures = conn.failures.saturating_add(1);
-        if conn.failures < RESET_AFTER_FAILURES {
-            return;
+        let outcome = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(StoreError::Timeout),
+        };
+        match &outcome {
+            Ok(_) => self.link.succeeded(),
+            Err(_) => self.link.failed(),
         }
-        conn.failures = 0;
-        match ConnectionManager::new_lazy_with_config(self.client.clone(), self.config.clone()) {
-            Ok(manager) => {
-                tracing::debug!(prefix = %self.prefix, "replacing the Redis connection after repeated failures");
-                conn.manager = manager;
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot replace the Redis connection"),
-        }
+        outcome
     }
 
-    fn note_success(&self) {
-        if let Ok(mut conn) = self.conn.lock() {
-            conn.failures = 0;
-        }
-    }
-
-    /// One round trip, bounded by the store's timeout.
+    /// One command, one round trip (per shard, in a cluster).
     pub(super) async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
-        let mut manager = self.manager()?;
-        match tokio::time::timeout(self.timeout, cmd.query_async::<T>(&mut manager)).await {
-            Ok(Ok(value)) => {
-                self.note_success();
-                Ok(value)
-            }
-            Ok(Err(e)) => {
-                self.note_failure();
-                if e.is_timeout() {
-                    Err(StoreError::Timeout)
-                } else {
-                    Err(StoreError::Unavailable(e.to_string()))
-                }
-            }
-            Err(_elapsed) => {
-                self.note_failure();
-                Err(StoreError::Timeout)
-            }
-        }
+        self.with_conn(|mut conn| async move { conn.query::<T>(cmd).await.map_err(unavailable) })
+            .await
     }
 
     /// MGET `keys` (in batches) and decode every entry still in force at `now`.
@@ -185,10 +183,84 @@ impl RedisStore {
         }
         Ok(found)
     }
+
+    /// Every entry key: SCAN on the one server, or on every cluster master in turn.
+    async fn scan_keys(&self) -> Result<Vec<String>, StoreError> {
+        let pattern = self.entry_pattern();
+        let scan = |cursor: u64| {
+            let mut cmd = redis::cmd("SCAN");
+            cmd.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(BATCH);
+            cmd
+        };
+        let mut keys = Vec::new();
+        if let RedisTopology::Cluster(_) = self.topology {
+            // The first page from every master at once, then each master's cursor to its end.
+            let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+            let first = self
+                .with_conn(|mut conn| async move { conn.route(scan(0), all).await })
+                .await?;
+            for (node, page) in node_pages(first)? {
+                let (mut cursor, page) = page;
+                keys.extend(page);
+                while cursor != 0 {
+                    let (host, port) = split_address(&node)?;
+                    let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress { host, port });
+                    let cmd = scan(cursor);
+                    let value = self
+                        .with_conn(|mut conn| async move { conn.route(cmd, routing).await })
+                        .await?;
+                    let (next, page) = scan_page(value)?;
+                    keys.extend(page);
+                    cursor = next;
+                }
+            }
+            return Ok(keys);
+        }
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, page): (u64, Vec<String>) = self.run(&scan(cursor)).await?;
+            keys.extend(page);
+            if next == 0 {
+                return Ok(keys);
+            }
+            cursor = next;
+        }
+    }
 }
 
-fn poisoned<T>(_: T) -> StoreError {
-    StoreError::Unavailable("Redis connection lock poisoned".into())
+/// One SCAN page: the cursor to continue from (0: done) and the keys found.
+type ScanPage = (u64, Vec<String>);
+
+/// The per-node answers of a command sent to every master: `(address, page)`.
+fn node_pages(value: Value) -> Result<Vec<(String, ScanPage)>, StoreError> {
+    let Value::Map(entries) = value else {
+        return Err(StoreError::Corrupt(
+            "SCAN on every master did not answer per node".into(),
+        ));
+    };
+    entries
+        .into_iter()
+        .map(|(node, page)| {
+            let node: String = redis::from_redis_value(node).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok((node, scan_page(page)?))
+        })
+        .collect()
+}
+
+fn scan_page(value: Value) -> Result<ScanPage, StoreError> {
+    if let Value::ServerError(error) = value {
+        return Err(StoreError::Unavailable(format!(
+            "SCAN failed on a cluster node: {error:?}"
+        )));
+    }
+    redis::from_redis_value(value).map_err(|e| StoreError::Corrupt(format!("unexpected SCAN answer: {e}")))
+}
+
+/// `host:port` (the host may be an IPv6 address) into its parts.
+fn split_address(address: &str) -> Result<(String, u16), StoreError> {
+    let bad = || StoreError::Corrupt(format!("unexpected cluster node address {address:?}"));
+    let (host, port) = address.rsplit_once(':').ok_or_else(bad)?;
+    Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
 }
 
 fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
@@ -221,19 +293,7 @@ impl RevocationStore for RedisStore {
     }
 
     async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
-        let pattern = self.entry_pattern();
-        let mut keys = Vec::new();
-        let mut cursor: u64 = 0;
-        loop {
-            let mut cmd = redis::cmd("SCAN");
-            cmd.arg(cursor).arg("MATCH").arg(&pattern).arg("COUNT").arg(BATCH);
-            let (next, page): (u64, Vec<String>) = self.run(&cmd).await?;
-            keys.extend(page);
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let keys = self.scan_keys().await?;
         // SCAN may return a key twice; the map both deduplicates and sorts.
         let mut entries = BTreeMap::new();
         for entry in self.fetch(&keys, now).await?.into_iter().flatten() {
@@ -270,6 +330,16 @@ impl RevocationStore for RedisStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         let _pong: String = self.run(&redis::cmd("PING")).await?;
+        if let RedisTopology::Cluster(_) = self.topology {
+            // PING may still reach the masters that are up; the cluster's own view says
+            // whether every slot is served.
+            let info: String = self.run(redis::cmd("CLUSTER").arg("INFO")).await?;
+            if !info.lines().any(|line| line.trim() == "cluster_state:ok") {
+                return Err(StoreError::Unavailable(
+                    "the Redis Cluster reports a failed state (a shard is unreachable)".into(),
+                ));
+            }
+        }
         Ok(())
     }
 }

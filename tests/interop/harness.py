@@ -127,6 +127,9 @@ issuer = "{self.url}"
 [keys]
 dir = "{workdir / 'keys'}"
 reload_seconds = 1
+# The suite watches a rotated key start signing within seconds (its verifiers' refetch
+# cooldowns are shortened to 1 s), so it turns the default pre-publication delay off.
+activate_after_seconds = 0
 
 [tokens]
 default_ttl_seconds = 300

@@ -6,5 +6,6 @@ pub mod attack;
 pub mod downstream;
 pub mod hostile;
 pub mod redis_server;
+pub mod redis_topologies;
 pub mod ssf;
 pub mod sts;

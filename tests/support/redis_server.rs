@@ -17,6 +17,14 @@ pub struct RedisOptions {
     pub password: Option<String>,
     /// AOF with `appendfsync always`, so acknowledged writes survive a kill.
     pub appendonly: bool,
+    /// Cluster mode, with this free port for the cluster bus (not port + 10000,
+    /// which may be out of range for a high free port).
+    pub cluster_bus_port: Option<u16>,
+    /// Start as a replica of the server on this loopback port.
+    pub replica_of: Option<u16>,
+    /// Run as a Sentinel (`redis-server sentinel.conf --sentinel`) with these
+    /// `sentinel ...` configuration lines.
+    pub sentinel: Option<Vec<String>>,
 }
 
 /// A running (or stopped) `redis-server` owned by one test.
@@ -95,6 +103,18 @@ impl RedisServer {
         }
     }
 
+    /// Its process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// A plain (non-cluster) synchronous connection, for test set-up and inspection.
+    pub fn connection(&self) -> redis::Connection {
+        redis::Client::open(self.url())
+            .and_then(|c| c.get_connection_with_timeout(Duration::from_secs(2)))
+            .unwrap_or_else(|e| panic!("connect to redis on port {}: {e}", self.port))
+    }
+
     /// Start again on the same port with the same data directory.
     pub fn start_again(&mut self) {
         assert!(self.child.is_none(), "start_again called while redis-server is running");
@@ -132,7 +152,7 @@ impl Drop for RedisServer {
 }
 
 /// A port that was free a moment ago: bind port 0 on loopback and release it.
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -146,15 +166,20 @@ fn redis_binary() -> PathBuf {
         assert!(path.is_file(), "REDIS_SERVER={} is not a file", path.display());
         return path;
     }
+    on_path("redis-server")
+}
+
+/// A program on the PATH; panics with the fix when absent.
+pub fn on_path(program: &str) -> PathBuf {
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("redis-server"))
+        .map(|dir| dir.join(program))
         .find(|candidate| candidate.is_file())
         .unwrap_or_else(|| {
             panic!(
-                "redis-server not found on PATH: these tests need a real Redis. \
-                 Run scripts/ensure-redis or set REDIS_SERVER to the binary"
+                "{program} not found on PATH: these tests need a real Redis. \
+                 Run scripts/ensure-redis (or set REDIS_SERVER to redis-server)"
             )
         })
 }
@@ -162,6 +187,12 @@ fn redis_binary() -> PathBuf {
 /// Run redis-server and wait until it answers; on failure, kill it and say why.
 fn launch(binary: &Path, dir: &Path, port: u16, options: &RedisOptions) -> Result<Child, String> {
     let mut cmd = Command::new(binary);
+    if let Some(lines) = &options.sentinel {
+        // A sentinel reads (and rewrites) a configuration file; it must be writable.
+        let conf = dir.join("sentinel.conf");
+        std::fs::write(&conf, lines.join("\n") + "\n").map_err(|e| format!("write sentinel.conf: {e}"))?;
+        cmd.arg(&conf).arg("--sentinel");
+    }
     cmd.current_dir(dir)
         .args(["--bind", "127.0.0.1", "--port", &port.to_string()])
         .args(["--daemonize", "no", "--save", "", "--logfile", "redis.log"])
@@ -172,6 +203,13 @@ fn launch(binary: &Path, dir: &Path, port: u16, options: &RedisOptions) -> Resul
     }
     if let Some(password) = &options.password {
         cmd.args(["--requirepass", password]);
+    }
+    if let Some(bus) = options.cluster_bus_port {
+        cmd.args(["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"])
+            .args(["--cluster-port", &bus.to_string(), "--cluster-node-timeout", "1000"]);
+    }
+    if let Some(master) = options.replica_of {
+        cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
     }
     let mut child = cmd
         .stdin(Stdio::null())

@@ -166,6 +166,10 @@ pub struct Options {
     pub clock: Option<ManualClock>,
     /// Sign with RS256 keys instead of ES256.
     pub rs256: bool,
+    /// `[keys] activate_after_seconds`; the service's default when `None`.
+    pub activate_after_seconds: Option<u64>,
+    /// Extra top-level TOML tables (e.g. `[limits]`), appended to the config.
+    pub extra_tables: String,
     /// Extra keys for the trusted issuer's `[[issuers]]` entry.
     pub issuer_extra: String,
 }
@@ -238,6 +242,10 @@ impl TestSts {
         if options.rs256 {
             toml = toml.replace("[keys]\n", "[keys]\nalgorithm = \"RS256\"\n");
         }
+        if let Some(delay) = options.activate_after_seconds {
+            toml = toml.replace("[keys]\n", &format!("[keys]\nactivate_after_seconds = {delay}\n"));
+        }
+        toml.push_str(&options.extra_tables);
         let config = Config::from_toml(&toml).unwrap();
         let url = own_url;
         let clock = options.clock.unwrap_or_else(|| ManualClock::new(T0));
