@@ -123,7 +123,7 @@ def run(env, results) -> None:
         old_kid = jwt.get_unverified_header(before)["kid"]
         assert old_kid in old_kids, (old_kid, old_kids)
         out = sts.rotate()
-        match = re.search(r"new signing key (\S+)", out)
+        match = re.search(r"new (?:signing key|ES256 key|RS256 key) (\S+)", out)
         assert match, out
         new_kid = match.group(1)
         deadline = time.monotonic() + 15
