@@ -1,8 +1,9 @@
 //! Minting: signing the claims of the token contract (`contract::claims`,
 //! `contract::id_jag`) with the current key.
 
+use crate::clock::UnixTime;
 use crate::contract::urn::{ACCESS_TOKEN_TYP, ID_JAG_TYP};
-use crate::contract::{AccessClaims, IdJagClaims};
+use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, IdJagClaims, UserContext};
 use crate::error::OAuthError;
 use crate::keys::SigningKey;
 
@@ -25,4 +26,76 @@ pub fn sign_id_jag(key: &SigningKey, claims: &IdJagClaims) -> Result<String, OAu
 /// A fresh unique token id.
 pub fn new_jti() -> String {
     uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// Everything a new access token says, before its audience's mode decides how.
+#[derive(Debug, Clone)]
+pub struct NewToken {
+    /// Our issuer.
+    pub issuer: String,
+    /// The `aud` value (audience id or resource URI).
+    pub aud: String,
+    /// How user and agent are represented.
+    pub mode: DelegationMode,
+    /// The authenticated caller of `/token`.
+    pub client_id: String,
+    /// The user.
+    pub user: String,
+    /// The user's tenant.
+    pub tenant: Option<String>,
+    /// The agent named as context in `service_identity` tokens.
+    pub agent: Option<String>,
+    /// The delegation chain, current actor first.
+    pub chain: Actor,
+    /// Granted scopes, space-separated.
+    pub scope: String,
+    /// The session.
+    pub sid: String,
+    /// The trace id.
+    pub txn: String,
+    /// When it is issued.
+    pub now: UnixTime,
+    /// How long it lives.
+    pub ttl: u64,
+}
+
+impl NewToken {
+    /// The claims, by the one rule for modes: `on_behalf_of` names the chain in `act`;
+    /// `restricted_user` and `service_identity` name no actor but record the chain in
+    /// `delegation_chain`, so a further hop keeps counting and checking it;
+    /// `service_identity` is the client acting as itself with the user as context.
+    pub fn into_claims(self) -> AccessClaims {
+        let (sub, act, delegation_chain, user) = match self.mode {
+            DelegationMode::OnBehalfOf => (self.user, Some(self.chain), None, None),
+            DelegationMode::RestrictedUser => (self.user, None, Some(self.chain), None),
+            DelegationMode::ServiceIdentity => (
+                self.client_id.clone(),
+                None,
+                Some(self.chain),
+                Some(UserContext {
+                    sub: self.user,
+                    tenant: self.tenant.clone(),
+                    agent: self.agent,
+                }),
+            ),
+        };
+        AccessClaims {
+            iss: self.issuer,
+            sub,
+            aud: Audience::One(self.aud),
+            exp: self.now.saturating_add(self.ttl),
+            iat: Some(self.now),
+            nbf: Some(self.now),
+            jti: new_jti(),
+            client_id: self.client_id,
+            scope: self.scope,
+            delegation_mode: self.mode,
+            act,
+            delegation_chain,
+            sid: self.sid,
+            txn: self.txn,
+            tenant: self.tenant,
+            user,
+        }
+    }
 }

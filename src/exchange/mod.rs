@@ -9,14 +9,14 @@ use crate::audit::AuditEvent;
 use crate::client_auth::{AuthContext, Clients, RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::config::TokensConfig;
-use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
+use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
 use crate::keys::KeyRing;
 use crate::lineage::Lineage;
-use crate::mint::{new_jti, sign};
+use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Audiences, decide_scopes, grantable};
 use crate::request::{Grant, TokenRequest};
 use crate::revocation::RevocationGate;
@@ -194,46 +194,25 @@ pub async fn exchange(
         .or_else(|| subject.txn.clone())
         .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
-    let recorded_chain = chain.clone();
-    let (sub, act, user) = match audience.mode {
-        DelegationMode::ServiceIdentity => (
-            client.id().to_owned(),
-            None,
-            Some(UserContext {
-                sub: subject.user.clone(),
-                tenant: subject.tenant.clone(),
-                agent: actor_token
-                    .as_ref()
-                    .map(|a| a.sub.clone())
-                    .or_else(|| subject.agent.as_ref().map(|a| a.sub.clone())),
-            }),
-        ),
-        DelegationMode::OnBehalfOf => (subject.user.clone(), Some(chain), None),
-        DelegationMode::RestrictedUser => (subject.user.clone(), None, None),
-    };
-    // Tokens without `act` still record the chain, so a further hop keeps counting.
-    let delegation_chain = match (&act, audience.mode) {
-        (None, DelegationMode::ServiceIdentity | DelegationMode::RestrictedUser) => Some(recorded_chain),
-        _ => None,
-    };
-    let claims = AccessClaims {
-        iss: ctx.issuer.to_owned(),
-        sub,
-        aud: Audience::One(target.aud.clone()),
-        exp: now + ttl,
-        iat: Some(now),
-        nbf: Some(now),
-        jti: new_jti(),
+    let claims = NewToken {
+        issuer: ctx.issuer.to_owned(),
+        aud: target.aud.clone(),
+        mode: audience.mode,
         client_id: client.id().to_owned(),
+        user: subject.user.clone(),
+        tenant: subject.tenant.clone(),
+        agent: actor_token
+            .as_ref()
+            .map(|a| a.sub.clone())
+            .or_else(|| subject.agent.as_ref().map(|a| a.sub.clone())),
+        chain,
         scope: scope.clone(),
-        delegation_mode: audience.mode,
-        act,
-        delegation_chain,
         sid: subject.sid.clone(),
         txn,
-        tenant: subject.tenant.clone(),
-        user,
-    };
+        now,
+        ttl,
+    }
+    .into_claims();
     audit.jti = Some(claims.jti.clone());
     let access_token = sign(ctx.keys.signing_key(now), &claims)?;
     Ok(TokenResponse {

@@ -8,13 +8,13 @@ use super::verify::{self, Signer};
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
+use crate::contract::Actor;
 use crate::contract::identifier::check as check_identifier;
-use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, UserContext};
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
 use crate::exchange::{Exchanger, TokenResponse, trace_id};
 use crate::lineage::Lineage;
-use crate::mint::{new_jti, sign};
+use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Entitlement, decide_scopes, grantable};
 use crate::request::AssertionParams;
 
@@ -133,38 +133,22 @@ pub async fn redeem(
         .min(audience.ttl_cap().unwrap_or(u64::MAX));
     let txn = trace_id(traceparent).unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
-    let (sub, act, delegation_chain, user) = match audience.mode {
-        DelegationMode::OnBehalfOf => (claims.sub.clone(), Some(chain), None, None),
-        DelegationMode::RestrictedUser => (claims.sub.clone(), None, Some(chain), None),
-        DelegationMode::ServiceIdentity => (
-            client.id().to_owned(),
-            None,
-            Some(chain),
-            Some(UserContext {
-                sub: claims.sub.clone(),
-                tenant: claims.tenant.clone(),
-                agent: None,
-            }),
-        ),
-    };
-    let token = AccessClaims {
-        iss: ctx.issuer.to_owned(),
-        sub,
-        aud: Audience::One(target.aud.clone()),
-        exp: now + ttl,
-        iat: Some(now),
-        nbf: Some(now),
-        jti: new_jti(),
+    let token = NewToken {
+        issuer: ctx.issuer.to_owned(),
+        aud: target.aud.clone(),
+        mode: audience.mode,
         client_id: client.id().to_owned(),
+        user: claims.sub.clone(),
+        tenant: claims.tenant.clone(),
+        agent: None,
+        chain,
         scope: scope.clone(),
-        delegation_mode: audience.mode,
-        act,
-        delegation_chain,
         sid,
         txn,
-        tenant: claims.tenant.clone(),
-        user,
-    };
+        now,
+        ttl,
+    }
+    .into_claims();
     audit.jti = Some(token.jti.clone());
     let access_token = sign(ctx.keys.signing_key(now), &token)?;
     Ok(TokenResponse {
