@@ -6,17 +6,13 @@
 //! `error` code, its no-store headers and description, and by what did not happen:
 //! no allow event in the audit tap and the revocations in force unchanged.
 
-mod support;
-
-mod adversarial {
-    pub mod admin;
-    pub mod arena;
-    pub mod claims;
-    pub mod client_auth;
-    pub mod delegation;
-    pub mod exhaustion;
-    pub mod jws;
-    pub mod leaks;
-    pub mod lineage;
-    pub mod session;
-}
+mod admin;
+mod arena;
+mod claims;
+mod client_auth;
+mod delegation;
+mod exhaustion;
+mod jws;
+mod leaks;
+mod lineage;
+mod session;

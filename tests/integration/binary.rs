@@ -2,16 +2,14 @@
 //! `keys rotate`, `revoke` through the admin API, and embedded revocations that
 //! survive a restart.
 
-mod support;
-
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::sts::{ADMIN_TOKEN, ORDERS_MCP_SECRET, Reply, basic_header, config_toml_with, decode_header};
 use mcp_sts::dev_idp::DevIdp;
 use serde_json::{Value, json};
-use support::sts::{ADMIN_TOKEN, ORDERS_MCP_SECRET, Reply, basic_header, config_toml_with, decode_header};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");
 
@@ -100,9 +98,9 @@ fn cli(args: &[&str], url: &str) -> (bool, String, String) {
 async fn exchange(url: &str, subject: &str) -> Reply {
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
-            ("grant_type", support::sts::EXCHANGE),
+            ("grant_type", crate::support::sts::EXCHANGE),
             ("subject_token", subject),
-            ("subject_token_type", support::sts::ACCESS_TOKEN),
+            ("subject_token_type", crate::support::sts::ACCESS_TOKEN),
             ("audience", "orders-api"),
         ])
         .finish();

@@ -2,14 +2,12 @@
 //! byte cap, and one that never answers at the deadline. Driven through the real
 //! exchange and the real verifier, against misbehaving servers on 127.0.0.1:0.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::downstream::{AUDIENCE, ISSUER, NOW, TestKey, obo_claims, start_sts};
+use crate::support::hostile::{Flood, silent};
+use crate::support::sts::{Options, TestSts};
 use mcp_sts::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
-use support::downstream::{AUDIENCE, ISSUER, NOW, TestKey, obo_claims, start_sts};
-use support::hostile::{Flood, silent};
-use support::sts::{Options, TestSts};
 
 /// Far more than any cap: a client that reads it whole has no cap.
 const HUGE: usize = 64 * 1024 * 1024;

@@ -2,18 +2,16 @@
 //! everything it came from at every door, chains keep their depth whatever the mode,
 //! identifiers follow one rule, and the agent named in a user's token joins the chain.
 
-mod support;
-
+use crate::support::sts::{ACCESS_TOKEN, JWT, ORDERS_API_SECRET, Options, Reply, TestSts};
 use serde_json::{Value, json};
-use support::sts::{ACCESS_TOKEN, JWT, ORDERS_API_SECRET, Options, Reply, TestSts};
 
 const GATEWAY: (&str, &str) = ("gateway", "gateway-secret");
 const LEGACY_ORDERS: (&str, &str) = ("legacy-orders", "legacy-orders-secret");
 const OPS_ORDERS: (&str, &str) = ("ops-orders", "ops-orders-secret");
 const INVENTORY: (&str, &str) = ("inventory-api", "inventory-secret");
 const ORDERS_API: (&str, &str) = ("orders-api", ORDERS_API_SECRET);
-const BILLING: (&str, &str) = ("billing-api", support::sts::BILLING_API_SECRET);
-const LEDGER: (&str, &str) = ("ledger-api", support::sts::LEDGER_API_SECRET);
+const BILLING: (&str, &str) = ("billing-api", crate::support::sts::BILLING_API_SECRET);
+const LEDGER: (&str, &str) = ("ledger-api", crate::support::sts::LEDGER_API_SECRET);
 
 /// Clients and audiences beyond the shared test configuration: a restricted_user and
 /// a service_identity audience whose services exchange further.

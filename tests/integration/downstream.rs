@@ -1,17 +1,15 @@
 //! The downstream side against the REAL mcp-sts: the verifier, the exchange client and
 //! the `token` CLI, with the service started in-process on 127.0.0.1:0.
 
-mod support;
-
 use std::process::Command;
 use std::time::Duration;
 
+use crate::support::sts::{ORDERS_API_SECRET, ORDERS_MCP_SECRET, Options, TestSts, decode_header};
 use mcp_sts::client::{ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError};
 use mcp_sts::clock::{Clock, ManualClock, SystemClock};
 use mcp_sts::config::SigningAlgorithm;
 use mcp_sts::keys::{KeyDir, KeyRing};
 use mcp_sts::verify::{DelegationMode, IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
-use support::sts::{ORDERS_API_SECRET, ORDERS_MCP_SECRET, Options, TestSts, decode_header};
 
 /// A verifier for `audience` at the test STS; optionally checking revocation by introspection.
 fn verifier(sts: &TestSts, audience: &str, introspect: bool) -> Verifier {

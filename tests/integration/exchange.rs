@@ -1,11 +1,9 @@
 //! The token exchange over real HTTP: every rule of DESIGN.md's exchange, each
 //! checked by its exact status and `error` code.
 
-mod support;
-
+use crate::support::sts::*;
 use mcp_sts::config::SigningAlgorithm;
 use serde_json::{Value, json};
-use support::sts::*;
 
 #[tokio::test]
 async fn on_behalf_of_mints_a_narrow_token_naming_user_and_agent() {

@@ -4,11 +4,11 @@
 //! token further. Revocations, replays and every malformed grant are refused with the
 //! exact code, and nothing is minted.
 
-mod support;
-
+use crate::support::sts::{
+    ACCESS_TOKEN, EXCHANGE, ID_TOKEN, ORDERS_MCP_SECRET, Options, Reply, TestSts, decode_header,
+};
 use mcp_sts::config::SigningAlgorithm;
 use serde_json::{Value, json};
-use support::sts::{ACCESS_TOKEN, EXCHANGE, ID_TOKEN, ORDERS_MCP_SECRET, Options, Reply, TestSts, decode_header};
 
 const ASSISTANT: (&str, &str) = ("assistant", "assistant-secret");
 const INTRUDER: (&str, &str) = ("intruder", "intruder-secret");

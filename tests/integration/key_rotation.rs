@@ -7,15 +7,13 @@
 //! before it signs, so not one verification fails; with no delay, A signs with a key
 //! B does not publish yet and the verifier refuses tokens until its cooldown ends.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use crate::support::sts::*;
 use mcp_sts::clock::Clock;
 use mcp_sts::keys::KeyDir;
 use mcp_sts::verify::{Verifier, VerifierConfig};
-use support::sts::*;
 use tokio::task::JoinHandle;
 
 /// Tallies of the load loop.

@@ -2,11 +2,10 @@
 //! rmcp's own client with access tokens from the development IdP that name the agent
 //! application in `client_id`, exchanging at the real mcp-sts.
 
-mod support;
-
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::support::sts::{ORDERS_MCP_SECRET, Options, TestSts, decode_claims};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
@@ -23,7 +22,6 @@ use rmcp::transport::StreamableHttpClientTransport;
 use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
 use rmcp::{ErrorData, RoleClient, RoleServer, ServerHandler, ServiceExt, schemars, tool, tool_handler, tool_router};
 use serde_json::{Value, json};
-use support::sts::{ORDERS_MCP_SECRET, Options, TestSts, decode_claims};
 use tokio::net::TcpListener;
 
 /// The agent application, as the IdP registered it.

@@ -4,19 +4,17 @@
 //! searched for every presented or minted token, their payloads and signatures, every
 //! client assertion, client secret and the admin credential.
 
-mod support;
-
 use std::io::Read;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::support::attack::{high_s_twin, segments, with_signature};
+use crate::support::sts::*;
 use mcp_sts::config::SigningAlgorithm;
 use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::keys::SigningKey;
 use serde_json::{Value, json};
-use support::attack::{high_s_twin, segments, with_signature};
-use support::sts::*;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";

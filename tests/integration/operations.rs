@@ -3,16 +3,14 @@
 //! colour codes off a terminal (or JSON), SIGTERM finishing requests in flight, paths
 //! relative to the config file, and key commands printing RFC 3339 times.
 
-mod support;
-
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::support::redis_server::free_port;
 use serde_json::Value;
-use support::redis_server::free_port;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");
 

@@ -1,12 +1,10 @@
 //! `private_key_jwt` client authentication (RFC 7523 §3) over real HTTP.
 
-mod support;
-
+use crate::support::sts::*;
 use mcp_sts::config::SigningAlgorithm;
 use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::keys::SigningKey;
 use serde_json::{Value, json};
-use support::sts::*;
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 

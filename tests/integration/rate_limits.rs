@@ -2,9 +2,7 @@
 //! the OAuth error shape, nothing minted, and the refusals (with store latency and
 //! keys in use) on `/metrics`.
 
-mod support;
-
-use support::sts::*;
+use crate::support::sts::*;
 
 async fn limited(tables: &str) -> TestSts {
     TestSts::start_opts(Options {

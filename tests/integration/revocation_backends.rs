@@ -1,17 +1,15 @@
 //! One behaviour suite, run against every revocation backend: the in-memory reference,
 //! the embedded redb file and a real Redis. A backend that passes behaves like the others.
 
-mod support;
-
 use std::any::Any;
 use std::time::Duration;
 
+use crate::support::redis_server::RedisServer;
 use mcp_sts::clock::UnixTime;
 use mcp_sts::revocation::embedded::EmbeddedStore;
 use mcp_sts::revocation::memory::MemoryStore;
 use mcp_sts::revocation::redis::{DEFAULT_TIMEOUT, RedisStore};
 use mcp_sts::revocation::{Revocation, RevocationKey, RevocationKind, RevocationStore};
-use support::redis_server::RedisServer;
 
 /// A store plus whatever must outlive it (a temp dir, a redis-server).
 struct Backend {

@@ -2,13 +2,11 @@
 //! spread over the shards, both replicas see every revocation, and a stopped master
 //! never lets a revoked subject through (503 or 400, never 200).
 
-mod support;
-
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::support::redis_topologies::RedisCluster;
+use crate::support::sts::*;
 use reqwest::Method;
-use support::redis_topologies::RedisCluster;
-use support::sts::*;
 
 /// Users to revoke; their keys hash to slots on all three masters.
 const LEAVERS: [&str; 9] = [

@@ -1,14 +1,12 @@
 //! Revocation end to end over real HTTP: `/revoke`, `/introspect`, the admin API,
 //! lineage, replicas sharing a real Redis, and failing closed when Redis is down.
 
-mod support;
-
 use std::time::Duration;
 
+use crate::support::redis_server::{RedisOptions, RedisServer};
+use crate::support::sts::*;
 use reqwest::Method;
 use serde_json::json;
-use support::redis_server::{RedisOptions, RedisServer};
-use support::sts::*;
 
 const ORDERS_MCP: (&str, &str) = ("orders-mcp", ORDERS_MCP_SECRET);
 const ORDERS_API: (&str, &str) = ("orders-api", ORDERS_API_SECRET);

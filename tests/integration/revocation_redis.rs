@@ -2,15 +2,13 @@
 //! happens when Redis goes away and comes back (fail with an error, never hang, then
 //! recover without restarting the service and keep acknowledged revocations).
 
-mod support;
-
 use std::future::Future;
 use std::time::{Duration, Instant};
 
+use crate::support::redis_server::{RedisOptions, RedisServer};
 use mcp_sts::clock::UnixTime;
 use mcp_sts::revocation::redis::{DEFAULT_TIMEOUT, RedisStore};
 use mcp_sts::revocation::{Revocation, RevocationKind, RevocationStore, StoreError};
-use support::redis_server::{RedisOptions, RedisServer};
 
 /// Longer than any single operation may take: past this, the store is hanging.
 const HANG: Duration = Duration::from_secs(2);

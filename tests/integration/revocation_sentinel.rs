@@ -2,15 +2,13 @@
 //! master is killed mid-run, Sentinel promotes the replica, and mcp-sts follows it
 //! without a restart; revocations made before the failover still hold.
 
-mod support;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
+use crate::support::redis_topologies::{MASTER_NAME, SentinelSet};
+use crate::support::sts::*;
 use reqwest::Method;
 use serde_json::json;
-use support::redis_topologies::{MASTER_NAME, SentinelSet};
-use support::sts::*;
 
 /// Detection (down-after 1 s), agreement, promotion and our reconnection.
 const FAILOVER: Duration = Duration::from_secs(30);

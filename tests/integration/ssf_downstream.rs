@@ -3,17 +3,15 @@
 //! verifiers subscribed by poll. Polls are driven on demand, so "within the poll
 //! interval" means "after the next poll".
 
-mod support;
-
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::support::redis_server::{RedisOptions, RedisServer};
+use crate::support::ssf::{Receiver, all_events};
+use crate::support::sts::{ACCESS_TOKEN, BILLING_API_SECRET, JWT, ORDERS_API_SECRET, Options, TestSts};
 use mcp_sts::verify::{RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError};
 use reqwest::Method;
 use serde_json::json;
-use support::redis_server::{RedisOptions, RedisServer};
-use support::ssf::{Receiver, all_events};
-use support::sts::{ACCESS_TOKEN, BILLING_API_SECRET, JWT, ORDERS_API_SECRET, Options, TestSts};
 
 /// A downstream service: its verifier and its subscription.
 struct Downstream {

@@ -2,10 +2,9 @@
 //! (across a reopen, as after a restart) and a real Redis (across a kill with
 //! append-only persistence).
 
-mod support;
-
 use std::sync::Arc;
 
+use crate::support::redis_server::{RedisOptions, RedisServer};
 use mcp_sts::revocation::embedded::EmbeddedStore;
 use mcp_sts::revocation::memory::MemoryStore;
 use mcp_sts::revocation::redis::{DEFAULT_TIMEOUT, RedisStore};
@@ -13,7 +12,6 @@ use mcp_sts::revocation::{
     Delivery, EventQueue, Publication, QueuedEvent, Revocation, RevocationKey, RevocationKind, RevocationStore,
     StreamRecord, StreamStatus,
 };
-use support::redis_server::{RedisOptions, RedisServer};
 
 const NOW: u64 = 1_900_000_000;
 

@@ -2,12 +2,10 @@
 //! by each receiver, every kind of revocation as a signed SET, RFC 8936 ack
 //! semantics and long polling.
 
-mod support;
-
+use crate::support::ssf::{Receiver, SESSION_REVOKED, VERIFICATION, all_events, verify_set};
+use crate::support::sts::{BILLING_API_SECRET, ORDERS_API_SECRET, Options, TestSts};
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::ssf::{Receiver, SESSION_REVOKED, VERIFICATION, all_events, verify_set};
-use support::sts::{BILLING_API_SECRET, ORDERS_API_SECRET, Options, TestSts};
 
 async fn start() -> TestSts {
     TestSts::start_opts(Options {
@@ -226,7 +224,7 @@ async fn unauthenticated_or_wrong_credentials_are_invalid_client() {
         .send()
         .await
         .unwrap();
-    support::sts::Reply::from(reply)
+    crate::support::sts::Reply::from(reply)
         .await
         .assert_error(401, "invalid_client");
     let owner = Receiver::new(&sts.url, "orders-api", ORDERS_API_SECRET);

@@ -3,10 +3,10 @@
 //! applies each SET exactly once, refuses forged ones, and re-announces what it
 //! applied to its own receivers.
 
-mod support;
-
 use std::sync::{Arc, Mutex};
 
+use crate::support::ssf::{Receiver, SESSION_REVOKED, all_events, verify_set};
+use crate::support::sts::{ORDERS_API_SECRET, Options, TestSts};
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -16,8 +16,6 @@ use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::ssf::upstream::UpstreamReceiver;
 use reqwest::Method;
 use serde_json::{Value, json};
-use support::ssf::{Receiver, SESSION_REVOKED, all_events, verify_set};
-use support::sts::{ORDERS_API_SECRET, Options, TestSts};
 
 const CREDENTIAL_CHANGE: &str = "https://schemas.openid.net/secevent/caep/event-type/credential-change";
 const ACCOUNT_DISABLED: &str = "https://schemas.openid.net/secevent/risc/event-type/account-disabled";
@@ -88,8 +86,8 @@ async fn start_transmitter(idp_issuer: String) -> (String, Shared) {
 /// A SET from the IdP, signed with its key (or another IdP's, for forgeries).
 fn set(idp: &DevIdp, typ: &str, jti: &str, aud: &str, event: &str, sub_id: Value) -> String {
     let claims = json!({
-        "iss": idp.issuer(), "aud": aud, "jti": jti, "iat": support::sts::T0,
-        "sub_id": sub_id, "events": {event: {"event_timestamp": support::sts::T0}},
+        "iss": idp.issuer(), "aud": aud, "jti": jti, "iat": crate::support::sts::T0,
+        "sub_id": sub_id, "events": {event: {"event_timestamp": crate::support::sts::T0}},
     });
     idp.sign(SigningAlgorithm::ES256, Some(typ), &claims).unwrap()
 }
@@ -153,7 +151,7 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
     // A forged SET claims the IdP's issuer but is signed by another key; the others
     // break one rule each.
     let forged = {
-        let claims = json!({"iss": iss, "aud": me, "jti": "f1", "iat": support::sts::T0,
+        let claims = json!({"iss": iss, "aud": me, "jti": "f1", "iat": crate::support::sts::T0,
             "sub_id": {"format": "iss_sub", "iss": iss, "sub": "mallory"}, "events": {ACCOUNT_DISABLED: {}}});
         forger
             .sign(SigningAlgorithm::ES256, Some("secevent+jwt"), &claims)

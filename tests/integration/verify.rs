@@ -1,11 +1,10 @@
 //! The downstream verifier against a fake STS served over real HTTP on 127.0.0.1:0.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use crate::support::downstream::{AUDIENCE, ISSUER, NOW, TestKey, b64, dead_url, obo_claims, serve, start_sts};
 use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine;
@@ -15,7 +14,6 @@ use mcp_sts::verify::{
     VerifierConfig, VerifyError,
 };
 use serde_json::{Value, json};
-use support::downstream::{AUDIENCE, ISSUER, NOW, TestKey, b64, dead_url, obo_claims, serve, start_sts};
 
 fn config(base: &str) -> VerifierConfig {
     let mut config = VerifierConfig::new(ISSUER, AUDIENCE);
@@ -35,7 +33,7 @@ fn config_on(base: &str, clock: &ManualClock) -> VerifierConfig {
 }
 
 /// A fake STS publishing one EC key, and a verifier for it.
-async fn setup() -> (Arc<support::downstream::Sts>, String, TestKey, Verifier) {
+async fn setup() -> (Arc<crate::support::downstream::Sts>, String, TestKey, Verifier) {
     let (sts, base) = start_sts().await;
     let key = TestKey::ec("ec-1");
     sts.publish(&[&key]);

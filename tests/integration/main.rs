@@ -1,0 +1,32 @@
+//! The integration tests: the real router, the real binary and real `redis-server`s
+//! over real HTTP. One test binary holds them all, so the suite links once; each
+//! module below is one area (`cargo test --test integration revocation_flow::`).
+
+mod support;
+
+mod adversarial;
+mod binary;
+mod bounded_fetch;
+mod client;
+mod delegation;
+mod demo;
+mod deployment;
+mod downstream;
+mod exchange;
+mod id_jag;
+mod key_rotation;
+mod mcp_kit;
+mod no_leaks;
+mod operations;
+mod private_key_jwt;
+mod rate_limits;
+mod revocation_backends;
+mod revocation_cluster;
+mod revocation_flow;
+mod revocation_redis;
+mod revocation_sentinel;
+mod ssf_downstream;
+mod ssf_queue;
+mod ssf_transmitter;
+mod ssf_upstream;
+mod verify;
