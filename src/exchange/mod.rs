@@ -14,6 +14,7 @@ use crate::error::OAuthError;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
+use crate::jose::VerifiedTokens;
 use crate::keys::KeyRing;
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
@@ -46,6 +47,8 @@ pub struct Exchanger<'a> {
     pub tokens: &'a TokensConfig,
     /// Size and clock-skew limits of inbound tokens.
     pub limits: Limits,
+    /// Signatures of inbound tokens already verified.
+    pub verified: &'a VerifiedTokens,
     /// What client authentication needs.
     pub auth: AuthContext<'a>,
     /// Per-client and per-subject rate limits.
@@ -111,6 +114,7 @@ pub async fn exchange(
         ctx.issuers,
         own,
         ctx.limits,
+        ctx.verified,
         now,
     )
     .await
@@ -123,9 +127,17 @@ pub async fn exchange(
 
     let actor_token = match &params.actor {
         Some((token, declared)) => Some(
-            validate(token.expose(), *declared, ctx.issuers, own, ctx.limits, now)
-                .await
-                .map_err(|e| e.into_oauth(Role::Actor))?,
+            validate(
+                token.expose(),
+                *declared,
+                ctx.issuers,
+                own,
+                ctx.limits,
+                ctx.verified,
+                now,
+            )
+            .await
+            .map_err(|e| e.into_oauth(Role::Actor))?,
         ),
         None => None,
     };

@@ -229,7 +229,7 @@ async fn verify_jws(
     let kid = str_claim(&jwt.header, "kid");
     let signer = match trust.own {
         Some((own_issuer, ring)) if iss == own_issuer => {
-            verify_own(token, ring, kid, alg, now)?;
+            verify_own(token, ring, kid, alg, None, now)?;
             Signer::Own
         }
         _ => {
@@ -241,7 +241,7 @@ async fn verify_jws(
             if !issuer.algorithms.contains(&alg) {
                 return Err(InboundError::Algorithm);
             }
-            verify_upstream(token, issuer, kid, alg, now).await?;
+            verify_upstream(token, issuer, kid, alg, None, now).await?;
             Signer::Upstream(issuer.clone())
         }
     };

@@ -16,7 +16,7 @@ use super::jwt::{JwtShapeError, UnverifiedJwt, audiences, peek, str_claim, time_
 use crate::clock::UnixTime;
 use crate::error::OAuthError;
 use crate::jose::algorithm::parse_allowed;
-use crate::jose::{JwsError, verify_signature};
+use crate::jose::{JwsError, VerificationKey, VerifiedTokens, verify_signature};
 use crate::keys::KeyRing;
 
 /// Which parameter a token came in.
@@ -181,13 +181,15 @@ pub struct Limits {
     pub leeway: u64,
 }
 
-/// Validate an inbound subject or actor token at time `now`.
+/// Validate an inbound subject or actor token at time `now`. A signature in
+/// `verified` is not checked again; every other rule is.
 pub async fn validate(
     token: &str,
     declared: DeclaredType,
     issuers: &Issuers,
     own: (&str, &KeyRing),
     limits: Limits,
+    verified: &VerifiedTokens,
     now: UnixTime,
 ) -> Result<ValidatedToken, InboundError> {
     if token.len() > limits.max_token_bytes {
@@ -209,13 +211,18 @@ pub async fn validate(
     }
     let iss = str_claim(&jwt.claims, "iss").ok_or(InboundError::UntrustedIssuer)?;
     let kid = str_claim(&jwt.header, "kid");
+    // A verdict is kept no longer than the token lives; without `exp` it is refused below.
+    let remember = match time_claim(&jwt.claims, "exp") {
+        Some(Ok(exp)) => Some((verified, exp)),
+        _ => None,
+    };
     let (own_issuer, ring) = own;
     let origin = if iss == own_issuer {
         // Our own tokens: only our published keys, only our algorithm, only at+jwt.
         if typ.as_deref() != Some("at+jwt") {
             return Err(InboundError::TypeMismatch);
         }
-        verify_own(token, ring, kid, alg, now)?;
+        verify_own(token, ring, kid, alg, remember, now)?;
         Origin::Minted
     } else {
         let Some(issuer) = issuers.get(iss) else {
@@ -227,7 +234,7 @@ pub async fn validate(
         if !issuer.algorithms.contains(&alg) {
             return Err(InboundError::Algorithm);
         }
-        verify_upstream(token, issuer, kid, alg, now).await?;
+        verify_upstream(token, issuer, kid, alg, remember, now).await?;
         if !audiences(&jwt.claims).contains(&issuer.config.audience.as_str()) {
             tracing::info!(
                 issuer = ?iss,
@@ -243,15 +250,18 @@ pub async fn validate(
 }
 
 /// The signature step for a token under our own issuer: only our published keys.
+/// With `remember` (a memory and the token's `exp`), a signature verified before by a
+/// key still published is not checked again.
 pub fn verify_own(
     token: &str,
     ring: &KeyRing,
     kid: Option<&str>,
     alg: Algorithm,
+    remember: Option<(&VerifiedTokens, UnixTime)>,
     now: UnixTime,
 ) -> Result<(), InboundError> {
     ring.verification_keys(kid, alg, now)
-        .and_then(|keys| verify_signature(token, alg, &keys))
+        .and_then(|keys| check_signature(token, alg, &keys, remember, now))
         .map_err(|e| match e {
             JwsError::AlgorithmMismatch => InboundError::Algorithm,
             JwsError::BadSignature => InboundError::BadSignature,
@@ -261,20 +271,36 @@ pub fn verify_own(
 
 /// The signature step for a token from a trusted upstream issuer: keys from its JWKS
 /// only (never from `jku`, `x5u` or `jwk` headers); unreachable keys fail closed.
+/// `remember` as for [`verify_own`]: the JWKS is consulted either way, so a key
+/// removed from it stops vouching at the next refresh.
 pub async fn verify_upstream(
     token: &str,
     issuer: &TrustedIssuer,
     kid: Option<&str>,
     alg: Algorithm,
+    remember: Option<(&VerifiedTokens, UnixTime)>,
     now: UnixTime,
 ) -> Result<(), InboundError> {
     let keys = issuer.jwks.keys_for(kid, alg, now).await;
-    keys.and_then(|keys| verify_signature(token, alg, &keys))
+    keys.and_then(|keys| check_signature(token, alg, &keys, remember, now))
         .map_err(|e| match e {
             JwsError::KeysUnavailable(_) => InboundError::KeysUnavailable,
             JwsError::UnknownKey | JwsError::AlgorithmMismatch => InboundError::UnknownKey,
             JwsError::BadSignature => InboundError::BadSignature,
         })
+}
+
+fn check_signature(
+    token: &str,
+    alg: Algorithm,
+    keys: &[Arc<VerificationKey>],
+    remember: Option<(&VerifiedTokens, UnixTime)>,
+    now: UnixTime,
+) -> Result<(), JwsError> {
+    match remember {
+        Some((verified, expires)) => verified.verify(token, alg, keys, expires, now),
+        None => verify_signature(token, alg, keys),
+    }
 }
 
 fn header_typ(header: &Map<String, Value>) -> Result<Option<String>, InboundError> {

@@ -96,14 +96,29 @@ impl Claims {
 
 /// Time rules with leeway: `exp` required and not passed, `nbf`/`iat` not in the future.
 pub(crate) fn check_times(claims: &Claims, now: UnixTime, leeway: u64) -> Result<(), VerifyError> {
-    let exp = claims
-        .time("exp")?
-        .ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
+    check_time_values(
+        claims.time("exp")?,
+        claims.time("nbf")?,
+        claims.time("iat")?,
+        now,
+        leeway,
+    )
+}
+
+/// [`check_times`] on values already read.
+pub(crate) fn check_time_values(
+    exp: Option<UnixTime>,
+    nbf: Option<UnixTime>,
+    iat: Option<UnixTime>,
+    now: UnixTime,
+    leeway: u64,
+) -> Result<(), VerifyError> {
+    let exp = exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
     if now >= exp.saturating_add(leeway) {
         return Err(VerifyError::Expired);
     }
     let future = |t: Option<u64>| t.is_some_and(|t| t > now.saturating_add(leeway));
-    if future(claims.time("nbf")?) || future(claims.time("iat")?) {
+    if future(nbf) || future(iat) {
         return Err(VerifyError::NotYetValid);
     }
     Ok(())

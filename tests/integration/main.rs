@@ -29,4 +29,5 @@ mod ssf_downstream;
 mod ssf_queue;
 mod ssf_transmitter;
 mod ssf_upstream;
+mod verified_tokens;
 mod verify;
