@@ -223,6 +223,42 @@ fn bench(c: &mut Criterion) {
                 .iter(|| async { verifier.verify(&minted_token).await.expect("verified") })
         });
     }
+
+    // Memory of a full memory of verified tokens: the default bound, filled.
+    let filled = VerifiedTokens::new(100_000);
+    let before = resident_kib();
+    for n in 0..100_000u64 {
+        let token = idp
+            .user_token("alice@example.com", "mcp-sts", &["developer"], now, 3600, &json!({"n": n}))
+            .expect("token");
+        runtime.block_on(async {
+            validate(
+                &token,
+                DeclaredType::AccessToken,
+                &sts_memory.issuers,
+                (sts_memory.issuer(), &ring),
+                limits,
+                &filled,
+                now,
+            )
+            .await
+            .expect("valid")
+        });
+    }
+    let grown = resident_kib().saturating_sub(before);
+    println!(
+        "verified_tokens/memory: {} entries, resident memory grew {grown} KiB ({} bytes per entry)",
+        filled.stats().entries,
+        grown * 1024 / filled.stats().entries.max(1)
+    );
+}
+
+/// Resident memory of this process, from /proc.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4)
 }
 
 criterion_group!(benches, bench);
