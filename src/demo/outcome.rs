@@ -31,6 +31,24 @@ pub enum CallOutcome {
     Denied(Denial),
 }
 
+impl CallOutcome {
+    /// The answer, when allowed.
+    pub fn allowed(&self) -> Option<&Value> {
+        match self {
+            CallOutcome::Allowed(value) => Some(value),
+            CallOutcome::Denied(_) => None,
+        }
+    }
+
+    /// The refusal, when denied.
+    pub fn denied(&self) -> Option<&Denial> {
+        match self {
+            CallOutcome::Denied(denial) => Some(denial),
+            CallOutcome::Allowed(_) => None,
+        }
+    }
+}
+
 /// One tool call of the story.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCall {
@@ -49,18 +67,12 @@ pub struct ToolCall {
 impl ToolCall {
     /// The answer, when the call was allowed.
     pub fn allowed(&self) -> Option<&Value> {
-        match &self.outcome {
-            CallOutcome::Allowed(value) => Some(value),
-            CallOutcome::Denied(_) => None,
-        }
+        self.outcome.allowed()
     }
 
     /// The refusal, when the call was denied.
     pub fn denied(&self) -> Option<&Denial> {
-        match &self.outcome {
-            CallOutcome::Denied(denial) => Some(denial),
-            CallOutcome::Allowed(_) => None,
-        }
+        self.outcome.denied()
     }
 }
 
@@ -83,18 +95,12 @@ pub struct TokenStep {
 impl TokenStep {
     /// The answer, when the request was granted.
     pub fn allowed(&self) -> Option<&Value> {
-        match &self.outcome {
-            CallOutcome::Allowed(value) => Some(value),
-            CallOutcome::Denied(_) => None,
-        }
+        self.outcome.allowed()
     }
 
     /// The refusal, when it was denied.
     pub fn denied(&self) -> Option<&Denial> {
-        match &self.outcome {
-            CallOutcome::Denied(denial) => Some(denial),
-            CallOutcome::Allowed(_) => None,
-        }
+        self.outcome.denied()
     }
 }
 

@@ -4,14 +4,13 @@ and typed `oauth-id-jag+jwt`. mcp-sts trusts it for grants only (`accept_id_jag`
 
 from __future__ import annotations
 
-import json
 import secrets
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from joserfc import jwt
 from joserfc.jwk import ECKey
+
+from upstream import serve_jwks
 
 ID_JAG_TYP = "oauth-id-jag+jwt"
 
@@ -24,26 +23,8 @@ class JagIssuer:
         self.key = ECKey.generate_key("P-256", parameters={"kid": self.kid, "alg": "ES256", "use": "sig"})
         # Same kid, never published: a grant signed with it must fail the signature check.
         self.impostor = ECKey.generate_key("P-256", parameters={"kid": self.kid, "alg": "ES256", "use": "sig"})
-        body = json.dumps({"keys": [self.key.as_dict(private=False)]}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                if self.path != "/.well-known/jwks.json":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.issuer = f"http://127.0.0.1:{self.server.server_address[1]}"
-        self.jwks_uri = f"{self.issuer}/.well-known/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.jwks_uri = serve_jwks({"keys": [self.key.as_dict(private=False)]})
+        self.issuer = self.jwks_uri.removesuffix("/.well-known/jwks.json")
 
     def claims(self, *, sub: str, audience: str, client_id: str, resource: str, scope: str, ttl: int = 300) -> dict:
         now = int(time.time())
