@@ -153,14 +153,15 @@ impl Scene<'_> {
         let (outcome, token) = match request.await {
             Ok(minted) => {
                 let answer = describe(&minted);
+                let text = |pointer: &str| answer.pointer(pointer).and_then(Value::as_str).unwrap_or("-");
+                let aud = answer.pointer("/claims/aud").map(Value::to_string).unwrap_or_default();
                 self.narrator.say(&format!(
-                    "   granted: token_type {}, typ {}, sub {}, aud {}, {}, scope {:?}",
-                    answer["token_type"].as_str().unwrap_or("-"),
-                    answer["header"]["typ"].as_str().unwrap_or("-"),
-                    answer["claims"]["sub"].as_str().unwrap_or("-"),
-                    answer["claims"]["aud"],
-                    actor_or_client(&answer["claims"]),
-                    answer["scope"].as_str().unwrap_or_default(),
+                    "   granted: token_type {}, typ {}, sub {}, aud {aud}, {}, scope {:?}",
+                    text("/token_type"),
+                    text("/header/typ"),
+                    text("/claims/sub"),
+                    acting(&answer),
+                    text("/scope"),
                 ));
                 (CallOutcome::Allowed(answer), Some(minted.access_token))
             }
@@ -200,8 +201,9 @@ fn describe(minted: &MintedToken) -> Value {
 }
 
 /// `act <agent>` for an access token, `client_id <agent>` for a grant.
-fn actor_or_client(claims: &Value) -> String {
-    match (claims["act"]["sub"].as_str(), claims["client_id"].as_str()) {
+fn acting(answer: &Value) -> String {
+    let claim = |pointer: &str| answer.pointer(pointer).and_then(Value::as_str);
+    match (claim("/claims/act/sub"), claim("/claims/client_id")) {
         (Some(actor), _) => format!("act {actor}"),
         (None, Some(client)) => format!("client_id {client}"),
         (None, None) => "no agent".to_owned(),
