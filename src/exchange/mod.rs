@@ -168,15 +168,11 @@ pub async fn exchange(
 
     let mut lineage = Lineage::for_caller(client.id());
     lineage.user(&subject.user).session(&subject.sid);
-    for actor in chain.iter() {
-        lineage.actor(&actor.sub);
-    }
+    lineage.chain(&chain);
     for minted in subject.minted.iter().chain(minted_actor.iter()) {
         lineage.minted(minted);
     }
-    let keys = lineage.keys();
-    let found = ctx.revocations.check(&keys, now).await?;
-    lineage.verdict(&keys, &found).into_exchange_result()?;
+    lineage.check(ctx.revocations, now).await?.into_exchange_result()?;
 
     let audience = &target.audience;
     let granted = decide_scopes(&params.scopes, &grantable(audience, &subject.entitlement), audience)?;

@@ -192,20 +192,7 @@ pub async fn validate(
     verified: &VerifiedTokens,
     now: UnixTime,
 ) -> Result<ValidatedToken, InboundError> {
-    if token.len() > limits.max_token_bytes {
-        return Err(InboundError::TooLarge);
-    }
-    let jwt = peek(token).map_err(|e| match e {
-        JwtShapeError::Encrypted => InboundError::Encrypted,
-        JwtShapeError::Malformed => InboundError::Malformed,
-    })?;
-    if jwt.header.contains_key("crit") {
-        return Err(InboundError::CriticalHeader);
-    }
-    let alg = str_claim(&jwt.header, "alg")
-        .and_then(parse_allowed)
-        .ok_or(InboundError::Algorithm)?;
-    let typ = header_typ(&jwt.header)?;
+    let JwsHead { jwt, alg, typ } = read_head(token, limits)?;
     if !typ_fits(typ.as_deref(), declared) {
         return Err(InboundError::TypeMismatch);
     }
@@ -246,7 +233,7 @@ pub async fn validate(
         }
         Origin::Upstream(issuer.clone())
     };
-    check_claims(jwt, origin, limits.leeway, now)
+    check_claims(jwt.claims, origin, limits.leeway, now)
 }
 
 /// The signature step for a token under our own issuer: only our published keys.
@@ -303,6 +290,36 @@ fn check_signature(
     }
 }
 
+/// An inbound JWS that passed the checks made before its issuer is looked at.
+pub struct JwsHead {
+    /// Its header and (not yet trusted) claims.
+    pub jwt: UnverifiedJwt,
+    /// Its `alg`, on the allowlist.
+    pub alg: Algorithm,
+    /// Its `typ`, lower-cased and without `application/`.
+    pub typ: Option<String>,
+}
+
+/// The first checks of every inbound JWS, in order: size, compact JWS shape (never a
+/// JWE), no `crit`, an allowed `alg`, a well-formed `typ`.
+pub fn read_head(token: &str, limits: Limits) -> Result<JwsHead, InboundError> {
+    if token.len() > limits.max_token_bytes {
+        return Err(InboundError::TooLarge);
+    }
+    let jwt = peek(token).map_err(|e| match e {
+        JwtShapeError::Encrypted => InboundError::Encrypted,
+        JwtShapeError::Malformed => InboundError::Malformed,
+    })?;
+    if jwt.header.contains_key("crit") {
+        return Err(InboundError::CriticalHeader);
+    }
+    let alg = str_claim(&jwt.header, "alg")
+        .and_then(parse_allowed)
+        .ok_or(InboundError::Algorithm)?;
+    let typ = header_typ(&jwt.header)?;
+    Ok(JwsHead { jwt, alg, typ })
+}
+
 fn header_typ(header: &Map<String, Value>) -> Result<Option<String>, InboundError> {
     match header.get("typ") {
         None => Ok(None),
@@ -327,26 +344,22 @@ fn typ_fits(typ: Option<&str>, declared: DeclaredType) -> bool {
     }
 }
 
-fn check_claims(
-    jwt: UnverifiedJwt,
-    origin: Origin,
-    leeway: u64,
-    now: UnixTime,
-) -> Result<ValidatedToken, InboundError> {
-    let claims = jwt.claims;
-    let exp = match time_claim(&claims, "exp") {
+/// The time rules of every inbound JWT: `exp` required and not past, `nbf` and `iat`
+/// not in the future, all with `leeway`.
+pub fn check_times(claims: &Map<String, Value>, leeway: u64, now: UnixTime) -> Result<Times, InboundError> {
+    let exp = match time_claim(claims, "exp") {
         Some(Ok(exp)) => exp,
         _ => return Err(InboundError::MissingClaim("exp")),
     };
     if exp.saturating_add(leeway) <= now {
         return Err(InboundError::Expired);
     }
-    match time_claim(&claims, "nbf") {
+    match time_claim(claims, "nbf") {
         Some(Ok(nbf)) if nbf > now.saturating_add(leeway) => return Err(InboundError::NotYetValid),
         Some(Err(())) => return Err(InboundError::MissingClaim("nbf")),
         _ => {}
     }
-    let iat = match time_claim(&claims, "iat") {
+    let iat = match time_claim(claims, "iat") {
         Some(Ok(iat)) if iat > now.saturating_add(leeway) => {
             return Err(InboundError::IssuedInFuture);
         }
@@ -354,6 +367,27 @@ fn check_claims(
         Some(Err(())) => return Err(InboundError::MissingClaim("iat")),
         None => None,
     };
+    Ok(Times { exp, iat })
+}
+
+/// The times of a JWT that passed [`check_times`].
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    /// Expiry.
+    pub exp: UnixTime,
+    /// Issued at, when present.
+    pub iat: Option<UnixTime>,
+}
+
+/// The claims rules of every inbound token, once its signature holds: the times
+/// ([`check_times`]), a non-empty `sub`, and `jti`, when present, a non-empty string.
+pub fn check_claims(
+    claims: Map<String, Value>,
+    origin: Origin,
+    leeway: u64,
+    now: UnixTime,
+) -> Result<ValidatedToken, InboundError> {
+    let Times { exp, iat } = check_times(&claims, leeway, now)?;
     let sub = match str_claim(&claims, "sub") {
         Some(sub) if !sub.is_empty() => sub.to_owned(),
         _ => return Err(InboundError::MissingClaim("sub")),
@@ -407,10 +441,7 @@ mod tests {
 
     #[test]
     fn time_rules_use_leeway() {
-        let jwt = |claims: Value| UnverifiedJwt {
-            header: Map::new(),
-            claims: claims.as_object().unwrap().clone(),
-        };
+        let jwt = |claims: Value| claims.as_object().unwrap().clone();
         let ok = check_claims(
             jwt(serde_json::json!({"sub": "a", "exp": 1000})),
             Origin::Minted,

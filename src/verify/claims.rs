@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::error::{VerifyError, printable};
 use super::identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
 use crate::clock::UnixTime;
+use crate::contract::claims::scope_list;
 use crate::contract::{AccessClaims, ClaimsError};
 use crate::jose::algorithm::parse_allowed;
 use crate::jose::compact::{decode_object, segments};
@@ -172,12 +173,7 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
                 None,
             ),
         };
-        let scopes: BTreeSet<String> = claims
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let scopes: BTreeSet<String> = scope_list(&claims.scope).into_iter().collect();
         Ok(ExecutionIdentity {
             issuer: claims.iss,
             subject: claims.sub,
