@@ -77,15 +77,22 @@ fn main() -> anyhow::Result<()> {
         .build()?;
     std::fs::create_dir_all(&args.work_dir)?;
     let idp = runtime.block_on(DevIdp::start_local())?;
-    let (mut child, url) = start_server(&args, &idp, &runtime)?;
+    let (mut child, url) = start_server(&args, &idp, &runtime, 100_000)?;
     let jwks = runtime.block_on(async { reqwest::get(idp.jwks_uri()).await?.json::<Value>().await })?;
-    let outcome = run(&args, &idp, &url, &child, jwks);
+    let outcome = run(&args, &idp, &url, &child, jwks, &runtime);
     let _ = child.kill();
     let _ = child.wait();
     outcome
 }
 
-fn run(args: &Args, idp: &DevIdp, url: &str, child: &Child, jwks: Value) -> anyhow::Result<()> {
+fn run(
+    args: &Args,
+    idp: &DevIdp,
+    url: &str,
+    child: &Child,
+    jwks: Value,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
     let now = SystemClock.now();
     let cold = args.work_dir.join("cold.tokens");
     let warm = args.work_dir.join("warm.tokens");
@@ -124,6 +131,23 @@ fn run(args: &Args, idp: &DevIdp, url: &str, child: &Child, jwks: Value) -> anyh
     let best = phases.iter().map(Phase::rate).fold(0.0, f64::max);
     let warm_rate = phases.last().map(Phase::rate).unwrap_or(0.0);
     phases.push(oha_fixed_rate(args, url, &warm, warm_rate / 2.0, pid)?);
+    // The same warm load on a second server that remembers no verified token.
+    let (mut forgetful, forgetful_url) = start_server(args, idp, runtime, 0)?;
+    let forgetful_pid = forgetful.id();
+    let outcome = wrk(args, &forgetful_url, &script, &warm, 3, "warm-up", forgetful_pid).and_then(|_| {
+        wrk(
+            args,
+            &forgetful_url,
+            &script,
+            &warm,
+            args.seconds,
+            "warm, verified_token_cache = 0",
+            forgetful_pid,
+        )
+    });
+    let _ = forgetful.kill();
+    let _ = forgetful.wait();
+    phases.push(outcome?);
 
     println!();
     println!("crypto ceiling (ES256 verify + sign, 2 threads): {ceiling:.0}/s");
@@ -147,12 +171,18 @@ fn run(args: &Args, idp: &DevIdp, url: &str, child: &Child, jwks: Value) -> anyh
     Ok(())
 }
 
-fn start_server(args: &Args, idp: &DevIdp, runtime: &tokio::runtime::Runtime) -> anyhow::Result<(Child, String)> {
+/// Start `mcp-sts serve` remembering at most `verified_token_cache` verified tokens.
+fn start_server(
+    args: &Args,
+    idp: &DevIdp,
+    runtime: &tokio::runtime::Runtime,
+    verified_token_cache: usize,
+) -> anyhow::Result<(Child, String)> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
     let url = format!("http://127.0.0.1:{port}");
     let dir = &args.work_dir;
     let config = format!(
-        "[server]\nlisten = \"127.0.0.1:{port}\"\nissuer = \"{url}\"\n[keys]\ndir = \"{keys}\"\n\
+        "[server]\nlisten = \"127.0.0.1:{port}\"\nissuer = \"{url}\"\nverified_token_cache = {verified_token_cache}\n[keys]\ndir = \"{keys}\"\n\
          [revocation]\nbackend = \"redis\"\nurl = \"{redis}\"\n\
          [audit]\nfile = \"{audit}\"\n\
          [[issuers]]\nissuer = \"{iss}\"\naudience = \"mcp-sts\"\n\
@@ -165,7 +195,7 @@ fn start_server(args: &Args, idp: &DevIdp, runtime: &tokio::runtime::Runtime) ->
         iss = idp.issuer(),
         hash = mcp_sts::client_auth::hash_secret(SECRET),
     );
-    let config_path = dir.join("mcp-sts.toml");
+    let config_path = dir.join(format!("mcp-sts-{port}.toml"));
     std::fs::write(&config_path, config)?;
     let child = Command::new(&args.bin)
         .args(["serve", "--config"])
@@ -334,6 +364,7 @@ fn oha_fixed_rate(args: &Args, url: &str, warm: &Path, rate: f64, pid: u32) -> a
             "--no-tui",
             "--output-format",
             "json",
+            "--wait-ongoing-requests-after-deadline",
             "-z",
             &format!("{}s", args.seconds),
         ])
@@ -357,7 +388,11 @@ fn oha_fixed_rate(args: &Args, url: &str, warm: &Path, rate: f64, pid: u32) -> a
         .as_object()
         .map(|m| m.values().filter_map(Value::as_u64).sum())
         .unwrap_or(0);
-    let errors = all.saturating_sub(ok) + report["errorDistribution"].as_object().map_or(0, |m| m.len() as u64);
+    let failed = report["errorDistribution"].as_object();
+    if let Some(kinds) = failed.filter(|m| !m.is_empty()) {
+        eprintln!("oha errors: {kinds:?}");
+    }
+    let errors = all.saturating_sub(ok) + failed.map_or(0, |m| m.values().filter_map(Value::as_u64).sum());
     Ok(Phase {
         name: format!("fixed rate {rate}/s (half the warm maximum)"),
         requests: ok,
