@@ -27,6 +27,7 @@ mod revocation_redis;
 mod revocation_sentinel;
 mod ssf_downstream;
 mod ssf_queue;
+mod ssf_restart;
 mod ssf_transmitter;
 mod ssf_upstream;
 mod verify;
