@@ -3,7 +3,9 @@
 //! access tokens for alice, bob and carol that name it in `client_id`; mcp-sts runs from
 //! an in-memory configuration (keys and an embedded revocation store in a temporary
 //! directory); an MCP server built with the kit ([`crate::mcp`]) exchanges the user's
-//! token for narrow tokens to three downstream APIs (one per delegation mode).
+//! token for narrow tokens to three downstream APIs (one per delegation mode). The
+//! orders API subscribes to mcp-sts's Shared Signals stream ([`signals`]), so an
+//! offboarding reaches it as a signed event and it refuses the token locally.
 //!
 //! [`Demo::start`] brings everything up, [`story::play`] runs the scripted calls and
 //! returns a [`DemoOutcome`] that tests assert on.
@@ -16,12 +18,12 @@ pub mod mcp_server;
 pub mod orders_api;
 pub mod outcome;
 pub mod services;
+pub mod signals;
 pub mod story;
 pub mod trail;
 pub mod users;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -35,8 +37,8 @@ use crate::config::{Config, ConfigError};
 use crate::dev_idp::{DevIdp, DevIdpError};
 use crate::mcp::McpAuthError;
 use crate::service::Sts;
-use crate::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
-pub use outcome::{CallOutcome, DemoOutcome, Denial, ToolCall};
+use crate::verify::{Verifier, VerifierConfig, VerifyError};
+pub use outcome::{CallOutcome, DemoOutcome, Denial, StreamDelivery, ToolCall};
 pub use trail::{AuditTrail, TrailEntry};
 
 /// Why the demo could not run.
@@ -70,6 +72,9 @@ pub enum DemoError {
     /// Offboarding through the admin API failed.
     #[error("admin API: {0}")]
     Admin(String),
+    /// A revocation did not reach a subscribed service through Shared Signals.
+    #[error("Shared Signals: {0}")]
+    Stream(String),
 }
 
 /// Base URLs of everything the demo runs.
@@ -99,6 +104,8 @@ pub struct Demo {
     pub sts: Arc<Sts>,
     /// The downstream services' audit trail.
     pub trail: AuditTrail,
+    /// The orders API's subscription to mcp-sts's revocation stream.
+    pub orders_signals: signals::OrdersSignals,
     /// The client secret of `orders-mcp` (for the example commands).
     pub orders_mcp_secret: Secret,
     /// The private key (PKCS#8 PEM) `notes-mcp`, the example MCP server, authenticates
@@ -271,15 +278,12 @@ impl Demo {
         });
 
         let trail = AuditTrail::default();
+        // The orders API hears revocations on mcp-sts's Shared Signals stream and decides
+        // locally: no introspection call per request.
+        let orders_signals =
+            signals::OrdersSignals::subscribe(&sts_url, orders_api::AUDIENCE, secrets.orders_api.expose()).await?;
         let mut orders_config = VerifierConfig::new(&sts_url, orders_api::AUDIENCE);
-        let mut introspection = IntrospectionConfig::new(
-            format!("{sts_url}/introspect"),
-            orders_api::AUDIENCE,
-            secrets.orders_api.expose(),
-        );
-        // Ask every time, so an offboarding is seen on the very next call.
-        introspection.cache_ttl = Duration::ZERO;
-        orders_config.introspection = Some(introspection);
+        orders_config.revocation_stream = Some(Arc::clone(&orders_signals.stream));
         let orders_verifier = Arc::new(Verifier::new(orders_config)?);
         let (listener, orders) = bind().await?;
         let app = orders_api::router(orders_verifier, trail.clone());
@@ -339,6 +343,7 @@ impl Demo {
             idp,
             sts,
             trail,
+            orders_signals,
             orders_mcp_secret: secrets.orders_mcp,
             notes_mcp_key: notes_mcp.pem,
             admin_token: secrets.admin,
