@@ -26,6 +26,7 @@ mod revocation_flow;
 mod revocation_redis;
 mod revocation_sentinel;
 mod ssf_downstream;
+mod ssf_push_targets;
 mod ssf_queue;
 mod ssf_restart;
 mod ssf_transmitter;
