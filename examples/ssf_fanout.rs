@@ -144,7 +144,8 @@ struct Receiver {
     poll: String,
 }
 
-async fn poll(http: &reqwest::Client, r: &Receiver, ack: &[String]) -> anyhow::Result<Vec<String>> {
+/// The jti and size of each SET the poll returned.
+async fn poll(http: &reqwest::Client, r: &Receiver, ack: &[String]) -> anyhow::Result<Vec<(String, usize)>> {
     let answer: Value = http
         .post(&r.poll)
         .basic_auth(&r.client, Some(SECRET))
@@ -154,7 +155,11 @@ async fn poll(http: &reqwest::Client, r: &Receiver, ack: &[String]) -> anyhow::R
         .error_for_status()?
         .json()
         .await?;
-    Ok(answer["sets"].as_object().map(|s| s.keys().cloned().collect()).unwrap_or_default())
+    let sets = answer["sets"].as_object().cloned().unwrap_or_default();
+    Ok(sets
+        .into_iter()
+        .map(|(jti, set)| (jti, set.as_str().map_or(0, str::len)))
+        .collect())
 }
 
 async fn revoke(http: &reqwest::Client, url: &str, value: &str) -> anyhow::Result<Duration> {
@@ -165,7 +170,11 @@ async fn revoke(http: &reqwest::Client, url: &str, value: &str) -> anyhow::Resul
         .json(&json!({"kind": "session", "value": value, "reason": "bench"}))
         .send()
         .await?;
-    anyhow::ensure!(answer.status().as_u16() == 201, "revocation answered {}", answer.status());
+    anyhow::ensure!(
+        answer.status().as_u16() == 201,
+        "revocation answered {}",
+        answer.status()
+    );
     Ok(started.elapsed())
 }
 
@@ -175,7 +184,9 @@ async fn main() -> anyhow::Result<()> {
     let idp = DevIdp::start_local().await?;
     let server = start_server(&args, &idp).await?;
     let (url, pid) = (server.url.clone(), server.child.id());
-    let http = reqwest::Client::builder().pool_max_idle_per_host(args.streams).build()?;
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(args.streams)
+        .build()?;
 
     // Baseline: no stream subscribed.
     let mut baseline = Vec::new();
@@ -200,7 +211,10 @@ async fn main() -> anyhow::Result<()> {
             .error_for_status()?
             .json()
             .await?;
-        let poll = stream["delivery"]["endpoint_url"].as_str().context("no poll endpoint")?.to_owned();
+        let poll = stream["delivery"]["endpoint_url"]
+            .as_str()
+            .context("no poll endpoint")?
+            .to_owned();
         receivers.push(Receiver { client, poll });
     }
     let receivers = Arc::new(receivers);
@@ -208,17 +222,20 @@ async fn main() -> anyhow::Result<()> {
     // Fan-out: each revocation, then every receiver polls (acknowledging) until it has it.
     let cpu_before = cpu_seconds(pid);
     let (mut stored, mut in_hand) = (Vec::new(), Vec::new());
+    let set_bytes = Arc::new(AtomicU64::new(0));
     for i in 0..args.revocations {
         let started = Instant::now();
         stored.push(revoke(&http, &url, &format!("fan-{i}")).await?);
         let mut polls = Vec::new();
         for index in 0..receivers.len() {
-            let (http, receivers) = (http.clone(), receivers.clone());
+            let (http, receivers, set_bytes) = (http.clone(), receivers.clone(), set_bytes.clone());
             polls.push(tokio::spawn(async move {
                 let r = &receivers[index];
                 let got = poll(&http, r, &[]).await?;
                 anyhow::ensure!(got.len() == 1, "{} holds {} SETs, not 1", r.client, got.len());
-                poll(&http, r, &got).await.map(|_| ())
+                set_bytes.fetch_max(got.iter().map(|(_, n)| *n as u64).sum(), Ordering::Relaxed);
+                let ack: Vec<String> = got.into_iter().map(|(jti, _)| jti).collect();
+                poll(&http, r, &ack).await.map(|_| ())
             }));
         }
         for p in polls {
@@ -272,7 +289,12 @@ async fn main() -> anyhow::Result<()> {
     let polls_per_second = count.load(Ordering::Relaxed) as f64 / elapsed;
     let (rss, peak) = memory_mib(pid);
 
-    println!("streams: {}, revocations per phase: {}", args.streams, args.revocations);
+    println!(
+        "streams: {}, revocations per phase: {}, SET size {} bytes",
+        args.streams,
+        args.revocations,
+        set_bytes.load(Ordering::Relaxed)
+    );
     println!(
         "admin revocation answered (revocation + SETs stored), median: no stream {:.2} ms, {} streams {:.2} ms",
         median(baseline).as_secs_f64() * 1e3,

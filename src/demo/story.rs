@@ -7,9 +7,9 @@ use serde_json::{Value, json};
 
 use super::agent::AgentSession;
 use super::outcome::{CallOutcome, DemoOutcome, StreamDelivery, ToolCall};
-use crate::contract::revocation::RevocationKind;
 use super::users::{self, ALICE, BOB, CAROL, DemoUser};
 use super::{Demo, DemoError};
+use crate::contract::revocation::RevocationKind;
 
 /// Prints the story as it happens (or stays quiet, for tests).
 #[derive(Debug, Clone, Copy)]
@@ -108,7 +108,11 @@ impl Scene<'_> {
 /// The offboarding travels to the orders API as a Shared Signals event (a CAEP
 /// `session-revoked` SET on its poll stream); from then on the orders API refuses the
 /// user's token by itself, without asking mcp-sts.
-async fn offboarding_reaches_orders_api(scene: &mut Scene<'_>, user: DemoUser, since: Instant) -> Result<(), DemoError> {
+async fn offboarding_reaches_orders_api(
+    scene: &mut Scene<'_>,
+    user: DemoUser,
+    since: Instant,
+) -> Result<(), DemoError> {
     let signals = &scene.demo.orders_signals;
     let after = signals.heard(RevocationKind::Subject, user.sub, since).await?;
     scene.narrator.say(&format!(

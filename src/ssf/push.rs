@@ -132,7 +132,9 @@ impl Pusher {
 
     async fn push(&self, url: &str, authorization: Option<&str>, set: &str) -> Outcome {
         // Streams registered under an earlier, looser rule are held, not pushed.
-        let allowed = url::Url::parse(url).map_err(|_| "unparsable").and_then(|u| self.targets.check(&u));
+        let allowed = url::Url::parse(url)
+            .map_err(|_| "unparsable")
+            .and_then(|u| self.targets.check(&u));
         if let Err(rule) = allowed {
             tracing::warn!(rule, "push endpoint not allowed by [ssf] push rules; holding its SETs");
             return Outcome::Retry;

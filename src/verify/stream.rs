@@ -320,8 +320,8 @@ impl RevocationStream {
         let fresh = age.is_some_and(|age| age <= self.config.max_staleness.as_secs());
         // A token issued before the stream existed (or before a restart without a state
         // file) may have been revoked in a way this stream never heard.
-        let covered = covered_since
-            .is_some_and(|since| claims.iat.is_some_and(|iat| iat > since.saturating_add(leeway)));
+        let covered =
+            covered_since.is_some_and(|since| claims.iat.is_some_and(|iat| iat > since.saturating_add(leeway)));
         if fresh && covered {
             return Ok(StreamVerdict::Clear);
         }

@@ -51,7 +51,11 @@ async fn internal_push_endpoints_are_refused_by_default() {
             .call(Method::POST, "/ssf/streams", Some(push_stream(&endpoint, &sts.url)))
             .await;
         refused.assert_error(400, "invalid_request");
-        assert!(!refused.text.contains(&endpoint), "the URL is not echoed: {}", refused.text);
+        assert!(
+            !refused.text.contains(&endpoint),
+            "the URL is not echoed: {}",
+            refused.text
+        );
     }
     // Nothing was stored.
     let listed = receiver.call(Method::GET, "/ssf/streams", None).await;
@@ -84,7 +88,10 @@ async fn internal_push_endpoints_are_refused_by_default() {
 
 #[tokio::test]
 async fn an_operator_can_allow_internal_receivers() {
-    for rule in ["push_allowed_hosts = [\"localhost\"]", "push_allow_private_networks = true"] {
+    for rule in [
+        "push_allowed_hosts = [\"localhost\"]",
+        "push_allow_private_networks = true",
+    ] {
         let sts = start(rule).await;
         let receiver = Receiver::new(&sts.url, "orders-api", ORDERS_API_SECRET);
         let (url, seen) = push_receiver(vec![]).await;

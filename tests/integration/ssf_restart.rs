@@ -106,7 +106,10 @@ async fn a_restarted_verifier_still_refuses_an_acknowledged_offboarding() {
     for d in &first {
         assert_eq!(d.stream.poll_once(now).await.unwrap(), 1);
         assert_eq!(d.stream.poll_once(now).await.unwrap(), 0, "acknowledged");
-        assert_eq!(d.verifier.verify_at(&carol, now).await.unwrap_err(), VerifyError::Revoked);
+        assert_eq!(
+            d.verifier.verify_at(&carol, now).await.unwrap_err(),
+            VerifyError::Revoked
+        );
     }
     drop(first);
 
@@ -239,7 +242,12 @@ async fn a_revocation_that_cannot_be_saved_is_not_acknowledged() {
         ..working.clone()
     };
     let now = sts.clock_now();
-    let refused = start(&sts, &unsaveable).unwrap().stream.poll_once(now).await.unwrap_err();
+    let refused = start(&sts, &unsaveable)
+        .unwrap()
+        .stream
+        .poll_once(now)
+        .await
+        .unwrap_err();
     assert!(refused.is_unavailable(), "{refused:?}");
 
     // The instance subscribes and saves its coverage, then erin is offboarded.

@@ -103,7 +103,9 @@ pub async fn verify_set(base: &str, set: &str, issuer: &str, audience: &str) -> 
 
 /// A push receiver (RFC 8935) on a real socket: records each SET and the
 /// Authorization header it came with, and answers with the next status in `script`.
-pub async fn push_receiver(script: Vec<u16>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>) {
+pub async fn push_receiver(
+    script: Vec<u16>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>) {
     use axum::http::HeaderMap;
     let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let script = std::sync::Arc::new(std::sync::Mutex::new(script));
