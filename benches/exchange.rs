@@ -1,6 +1,9 @@
 //! Microbenchmarks of the exchange hot path: signing, inbound validation, the whole
 //! decision in process (memory and embedded stores), and the whole exchange over
-//! loopback HTTP. Run with `cargo bench --bench exchange`; numbers go in BENCHMARKS.md.
+//! loopback HTTP, and the downstream verifier. "first sight" runs check every signature
+//! (no memory of verified tokens); "seen before" runs present the same token again, as
+//! an MCP server does on every tool call. Run with `cargo bench --bench exchange`;
+//! numbers go in BENCHMARKS.md.
 
 use std::sync::Arc;
 
@@ -12,20 +15,23 @@ use mcp_sts::contract::{AccessClaims, Actor, Audience};
 use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::exchange::exchange;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
+use mcp_sts::jose::VerifiedTokens;
 use mcp_sts::keys::SigningKey;
 use mcp_sts::mint::sign;
 use mcp_sts::request::{RawRequest, TokenRequest};
 use mcp_sts::service::Sts;
+use mcp_sts::verify::{Verifier, VerifierConfig};
 use serde_json::json;
 
 const SECRET: &str = "bench-secret";
 
-fn config(issuer: &str, idp: &DevIdp, keys: &str, revocation: &str) -> Config {
+fn config(issuer: &str, idp: &DevIdp, keys: &str, revocation: &str, remembered: usize) -> Config {
     Config::from_toml(&format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
 issuer = "{issuer}"
+verified_token_cache = {remembered}
 [keys]
 dir = "{keys}"
 [revocation]
@@ -83,25 +89,28 @@ fn bench(c: &mut Criterion) {
     c.bench_function("mint/sign_rs256", |b| b.iter(|| sign(&rs, &minted).expect("sign")));
 
     let keys = tempfile::tempdir().expect("tempdir");
-    let (idp, sts_memory, sts_embedded, url) = runtime.block_on(async {
+    let (idp, sts_memory, sts_memory_first_sight, sts_embedded, url) = runtime.block_on(async {
         let idp = DevIdp::start_local().await.expect("idp");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let url = format!("http://{}", listener.local_addr().expect("addr"));
         let keys_dir = keys.path().to_str().expect("path").to_owned();
-        let memory = config(&url, &idp, &keys_dir, "backend = \"memory\"");
+        let memory = config(&url, &idp, &keys_dir, "backend = \"memory\"", 100_000);
+        let memory_first_sight = config(&url, &idp, &keys_dir, "backend = \"memory\"", 0);
         let db = keys.path().join("revocations.db");
         let embedded = config(
             &url,
             &idp,
             &keys_dir,
             &format!("backend = \"embedded\"\npath = \"{}\"", db.display()),
+            100_000,
         );
         let build = |config| mcp_sts::server::build(config, Arc::new(SystemClock), mcp_sts::audit::AuditLog::new());
         let sts_memory = build(memory).await.expect("build");
+        let sts_memory_first_sight = build(memory_first_sight).await.expect("build");
         let sts_embedded = build(embedded).await.expect("build");
         let served = sts_memory.clone();
         tokio::spawn(async move { mcp_sts::http::serve(listener, served, std::future::pending()).await });
-        (idp, sts_memory, sts_embedded, url)
+        (idp, sts_memory, sts_memory_first_sight, sts_embedded, url)
     });
     let now = SystemClock.now();
     let subject = idp
@@ -120,20 +129,29 @@ fn bench(c: &mut Criterion) {
         max_token_bytes: 16 * 1024,
         leeway: 30,
     };
-    c.bench_function("inbound/validate_es256_upstream", |b| {
-        b.to_async(&runtime).iter(|| async {
-            validate(
-                &subject,
-                DeclaredType::AccessToken,
-                &sts_memory.issuers,
-                (sts_memory.issuer(), &ring),
-                limits,
-                now,
-            )
-            .await
-            .expect("valid")
-        })
-    });
+    for (name, remembered) in [
+        (
+            "inbound/validate_es256_upstream_first_sight",
+            VerifiedTokens::disabled(),
+        ),
+        ("inbound/validate_es256_upstream_seen_before", VerifiedTokens::new(1000)),
+    ] {
+        c.bench_function(name, |b| {
+            b.to_async(&runtime).iter(|| async {
+                validate(
+                    &subject,
+                    DeclaredType::AccessToken,
+                    &sts_memory.issuers,
+                    (sts_memory.issuer(), &ring),
+                    limits,
+                    &remembered,
+                    now,
+                )
+                .await
+                .expect("valid")
+            })
+        });
+    }
 
     let body = form_urlencoded::Serializer::new(String::new())
         .extend_pairs([
@@ -166,7 +184,10 @@ fn bench(c: &mut Criterion) {
             }
         }
     };
-    c.bench_function("exchange/decision_memory_store", |b| {
+    c.bench_function("exchange/decision_memory_store_first_sight", |b| {
+        b.to_async(&runtime).iter(decide(sts_memory_first_sight.clone()))
+    });
+    c.bench_function("exchange/decision_memory_store_seen_before", |b| {
         b.to_async(&runtime).iter(decide(sts_memory.clone()))
     });
     c.bench_function("exchange/decision_embedded_store", |b| {
@@ -187,6 +208,64 @@ fn bench(c: &mut Criterion) {
             response.bytes().await.expect("body")
         })
     });
+
+    // The downstream side: a service verifying the same minted token on every request.
+    let minted_token = runtime.block_on(decide(sts_memory.clone())()).access_token;
+    for (name, remembered) in [
+        ("verifier/verify_first_sight", 0),
+        ("verifier/verify_seen_before", 10_000),
+    ] {
+        let mut config = VerifierConfig::new(url.clone(), "orders-api");
+        config.verified_token_cache = remembered;
+        let verifier = Verifier::new(config).expect("verifier");
+        c.bench_function(name, |b| {
+            b.to_async(&runtime)
+                .iter(|| async { verifier.verify(&minted_token).await.expect("verified") })
+        });
+    }
+
+    // Memory of a full memory of verified tokens: the default bound, filled.
+    let filled = VerifiedTokens::new(100_000);
+    let before = resident_kib();
+    for n in 0..100_000u64 {
+        let token = idp
+            .user_token(
+                "alice@example.com",
+                "mcp-sts",
+                &["developer"],
+                now,
+                3600,
+                &json!({"n": n}),
+            )
+            .expect("token");
+        runtime.block_on(async {
+            validate(
+                &token,
+                DeclaredType::AccessToken,
+                &sts_memory.issuers,
+                (sts_memory.issuer(), &ring),
+                limits,
+                &filled,
+                now,
+            )
+            .await
+            .expect("valid")
+        });
+    }
+    let grown = resident_kib().saturating_sub(before);
+    println!(
+        "verified_tokens/memory: {} entries, resident memory grew {grown} KiB ({} bytes per entry)",
+        filled.stats().entries,
+        grown * 1024 / filled.stats().entries.max(1)
+    );
+}
+
+/// Resident memory of this process, from /proc.
+fn resident_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4)
 }
 
 criterion_group!(benches, bench);

@@ -90,13 +90,15 @@ impl AuditLog {
         (Self { tap: Some(tap.clone()) }, tap)
     }
 
-    /// Emit one event.
+    /// Emit one event: serialised once, written off the request path (see
+    /// `telemetry`).
     pub fn emit(&self, event: &AuditEvent) {
-        let Ok(value) = serde_json::to_value(event) else {
+        let Ok(line) = serde_json::to_string(event) else {
             return;
         };
-        tracing::info!(target: TARGET, "{value}");
+        tracing::info!(target: TARGET, "{line}");
         if let Some(tap) = &self.tap
+            && let Ok(value) = serde_json::from_str(&line)
             && let Ok(mut events) = tap.lock()
         {
             events.push(value);

@@ -1,5 +1,8 @@
 //! A token-exchange client for MCP servers: trade the user's token for a short-lived,
-//! single-audience token from mcp-sts (RFC 8693), with caching.
+//! single-audience token from mcp-sts (RFC 8693), with caching. Agent applications use
+//! it too, for enterprise-managed authorization: an ID token for an identity assertion
+//! grant ([`ExchangeRequest::id_jag`]), and the grant for an access token
+//! ([`StsClient::redeem_grant`]).
 //!
 //! The form is posted by hand (the `oauth2` crate sends `grant_type` twice for this
 //! grant). Tokens and secrets live in [`Secret`], so they never show in `Debug` output
@@ -26,9 +29,9 @@ pub use crate::secret::Secret;
 pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
 use cache::{CacheKey, TokenCache};
 pub use error::{OAuthErrorCode, StsError};
-pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
+pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
 
-pub use crate::contract::urn::TOKEN_EXCHANGE_GRANT;
+pub use crate::contract::urn::{JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 
 /// Largest token endpoint answer read; a real one is a few KiB.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -111,7 +114,8 @@ impl StsClientConfig {
 #[derive(serde::Deserialize)]
 struct TokenResponse {
     access_token: String,
-    issued_token_type: String,
+    /// RFC 8693 answers carry it; a JWT bearer grant's (RFC 6749) answer does not.
+    issued_token_type: Option<String>,
     token_type: String,
     expires_in: Option<u64>,
     scope: Option<String>,
@@ -192,12 +196,46 @@ impl StsClient {
         if request.subject_token.expose().is_empty() {
             return Err(StsError::InvalidInput("subject token is empty".into()));
         }
+        let token = self.post(self.form(request)?, request.traceparent.as_deref()).await?;
+        if token.issued_token_type.is_empty() {
+            return Err(StsError::InvalidResponse("not an RFC 8693 token response".into()));
+        }
+        tracing::debug!(
+            audience = request.audience.as_deref().unwrap_or_default(),
+            expires_in = token.expires_in.map(|d| d.as_secs()),
+            "token exchanged"
+        );
+        Ok(token)
+    }
+
+    /// Redeem an authorization grant (an ID-JAG) with the JWT bearer grant (RFC 7523
+    /// §2.1), asking for `scopes` (none: everything the grant holds). Never cached: a
+    /// grant is redeemed once.
+    pub async fn redeem_grant(&self, grant: &Secret, scopes: &[&str]) -> Result<MintedToken, StsError> {
+        if grant.expose().is_empty() {
+            return Err(StsError::InvalidInput("grant is empty".into()));
+        }
+        let mut form = form_urlencoded::Serializer::new(String::new());
+        form.append_pair("grant_type", JWT_BEARER_GRANT)
+            .append_pair("assertion", grant.expose());
+        let scope = scopes.join(" ");
+        if !scope.is_empty() {
+            form.append_pair("scope", &scope);
+        }
+        self.authenticate(&mut form)?;
+        let token = self.post(form.finish(), None).await?;
+        tracing::debug!(expires_in = token.expires_in.map(|d| d.as_secs()), "grant redeemed");
+        Ok(token)
+    }
+
+    /// Post `form` to the token endpoint and read the answer (RFC 6749 §5.1, §5.2).
+    async fn post(&self, form: String, traceparent: Option<&str>) -> Result<MintedToken, StsError> {
         let mut http = self
             .http
             .post(&self.config.token_endpoint)
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json");
-        if let Some(traceparent) = &request.traceparent {
+        if let Some(traceparent) = traceparent {
             http = http.header("traceparent", traceparent);
         }
         if matches!(self.config.auth, ClientAuth::ClientSecretBasic) {
@@ -210,13 +248,11 @@ impl StsClient {
             timeout: self.config.http_timeout,
             max_bytes: MAX_ANSWER_BYTES,
         };
-        let fetched = fetch(http.body(self.form(request)?), limits)
-            .await
-            .map_err(|e| match e {
-                FetchError::TooLarge(_) => StsError::InvalidResponse(e.to_string()),
-                FetchError::Unreachable => StsError::Transport("connection failed".into()),
-                FetchError::Failed | FetchError::TimedOut => StsError::Transport(e.to_string()),
-            })?;
+        let fetched = fetch(http.body(form), limits).await.map_err(|e| match e {
+            FetchError::TooLarge(_) => StsError::InvalidResponse(e.to_string()),
+            FetchError::Unreachable => StsError::Transport("connection failed".into()),
+            FetchError::Failed | FetchError::TimedOut => StsError::Transport(e.to_string()),
+        })?;
         let (status, body) = (fetched.status, fetched.body);
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorResponse>(&body) {
@@ -231,18 +267,13 @@ impl StsClient {
             });
         }
         let ok: TokenResponse = serde_json::from_slice(&body)
-            .map_err(|_| StsError::InvalidResponse("not an RFC 8693 token response".into()))?;
+            .map_err(|_| StsError::InvalidResponse("not an OAuth token response".into()))?;
         if ok.access_token.is_empty() {
             return Err(StsError::InvalidResponse("empty access_token".into()));
         }
-        tracing::debug!(
-            audience = request.audience.as_deref().unwrap_or_default(),
-            expires_in = ok.expires_in,
-            "token exchanged"
-        );
         Ok(MintedToken {
             access_token: Secret::new(ok.access_token),
-            issued_token_type: ok.issued_token_type,
+            issued_token_type: ok.issued_token_type.unwrap_or_default(),
             token_type: ok.token_type,
             expires_in: ok.expires_in.map(Duration::from_secs),
             scope: ok.scope,
@@ -265,10 +296,20 @@ impl StsClient {
         if let Some(resource) = request.resource.as_deref().filter(|r| !r.is_empty()) {
             form.append_pair("resource", resource);
         }
+        if let Some(requested) = request.requested_token_type.as_deref().filter(|t| !t.is_empty()) {
+            form.append_pair("requested_token_type", requested);
+        }
         let scope = request.scope_param();
         if !scope.is_empty() {
             form.append_pair("scope", &scope);
         }
+        self.authenticate(&mut form)?;
+        Ok(form.finish())
+    }
+
+    /// Add the form fields of the client authentication method (none for
+    /// `client_secret_basic`, which is a header).
+    fn authenticate(&self, form: &mut form_urlencoded::Serializer<'_, String>) -> Result<(), StsError> {
         match &self.config.auth {
             ClientAuth::ClientSecretBasic => {}
             ClientAuth::ClientSecretPost => {
@@ -286,6 +327,6 @@ impl StsClient {
                     .append_pair("client_assertion", assertion.expose());
             }
         }
-        Ok(form.finish())
+        Ok(())
     }
 }

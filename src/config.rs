@@ -69,6 +69,11 @@ pub struct ServerConfig {
     /// Largest accepted subject, actor or assertion token in bytes.
     #[serde(default = "default_max_token_bytes")]
     pub max_token_bytes: usize,
+    /// How many verified subject and actor token signatures to remember, so a token
+    /// exchanged again costs a hash instead of a signature check (0: check every time).
+    /// Each entry has a fixed size, whatever the token's, so this bounds the bytes too.
+    #[serde(default = "default_verified_token_cache")]
+    pub verified_token_cache: usize,
 }
 
 /// Signing algorithm of the keys this service generates and uses.
@@ -532,6 +537,10 @@ fn default_max_body_bytes() -> usize {
 }
 fn default_max_token_bytes() -> usize {
     16 * 1024
+}
+
+fn default_verified_token_cache() -> usize {
+    100_000
 }
 fn default_keys_dir() -> PathBuf {
     PathBuf::from("keys")

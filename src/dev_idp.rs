@@ -119,6 +119,17 @@ impl DevIdp {
         Ok(kid)
     }
 
+    /// Stop publishing (and signing with) the key `kid`, as an IdP retiring a key does.
+    /// Returns whether it was there.
+    pub fn retire(&self, kid: &str) -> bool {
+        let Ok(mut keys) = self.inner.keys.write() else {
+            return false;
+        };
+        let before = keys.len();
+        keys.retain(|k| k.kid != kid);
+        keys.len() != before
+    }
+
     fn key(&self, algorithm: SigningAlgorithm) -> Option<Arc<SigningKey>> {
         self.inner
             .keys

@@ -9,9 +9,10 @@
 
 use std::collections::BTreeSet;
 
-use crate::contract::AccessClaims;
+use crate::clock::UnixTime;
+use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
-use crate::revocation::{Revocation, RevocationKey, RevocationKind};
+use crate::revocation::{Revocation, RevocationGate, RevocationKey, RevocationKind};
 
 /// The revocation keys one request answers to, gathered before one store round trip.
 #[derive(Debug, Clone, Default)]
@@ -68,6 +69,22 @@ impl Lineage {
             self.insert(kind, value);
         }
         self
+    }
+
+    /// Every actor of `chain`, current first.
+    pub fn chain(&mut self, chain: &Actor) -> &mut Self {
+        for actor in chain.iter() {
+            self.actor(&actor.sub);
+        }
+        self
+    }
+
+    /// Ask the store behind `gate` about every key in one round trip and read the
+    /// answer; a store that cannot answer is the gate's 503.
+    pub async fn check(&self, gate: &RevocationGate, now: UnixTime) -> Result<Verdict, OAuthError> {
+        let keys = self.keys();
+        let found = gate.check(&keys, now).await?;
+        Ok(self.verdict(&keys, &found))
     }
 
     /// The keys to ask the store about, in a stable order.

@@ -12,7 +12,7 @@ use crate::exchange::Exchanger;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;
-use crate::jose::JwksConfig;
+use crate::jose::{JwksConfig, VerifiedTokens};
 use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
@@ -49,6 +49,8 @@ pub struct Sts {
     pub metrics: crate::metrics::Metrics,
     /// Per-client and per-subject exchange rate limits.
     pub rate_limits: RateLimits,
+    /// Signatures of subject and actor tokens already verified.
+    pub verified_tokens: VerifiedTokens,
     token_endpoint: String,
 }
 
@@ -85,7 +87,9 @@ impl Sts {
             Duration::from_millis(config.revocation.timeout_ms),
             metrics.store_failures(),
         );
+        let verified_tokens = VerifiedTokens::new(config.server.verified_token_cache);
         Self {
+            verified_tokens,
             config,
             issuers,
             clients,
@@ -152,6 +156,7 @@ impl Sts {
             revocations: &self.revocations,
             tokens: &self.config.tokens,
             limits: self.limits(),
+            verified: &self.verified_tokens,
             auth: self.auth_context(),
             rate_limits: &self.rate_limits,
         }

@@ -1,9 +1,12 @@
 //! Logging set-up: audit events as bare JSON lines on stdout (or a file), every
 //! other log line on stderr, as text (coloured only on a terminal) or JSON.
+//!
+//! Audit lines are written by a thread of their own, so a slow disk or pipe never
+//! stalls a request on the runtime; none is dropped (a full buffer makes emitters
+//! wait) and what is buffered is flushed when the [`LogGuard`] drops at shutdown.
 
 use std::io::IsTerminal;
 use std::path::Path;
-use std::sync::Mutex;
 
 use tracing_subscriber::filter::{EnvFilter, Targets, filter_fn};
 use tracing_subscriber::fmt;
@@ -37,36 +40,42 @@ pub enum TelemetryError {
     Install(String),
 }
 
-/// Install the global subscriber. `RUST_LOG` tunes the operational logs.
-pub fn init(audit_file: Option<&Path>, format: LogFormat) -> Result<(), TelemetryError> {
+/// Keeps the audit writer running; dropping it flushes what is buffered.
+#[must_use = "dropping the guard stops the audit writer"]
+pub struct LogGuard {
+    _audit: tracing_appender::non_blocking::WorkerGuard,
+}
+
+/// Install the global subscriber. `RUST_LOG` tunes the operational logs. Hold the
+/// guard until the process ends.
+pub fn init(audit_file: Option<&Path>, format: LogFormat) -> Result<LogGuard, TelemetryError> {
     let audit_format = fmt::format()
         .without_time()
         .with_level(false)
         .with_target(false)
         .compact();
-    let audit_layer = match audit_file {
-        Some(path) => {
-            let file = std::fs::OpenOptions::new()
+    let sink: Box<dyn std::io::Write + Send> = match audit_file {
+        Some(path) => Box::new(
+            std::fs::OpenOptions::new()
                 .create(true)
                 .append(true)
                 .open(path)
                 .map_err(|source| TelemetryError::AuditFile {
                     path: path.to_owned(),
                     source,
-                })?;
-            fmt::layer()
-                .event_format(audit_format)
-                .with_ansi(false)
-                .with_writer(Mutex::new(file))
-                .boxed()
-        }
-        None => fmt::layer()
-            .event_format(audit_format)
-            .with_ansi(false)
-            .with_writer(std::io::stdout)
-            .boxed(),
-    }
-    .with_filter(Targets::new().with_target(TARGET, tracing::Level::INFO));
+                })?,
+        ),
+        None => Box::new(std::io::stdout()),
+    };
+    let (audit_writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .thread_name("mcp-sts-audit")
+        .finish(sink);
+    let audit_layer = fmt::layer()
+        .event_format(audit_format)
+        .with_ansi(false)
+        .with_writer(audit_writer)
+        .with_filter(Targets::new().with_target(TARGET, tracing::Level::INFO));
     let logs = match format {
         LogFormat::Text => fmt::layer()
             .with_writer(std::io::stderr)
@@ -80,5 +89,6 @@ pub fn init(audit_file: Option<&Path>, format: LogFormat) -> Result<(), Telemetr
         .with(audit_layer)
         .with(logs)
         .try_init()
-        .map_err(|e| TelemetryError::Install(e.to_string()))
+        .map_err(|e| TelemetryError::Install(e.to_string()))?;
+    Ok(LogGuard { _audit: guard })
 }

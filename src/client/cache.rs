@@ -20,6 +20,7 @@ const MAX_MARGIN: Duration = Duration::from_secs(30);
 pub(crate) struct CacheKey {
     subject: [u8; 32],
     subject_type: String,
+    requested_type: Option<String>,
     actor: Option<([u8; 32], String)>,
     audience: Option<String>,
     resource: Option<String>,
@@ -39,6 +40,7 @@ impl CacheKey {
         Self {
             subject: digest(request.subject_token.expose()),
             subject_type: request.subject_token_type.clone(),
+            requested_type: request.requested_token_type.clone(),
             actor: request.actor.as_ref().map(|(t, ty)| (digest(t.expose()), ty.clone())),
             audience: request.audience.clone(),
             resource: request.resource.clone(),

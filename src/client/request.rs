@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use crate::secret::Secret;
 
-pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE};
+pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE};
 
 /// What to exchange for what: the user's token, the acting agent, the target, the scopes.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,6 +23,9 @@ pub struct ExchangeRequest {
     pub scopes: Vec<String>,
     /// A W3C `traceparent` to carry the caller's trace into the minted token's `txn`.
     pub traceparent: Option<String>,
+    /// The type URN asked for (`requested_token_type`): none lets the STS choose (an
+    /// access token); [`ID_JAG_TOKEN_TYPE`] asks for an identity assertion grant.
+    pub requested_token_type: Option<String>,
 }
 
 impl ExchangeRequest {
@@ -36,7 +39,24 @@ impl ExchangeRequest {
             resource: None,
             scopes: Vec::new(),
             traceparent: None,
+            requested_token_type: None,
         }
+    }
+
+    /// An agent application's request for an identity assertion grant (ID-JAG): the
+    /// user's `id_token`, for `resource` at the authorization server `authorization_server`.
+    pub fn id_jag(id_token: impl Into<Secret>, authorization_server: &str, resource: &str) -> Self {
+        Self::new(id_token)
+            .subject_token_type(ID_TOKEN_TYPE)
+            .requested_token_type(ID_JAG_TOKEN_TYPE)
+            .audience(authorization_server)
+            .resource(resource)
+    }
+
+    /// Ask for a token of this type URN (`requested_token_type`).
+    pub fn requested_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.requested_token_type = Some(token_type.into());
+        self
     }
 
     /// Set the subject token's type URN.
@@ -90,7 +110,8 @@ impl ExchangeRequest {
 pub struct MintedToken {
     /// The access token (redacted in `Debug`).
     pub access_token: Secret,
-    /// `issued_token_type` of the response.
+    /// `issued_token_type` of the response (empty for a redeemed grant: RFC 6749
+    /// responses carry none).
     pub issued_token_type: String,
     /// `token_type` of the response, normally `Bearer` (or `N_A`).
     pub token_type: String,

@@ -196,6 +196,30 @@ pub enum ClaimsError {
     Malformed(String),
 }
 
+/// The one rule for required claims of a claims set read back: each of `strings` a
+/// non-empty string, each of `present` there and not null; the first claim that is not
+/// is named (`Missing`, or `Malformed` for a string claim of another type).
+pub(super) fn require(
+    claims: &Map<String, Value>,
+    strings: &[&'static str],
+    present: &[&'static str],
+) -> Result<(), ClaimsError> {
+    for &name in strings {
+        match claims.get(name) {
+            Some(Value::String(s)) if !s.is_empty() => {}
+            Some(Value::String(_)) | None | Some(Value::Null) => return Err(ClaimsError::Missing(name)),
+            Some(_) => return Err(ClaimsError::Malformed(format!("claim {name} has the wrong type"))),
+        }
+    }
+    match present
+        .iter()
+        .find(|name| claims.get(**name).is_none_or(Value::is_null))
+    {
+        Some(name) => Err(ClaimsError::Missing(name)),
+        None => Ok(()),
+    }
+}
+
 /// Claims every minted token carries as non-empty strings.
 const REQUIRED_STRINGS: [&str; 7] = ["iss", "sub", "jti", "client_id", "delegation_mode", "sid", "txn"];
 
@@ -203,18 +227,7 @@ impl AccessClaims {
     /// Read claims from an untrusted (but signature-checked) claims set, naming the
     /// first missing claim rather than failing as a whole.
     pub fn from_claims(claims: Map<String, Value>) -> Result<Self, ClaimsError> {
-        for name in REQUIRED_STRINGS {
-            match claims.get(name) {
-                Some(Value::String(s)) if !s.is_empty() => {}
-                Some(Value::String(_)) | None | Some(Value::Null) => return Err(ClaimsError::Missing(name)),
-                Some(_) => return Err(ClaimsError::Malformed(format!("claim {name} has the wrong type"))),
-            }
-        }
-        for name in ["aud", "exp"] {
-            if claims.get(name).is_none_or(Value::is_null) {
-                return Err(ClaimsError::Missing(name));
-            }
-        }
+        require(&claims, &REQUIRED_STRINGS, &["aud", "exp"])?;
         let mode = claims
             .get("delegation_mode")
             .and_then(Value::as_str)
@@ -263,12 +276,13 @@ impl AccessClaims {
 
     /// Granted scopes as a list.
     pub fn scopes(&self) -> Vec<String> {
-        self.scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
+        scope_list(&self.scope)
     }
+}
+
+/// A `scope` claim (RFC 6749 §3.3: space-delimited) as a list, empty entries dropped.
+pub fn scope_list(scope: &str) -> Vec<String> {
+    scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::claims::{Actor, Audience, ClaimsError};
+use super::claims::{Actor, Audience, ClaimsError, require, scope_list};
 use crate::clock::UnixTime;
 
 /// The claims of an ID-JAG.
@@ -67,18 +67,7 @@ impl IdJagClaims {
     /// Read claims from an untrusted (but signature-checked) claims set, naming the
     /// first missing or malformed claim.
     pub fn from_claims(claims: Map<String, Value>) -> Result<Self, ClaimsError> {
-        for name in REQUIRED_STRINGS {
-            match claims.get(name) {
-                Some(Value::String(s)) if !s.is_empty() => {}
-                Some(Value::String(_)) | None | Some(Value::Null) => return Err(ClaimsError::Missing(name)),
-                Some(_) => return Err(ClaimsError::Malformed(format!("claim {name} has the wrong type"))),
-            }
-        }
-        for name in ["aud", "exp", "iat"] {
-            if claims.get(name).is_none_or(Value::is_null) {
-                return Err(ClaimsError::Missing(name));
-            }
-        }
+        require(&claims, &REQUIRED_STRINGS, &["aud", "exp", "iat"])?;
         serde_json::from_value(Value::Object(claims))
             .map_err(|e| ClaimsError::Malformed(format!("claims are not of the expected shape: {e}")))
     }
@@ -94,13 +83,7 @@ impl IdJagClaims {
 
     /// The granted scopes as a list.
     pub fn scopes(&self) -> Vec<String> {
-        self.scope
-            .as_deref()
-            .unwrap_or_default()
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(String::from)
-            .collect()
+        scope_list(self.scope.as_deref().unwrap_or_default())
     }
 }
 

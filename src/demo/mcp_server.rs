@@ -304,11 +304,15 @@ pub fn router(auth: &McpAuth, backend: Arc<Backend>, mut shutdown: watch::Receiv
     })
 }
 
-/// The kit for the demo's MCP server at `resource`, trusting the demo's IdP and
-/// exchanging at mcp-sts with `sts`.
-pub async fn auth(resource: &str, idp_issuer: &str, sts: StsClient) -> Result<McpAuth, crate::mcp::McpAuthError> {
-    McpAuth::builder(resource)
-        .trust(crate::mcp::TrustedIssuer::discover(idp_issuer))
+/// The kit for the demo's MCP server at `resource`, trusting the access tokens of
+/// `issuers` (the demo's IdP, and mcp-sts as the authorization server that redeems
+/// identity assertion grants for it) and exchanging at mcp-sts with `sts`.
+pub async fn auth(resource: &str, issuers: &[&str], sts: StsClient) -> Result<McpAuth, crate::mcp::McpAuthError> {
+    let mut builder = McpAuth::builder(resource);
+    for issuer in issuers {
+        builder = builder.trust(crate::mcp::TrustedIssuer::discover(*issuer));
+    }
+    builder
         .resource_name("Orders MCP (mcp-sts demo)")
         .exchange_with(sts)
         .build()

@@ -6,6 +6,9 @@
 //! token for narrow tokens to three downstream APIs (one per delegation mode). The
 //! orders API subscribes to mcp-sts's Shared Signals stream ([`signals`]), so an
 //! offboarding reaches it as a signed event and it refuses the token locally.
+//! mcp-sts is also the MCP server's authorization server for enterprise-managed
+//! authorization ([`enterprise`]): the agent trades alice's ID token for an identity
+//! assertion grant and redeems it for an access token to the MCP server.
 //!
 //! [`Demo::start`] brings everything up, [`story::play`] runs the scripted calls and
 //! returns a [`DemoOutcome`] that tests assert on.
@@ -13,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod enterprise;
 pub mod examples;
 pub mod mcp_server;
 pub mod orders_api;
@@ -108,6 +112,9 @@ pub struct Demo {
     pub orders_signals: signals::OrdersSignals,
     /// The client secret of `orders-mcp` (for the example commands).
     pub orders_mcp_secret: Secret,
+    /// The client secret of the agent application at mcp-sts, with which it obtains and
+    /// redeems identity assertion grants.
+    pub agent_secret: Secret,
     /// The private key (PKCS#8 PEM) `notes-mcp`, the example MCP server, authenticates
     /// with (`private_key_jwt`).
     pub notes_mcp_key: Secret,
@@ -147,13 +154,25 @@ fn random_secret() -> Secret {
 struct Secrets {
     orders_mcp: Secret,
     orders_api: Secret,
+    agent: Secret,
     admin: Secret,
 }
 
 /// The demo's mcp-sts configuration. The IdP's `agent_claim` makes the agent named in a
 /// user token's `client_id` part of the chain; `notes-mcp` and `notes-api` are there for
-/// the examples (`examples/mcp_server.rs`, `examples/downstream_api.rs`).
-fn sts_config(issuer: &str, idp: &DevIdp, dir: &std::path::Path, secrets: &Secrets, notes_mcp_jwks: &str) -> String {
+/// the examples (`examples/mcp_server.rs`, `examples/downstream_api.rs`). The agent
+/// `claude-desktop` is a client too, for enterprise-managed authorization: it may obtain
+/// grants from mcp-sts for the MCP server at `mcp` (mcp-sts is that server's
+/// authorization server) and redeem them there; the MCP server is the audience
+/// `orders-mcp`, so it can exchange the redeemed tokens further as that client.
+fn sts_config(
+    issuer: &str,
+    mcp: &str,
+    idp: &DevIdp,
+    dir: &std::path::Path,
+    secrets: &Secrets,
+    notes_mcp_jwks: &str,
+) -> String {
     let keys = dir.join("keys");
     let store = dir.join("revocations.db");
     format!(
@@ -194,6 +213,12 @@ secret_sha256 = "{orders_api}"
 audiences = []
 
 [[clients]]
+client_id = "{agent}"
+secret_sha256 = "{agent_secret}"
+audiences = ["{orders_mcp_id}"]
+authorization_servers = ["{issuer}"]
+
+[[clients]]
 client_id = "{notes_mcp}"
 jwks = {notes_mcp_jwks}
 audiences = ["{notes_api}"]
@@ -206,6 +231,22 @@ scopes = ["orders:read", "orders:write", "orders:admin"]
 developer = ["orders:read"]
 customer = ["orders:read"]
 order-admin = ["orders:read", "orders:write", "orders:admin"]
+
+[[audiences]]
+id = "{orders_mcp_id}"
+resource = "{mcp}"
+mode = "on_behalf_of"
+scopes = ["orders:read", "orders:write"]
+
+[[authorization_servers]]
+issuer = "{issuer}"
+[[authorization_servers.resources]]
+resource = "{mcp}"
+scopes = ["orders:read", "orders:write"]
+[authorization_servers.resources.role_scopes]
+developer = ["orders:read"]
+customer = ["orders:read"]
+order-admin = ["orders:read", "orders:write"]
 
 [[audiences]]
 id = "inventory-api"
@@ -235,6 +276,9 @@ customer = ["notes:read"]
         admin = hash_secret(secrets.admin.expose()),
         orders_mcp = hash_secret(secrets.orders_mcp.expose()),
         orders_api = hash_secret(secrets.orders_api.expose()),
+        agent = users::AGENT,
+        agent_secret = hash_secret(secrets.agent.expose()),
+        orders_mcp_id = mcp_server::CLIENT_ID,
         notes_mcp = examples::NOTES_MCP_CLIENT_ID,
         notes_api = examples::NOTES_API_AUDIENCE,
         notes_api_resource = examples::NOTES_API_RESOURCE,
@@ -250,13 +294,18 @@ impl Demo {
         let secrets = Secrets {
             orders_mcp: random_secret(),
             orders_api: random_secret(),
+            agent: random_secret(),
             admin: random_secret(),
         };
 
         let notes_mcp = examples::ClientKey::generate()?;
         let (sts_listener, sts_url) = bind().await?;
+        // The MCP server's address is part of mcp-sts's configuration (its resource).
+        let (mcp_listener, mcp_base) = bind().await?;
+        let mcp = format!("{mcp_base}/mcp");
         let config = Config::from_toml(&sts_config(
             &sts_url,
+            &mcp,
             &idp,
             dir.path(),
             &secrets,
@@ -321,11 +370,9 @@ impl Demo {
             secrets.orders_mcp.clone(),
         ))?;
         let backend = Arc::new(mcp_server::Backend::new(downstreams));
-        let (listener, mcp_base) = bind().await?;
-        let mcp = format!("{mcp_base}/mcp");
-        let auth = mcp_server::auth(&mcp, idp.issuer(), sts_client).await?;
+        let auth = mcp_server::auth(&mcp, &[idp.issuer(), &sts_url], sts_client).await?;
         trail::spawn_server(
-            listener,
+            mcp_listener,
             mcp_server::router(&auth, backend, stop.clone()),
             stop,
             "orders-mcp",
@@ -345,6 +392,7 @@ impl Demo {
             trail,
             orders_signals,
             orders_mcp_secret: secrets.orders_mcp,
+            agent_secret: secrets.agent,
             notes_mcp_key: notes_mcp.pem,
             admin_token: secrets.admin,
             sts_audit,
@@ -368,9 +416,31 @@ impl Demo {
         self.sts_audit.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
+    /// The agent application's client at mcp-sts (`client_secret_basic`).
+    pub fn agent_client(&self) -> Result<StsClient, DemoError> {
+        let mut config = StsClientConfig::new(
+            format!("{}/token", self.urls.sts),
+            users::AGENT,
+            self.agent_secret.clone(),
+        );
+        // Grants and their redemptions are one-off; the story wants every answer fresh.
+        config.cache_capacity = 0;
+        Ok(StsClient::new(config)?)
+    }
+
     /// Revoke `subject` (offboarding) through the admin API, `POST /admin/revocations`
-    /// with the admin Bearer credential.
+    /// with the admin Bearer credential. Returns once the orders API has heard it on its
+    /// Shared Signals stream, so every later step of the story sees it in force.
     pub async fn offboard(&self, subject: &str) -> Result<(), DemoError> {
+        let started = std::time::Instant::now();
+        self.revoke_subject(subject).await?;
+        self.orders_signals
+            .heard(crate::contract::revocation::RevocationKind::Subject, subject, started)
+            .await
+            .map(|_| ())
+    }
+
+    async fn revoke_subject(&self, subject: &str) -> Result<(), DemoError> {
         let body = serde_json::json!({
             "kind": "subject",
             "value": subject,

@@ -31,6 +31,24 @@ pub enum CallOutcome {
     Denied(Denial),
 }
 
+impl CallOutcome {
+    /// The answer, when allowed.
+    pub fn allowed(&self) -> Option<&Value> {
+        match self {
+            CallOutcome::Allowed(value) => Some(value),
+            CallOutcome::Denied(_) => None,
+        }
+    }
+
+    /// The refusal, when denied.
+    pub fn denied(&self) -> Option<&Denial> {
+        match self {
+            CallOutcome::Denied(denial) => Some(denial),
+            CallOutcome::Allowed(_) => None,
+        }
+    }
+}
+
 /// One tool call of the story.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ToolCall {
@@ -49,18 +67,40 @@ pub struct ToolCall {
 impl ToolCall {
     /// The answer, when the call was allowed.
     pub fn allowed(&self) -> Option<&Value> {
-        match &self.outcome {
-            CallOutcome::Allowed(value) => Some(value),
-            CallOutcome::Denied(_) => None,
-        }
+        self.outcome.allowed()
     }
 
     /// The refusal, when the call was denied.
     pub fn denied(&self) -> Option<&Denial> {
-        match &self.outcome {
-            CallOutcome::Denied(denial) => Some(denial),
-            CallOutcome::Allowed(_) => None,
-        }
+        self.outcome.denied()
+    }
+}
+
+/// One request the agent itself made at mcp-sts's token endpoint (enterprise-managed
+/// authorization): asking for an identity assertion grant, or redeeming one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TokenStep {
+    /// A stable id of the step, e.g. `alice_gets_grant`.
+    pub step: &'static str,
+    /// The user the request was for.
+    pub user: &'static str,
+    /// The grant used: `token-exchange` (for an ID-JAG) or `jwt-bearer` (redeeming one).
+    pub grant_type: &'static str,
+    /// Allowed: the response's `token_type`, `issued_token_type`, `scope`, and the
+    /// issued token's JOSE `header` and `claims` (decoded, never the token itself).
+    /// Denied: who refused and with which code.
+    pub outcome: CallOutcome,
+}
+
+impl TokenStep {
+    /// The answer, when the request was granted.
+    pub fn allowed(&self) -> Option<&Value> {
+        self.outcome.allowed()
+    }
+
+    /// The refusal, when it was denied.
+    pub fn denied(&self) -> Option<&Denial> {
+        self.outcome.denied()
     }
 }
 
@@ -80,6 +120,8 @@ pub struct StreamDelivery {
 pub struct DemoOutcome {
     /// Every tool call, in order.
     pub calls: Vec<ToolCall>,
+    /// Every token request the agent made itself, in order.
+    pub token_steps: Vec<TokenStep>,
     /// Subjects revoked during the story.
     pub offboarded: Vec<String>,
     /// Revocations that reached a service through Shared Signals.
@@ -94,6 +136,11 @@ impl DemoOutcome {
     /// The call of step `step`.
     pub fn call(&self, step: &str) -> Option<&ToolCall> {
         self.calls.iter().find(|c| c.step == step)
+    }
+
+    /// The token request of step `step`.
+    pub fn token_step(&self, step: &str) -> Option<&TokenStep> {
+        self.token_steps.iter().find(|t| t.step == step)
     }
 
     /// The delegation modes downstream services saw in verified tokens.

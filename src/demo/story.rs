@@ -37,10 +37,10 @@ impl Narrator {
 }
 
 /// One user's session plus the bookkeeping of the story.
-struct Scene<'a> {
-    demo: &'a Demo,
-    narrator: Narrator,
-    outcome: &'a mut DemoOutcome,
+pub(super) struct Scene<'a> {
+    pub(super) demo: &'a Demo,
+    pub(super) narrator: Narrator,
+    pub(super) outcome: &'a mut DemoOutcome,
 }
 
 impl Scene<'_> {
@@ -61,7 +61,7 @@ impl Scene<'_> {
         AgentSession::connect(&self.demo.urls.mcp, &token).await
     }
 
-    async fn call(
+    pub(super) async fn call(
         &mut self,
         session: &AgentSession,
         user: DemoUser,
@@ -269,6 +269,8 @@ pub async fn play(demo: &Demo, narrator: Narrator) -> Result<DemoOutcome, DemoEr
         )
         .await?;
     carol.close().await;
+
+    super::enterprise::play(&mut scene).await?;
 
     outcome.trail = demo.trail.entries();
     outcome.sts_audit = demo.sts_audit();

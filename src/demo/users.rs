@@ -61,4 +61,17 @@ impl DemoUser {
         };
         idp.agent_token(&grant, now, TOKEN_TTL)
     }
+
+    /// The ID token the IdP issued to the agent application when the user signed in
+    /// (single sign-on), valid for an hour from `now`: `aud` is the agent's client id,
+    /// as OpenID Connect says, with the user's session, e-mail and roles.
+    pub fn id_token(&self, idp: &DevIdp, session: &str, now: u64) -> Result<String, DevIdpError> {
+        let extra = serde_json::json!({
+            "sid": session,
+            "email": self.sub,
+            "auth_time": now,
+            "amr": ["pwd", "otp"],
+        });
+        idp.user_token(self.sub, AGENT, self.roles, now, TOKEN_TTL, &extra)
+    }
 }

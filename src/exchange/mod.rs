@@ -14,6 +14,7 @@ use crate::error::OAuthError;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
+use crate::jose::VerifiedTokens;
 use crate::keys::KeyRing;
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
@@ -46,6 +47,8 @@ pub struct Exchanger<'a> {
     pub tokens: &'a TokensConfig,
     /// Size and clock-skew limits of inbound tokens.
     pub limits: Limits,
+    /// Signatures of inbound tokens already verified.
+    pub verified: &'a VerifiedTokens,
     /// What client authentication needs.
     pub auth: AuthContext<'a>,
     /// Per-client and per-subject rate limits.
@@ -111,6 +114,7 @@ pub async fn exchange(
         ctx.issuers,
         own,
         ctx.limits,
+        ctx.verified,
         now,
     )
     .await
@@ -123,9 +127,17 @@ pub async fn exchange(
 
     let actor_token = match &params.actor {
         Some((token, declared)) => Some(
-            validate(token.expose(), *declared, ctx.issuers, own, ctx.limits, now)
-                .await
-                .map_err(|e| e.into_oauth(Role::Actor))?,
+            validate(
+                token.expose(),
+                *declared,
+                ctx.issuers,
+                own,
+                ctx.limits,
+                ctx.verified,
+                now,
+            )
+            .await
+            .map_err(|e| e.into_oauth(Role::Actor))?,
         ),
         None => None,
     };
@@ -156,15 +168,11 @@ pub async fn exchange(
 
     let mut lineage = Lineage::for_caller(client.id());
     lineage.user(&subject.user).session(&subject.sid);
-    for actor in chain.iter() {
-        lineage.actor(&actor.sub);
-    }
+    lineage.chain(&chain);
     for minted in subject.minted.iter().chain(minted_actor.iter()) {
         lineage.minted(minted);
     }
-    let keys = lineage.keys();
-    let found = ctx.revocations.check(&keys, now).await?;
-    lineage.verdict(&keys, &found).into_exchange_result()?;
+    lineage.check(ctx.revocations, now).await?.into_exchange_result()?;
 
     let audience = &target.audience;
     let granted = decide_scopes(&params.scopes, &grantable(audience, &subject.entitlement), audience)?;

@@ -62,17 +62,10 @@ pub async fn issue(
     // names as acting answers too.
     let mut lineage = Lineage::for_caller(client.id());
     lineage.user(&subject.user).session(&subject.sid).actor(client.id());
-    for actor in subject
-        .agent
-        .iter()
-        .chain(subject.prior_actors.iter())
-        .flat_map(|a| a.iter())
-    {
-        lineage.actor(&actor.sub);
+    for chain in subject.agent.iter().chain(subject.prior_actors.iter()) {
+        lineage.chain(chain);
     }
-    let keys = lineage.keys();
-    let found = ctx.revocations.check(&keys, now).await?;
-    lineage.verdict(&keys, &found).into_exchange_result()?;
+    lineage.check(ctx.revocations, now).await?.into_exchange_result()?;
 
     let policy = &target.policy;
     let granted = decide_scopes(&params.scopes, &grantable(policy, &subject.entitlement), policy)?;

@@ -97,13 +97,8 @@ pub async fn redeem(
     audit.sid = Some(sid.clone());
 
     let mut lineage = Lineage::for_caller(client.id());
-    lineage.user(&claims.sub).session(&sid).token(&claims.jti);
-    for actor in chain.iter() {
-        lineage.actor(&actor.sub);
-    }
-    let keys = lineage.keys();
-    let found = ctx.revocations.check(&keys, now).await?;
-    lineage.verdict(&keys, &found).into_grant_result()?;
+    lineage.user(&claims.sub).session(&sid).token(&claims.jti).chain(&chain);
+    lineage.check(ctx.revocations, now).await?.into_grant_result()?;
 
     let audience = &target.audience;
     let entitlement = Entitlement::Minted {

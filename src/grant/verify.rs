@@ -2,10 +2,10 @@
 //! ID token when a grant is issued (its audience is the client asking, not us), and the
 //! ID-JAG when it is redeemed (typed `oauth-id-jag+jwt`, addressed to us).
 //!
-//! Both are built from the same blocks as `inbound::validate` (shape, `crit`, the
-//! algorithm allowlist, keys by `kid` from the issuer's JWKS or our own ring, never
-//! `jku`/`x5u`/`jwk`) and report the same `InboundError`s, so this module can follow
-//! the inbound verification path wherever it goes.
+//! Both are built from the same blocks as `inbound::validate` (its `read_head`: size,
+//! shape, `crit`, the algorithm allowlist, `typ`; keys by `kid` from the issuer's JWKS
+//! or our own ring, never `jku`/`x5u`/`jwk`) and report the same `InboundError`s, so
+//! this module can follow the inbound verification path wherever it goes.
 
 use std::sync::Arc;
 
@@ -15,12 +15,12 @@ use crate::clock::UnixTime;
 use crate::contract::IdJagClaims;
 use crate::contract::urn::is_id_jag_typ;
 use crate::error::OAuthError;
-use crate::inbound::jwt::{JwtShapeError, audiences, peek, str_claim, time_claim};
+use crate::inbound::jwt::{audiences, str_claim};
 use crate::inbound::validate::{
-    DeclaredType, InboundError, Limits, Origin, ValidatedToken, verify_own, verify_upstream,
+    DeclaredType, InboundError, JwsHead, Limits, Origin, ValidatedToken, check_claims, check_times, read_head,
+    verify_own, verify_upstream,
 };
 use crate::inbound::{Issuers, TrustedIssuer};
-use crate::jose::algorithm::parse_allowed;
 use crate::keys::KeyRing;
 
 /// Longest remaining lifetime of a grant we redeem: bounds how long its `jti` is kept.
@@ -86,25 +86,7 @@ pub async fn identity_assertion(
     if !audiences(&claims).contains(&expected) {
         return Err(InboundError::WrongAudience);
     }
-    let times = check_times(&claims, limits.leeway, now)?;
-    let sub = match str_claim(&claims, "sub") {
-        Some(sub) if !sub.is_empty() => sub.to_owned(),
-        _ => return Err(InboundError::MissingClaim("sub")),
-    };
-    let jti = match claims.get("jti") {
-        None => None,
-        Some(Value::String(j)) if !j.is_empty() => Some(j.clone()),
-        Some(_) => return Err(InboundError::MissingClaim("jti")),
-    };
-    Ok(ValidatedToken {
-        origin: Origin::Upstream(issuer.clone()),
-        iss: issuer.config.issuer.clone(),
-        sub,
-        exp: times.exp,
-        iat: times.iat,
-        jti,
-        claims,
-    })
+    check_claims(claims, Origin::Upstream(issuer), limits.leeway, now)
 }
 
 /// Verify an ID-JAG presented as a JWT bearer grant: `typ` `oauth-id-jag+jwt`, signed
@@ -201,27 +183,7 @@ async fn verify_jws(
     limits: Limits,
     now: UnixTime,
 ) -> Result<(Map<String, Value>, Signer), InboundError> {
-    if token.len() > limits.max_token_bytes {
-        return Err(InboundError::TooLarge);
-    }
-    let jwt = peek(token).map_err(|e| match e {
-        JwtShapeError::Encrypted => InboundError::Encrypted,
-        JwtShapeError::Malformed => InboundError::Malformed,
-    })?;
-    if jwt.header.contains_key("crit") {
-        return Err(InboundError::CriticalHeader);
-    }
-    let alg = str_claim(&jwt.header, "alg")
-        .and_then(parse_allowed)
-        .ok_or(InboundError::Algorithm)?;
-    let typ = match jwt.header.get("typ") {
-        None => None,
-        Some(Value::String(t)) => {
-            let lower = t.to_ascii_lowercase();
-            Some(lower.strip_prefix("application/").map(String::from).unwrap_or(lower))
-        }
-        Some(_) => return Err(InboundError::Malformed),
-    };
+    let JwsHead { jwt, alg, typ } = read_head(token, limits)?;
     if !typ_fits(typ.as_deref()) {
         return Err(InboundError::TypeMismatch);
     }
@@ -229,7 +191,7 @@ async fn verify_jws(
     let kid = str_claim(&jwt.header, "kid");
     let signer = match trust.own {
         Some((own_issuer, ring)) if iss == own_issuer => {
-            verify_own(token, ring, kid, alg, now)?;
+            verify_own(token, ring, kid, alg, None, now)?;
             Signer::Own
         }
         _ => {
@@ -241,70 +203,16 @@ async fn verify_jws(
             if !issuer.algorithms.contains(&alg) {
                 return Err(InboundError::Algorithm);
             }
-            verify_upstream(token, issuer, kid, alg, now).await?;
+            verify_upstream(token, issuer, kid, alg, None, now).await?;
             Signer::Upstream(issuer.clone())
         }
     };
     Ok((jwt.claims, signer))
 }
 
-struct Times {
-    exp: UnixTime,
-    iat: Option<UnixTime>,
-}
-
-/// `exp` required, `nbf` and `iat` not in the future, all with leeway.
-fn check_times(claims: &Map<String, Value>, leeway: u64, now: UnixTime) -> Result<Times, InboundError> {
-    let exp = match time_claim(claims, "exp") {
-        Some(Ok(exp)) => exp,
-        _ => return Err(InboundError::MissingClaim("exp")),
-    };
-    if exp.saturating_add(leeway) <= now {
-        return Err(InboundError::Expired);
-    }
-    match time_claim(claims, "nbf") {
-        Some(Ok(nbf)) if nbf > now.saturating_add(leeway) => return Err(InboundError::NotYetValid),
-        Some(Err(())) => return Err(InboundError::MissingClaim("nbf")),
-        _ => {}
-    }
-    let iat = match time_claim(claims, "iat") {
-        Some(Ok(iat)) if iat > now.saturating_add(leeway) => return Err(InboundError::IssuedInFuture),
-        Some(Ok(iat)) => Some(iat),
-        Some(Err(())) => return Err(InboundError::MissingClaim("iat")),
-        None => None,
-    };
-    Ok(Times { exp, iat })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
-
-    fn map(value: Value) -> Map<String, Value> {
-        value.as_object().cloned().unwrap_or_default()
-    }
-
-    #[test]
-    fn time_rules_use_leeway() {
-        assert!(check_times(&map(json!({"exp": 1000})), 30, 1029).is_ok());
-        assert!(matches!(
-            check_times(&map(json!({"exp": 1000})), 30, 1030),
-            Err(InboundError::Expired)
-        ));
-        assert!(matches!(
-            check_times(&map(json!({"exp": 2000, "iat": 1031})), 30, 1000),
-            Err(InboundError::IssuedInFuture)
-        ));
-        assert!(matches!(
-            check_times(&map(json!({"exp": 2000, "nbf": 1031})), 30, 1000),
-            Err(InboundError::NotYetValid)
-        ));
-        assert!(matches!(
-            check_times(&map(json!({})), 30, 1000),
-            Err(InboundError::MissingClaim("exp"))
-        ));
-    }
 
     #[test]
     fn refusals_are_invalid_grant_except_unreachable_keys() {

@@ -16,7 +16,7 @@ use super::jwt::{JwtShapeError, UnverifiedJwt, audiences, peek, str_claim, time_
 use crate::clock::UnixTime;
 use crate::error::OAuthError;
 use crate::jose::algorithm::parse_allowed;
-use crate::jose::{JwsError, verify_signature};
+use crate::jose::{JwsError, VerificationKey, VerifiedTokens, verify_signature};
 use crate::keys::KeyRing;
 
 /// Which parameter a token came in.
@@ -181,15 +181,128 @@ pub struct Limits {
     pub leeway: u64,
 }
 
-/// Validate an inbound subject or actor token at time `now`.
+/// Validate an inbound subject or actor token at time `now`. A signature in
+/// `verified` is not checked again; every other rule is.
 pub async fn validate(
     token: &str,
     declared: DeclaredType,
     issuers: &Issuers,
     own: (&str, &KeyRing),
     limits: Limits,
+    verified: &VerifiedTokens,
     now: UnixTime,
 ) -> Result<ValidatedToken, InboundError> {
+    let JwsHead { jwt, alg, typ } = read_head(token, limits)?;
+    if !typ_fits(typ.as_deref(), declared) {
+        return Err(InboundError::TypeMismatch);
+    }
+    let iss = str_claim(&jwt.claims, "iss").ok_or(InboundError::UntrustedIssuer)?;
+    let kid = str_claim(&jwt.header, "kid");
+    // A verdict is kept no longer than the token lives; without `exp` it is refused below.
+    let remember = match time_claim(&jwt.claims, "exp") {
+        Some(Ok(exp)) => Some((verified, exp)),
+        _ => None,
+    };
+    let (own_issuer, ring) = own;
+    let origin = if iss == own_issuer {
+        // Our own tokens: only our published keys, only our algorithm, only at+jwt.
+        if typ.as_deref() != Some("at+jwt") {
+            return Err(InboundError::TypeMismatch);
+        }
+        verify_own(token, ring, kid, alg, remember, now)?;
+        Origin::Minted
+    } else {
+        let Some(issuer) = issuers.get(iss) else {
+            // Log only (never in the response): what arrived against what is trusted, so
+            // a trailing slash or a scheme mismatch is found at a glance.
+            tracing::info!(arrived = ?iss, expected = ?issuers.names(), "refused: token issuer is not trusted");
+            return Err(InboundError::UntrustedIssuer);
+        };
+        if !issuer.algorithms.contains(&alg) {
+            return Err(InboundError::Algorithm);
+        }
+        verify_upstream(token, issuer, kid, alg, remember, now).await?;
+        if !audiences(&jwt.claims).contains(&issuer.config.audience.as_str()) {
+            tracing::info!(
+                issuer = ?iss,
+                arrived = ?audiences(&jwt.claims),
+                expected = ?issuer.config.audience,
+                "refused: token audience does not include this service"
+            );
+            return Err(InboundError::WrongAudience);
+        }
+        Origin::Upstream(issuer.clone())
+    };
+    check_claims(jwt.claims, origin, limits.leeway, now)
+}
+
+/// The signature step for a token under our own issuer: only our published keys.
+/// With `remember` (a memory and the token's `exp`), a signature verified before by a
+/// key still published is not checked again.
+pub fn verify_own(
+    token: &str,
+    ring: &KeyRing,
+    kid: Option<&str>,
+    alg: Algorithm,
+    remember: Option<(&VerifiedTokens, UnixTime)>,
+    now: UnixTime,
+) -> Result<(), InboundError> {
+    ring.verification_keys(kid, alg, now)
+        .and_then(|keys| check_signature(token, alg, &keys, remember, now))
+        .map_err(|e| match e {
+            JwsError::AlgorithmMismatch => InboundError::Algorithm,
+            JwsError::BadSignature => InboundError::BadSignature,
+            JwsError::UnknownKey | JwsError::KeysUnavailable(_) => InboundError::UnknownKey,
+        })
+}
+
+/// The signature step for a token from a trusted upstream issuer: keys from its JWKS
+/// only (never from `jku`, `x5u` or `jwk` headers); unreachable keys fail closed.
+/// `remember` as for [`verify_own`]: the JWKS is consulted either way, so a key
+/// removed from it stops vouching at the next refresh.
+pub async fn verify_upstream(
+    token: &str,
+    issuer: &TrustedIssuer,
+    kid: Option<&str>,
+    alg: Algorithm,
+    remember: Option<(&VerifiedTokens, UnixTime)>,
+    now: UnixTime,
+) -> Result<(), InboundError> {
+    let keys = issuer.jwks.keys_for(kid, alg, now).await;
+    keys.and_then(|keys| check_signature(token, alg, &keys, remember, now))
+        .map_err(|e| match e {
+            JwsError::KeysUnavailable(_) => InboundError::KeysUnavailable,
+            JwsError::UnknownKey | JwsError::AlgorithmMismatch => InboundError::UnknownKey,
+            JwsError::BadSignature => InboundError::BadSignature,
+        })
+}
+
+fn check_signature(
+    token: &str,
+    alg: Algorithm,
+    keys: &[Arc<VerificationKey>],
+    remember: Option<(&VerifiedTokens, UnixTime)>,
+    now: UnixTime,
+) -> Result<(), JwsError> {
+    match remember {
+        Some((verified, expires)) => verified.verify(token, alg, keys, expires, now),
+        None => verify_signature(token, alg, keys),
+    }
+}
+
+/// An inbound JWS that passed the checks made before its issuer is looked at.
+pub struct JwsHead {
+    /// Its header and (not yet trusted) claims.
+    pub jwt: UnverifiedJwt,
+    /// Its `alg`, on the allowlist.
+    pub alg: Algorithm,
+    /// Its `typ`, lower-cased and without `application/`.
+    pub typ: Option<String>,
+}
+
+/// The first checks of every inbound JWS, in order: size, compact JWS shape (never a
+/// JWE), no `crit`, an allowed `alg`, a well-formed `typ`.
+pub fn read_head(token: &str, limits: Limits) -> Result<JwsHead, InboundError> {
     if token.len() > limits.max_token_bytes {
         return Err(InboundError::TooLarge);
     }
@@ -204,77 +317,7 @@ pub async fn validate(
         .and_then(parse_allowed)
         .ok_or(InboundError::Algorithm)?;
     let typ = header_typ(&jwt.header)?;
-    if !typ_fits(typ.as_deref(), declared) {
-        return Err(InboundError::TypeMismatch);
-    }
-    let iss = str_claim(&jwt.claims, "iss").ok_or(InboundError::UntrustedIssuer)?;
-    let kid = str_claim(&jwt.header, "kid");
-    let (own_issuer, ring) = own;
-    let origin = if iss == own_issuer {
-        // Our own tokens: only our published keys, only our algorithm, only at+jwt.
-        if typ.as_deref() != Some("at+jwt") {
-            return Err(InboundError::TypeMismatch);
-        }
-        verify_own(token, ring, kid, alg, now)?;
-        Origin::Minted
-    } else {
-        let Some(issuer) = issuers.get(iss) else {
-            // Log only (never in the response): what arrived against what is trusted, so
-            // a trailing slash or a scheme mismatch is found at a glance.
-            tracing::info!(arrived = ?iss, expected = ?issuers.names(), "refused: token issuer is not trusted");
-            return Err(InboundError::UntrustedIssuer);
-        };
-        if !issuer.algorithms.contains(&alg) {
-            return Err(InboundError::Algorithm);
-        }
-        verify_upstream(token, issuer, kid, alg, now).await?;
-        if !audiences(&jwt.claims).contains(&issuer.config.audience.as_str()) {
-            tracing::info!(
-                issuer = ?iss,
-                arrived = ?audiences(&jwt.claims),
-                expected = ?issuer.config.audience,
-                "refused: token audience does not include this service"
-            );
-            return Err(InboundError::WrongAudience);
-        }
-        Origin::Upstream(issuer.clone())
-    };
-    check_claims(jwt, origin, limits.leeway, now)
-}
-
-/// The signature step for a token under our own issuer: only our published keys.
-pub fn verify_own(
-    token: &str,
-    ring: &KeyRing,
-    kid: Option<&str>,
-    alg: Algorithm,
-    now: UnixTime,
-) -> Result<(), InboundError> {
-    ring.verification_keys(kid, alg, now)
-        .and_then(|keys| verify_signature(token, alg, &keys))
-        .map_err(|e| match e {
-            JwsError::AlgorithmMismatch => InboundError::Algorithm,
-            JwsError::BadSignature => InboundError::BadSignature,
-            JwsError::UnknownKey | JwsError::KeysUnavailable(_) => InboundError::UnknownKey,
-        })
-}
-
-/// The signature step for a token from a trusted upstream issuer: keys from its JWKS
-/// only (never from `jku`, `x5u` or `jwk` headers); unreachable keys fail closed.
-pub async fn verify_upstream(
-    token: &str,
-    issuer: &TrustedIssuer,
-    kid: Option<&str>,
-    alg: Algorithm,
-    now: UnixTime,
-) -> Result<(), InboundError> {
-    let keys = issuer.jwks.keys_for(kid, alg, now).await;
-    keys.and_then(|keys| verify_signature(token, alg, &keys))
-        .map_err(|e| match e {
-            JwsError::KeysUnavailable(_) => InboundError::KeysUnavailable,
-            JwsError::UnknownKey | JwsError::AlgorithmMismatch => InboundError::UnknownKey,
-            JwsError::BadSignature => InboundError::BadSignature,
-        })
+    Ok(JwsHead { jwt, alg, typ })
 }
 
 fn header_typ(header: &Map<String, Value>) -> Result<Option<String>, InboundError> {
@@ -301,26 +344,22 @@ fn typ_fits(typ: Option<&str>, declared: DeclaredType) -> bool {
     }
 }
 
-fn check_claims(
-    jwt: UnverifiedJwt,
-    origin: Origin,
-    leeway: u64,
-    now: UnixTime,
-) -> Result<ValidatedToken, InboundError> {
-    let claims = jwt.claims;
-    let exp = match time_claim(&claims, "exp") {
+/// The time rules of every inbound JWT: `exp` required and not past, `nbf` and `iat`
+/// not in the future, all with `leeway`.
+pub fn check_times(claims: &Map<String, Value>, leeway: u64, now: UnixTime) -> Result<Times, InboundError> {
+    let exp = match time_claim(claims, "exp") {
         Some(Ok(exp)) => exp,
         _ => return Err(InboundError::MissingClaim("exp")),
     };
     if exp.saturating_add(leeway) <= now {
         return Err(InboundError::Expired);
     }
-    match time_claim(&claims, "nbf") {
+    match time_claim(claims, "nbf") {
         Some(Ok(nbf)) if nbf > now.saturating_add(leeway) => return Err(InboundError::NotYetValid),
         Some(Err(())) => return Err(InboundError::MissingClaim("nbf")),
         _ => {}
     }
-    let iat = match time_claim(&claims, "iat") {
+    let iat = match time_claim(claims, "iat") {
         Some(Ok(iat)) if iat > now.saturating_add(leeway) => {
             return Err(InboundError::IssuedInFuture);
         }
@@ -328,6 +367,27 @@ fn check_claims(
         Some(Err(())) => return Err(InboundError::MissingClaim("iat")),
         None => None,
     };
+    Ok(Times { exp, iat })
+}
+
+/// The times of a JWT that passed [`check_times`].
+#[derive(Debug, Clone, Copy)]
+pub struct Times {
+    /// Expiry.
+    pub exp: UnixTime,
+    /// Issued at, when present.
+    pub iat: Option<UnixTime>,
+}
+
+/// The claims rules of every inbound token, once its signature holds: the times
+/// ([`check_times`]), a non-empty `sub`, and `jti`, when present, a non-empty string.
+pub fn check_claims(
+    claims: Map<String, Value>,
+    origin: Origin,
+    leeway: u64,
+    now: UnixTime,
+) -> Result<ValidatedToken, InboundError> {
+    let Times { exp, iat } = check_times(&claims, leeway, now)?;
     let sub = match str_claim(&claims, "sub") {
         Some(sub) if !sub.is_empty() => sub.to_owned(),
         _ => return Err(InboundError::MissingClaim("sub")),
@@ -381,10 +441,7 @@ mod tests {
 
     #[test]
     fn time_rules_use_leeway() {
-        let jwt = |claims: Value| UnverifiedJwt {
-            header: Map::new(),
-            claims: claims.as_object().unwrap().clone(),
-        };
+        let jwt = |claims: Value| claims.as_object().unwrap().clone();
         let ok = check_claims(
             jwt(serde_json::json!({"sub": "a", "exp": 1000})),
             Origin::Minted,

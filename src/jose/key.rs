@@ -80,16 +80,24 @@ pub fn select<'k>(
 /// The algorithm is the caller's, already checked against its allowlist; a key that may
 /// not use it is never tried, so an RSA public key can never act as an HMAC secret.
 pub fn verify_signature(token: &str, alg: Algorithm, keys: &[Arc<VerificationKey>]) -> Result<(), JwsError> {
+    verifying_key(token, alg, keys).map(drop)
+}
+
+/// [`verify_signature`], naming the key that verified.
+pub(crate) fn verifying_key<'k>(
+    token: &str,
+    alg: Algorithm,
+    keys: &'k [Arc<VerificationKey>],
+) -> Result<&'k Arc<VerificationKey>, JwsError> {
     let (message, signature) = token.rsplit_once('.').ok_or(JwsError::BadSignature)?;
-    let verified = keys
-        .iter()
+    keys.iter()
         .filter(|k| k.algorithms.contains(&alg))
-        .any(|k| jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, alg).unwrap_or(false));
-    if verified { Ok(()) } else { Err(JwsError::BadSignature) }
+        .find(|k| jsonwebtoken::crypto::verify(signature, message.as_bytes(), &k.key, alg).unwrap_or(false))
+        .ok_or(JwsError::BadSignature)
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use aws_lc_rs::rand::SystemRandom;
     use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair};
     use base64::Engine;
@@ -97,7 +105,7 @@ mod tests {
 
     use super::*;
 
-    fn es256(kid: &str) -> (EcdsaKeyPair, Arc<VerificationKey>) {
+    pub(crate) fn es256(kid: &str) -> (EcdsaKeyPair, Arc<VerificationKey>) {
         let pair = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
         let point = pair.public_key().as_ref();
         let key = DecodingKey::from_ec_components(
@@ -113,7 +121,7 @@ mod tests {
         (pair, Arc::new(key))
     }
 
-    fn sign(pair: &EcdsaKeyPair, header: &str) -> String {
+    pub(crate) fn sign(pair: &EcdsaKeyPair, header: &str) -> String {
         let input = format!(
             "{}.{}",
             URL_SAFE_NO_PAD.encode(header),

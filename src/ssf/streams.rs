@@ -32,10 +32,10 @@ pub async fn receiver(
 ) -> Result<Arc<RegisteredClient>, SsfError> {
     let credentials = ClientCredentials::from_request(authorization, &Form::parse(b""))?;
     let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
-    let lineage = Lineage::for_caller(client.id());
-    let keys = lineage.keys();
-    let found = sts.revocations.check(&keys, now).await?;
-    lineage.verdict(&keys, &found).into_exchange_result()?;
+    Lineage::for_caller(client.id())
+        .check(&sts.revocations, now)
+        .await?
+        .into_exchange_result()?;
     Ok(client)
 }
 

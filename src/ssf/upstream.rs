@@ -296,7 +296,7 @@ impl UpstreamReceiver {
             .and_then(parse_allowed)
             .filter(|a| self.issuer.algorithms.contains(a))
             .ok_or(Refused::Invalid("alg"))?;
-        verify_upstream(set, &self.issuer, str_claim(&jwt.header, "kid"), alg, now)
+        verify_upstream(set, &self.issuer, str_claim(&jwt.header, "kid"), alg, None, now)
             .await
             .map_err(|e| match e {
                 InboundError::KeysUnavailable => Refused::KeysUnavailable,

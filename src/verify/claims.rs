@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use super::error::{VerifyError, printable};
 use super::identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
 use crate::clock::UnixTime;
+use crate::contract::claims::scope_list;
 use crate::contract::{AccessClaims, ClaimsError};
 use crate::jose::algorithm::parse_allowed;
 use crate::jose::compact::{decode_object, segments};
@@ -96,14 +97,29 @@ impl Claims {
 
 /// Time rules with leeway: `exp` required and not passed, `nbf`/`iat` not in the future.
 pub(crate) fn check_times(claims: &Claims, now: UnixTime, leeway: u64) -> Result<(), VerifyError> {
-    let exp = claims
-        .time("exp")?
-        .ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
+    check_time_values(
+        claims.time("exp")?,
+        claims.time("nbf")?,
+        claims.time("iat")?,
+        now,
+        leeway,
+    )
+}
+
+/// [`check_times`] on values already read.
+pub(crate) fn check_time_values(
+    exp: Option<UnixTime>,
+    nbf: Option<UnixTime>,
+    iat: Option<UnixTime>,
+    now: UnixTime,
+    leeway: u64,
+) -> Result<(), VerifyError> {
+    let exp = exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
     if now >= exp.saturating_add(leeway) {
         return Err(VerifyError::Expired);
     }
     let future = |t: Option<u64>| t.is_some_and(|t| t > now.saturating_add(leeway));
-    if future(claims.time("nbf")?) || future(claims.time("iat")?) {
+    if future(nbf) || future(iat) {
         return Err(VerifyError::NotYetValid);
     }
     Ok(())
@@ -157,12 +173,7 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
                 None,
             ),
         };
-        let scopes: BTreeSet<String> = claims
-            .scope
-            .split(' ')
-            .filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .collect();
+        let scopes: BTreeSet<String> = scope_list(&claims.scope).into_iter().collect();
         Ok(ExecutionIdentity {
             issuer: claims.iss,
             subject: claims.sub,

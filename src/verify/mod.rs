@@ -25,9 +25,12 @@ use std::time::Duration;
 use serde_json::{Map, Value};
 
 use crate::clock::{Clock, SystemClock, UnixTime};
+use crate::contract::AccessClaims;
 use crate::fetch::{FetchLimits, http_client};
 use crate::jose::compact::{audiences, str_claim};
-use crate::jose::{JwksCache, JwksConfig, JwksSource, JwksStats, JwsError, verify_signature};
+use crate::jose::{
+    JwksCache, JwksConfig, JwksSource, JwksStats, JwsError, VerifiedStats, VerifiedTokens, verifying_key,
+};
 use claims::{ACCEPTED_ALGORITHMS, Claims};
 pub use error::VerifyError;
 #[cfg(feature = "mcp-server")]
@@ -109,6 +112,11 @@ pub struct VerifierConfig {
     /// The time source of the JWKS and introspection caches, and of [`Verifier::verify`]
     /// (default [`SystemClock`]); tests inject a [`crate::clock::ManualClock`].
     pub clock: Arc<dyn Clock>,
+    /// How many verified tokens to remember until their `exp`, so a token used on many
+    /// requests costs one signature check (default 10,000; 0: check every time). Time
+    /// rules, revocation (stream or introspection) and key removal still apply on
+    /// every request.
+    pub verified_token_cache: usize,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -143,6 +151,7 @@ impl VerifierConfig {
             introspection: None,
             clock: Arc::new(SystemClock),
             revocation_stream: None,
+            verified_token_cache: 10_000,
         }
     }
 
@@ -163,6 +172,14 @@ pub struct Verifier {
     introspection: Option<Introspector>,
     clock: Arc<dyn Clock>,
     revocation_stream: Option<std::sync::Arc<RevocationStream>>,
+    verified: VerifiedTokens<Arc<Checked>>,
+}
+
+/// What a verified token says, checked against this verifier's issuer, audiences and
+/// the token contract: all that holds for the same bytes on every later request.
+struct Checked {
+    claims: AccessClaims,
+    audience: String,
 }
 
 impl std::fmt::Debug for Verifier {
@@ -205,6 +222,7 @@ impl Verifier {
             introspection,
             clock: config.clock,
             revocation_stream: config.revocation_stream,
+            verified: VerifiedTokens::new(config.verified_token_cache),
         })
     }
 
@@ -221,26 +239,29 @@ impl Verifier {
             .jwks
             .keys_for(Some(&header.kid), header.alg, self.clock.now())
             .await;
-        keys.and_then(|keys| verify_signature(token, header.alg, &keys))
-            .map_err(|e| signature_refusal(e, &header.kid))?;
-        let claims = self.standard_claims(token)?;
-        let claims: Claims = serde_json::from_value(Value::Object(claims))
-            .map_err(|_| VerifyError::Malformed("claims are not valid JSON of the expected shape".into()))?;
-        claims::check_times(&claims, now, self.leeway)?;
-        let audience = self
-            .audiences
-            .iter()
-            .find(|a| claims.has_audience(a))
-            .ok_or(VerifyError::WrongAudience)?
-            .clone();
-        let claims = claims.into_access_claims()?;
+        let keys = keys.map_err(|e| signature_refusal(e, &header.kid))?;
+        let checked = match self.verified.recall(token, header.alg, &keys, now) {
+            Some(checked) => checked,
+            None => {
+                let key = verifying_key(token, header.alg, &keys).map_err(|e| signature_refusal(e, &header.kid))?;
+                let checked = Arc::new(self.check_claims(token, now)?);
+                let expires = checked.claims.exp.saturating_add(self.leeway);
+                self.verified
+                    .keep(token, key, header.alg, expires, now, Arc::clone(&checked));
+                checked
+            }
+        };
+        let claims = &checked.claims;
+        claims::check_time_values(Some(claims.exp), claims.nbf, claims.iat, now, self.leeway)?;
+        let audience = checked.audience.as_str();
+        let claims = claims.clone();
         // With a stream, revocation is decided locally; introspection only stands in
         // for a stale stream (and without it a stale stream fails closed).
         let ask_introspection = match &self.revocation_stream {
             Some(stream) => stream.check(&claims, now)? == StreamVerdict::AskIntrospection,
             None => true,
         };
-        let identity = claims::identity_from(claims, &audience)?;
+        let identity = claims::identity_from(claims, audience)?;
         match (&self.introspection, ask_introspection, &self.revocation_stream) {
             (Some(introspector), true, _) => introspector.check(token, self.clock.now()).await?,
             (None, true, Some(_)) => {
@@ -253,9 +274,33 @@ impl Verifier {
         Ok(identity)
     }
 
+    /// How often a verified token was recognised instead of checked again, for metrics.
+    pub fn verified_stats(&self) -> VerifiedStats {
+        self.verified.stats()
+    }
+
     /// Outcomes of this verifier's JWKS fetches so far, for metrics.
     pub fn jwks_stats(&self) -> JwksStats {
         self.jwks.stats()
+    }
+
+    /// The claims of a token whose signature verified, read through the token contract,
+    /// with the audience of ours it names.
+    fn check_claims(&self, token: &str, now: UnixTime) -> Result<Checked, VerifyError> {
+        let claims = self.standard_claims(token)?;
+        let claims: Claims = serde_json::from_value(Value::Object(claims))
+            .map_err(|_| VerifyError::Malformed("claims are not valid JSON of the expected shape".into()))?;
+        claims::check_times(&claims, now, self.leeway)?;
+        let audience = self
+            .audiences
+            .iter()
+            .find(|a| claims.has_audience(a))
+            .ok_or(VerifyError::WrongAudience)?
+            .clone();
+        Ok(Checked {
+            claims: claims.into_access_claims()?,
+            audience,
+        })
     }
 
     /// The signed claims, once `exp`, `iss` and `aud` are present, `iss` is exactly the

@@ -1,8 +1,10 @@
 //! The one-command demo, run in-process: every step of the story over the real
 //! protocols (MCP over streamable HTTP, RFC 8693 exchange, JWKS, Shared Signals, admin API).
 
+use mcp_sts::demo::outcome::TokenStep;
 use mcp_sts::demo::story::{self, Narrator};
 use mcp_sts::demo::{Demo, DemoOutcome, Denial};
+use serde_json::json;
 
 async fn play() -> DemoOutcome {
     let demo = Demo::start().await.expect("demo starts");
@@ -12,6 +14,33 @@ async fn play() -> DemoOutcome {
 fn denial<'a>(outcome: &'a DemoOutcome, step: &str) -> &'a Denial {
     let call = outcome.call(step).unwrap_or_else(|| panic!("no step {step}"));
     call.denied().unwrap_or_else(|| panic!("{step} was allowed: {call:?}"))
+}
+
+fn token_step<'a>(outcome: &'a DemoOutcome, step: &str) -> &'a TokenStep {
+    outcome
+        .token_step(step)
+        .unwrap_or_else(|| panic!("no token step {step}"))
+}
+
+/// The agent's token request of `step` was refused by mcp-sts with this status and code.
+#[track_caller]
+fn assert_token_refused(outcome: &DemoOutcome, step: &str, status: u16, code: &str) {
+    let request = token_step(outcome, step);
+    let refused = request
+        .denied()
+        .unwrap_or_else(|| panic!("{step} was granted: {request:?}"));
+    assert_eq!(
+        (refused.by.as_str(), refused.status, refused.code.as_str()),
+        ("mcp-sts", status, code),
+        "{step}: {refused:?}"
+    );
+}
+
+fn granted<'a>(outcome: &'a DemoOutcome, step: &str) -> &'a serde_json::Value {
+    let request = token_step(outcome, step);
+    request
+        .allowed()
+        .unwrap_or_else(|| panic!("{step} was refused: {request:?}"))
 }
 
 fn allowed<'a>(outcome: &'a DemoOutcome, step: &str) -> &'a serde_json::Value {
@@ -71,7 +100,7 @@ async fn the_story_plays_out_over_the_real_protocols() {
     // Offboarded mid-session: the revocation reaches the orders API as a Shared Signals
     // event, and her already-minted token is refused there locally; a new exchange is
     // refused by mcp-sts.
-    assert_eq!(outcome.offboarded, ["carol@example.com"]);
+    assert_eq!(outcome.offboarded[0], "carol@example.com");
     assert_eq!(outcome.stream_deliveries.len(), 1, "{:?}", outcome.stream_deliveries);
     let delivery = &outcome.stream_deliveries[0];
     assert_eq!(
@@ -139,6 +168,153 @@ async fn the_story_plays_out_over_the_real_protocols() {
         outcome.sts_audit
     );
     // No raw token in any audit event.
+    let audit = serde_json::to_string(&outcome.sts_audit).unwrap();
+    assert!(!audit.contains("eyJ"), "a token leaked into the audit trail");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enterprise_managed_authorization_plays_out_and_offboarding_stops_it() {
+    let demo = Demo::start().await.expect("demo starts");
+    let outcome = story::play(&demo, Narrator::quiet()).await.expect("story plays");
+    let (sts, mcp) = (demo.urls.sts.as_str(), demo.urls.mcp.as_str());
+
+    // The agent traded alice's ID token for an ID-JAG addressed to the MCP server's
+    // authorization server (mcp-sts), for the MCP server, naming alice and the agent.
+    let grant = granted(&outcome, "alice_gets_grant");
+    assert_eq!(token_step(&outcome, "alice_gets_grant").grant_type, "token-exchange");
+    assert_eq!(grant["issued_token_type"], "urn:ietf:params:oauth:token-type:id-jag");
+    assert_eq!(grant["token_type"], "N_A");
+    assert_eq!(grant["scope"], "orders:read");
+    assert_eq!(grant["header"]["typ"], "oauth-id-jag+jwt");
+    let claims = &grant["claims"];
+    assert_eq!(
+        (&claims["iss"], &claims["sub"], &claims["aud"]),
+        (&json!(sts), &json!("alice@example.com"), &json!(sts))
+    );
+    assert_eq!(
+        (&claims["client_id"], &claims["resource"], &claims["scope"]),
+        (&json!("claude-desktop"), &json!(mcp), &json!("orders:read"))
+    );
+    assert!(
+        claims["sid"].as_str().is_some_and(|s| s.starts_with("sso-")),
+        "{claims}"
+    );
+
+    // Redeemed at mcp-sts (jwt-bearer): an access token to the MCP server for alice,
+    // with the agent acting; presenting the same grant again is refused.
+    let access = granted(&outcome, "alice_redeems_grant");
+    assert_eq!(token_step(&outcome, "alice_redeems_grant").grant_type, "jwt-bearer");
+    assert_eq!(
+        (&access["token_type"], &access["header"]["typ"]),
+        (&json!("Bearer"), &json!("at+jwt"))
+    );
+    let claims = &access["claims"];
+    assert_eq!(
+        (&claims["sub"], &claims["aud"], &claims["client_id"]),
+        (&json!("alice@example.com"), &json!(mcp), &json!("claude-desktop"))
+    );
+    assert_eq!(claims["act"], json!({"sub": "claude-desktop"}));
+    assert_eq!(claims["scope"], "orders:read");
+    assert_eq!(claims["sid"], grant["claims"]["sid"]);
+    assert_token_refused(&outcome, "alice_replays_grant", 400, "invalid_grant");
+
+    // With that token the tool ran, and its downstream call carried alice and the agent
+    // (the MCP server exchanged the redeemed token as itself).
+    let read = allowed(&outcome, "alice_grant_reads_order");
+    assert_eq!(
+        (read["id"].as_u64(), read["owner"].as_str()),
+        (Some(42), Some("alice@example.com"))
+    );
+    let call = outcome.call("alice_grant_reads_order").unwrap();
+    assert_eq!(call.trail.len(), 1, "{:?}", call.trail);
+    assert_eq!(
+        (
+            call.trail[0].service,
+            call.trail[0].user.as_str(),
+            call.trail[0].mode.as_str()
+        ),
+        ("orders-api", "alice@example.com", "on_behalf_of")
+    );
+    assert_eq!(
+        call.trail[0].line,
+        "alice@example.com via agent claude-desktop (orders-mcp) read order 42"
+    );
+    granted(&outcome, "alice_gets_second_grant");
+
+    // Offboarded: the orders-api token the MCP server already holds is refused there
+    // (introspection), and the open session's next exchange, a new grant and the
+    // redemption of the grant the agent kept are refused by mcp-sts, each with its
+    // protocol's code.
+    assert_eq!(outcome.offboarded, ["carol@example.com", "alice@example.com"]);
+    let revoked = denial(&outcome, "alice_grant_after_offboarding");
+    assert_eq!(
+        (revoked.by.as_str(), revoked.status, revoked.code.as_str()),
+        ("orders-api", 401, "invalid_token")
+    );
+    assert!(revoked.description.contains("revoked"), "{revoked:?}");
+    let refused = denial(&outcome, "alice_grant_exchange_after_offboarding");
+    assert_eq!(
+        (refused.by.as_str(), refused.status, refused.code.as_str()),
+        ("mcp-sts", 400, "invalid_request")
+    );
+    for step in [
+        "alice_grant_after_offboarding",
+        "alice_grant_exchange_after_offboarding",
+    ] {
+        assert!(outcome.call(step).unwrap().trail.is_empty(), "{step}");
+    }
+    assert_token_refused(
+        &outcome,
+        "alice_grant_after_offboarding_refused",
+        400,
+        "invalid_request",
+    );
+    assert_token_refused(
+        &outcome,
+        "alice_redemption_after_offboarding_refused",
+        400,
+        "invalid_grant",
+    );
+
+    // mcp-sts's audit: who asked, for whom, and which rule refused.
+    let events = |event: &str, decision: &str| -> Vec<&serde_json::Value> {
+        outcome
+            .sts_audit
+            .iter()
+            .filter(|e| e["event"] == event && e["decision"] == decision && e["sub"] == "alice@example.com")
+            .collect()
+    };
+    let issued = events("id_jag_issue", "allow");
+    assert_eq!(issued.len(), 2, "{issued:?}");
+    assert!(
+        issued
+            .iter()
+            .all(|e| e["client_id"] == "claude-desktop" && e["audience"] == sts)
+    );
+    let redeemed = events("id_jag_redeem", "allow");
+    assert_eq!(redeemed.len(), 1, "{redeemed:?}");
+    assert_eq!(redeemed[0]["actor_chain"], json!(["claude-desktop"]));
+    let reasons = |event: &str| -> Vec<String> {
+        events(event, "deny")
+            .iter()
+            .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
+            .collect()
+    };
+    assert_eq!(reasons("id_jag_issue"), ["invalid_request:revoked.subject"]);
+    let exchanges = events("token_exchange", "deny");
+    let exchange = exchanges.last().expect("the refused exchange is audited");
+    assert_eq!(
+        (&exchange["client_id"], &exchange["reason"], &exchange["actor_chain"]),
+        (
+            &json!("orders-mcp"),
+            &json!("invalid_request:revoked.subject"),
+            &json!(["orders-mcp", "claude-desktop"])
+        )
+    );
+    assert_eq!(
+        reasons("id_jag_redeem"),
+        ["invalid_grant:assertion.replay", "invalid_grant:revoked.subject"]
+    );
     let audit = serde_json::to_string(&outcome.sts_audit).unwrap();
     assert!(!audit.contains("eyJ"), "a token leaked into the audit trail");
 }

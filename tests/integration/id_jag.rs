@@ -609,3 +609,42 @@ async fn a_grant_from_an_independent_issuer_is_redeemed_only_when_that_issuer_is
     );
     assert_refused(&redeem(&sts, ASSISTANT, &grant, &[]).await, 400, "invalid_target");
 }
+
+#[tokio::test]
+async fn the_client_library_obtains_and_redeems_a_grant_once() {
+    use mcp_sts::client::{ExchangeRequest, OAuthErrorCode, StsClient, StsClientConfig, StsError};
+    let sts = start().await;
+    let mut config = StsClientConfig::new(format!("{}/token", sts.url), ASSISTANT.0, ASSISTANT.1);
+    config.cache_capacity = 0;
+    let agent = StsClient::new(config).unwrap();
+
+    let ask = ExchangeRequest::id_jag(alice_login(&sts), &sts.url, ORDERS_MCP_URL).scopes(["orders:read"]);
+    let grant = agent.exchange_uncached(&ask).await.unwrap();
+    assert_eq!(
+        (grant.token_type.as_str(), grant.issued_token_type.as_str()),
+        ("N_A", ID_JAG)
+    );
+    assert_eq!(decode_header(grant.access_token.expose())["typ"], "oauth-id-jag+jwt");
+
+    let access = agent.redeem_grant(&grant.access_token, &["orders:read"]).await.unwrap();
+    assert_eq!(
+        (access.token_type.as_str(), access.issued_token_type.as_str()),
+        ("Bearer", "")
+    );
+    assert_eq!(access.scope.as_deref(), Some("orders:read"));
+    assert_eq!(decode_header(access.access_token.expose())["typ"], "at+jwt");
+
+    let again = agent.redeem_grant(&grant.access_token, &[]).await.unwrap_err();
+    assert!(
+        matches!(
+            &again,
+            StsError::OAuth {
+                status: 400,
+                code: OAuthErrorCode::InvalidGrant,
+                ..
+            }
+        ),
+        "{again:?}"
+    );
+    assert_eq!(last_audit(&sts).2, "invalid_grant:assertion.replay");
+}

@@ -31,4 +31,5 @@ mod ssf_queue;
 mod ssf_restart;
 mod ssf_transmitter;
 mod ssf_upstream;
+mod verified_tokens;
 mod verify;

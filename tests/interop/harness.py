@@ -20,6 +20,8 @@ TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
 ID_TOKEN = "urn:ietf:params:oauth:token-type:id_token"
 ACCESS_TOKEN = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TYPE = "urn:ietf:params:oauth:token-type:jwt"
+ID_JAG_TYPE = "urn:ietf:params:oauth:token-type:id-jag"
+JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 
 def free_port() -> int:
@@ -106,19 +108,26 @@ class Sts:
     """A running mcp-sts with a per-run TOML configuration."""
 
     CLIENT_ID = "mcp-gateway"
+    # Enterprise-managed authorization: the agent application (the public client of the
+    # same name at oidc-provider, to which alice's ID token is issued) and the MCP server
+    # mcp-sts is the authorization server of.
+    AGENT_ID = "claude-desktop"
+    JAG_RESOURCE = "https://jag-mcp.example/mcp"
 
-    def __init__(self, binary: str, workdir: Path, procs: Processes, oidc_issuer: str, teleport, mcp_resources: dict):
+    def __init__(self, binary: str, workdir: Path, procs: Processes, oidc_issuer: str, teleport, mcp_resources: dict,
+                 jag_issuer):
         self.binary = binary
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.secret = "s3cret-" + os.urandom(12).hex()
+        self.agent_secret = "agent-" + os.urandom(12).hex()
         self.admin_token = "admin-" + os.urandom(12).hex()
         self.config = workdir / "mcp-sts.toml"
-        self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources))
+        self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources, jag_issuer))
         self.proc = procs.start("mcp-sts", [binary, "serve", "--config", str(self.config)], cwd=workdir)
         wait_http(f"{self.url}/healthz", self.proc)
 
-    def _toml(self, workdir: Path, oidc_issuer: str, teleport, mcp_resources: dict) -> str:
+    def _toml(self, workdir: Path, oidc_issuer: str, teleport, mcp_resources: dict, jag_issuer) -> str:
         return f"""
 [server]
 listen = "127.0.0.1:{self.port}"
@@ -166,6 +175,36 @@ configuration = "{teleport.ssf.configuration_url}"
 client_id = "{teleport.SSF_RECEIVER}"
 client_secret = "{teleport.ssf_secret}"
 poll_interval_seconds = 1
+
+# An independent ID-JAG issuer (jag_issuer.py): trusted for grants, through its JWKS.
+[[issuers]]
+issuer = "{jag_issuer.issuer}"
+audience = "mcp-sts"
+jwks_uri = "{jag_issuer.jwks_uri}"
+algorithms = ["ES256"]
+accept_id_jag = true
+
+[[clients]]
+client_id = "{self.AGENT_ID}"
+secret_sha256 = "{sha256_hex(self.agent_secret)}"
+audiences = ["jag-mcp"]
+authorization_servers = ["{self.url}"]
+
+[[audiences]]
+id = "jag-mcp"
+resource = "{self.JAG_RESOURCE}"
+mode = "on_behalf_of"
+scopes = ["mcp:tools", "mcp:admin"]
+
+# mcp-sts is the authorization server of jag-mcp: it issues grants for it and redeems them.
+[[authorization_servers]]
+issuer = "{self.url}"
+[[authorization_servers.resources]]
+resource = "{self.JAG_RESOURCE}"
+scopes = ["mcp:tools", "mcp:admin"]
+[authorization_servers.resources.role_scopes]
+developer = ["mcp:tools"]
+order-admin = ["mcp:tools"]
 
 [[clients]]
 client_id = "{self.CLIENT_ID}"

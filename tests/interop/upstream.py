@@ -90,6 +90,30 @@ def oidc_login(issuer: str, user: str, client_secret: str | None, redirect_uri: 
         return token.json()
 
 
+def serve_jwks(jwks: dict) -> tuple[ThreadingHTTPServer, str]:
+    """Serve `jwks` at /.well-known/jwks.json on a free loopback port, in a thread.
+    Returns the server (shut it down when done) and the JWKS URL."""
+    body = json.dumps(jwks).encode()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            if self.path != "/.well-known/jwks.json":
+                self.send_error(404)
+                return
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}/.well-known/jwks.json"
+
+
 class TeleportIssuer:
     """A Teleport-shaped issuer: `iss` is a cluster name (not a URL), the JWKS lives at
     /.well-known/jwks.json, the user's roles are in `roles`, and `aud` is an mcp+http URI.
@@ -111,25 +135,7 @@ class TeleportIssuer:
             jwk = json.loads(algo.to_jwk(key.public_key()))
             jwk.update(kid=kid, alg=alg, use="sig")
             jwks.append(jwk)
-        body = json.dumps({"keys": jwks}).encode()
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):  # noqa: N802
-                if self.path != "/.well-known/jwks.json":
-                    self.send_error(404)
-                    return
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.jwks_uri = f"http://127.0.0.1:{self.server.server_address[1]}/.well-known/jwks.json"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.server, self.jwks_uri = serve_jwks({"keys": jwks})
         self.ssf_secret = secrets.token_hex(16)
         self.ssf = UpstreamTransmitter(self.CLUSTER, (self.SSF_RECEIVER, self.ssf_secret))
 

@@ -172,6 +172,8 @@ pub struct Options {
     pub extra_tables: String,
     /// Extra keys for the trusted issuer's `[[issuers]]` entry.
     pub issuer_extra: String,
+    /// Extra keys for `[server]`.
+    pub server_extra: String,
 }
 
 /// A running service for one test.
@@ -244,6 +246,9 @@ impl TestSts {
         }
         if let Some(delay) = options.activate_after_seconds {
             toml = toml.replace("[keys]\n", &format!("[keys]\nactivate_after_seconds = {delay}\n"));
+        }
+        if !options.server_extra.is_empty() {
+            toml = toml.replacen("[server]\n", &format!("[server]\n{}", options.server_extra), 1);
         }
         toml.push_str(&options.extra_tables);
         let config = Config::from_toml(&toml).unwrap();
