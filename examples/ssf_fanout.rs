@@ -6,7 +6,8 @@
 //! `201` means every queue holds it); after each, all receivers poll at once until each
 //! holds the new SET (revoke -> every receiver has it in hand). Then the idle cost of
 //! every receiver polling once a second (the verifier's default), and the saturated
-//! rate of empty polls. Prints medians, mcp-sts CPU time and memory.
+//! rate of empty polls. Prints medians, mcp-sts CPU time and memory. Run it against an
+//! empty Redis database: streams other runs left behind would receive events too.
 //!
 //! `cargo run --release --example ssf_fanout -- --bin target/release/mcp-sts --redis redis://127.0.0.1:6379/0`
 
@@ -288,6 +289,15 @@ async fn main() -> anyhow::Result<()> {
     let saturated_cpu = (cpu_seconds(pid) - cpu_before) / elapsed;
     let polls_per_second = count.load(Ordering::Relaxed) as f64 / elapsed;
     let (rss, peak) = memory_mib(pid);
+    // Leave the store as found: an abandoned stream would keep every later event.
+    for r in receivers.iter() {
+        let id = r.poll.rsplit('/').next().unwrap_or_default();
+        http.delete(format!("{url}/ssf/streams?stream_id={id}"))
+            .basic_auth(&r.client, Some(SECRET))
+            .send()
+            .await?
+            .error_for_status()?;
+    }
 
     println!(
         "streams: {}, revocations per phase: {}, SET size {} bytes",
