@@ -16,7 +16,8 @@ use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::contract::AccessClaims;
 use mcp_sts::inbound::jwt::{audiences, peek, scopes, str_claim, string_at, string_list_at, time_claim};
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
-use mcp_sts::inbound::{Issuers, JwksPolicy};
+use mcp_sts::inbound::Issuers;
+use mcp_sts::jose::{JwksConfig, VerifiedTokens};
 use mcp_sts::keys::{KeyRing, SigningKey};
 use mcp_sts::lineage::Lineage;
 
@@ -41,6 +42,7 @@ struct Fixture {
     runtime: tokio::runtime::Runtime,
     issuers: Issuers,
     ring: KeyRing,
+    verified: VerifiedTokens,
 }
 
 fn fixture() -> &'static Fixture {
@@ -50,13 +52,20 @@ fn fixture() -> &'static Fixture {
         let key = SigningKey::from_pkcs8(&der, 0).unwrap();
         let ring = KeyRing::new(vec![key], SigningAlgorithm::ES256, 600).unwrap();
         let config = Config::from_toml(CONFIG).unwrap();
-        let http = mcp_sts::inbound::jwks::http_client(std::time::Duration::from_millis(200));
-        let issuers = Issuers::new(&config.issuers, &http, JwksPolicy::default());
+        let http = mcp_sts::fetch::http_client(std::time::Duration::from_millis(200)).unwrap();
+        let issuers = Issuers::new(&config.issuers, &http, &JwksConfig::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .unwrap();
-        Fixture { runtime, issuers, ring }
+        // A small memory of verified tokens, so inputs that verify also exercise it.
+        let verified = VerifiedTokens::new(64);
+        Fixture {
+            runtime,
+            issuers,
+            ring,
+            verified,
+        }
     })
 }
 
@@ -92,6 +101,6 @@ fuzz_target!(|data: &[u8]| {
     for declared in [DeclaredType::AccessToken, DeclaredType::IdToken] {
         let _ = f
             .runtime
-            .block_on(validate(token, declared, &f.issuers, (ISSUER, &f.ring), limits, NOW));
+            .block_on(validate(token, declared, &f.issuers, (ISSUER, &f.ring), limits, &f.verified, NOW));
     }
 });
