@@ -229,7 +229,14 @@ fn bench(c: &mut Criterion) {
     let before = resident_kib();
     for n in 0..100_000u64 {
         let token = idp
-            .user_token("alice@example.com", "mcp-sts", &["developer"], now, 3600, &json!({"n": n}))
+            .user_token(
+                "alice@example.com",
+                "mcp-sts",
+                &["developer"],
+                now,
+                3600,
+                &json!({"n": n}),
+            )
             .expect("token");
         runtime.block_on(async {
             validate(

@@ -80,8 +80,15 @@ developer = ["orders:read"]
 
     let mut stream = RevocationStreamConfig::new(&url, "orders-api", API_SECRET);
     stream.poll_interval = Duration::from_millis(args.poll_ms);
+    // One process, one clock: no skew to allow for.
+    stream.leeway = Duration::ZERO;
     let stream = Arc::new(RevocationStream::new(stream)?);
     stream.poll_once(SystemClock.now()).await?;
+    // The stream vouches for tokens issued after its coverage start; mint after it.
+    let covered_since = stream.covered_since().unwrap_or_default();
+    while SystemClock.now() <= covered_since {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let poller = stream.clone().spawn();
     let mut config = VerifierConfig::new(&url, "orders-api");
     config.revocation_stream = Some(stream);

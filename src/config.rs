@@ -255,6 +255,14 @@ pub struct SsfConfig {
     /// How often push streams are worked through (RFC 8935), in milliseconds.
     #[serde(default = "default_push_interval_ms")]
     pub push_interval_ms: u64,
+    /// When set, push endpoints may only be on these hosts (exact names or IP
+    /// literals), which may then be internal. Empty: any host with a public address.
+    #[serde(default)]
+    pub push_allowed_hosts: Vec<String>,
+    /// Let push endpoints be loopback, private or link-local addresses (development
+    /// only: a receiver could otherwise aim mcp-sts at internal services).
+    #[serde(default)]
+    pub push_allow_private_networks: bool,
 }
 
 impl Default for SsfConfig {
@@ -263,6 +271,8 @@ impl Default for SsfConfig {
             long_poll_seconds: default_long_poll_seconds(),
             max_streams_per_client: default_max_streams_per_client(),
             push_interval_ms: default_push_interval_ms(),
+            push_allowed_hosts: Vec::new(),
+            push_allow_private_networks: false,
         }
     }
 }

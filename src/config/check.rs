@@ -140,6 +140,23 @@ impl Config {
         if self.ssf.push_interval_ms < 10 || self.ssf.push_interval_ms > 600_000 {
             p.error("ssf.push_interval_ms", "must be between 10 and 600000");
         }
+        if self
+            .ssf
+            .push_allowed_hosts
+            .iter()
+            .any(|h| h.is_empty() || h.contains(|c: char| c.is_whitespace() || "/@[]".contains(c)))
+        {
+            p.error(
+                "ssf.push_allowed_hosts",
+                "each entry is a bare host name or IP address (no scheme, port, path or brackets)",
+            );
+        }
+        if self.ssf.push_allow_private_networks {
+            p.warning(
+                "ssf.push_allow_private_networks",
+                "any registered client can make mcp-sts POST to internal addresses; list hosts in push_allowed_hosts instead",
+            );
+        }
         if self.revocation.retention_seconds < 3_600 {
             p.error(
                 "revocation.retention_seconds",

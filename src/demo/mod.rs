@@ -3,7 +3,9 @@
 //! access tokens for alice, bob and carol that name it in `client_id`; mcp-sts runs from
 //! an in-memory configuration (keys and an embedded revocation store in a temporary
 //! directory); an MCP server built with the kit ([`crate::mcp`]) exchanges the user's
-//! token for narrow tokens to three downstream APIs (one per delegation mode).
+//! token for narrow tokens to three downstream APIs (one per delegation mode). The
+//! orders API subscribes to mcp-sts's Shared Signals stream ([`signals`]), so an
+//! offboarding reaches it as a signed event and it refuses the token locally.
 //! mcp-sts is also the MCP server's authorization server for enterprise-managed
 //! authorization ([`enterprise`]): the agent trades alice's ID token for an identity
 //! assertion grant and redeems it for an access token to the MCP server.
@@ -20,12 +22,12 @@ pub mod mcp_server;
 pub mod orders_api;
 pub mod outcome;
 pub mod services;
+pub mod signals;
 pub mod story;
 pub mod trail;
 pub mod users;
 
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -39,8 +41,8 @@ use crate::config::{Config, ConfigError};
 use crate::dev_idp::{DevIdp, DevIdpError};
 use crate::mcp::McpAuthError;
 use crate::service::Sts;
-use crate::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
-pub use outcome::{CallOutcome, DemoOutcome, Denial, ToolCall};
+use crate::verify::{Verifier, VerifierConfig, VerifyError};
+pub use outcome::{CallOutcome, DemoOutcome, Denial, StreamDelivery, ToolCall};
 pub use trail::{AuditTrail, TrailEntry};
 
 /// Why the demo could not run.
@@ -74,6 +76,9 @@ pub enum DemoError {
     /// Offboarding through the admin API failed.
     #[error("admin API: {0}")]
     Admin(String),
+    /// A revocation did not reach a subscribed service through Shared Signals.
+    #[error("Shared Signals: {0}")]
+    Stream(String),
 }
 
 /// Base URLs of everything the demo runs.
@@ -103,6 +108,8 @@ pub struct Demo {
     pub sts: Arc<Sts>,
     /// The downstream services' audit trail.
     pub trail: AuditTrail,
+    /// The orders API's subscription to mcp-sts's revocation stream.
+    pub orders_signals: signals::OrdersSignals,
     /// The client secret of `orders-mcp` (for the example commands).
     pub orders_mcp_secret: Secret,
     /// The client secret of the agent application at mcp-sts, with which it obtains and
@@ -320,15 +327,12 @@ impl Demo {
         });
 
         let trail = AuditTrail::default();
+        // The orders API hears revocations on mcp-sts's Shared Signals stream and decides
+        // locally: no introspection call per request.
+        let orders_signals =
+            signals::OrdersSignals::subscribe(&sts_url, orders_api::AUDIENCE, secrets.orders_api.expose()).await?;
         let mut orders_config = VerifierConfig::new(&sts_url, orders_api::AUDIENCE);
-        let mut introspection = IntrospectionConfig::new(
-            format!("{sts_url}/introspect"),
-            orders_api::AUDIENCE,
-            secrets.orders_api.expose(),
-        );
-        // Ask every time, so an offboarding is seen on the very next call.
-        introspection.cache_ttl = Duration::ZERO;
-        orders_config.introspection = Some(introspection);
+        orders_config.revocation_stream = Some(Arc::clone(&orders_signals.stream));
         let orders_verifier = Arc::new(Verifier::new(orders_config)?);
         let (listener, orders) = bind().await?;
         let app = orders_api::router(orders_verifier, trail.clone());
@@ -386,6 +390,7 @@ impl Demo {
             idp,
             sts,
             trail,
+            orders_signals,
             orders_mcp_secret: secrets.orders_mcp,
             agent_secret: secrets.agent,
             notes_mcp_key: notes_mcp.pem,
@@ -424,8 +429,18 @@ impl Demo {
     }
 
     /// Revoke `subject` (offboarding) through the admin API, `POST /admin/revocations`
-    /// with the admin Bearer credential.
+    /// with the admin Bearer credential. Returns once the orders API has heard it on its
+    /// Shared Signals stream, so every later step of the story sees it in force.
     pub async fn offboard(&self, subject: &str) -> Result<(), DemoError> {
+        let started = std::time::Instant::now();
+        self.revoke_subject(subject).await?;
+        self.orders_signals
+            .heard(crate::contract::revocation::RevocationKind::Subject, subject, started)
+            .await
+            .map(|_| ())
+    }
+
+    async fn revoke_subject(&self, subject: &str) -> Result<(), DemoError> {
         let body = serde_json::json!({
             "kind": "subject",
             "value": subject,

@@ -1,5 +1,5 @@
-//! The downstream orders API: verifies mcp-sts tokens (with introspection, so a
-//! revocation is seen at once) and filters per user. A developer or customer sees only
+//! The downstream orders API: verifies mcp-sts tokens (revocations heard on mcp-sts's
+//! Shared Signals stream, so an offboarding is refused locally) and filters per user. A developer or customer sees only
 //! their own orders; `orders:admin` sees every order; changing one needs `orders:write`.
 
 use std::collections::BTreeMap;

@@ -104,6 +104,17 @@ impl TokenStep {
     }
 }
 
+/// A revocation a downstream service heard on its Shared Signals stream.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StreamDelivery {
+    /// The service that heard it.
+    pub service: &'static str,
+    /// What was revoked, as `kind:value` (e.g. `subject:carol@example.com`).
+    pub revoked: String,
+    /// From the admin's revocation to the service holding it, in milliseconds.
+    pub after_ms: u128,
+}
+
 /// Everything the demo did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct DemoOutcome {
@@ -113,6 +124,8 @@ pub struct DemoOutcome {
     pub token_steps: Vec<TokenStep>,
     /// Subjects revoked during the story.
     pub offboarded: Vec<String>,
+    /// Revocations that reached a service through Shared Signals.
+    pub stream_deliveries: Vec<StreamDelivery>,
     /// The downstream services' audit trail.
     pub trail: Vec<TrailEntry>,
     /// The STS's audit events (JSON, as emitted).

@@ -1,12 +1,15 @@
 //! The script: alice, bob and carol use the same agent and MCP server; each call is
 //! exchanged at mcp-sts and decided downstream on the verified identity.
 
+use std::time::Instant;
+
 use serde_json::{Value, json};
 
 use super::agent::AgentSession;
-use super::outcome::{CallOutcome, DemoOutcome, ToolCall};
+use super::outcome::{CallOutcome, DemoOutcome, StreamDelivery, ToolCall};
 use super::users::{self, ALICE, BOB, CAROL, DemoUser};
 use super::{Demo, DemoError};
+use crate::contract::revocation::RevocationKind;
 
 /// Prints the story as it happens (or stays quiet, for tests).
 #[derive(Debug, Clone, Copy)]
@@ -100,6 +103,30 @@ impl Scene<'_> {
         });
         Ok(())
     }
+}
+
+/// The offboarding travels to the orders API as a Shared Signals event (a CAEP
+/// `session-revoked` SET on its poll stream); from then on the orders API refuses the
+/// user's token by itself, without asking mcp-sts.
+async fn offboarding_reaches_orders_api(
+    scene: &mut Scene<'_>,
+    user: DemoUser,
+    since: Instant,
+) -> Result<(), DemoError> {
+    let signals = &scene.demo.orders_signals;
+    let after = signals.heard(RevocationKind::Subject, user.sub, since).await?;
+    scene.narrator.say(&format!(
+        "   orders-api heard it on its Shared Signals stream after {} ms: a signed CAEP session-revoked \
+         event naming {} (RFC 8936 poll); it now refuses her token locally, without introspection",
+        after.as_millis(),
+        user.sub
+    ));
+    scene.outcome.stream_deliveries.push(StreamDelivery {
+        service: super::orders_api::AUDIENCE,
+        revoked: format!("{}:{}", RevocationKind::Subject, user.sub),
+        after_ms: after.as_millis(),
+    });
+    Ok(())
 }
 
 /// Play the story against a started [`Demo`].
@@ -212,12 +239,14 @@ pub async fn play(demo: &Demo, narrator: Narrator) -> Result<DemoOutcome, DemoEr
         )
         .await?;
 
+    let offboarded_at = Instant::now();
     demo.offboard(CAROL.sub).await?;
     scene.narrator.say(&format!(
         "\n!! security offboards {} (POST /admin/revocations, kind subject) while her session is open",
         CAROL.sub
     ));
     scene.outcome.offboarded.push(CAROL.sub.to_owned());
+    offboarding_reaches_orders_api(&mut scene, CAROL, offboarded_at).await?;
     scene
         .call(
             &carol,

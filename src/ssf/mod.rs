@@ -12,6 +12,7 @@ pub mod error;
 pub mod poll;
 pub mod publish;
 pub mod push;
+pub mod push_target;
 pub mod streams;
 pub mod upstream;
 

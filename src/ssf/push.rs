@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 
+use super::push_target::PushTargets;
 use crate::revocation::{Delivery, StreamRecord, StreamStatus};
 use crate::service::Sts;
 
@@ -23,7 +24,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
 /// The push deliverer of one replica: an HTTP client and each stream's backoff.
 pub struct Pusher {
-    http: reqwest::Client,
+    /// `None` when no client could be built: nothing is pushed (never an unguarded one).
+    http: Option<reqwest::Client>,
+    targets: PushTargets,
     base: Duration,
     backoff: HashMap<String, (u32, Instant)>,
 }
@@ -36,15 +39,20 @@ enum Outcome {
 }
 
 impl Pusher {
-    /// A deliverer whose first retry waits `base`.
-    pub fn new(base: Duration) -> Self {
+    /// A deliverer whose first retry waits `base`, pushing only where `targets` allows
+    /// (checked on the URL and again on every address a name resolves to).
+    pub fn new(base: Duration, targets: PushTargets) -> Self {
         let http = reqwest::Client::builder()
             .timeout(PUSH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .dns_resolver(targets.resolver())
             .build()
-            .unwrap_or_default();
+            .inspect_err(|error| tracing::error!(%error, "cannot build the push HTTP client; push delivery is off"))
+            .ok();
         Self {
             http,
+            targets,
             base,
             backoff: HashMap::new(),
         }
@@ -123,8 +131,18 @@ impl Pusher {
     }
 
     async fn push(&self, url: &str, authorization: Option<&str>, set: &str) -> Outcome {
-        let mut request = self
-            .http
+        // Streams registered under an earlier, looser rule are held, not pushed.
+        let allowed = url::Url::parse(url)
+            .map_err(|_| "unparsable")
+            .and_then(|u| self.targets.check(&u));
+        if let Err(rule) = allowed {
+            tracing::warn!(rule, "push endpoint not allowed by [ssf] push rules; holding its SETs");
+            return Outcome::Retry;
+        }
+        let Some(http) = &self.http else {
+            return Outcome::Retry;
+        };
+        let mut request = http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/secevent+jwt")
             .header(reqwest::header::ACCEPT, "application/json")
@@ -144,7 +162,7 @@ impl Pusher {
 pub fn spawn(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let interval = Duration::from_millis(sts.config.ssf.push_interval_ms);
-        let mut pusher = Pusher::new(interval);
+        let mut pusher = Pusher::new(interval, PushTargets::from_config(&sts.config.ssf));
         loop {
             pusher.deliver_once(&sts).await;
             tokio::select! {

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::SsfError;
+use super::push_target::PushTargets;
 use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::contract::set::events_supported;
@@ -64,7 +65,7 @@ fn parse_request(body: &[u8]) -> Result<StreamRequest, SsfError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("body must be a JSON stream configuration: {e}")))
 }
 
-fn parse_delivery(request: DeliveryRequest) -> Result<Delivery, SsfError> {
+fn parse_delivery(sts: &Sts, request: DeliveryRequest) -> Result<Delivery, SsfError> {
     match request.method.as_str() {
         crate::contract::set::POLL_DELIVERY => {
             if request.endpoint_url.is_some() || request.authorization_header.is_some() {
@@ -80,6 +81,7 @@ fn parse_delivery(request: DeliveryRequest) -> Result<Delivery, SsfError> {
             if !matches!(parsed.scheme(), "http" | "https") || parsed.fragment().is_some() {
                 return Err(bad("delivery.endpoint_url must be an http(s) URL without fragment"));
             }
+            PushTargets::from_config(&sts.config.ssf).check(&parsed).map_err(bad)?;
             if request
                 .authorization_header
                 .as_deref()
@@ -162,7 +164,7 @@ pub async fn create(
         return Err(bad("stream_id is assigned by the transmitter"));
     }
     let delivery = match request.delivery {
-        Some(d) => parse_delivery(d)?,
+        Some(d) => parse_delivery(sts, d)?,
         None => Delivery::Poll,
     };
     let (events_requested, events_delivered) = check_events(sts, request.events_requested.unwrap_or_default())?;
@@ -218,7 +220,7 @@ pub async fn update(
         .ok_or_else(|| bad("stream_id is required"))?;
     let mut stream = owned(sts, caller, id).await?;
     match request.delivery {
-        Some(d) => stream.delivery = parse_delivery(d)?,
+        Some(d) => stream.delivery = parse_delivery(sts, d)?,
         None if replace => stream.delivery = Delivery::Poll,
         None => {}
     }

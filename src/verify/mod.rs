@@ -17,6 +17,7 @@ pub mod extract;
 mod identity;
 mod introspect;
 pub mod stream;
+mod stream_state;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -12,10 +12,20 @@
 //! so that covers every token the revocation covers at mcp-sts, and a later
 //! reinstatement needs no event of its own. Entries are kept for `retain` (longer
 //! than any token lives), so memory stays bounded.
+//!
+//! Coverage is explicit too. A stream hears only what was revoked after it existed at
+//! mcp-sts, and mcp-sts never resends an acknowledged event. So the stream vouches only
+//! for tokens issued after `covered_since` (plus leeway): the moment its stream was
+//! known to exist, kept across restarts in the state file (`state_path`), where every
+//! heard revocation is written before it is acknowledged. Without a state file, or
+//! when the stream at mcp-sts is not the one the file remembers, coverage starts again
+//! at this process's first successful poll, and older tokens take the stale path
+//! until they expire.
 
 use std::collections::HashMap;
+use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
@@ -23,6 +33,7 @@ use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 
 use super::error::{VerifyError, printable};
+use super::stream_state::{self, HeardRevocation, StreamState};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
 use crate::contract::revocation::{RevocationKind, lineage};
@@ -64,6 +75,12 @@ pub struct RevocationStreamConfig {
     pub leeway: Duration,
     /// Timeout of each call to the STS.
     pub http_timeout: Duration,
+    /// Where heard revocations are kept across restarts (written atomically before
+    /// they are acknowledged, read at start). One file per `instance`. Without it,
+    /// tokens issued before this process's first successful poll (plus leeway) are not
+    /// vouched for: they take the stale path (introspection fallback, else 503) until
+    /// they expire.
+    pub state_path: Option<PathBuf>,
 }
 
 impl RevocationStreamConfig {
@@ -84,6 +101,7 @@ impl RevocationStreamConfig {
             retain: Duration::from_secs(2 * 86_400),
             leeway: Duration::from_secs(30),
             http_timeout: Duration::from_secs(5),
+            state_path: None,
         }
     }
 }
@@ -97,6 +115,7 @@ impl std::fmt::Debug for RevocationStreamConfig {
             .field("instance", &self.instance)
             .field("max_staleness", &self.max_staleness)
             .field("introspection_fallback", &self.introspection_fallback)
+            .field("state_path", &self.state_path)
             .finish_non_exhaustive()
     }
 }
@@ -110,17 +129,60 @@ pub enum StreamVerdict {
     AskIntrospection,
 }
 
-/// Revocations heard so far and when the stream last answered.
+/// Revocations heard so far, since when they cover tokens, and when the stream last
+/// answered.
 #[derive(Debug, Default)]
 struct Heard {
     revoked: HashMap<(RevocationKind, String), UnixTime>,
     last_heard: Option<UnixTime>,
+    /// The stream at mcp-sts these revocations came from.
+    stream_id: Option<String>,
+    /// Tokens issued after this (plus leeway) are covered; `None`: none yet.
+    covered_since: Option<UnixTime>,
+}
+
+impl Heard {
+    fn from_state(state: StreamState) -> Self {
+        Self {
+            revoked: state
+                .revoked
+                .into_iter()
+                .map(|r| ((r.kind, r.value), r.revoked_at))
+                .collect(),
+            last_heard: None,
+            stream_id: state.stream_id,
+            covered_since: state.covered_since,
+        }
+    }
+
+    fn to_state(&self) -> StreamState {
+        let mut revoked: Vec<HeardRevocation> = self
+            .revoked
+            .iter()
+            .map(|((kind, value), at)| HeardRevocation {
+                kind: *kind,
+                value: value.clone(),
+                revoked_at: *at,
+            })
+            .collect();
+        revoked.sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
+        StreamState {
+            version: 0,
+            stream_id: self.stream_id.clone(),
+            covered_since: self.covered_since,
+            revoked,
+        }
+    }
 }
 
 /// The stream this instance polls.
 #[derive(Debug, Clone)]
 struct Subscription {
     endpoint: String,
+    stream_id: String,
+    /// Until the first successful poll, the latest moment (by the poll's `now`) at which
+    /// the stream may have come into existence; `None` once coverage is settled.
+    exists_from: Option<UnixTime>,
 }
 
 /// A subscription to mcp-sts's revocation events; share one per service (`Arc`) and
@@ -132,6 +194,7 @@ pub struct RevocationStream {
     jwks: JwksCache,
     heard: RwLock<Heard>,
     subscription: tokio::sync::Mutex<Option<Subscription>>,
+    applied: tokio::sync::watch::Sender<u64>,
 }
 
 impl std::fmt::Debug for RevocationStream {
@@ -147,7 +210,9 @@ fn unavailable(why: impl Into<String>) -> VerifyError {
 }
 
 impl RevocationStream {
-    /// A subscription; nothing is fetched until the first poll.
+    /// A subscription; nothing is fetched until the first poll. With a `state_path`,
+    /// the revocations heard before a restart are loaded here; a state file that
+    /// exists but cannot be read is an error (starting without it would forget them).
     pub fn new(config: RevocationStreamConfig) -> Result<Self, VerifyError> {
         if config.issuer.is_empty() || config.client_id.is_empty() {
             return Err(VerifyError::Config(
@@ -168,13 +233,21 @@ impl RevocationStream {
             config.http_timeout,
             http.clone(),
         );
+        let heard = match &config.state_path {
+            Some(path) => stream_state::load(path)
+                .map_err(|e| VerifyError::Config(e.to_string()))?
+                .map(Heard::from_state)
+                .unwrap_or_default(),
+            None => Heard::default(),
+        };
         Ok(Self {
             config,
             http,
             authorization,
             jwks,
-            heard: RwLock::new(Heard::default()),
+            heard: RwLock::new(heard),
             subscription: tokio::sync::Mutex::new(None),
+            applied: tokio::sync::watch::channel(0).0,
         })
     }
 
@@ -197,28 +270,66 @@ impl RevocationStream {
         self.read_heard(|h| h.last_heard)
     }
 
+    /// Tokens issued after this (plus `leeway`) are covered by what the stream hears;
+    /// `None` until the first successful poll.
+    pub fn covered_since(&self) -> Option<UnixTime> {
+        self.read_heard(|h| h.covered_since)
+    }
+
+    /// When the revocation of `value` as `kind` was made, if the stream heard of it.
+    pub fn heard(&self, kind: RevocationKind, value: &str) -> Option<UnixTime> {
+        self.read_heard(|h| h.revoked.get(&(kind, value.to_owned())).copied())
+    }
+
+    /// Counts revocations applied so far; changes each time one is heard, so a caller
+    /// can await news instead of polling.
+    pub fn applied(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.applied.subscribe()
+    }
+
+    /// Write what was heard to the state file, if there is one.
+    fn save(&self) -> Result<(), VerifyError> {
+        let Some(path) = &self.config.state_path else {
+            return Ok(());
+        };
+        let state = self.read_heard(Heard::to_state);
+        stream_state::store(path, &state).map_err(|e| {
+            tracing::error!(error = %e, "cannot save the revocation stream's state; not acknowledging");
+            unavailable(e.to_string())
+        })
+    }
+
     /// Refuse `claims` if a heard revocation covers them; otherwise say whether the
     /// stream is fresh enough to vouch for them at `now`.
     pub fn check(&self, claims: &AccessClaims, now: UnixTime) -> Result<StreamVerdict, VerifyError> {
         let leeway = self.config.leeway.as_secs();
-        let (hit, last_heard) = self.read_heard(|heard| {
+        let (hit, last_heard, covered_since) = self.read_heard(|heard| {
             let hit = lineage(claims).into_iter().find(|(kind, value)| {
                 heard
                     .revoked
                     .get(&(*kind, (*value).to_owned()))
                     .is_some_and(|at| claims.iat.is_none_or(|iat| iat <= at.saturating_add(leeway)))
             });
-            (hit.map(|(kind, _)| kind), heard.last_heard)
+            (hit.map(|(kind, _)| kind), heard.last_heard, heard.covered_since)
         });
         if let Some(kind) = hit {
             tracing::debug!(%kind, "token refused: revoked (heard on the revocation stream)");
             return Err(VerifyError::Revoked);
         }
         let age = last_heard.map(|t| now.saturating_sub(t));
-        if age.is_some_and(|age| age <= self.config.max_staleness.as_secs()) {
+        let fresh = age.is_some_and(|age| age <= self.config.max_staleness.as_secs());
+        // A token issued before the stream existed (or before a restart without a state
+        // file) may have been revoked in a way this stream never heard.
+        let covered =
+            covered_since.is_some_and(|since| claims.iat.is_some_and(|iat| iat > since.saturating_add(leeway)));
+        if fresh && covered {
             return Ok(StreamVerdict::Clear);
         }
-        let since = age.map_or_else(|| "never heard from".to_owned(), |a| format!("last heard {a} s ago"));
+        let since = match age {
+            _ if fresh => "the token predates what the stream covers".to_owned(),
+            Some(a) => format!("last heard {a} s ago"),
+            None => "never heard from".to_owned(),
+        };
         if self.config.introspection_fallback {
             tracing::warn!(%since, "revocation stream is stale; falling back to introspection");
             Ok(StreamVerdict::AskIntrospection)
@@ -236,7 +347,11 @@ impl RevocationStream {
         let subscription = match guard.as_ref() {
             Some(s) => s.clone(),
             None => {
-                let s = self.subscribe().await?;
+                let started = Instant::now();
+                let mut s = self.subscribe().await?;
+                // The stream exists by the end of `subscribe`: at the latest `now` plus
+                // the time it took, rounded up (`now` is read when the poll starts).
+                s.exists_from = Some(now.saturating_add(started.elapsed().as_secs()).saturating_add(1));
                 *guard = Some(s.clone());
                 s
             }
@@ -244,6 +359,7 @@ impl RevocationStream {
         let mut acks: Vec<String> = Vec::new();
         let mut errors = Map::new();
         let mut applied = 0;
+        let mut subscription = subscription;
         loop {
             let body = json!({ "ack": acks, "setErrs": errors, "maxEvents": MAX_EVENTS, "returnImmediately": true });
             let answer = match self.post(&subscription.endpoint, &body).await {
@@ -256,6 +372,12 @@ impl RevocationStream {
             };
             acks.clear();
             errors.clear();
+            if let Some(exists_from) = subscription.exists_from.take() {
+                self.settle_coverage(&subscription.stream_id, exists_from)?;
+                if let Some(s) = guard.as_mut() {
+                    s.exists_from = None;
+                }
+            }
             let sets = answer
                 .get("sets")
                 .and_then(Value::as_object)
@@ -283,6 +405,11 @@ impl RevocationStream {
             if !more && acks.is_empty() && errors.is_empty() {
                 break;
             }
+            if !acks.is_empty() {
+                // Durable before acknowledged: mcp-sts never sends them again.
+                self.save()?;
+                self.applied.send_modify(|n| *n = n.wrapping_add(1));
+            }
             if !more {
                 let ack_only = json!({ "ack": acks, "setErrs": errors, "maxEvents": 0, "returnImmediately": true });
                 match self.post(&subscription.endpoint, &ack_only).await {
@@ -301,6 +428,29 @@ impl RevocationStream {
             heard.revoked.retain(|_, at| at.saturating_add(retain) > now);
         });
         Ok(applied)
+    }
+
+    /// The first successful poll of a subscription: when the stream is the one the
+    /// state remembers, coverage goes on; otherwise events may have been missed, and
+    /// coverage starts at `exists_from`. Saved before anything is acknowledged.
+    fn settle_coverage(&self, stream_id: &str, exists_from: UnixTime) -> Result<(), VerifyError> {
+        let changed = self.write_heard(|heard| {
+            let continued = heard.stream_id.as_deref() == Some(stream_id) && heard.covered_since.is_some();
+            if continued {
+                return false;
+            }
+            heard.stream_id = Some(stream_id.to_owned());
+            heard.covered_since = Some(exists_from);
+            true
+        });
+        if changed {
+            tracing::info!(
+                covered_since = exists_from,
+                "revocation stream covers tokens issued from now on; older ones take the stale path"
+            );
+            self.save()?;
+        }
+        Ok(())
     }
 
     /// Poll every `poll_interval` (system clock) until the task is aborted.
@@ -364,6 +514,8 @@ impl RevocationStream {
                 tracing::info!(stream_id = %printable(id), "subscribed to the revocation stream");
                 Ok(Subscription {
                     endpoint: poll.to_owned(),
+                    stream_id: id.to_owned(),
+                    exists_from: None,
                 })
             }
             _ => Err(unavailable("the stream has no id or poll endpoint")),

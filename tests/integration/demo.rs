@@ -1,5 +1,5 @@
 //! The one-command demo, run in-process: every step of the story over the real
-//! protocols (MCP over streamable HTTP, RFC 8693 exchange, JWKS, introspection, admin API).
+//! protocols (MCP over streamable HTTP, RFC 8693 exchange, JWKS, Shared Signals, admin API).
 
 use mcp_sts::demo::outcome::TokenStep;
 use mcp_sts::demo::story::{self, Narrator};
@@ -97,15 +97,29 @@ async fn the_story_plays_out_over_the_real_protocols() {
         ("orders-api", 403, "insufficient_scope")
     );
 
-    // Offboarded mid-session: her already-minted token is refused downstream (introspection)
-    // and a new exchange is refused by mcp-sts.
+    // Offboarded mid-session: the revocation reaches the orders API as a Shared Signals
+    // event, and her already-minted token is refused there locally; a new exchange is
+    // refused by mcp-sts.
     assert_eq!(outcome.offboarded[0], "carol@example.com");
+    assert_eq!(outcome.stream_deliveries.len(), 1, "{:?}", outcome.stream_deliveries);
+    let delivery = &outcome.stream_deliveries[0];
+    assert_eq!(
+        (delivery.service, delivery.revoked.as_str()),
+        ("orders-api", "subject:carol@example.com")
+    );
+    assert!(delivery.after_ms < 10_000, "{delivery:?}");
     let revoked = denial(&outcome, "carol_after_offboarding");
     assert_eq!(
         (revoked.by.as_str(), revoked.status, revoked.code.as_str()),
         ("orders-api", 401, "invalid_token")
     );
     assert!(revoked.description.contains("revoked"), "{revoked:?}");
+    // No service asked mcp-sts about any token: the refusal was decided locally.
+    assert!(
+        !outcome.sts_audit.iter().any(|e| e["event"] == "introspect"),
+        "{:?}",
+        outcome.sts_audit
+    );
     let refused = denial(&outcome, "carol_new_exchange_after_offboarding");
     assert_eq!(
         (refused.by.as_str(), refused.status, refused.code.as_str()),

@@ -80,7 +80,14 @@ async fn revocations_reach_both_verifiers_across_replica_and_redis_restarts() {
     let issuer = b.url.clone();
     let orders = downstream(&issuer, "orders-api", ORDERS_API_SECRET, false);
     let billing = downstream(&issuer, "billing-api", BILLING_API_SECRET, false);
-    let now = b.clock_now();
+    // Each stream covers tokens issued after its first poll (plus leeway): move past it.
+    let subscribed = b.clock_now();
+    for d in [&orders, &billing] {
+        assert_eq!(d.stream.poll_once(subscribed).await.unwrap(), 0);
+    }
+    let now = subscribed + 60;
+    a.clock.set(now);
+    b.clock.set(now);
     for d in [&orders, &billing] {
         assert_eq!(d.stream.poll_once(now).await.unwrap(), 0);
     }

@@ -2,7 +2,7 @@
 //! by each receiver, every kind of revocation as a signed SET, RFC 8936 ack
 //! semantics and long polling.
 
-use crate::support::ssf::{Receiver, SESSION_REVOKED, VERIFICATION, all_events, verify_set};
+use crate::support::ssf::{Receiver, SESSION_REVOKED, VERIFICATION, all_events, push_receiver, verify_set};
 use crate::support::sts::{BILLING_API_SECRET, ORDERS_API_SECRET, Options, TestSts};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -409,36 +409,15 @@ async fn subject_revocation_issuer_must_be_trusted_and_only_for_subjects() {
     assert_eq!(named.status, 201, "{}", named.text);
 }
 
-/// A push receiver (RFC 8935) on a real socket: records each SET and the
-/// Authorization header it came with, and answers with the next status in `script`.
-async fn push_receiver(script: Vec<u16>) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>) {
-    use axum::http::HeaderMap;
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let script = std::sync::Arc::new(std::sync::Mutex::new(script));
-    let (seen2, script2) = (seen.clone(), script.clone());
-    let app = axum::Router::new().route(
-        "/events",
-        axum::routing::post(move |headers: HeaderMap, body: String| {
-            let (seen, script) = (seen2.clone(), script2.clone());
-            async move {
-                let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
-                assert_eq!(headers["content-type"], "application/secevent+jwt");
-                seen.lock().unwrap().push((auth, body));
-                let mut script = script.lock().unwrap();
-                let status = if script.is_empty() { 202 } else { script.remove(0) };
-                axum::http::StatusCode::from_u16(status).unwrap()
-            }
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}/events", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
-}
-
 #[tokio::test]
 async fn push_delivery_sends_each_set_with_the_receivers_authorization_and_retries() {
-    let sts = start().await;
+    // The receiver listens on loopback, which push may reach only when listed.
+    let sts = TestSts::start_opts(Options {
+        admin: true,
+        extra_tables: "[ssf]\npush_allowed_hosts = [\"127.0.0.1\"]\n".into(),
+        ..Options::default()
+    })
+    .await;
     let (url, seen) = push_receiver(vec![503]).await;
     let receiver = Receiver::new(&sts.url, "orders-api", ORDERS_API_SECRET);
     let body = json!({
@@ -455,7 +434,8 @@ async fn push_delivery_sends_each_set_with_the_receivers_authorization_and_retri
 
     // First attempt fails (503): nothing is lost, and the next round after the
     // backoff delivers it. A zero base backoff makes the retry immediate.
-    let mut pusher = mcp_sts::ssf::push::Pusher::new(std::time::Duration::ZERO);
+    let targets = mcp_sts::ssf::push_target::PushTargets::from_config(&sts.sts.config.ssf);
+    let mut pusher = mcp_sts::ssf::push::Pusher::new(std::time::Duration::ZERO, targets);
     assert_eq!(pusher.deliver_once(&sts.sts).await, 0);
     assert_eq!(pusher.deliver_once(&sts.sts).await, 1);
     assert_eq!(pusher.deliver_once(&sts.sts).await, 0, "acknowledged by the 202");

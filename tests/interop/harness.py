@@ -162,13 +162,19 @@ roles_claim = "roles"
 algorithms = ["RS256", "ES256"]
 agent_claim = "client_id"
 
-# Teleport-shaped: the issuer is a cluster name, so the JWKS is explicit.
+# Teleport-shaped: the issuer is a cluster name, so the JWKS is explicit. Its Shared
+# Signals transmitter (tests/interop/ssf_transmitter.py) revokes sessions and users.
 [[issuers]]
 issuer = "{teleport.CLUSTER}"
 audience = "{teleport.AUDIENCE}"
 jwks_uri = "{teleport.jwks_uri}"
 roles_claim = "roles"
 algorithms = ["RS256", "ES256"]
+[issuers.ssf]
+configuration = "{teleport.ssf.configuration_url}"
+client_id = "{teleport.SSF_RECEIVER}"
+client_secret = "{teleport.ssf_secret}"
+poll_interval_seconds = 1
 
 # An independent ID-JAG issuer (jag_issuer.py): trusted for grants, through its JWKS.
 [[issuers]]

@@ -18,6 +18,7 @@ import check_idp
 import check_kit
 import check_mcp
 import check_ssf
+import check_upstream_ssf
 import check_verifiers
 from harness import HERE, NodePeer, Processes, Results, Sts, free_port, wait_http
 from jag_issuer import JagIssuer
@@ -42,6 +43,7 @@ def start_peers(env, procs: Processes, workdir: Path) -> None:
 
     env.sts = Sts(os.environ["MCP_STS_BIN"], workdir, procs, env.oidc_issuer, env.teleport, env.mcp_urls,
                   env.jag_issuer)
+    env.teleport.ssf.audience = env.sts.url  # the SETs' aud: mcp-sts's issuer (its default)
     py = procs.start("python-mcp", [sys.executable, str(HERE / "peers" / "mcp_server.py"), str(ports["py"]),
                                     env.sts.url, env.mcp_urls["py"], "mcp:tools"], cwd=HERE)
     rs = procs.start("rust-rmcp", [os.environ["RMCP_SERVER_BIN"], f"127.0.0.1:{ports['rs']}", env.sts.url, "rs-mcp"])
@@ -77,7 +79,8 @@ def main() -> int:
         except Exception as error:  # noqa: BLE001
             results.fail("setup: start the peers and log alice and bob in at oidc-provider", error)
         else:
-            for group in (check_idp, check_clients, check_id_jag, check_verifiers, check_mcp, check_kit, check_ssf):
+            for group in (check_idp, check_clients, check_id_jag, check_verifiers, check_mcp, check_kit, check_ssf,
+                          check_upstream_ssf):
                 try:
                     group.run(env, results)
                 except Exception as error:  # noqa: BLE001 - a crashed group is one more failure

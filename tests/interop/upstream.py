@@ -15,6 +15,8 @@ import httpx
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
+from ssf_transmitter import UpstreamTransmitter
+
 OIDC_CLIENT_ID = "mcp-sts"  # also the audience of both token kinds
 OIDC_RESOURCE = "urn:mcp-sts"
 
@@ -115,10 +117,12 @@ def serve_jwks(jwks: dict) -> tuple[ThreadingHTTPServer, str]:
 class TeleportIssuer:
     """A Teleport-shaped issuer: `iss` is a cluster name (not a URL), the JWKS lives at
     /.well-known/jwks.json, the user's roles are in `roles`, and `aud` is an mcp+http URI.
-    It signs with its own RS256 and ES256 keys."""
+    It signs with its own RS256 and ES256 keys, and runs a Shared Signals transmitter
+    (`ssf`) that mcp-sts subscribes to as `SSF_RECEIVER`."""
 
     CLUSTER = "teleport.example.local"
     AUDIENCE = "mcp+http://mcp-sts"
+    SSF_RECEIVER = "mcp-sts"
 
     def __init__(self) -> None:
         self.keys = {
@@ -132,6 +136,8 @@ class TeleportIssuer:
             jwk.update(kid=kid, alg=alg, use="sig")
             jwks.append(jwk)
         self.server, self.jwks_uri = serve_jwks({"keys": jwks})
+        self.ssf_secret = secrets.token_hex(16)
+        self.ssf = UpstreamTransmitter(self.CLUSTER, (self.SSF_RECEIVER, self.ssf_secret))
 
     def sign(self, alg: str, user: str, roles: list[str], **extra) -> str:
         key, kid = self.keys[alg]
@@ -152,4 +158,5 @@ class TeleportIssuer:
         return jwt.encode(claims, key, algorithm=alg, headers={"kid": kid, "typ": "JWT"})
 
     def close(self) -> None:
+        self.ssf.close()
         self.server.shutdown()

@@ -100,3 +100,32 @@ pub async fn verify_set(base: &str, set: &str, issuer: &str, audience: &str) -> 
     assert!(claims.get("sub").is_none(), "SSF SETs carry sub_id, not sub");
     claims
 }
+
+/// A push receiver (RFC 8935) on a real socket: records each SET and the
+/// Authorization header it came with, and answers with the next status in `script`.
+pub async fn push_receiver(
+    script: Vec<u16>,
+) -> (String, std::sync::Arc<std::sync::Mutex<Vec<(Option<String>, String)>>>) {
+    use axum::http::HeaderMap;
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let script = std::sync::Arc::new(std::sync::Mutex::new(script));
+    let (seen2, script2) = (seen.clone(), script.clone());
+    let app = axum::Router::new().route(
+        "/events",
+        axum::routing::post(move |headers: HeaderMap, body: String| {
+            let (seen, script) = (seen2.clone(), script2.clone());
+            async move {
+                let auth = headers.get("authorization").map(|v| v.to_str().unwrap().to_owned());
+                assert_eq!(headers["content-type"], "application/secevent+jwt");
+                seen.lock().unwrap().push((auth, body));
+                let mut script = script.lock().unwrap();
+                let status = if script.is_empty() { 202 } else { script.remove(0) };
+                axum::http::StatusCode::from_u16(status).unwrap()
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/events", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
