@@ -9,6 +9,7 @@ mod cli;
 /// The service allocates and frees small buffers on every request (form fields,
 /// claims, JSON); mimalloc does that for a fraction of the system allocator's cost
 /// (see BENCHMARKS.md).
+#[cfg(feature = "mimalloc")]
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
