@@ -59,6 +59,17 @@ pub struct Metrics {
     store_latency: StoreLatency,
     keys_published: Gauge,
     rate_limited: Family<LimitLabels, Counter>,
+    verified: VerifiedMetrics,
+}
+
+/// The verified-token memory's figures, copied in at each scrape.
+#[derive(Debug, Default)]
+struct VerifiedMetrics {
+    hits: Counter,
+    misses: Counter,
+    entries: Gauge,
+    /// Two scrapes at once must not both add the same delta.
+    copying: std::sync::Mutex<()>,
 }
 
 impl Default for Metrics {
@@ -106,7 +117,24 @@ impl Metrics {
             "Exchanges refused with 429 by the per-client or per-subject limit",
             rate_limited.clone(),
         );
+        let verified = VerifiedMetrics::default();
+        registry.register(
+            "verified_tokens_hits",
+            "Subject and actor tokens whose signature was recognised, not checked again",
+            verified.hits.clone(),
+        );
+        registry.register(
+            "verified_tokens_misses",
+            "Subject and actor token signatures checked (first sight, expired, evicted or key gone)",
+            verified.misses.clone(),
+        );
+        registry.register(
+            "verified_tokens_entries",
+            "Verified tokens remembered now (bounded by server.verified_token_cache)",
+            verified.entries.clone(),
+        );
         Self {
+            verified,
             registry,
             decisions,
             exchange_seconds,
@@ -147,6 +175,15 @@ impl Metrics {
     /// Set how many keys the JWKS holds now.
     pub fn keys_published(&self, count: usize) {
         self.keys_published.set(i64::try_from(count).unwrap_or(i64::MAX));
+    }
+
+    /// Copy in the verified-token memory's figures.
+    pub fn verified_tokens(&self, stats: crate::jose::VerifiedStats) {
+        let _one_at_a_time = self.verified.copying.lock();
+        let m = &self.verified;
+        m.hits.inc_by(stats.hits.saturating_sub(m.hits.get()));
+        m.misses.inc_by(stats.misses.saturating_sub(m.misses.get()));
+        m.entries.set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
     }
 
     /// The refusal counters, shared with the rate limiter.

@@ -19,6 +19,7 @@ pub async fn healthz() -> Response {
 pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
     let published = sts.keys.current().published(sts.clock.now()).count();
     sts.metrics.keys_published(published);
+    sts.metrics.verified_tokens(sts.verified_tokens.stats());
     let body = sts.metrics.render();
     (
         [(

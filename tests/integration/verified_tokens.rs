@@ -38,6 +38,11 @@ async fn a_token_seen_before_is_still_refused_once_its_user_or_agent_is_revoked(
     }
     assert_eq!(sts.exchange(&carol, &with_agent).await.status, 200);
     assert!(hits(&sts) >= 2, "the second exchanges reused the verdicts");
+    let metrics = sts.http.get(format!("{}/metrics", sts.url)).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    let hits_line = format!("mcp_sts_verified_tokens_hits_total {}", hits(&sts));
+    assert!(text.contains(&hits_line), "{text}");
+    assert!(text.contains("mcp_sts_verified_tokens_entries 2"), "{text}");
 
     sts.admin_revoke("agent", "rogue-agent").await;
     let reply = sts.exchange(&carol, &with_agent).await;
