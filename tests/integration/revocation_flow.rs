@@ -415,8 +415,10 @@ async fn redis_down_fails_closed_and_recovers_without_restart() {
 
     // Exchanges for the revoked subject keep running through the outage and the
     // restart: none of them may ever be allowed.
+    let (first_answer, answered) = tokio::sync::oneshot::channel::<()>();
     let hammer = {
         let (url, http, erin) = (sts.url.clone(), sts.http.clone(), erin.clone());
+        let mut first_answer = Some(first_answer);
         tokio::spawn(async move {
             let mut statuses = std::collections::BTreeMap::<u16, usize>::new();
             let body = form_urlencoded::Serializer::new(String::new())
@@ -439,11 +441,15 @@ async fn redis_down_fails_closed_and_recovers_without_restart() {
                     .await
                     .unwrap();
                 *statuses.entry(response.status().as_u16()).or_default() += 1;
+                if let Some(tell) = first_answer.take() {
+                    let _ = tell.send(());
+                }
             }
             statuses
         })
     };
-    tokio::time::sleep(Duration::from_millis(200)).await;
+    // Stop Redis once the hammer has had an answer with the store up.
+    answered.await.unwrap();
     redis.stop();
     for _ in 0..5 {
         for subject in [&erin, &alice] {
