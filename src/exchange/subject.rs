@@ -11,7 +11,7 @@ use crate::config::IssuerConfig;
 use crate::contract::identifier::check as check_identifier;
 use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
-use crate::inbound::jwt::{scopes, str_claim, string_at};
+use crate::inbound::jwt::{str_claim, string_at, token_scopes};
 use crate::inbound::validate::{Origin, Role, ValidatedToken};
 use crate::policy::{Audiences, Entitlement};
 
@@ -124,7 +124,7 @@ fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> 
         txn: None,
         entitlement: Entitlement::Upstream {
             roles: roles(claims, &config.roles_claim, config.roles_delimiter.as_deref()),
-            scopes: scopes(claims),
+            scopes: token_scopes(claims),
         },
         prior_actors,
         agent,

@@ -15,7 +15,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use jsonwebtoken::Algorithm;
 use sha2::{Digest, Sha256};
 
-use super::key::{JwsError, VerificationKey, verifying_key};
+use super::key::VerificationKey;
+use super::profile::Times;
 use crate::clock::UnixTime;
 
 /// What was learnt when a token's signature verified, and what the caller kept with it.
@@ -24,6 +25,7 @@ struct Verdict<T> {
     key: Arc<VerificationKey>,
     alg: Algorithm,
     expires: UnixTime,
+    times: Times,
     kept: T,
 }
 
@@ -43,7 +45,8 @@ pub struct VerifiedStats {
 /// checked claims for a downstream verifier).
 ///
 /// The server's entries are fixed-size (a digest, a shared key handle, an algorithm
-/// and a time), whatever the token's size, so the entry bound is also the byte bound.
+/// and the token's times), whatever the token's size, so the entry bound is also the
+/// byte bound. [`super::read`] is the only reader and writer.
 pub struct VerifiedTokens<T = ()> {
     cache: Option<quick_cache::sync::Cache<[u8; 32], Verdict<T>>>,
     hits: AtomicU64,
@@ -75,10 +78,16 @@ impl<T: Clone> VerifiedTokens<T> {
         Self::new(0)
     }
 
-    /// What was kept with `token` when its signature verified, if that verdict still
-    /// holds: same bytes, same algorithm, before the token's `exp`, and the key that
-    /// verified it is one of `keys` (what the key source offers now).
-    pub fn recall(&self, token: &str, alg: Algorithm, keys: &[Arc<VerificationKey>], now: UnixTime) -> Option<T> {
+    /// The times read and what was kept with `token` when its signature verified, if
+    /// that verdict still holds: same bytes, same algorithm, before the token's `exp`,
+    /// and the key that verified it is one of `keys` (what the key source offers now).
+    pub(super) fn recall(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        keys: &[Arc<VerificationKey>],
+        now: UnixTime,
+    ) -> Option<(Times, T)> {
         let cache = self.cache.as_ref()?;
         let digest = digest(token);
         let recalled = cache.get(&digest).and_then(|seen| {
@@ -86,30 +95,30 @@ impl<T: Clone> VerifiedTokens<T> {
             if !holds {
                 cache.remove(&digest);
             }
-            holds.then_some(seen.kept)
+            holds.then_some((seen.times, seen.kept))
         });
         let counter = if recalled.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         recalled
     }
 
-    /// Remember that `key` verified `token` under `alg`, until `expires`, with `kept`.
-    pub fn keep(
+    /// Remember that `key` verified `token` under `alg`, with its `times`, until
+    /// `expires` (the caller does not keep what has expired already), with `kept`.
+    pub(super) fn keep(
         &self,
         token: &str,
         key: &Arc<VerificationKey>,
         alg: Algorithm,
+        times: Times,
         expires: UnixTime,
-        now: UnixTime,
         kept: T,
     ) {
-        if let Some(cache) = &self.cache
-            && now < expires
-        {
+        if let Some(cache) = &self.cache {
             let verdict = Verdict {
                 key: Arc::clone(key),
                 alg,
                 expires,
+                times,
                 kept,
             };
             cache.insert(digest(token), verdict);
@@ -123,27 +132,6 @@ impl<T: Clone> VerifiedTokens<T> {
             misses: self.misses.load(Ordering::Relaxed),
             entries: self.cache.as_ref().map_or(0, |c| c.len() as u64),
         }
-    }
-}
-
-impl VerifiedTokens {
-    /// [`super::verify_signature`], remembered: a token whose verdict still holds (see
-    /// [`Self::recall`]) is not checked again; one that verifies now is remembered
-    /// until `expires` (its `exp`).
-    pub fn verify(
-        &self,
-        token: &str,
-        alg: Algorithm,
-        keys: &[Arc<VerificationKey>],
-        expires: UnixTime,
-        now: UnixTime,
-    ) -> Result<(), JwsError> {
-        if self.recall(token, alg, keys, now).is_some() {
-            return Ok(());
-        }
-        let key = verifying_key(token, alg, keys)?;
-        self.keep(token, key, alg, expires, now, ());
-        Ok(())
     }
 }
 

@@ -3,7 +3,42 @@ use std::sync::Arc;
 use jsonwebtoken::Algorithm;
 
 use super::*;
+use crate::jose::JwsError;
 use crate::jose::key::tests::{es256, sign};
+use crate::jose::key::verifying_key;
+
+/// Recall, else check the signature and keep the verdict: what [`crate::jose::read`]
+/// does around the memory.
+trait Verify {
+    fn verify(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        keys: &[Arc<VerificationKey>],
+        expires: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), JwsError>;
+}
+
+impl Verify for VerifiedTokens {
+    fn verify(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        keys: &[Arc<VerificationKey>],
+        expires: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), JwsError> {
+        if self.recall(token, alg, keys, now).is_some() {
+            return Ok(());
+        }
+        let key = verifying_key(token, alg, keys)?;
+        if now < expires {
+            self.keep(token, key, alg, Times::default(), expires, ());
+        }
+        Ok(())
+    }
+}
 
 const HEADER: &str = r#"{"alg":"ES256","kid":"a"}"#;
 

@@ -27,24 +27,25 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 
 use super::error::{VerifyError, printable};
 use super::stream_state::{self, HeardRevocation, StreamState};
+use super::{KeyCacheRules, StsKeys};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
+use crate::contract::basic::basic_authorization;
 use crate::contract::revocation::{RevocationKind, lineage};
 use crate::contract::set::{POLL_DELIVERY, SET_TYP, SetClaims, events_supported, read_revocation};
 use crate::jose::compact::{audiences, str_claim};
-use crate::jose::{JwksCache, verify_signature};
+use crate::jose::{NO_MEMORY, Profile, Types, read};
 
 /// Most SETs asked for per poll.
 const MAX_EVENTS: usize = 100;
 /// Largest response read from the transmitter.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Largest SET accepted; mcp-sts's are well under 2 KiB.
+const MAX_SET_BYTES: usize = 16 * 1024;
 
 /// How a verifier subscribes to mcp-sts's revocation events.
 #[derive(Clone)]
@@ -75,6 +76,13 @@ pub struct RevocationStreamConfig {
     pub leeway: Duration,
     /// Timeout of each call to the STS.
     pub http_timeout: Duration,
+    /// How long the fetched JWKS is trusted (default 5 min), as
+    /// [`super::VerifierConfig::jwks_cache_ttl`]. A verifier given this stream, reading
+    /// the same JWKS with the same TTL, refresh interval and timeout, shares its key
+    /// cache.
+    pub jwks_cache_ttl: Duration,
+    /// Least time between JWKS refetches forced by an unknown `kid` (default 10 s).
+    pub jwks_min_refresh_interval: Duration,
     /// Where heard revocations are kept across restarts (written atomically before
     /// they are acknowledged, read at start). One file per `instance`. Without it,
     /// tokens issued before this process's first successful poll (plus leeway) are not
@@ -101,6 +109,8 @@ impl RevocationStreamConfig {
             retain: Duration::from_secs(2 * 86_400),
             leeway: Duration::from_secs(30),
             http_timeout: Duration::from_secs(5),
+            jwks_cache_ttl: Duration::from_secs(300),
+            jwks_min_refresh_interval: Duration::from_secs(10),
             state_path: None,
         }
     }
@@ -191,7 +201,7 @@ pub struct RevocationStream {
     config: RevocationStreamConfig,
     http: reqwest::Client,
     authorization: String,
-    jwks: JwksCache,
+    keys: Arc<StsKeys>,
     heard: RwLock<Heard>,
     subscription: tokio::sync::Mutex<Option<Subscription>>,
     applied: tokio::sync::watch::Sender<u64>,
@@ -221,18 +231,14 @@ impl RevocationStream {
         }
         let http = crate::fetch::http_client(config.http_timeout)
             .map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
-        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let authorization = format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:{}", enc(&config.client_id), enc(&config.client_secret)))
-        );
-        let jwks = super::sts_jwks(
-            config.jwks_uri.clone(),
-            Duration::from_secs(300),
-            Duration::from_secs(10),
-            config.http_timeout,
-            http.clone(),
-        );
+        let authorization = basic_authorization(&config.client_id, &config.client_secret);
+        let rules = KeyCacheRules {
+            jwks_uri: config.jwks_uri.clone(),
+            ttl: config.jwks_cache_ttl,
+            min_refresh: config.jwks_min_refresh_interval,
+            timeout: config.http_timeout,
+        };
+        let keys = Arc::new(StsKeys::new(rules, http.clone()));
         let heard = match &config.state_path {
             Some(path) => stream_state::load(path)
                 .map_err(|e| VerifyError::Config(e.to_string()))?
@@ -244,11 +250,16 @@ impl RevocationStream {
             config,
             http,
             authorization,
-            jwks,
+            keys,
             heard: RwLock::new(heard),
             subscription: tokio::sync::Mutex::new(None),
             applied: tokio::sync::watch::channel(0).0,
         })
+    }
+
+    /// The key cache of the STS's JWKS, which a verifier reading the same JWKS shares.
+    pub(crate) fn keys(&self) -> &Arc<StsKeys> {
+        &self.keys
     }
 
     fn read_heard<T>(&self, f: impl FnOnce(&Heard) -> T) -> T {
@@ -577,36 +588,18 @@ impl RevocationStream {
         Ok(true)
     }
 
-    /// The SET's signature (the STS's JWKS), `typ`, `iss` and `aud`.
+    /// The SET's signature (the STS's JWKS), `typ`, times, `iss` and `aud`.
     async fn verify_set(&self, set: &str, now: UnixTime) -> Result<SetClaims, VerifyError> {
-        let header = set
-            .split('.')
-            .next()
-            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .ok_or_else(|| VerifyError::Malformed("SET header is not readable".into()))?;
-        let field = |name: &str| header.get(name).and_then(Value::as_str);
-        if header.get("crit").is_some() {
-            return Err(VerifyError::CriticalHeader);
-        }
-        let typ_ok = field("typ").is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t.strip_prefix("application/").unwrap_or(&t) == SET_TYP
-        });
-        if !typ_ok {
-            return Err(VerifyError::WrongType);
-        }
-        let alg = match field("alg") {
-            Some("ES256") => Algorithm::ES256,
-            Some("RS256") => Algorithm::RS256,
-            other => return Err(VerifyError::AlgorithmNotAllowed(printable(other.unwrap_or("none")))),
-        };
-        let kid = field("kid").ok_or_else(|| VerifyError::Malformed("SET header has no kid".into()))?;
-        let keys = self.jwks.keys_for(Some(kid), alg, now).await;
-        keys.and_then(|keys| verify_signature(set, alg, &keys))
-            .map_err(|e| super::signature_refusal(e, kid))?;
-        let claims = crate::jose::compact::claims(set)
-            .map_err(|_| VerifyError::Malformed("SET claims are not a JSON object".into()))?;
+        // RFC 8417: typed `secevent+jwt`; mcp-sts names its key.
+        let profile = Profile::new(
+            Types::Exactly(&[SET_TYP]),
+            MAX_SET_BYTES,
+            now,
+            self.config.leeway.as_secs(),
+        )
+        .kid_required()
+        .exp_optional();
+        let claims = read(set, &profile, &self.keys.cache, NO_MEMORY).await?.into_claims()?;
         for name in ["iss", "aud"] {
             if claims.get(name).is_none_or(Value::is_null) {
                 return Err(VerifyError::MissingClaim(name.into()));
