@@ -8,6 +8,7 @@ use std::sync::Arc;
 use super::issuers::{Issuers, TrustedIssuer};
 use super::validate::Origin;
 use crate::clock::UnixTime;
+use crate::jose::algorithm::name;
 use crate::jose::{KeySource, Refusal, Unverified, VerificationKey};
 use crate::keys::KeyRing;
 
@@ -81,7 +82,7 @@ impl KeySource for TrustedIssuer {
 
     async fn keys(&self, jws: &Unverified<'_>, now: UnixTime) -> Result<((), Vec<Arc<VerificationKey>>), Refusal> {
         if !self.algorithms.contains(&jws.alg()) {
-            return Err(Refusal::Algorithm(Some(format!("{:?}", jws.alg()))));
+            return Err(Refusal::Algorithm(Some(name(jws.alg()).to_owned())));
         }
         Ok(((), jws.keys_from(&self.jwks, now).await?))
     }
