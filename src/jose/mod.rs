@@ -27,7 +27,7 @@ pub mod verified;
 pub use compact::{JwtShapeError, UnverifiedJwt, peek};
 pub use jwks::{JwksCache, JwksConfig, JwksSource, JwksStats};
 pub use key::{JwsError, VerificationKey, select, verify_signature};
-pub use profile::{Profile, TimeRule, Times, Types};
+pub use profile::{Profile, TimeRule, Times, Types, Validity};
 pub use read::{Jws, KeySource, NO_MEMORY, Unverified, read};
 pub use refusal::Refusal;
 pub use verified::{VerifiedStats, VerifiedTokens};

@@ -74,6 +74,18 @@ impl Times {
     }
 }
 
+/// Whether a JWS's validity window (`exp`, `nbf`) is judged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Validity {
+    /// `exp` required, `exp` and `nbf` judged: every token that grants something.
+    Required,
+    /// `exp` and `nbf` judged when present.
+    Optional,
+    /// Neither judged: a statement of fact (a SET) stays true however late it is read,
+    /// and a revocation applied late fails closed; `iat` dates it.
+    Ignored,
+}
+
 /// When a JWS may be used: `exp` not past, `nbf` and `iat` not in the future, each
 /// with `leeway`, at `now`; and what a door adds (required claims, a longest lifetime,
 /// an oldest `iat`).
@@ -83,8 +95,8 @@ pub struct TimeRule {
     pub now: UnixTime,
     /// Clock skew allowed, in seconds.
     pub leeway: u64,
-    /// Refuse a token without `exp` (every token that grants something).
-    pub exp_required: bool,
+    /// Whether `exp` is required and `exp`/`nbf` judged.
+    pub validity: Validity,
     /// Refuse a token without `iat` (events and proofs, judged by when they were made).
     pub iat_required: bool,
     /// Refuse an `exp` further than this beyond `now` (assertions whose `jti` is kept
@@ -101,7 +113,7 @@ impl TimeRule {
         Self {
             now,
             leeway,
-            exp_required: true,
+            validity: Validity::Required,
             iat_required: false,
             max_lifetime: None,
             max_age: None,
@@ -112,17 +124,19 @@ impl TimeRule {
     pub fn check(&self, times: Times) -> Result<Times, Refusal> {
         let now = self.now;
         let horizon = now.saturating_add(self.leeway);
-        match times.exp {
-            None if self.exp_required => return Err(Refusal::MissingClaim("exp")),
-            None => {}
-            Some(exp) if exp.saturating_add(self.leeway) <= now => return Err(Refusal::Expired),
-            Some(exp) if self.max_lifetime.is_some_and(|max| exp > now.saturating_add(max)) => {
-                return Err(Refusal::LivesTooLong);
+        if self.validity != Validity::Ignored {
+            match times.exp {
+                None if self.validity == Validity::Required => return Err(Refusal::MissingClaim("exp")),
+                None => {}
+                Some(exp) if exp.saturating_add(self.leeway) <= now => return Err(Refusal::Expired),
+                Some(exp) if self.max_lifetime.is_some_and(|max| exp > now.saturating_add(max)) => {
+                    return Err(Refusal::LivesTooLong);
+                }
+                Some(_) => {}
             }
-            Some(_) => {}
-        }
-        if times.nbf.is_some_and(|nbf| nbf > horizon) {
-            return Err(Refusal::NotYetValid);
+            if times.nbf.is_some_and(|nbf| nbf > horizon) {
+                return Err(Refusal::NotYetValid);
+            }
         }
         match times.iat {
             None if self.iat_required => Err(Refusal::MissingClaim("iat")),
@@ -169,7 +183,13 @@ impl<'a> Profile<'a> {
 
     /// Accept tokens without `exp` (a present one is still honoured).
     pub fn exp_optional(mut self) -> Self {
-        self.times.exp_required = false;
+        self.times.validity = Validity::Optional;
+        self
+    }
+
+    /// Judge neither `exp` nor `nbf`: for statements of fact (SETs).
+    pub fn validity_ignored(mut self) -> Self {
+        self.times.validity = Validity::Ignored;
         self
     }
 
@@ -253,7 +273,12 @@ mod tests {
     #[test]
     fn doors_add_required_claims_lifetime_and_age() {
         let mut rule = TimeRule::new(1000, 30);
-        rule.exp_required = false;
+        rule.validity = Validity::Optional;
+        assert_eq!(rule.check(Times::default()), Ok(Times::default()));
+        assert_eq!(rule.check(times(json!({"exp": 970})).unwrap()), Err(Refusal::Expired));
+        rule.validity = Validity::Ignored;
+        let late = times(json!({"exp": 970, "nbf": 2000})).unwrap();
+        assert_eq!(rule.check(late), Ok(late));
         rule.iat_required = true;
         assert_eq!(rule.check(Times::default()), Err(Refusal::MissingClaim("iat")));
         rule.max_age = Some(60);

@@ -270,14 +270,15 @@ impl UpstreamReceiver {
     /// Every rule a SET must pass before anything is applied.
     async fn verify(&self, sts: &Sts, set: &str, now: UnixTime) -> Result<(SetClaims, Action), Refused> {
         let issuer = &self.issuer.config.issuer;
-        // RFC 8417: typed `secevent+jwt`, dated by `iat`; signed with the issuer's keys.
+        // RFC 8417: typed `secevent+jwt`, dated by `iat` (a revocation applied however late
+        // fails closed, so `exp`/`nbf` are not judged); signed with the issuer's keys.
         let profile = Profile::new(
             Types::Exactly(&[SET_TYP]),
             sts.config.server.max_token_bytes,
             now,
             sts.config.tokens.leeway_seconds,
         )
-        .exp_optional()
+        .validity_ignored()
         .iat_required();
         let jws = read(set, &profile, self.issuer.as_ref(), NO_MEMORY)
             .await

@@ -590,7 +590,8 @@ impl RevocationStream {
 
     /// The SET's signature (the STS's JWKS), `typ`, times, `iss` and `aud`.
     async fn verify_set(&self, set: &str, now: UnixTime) -> Result<SetClaims, VerifyError> {
-        // RFC 8417: typed `secevent+jwt`; mcp-sts names its key.
+        // RFC 8417: typed `secevent+jwt`; mcp-sts names its key. A revocation applied
+        // however late fails closed, so `exp`/`nbf` are not judged.
         let profile = Profile::new(
             Types::Exactly(&[SET_TYP]),
             MAX_SET_BYTES,
@@ -598,7 +599,7 @@ impl RevocationStream {
             self.config.leeway.as_secs(),
         )
         .kid_required()
-        .exp_optional();
+        .validity_ignored();
         let claims = read(set, &profile, &self.keys.cache, NO_MEMORY).await?.into_claims()?;
         for name in ["iss", "aud"] {
             if claims.get(name).is_none_or(Value::is_null) {
