@@ -19,8 +19,8 @@ pub struct Own<'a> {
     pub issuer: &'a str,
     /// Our published keys.
     pub ring: &'a KeyRing,
-    /// The `typ` our tokens must carry at this door (normalised), if the profile
-    /// admits more than that for upstream tokens.
+    /// The `typ` our tokens must carry at this door (without `application/`, compared
+    /// case-insensitively), if the profile admits more than that for upstream tokens.
     pub typ: Option<&'static str>,
 }
 
@@ -58,7 +58,10 @@ impl KeySource for Trust<'_> {
         if let Some(own) = &self.own
             && iss == own.issuer
         {
-            if own.typ.is_some_and(|typ| jws.typ() != Some(typ)) {
+            if own
+                .typ
+                .is_some_and(|typ| !jws.typ().is_some_and(|t| t.eq_ignore_ascii_case(typ)))
+            {
                 return Err(Refusal::Type);
             }
             let ((), keys) = own.ring.keys(jws, now).await?;

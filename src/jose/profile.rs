@@ -13,8 +13,8 @@ use super::refusal::Refusal;
 use crate::clock::UnixTime;
 
 /// The `typ` header values a door accepts, compared case-insensitively with any
-/// `application/` prefix dropped (RFC 7515 §4.1.9). Values are given lower-case and
-/// without the prefix, e.g. `at+jwt`.
+/// `application/` prefix dropped (RFC 7515 §4.1.9). Values are given without the
+/// prefix, e.g. `at+jwt`.
 #[derive(Debug, Clone, Copy)]
 pub enum Types<'a> {
     /// Any `typ`, or none (client assertions: RFC 7523 names no type).
@@ -26,23 +26,27 @@ pub enum Types<'a> {
 }
 
 impl Types<'_> {
-    /// Whether a normalised `typ` (see [`normalise_typ`]) is accepted.
+    /// Whether a `typ` (without its `application/` prefix, see [`media_subtype`]) is
+    /// accepted.
     pub fn admits(&self, typ: Option<&str>) -> bool {
         match (self, typ) {
             (Types::Any, _) => true,
             (Types::Exactly(_), None) => false,
             (Types::OrUntyped(_), None) => true,
-            (Types::Exactly(list) | Types::OrUntyped(list), Some(typ)) => list.contains(&typ),
+            (Types::Exactly(list) | Types::OrUntyped(list), Some(typ)) => {
+                list.iter().any(|accepted| accepted.eq_ignore_ascii_case(typ))
+            }
         }
     }
 }
 
-/// A `typ` value as compared: lower-case, without an `application/` prefix.
-pub fn normalise_typ(typ: &str) -> String {
-    let lower = typ.to_ascii_lowercase();
-    match lower.strip_prefix("application/") {
-        Some(rest) => rest.to_owned(),
-        None => lower,
+/// A `typ` value without its `application/` prefix, which may be omitted (RFC 7515
+/// §4.1.9); compare what is left case-insensitively.
+pub fn media_subtype(typ: &str) -> &str {
+    const PREFIX: &str = "application/";
+    match (typ.get(..PREFIX.len()), typ.get(PREFIX.len()..)) {
+        (Some(prefix), Some(rest)) if prefix.eq_ignore_ascii_case(PREFIX) => rest,
+        _ => typ,
     }
 }
 
@@ -224,8 +228,10 @@ mod tests {
 
     #[test]
     fn types_compare_normalised_values() {
-        assert_eq!(normalise_typ("Application/AT+JWT"), "at+jwt");
-        assert_eq!(normalise_typ("JWT"), "jwt");
+        assert_eq!(media_subtype("Application/AT+JWT"), "AT+JWT");
+        assert_eq!(media_subtype("JWT"), "JWT");
+        assert_eq!(media_subtype("application/"), "");
+        assert_eq!(media_subtype("appl"), "appl");
         let access = Types::Exactly(&["at+jwt"]);
         assert!(access.admits(Some("at+jwt")));
         assert!(!access.admits(None));
@@ -236,17 +242,17 @@ mod tests {
         assert!(Types::Any.admits(Some("anything")));
         let access = Types::Exactly(&["at+jwt"]);
         for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+Jwt"] {
-            assert!(access.admits(Some(&normalise_typ(typ))), "{typ}");
+            assert!(access.admits(Some(media_subtype(typ))), "{typ}");
         }
         for typ in ["jwt", "JWT", "application/jwt", "dpop+jwt", "at+jwt2", ""] {
-            assert!(!access.admits(Some(&normalise_typ(typ))), "{typ}");
+            assert!(!access.admits(Some(media_subtype(typ))), "{typ}");
         }
         let grant = Types::Exactly(&["oauth-id-jag+jwt"]);
         for typ in ["oauth-id-jag+jwt", "OAuth-ID-JAG+JWT", "application/oauth-id-jag+jwt"] {
-            assert!(grant.admits(Some(&normalise_typ(typ))), "{typ}");
+            assert!(grant.admits(Some(media_subtype(typ))), "{typ}");
         }
         for typ in ["jwt", "at+jwt", "id-jag+jwt", "oauth-id-jag"] {
-            assert!(!grant.admits(Some(&normalise_typ(typ))), "{typ}");
+            assert!(!grant.admits(Some(media_subtype(typ))), "{typ}");
         }
     }
 

@@ -21,7 +21,7 @@ use super::algorithm::parse_allowed;
 use super::compact::{JwtShapeError, decode_object, segments};
 use super::jwks::JwksCache;
 use super::key::{VerificationKey, verifying_key};
-use super::profile::{Profile, Times, normalise_typ};
+use super::profile::{Profile, Times, media_subtype};
 use super::refusal::{Refusal, cut};
 use super::verified::VerifiedTokens;
 use crate::clock::UnixTime;
@@ -35,7 +35,6 @@ pub struct Unverified<'t> {
     header: Map<String, Value>,
     claims: OnceLock<Option<Map<String, Value>>>,
     alg: Algorithm,
-    typ: Option<String>,
 }
 
 impl<'t> Unverified<'t> {
@@ -60,10 +59,10 @@ impl<'t> Unverified<'t> {
         };
         let typ = match header.get("typ") {
             None => None,
-            Some(Value::String(typ)) => Some(normalise_typ(typ)),
+            Some(Value::String(typ)) => Some(media_subtype(typ)),
             Some(_) => return Err(Refusal::Malformed),
         };
-        if !profile.types.admits(typ.as_deref()) {
+        if !profile.types.admits(typ) {
             return Err(Refusal::Type);
         }
         match header.get("kid") {
@@ -81,7 +80,6 @@ impl<'t> Unverified<'t> {
             header,
             claims: OnceLock::new(),
             alg,
-            typ,
         })
     }
 
@@ -95,9 +93,9 @@ impl<'t> Unverified<'t> {
         self.header.get("kid").and_then(Value::as_str)
     }
 
-    /// The `typ`, lower-case and without `application/`, when present.
+    /// The `typ`, without `application/`, when present (compare it case-insensitively).
     pub fn typ(&self) -> Option<&str> {
-        self.typ.as_deref()
+        self.header.get("typ").and_then(Value::as_str).map(media_subtype)
     }
 
     /// The protected header.
@@ -179,7 +177,7 @@ impl<S: std::fmt::Debug, T> std::fmt::Debug for Jws<'_, S, T> {
         f.debug_struct("Jws")
             .field("signer", &self.signer)
             .field("alg", &self.head.alg)
-            .field("typ", &self.head.typ)
+            .field("typ", &self.head.typ())
             .field("times", &self.times)
             .field("recalled", &self.recalled.is_some())
             .finish_non_exhaustive()
@@ -197,7 +195,7 @@ impl<S, T: Clone> Jws<'_, S, T> {
         self.head.kid()
     }
 
-    /// The `typ`, normalised, when present.
+    /// The `typ`, without `application/`, when present (compare it case-insensitively).
     pub fn typ(&self) -> Option<&str> {
         self.head.typ()
     }

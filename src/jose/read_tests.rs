@@ -85,6 +85,12 @@ async fn a_good_token_reads_with_its_claims_and_times() {
     let token = key.sign(header(), claims());
     let jws = read(&token, &profile(), &source, NO_MEMORY).await.unwrap();
     assert_eq!(jws.typ(), Some("at+jwt"));
+    let media = key.sign(
+        json!({"alg": "ES256", "typ": "application/AT+JWT", "kid": "k"}),
+        claims(),
+    );
+    let jws = read(&media, &profile(), &source, NO_MEMORY).await.unwrap();
+    assert_eq!(jws.typ(), Some("AT+JWT"));
     assert_eq!(jws.kid(), Some("k"));
     assert_eq!(jws.times.exp, Some(NOW + 60));
     assert_eq!(jws.claims().unwrap()["sub"], "alice");
