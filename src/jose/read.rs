@@ -232,12 +232,11 @@ impl<S, T: Clone> Jws<'_, S, T> {
     /// `exp` (plus leeway): the next read of the same bytes skips the signature check
     /// while the key is still offered. No-op for a recalled token or one without `exp`.
     pub fn remember(&self, kept: T) {
-        if let (Some(fresh), Some(exp)) = (&self.fresh, self.times.exp) {
-            let expires = exp.saturating_add(self.leeway);
-            if self.now < expires {
-                let (token, alg) = (self.head.token, self.head.alg);
-                fresh.memory.keep(token, &fresh.key, alg, self.times, expires, kept);
-            }
+        if let (Some(fresh), Some(exp)) = (&self.fresh, self.times.exp)
+            && self.now < exp.saturating_add(self.leeway)
+        {
+            let (token, alg) = (self.head.token, self.head.alg);
+            fresh.memory.keep(token, &fresh.key, alg, self.times, kept);
         }
     }
 }
@@ -254,7 +253,7 @@ pub async fn read<'t, S: KeySource, T: Clone>(
     let head = Unverified::read(token, profile)?;
     let rule = profile.times;
     let (signer, keys) = source.keys(&head, rule.now).await?;
-    let recalled = memory.and_then(|memory| memory.recall(token, head.alg, &keys, rule.now));
+    let recalled = memory.and_then(|memory| memory.recall(token, head.alg, &keys, rule.now, rule.leeway));
     let (times, recalled, fresh) = match (recalled, memory) {
         (Some((times, kept)), _) => (times, Some(kept), None),
         (None, memory) => {

@@ -20,13 +20,30 @@ use super::profile::Times;
 use crate::clock::UnixTime;
 
 /// What was learnt when a token's signature verified, and what the caller kept with it.
+/// The times are kept small: `nbf` and `iat` in 32 bits ([`ABSENT`] when the token has
+/// none; a token whose times do not fit is not remembered).
 #[derive(Clone)]
 struct Verdict<T> {
     key: Arc<VerificationKey>,
     alg: Algorithm,
-    expires: UnixTime,
-    times: Times,
+    exp: UnixTime,
+    nbf: u32,
+    iat: u32,
     kept: T,
+}
+
+/// A 32-bit time that is not there.
+const ABSENT: u32 = u32::MAX;
+
+fn pack(time: Option<UnixTime>) -> Option<u32> {
+    match time {
+        None => Some(ABSENT),
+        Some(t) => u32::try_from(t).ok().filter(|t| *t != ABSENT),
+    }
+}
+
+fn unpack(time: u32) -> Option<UnixTime> {
+    (time != ABSENT).then_some(UnixTime::from(time))
 }
 
 /// Counters of a [`VerifiedTokens`] memory.
@@ -79,50 +96,55 @@ impl<T: Clone> VerifiedTokens<T> {
     }
 
     /// The times read and what was kept with `token` when its signature verified, if
-    /// that verdict still holds: same bytes, same algorithm, before the token's `exp`,
-    /// and the key that verified it is one of `keys` (what the key source offers now).
+    /// that verdict still holds: same bytes, same algorithm, before the token's `exp`
+    /// (plus `leeway`), and the key that verified it is one of `keys` (what the key
+    /// source offers now).
     pub(super) fn recall(
         &self,
         token: &str,
         alg: Algorithm,
         keys: &[Arc<VerificationKey>],
         now: UnixTime,
+        leeway: u64,
     ) -> Option<(Times, T)> {
         let cache = self.cache.as_ref()?;
         let digest = digest(token);
         let recalled = cache.get(&digest).and_then(|seen| {
-            let holds = seen.alg == alg && now < seen.expires && keys.iter().any(|k| Arc::ptr_eq(k, &seen.key));
+            let holds = seen.alg == alg
+                && now < seen.exp.saturating_add(leeway)
+                && keys.iter().any(|k| Arc::ptr_eq(k, &seen.key));
             if !holds {
                 cache.remove(&digest);
             }
-            holds.then_some((seen.times, seen.kept))
+            let times = Times {
+                exp: Some(seen.exp),
+                nbf: unpack(seen.nbf),
+                iat: unpack(seen.iat),
+            };
+            holds.then_some((times, seen.kept))
         });
         let counter = if recalled.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         recalled
     }
 
-    /// Remember that `key` verified `token` under `alg`, with its `times`, until
-    /// `expires` (the caller does not keep what has expired already), with `kept`.
-    pub(super) fn keep(
-        &self,
-        token: &str,
-        key: &Arc<VerificationKey>,
-        alg: Algorithm,
-        times: Times,
-        expires: UnixTime,
-        kept: T,
-    ) {
-        if let Some(cache) = &self.cache {
-            let verdict = Verdict {
-                key: Arc::clone(key),
-                alg,
-                expires,
-                times,
-                kept,
-            };
-            cache.insert(digest(token), verdict);
-        }
+    /// Remember that `key` verified `token` under `alg`, with its `times` (a token
+    /// without `exp` is not remembered; the caller does not keep what has expired
+    /// already), with `kept`.
+    pub(super) fn keep(&self, token: &str, key: &Arc<VerificationKey>, alg: Algorithm, times: Times, kept: T) {
+        let (Some(cache), Some(exp), Some(nbf), Some(iat)) = (&self.cache, times.exp, pack(times.nbf), pack(times.iat))
+        else {
+            return;
+        };
+        let verdict = Verdict {
+            key: Arc::clone(key),
+            alg,
+            exp,
+            nbf,
+            iat,
+            kept,
+        };
+        cache.insert(digest(token), verdict);
     }
 
     /// Hits, misses and entries so far.

@@ -29,12 +29,16 @@ impl Verify for VerifiedTokens {
         expires: UnixTime,
         now: UnixTime,
     ) -> Result<(), JwsError> {
-        if self.recall(token, alg, keys, now).is_some() {
+        if self.recall(token, alg, keys, now, 0).is_some() {
             return Ok(());
         }
         let key = verifying_key(token, alg, keys)?;
         if now < expires {
-            self.keep(token, key, alg, Times::default(), expires, ());
+            let times = Times {
+                exp: Some(expires),
+                ..Times::default()
+            };
+            self.keep(token, key, alg, times, ());
         }
         Ok(())
     }
@@ -141,5 +145,34 @@ fn a_disabled_memory_checks_every_time() {
         memory.verify(&format!("{token}A"), Algorithm::ES256, &keys, 200, 100),
         Err(JwsError::BadSignature)
     );
+    assert_eq!(memory.stats().entries, 0);
+}
+
+#[test]
+fn times_are_kept_small_and_given_back() {
+    let (pair, key) = es256("a");
+    let token = sign(&pair, HEADER);
+    let memory = VerifiedTokens::new(16);
+    let times = Times {
+        exp: Some(5_000_000_000),
+        nbf: None,
+        iat: Some(1_000),
+    };
+    memory.keep(&token, &key, Algorithm::ES256, times, 7);
+    assert_eq!(
+        memory.recall(&token, Algorithm::ES256, std::slice::from_ref(&key), 1_000, 0),
+        Some((times, 7))
+    );
+    // Past exp plus leeway the verdict is gone.
+    assert_eq!(
+        memory.recall(&token, Algorithm::ES256, std::slice::from_ref(&key), 5_000_000_030, 30),
+        None
+    );
+    // A time past 32 bits (other than exp) is not remembered.
+    let far = Times {
+        iat: Some(5_000_000_000),
+        ..times
+    };
+    memory.keep(&token, &key, Algorithm::ES256, far, 7);
     assert_eq!(memory.stats().entries, 0);
 }
