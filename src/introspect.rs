@@ -119,6 +119,7 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
     let entry = Revocation {
         kind: RevocationKind::Token,
         value: claims.jti.clone(),
+        issuer: None,
         reason: "revoked through /revoke".into(),
         revoked_by: caller.id().to_owned(),
         revoked_at: now,
@@ -127,7 +128,6 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
     audit.target = Some(format!("token:{}", claims.jti));
     let notice = RevocationNotice {
         entry,
-        user_issuer: None,
         initiator: Initiator::User,
         once: None,
     };
@@ -142,7 +142,7 @@ async fn check_lineage(
     claims: Option<&AccessClaims>,
     now: UnixTime,
 ) -> Result<bool, OAuthError> {
-    let mut lineage = Lineage::for_caller(caller.id());
+    let mut lineage = Lineage::for_caller(caller.id(), &sts.issuers.names());
     if let Some(claims) = claims {
         lineage.minted(claims);
     }

@@ -1,7 +1,8 @@
 //! The verifier as a Shared Signals receiver: it subscribes to mcp-sts's revocation
 //! events (RFC 8936 poll), keeps the revocations it heard, and refuses tokens locally
-//! by the same lineage rule mcp-sts applies (`contract::revocation::lineage`), with no
-//! call to mcp-sts per request.
+//! by the same lineage and issuer rules mcp-sts applies (`contract::revocation`), with
+//! no call to mcp-sts per request. A user or session revocation that names an issuer
+//! refuses that issuer's users only.
 //!
 //! Freshness is explicit: the stream remembers when it last heard from mcp-sts. Past
 //! `max_staleness` a token cannot be vouched for; the verifier then fails closed (503)
@@ -36,7 +37,7 @@ use super::error::{VerifyError, printable};
 use super::stream_state::{self, HeardRevocation, StreamState};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
-use crate::contract::revocation::{RevocationKind, lineage};
+use crate::contract::revocation::{LineageKey, RevocationKind, covers, lineage};
 use crate::contract::set::{POLL_DELIVERY, SET_TYP, SetClaims, events_supported, read_revocation};
 use crate::jose::compact::{audiences, str_claim};
 use crate::jose::{JwksCache, verify_signature};
@@ -129,11 +130,15 @@ pub enum StreamVerdict {
     AskIntrospection,
 }
 
+/// When each scope of one (kind, value) was revoked: `None` for every issuer, or the
+/// one issuer a user or session revocation was limited to.
+type Scopes = HashMap<Option<String>, UnixTime>;
+
 /// Revocations heard so far, since when they cover tokens, and when the stream last
 /// answered.
 #[derive(Debug, Default)]
 struct Heard {
-    revoked: HashMap<(RevocationKind, String), UnixTime>,
+    revoked: HashMap<(RevocationKind, String), Scopes>,
     last_heard: Option<UnixTime>,
     /// The stream at mcp-sts these revocations came from.
     stream_id: Option<String>,
@@ -143,12 +148,15 @@ struct Heard {
 
 impl Heard {
     fn from_state(state: StreamState) -> Self {
+        let mut revoked: HashMap<(RevocationKind, String), Scopes> = HashMap::new();
+        for r in state.revoked {
+            revoked
+                .entry((r.kind, r.value))
+                .or_default()
+                .insert(r.issuer, r.revoked_at);
+        }
         Self {
-            revoked: state
-                .revoked
-                .into_iter()
-                .map(|r| ((r.kind, r.value), r.revoked_at))
-                .collect(),
+            revoked,
             last_heard: None,
             stream_id: state.stream_id,
             covered_since: state.covered_since,
@@ -159,13 +167,16 @@ impl Heard {
         let mut revoked: Vec<HeardRevocation> = self
             .revoked
             .iter()
-            .map(|((kind, value), at)| HeardRevocation {
-                kind: *kind,
-                value: value.clone(),
-                revoked_at: *at,
+            .flat_map(|((kind, value), scopes)| {
+                scopes.iter().map(|(issuer, at)| HeardRevocation {
+                    kind: *kind,
+                    value: value.clone(),
+                    issuer: issuer.clone(),
+                    revoked_at: *at,
+                })
             })
             .collect();
-        revoked.sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
+        revoked.sort_by(|a, b| (a.kind, &a.value, &a.issuer).cmp(&(b.kind, &b.value, &b.issuer)));
         StreamState {
             version: 0,
             stream_id: self.stream_id.clone(),
@@ -276,9 +287,54 @@ impl RevocationStream {
         self.read_heard(|h| h.covered_since)
     }
 
-    /// When the revocation of `value` as `kind` was made, if the stream heard of it.
+    /// mcp-sts's issuer URL, the one the stream's events come from.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// When the latest revocation of `value` as `kind` (for any issuer) was made, if
+    /// the stream heard of one.
     pub fn heard(&self, kind: RevocationKind, value: &str) -> Option<UnixTime> {
-        self.read_heard(|h| h.revoked.get(&(kind, value.to_owned())).copied())
+        self.read_heard(|h| {
+            h.revoked
+                .get(&(kind, value.to_owned()))
+                .and_then(|scopes| scopes.values().max().copied())
+        })
+    }
+
+    /// When the revocation of `value` as `kind` limited to `issuer` (`None`: for every
+    /// issuer) was made, if the stream heard of it.
+    pub fn heard_for(&self, kind: RevocationKind, issuer: Option<&str>, value: &str) -> Option<UnixTime> {
+        self.read_heard(|h| {
+            h.revoked
+                .get(&(kind, value.to_owned()))
+                .and_then(|scopes| scopes.get(&issuer.map(str::to_owned)).copied())
+        })
+    }
+
+    /// The first of `keys` a heard revocation reaches (by the contract's issuer rule)
+    /// for a token issued at `iat`: refused when issued at or before it, plus leeway.
+    fn hit(&self, heard: &Heard, keys: &[LineageKey<'_>], iat: Option<UnixTime>) -> Option<RevocationKind> {
+        let leeway = self.config.leeway.as_secs();
+        keys.iter()
+            .find(|key| {
+                heard
+                    .revoked
+                    .get(&(key.kind, key.value.to_owned()))
+                    .is_some_and(|scopes| {
+                        scopes.iter().any(|(issuer, at)| {
+                            covers(issuer.as_deref(), key.namespace)
+                                && iat.is_none_or(|iat| iat <= at.saturating_add(leeway))
+                        })
+                    })
+            })
+            .map(|key| key.kind)
+    }
+
+    /// Whether a heard revocation ends a token with this lineage, issued at `iat`
+    /// (whatever the stream's freshness): what a cache of tokens drops.
+    pub fn revokes(&self, keys: &[LineageKey<'_>], iat: Option<UnixTime>) -> bool {
+        self.read_heard(|heard| self.hit(heard, keys, iat).is_some())
     }
 
     /// Counts revocations applied so far; changes each time one is heard, so a caller
@@ -302,16 +358,21 @@ impl RevocationStream {
     /// Refuse `claims` if a heard revocation covers them; otherwise say whether the
     /// stream is fresh enough to vouch for them at `now`.
     pub fn check(&self, claims: &AccessClaims, now: UnixTime) -> Result<StreamVerdict, VerifyError> {
+        self.check_lineage(&lineage(claims), claims.iat, now)
+    }
+
+    /// [`RevocationStream::check`] for any token, given its lineage (the contract's
+    /// `lineage` for a token minted by mcp-sts, `upstream_lineage` for an identity
+    /// provider's) and when it was issued.
+    pub fn check_lineage(
+        &self,
+        keys: &[LineageKey<'_>],
+        iat: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<StreamVerdict, VerifyError> {
         let leeway = self.config.leeway.as_secs();
-        let (hit, last_heard, covered_since) = self.read_heard(|heard| {
-            let hit = lineage(claims).into_iter().find(|(kind, value)| {
-                heard
-                    .revoked
-                    .get(&(*kind, (*value).to_owned()))
-                    .is_some_and(|at| claims.iat.is_none_or(|iat| iat <= at.saturating_add(leeway)))
-            });
-            (hit.map(|(kind, _)| kind), heard.last_heard, heard.covered_since)
-        });
+        let (hit, last_heard, covered_since) =
+            self.read_heard(|heard| (self.hit(heard, keys, iat), heard.last_heard, heard.covered_since));
         if let Some(kind) = hit {
             tracing::debug!(%kind, "token refused: revoked (heard on the revocation stream)");
             return Err(VerifyError::Revoked);
@@ -320,8 +381,7 @@ impl RevocationStream {
         let fresh = age.is_some_and(|age| age <= self.config.max_staleness.as_secs());
         // A token issued before the stream existed (or before a restart without a state
         // file) may have been revoked in a way this stream never heard.
-        let covered =
-            covered_since.is_some_and(|since| claims.iat.is_some_and(|iat| iat > since.saturating_add(leeway)));
+        let covered = covered_since.is_some_and(|since| iat.is_some_and(|iat| iat > since.saturating_add(leeway)));
         if fresh && covered {
             return Ok(StreamVerdict::Clear);
         }
@@ -425,7 +485,10 @@ impl RevocationStream {
         let retain = self.config.retain.as_secs();
         self.write_heard(|heard| {
             heard.last_heard = Some(now);
-            heard.revoked.retain(|_, at| at.saturating_add(retain) > now);
+            heard.revoked.retain(|_, scopes| {
+                scopes.retain(|_, at| at.saturating_add(retain) > now);
+                !scopes.is_empty()
+            });
         });
         Ok(applied)
     }
@@ -455,10 +518,22 @@ impl RevocationStream {
 
     /// Poll every `poll_interval` (system clock) until the task is aborted.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.spawn_with(Arc::new(SystemClock), |_| {})
+    }
+
+    /// Poll every `poll_interval`, reading time from `clock`, until the task is
+    /// aborted; `after` runs after each successful poll with how many revocations it
+    /// applied (the MCP server kit drops cached tokens there).
+    pub fn spawn_with(
+        self: Arc<Self>,
+        clock: Arc<dyn Clock>,
+        after: impl Fn(usize) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                if let Err(error) = self.poll_once(SystemClock.now()).await {
-                    tracing::warn!(%error, "revocation stream poll failed");
+                match self.poll_once(clock.now()).await {
+                    Ok(applied) => after(applied),
+                    Err(error) => tracing::warn!(%error, "revocation stream poll failed"),
                 }
                 tokio::time::sleep(self.config.poll_interval).await;
             }
@@ -566,11 +641,17 @@ impl RevocationStream {
         if event.revoked_at > now.saturating_add(self.config.leeway.as_secs()) {
             return Err(VerifyError::NotYetValid);
         }
-        tracing::info!(kind = %event.kind, "revocation heard on the stream");
+        tracing::info!(
+            kind = %event.kind,
+            issuer = event.issuer.as_deref().unwrap_or("every issuer"),
+            "revocation heard on the stream"
+        );
         self.write_heard(|heard| {
             let at = heard
                 .revoked
                 .entry((event.kind, event.value))
+                .or_default()
+                .entry(event.issuer)
                 .or_insert(event.revoked_at);
             *at = (*at).max(event.revoked_at);
         });

@@ -39,6 +39,10 @@ pub(super) struct HeardRevocation {
     pub kind: RevocationKind,
     /// The identifier it names.
     pub value: String,
+    /// The issuer a user or session revocation is limited to; absent (every issuer)
+    /// in files written before revocations named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// When it was made (the event's `event_timestamp`).
     pub revoked_at: UnixTime,
 }
