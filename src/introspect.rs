@@ -84,6 +84,10 @@ pub async fn introspect(
     if let (Some(act), Some(map)) = (&claims.act, answer.as_object_mut()) {
         map.insert("act".into(), serde_json::to_value(act).unwrap_or(Value::Null));
     }
+    // The user's issuer, as the token records it (RFC 9493 `sub_id`).
+    if let (Some(sub_id), Some(map)) = (&claims.sub_id, answer.as_object_mut()) {
+        map.insert("sub_id".into(), serde_json::to_value(sub_id).unwrap_or(Value::Null));
+    }
     Ok(answer)
 }
 

@@ -251,3 +251,41 @@ pub fn derived_session_id(iss: &str, jti: Option<&str>, claims: &Map<String, Val
         URL_SAFE_NO_PAD.encode(digest.get(..16).unwrap_or_default())
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_entry_reaches_its_own_issuers_names_and_an_entry_for_every_issuer_reaches_all() {
+        let a = Namespace::Issuer("https://idp-a");
+        let cases = [
+            (None, a, true),
+            (None, Namespace::Own, true),
+            (None, Namespace::Unrecorded, true),
+            (Some("https://idp-a"), a, true),
+            (Some("https://idp-b"), a, false),
+            (Some("https://idp-a"), Namespace::Own, false),
+            (Some("https://idp-a"), Namespace::Unrecorded, true),
+        ];
+        for (entry, namespace, reached) in cases {
+            assert_eq!(covers(entry, namespace), reached, "{entry:?} -> {namespace:?}");
+        }
+    }
+
+    #[test]
+    fn an_identity_providers_token_answers_for_its_user_session_and_actors() {
+        let keys = upstream_lineage("https://idp", "alice", "s1", [("cursor", Some("https://idp"))]);
+        let a = Some("https://idp");
+        assert!(keys.iter().any(|k| k.reached_by(RevocationKind::Subject, a, "alice")));
+        assert!(keys.iter().any(|k| k.reached_by(RevocationKind::Session, a, "s1")));
+        assert!(keys.iter().any(|k| k.reached_by(RevocationKind::Agent, None, "cursor")));
+        assert!(keys.iter().any(|k| k.reached_by(RevocationKind::Subject, a, "cursor")));
+        assert!(
+            !keys
+                .iter()
+                .any(|k| k.reached_by(RevocationKind::Subject, Some("https://other"), "alice"))
+        );
+        assert!(!keys.iter().any(|k| k.reached_by(RevocationKind::Agent, a, "cursor")));
+    }
+}
