@@ -238,10 +238,27 @@ pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation>, Admi
 }
 
 /// Remove a revocation (for a user or session: the one for `key.issuer`, or, without
-/// one, the one for every issuer).
-pub async fn reinstate(sts: &Sts, key: &RevocationKey, audit: &mut AuditEvent) -> Result<(), AdminError> {
+/// one, the one for every issuer). Subscribed receivers are told first (a
+/// reinstatement SET), then the entry is removed; if either fails the answer is 503 and
+/// retrying is safe.
+pub async fn reinstate(
+    sts: &Sts,
+    key: &RevocationKey,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<(), AdminError> {
     audit.target = Some(format!("{}:{}", key.kind, key.value));
     audit.detail = key.covers().map(|covers| format!("covers {covers}"));
+    let found = sts
+        .store_call(sts.store.check(std::slice::from_ref(key), now))
+        .await
+        .map_err(|_| AdminError::Unavailable)?;
+    let Some(entry) = found.into_iter().flatten().next() else {
+        return Err(AdminError::NotFound);
+    };
+    crate::ssf::publish::reinstatement(sts, &entry, now)
+        .await
+        .map_err(|_| AdminError::Unavailable)?;
     match sts.store_call(sts.store.reinstate(key)).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(AdminError::NotFound),

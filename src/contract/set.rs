@@ -31,6 +31,9 @@ pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-ty
 pub const AGENT_REVOKED_PATH: &str = "/ssf/event-type/agent-revoked";
 /// The path under mcp-sts's issuer URL of its own event type for a revoked client.
 pub const CLIENT_REVOKED_PATH: &str = "/ssf/event-type/client-revoked";
+/// The path under mcp-sts's issuer URL of its own event type for a revocation an admin
+/// lifted (the user, session, agent, client or token is reinstated).
+pub const REINSTATED_PATH: &str = "/ssf/event-type/reinstated";
 
 /// mcp-sts's event type for a revoked agent: `{issuer}/ssf/event-type/agent-revoked`.
 pub fn agent_revoked(issuer: &str) -> String {
@@ -42,12 +45,19 @@ pub fn client_revoked(issuer: &str) -> String {
     format!("{issuer}{CLIENT_REVOKED_PATH}")
 }
 
+/// mcp-sts's event type for a lifted revocation: `{issuer}/ssf/event-type/reinstated`.
+/// Its subject is the revocation's, and its body names the revocation's `kind`.
+pub fn reinstated(issuer: &str) -> String {
+    format!("{issuer}{REINSTATED_PATH}")
+}
+
 /// The event types mcp-sts transmits (a stream's `events_supported`).
 pub fn events_supported(issuer: &str) -> Vec<String> {
     vec![
         SESSION_REVOKED.to_owned(),
         agent_revoked(issuer),
         client_revoked(issuer),
+        reinstated(issuer),
     ]
 }
 
@@ -165,8 +175,10 @@ pub struct RevocationEvent {
     /// For a user or session: the trusted issuer it belongs to; `None` covers every
     /// issuer (and is always `None` for agents, clients and tokens).
     pub issuer: Option<String>,
-    /// When it was revoked: tokens issued at or before this are refused.
+    /// When it was revoked (or, when `reinstated`, when the revocation was lifted).
     pub revoked_at: UnixTime,
+    /// The event lifts this revocation instead of making it.
+    pub reinstated: bool,
 }
 
 /// Why a SET is not one this contract understands.
@@ -228,11 +240,17 @@ pub struct Announcement<'a> {
     pub initiating_entity: &'a str,
     /// Free text from whoever revoked it (CAEP `reason_admin`), may be empty.
     pub reason: &'a str,
+    /// It announces that the revocation was lifted, not made (`revoked_at` is then
+    /// when it was lifted).
+    pub reinstated: bool,
 }
 
 impl Announcement<'_> {
     /// The event type this announcement is sent as.
     pub fn event_type(&self) -> String {
+        if self.reinstated {
+            return reinstated(self.issuer);
+        }
         event_type_for(self.kind, self.issuer)
     }
 
@@ -242,10 +260,13 @@ impl Announcement<'_> {
             "event_timestamp": self.revoked_at,
             "initiating_entity": self.initiating_entity,
         });
-        if !self.reason.is_empty()
-            && let Some(map) = body.as_object_mut()
-        {
-            map.insert("reason_admin".into(), json!({ "en": self.reason }));
+        if let Some(map) = body.as_object_mut() {
+            if !self.reason.is_empty() {
+                map.insert("reason_admin".into(), json!({ "en": self.reason }));
+            }
+            if self.reinstated {
+                map.insert("kind".into(), json!(self.kind));
+            }
         }
         let mut events = Map::new();
         events.insert(self.event_type(), body);
@@ -296,6 +317,9 @@ pub fn read_revocation(issuer: &str, set: &SetClaims) -> Result<Option<Revocatio
         return Ok(None);
     }
     let subject = set.subject().ok_or(SetError::UnsupportedSubject)?;
+    if event_type == reinstated(issuer) {
+        return read_reinstatement(issuer, set, subject).map(Some);
+    }
     let (kind, value, user_issuer) = if event_type == SESSION_REVOKED {
         match subject {
             SubjectId::Opaque { id } => (RevocationKind::Session, id, None),
@@ -339,7 +363,46 @@ pub fn read_revocation(issuer: &str, set: &SetClaims) -> Result<Option<Revocatio
         value,
         issuer: user_issuer,
         revoked_at: set.event_time(),
+        reinstated: false,
     }))
+}
+
+/// A reinstatement: the body's `kind` says what was reinstated, and the subject must
+/// be the one a revocation of that kind is announced with.
+fn read_reinstatement(issuer: &str, set: &SetClaims, subject: SubjectId) -> Result<RevocationEvent, SetError> {
+    let kind: RevocationKind = set
+        .single_event()
+        .and_then(|(_, body)| body.get("kind"))
+        .and_then(|kind| serde_json::from_value(kind.clone()).ok())
+        .ok_or(SetError::UnsupportedSubject)?;
+    let (value, user_issuer) = match (kind, subject) {
+        (RevocationKind::Subject, SubjectId::IssSub { iss, sub }) => {
+            let scope = (iss != issuer).then_some(iss);
+            (sub, scope)
+        }
+        (RevocationKind::Session, SubjectId::Opaque { id }) => (id, None),
+        (
+            RevocationKind::Session,
+            SubjectId::Complex {
+                user: None,
+                session: Some(session),
+                tenant: Some(tenant),
+            },
+        ) => match (*session, *tenant) {
+            (SubjectId::Opaque { id }, SubjectId::Uri { uri }) => (id, Some(uri)),
+            _ => return Err(SetError::UnsupportedSubject),
+        },
+        (RevocationKind::Agent | RevocationKind::Client, SubjectId::Opaque { id }) => (id, None),
+        (RevocationKind::Token, SubjectId::JwtId { iss, jti }) if iss == issuer => (jti, None),
+        _ => return Err(SetError::UnsupportedSubject),
+    };
+    Ok(RevocationEvent {
+        kind,
+        value,
+        issuer: user_issuer,
+        revoked_at: set.event_time(),
+        reinstated: true,
+    })
 }
 
 #[cfg(test)]
@@ -405,23 +468,31 @@ mod tests {
                 revoked_at: 100,
                 initiating_entity: "admin",
                 reason: "offboarded",
+                reinstated: false,
             };
-            let claims = announcement.claims("orders-api", "set-1", 101);
-            let wire = serde_json::to_value(&claims).unwrap();
-            assert_eq!(wire["sub_id"], sub_id, "{kind}");
-            assert_eq!(wire["aud"], "orders-api");
-            assert_eq!(wire["events"].as_object().unwrap().len(), 1);
-            let back: SetClaims = serde_json::from_value(wire).unwrap();
-            let event = read_revocation(ISS, &back).unwrap().unwrap();
-            assert_eq!(
-                (
-                    event.kind,
-                    event.value.as_str(),
-                    event.issuer.as_deref(),
-                    event.revoked_at
-                ),
-                (kind, value, user_issuer, 100)
-            );
+            for reinstated in [false, true] {
+                let announcement = Announcement {
+                    reinstated,
+                    ..announcement
+                };
+                let claims = announcement.claims("orders-api", "set-1", 101);
+                let wire = serde_json::to_value(&claims).unwrap();
+                assert_eq!(wire["sub_id"], sub_id, "{kind}");
+                assert_eq!(wire["aud"], "orders-api");
+                assert_eq!(wire["events"].as_object().unwrap().len(), 1);
+                let back: SetClaims = serde_json::from_value(wire).unwrap();
+                let event = read_revocation(ISS, &back).unwrap().unwrap();
+                assert_eq!(
+                    (
+                        event.kind,
+                        event.value.as_str(),
+                        event.issuer.as_deref(),
+                        event.revoked_at,
+                        event.reinstated
+                    ),
+                    (kind, value, user_issuer, 100, reinstated)
+                );
+            }
         }
     }
 

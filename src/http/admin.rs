@@ -66,7 +66,7 @@ pub async fn reinstate(
         authorize(&sts, &headers)?;
         let issuer = issuer_param(query.0.as_deref())?;
         let key = admin::scope_key(admin::parse_key(&kind, &value)?, issuer)?;
-        admin::reinstate(&sts, &key, &mut audit).await?;
+        admin::reinstate(&sts, &key, now, &mut audit).await?;
         let mut reinstated = json!({ "kind": key.kind, "value": key.value });
         if let (Some(covers), Some(map)) = (key.covers(), reinstated.as_object_mut()) {
             if let Some(issuer) = &key.issuer {

@@ -70,7 +70,7 @@ impl Revocations {
             let chain = upstream_chain(token);
             let actors = chain.iter().map(|sub| (sub.as_str(), Some(token.issuer.as_str())));
             let keys = upstream_lineage(&token.issuer, &token.user, &session, actors);
-            self.stream.check_lineage(&keys, token.issued_at, now)?
+            self.stream.check_foreign(&keys, token.issued_at, now)?
         };
         match verdict {
             StreamVerdict::Clear => Ok(()),

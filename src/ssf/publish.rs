@@ -95,21 +95,9 @@ pub async fn revoke(sts: &Sts, notice: RevocationNotice, now: UnixTime) -> Resul
         revoked_at: notice.entry.revoked_at,
         initiating_entity: notice.initiator.as_str(),
         reason: &notice.entry.reason,
+        reinstated: false,
     };
-    let event_type = announcement.event_type();
-    let mut events = Vec::new();
-    for stream in live_streams(sts).await? {
-        if !stream.wants(&event_type) {
-            continue;
-        }
-        let jti = new_jti();
-        let set = sign(sts, &announcement.claims(&stream.owner, &jti, now), now)?;
-        events.push(QueuedEvent {
-            stream_id: stream.stream_id,
-            jti,
-            set,
-        });
-    }
+    let events = signed_events(sts, &announcement, now).await?;
     let queued = events.len();
     let publication = Publication {
         once: notice.once,
@@ -127,6 +115,57 @@ pub async fn revoke(sts: &Sts, notice: RevocationNotice, now: UnixTime) -> Resul
         sts.ssf_wake.notify_waiters();
     }
     Ok(written)
+}
+
+/// One signed SET of `announcement` for every live stream that asked for its type.
+async fn signed_events(
+    sts: &Sts,
+    announcement: &Announcement<'_>,
+    now: UnixTime,
+) -> Result<Vec<QueuedEvent>, OAuthError> {
+    let event_type = announcement.event_type();
+    let mut events = Vec::new();
+    for stream in live_streams(sts).await? {
+        if !stream.wants(&event_type) {
+            continue;
+        }
+        let jti = new_jti();
+        let set = sign(sts, &announcement.claims(&stream.owner, &jti, now), now)?;
+        events.push(QueuedEvent {
+            stream_id: stream.stream_id,
+            jti,
+            set,
+        });
+    }
+    Ok(events)
+}
+
+/// Announce that the revocation of `entry` is lifted: one SET per stream that asked
+/// for reinstatements, queued before the entry is removed (so a receiver never keeps
+/// refusing what mcp-sts allows again for want of the news; a failure here leaves
+/// the entry in place and changes nothing a receiver would act on wrongly).
+pub async fn reinstatement(sts: &Sts, entry: &Revocation, now: UnixTime) -> Result<(), OAuthError> {
+    let announcement = Announcement {
+        issuer: sts.issuer(),
+        user_issuer: announced_issuer(sts, entry),
+        kind: entry.kind,
+        value: &entry.value,
+        revoked_at: now,
+        initiating_entity: Initiator::Admin.as_str(),
+        reason: "",
+        reinstated: true,
+    };
+    let events = signed_events(sts, &announcement, now).await?;
+    if events.is_empty() {
+        return Ok(());
+    }
+    let publication = Publication {
+        events,
+        ..Publication::default()
+    };
+    sts.store_call(sts.events.publish(publication)).await?;
+    sts.ssf_wake.notify_waiters();
+    Ok(())
 }
 
 /// Queue a verification event (SSF 1.0 §8.1.4) for `stream`.

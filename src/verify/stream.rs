@@ -8,11 +8,14 @@
 //! `max_staleness` a token cannot be vouched for; the verifier then fails closed (503)
 //! or, when configured, asks introspection instead, and says which in its logs.
 //!
-//! A revocation heard here refuses tokens of what it names issued at or before it
-//! (plus leeway). mcp-sts mints nothing for a revoked user, session, agent or client,
-//! so that covers every token the revocation covers at mcp-sts, and a later
-//! reinstatement needs no event of its own. Entries are kept for `retain` (longer
-//! than any token lives), so memory stays bounded.
+//! A revocation heard here refuses tokens mcp-sts minted for what it names issued at
+//! or before it (plus leeway). mcp-sts mints nothing for a revoked user, session,
+//! agent or client, so that covers every token the revocation covers at mcp-sts.
+//! Tokens mcp-sts did not mint (an identity provider's, at the MCP server kit) are
+//! refused whenever issued ([`RevocationStream::check_foreign`]), until the stream
+//! hears the revocation lifted: mcp-sts announces reinstatements too. Session and
+//! token revocations are kept for `retain` (longer than any token lives); offboarding
+//! (subject, agent, client) until reinstated, as at mcp-sts.
 //!
 //! Coverage is explicit too. A stream hears only what was revoked after it existed at
 //! mcp-sts, and mcp-sts never resends an acknowledged event. So the stream vouches only
@@ -38,7 +41,7 @@ use super::stream_state::{self, HeardRevocation, StreamState};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
 use crate::contract::revocation::{LineageKey, RevocationKind, covers, lineage};
-use crate::contract::set::{POLL_DELIVERY, SET_TYP, SetClaims, events_supported, read_revocation};
+use crate::contract::set::{POLL_DELIVERY, RevocationEvent, SET_TYP, SetClaims, events_supported, read_revocation};
 use crate::jose::compact::{audiences, str_claim};
 use crate::jose::{JwksCache, verify_signature};
 
@@ -70,7 +73,9 @@ pub struct RevocationStreamConfig {
     pub introspection_fallback: bool,
     /// Pause between polls of [`RevocationStream::spawn`].
     pub poll_interval: Duration,
-    /// How long a heard revocation is kept: longer than any token's life.
+    /// How long a heard session or token revocation (and a reinstatement) is kept:
+    /// longer than any token's life. Subject, agent and client revocations are kept
+    /// until a reinstatement is heard, as mcp-sts keeps them.
     pub retain: Duration,
     /// Clock skew allowed between a token's `iat` and a revocation's time.
     pub leeway: Duration,
@@ -121,6 +126,15 @@ impl std::fmt::Debug for RevocationStreamConfig {
     }
 }
 
+/// Which tokens a heard revocation refuses.
+#[derive(Debug, Clone, Copy)]
+enum Reach {
+    /// Those issued at or before it, plus leeway (and tokens without `iat`).
+    IssuedAtOrBefore(Option<UnixTime>),
+    /// Every token, whenever issued.
+    Always,
+}
+
 /// What the stream says about a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamVerdict {
@@ -134,11 +148,16 @@ pub enum StreamVerdict {
 /// one issuer a user or session revocation was limited to.
 type Scopes = HashMap<Option<String>, UnixTime>;
 
-/// Revocations heard so far, since when they cover tokens, and when the stream last
-/// answered.
+/// One heard revocation's identity: kind, value and the issuer it is limited to.
+type Scoped = (RevocationKind, String, Option<String>);
+
+/// Revocations heard so far, reinstatements heard (to put events of one poll in order),
+/// since when they cover tokens, and when the stream last answered.
 #[derive(Debug, Default)]
 struct Heard {
     revoked: HashMap<(RevocationKind, String), Scopes>,
+    /// When each revocation was lifted: a revocation made before that is not in force.
+    lifted: HashMap<Scoped, UnixTime>,
     last_heard: Option<UnixTime>,
     /// The stream at mcp-sts these revocations came from.
     stream_id: Option<String>,
@@ -155,12 +174,66 @@ impl Heard {
                 .or_default()
                 .insert(r.issuer, r.revoked_at);
         }
+        let lifted = state
+            .lifted
+            .into_iter()
+            .map(|r| ((r.kind, r.value, r.issuer), r.revoked_at))
+            .collect();
         Self {
             revoked,
+            lifted,
             last_heard: None,
             stream_id: state.stream_id,
             covered_since: state.covered_since,
         }
+    }
+
+    /// Apply one event. Events of one poll come in no particular order, so each is
+    /// decided by its time: a reinstatement lifts a revocation made strictly before it,
+    /// and a revocation made strictly before a heard reinstatement is not applied. A tie
+    /// keeps the revocation (fail closed).
+    fn record(&mut self, event: RevocationEvent) {
+        let at = event.revoked_at;
+        let scoped = (event.kind, event.value, event.issuer);
+        if event.reinstated {
+            let lifted = self.lifted.entry(scoped.clone()).or_insert(at);
+            *lifted = (*lifted).max(at);
+            let (kind, value, issuer) = scoped;
+            if let Some(scopes) = self.revoked.get_mut(&(kind, value.clone())) {
+                if scopes.get(&issuer).is_some_and(|revoked| *revoked < at) {
+                    scopes.remove(&issuer);
+                }
+                if scopes.is_empty() {
+                    self.revoked.remove(&(kind, value));
+                }
+            }
+            return;
+        }
+        if self.lifted.get(&scoped).is_some_and(|lifted| at < *lifted) {
+            return;
+        }
+        let (kind, value, issuer) = scoped;
+        let revoked = self
+            .revoked
+            .entry((kind, value))
+            .or_default()
+            .entry(issuer)
+            .or_insert(at);
+        *revoked = (*revoked).max(at);
+    }
+
+    /// Forget what no token can need any more: session and token revocations and
+    /// reinstatements after `retain`; offboarding (subject, agent, client) stays until
+    /// a reinstatement is heard, as it does at mcp-sts.
+    fn prune(&mut self, retain: u64, now: UnixTime) {
+        let live = |at: &UnixTime| at.saturating_add(retain) > now;
+        self.revoked.retain(|(kind, _), scopes| {
+            if matches!(kind, RevocationKind::Session | RevocationKind::Token) {
+                scopes.retain(|_, at| live(at));
+            }
+            !scopes.is_empty()
+        });
+        self.lifted.retain(|_, at| live(at));
     }
 
     fn to_state(&self) -> StreamState {
@@ -177,11 +250,23 @@ impl Heard {
             })
             .collect();
         revoked.sort_by(|a, b| (a.kind, &a.value, &a.issuer).cmp(&(b.kind, &b.value, &b.issuer)));
+        let mut lifted: Vec<HeardRevocation> = self
+            .lifted
+            .iter()
+            .map(|((kind, value, issuer), at)| HeardRevocation {
+                kind: *kind,
+                value: value.clone(),
+                issuer: issuer.clone(),
+                revoked_at: *at,
+            })
+            .collect();
+        lifted.sort_by(|a, b| (a.kind, &a.value, &a.issuer).cmp(&(b.kind, &b.value, &b.issuer)));
         StreamState {
             version: 0,
             stream_id: self.stream_id.clone(),
             covered_since: self.covered_since,
             revoked,
+            lifted,
         }
     }
 }
@@ -313,28 +398,31 @@ impl RevocationStream {
     }
 
     /// The first of `keys` a heard revocation reaches (by the contract's issuer rule)
-    /// for a token issued at `iat`: refused when issued at or before it, plus leeway.
-    fn hit(&self, heard: &Heard, keys: &[LineageKey<'_>], iat: Option<UnixTime>) -> Option<RevocationKind> {
+    /// for a token `reach` describes.
+    fn hit(&self, heard: &Heard, keys: &[LineageKey<'_>], reach: Reach) -> Option<RevocationKind> {
         let leeway = self.config.leeway.as_secs();
+        let reached = |at: UnixTime| match reach {
+            Reach::IssuedAtOrBefore(iat) => iat.is_none_or(|iat| iat <= at.saturating_add(leeway)),
+            Reach::Always => true,
+        };
         keys.iter()
             .find(|key| {
                 heard
                     .revoked
                     .get(&(key.kind, key.value.to_owned()))
                     .is_some_and(|scopes| {
-                        scopes.iter().any(|(issuer, at)| {
-                            covers(issuer.as_deref(), key.namespace)
-                                && iat.is_none_or(|iat| iat <= at.saturating_add(leeway))
-                        })
+                        scopes
+                            .iter()
+                            .any(|(issuer, at)| covers(issuer.as_deref(), key.namespace) && reached(*at))
                     })
             })
             .map(|key| key.kind)
     }
 
-    /// Whether a heard revocation ends a token with this lineage, issued at `iat`
-    /// (whatever the stream's freshness): what a cache of tokens drops.
+    /// Whether a heard revocation ends a token mcp-sts minted with this lineage, issued
+    /// at `iat` (whatever the stream's freshness): what a cache of tokens drops.
     pub fn revokes(&self, keys: &[LineageKey<'_>], iat: Option<UnixTime>) -> bool {
-        self.read_heard(|heard| self.hit(heard, keys, iat).is_some())
+        self.read_heard(|heard| self.hit(heard, keys, Reach::IssuedAtOrBefore(iat)).is_some())
     }
 
     /// Counts revocations applied so far; changes each time one is heard, so a caller
@@ -361,18 +449,42 @@ impl RevocationStream {
         self.check_lineage(&lineage(claims), claims.iat, now)
     }
 
-    /// [`RevocationStream::check`] for any token, given its lineage (the contract's
-    /// `lineage` for a token minted by mcp-sts, `upstream_lineage` for an identity
-    /// provider's) and when it was issued.
+    /// [`RevocationStream::check`] for a token mcp-sts minted, given its lineage (the
+    /// contract's `lineage`) and when it was issued: a heard revocation refuses tokens
+    /// issued at or before it (mcp-sts mints nothing for what is revoked).
     pub fn check_lineage(
         &self,
         keys: &[LineageKey<'_>],
         iat: Option<UnixTime>,
         now: UnixTime,
     ) -> Result<StreamVerdict, VerifyError> {
+        self.verdict(keys, iat, Reach::IssuedAtOrBefore(iat), now)
+    }
+
+    /// [`RevocationStream::check`] for a token mcp-sts did not mint (an identity
+    /// provider's, at the MCP server kit), given its lineage (`upstream_lineage`) and
+    /// when it was issued: its issuer goes on minting for a user mcp-sts revoked, so a
+    /// heard revocation refuses such tokens whenever they were issued, until a
+    /// reinstatement is heard.
+    pub fn check_foreign(
+        &self,
+        keys: &[LineageKey<'_>],
+        iat: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<StreamVerdict, VerifyError> {
+        self.verdict(keys, iat, Reach::Always, now)
+    }
+
+    fn verdict(
+        &self,
+        keys: &[LineageKey<'_>],
+        iat: Option<UnixTime>,
+        reach: Reach,
+        now: UnixTime,
+    ) -> Result<StreamVerdict, VerifyError> {
         let leeway = self.config.leeway.as_secs();
         let (hit, last_heard, covered_since) =
-            self.read_heard(|heard| (self.hit(heard, keys, iat), heard.last_heard, heard.covered_since));
+            self.read_heard(|heard| (self.hit(heard, keys, reach), heard.last_heard, heard.covered_since));
         if let Some(kind) = hit {
             tracing::debug!(%kind, "token refused: revoked (heard on the revocation stream)");
             return Err(VerifyError::Revoked);
@@ -485,10 +597,7 @@ impl RevocationStream {
         let retain = self.config.retain.as_secs();
         self.write_heard(|heard| {
             heard.last_heard = Some(now);
-            heard.revoked.retain(|_, scopes| {
-                scopes.retain(|_, at| at.saturating_add(retain) > now);
-                !scopes.is_empty()
-            });
+            heard.prune(retain, now);
         });
         Ok(applied)
     }
@@ -644,17 +753,10 @@ impl RevocationStream {
         tracing::info!(
             kind = %event.kind,
             issuer = event.issuer.as_deref().unwrap_or("every issuer"),
+            reinstated = event.reinstated,
             "revocation heard on the stream"
         );
-        self.write_heard(|heard| {
-            let at = heard
-                .revoked
-                .entry((event.kind, event.value))
-                .or_default()
-                .entry(event.issuer)
-                .or_insert(event.revoked_at);
-            *at = (*at).max(event.revoked_at);
-        });
+        self.write_heard(|heard| heard.record(event));
         Ok(true)
     }
 
@@ -718,4 +820,78 @@ async fn read_json(response: reqwest::Response) -> Result<Value, VerifyError> {
         return Err(unavailable("the answer is too large"));
     }
     serde_json::from_slice(&bytes).map_err(|_| unavailable("the answer is not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(reinstated: bool, at: UnixTime) -> RevocationEvent {
+        RevocationEvent {
+            kind: RevocationKind::Subject,
+            value: "alice".into(),
+            issuer: Some("https://idp".into()),
+            revoked_at: at,
+            reinstated,
+        }
+    }
+
+    fn revoked(heard: &Heard) -> Option<UnixTime> {
+        heard
+            .revoked
+            .get(&(RevocationKind::Subject, "alice".to_owned()))
+            .and_then(|scopes| scopes.get(&Some("https://idp".to_owned())).copied())
+    }
+
+    #[test]
+    fn events_of_one_poll_end_in_the_same_state_whatever_their_order() {
+        // revoked at 10, lifted at 20, revoked again at 30: revoked, in every order.
+        let orders = [
+            [10, 20, 30],
+            [10, 30, 20],
+            [20, 10, 30],
+            [20, 30, 10],
+            [30, 10, 20],
+            [30, 20, 10],
+        ];
+        for order in orders {
+            let mut heard = Heard::default();
+            for at in order {
+                heard.record(event(at == 20, at));
+            }
+            assert_eq!(revoked(&heard), Some(30), "{order:?}");
+        }
+        // revoked at 10, lifted at 20: lifted, in either order.
+        for order in [[10, 20], [20, 10]] {
+            let mut heard = Heard::default();
+            for at in order {
+                heard.record(event(at == 20, at));
+            }
+            assert_eq!(revoked(&heard), None, "{order:?}");
+        }
+        // A tie keeps the revocation.
+        let mut heard = Heard::default();
+        heard.record(event(false, 10));
+        heard.record(event(true, 10));
+        assert_eq!(revoked(&heard), Some(10));
+    }
+
+    #[test]
+    fn offboarding_is_kept_until_reinstated_and_sessions_for_retain() {
+        let mut heard = Heard::default();
+        heard.record(event(false, 10));
+        heard.record(RevocationEvent {
+            kind: RevocationKind::Session,
+            ..event(false, 10)
+        });
+        heard.prune(100, 1_000_000);
+        assert_eq!(revoked(&heard), Some(10));
+        assert!(
+            !heard
+                .revoked
+                .contains_key(&(RevocationKind::Session, "alice".to_owned()))
+        );
+        let state = heard.to_state();
+        assert_eq!(Heard::from_state(state).revoked, heard.revoked);
+    }
 }

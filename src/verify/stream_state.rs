@@ -28,8 +28,11 @@ pub(super) struct StreamState {
     pub stream_id: Option<String>,
     /// Tokens issued after this (plus leeway) are covered by what was heard.
     pub covered_since: Option<UnixTime>,
-    /// Every revocation heard and not yet past `retain`.
+    /// Every revocation heard and still kept.
     pub revoked: Vec<HeardRevocation>,
+    /// Reinstatements heard and not yet past `retain` (`revoked_at`: when lifted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifted: Vec<HeardRevocation>,
 }
 
 /// One revocation heard on the stream.

@@ -664,3 +664,37 @@ async fn the_kit_fails_closed_on_tokens_its_stream_cannot_vouch_for() {
     assert_eq!(response.status(), 503);
     assert!(response.headers().get("www-authenticate").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_refuses_an_offboarded_users_fresh_tokens_until_reinstated() {
+    let (world, auth) = World::start_subscribed().await;
+    let stream = auth.revocation_stream().unwrap().clone();
+    stream.poll_once(world.sts.clock_now()).await.unwrap();
+    world.sts.clock.advance(5);
+    let seen = *stream.applied().borrow();
+
+    // Offboarded at mcp-sts only: the IdP goes on issuing her tokens.
+    let offboard = json!({"kind": "subject", "value": "alice@example.com", "issuer": world.sts.idp.issuer()});
+    assert_eq!(
+        world.sts.admin(reqwest::Method::POST, "", Some(offboard)).await.status,
+        201
+    );
+    let seen = heard_more(&stream, seen).await;
+    world.sts.clock.advance(60);
+    let fresh = world.alice();
+    let response = world.post(Some(&fresh)).await;
+    assert_eq!(response.status(), 401, "a token issued after the offboarding");
+    assert!(challenge(&response).contains("token has been revoked"));
+
+    // Reinstated: the kit hears it and lets her in again.
+    let path = format!(
+        "/subject/alice@example.com?issuer={}",
+        form_urlencoded::byte_serialize(world.sts.idp.issuer().as_bytes()).collect::<String>()
+    );
+    assert_eq!(world.sts.admin(reqwest::Method::DELETE, &path, None).await.status, 200);
+    heard_more(&stream, seen).await;
+    let client = world.connect(&fresh).await.unwrap();
+    let result = call(&client, "orders_token", json!({})).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    client.cancel().await.unwrap();
+}

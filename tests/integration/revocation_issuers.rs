@@ -69,7 +69,9 @@ async fn admin_revocations_name_the_users_issuer_or_cover_every_issuer() {
     let sts = start(&other, String::new()).await;
     let here = sts.idp.issuer().to_owned();
     let receiver = Receiver::new(&sts.url, "orders-api", ORDERS_API_SECRET);
-    let stream = receiver.create_poll_stream(&all_events(&sts.url)).await;
+    let mut events = all_events(&sts.url);
+    events.push(format!("{}/ssf/event-type/reinstated", sts.url));
+    let stream = receiver.create_poll_stream(&events).await;
     let poll = stream["delivery"]["endpoint_url"].as_str().unwrap().to_owned();
 
     // alice of this IdP only: held until reinstated, and the answer says whom it covers.
@@ -124,6 +126,7 @@ async fn admin_revocations_name_the_users_issuer_or_cover_every_issuer() {
 
     // The SETs name the issuer; with two issuers trusted, "every issuer" is mcp-sts's own.
     let sets = receiver.poll_now(&poll, &[]).await;
+    let acks: Vec<String> = sets.keys().cloned().collect();
     let mut subjects = Vec::new();
     for set in sets.values() {
         let claims = verify_set(&sts.url, set.as_str().unwrap(), &sts.url, "orders-api").await;
@@ -158,6 +161,19 @@ async fn admin_revocations_name_the_users_issuer_or_cover_every_issuer() {
         json!({"kind": "subject", "value": "alice", "issuer": here, "covers": format!("issuer {here}")})
     );
     assert_eq!(verdict(&sts, &user(&sts, &sts.idp, "alice", None)).await.0, 200);
+
+    // Receivers that asked for it hear the reinstatement, naming the same subject.
+    let sets = receiver.poll_now(&poll, &acks).await;
+    assert_eq!(sets.len(), 1, "{sets:?}");
+    let set = sets.values().next().unwrap().as_str().unwrap();
+    let claims = verify_set(&sts.url, set, &sts.url, "orders-api").await;
+    assert_eq!(
+        claims["sub_id"],
+        json!({"format": "iss_sub", "iss": here, "sub": "alice"})
+    );
+    let reinstated = &claims["events"][format!("{}/ssf/event-type/reinstated", sts.url)];
+    assert_eq!(reinstated["kind"], "subject", "{claims}");
+    assert_eq!(reinstated["event_timestamp"], sts.clock_now());
 }
 
 #[tokio::test]
@@ -462,5 +478,21 @@ async fn every_door_applies_the_issuer_rule_to_minted_tokens() {
     assert_eq!(
         verifier.verify_at(&alice_there, now).await.unwrap().user_issuer(),
         Some(other.issuer())
+    );
+
+    // carol reinstated later: mcp-sts takes her tokens again, and so does the verifier
+    // once it hears it.
+    sts.clock.advance(10);
+    assert_eq!(sts.admin(Method::DELETE, "/subject/carol", None).await.status, 200);
+    assert_eq!(stream.poll_once(sts.clock_now()).await.unwrap(), 1);
+    let now = sts.clock_now();
+    for token in [&carol_here, &carol_there] {
+        verifier.verify_at(token, now).await.unwrap();
+        let reply = sts.introspect(("orders-api", ORDERS_API_SECRET), token).await;
+        assert_eq!(reply.body["active"], true, "{}", reply.text);
+    }
+    assert_eq!(
+        verifier.verify_at(&alice_here, now).await.unwrap_err(),
+        VerifyError::Revoked
     );
 }
