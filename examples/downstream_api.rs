@@ -122,6 +122,9 @@ async fn main() -> anyhow::Result<()> {
     // is stale, are refused with 503 rather than trusted blindly.
     let mut stream = RevocationStreamConfig::new(&issuer, AUDIENCE, secret.trim_end());
     stream.state_path = Some(state.into());
+    // mcp-sts runs on this machine (the demo): no clock skew to allow for. Keep the
+    // default (30 s) across machines.
+    stream.leeway = std::time::Duration::from_secs(2);
     let stream = Arc::new(RevocationStream::new(stream)?);
     stream.clone().spawn();
 

@@ -16,8 +16,9 @@
 //!
 //! Settings (environment): `MCP_STS_URL` and `IDP_ISSUER` (required); the client
 //! credential, `NOTES_MCP_KEY_FILE` (PEM private key, `private_key_jwt`) or
-//! `NOTES_MCP_SECRET_FILE` (a client secret, with which the kit also subscribes to
-//! mcp-sts's revocation stream and refuses offboarded users itself); `NOTES_MCP_CLIENT_ID` (default `notes-mcp`);
+//! `NOTES_MCP_SECRET_FILE` (a client secret); with a secret, `NOTES_MCP_REVOCATION_STATE`
+//! (a state file) makes the kit subscribe to mcp-sts's revocation stream and refuse
+//! offboarded users itself (tokens issued before its first poll are refused with 503); `NOTES_MCP_CLIENT_ID` (default `notes-mcp`);
 //! `NOTES_MCP_LISTEN` (default `127.0.0.1:8402`; the resource is `http://<listen>/mcp`);
 //! `NOTES_API_URL` (default `http://127.0.0.1:8403/api`) and `NOTES_API_AUDIENCE`
 //! (default `notes-api`).
@@ -159,8 +160,8 @@ fn setting(name: &str, default: Option<&str>) -> anyhow::Result<String> {
 }
 
 /// The exchange client: `private_key_jwt` with a key file, else a client secret. With a
-/// secret, also the subscription to mcp-sts's revocation stream (a Shared Signals
-/// receiver authenticates with its client secret).
+/// secret and `NOTES_MCP_REVOCATION_STATE`, also the subscription to mcp-sts's
+/// revocation stream (a Shared Signals receiver authenticates with its client secret).
 fn sts_client(sts: &str) -> anyhow::Result<(StsClient, Option<RevocationStreamConfig>)> {
     let token_endpoint = format!("{}/token", sts.trim_end_matches('/'));
     let client_id = setting("NOTES_MCP_CLIENT_ID", Some("notes-mcp"))?;
@@ -176,8 +177,15 @@ fn sts_client(sts: &str) -> anyhow::Result<(StsClient, Option<RevocationStreamCo
         (Err(_), Ok(path)) => {
             let secret = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
             let secret = secret.trim_end();
-            let stream = RevocationStreamConfig::new(sts, &client_id, secret);
-            (StsClientConfig::new(token_endpoint, client_id, secret), Some(stream))
+            let stream = std::env::var("NOTES_MCP_REVOCATION_STATE").ok().map(|state| {
+                let mut stream = RevocationStreamConfig::new(sts, &client_id, secret);
+                stream.state_path = Some(state.into());
+                // mcp-sts and the IdP run on this machine (the demo): no clock skew to
+                // allow for. Keep the default (30 s) across machines.
+                stream.leeway = std::time::Duration::from_secs(2);
+                stream
+            });
+            (StsClientConfig::new(token_endpoint, client_id, secret), stream)
         }
         _ => anyhow::bail!("set NOTES_MCP_KEY_FILE or NOTES_MCP_SECRET_FILE"),
     };
