@@ -106,8 +106,8 @@ pub struct TimeRule {
     /// Refuse an `exp` further than this beyond `now` (assertions whose `jti` is kept
     /// until they expire).
     pub max_lifetime: Option<u64>,
-    /// Refuse an `iat` older than this before `now` (proofs of possession, events
-    /// older than the replay memory).
+    /// Refuse an `iat` this many seconds or more before `now` (proofs of possession,
+    /// events older than the replay memory).
     pub max_age: Option<u64>,
 }
 
@@ -145,7 +145,7 @@ impl TimeRule {
         match times.iat {
             None if self.iat_required => Err(Refusal::MissingClaim("iat")),
             Some(iat) if iat > horizon => Err(Refusal::IssuedInFuture),
-            Some(iat) if self.max_age.is_some_and(|max| iat.saturating_add(max) < now) => Err(Refusal::TooOld),
+            Some(iat) if self.max_age.is_some_and(|max| iat.saturating_add(max) <= now) => Err(Refusal::TooOld),
             _ => Ok(times),
         }
     }
@@ -209,7 +209,7 @@ impl<'a> Profile<'a> {
         self
     }
 
-    /// Refuse tokens whose `iat` is more than `seconds` before now.
+    /// Refuse tokens whose `iat` is `seconds` or more before now.
     pub fn max_age(mut self, seconds: u64) -> Self {
         self.times.max_age = Some(seconds);
         self
@@ -288,8 +288,8 @@ mod tests {
         rule.iat_required = true;
         assert_eq!(rule.check(Times::default()), Err(Refusal::MissingClaim("iat")));
         rule.max_age = Some(60);
-        assert!(rule.check(times(json!({"iat": 940})).unwrap()).is_ok());
-        assert_eq!(rule.check(times(json!({"iat": 939})).unwrap()), Err(Refusal::TooOld));
+        assert!(rule.check(times(json!({"iat": 941})).unwrap()).is_ok());
+        assert_eq!(rule.check(times(json!({"iat": 940})).unwrap()), Err(Refusal::TooOld));
         let mut rule = TimeRule::new(1000, 30);
         rule.max_lifetime = Some(600);
         assert!(rule.check(times(json!({"exp": 1600})).unwrap()).is_ok());

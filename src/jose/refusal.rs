@@ -64,7 +64,7 @@ pub enum Refusal {
     /// `exp` is further ahead than the profile's longest lifetime.
     #[error("lives too long")]
     LivesTooLong,
-    /// `iat` is older than the profile's oldest age.
+    /// `iat` is as old as the profile's oldest age, or older.
     #[error("too old")]
     TooOld,
 }

@@ -28,6 +28,9 @@ pub(crate) struct InboundToken {
     pub(crate) session: Option<String>,
     pub(crate) token_id: Option<String>,
     pub(crate) expires_at: UnixTime,
+    pub(crate) issued_at: Option<UnixTime>,
+    /// The validated claims, from which the revocation check reads the token's lineage.
+    pub(crate) claims: Map<String, Value>,
 }
 
 /// Validates access tokens for one resource from a fixed set of issuers.
@@ -89,7 +92,8 @@ impl InboundVerifier {
         let profile =
             Profile::new(Types::OrUntyped(&["jwt", "at+jwt"]), MAX_TOKEN_BYTES, now, self.leeway).kid_required();
         let jws = read(token, &profile, &IssuerKeys(&self.issuers), NO_MEMORY).await?;
-        let exp = jws.times.exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
+        let times = jws.times;
+        let exp = times.exp.ok_or_else(|| VerifyError::MissingClaim("exp".into()))?;
         let issuer = jws.signer.clone();
         let claims = jws.into_claims()?;
         for name in ["aud", "sub"] {
@@ -118,6 +122,8 @@ impl InboundVerifier {
             session,
             token_id: string_claim(&claims, "jti").map(str::to_owned),
             expires_at: exp,
+            issued_at: times.iat,
+            claims,
         })
     }
 }

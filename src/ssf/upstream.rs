@@ -6,8 +6,11 @@
 //! signature, `iss` exactly the issuer, `aud` naming us, `iat` not in the future.
 //! CAEP `session-revoked` becomes a session revocation (or a subject revocation when
 //! it names the user), CAEP `credential-change` and RISC `account-disabled` a subject
-//! revocation; each goes through `publish`, so our own receivers hear of it. Each SET
-//! `jti` is applied exactly once: the once-only marker is written with the revocation.
+//! revocation, each limited to this issuer's users and sessions (never an agent or a
+//! client, and never another issuer's user of the same name); each goes through
+//! `publish`, so our own receivers hear of it. Each SET `jti` is applied exactly once:
+//! the once-only marker is written with the revocation and remembered for
+//! `retention_seconds`, and an event whose `iat` is older than that is refused.
 //! A bad SET is refused (reported in `setErrs`), logged, and never applied.
 
 use std::sync::Arc;
@@ -25,7 +28,7 @@ use crate::contract::set::{
 use crate::inbound::TrustedIssuer;
 use crate::inbound::jwt::{audiences, str_claim};
 use crate::jose::{NO_MEMORY, Profile, Refusal, Types, read};
-use crate::revocation::{Revocation, RevocationKind};
+use crate::revocation::{NEVER, Revocation, RevocationKind};
 use crate::service::Sts;
 
 use super::printable;
@@ -272,6 +275,8 @@ impl UpstreamReceiver {
         let issuer = &self.issuer.config.issuer;
         // RFC 8417: typed `secevent+jwt`, dated by `iat` (a revocation applied however late
         // fails closed, so `exp`/`nbf` are not judged); signed with the issuer's keys.
+        // Older than the replay memory, its jti may have been forgotten, so applying it
+        // could apply it twice (re-revoking a reinstated user).
         let profile = Profile::new(
             Types::Exactly(&[SET_TYP]),
             sts.config.server.max_token_bytes,
@@ -279,7 +284,8 @@ impl UpstreamReceiver {
             sts.config.tokens.leeway_seconds,
         )
         .validity_ignored()
-        .iat_required();
+        .iat_required()
+        .max_age(replay_memory(sts));
         let jws = read(set, &profile, self.issuer.as_ref(), NO_MEMORY)
             .await
             .map_err(refused_set)?;
@@ -332,7 +338,9 @@ impl UpstreamReceiver {
         Ok(Action::Revoke(kind, value, event.to_owned()))
     }
 
-    /// Record the revocation, once per SET `jti`; `Ok(false)` for a replay.
+    /// Record the revocation, once per SET `jti`; `Ok(false)` for a replay. The entry
+    /// names this issuer: it reaches this issuer's user or session only. A user stays
+    /// revoked until reinstated; a session for `retention_seconds`.
     async fn apply(
         &self,
         sts: &Sts,
@@ -345,19 +353,28 @@ impl UpstreamReceiver {
         let issuer = &self.issuer.config.issuer;
         let retention = sts.config.revocation.retention_seconds;
         let event_name = event.rsplit('/').next().unwrap_or(event);
+        let expires_at = match kind {
+            RevocationKind::Session => now.saturating_add(retention),
+            RevocationKind::Subject | RevocationKind::Agent | RevocationKind::Client | RevocationKind::Token => NEVER,
+        };
         let entry = Revocation {
             kind,
             value,
+            issuer: Some(issuer.clone()),
             reason: format!("upstream {event_name} event"),
             revoked_by: format!("ssf:{issuer}"),
             revoked_at: now,
-            expires_at: now.saturating_add(retention),
+            expires_at,
         };
+        // Remembered past the age limit `verify` holds events to, leeway included, so
+        // no event can outlive the memory of having been applied.
+        let remember_until = now
+            .saturating_add(replay_memory(sts))
+            .saturating_add(sts.config.tokens.leeway_seconds);
         let notice = RevocationNotice {
             entry,
-            user_issuer: Some(issuer),
             initiator: Initiator::Policy,
-            once: Some((format!("ssf:{issuer}:{}", claims.jti), now.saturating_add(retention))),
+            once: Some((format!("ssf:{issuer}:{}", claims.jti), remember_until)),
         };
         let written = super::publish::revoke(sts, notice, now)
             .await
@@ -381,11 +398,18 @@ fn refused_set(refusal: Refusal) -> Refused {
         Refusal::Type => "typ",
         Refusal::Algorithm(_) | Refusal::AlgorithmMismatch => "alg",
         Refusal::MissingKid | Refusal::UnknownKey(_) | Refusal::BadSignature | Refusal::UntrustedIssuer => "signature",
-        Refusal::MissingClaim("iat") | Refusal::BadClaim("iat") | Refusal::IssuedInFuture | Refusal::TooOld => "iat",
+        Refusal::MissingClaim("iat") | Refusal::BadClaim("iat") | Refusal::IssuedInFuture => "iat",
+        Refusal::TooOld => "iat_too_old",
         Refusal::Expired | Refusal::LivesTooLong => "exp",
         Refusal::NotYetValid => "nbf",
         Refusal::MissingClaim(_) | Refusal::BadClaim(_) => "claims",
     })
+}
+
+/// How long an applied event's `jti` is remembered, and so the age (by `iat`) past
+/// which an event is refused: `revocation.retention_seconds`.
+fn replay_memory(sts: &Sts) -> u64 {
+    sts.config.revocation.retention_seconds
 }
 
 /// Start one receiver per issuer that names a transmitter, polling at its interval.
