@@ -14,7 +14,11 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
+use serde::de::IgnoredAny;
+use serde::{Deserialize, Deserializer};
 use serde_json::{Map, Value};
 
 use super::algorithm::parse_allowed;
@@ -31,10 +35,36 @@ use crate::clock::UnixTime;
 #[derive(Debug)]
 pub struct Unverified<'t> {
     token: &'t str,
+    header_segment: &'t str,
     payload: &'t str,
-    header: Map<String, Value>,
     claims: OnceLock<Option<Map<String, Value>>>,
     alg: Algorithm,
+    kid: Option<String>,
+    typ: Option<String>,
+}
+
+/// The header members every door acts on, read straight from the JSON; a member of
+/// the wrong type (or twice) makes the header malformed, others are not read here.
+#[derive(Deserialize)]
+struct Header {
+    #[serde(default)]
+    alg: Option<Value>,
+    #[serde(default)]
+    typ: Option<String>,
+    #[serde(default)]
+    kid: Option<String>,
+    #[serde(default)]
+    crit: Present,
+}
+
+/// Whether a member is there at all, whatever its value (even `null`).
+#[derive(Default)]
+struct Present(bool);
+
+impl<'de> Deserialize<'de> for Present {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        IgnoredAny::deserialize(deserializer).map(|_| Present(true))
+    }
 }
 
 impl<'t> Unverified<'t> {
@@ -47,39 +77,38 @@ impl<'t> Unverified<'t> {
             JwtShapeError::Encrypted => Refusal::Encrypted,
             JwtShapeError::Malformed => Refusal::Malformed,
         })?;
-        let header = decode_object(parts.header).map_err(|_| Refusal::Malformed)?;
-        if header.contains_key("crit") {
+        let bytes = URL_SAFE_NO_PAD.decode(parts.header).map_err(|_| Refusal::Malformed)?;
+        // A JSON object only: a derived struct would also take an array, by position.
+        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
+            return Err(Refusal::Malformed);
+        }
+        let header: Header = serde_json::from_slice(&bytes).map_err(|_| Refusal::Malformed)?;
+        if header.crit.0 {
             return Err(Refusal::CriticalHeader);
         }
-        let alg = match header.get("alg") {
+        let alg = match &header.alg {
             Some(Value::String(name)) => parse_allowed(name)
                 .filter(|alg| profile.algorithms.contains(alg))
                 .ok_or_else(|| Refusal::Algorithm(Some(cut(name))))?,
             _ => return Err(Refusal::Algorithm(None)),
         };
-        let typ = match header.get("typ") {
-            None => None,
-            Some(Value::String(typ)) => Some(media_subtype(typ)),
-            Some(_) => return Err(Refusal::Malformed),
-        };
-        if !profile.types.admits(typ) {
+        if !profile.types.admits(header.typ.as_deref().map(media_subtype)) {
             return Err(Refusal::Type);
         }
-        match header.get("kid") {
-            None if profile.kid_required => return Err(Refusal::MissingKid),
-            Some(Value::String(kid)) if kid.is_empty() && profile.kid_required => return Err(Refusal::MissingKid),
-            None | Some(Value::String(_)) => {}
-            Some(_) => return Err(Refusal::Malformed),
+        if profile.kid_required && header.kid.as_deref().is_none_or(str::is_empty) {
+            return Err(Refusal::MissingKid);
         }
         if parts.signature.is_empty() {
             return Err(Refusal::Malformed);
         }
         Ok(Self {
             token,
+            header_segment: parts.header,
             payload: parts.payload,
-            header,
             claims: OnceLock::new(),
             alg,
+            kid: header.kid,
+            typ: header.typ,
         })
     }
 
@@ -90,17 +119,18 @@ impl<'t> Unverified<'t> {
 
     /// The `kid`, when the header has one.
     pub fn kid(&self) -> Option<&str> {
-        self.header.get("kid").and_then(Value::as_str)
+        self.kid.as_deref()
     }
 
     /// The `typ`, without `application/`, when present (compare it case-insensitively).
     pub fn typ(&self) -> Option<&str> {
-        self.header.get("typ").and_then(Value::as_str).map(media_subtype)
+        self.typ.as_deref().map(media_subtype)
     }
 
-    /// The protected header.
-    pub fn header(&self) -> &Map<String, Value> {
-        &self.header
+    /// The whole protected header, decoded again: for a key source that reads a member
+    /// no other door does (a proof's `jwk`).
+    pub fn header(&self) -> Result<Map<String, Value>, Refusal> {
+        decode_object(self.header_segment).map_err(|_| Refusal::Malformed)
     }
 
     /// The claims set, not yet trusted while a key source reads it.
@@ -200,8 +230,8 @@ impl<S, T: Clone> Jws<'_, S, T> {
         self.head.typ()
     }
 
-    /// The protected header.
-    pub fn header(&self) -> &Map<String, Value> {
+    /// The whole protected header, decoded again.
+    pub fn header(&self) -> Result<Map<String, Value>, Refusal> {
         self.head.header()
     }
 
@@ -226,6 +256,11 @@ impl<S, T: Clone> Jws<'_, S, T> {
     /// What the door kept when this token was read before, if the memory recalled it.
     pub fn recalled(&self) -> Option<&T> {
         self.recalled.as_ref()
+    }
+
+    /// [`Self::recalled`], taken.
+    pub fn take_recalled(&mut self) -> Option<T> {
+        self.recalled.take()
     }
 
     /// Remember that this token verified, with what the door derived from it, until its

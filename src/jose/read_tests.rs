@@ -114,6 +114,23 @@ async fn each_rule_refuses_in_order() {
         Refusal::CriticalHeader
     );
     assert_eq!(
+        refusal(&with("crit", json!(null)), &p, &source).await,
+        Refusal::CriticalHeader
+    );
+    // A member given twice is not resolved by guessing which one counts.
+    let twice = format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"{"alg":"none","alg":"ES256","typ":"at+jwt","kid":"k"}"#),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    assert_eq!(refusal(&twice, &p, &source).await, Refusal::Malformed);
+    let array = format!(
+        "{}.{}.c2ln",
+        URL_SAFE_NO_PAD.encode(r#"["ES256","at+jwt","k"]"#),
+        URL_SAFE_NO_PAD.encode(claims().to_string())
+    );
+    assert_eq!(refusal(&array, &p, &source).await, Refusal::Malformed);
+    assert_eq!(
         refusal(&with("alg", json!("none")), &p, &source).await,
         Refusal::Algorithm(Some("none".into()))
     );
@@ -186,7 +203,7 @@ impl KeySource for HeaderJwk {
     type Signer = Value;
 
     async fn keys(&self, jws: &Unverified<'_>, _now: UnixTime) -> Result<(Value, Vec<Arc<VerificationKey>>), Refusal> {
-        let value = jws.header().get("jwk").cloned().ok_or(Refusal::UnknownKey(None))?;
+        let value = jws.header()?.get("jwk").cloned().ok_or(Refusal::UnknownKey(None))?;
         let jwk: Jwk = serde_json::from_value(value.clone()).map_err(|_| Refusal::Malformed)?;
         let key = DecodingKey::from_jwk(&jwk).map_err(|_| Refusal::Malformed)?;
         let algorithms = algorithms_for_key(&jwk);

@@ -249,8 +249,8 @@ impl Verifier {
             clock: self.clock.as_ref(),
         };
         let mut jws = read(token, &claims::profile(now, self.leeway), &keys, Some(&self.verified)).await?;
-        let checked = match jws.recalled() {
-            Some(checked) => Arc::clone(checked),
+        let checked = match jws.take_recalled() {
+            Some(checked) => checked,
             None => {
                 let checked = Arc::new(self.check_claims(jws.take_claims()?)?);
                 jws.remember(Arc::clone(&checked));
