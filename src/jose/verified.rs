@@ -20,13 +20,14 @@ use super::profile::Times;
 use crate::clock::UnixTime;
 
 /// What was learnt when a token's signature verified, and what the caller kept with it.
-/// The times are kept small: `nbf` and `iat` in 32 bits ([`ABSENT`] when the token has
-/// none; a token whose times do not fit is not remembered).
+/// The times are kept in 32 bits each (until 2106; [`ABSENT`] when the token has no
+/// `nbf` or `iat`; a token whose times do not fit is checked every time instead), so a
+/// verdict is no larger than its key handle, algorithm and one 64-bit time.
 #[derive(Clone)]
 struct Verdict<T> {
     key: Arc<VerificationKey>,
     alg: Algorithm,
-    exp: UnixTime,
+    exp: u32,
     nbf: u32,
     iat: u32,
     kept: T,
@@ -111,13 +112,13 @@ impl<T: Clone> VerifiedTokens<T> {
         let digest = digest(token);
         let recalled = cache.get(&digest).and_then(|seen| {
             let holds = seen.alg == alg
-                && now < seen.exp.saturating_add(leeway)
+                && now < UnixTime::from(seen.exp).saturating_add(leeway)
                 && keys.iter().any(|k| Arc::ptr_eq(k, &seen.key));
             if !holds {
                 cache.remove(&digest);
             }
             let times = Times {
-                exp: Some(seen.exp),
+                exp: unpack(seen.exp),
                 nbf: unpack(seen.nbf),
                 iat: unpack(seen.iat),
             };
@@ -132,8 +133,10 @@ impl<T: Clone> VerifiedTokens<T> {
     /// without `exp` is not remembered; the caller does not keep what has expired
     /// already), with `kept`.
     pub(super) fn keep(&self, token: &str, key: &Arc<VerificationKey>, alg: Algorithm, times: Times, kept: T) {
-        let (Some(cache), Some(exp), Some(nbf), Some(iat)) = (&self.cache, times.exp, pack(times.nbf), pack(times.iat))
-        else {
+        let (Some(cache), Some(exp)) = (&self.cache, times.exp) else {
+            return;
+        };
+        let (Some(exp), Some(nbf), Some(iat)) = (pack(Some(exp)), pack(times.nbf), pack(times.iat)) else {
             return;
         };
         let verdict = Verdict {
