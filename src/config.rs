@@ -74,6 +74,24 @@ pub struct ServerConfig {
     /// Each entry has a fixed size, whatever the token's, so this bounds the bytes too.
     #[serde(default = "default_verified_token_cache")]
     pub verified_token_cache: usize,
+    /// Longest a client may take to send a request's head, from its first byte; past
+    /// it the connection is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Longest a client may take to send a request's body once its head is read; past
+    /// it the request is refused (408) and the connection closed.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Longest a kept-alive connection may wait for its next request before it is closed.
+    #[serde(default = "default_keep_alive_timeout_ms")]
+    pub keep_alive_timeout_ms: u64,
+    /// Most connections served at once; further clients wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// On SIGTERM, how long requests in flight may take; past it they are abandoned
+    /// (audit lines already written are still flushed) and the process exits.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
 }
 
 /// Signing algorithm of the keys this service generates and uses.
@@ -329,6 +347,11 @@ pub struct IssuerConfig {
     /// not trusting it to grant access.
     #[serde(default)]
     pub accept_id_jag: bool,
+    /// Fetch this issuer's discovery document and JWKS over plain http from a host
+    /// that is not loopback. Off unless set: keys fetched in clear text let anyone on
+    /// the path forge any user's token.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 /// One caller (`[[clients]]`).
@@ -444,14 +467,21 @@ pub enum ConfigError {
     /// TOML syntax, an unknown key or a wrong type.
     #[error("invalid config: {0}")]
     Parse(String),
-    /// A value that parses but cannot work.
-    #[error("invalid config: `{key}`: {message}")]
-    Invalid {
-        /// The dotted key, e.g. `audiences[1].ttl_seconds`.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// Values that parse but cannot work: every error found, each naming its key
+    /// (never only the first, so one start-up attempt shows all there is to fix).
+    #[error("invalid config: {}", list_errors(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One error as `` `key`: message ``; several as a count and one indented line each.
+fn list_errors(problems: &[Problem]) -> String {
+    match problems {
+        [one] => format!("`{}`: {}", one.key, one.message),
+        all => {
+            let lines: Vec<String> = all.iter().map(|p| format!("\n  `{}`: {}", p.key, p.message)).collect();
+            format!("{} errors:{}", all.len(), lines.concat())
+        }
+    }
 }
 
 impl Config {
@@ -541,6 +571,21 @@ fn default_max_token_bytes() -> usize {
 
 fn default_verified_token_cache() -> usize {
     100_000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_keep_alive_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_connections() -> usize {
+    1_024
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    10_000
 }
 fn default_keys_dir() -> PathBuf {
     PathBuf::from("keys")
@@ -640,7 +685,7 @@ developer = ["orders:read"]
 
     fn key_of(toml: &str) -> String {
         match Config::from_toml(toml) {
-            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(ConfigError::Invalid(problems)) => problems.first().map(|p| p.key.clone()).unwrap_or_default(),
             other => format!("{other:?}"),
         }
     }
