@@ -690,6 +690,85 @@ developer = ["orders:read"]
         }
     }
 
+    fn problems_of(toml: &str) -> Vec<(Severity, String)> {
+        Config::parse(toml)
+            .unwrap()
+            .problems()
+            .into_iter()
+            .map(|p| (p.severity, p.key))
+            .collect()
+    }
+
+    #[test]
+    fn start_up_names_every_error_not_only_the_first() {
+        let broken = BASE
+            .replace("listen = \"127.0.0.1:8400\"", "listen = \"nowhere\"")
+            .replace("scopes = [\"orders:read\"]", "scopes = [\"bad scope\"]")
+            + "[tokens]\ndefault_ttl_seconds = 0\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(&broken) else {
+            panic!("accepted");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"server.listen"), "{keys:?}");
+        assert!(keys.contains(&"tokens.default_ttl_seconds"), "{keys:?}");
+        assert!(keys.contains(&"audiences[0].scopes"), "{keys:?}");
+        let text = ConfigError::Invalid(problems).to_string();
+        assert!(text.contains("errors:") && text.contains("`server.listen`"), "{text}");
+    }
+
+    #[test]
+    fn keys_over_plain_http_off_loopback_need_the_issuers_consent() {
+        let base = format!("{BASE}{OWN_SERVER}");
+        let discovery = base.replace("issuer = \"https://idp.example\"", "issuer = \"http://idp.example\"");
+        assert!(problems_of(&discovery).contains(&(Severity::Error, "issuers[0].issuer".into())));
+        let allowed = discovery.replace(
+            "audience = \"mcp-sts\"",
+            "audience = \"mcp-sts\"\nallow_plain_http = true",
+        );
+        assert_eq!(
+            problems_of(&allowed),
+            vec![(Severity::Warning, "issuers[0].issuer".into())],
+            "allowed, and still said"
+        );
+        let jwks = base.replace(
+            "audience = \"mcp-sts\"",
+            "audience = \"mcp-sts\"\njwks_uri = \"http://keys.example/jwks\"",
+        );
+        assert!(problems_of(&jwks).contains(&(Severity::Error, "issuers[0].jwks_uri".into())));
+        for loopback in ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"] {
+            let local = base.replace("https://idp.example", loopback);
+            assert!(problems_of(&local).is_empty(), "{loopback}");
+        }
+        let issuer = base.replace("https://sts.example", "http://sts.example");
+        assert!(problems_of(&issuer).contains(&(Severity::Warning, "server.issuer".into())));
+    }
+
+    #[test]
+    fn server_edges_have_safe_defaults_and_bounds() {
+        let config = Config::from_toml(&format!("{BASE}{OWN_SERVER}")).unwrap();
+        let server = &config.server;
+        assert_eq!(
+            (
+                server.header_read_timeout_ms,
+                server.body_read_timeout_ms,
+                server.keep_alive_timeout_ms,
+                server.max_connections,
+                server.shutdown_timeout_ms
+            ),
+            (10_000, 10_000, 60_000, 1_024, 10_000)
+        );
+        for (line, key) in [
+            ("header_read_timeout_ms = 0", "server.header_read_timeout_ms"),
+            ("body_read_timeout_ms = 999999999", "server.body_read_timeout_ms"),
+            ("keep_alive_timeout_ms = 50", "server.keep_alive_timeout_ms"),
+            ("max_connections = 0", "server.max_connections"),
+            ("shutdown_timeout_ms = 700000", "server.shutdown_timeout_ms"),
+        ] {
+            let toml = BASE.replacen("[server]\n", &format!("[server]\n{line}\n"), 1);
+            assert_eq!(key_of(&toml), key, "{line}");
+        }
+    }
+
     #[test]
     fn authorization_servers_are_validated_naming_the_key() {
         let ok = format!("{BASE}{OWN_SERVER}");

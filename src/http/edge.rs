@@ -21,6 +21,10 @@ use crate::service::Sts;
 /// The audit event and decision counter of refusals made at the edge.
 pub const EVENT: &str = "request";
 
+/// Bytes read and dropped past the body cap before answering 413 (more: the
+/// connection is closed without reading them).
+const DRAIN_BYTES: usize = 1024 * 1024;
+
 /// Marks a response an endpoint gave (and audited, or chose not to): the edge leaves it be.
 #[derive(Debug, Clone, Copy)]
 pub struct Answered;
@@ -50,7 +54,8 @@ pub async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Next) -> 
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    let read = if announced.is_some_and(|n| n > limits.max_body_bytes as u64) {
+    let drainable = limits.max_body_bytes.saturating_add(DRAIN_BYTES) as u64;
+    let read = if announced.is_some_and(|n| n > drainable) {
         Err(BodyRefusal::TooLarge)
     } else {
         match tokio::time::timeout(limits.body_read, read_capped(body, limits.max_body_bytes)).await {
@@ -68,17 +73,26 @@ pub async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Next) -> 
     refused_before_the_endpoint(&sts, response, method.as_str(), route)
 }
 
-/// The body, chunk by chunk, stopping as soon as it passes `max` bytes.
+/// The body, chunk by chunk, kept up to `max` bytes. Past that nothing more is kept;
+/// up to [`DRAIN_BYTES`] more are read and dropped, so the client, still sending,
+/// receives the 413 instead of a reset.
 async fn read_capped(mut body: Body, max: usize) -> Result<Bytes, BodyRefusal> {
     let mut bytes = Vec::new();
+    let mut total = 0usize;
     while let Some(frame) = body.frame().await {
         let frame = frame.map_err(|_| BodyRefusal::Unreadable)?;
         if let Ok(data) = frame.into_data() {
-            if data.len() > max.saturating_sub(bytes.len()) {
+            total = total.saturating_add(data.len());
+            if total > max.saturating_add(DRAIN_BYTES) {
                 return Err(BodyRefusal::TooLarge);
             }
-            bytes.extend_from_slice(&data);
+            if total <= max {
+                bytes.extend_from_slice(&data);
+            }
         }
+    }
+    if total > max {
+        return Err(BodyRefusal::TooLarge);
     }
     Ok(Bytes::from(bytes))
 }
