@@ -1,5 +1,6 @@
-//! The checks types cannot express, collected whole: `mcp-sts config check` prints
-//! every problem at once, and start-up refuses the first error and logs the warnings.
+//! The checks types cannot express, collected whole: the one source of `mcp-sts config
+//! check` (which prints every problem) and of start-up (which refuses with every error
+//! and logs every warning).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;

@@ -189,6 +189,7 @@ fn pushed_session(set: &str) -> Option<String> {
 
 /// Wait for the SET revoking `session`, up to `deadline`.
 async fn arrives(rx: &mut mpsc::UnboundedReceiver<String>, session: &str, deadline: Duration) -> Outcome {
+    let started = std::time::Instant::now();
     let wait = async {
         while let Some(set) = rx.recv().await {
             if pushed_session(&set).as_deref() == Some(session) {
@@ -198,7 +199,13 @@ async fn arrives(rx: &mut mpsc::UnboundedReceiver<String>, session: &str, deadli
         false
     };
     match tokio::time::timeout(deadline, wait).await {
-        Ok(true) => Ok(()),
+        Ok(true) => {
+            eprintln!(
+                "push: {session} reached the good receiver after {:?}",
+                started.elapsed()
+            );
+            Ok(())
+        }
         Ok(false) => Err("the receiver stopped".into()),
         Err(_) => Err(format!("the revocation of {session} took longer than {deadline:?}")),
     }
@@ -334,7 +341,9 @@ async fn transmitters_that_flood_or_stall_cost_bounded_memory_and_time() {
         tokio::time::timeout(Duration::from_secs(30), flood.finished())
             .await
             .map_err(|_| "the receiver never hung up")?;
-        match flood.written() {
+        let written = flood.written();
+        eprintln!("upstream flood: {written} bytes written before mcp-sts hung up");
+        match written {
             n if n < WRITTEN_BOUND => Ok(()),
             n => Err(format!("{} MiB read before the size check", n / (1024 * 1024))),
         }
@@ -355,7 +364,9 @@ async fn transmitters_that_flood_or_stall_cost_bounded_memory_and_time() {
         tokio::time::timeout(Duration::from_secs(30), flood.finished())
             .await
             .map_err(|_| "the verifier never hung up")?;
-        match flood.written() {
+        let written = flood.written();
+        eprintln!("verifier flood: {written} bytes written before the verifier hung up");
+        match written {
             n if n < WRITTEN_BOUND => Ok(()),
             n => Err(format!("{} MiB read before the size check", n / (1024 * 1024))),
         }
