@@ -241,13 +241,17 @@ pub fn spawn(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
         let interval = Duration::from_millis(sts.config.ssf.push_interval_ms);
         let mut pusher = Pusher::new(interval, PushTargets::from_config(&sts.config.ssf));
         loop {
+            // Listening before the round starts: a revocation queued meanwhile is not missed.
+            let wake = sts.ssf_wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
             pusher.start_round(&sts).await;
             let next_round = tokio::time::sleep(interval);
             tokio::pin!(next_round);
             loop {
                 tokio::select! {
                     () = &mut next_round => break,
-                    () = sts.ssf_wake.notified() => break,
+                    () = &mut wake => break,
                     Some(joined) = pusher.running.join_next_with_id(), if !pusher.running.is_empty() => {
                         pusher.finished(joined);
                     }
