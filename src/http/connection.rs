@@ -33,6 +33,9 @@ use crate::service::Sts;
 
 /// Pause after a failed `accept` (out of file descriptors, say) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
+/// While a request is answered there is no deadline here; the watchdog looks again
+/// this often (an answer also wakes it at once).
+const IDLE_RECHECK: Duration = Duration::from_secs(60);
 
 /// What a connection may cost, from `[server]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,6 +166,9 @@ impl ConnectionState {
         }
     }
 
+    /// Move to the next phase. The watchdog is woken only when the deadline may have
+    /// come earlier (a head begun after idling, an answer given); otherwise it finds
+    /// the new phase when its current deadline passes.
     fn update(&self, next: impl FnOnce(Phase) -> Phase) {
         let mut phase = match self.phase.lock() {
             Ok(guard) => guard,
@@ -170,7 +176,10 @@ impl ConnectionState {
         };
         let before = *phase;
         *phase = next(before);
-        if *phase != before {
+        if matches!(
+            (before, *phase),
+            (Phase::Busy, Phase::Idle(_)) | (Phase::Idle(_), Phase::Head(_))
+        ) {
             self.changed.notify_one();
         }
     }
@@ -282,8 +291,14 @@ impl Connection {
         if stopping {
             connection.as_mut().graceful_shutdown();
         }
+        // One timer, reset as the phase changes; while busy it waits for the answer.
+        let watchdog = tokio::time::sleep(self.limits.header_read);
+        let mut watchdog = pin!(watchdog);
         loop {
-            let deadline = state.deadline(&self.limits);
+            let deadline = state.deadline(&self.limits).map(|(at, _)| at);
+            watchdog
+                .as_mut()
+                .reset(deadline.unwrap_or_else(|| Instant::now() + IDLE_RECHECK));
             tokio::select! {
                 served = connection.as_mut() => {
                     if let Err(error) = served {
@@ -291,7 +306,7 @@ impl Connection {
                     }
                     return;
                 }
-                () = sleep_until(deadline.map(|(at, _)| at)) => {
+                () = &mut watchdog => {
                     if let Some((at, expiry)) = state.deadline(&self.limits)
                         && at <= Instant::now()
                     {
@@ -337,11 +352,4 @@ pub(super) fn refused_at_the_edge(sts: &Sts, rule: &str, detail: &str) {
     audit.detail = Some(detail.to_owned());
     sts.metrics.decision(super::edge::EVENT, "invalid_request");
     sts.audit.emit(&audit);
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
