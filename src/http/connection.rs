@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, watch};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -33,9 +33,6 @@ use crate::service::Sts;
 
 /// Pause after a failed `accept` (out of file descriptors, say) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
-/// While a request is answered there is no deadline here; the watchdog looks again
-/// this often (an answer also wakes it at once).
-const IDLE_RECHECK: Duration = Duration::from_secs(60);
 
 /// What a connection may cost, from `[server]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,35 +150,25 @@ enum Expiry {
 }
 
 /// The phase of one connection, shared by its reader, its service and its watchdog.
+/// Nothing wakes the watchdog: it never sleeps past the earliest deadline any phase
+/// change could bring, and looks again when it wakes (see [`ConnectionState::next`]).
 struct ConnectionState {
     phase: Mutex<Phase>,
-    changed: Notify,
 }
 
 impl ConnectionState {
     fn new(now: Instant) -> Self {
         Self {
             phase: Mutex::new(Phase::Fresh(now)),
-            changed: Notify::new(),
         }
     }
 
-    /// Move to the next phase. The watchdog is woken only when the deadline may have
-    /// come earlier (a head begun after idling, an answer given); otherwise it finds
-    /// the new phase when its current deadline passes.
     fn update(&self, next: impl FnOnce(Phase) -> Phase) {
         let mut phase = match self.phase.lock() {
             Ok(guard) => guard,
             Err(poisoned) => poisoned.into_inner(),
         };
-        let before = *phase;
-        *phase = next(before);
-        if matches!(
-            (before, *phase),
-            (Phase::Busy, Phase::Idle(_)) | (Phase::Idle(_), Phase::Head(_))
-        ) {
-            self.changed.notify_one();
-        }
+        *phase = next(*phase);
     }
 
     fn phase(&self) -> Phase {
@@ -200,13 +187,18 @@ impl ConnectionState {
         });
     }
 
-    /// When the current phase runs out, and what that means.
-    fn deadline(&self, limits: &EdgeLimits) -> Option<(Instant, Expiry)> {
+    /// At `now`: what has expired, or when to look again. A head begun later than
+    /// now ends no sooner than `now + header_read`, and an idle spell begun later no
+    /// sooner than `now + keep_alive`, so waking by then misses no deadline.
+    fn next(&self, limits: &EdgeLimits, now: Instant) -> Result<Instant, Expiry> {
+        let (header, idle) = (limits.header_read, limits.keep_alive);
+        let by = |deadline: Instant, expiry| if now >= deadline { Err(expiry) } else { Ok(deadline) };
         match self.phase() {
-            Phase::Fresh(since) => Some((since + limits.header_read, Expiry::Idle)),
-            Phase::Head(since) => Some((since + limits.header_read, Expiry::HeaderTimeout)),
-            Phase::Idle(since) => Some((since + limits.keep_alive, Expiry::Idle)),
-            Phase::Busy => None,
+            // A connection that never sent a byte is closed quietly.
+            Phase::Fresh(since) => by(since + header, Expiry::Idle),
+            Phase::Head(since) => by(since + header, Expiry::HeaderTimeout),
+            Phase::Idle(since) => by(since + idle, Expiry::Idle).map(|close| close.min(now + header)),
+            Phase::Busy => Ok(now + header.min(idle)),
         }
     }
 }
@@ -291,14 +283,10 @@ impl Connection {
         if stopping {
             connection.as_mut().graceful_shutdown();
         }
-        // One timer, reset as the phase changes; while busy it waits for the answer.
+        // One timer, reset each time it fires: the request path never touches it.
         let watchdog = tokio::time::sleep(self.limits.header_read);
         let mut watchdog = pin!(watchdog);
         loop {
-            let deadline = state.deadline(&self.limits).map(|(at, _)| at);
-            watchdog
-                .as_mut()
-                .reset(deadline.unwrap_or_else(|| Instant::now() + IDLE_RECHECK));
             tokio::select! {
                 served = connection.as_mut() => {
                     if let Err(error) = served {
@@ -306,15 +294,13 @@ impl Connection {
                     }
                     return;
                 }
-                () = &mut watchdog => {
-                    if let Some((at, expiry)) = state.deadline(&self.limits)
-                        && at <= Instant::now()
-                    {
+                () = &mut watchdog => match state.next(&self.limits, Instant::now()) {
+                    Ok(next) => watchdog.as_mut().reset(next),
+                    Err(expiry) => {
                         self.report_expiry(expiry);
                         return;
                     }
-                }
-                () = state.changed.notified() => {}
+                },
                 _ = self.stop.changed(), if !stopping => {
                     stopping = true;
                     connection.as_mut().graceful_shutdown();
@@ -352,4 +338,48 @@ pub(super) fn refused_at_the_edge(sts: &Sts, rule: &str, detail: &str) {
     audit.detail = Some(detail.to_owned());
     sts.metrics.decision(super::edge::EVENT, "invalid_request");
     sts.audit.emit(&audit);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LIMITS: EdgeLimits = EdgeLimits {
+        header_read: Duration::from_secs(10),
+        body_read: Duration::from_secs(10),
+        keep_alive: Duration::from_secs(60),
+        max_connections: 1,
+        shutdown: Duration::from_secs(10),
+        max_body_bytes: 1024,
+    };
+
+    fn s(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_watchdog_never_sleeps_past_a_deadline_and_never_closes_early() {
+        let t0 = Instant::now();
+        let state = ConnectionState::new(t0);
+        // A new connection: its first head is due 10 s after accept, bytes or not.
+        assert_eq!(state.next(&LIMITS, t0), Ok(t0 + s(10)));
+        assert_eq!(state.next(&LIMITS, t0 + s(10)), Err(Expiry::Idle));
+        state.bytes_in();
+        assert_eq!(state.next(&LIMITS, t0 + s(9)), Ok(t0 + s(10)));
+        assert_eq!(state.next(&LIMITS, t0 + s(10)), Err(Expiry::HeaderTimeout));
+        // Answering: no deadline, but a look again before any later one could fall.
+        state.update(|_| Phase::Busy);
+        assert_eq!(state.next(&LIMITS, t0 + s(30)), Ok(t0 + s(40)));
+        // Kept alive from t0+32: closed at +60, looked at every 10 s meanwhile.
+        state.update(|_| Phase::Idle(t0 + s(32)));
+        assert_eq!(state.next(&LIMITS, t0 + s(32)), Ok(t0 + s(42)));
+        assert_eq!(state.next(&LIMITS, t0 + s(90)), Ok(t0 + s(92)));
+        assert_eq!(state.next(&LIMITS, t0 + s(92)), Err(Expiry::Idle));
+        // A head begun while kept alive has its own 10 s from its first byte.
+        tokio::time::advance(s(50)).await;
+        let began = Instant::now();
+        state.bytes_in();
+        assert_eq!(state.next(&LIMITS, began + s(5)), Ok(began + s(10)));
+        assert_eq!(state.next(&LIMITS, began + s(10)), Err(Expiry::HeaderTimeout));
+    }
 }
