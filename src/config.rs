@@ -185,6 +185,48 @@ pub struct RevocationConfig {
     /// How long subject, session, agent and client revocations are kept.
     #[serde(default = "default_retention")]
     pub retention_seconds: u64,
+    /// Replicas that must confirm a write carrying a promise (Redis `WAIT`) before it
+    /// is acknowledged.
+    #[serde(default)]
+    pub min_replicas_acked: MinReplicasAcked,
+    /// How long such a write waits for its replicas; past it the caller gets 503.
+    #[serde(default = "default_replication_timeout_ms")]
+    pub replication_timeout_ms: u64,
+    /// Also wait for the master's own fsync of its append-only file (`WAITAOF`).
+    #[serde(default)]
+    pub fsync_acked: bool,
+    /// Start even when Redis hides `CONFIG`, so its eviction policy cannot be read.
+    #[serde(default)]
+    pub accept_unknown_eviction_policy: bool,
+}
+
+/// `revocation.min_replicas_acked`: `"auto"` or a number of replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MinReplicasAcked {
+    /// One under Sentinel and for every Cluster shard with replicas; none for one
+    /// server or a shard without replicas (its append-only file is the promise).
+    #[default]
+    Auto,
+    /// This many replicas for every write.
+    Exactly(u32),
+}
+
+impl<'de> Deserialize<'de> for MinReplicasAcked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Count(n) => Ok(MinReplicasAcked::Exactly(n)),
+            Raw::Word(word) if word == "auto" => Ok(MinReplicasAcked::Auto),
+            Raw::Word(other) => Err(serde::de::Error::custom(format!(
+                "expected \"auto\" or a number of replicas, found {other:?}"
+            ))),
+        }
+    }
 }
 
 impl Default for RevocationConfig {
@@ -199,6 +241,10 @@ impl Default for RevocationConfig {
             key_prefix: default_key_prefix(),
             timeout_ms: default_store_timeout_ms(),
             retention_seconds: default_retention(),
+            min_replicas_acked: MinReplicasAcked::Auto,
+            replication_timeout_ms: default_replication_timeout_ms(),
+            fsync_acked: false,
+            accept_unknown_eviction_policy: false,
         }
     }
 }
@@ -574,6 +620,9 @@ fn default_key_prefix() -> String {
 }
 fn default_store_timeout_ms() -> u64 {
     100
+}
+fn default_replication_timeout_ms() -> u64 {
+    1_000
 }
 fn default_retention() -> u64 {
     30 * 86_400

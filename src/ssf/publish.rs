@@ -114,7 +114,7 @@ pub async fn revoke(sts: &Sts, notice: RevocationNotice<'_>, now: UnixTime) -> R
         revocation: Some(notice.entry.clone()),
         events,
     };
-    let written = sts.store_call(sts.events.publish(publication)).await?;
+    let written = sts.revocations.write(sts.events.publish(publication)).await?;
     if written {
         tracing::info!(kind = %notice.entry.kind, streams = queued, "revocation recorded and its events queued");
         sts.ssf_wake.notify_waiters();
@@ -140,7 +140,7 @@ pub async fn verification(
         }],
         ..Publication::default()
     };
-    sts.store_call(sts.events.publish(publication)).await?;
+    sts.revocations.write(sts.events.publish(publication)).await?;
     sts.ssf_wake.notify_waiters();
     Ok(())
 }

@@ -1,0 +1,249 @@
+//! The shared connection, and where a key's master is: the one server, the current
+//! Sentinel master, or the Cluster master that owns the key's slot (from a shard map
+//! read with `CLUSTER NODES`, refreshed when a write is redirected or fails).
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::{Cmd, ConnectionInfo, FromRedisValue, Value};
+
+use super::super::StoreError;
+use super::ack::Rewrite;
+use super::link::Link;
+use super::shards::{Shard, ShardMap};
+use super::topology::{Conn, Connector, RedisTopology, at_address, unavailable};
+
+/// Number of Redis Cluster hash slots.
+const SLOTS: u16 = 16_384;
+
+/// The slot of `key`, honouring a `{hash tag}` as Redis does.
+pub fn key_slot(key: &[u8]) -> u16 {
+    let tagged = key
+        .iter()
+        .position(|b| *b == b'{')
+        .and_then(|open| {
+            let rest = key.get(open + 1..)?;
+            let close = rest.iter().position(|b| *b == b'}')?;
+            (close > 0).then(|| rest.get(..close)).flatten()
+        })
+        .unwrap_or(key);
+    crc16::State::<crc16::XMODEM>::calculate(tagged) % SLOTS
+}
+
+/// A master a write goes to, and whether the topology gives it replicas.
+#[derive(Debug, Clone)]
+pub struct Master {
+    /// How to reach it.
+    pub info: ConnectionInfo,
+    /// Sentinel masters and Cluster shards with replicas: true; one server: false.
+    pub has_replicas: bool,
+}
+
+/// The shared connection with its topology.
+pub struct Router {
+    link: Arc<Link>,
+    topology: RedisTopology,
+    timeout: Duration,
+    shards: Mutex<Option<ShardMap>>,
+}
+
+impl Router {
+    /// Route over `link`, each operation bounded by `timeout`.
+    pub fn new(link: Arc<Link>, topology: RedisTopology, timeout: Duration) -> Self {
+        Self {
+            link,
+            topology,
+            timeout,
+            shards: Mutex::new(None),
+        }
+    }
+
+    /// The link (for its reconnection signals and diagnostics).
+    pub fn link(&self) -> &Arc<Link> {
+        &self.link
+    }
+
+    /// Whether this is a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.topology, RedisTopology::Cluster(_))
+    }
+
+    /// One operation on the shared connection, bounded by the store's timeout
+    /// (including any wait for a connection being opened); failures are counted.
+    pub async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let attempt = async {
+            let conn = self.link.conn().await?;
+            op(conn).await
+        };
+        let outcome = match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_elapsed) => Err(StoreError::Timeout),
+        };
+        match &outcome {
+            Ok(_) => self.link.succeeded(),
+            Err(_) => self.link.failed(),
+        }
+        outcome
+    }
+
+    /// One command, one round trip (per shard, in a cluster).
+    pub async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.with_conn(|mut conn| async move { conn.query::<T>(cmd).await.map_err(unavailable) })
+            .await
+    }
+
+    /// `cmd` on every master: one answer per master (the one server or Sentinel
+    /// master answers alone).
+    pub async fn on_every_master(&self, cmd: Cmd) -> Result<Vec<(String, Value)>, StoreError> {
+        if !self.is_cluster() {
+            let value: Value = self.run(&cmd).await?;
+            return Ok(vec![(self.topology.describe(), value)]);
+        }
+        let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        let value = self
+            .with_conn(|mut conn| async move { conn.route(cmd, all).await })
+            .await?;
+        match value {
+            Value::Map(entries) => entries
+                .into_iter()
+                .map(|(node, answer)| {
+                    let node: String = redis::from_redis_value(node).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    Ok((node, answer))
+                })
+                .collect(),
+            other => Err(StoreError::Corrupt(format!(
+                "a command on every master did not answer per node: {other:?}"
+            ))),
+        }
+    }
+
+    /// The master that owns `key` now.
+    pub async fn master_for(&self, key: &str) -> Result<Master, StoreError> {
+        match &self.topology {
+            RedisTopology::Single(_) | RedisTopology::Sentinel { .. } => {
+                if self.link.master().is_none() {
+                    // Wait (within the deadline) for the connection being opened.
+                    self.with_conn(|_| async { Ok(()) }).await?;
+                }
+                let info = self
+                    .link
+                    .master()
+                    .ok_or_else(|| StoreError::Unavailable("no Redis master is known yet".into()))?;
+                Ok(Master {
+                    info,
+                    has_replicas: matches!(self.topology, RedisTopology::Sentinel { .. }),
+                })
+            }
+            RedisTopology::Cluster(_) => {
+                let shard = self.shard_for(key_slot(key.as_bytes())).await?;
+                self.master_of(&shard)
+            }
+        }
+    }
+
+    /// Every master with whether it has replicas (one, for one server or Sentinel).
+    pub async fn masters(&self) -> Result<Vec<Master>, StoreError> {
+        if !self.is_cluster() {
+            return Ok(vec![self.master_for("").await?]);
+        }
+        let map = self.shard_map(true).await?;
+        map.masters().iter().map(|shard| self.master_of(shard)).collect()
+    }
+
+    fn master_of(&self, shard: &Shard) -> Result<Master, StoreError> {
+        let settings = self
+            .link
+            .connector()
+            .node_settings()
+            .ok_or_else(|| StoreError::Unavailable("no settings for cluster nodes".into()))?;
+        Ok(Master {
+            info: at_address(&settings, &shard.host, shard.port),
+            has_replicas: shard.replicas > 0,
+        })
+    }
+
+    async fn shard_for(&self, slot: u16) -> Result<Shard, StoreError> {
+        let map = self.shard_map(false).await?;
+        if let Some(shard) = map.for_slot(slot) {
+            return Ok(shard.clone());
+        }
+        self.shard_map(true)
+            .await?
+            .for_slot(slot)
+            .cloned()
+            .ok_or_else(|| StoreError::Unavailable(format!("no Redis Cluster master serves slot {slot}")))
+    }
+
+    /// The shard map, read again when `fresh` or not read yet.
+    async fn shard_map(&self, fresh: bool) -> Result<ShardMap, StoreError> {
+        if !fresh
+            && let Ok(known) = self.shards.lock()
+            && let Some(map) = known.as_ref()
+        {
+            return Ok(map.clone());
+        }
+        let text: String = self.run(redis::cmd("CLUSTER").arg("NODES")).await?;
+        let map = ShardMap::parse(&text)?;
+        if let Ok(mut known) = self.shards.lock() {
+            *known = Some(map.clone());
+        }
+        Ok(map)
+    }
+
+    /// A write to a master failed: forget the shard map (a slot may have moved, a
+    /// replica been promoted) and count the failure on the link (a Sentinel master
+    /// that died or was demoted is asked for again after a few).
+    pub fn write_failed(&self) {
+        if let Ok(mut known) = self.shards.lock() {
+            *known = None;
+        }
+        self.link.failed();
+    }
+
+    /// How to open connections (for diagnostics).
+    pub fn connector(&self) -> &Connector {
+        self.link.connector()
+    }
+}
+
+impl Rewrite for Router {
+    fn send(&self, key: String, cmd: Cmd) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>> {
+        Box::pin(async move {
+            if self.is_cluster() {
+                // The cluster connection follows the key's slot by itself.
+                return self.run::<Value>(&cmd).await.map(|_| ());
+            }
+            let master = self.master_for(&key).await?;
+            let client = redis::Client::open(master.info).map_err(unavailable)?;
+            let attempt = async {
+                let mut conn = client.get_multiplexed_async_connection().await.map_err(unavailable)?;
+                cmd.query_async::<Value>(&mut conn).await.map_err(unavailable)
+            };
+            match tokio::time::timeout(self.timeout * 10, attempt).await {
+                Ok(outcome) => outcome.map(|_| ()),
+                Err(_) => Err(StoreError::Timeout),
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slots_as_redis_computes_them() {
+        // Values from `CLUSTER KEYSLOT`.
+        assert_eq!(key_slot(b"foo"), 12_182);
+        assert_eq!(key_slot(b"{user1000}.following"), key_slot(b"user1000"));
+        assert_ne!(key_slot(b"foo{}{bar}"), key_slot(b"bar"));
+        assert_eq!(key_slot(b"foo{{bar}}zap"), key_slot(b"{bar"));
+    }
+}
