@@ -34,6 +34,24 @@ pub enum AdminError {
     /// The revocation store cannot be reached; nothing was changed (503).
     #[error("the revocation store is unavailable; nothing was changed")]
     Unavailable,
+    /// The master recorded the revocation but too few replicas confirmed it in time:
+    /// it is in force, but a failover could lose it. Retrying is safe (503).
+    #[error("not confirmed by a replica; retry (the revocation is in force on the master, retrying is safe)")]
+    Unconfirmed,
+    /// The store lost its data or may evict it, and is refused until an operator acts (503).
+    #[error("the revocation store may have lost revocations and is refused until an operator adopts it")]
+    Untrusted,
+}
+
+impl AdminError {
+    /// The admin answer for a store failure.
+    fn from_store(error: &crate::error::OAuthError) -> Self {
+        match error.rule {
+            "revocation_store.unconfirmed" => AdminError::Unconfirmed,
+            "revocation_store.untrusted" => AdminError::Untrusted,
+            _ => AdminError::Unavailable,
+        }
+    }
 }
 
 impl AdminError {
@@ -43,7 +61,7 @@ impl AdminError {
             AdminError::Disabled | AdminError::NotFound => "not_found",
             AdminError::Unauthorized => "invalid_token",
             AdminError::BadRequest(_) => "invalid_request",
-            AdminError::Unavailable => "temporarily_unavailable",
+            AdminError::Unavailable | AdminError::Unconfirmed | AdminError::Untrusted => "temporarily_unavailable",
         }
     }
 }
@@ -157,7 +175,7 @@ pub async fn revoke(
     };
     crate::ssf::publish::revoke(sts, notice, now)
         .await
-        .map_err(|_| AdminError::Unavailable)?;
+        .map_err(|e| AdminError::from_store(&e))?;
     Ok(entry)
 }
 
@@ -165,7 +183,7 @@ pub async fn revoke(
 pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<Revocation>, AdminError> {
     sts.store_call(sts.store.list(now))
         .await
-        .map_err(|_| AdminError::Unavailable)
+        .map_err(|e| AdminError::from_store(&e))
 }
 
 /// Remove a revocation.

@@ -154,7 +154,7 @@ impl RedisStore {
         let connector = Arc::new(Connector::new(&topology, timeout, CONNECT_TIMEOUT)?);
         let link = Link::new(connector, CONNECT_TIMEOUT);
         link.start();
-        let router = Arc::new(Router::new(link, topology.clone(), timeout));
+        let router = Router::new(link, topology.clone(), timeout);
         let guard = Arc::new(Guard::new(
             &options.prefix,
             options.accept_unknown_eviction_policy,
@@ -523,6 +523,7 @@ impl RevocationStore for RedisStore {
         let withdrawal = Withdrawal {
             key: key.clone(),
             attempt,
+            already_used: Value::Nil,
         };
         let set = self.write_durably(&key, cmd, Some(withdrawal)).await?;
         Ok(!matches!(set, Value::Nil))

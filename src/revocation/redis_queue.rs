@@ -157,6 +157,7 @@ impl EventQueue for RedisStore {
             (true, Some(key)) => Some(Withdrawal {
                 key: key.clone(),
                 attempt: attempt_id(),
+                already_used: redis::Value::Int(0),
             }),
             _ => None,
         };

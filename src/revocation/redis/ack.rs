@@ -92,6 +92,9 @@ pub struct Withdrawal {
     pub key: String,
     /// The random value this attempt wrote.
     pub attempt: String,
+    /// The write's answer when the marker was already there: a refusal (a replay),
+    /// which changed nothing and so needs no replica to confirm it.
+    pub already_used: Value,
 }
 
 impl Withdrawal {
@@ -333,8 +336,10 @@ impl Writer {
         match outcome {
             Ok((answers, confirmation)) => {
                 for (job, answer) in batch.into_iter().zip(answers) {
+                    let refusal = job.withdrawal.as_ref().is_some_and(|w| w.already_used == answer);
                     let result = match answer {
                         Value::ServerError(error) => Err(StoreError::Unavailable(format!("{error:?}"))),
+                        answer if refusal => Ok(answer),
                         _ if !confirmation.confirmed => {
                             tracing::warn!(master = %self.address, "{}; the write is not acknowledged", confirmation.why);
                             withdrawals.extend(job.withdrawal.clone());

@@ -4,7 +4,8 @@
 
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
@@ -42,23 +43,38 @@ pub struct Master {
     pub has_replicas: bool,
 }
 
+/// How often a Cluster that failed is asked whether every master is back.
+const RECOVERY_PROBE: Duration = Duration::from_millis(50);
+
 /// The shared connection with its topology.
 pub struct Router {
     link: Arc<Link>,
     topology: RedisTopology,
     timeout: Duration,
     shards: Mutex<Option<ShardMap>>,
+    /// Cluster only: false from a failed operation until every master reports
+    /// `cluster_state:ok` again. Masters leave a failed state one by one (a restarted
+    /// master waits before it serves, the others clear its failure flag at their own
+    /// pace), so requests served meanwhile would succeed or fail by which shards they
+    /// touch; refusing them all until the cluster is whole means that once one
+    /// succeeds, the rest do too.
+    whole: AtomicBool,
+    probing: AtomicBool,
+    me: Weak<Router>,
 }
 
 impl Router {
     /// Route over `link`, each operation bounded by `timeout`.
-    pub fn new(link: Arc<Link>, topology: RedisTopology, timeout: Duration) -> Self {
-        Self {
+    pub fn new(link: Arc<Link>, topology: RedisTopology, timeout: Duration) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
             link,
             topology,
             timeout,
             shards: Mutex::new(None),
-        }
+            whole: AtomicBool::new(true),
+            probing: AtomicBool::new(false),
+            me: me.clone(),
+        })
     }
 
     /// The link (for its reconnection signals and diagnostics).
@@ -78,6 +94,24 @@ impl Router {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        if !self.whole.load(Ordering::Acquire) {
+            return Err(StoreError::Unavailable(
+                "the Redis Cluster is recovering: not every master reports cluster_state:ok yet".into(),
+            ));
+        }
+        let outcome = self.counted(op).await;
+        if self.is_cluster() && matches!(outcome, Err(StoreError::Timeout | StoreError::Unavailable(_))) {
+            self.recovering();
+        }
+        outcome
+    }
+
+    /// The operation itself, its success or failure counted on the link.
+    async fn counted<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
         let attempt = async {
             let conn = self.link.conn().await?;
             op(conn).await
@@ -91,6 +125,16 @@ impl Router {
             Err(_) => self.link.failed(),
         }
         outcome
+    }
+
+    /// A cluster operation failed: refuse everything until every master says the
+    /// cluster is whole again, which a background probe finds out.
+    fn recovering(&self) {
+        self.whole.store(false, Ordering::Release);
+        if self.probing.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tokio::spawn(probe_until_whole(self.me.clone()));
     }
 
     /// One command, one round trip (per shard, in a cluster).
@@ -210,6 +254,36 @@ impl Router {
     /// How to open connections (for diagnostics).
     pub fn connector(&self) -> &Connector {
         self.link.connector()
+    }
+}
+
+/// Ask every master for `CLUSTER INFO` until all say `cluster_state:ok`.
+async fn probe_until_whole(router: Weak<Router>) {
+    loop {
+        let Some(strong) = router.upgrade() else { return };
+        let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
+        let cmd = redis::cmd("CLUSTER").arg("INFO").to_owned();
+        let answer = strong
+            .counted(|mut conn| async move { conn.route(cmd, all).await })
+            .await;
+        let whole = match answer {
+            Ok(Value::Map(answers)) => {
+                !answers.is_empty()
+                    && answers.into_iter().all(|(_, info)| {
+                        redis::from_redis_value::<String>(info)
+                            .is_ok_and(|text| text.lines().any(|line| line.trim() == "cluster_state:ok"))
+                    })
+            }
+            _ => false,
+        };
+        if whole {
+            strong.whole.store(true, Ordering::Release);
+            strong.probing.store(false, Ordering::Release);
+            tracing::info!("every Redis Cluster master reports cluster_state:ok; serving again");
+            return;
+        }
+        drop(strong);
+        tokio::time::sleep(RECOVERY_PROBE).await;
     }
 }
 

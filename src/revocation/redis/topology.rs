@@ -13,6 +13,12 @@ use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoCon
 
 use super::super::StoreError;
 
+/// Shortest pause before a cluster client retries a failed request, in ms.
+const RETRY_MIN_MS: u64 = 5;
+
+/// Longest such pause, in ms: three retries fit well inside a 100 ms deadline.
+const RETRY_MAX_MS: u64 = 25;
+
 /// How the configuration says Redis is reached.
 #[derive(Clone, PartialEq, Eq)]
 pub enum RedisTopology {
@@ -151,7 +157,13 @@ impl Connector {
                 let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                     .connection_timeout(connect_timeout)
                     .response_timeout(op_timeout)
-                    .retries(2)
+                    // A transient error (CLUSTERDOWN while a restarted master rejoins, a
+                    // connection being re-opened) is retried within the operation's
+                    // deadline: the client's default first pause (1.28 s) outlives it, so
+                    // every such request failed as a timeout.
+                    .retries(3)
+                    .min_retry_wait(RETRY_MIN_MS)
+                    .max_retry_wait(RETRY_MAX_MS)
                     .build()
                     .map_err(bad)?;
                 Connector::Cluster { client, settings }

@@ -25,6 +25,8 @@ pub struct RedisOptions {
     /// Run as a Sentinel (`redis-server sentinel.conf --sentinel`) with these
     /// `sentinel ...` configuration lines.
     pub sentinel: Option<Vec<String>>,
+    /// More command-line settings, e.g. `["--maxmemory-policy", "allkeys-lru"]`.
+    pub extra_args: Vec<String>,
 }
 
 /// A running (or stopped) `redis-server` owned by one test.
@@ -211,6 +213,7 @@ fn launch(binary: &Path, dir: &Path, port: u16, options: &RedisOptions) -> Resul
     if let Some(master) = options.replica_of {
         cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
     }
+    cmd.args(&options.extra_args);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
