@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
-use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, ConnectionInfo, FromRedisValue, Value};
 
 use super::super::StoreError;
@@ -257,26 +257,13 @@ impl Router {
     }
 }
 
-/// Ask every master for `CLUSTER INFO` until all say `cluster_state:ok`.
+/// Ask every master serving slots (as `CLUSTER NODES` lists them now, so a promoted
+/// replica counts and a dead master is not forgotten) for `CLUSTER INFO` until all
+/// say `cluster_state:ok`.
 async fn probe_until_whole(router: Weak<Router>) {
     loop {
         let Some(strong) = router.upgrade() else { return };
-        let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
-        let cmd = redis::cmd("CLUSTER").arg("INFO").to_owned();
-        let answer = strong
-            .counted(|mut conn| async move { conn.route(cmd, all).await })
-            .await;
-        let whole = match answer {
-            Ok(Value::Map(answers)) => {
-                !answers.is_empty()
-                    && answers.into_iter().all(|(_, info)| {
-                        redis::from_redis_value::<String>(info)
-                            .is_ok_and(|text| text.lines().any(|line| line.trim() == "cluster_state:ok"))
-                    })
-            }
-            _ => false,
-        };
-        if whole {
+        if strong.all_masters_ok().await {
             strong.whole.store(true, Ordering::Release);
             strong.probing.store(false, Ordering::Release);
             tracing::info!("every Redis Cluster master reports cluster_state:ok; serving again");
@@ -284,6 +271,44 @@ async fn probe_until_whole(router: Weak<Router>) {
         }
         drop(strong);
         tokio::time::sleep(RECOVERY_PROBE).await;
+    }
+}
+
+impl Router {
+    async fn all_masters_ok(&self) -> bool {
+        let nodes = self
+            .counted(|mut conn| async move {
+                conn.query::<String>(redis::cmd("CLUSTER").arg("NODES"))
+                    .await
+                    .map_err(unavailable)
+            })
+            .await;
+        let Ok(map) = nodes.and_then(|text| ShardMap::parse(&text)) else {
+            return false;
+        };
+        if map.masters().is_empty() {
+            return false;
+        }
+        for shard in map.masters() {
+            let routing = RoutingInfo::SingleNode(SingleNodeRoutingInfo::ByAddress {
+                host: shard.host.clone(),
+                port: shard.port,
+            });
+            let cmd = redis::cmd("CLUSTER").arg("INFO").to_owned();
+            let info = self
+                .counted(|mut conn| async move { conn.route(cmd, routing).await })
+                .await
+                .and_then(|value| {
+                    redis::from_redis_value::<String>(value).map_err(|e| StoreError::Corrupt(e.to_string()))
+                });
+            if !info.is_ok_and(|text| text.lines().any(|line| line.trim() == "cluster_state:ok")) {
+                return false;
+            }
+        }
+        if let Ok(mut known) = self.shards.lock() {
+            *known = Some(map);
+        }
+        true
     }
 }
 
