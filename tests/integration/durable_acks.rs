@@ -215,3 +215,59 @@ async fn reply_refused(sts: &TestSts, user: &str) {
         .await
         .assert_error(400, "invalid_request");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fsync_acked_waits_for_the_masters_append_only_file_where_the_server_can() {
+    use crate::support::redis_server::{RedisOptions, RedisServer, valkey_binary};
+    use mcp_sts::revocation::redis::{AckPolicy, MinReplicas, RedisOptions as StoreOptions, RedisStore, RedisTopology};
+
+    let valkey = RedisServer::start_with(RedisOptions {
+        appendonly: true,
+        binary: Some(valkey_binary()),
+        ..RedisOptions::default()
+    });
+    let sts = TestSts::start_opts(Options {
+        admin: true,
+        revocation: format!(
+            "backend = \"redis\"\nurl = \"{}\"\nfsync_acked = true\n{ACKS}",
+            valkey.url()
+        ),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(revoke(&sts, "fsynced@example.com").await.status, 201);
+    let stats: String = redis::cmd("INFO")
+        .arg("commandstats")
+        .query(&mut valkey.connection())
+        .unwrap();
+    assert!(stats.contains("cmdstat_waitaof:calls="), "WAITAOF was sent: {stats}");
+
+    // Without an append-only file there is no fsync to wait for: not confirmed.
+    let _: () = redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("appendonly")
+        .arg("no")
+        .query(&mut valkey.connection())
+        .unwrap();
+    assert_unconfirmed(&revoke(&sts, "unsynced@example.com").await);
+
+    // Redis 7.0 has no WAITAOF: the store says so (start-up warns with it), and writes
+    // are acknowledged on the other promises.
+    let redis = RedisServer::start();
+    let policy = AckPolicy {
+        min_replicas: MinReplicas::Auto,
+        replication_timeout: Duration::from_millis(300),
+        fsync: true,
+    };
+    for (server, supported) in [(&redis, false), (&valkey, true)] {
+        let mut options = StoreOptions::new("mcp-sts:", Duration::from_millis(200));
+        options.acks = policy;
+        let store = RedisStore::open(RedisTopology::Single(server.url()), options)
+            .await
+            .unwrap();
+        store.wait_ready(Duration::from_secs(2)).await.unwrap();
+        let report = store.durability().await.unwrap();
+        assert_eq!(report.len(), 1);
+        assert_eq!((report[0].waitaof, report[0].required), (supported, 0));
+    }
+}
