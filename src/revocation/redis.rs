@@ -69,6 +69,16 @@ const BATCH: usize = 500;
 /// without a Redis expiry and still filtered on read.
 const MAX_EXPIRE_AT: UnixTime = 253_402_300_799;
 
+/// Mark a once-only id with this attempt's value: 1 the first time, or when the marker
+/// already holds this attempt's value (the same write sent again after a lost answer;
+/// written again so a `WAIT` that follows covers it); 0 when another attempt used it.
+const USE_ONCE: &str = r"
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EXAT', ARGV[2]) then return 1 end
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])
+return 1
+";
+
 /// How a Redis store is opened, beyond where Redis is.
 #[derive(Debug, Clone)]
 pub struct RedisOptions {
@@ -517,16 +527,19 @@ impl RevocationStore for RedisStore {
         // without touching another request's.
         let key = self.once_key(id);
         let attempt = ack::attempt_id();
-        let mut cmd = redis::cmd("SET");
-        cmd.arg(&key).arg(&attempt).arg("NX");
-        with_expiry(&mut cmd, expires_at);
+        let mut cmd = redis::cmd("EVAL");
+        cmd.arg(USE_ONCE)
+            .arg(1)
+            .arg(&key)
+            .arg(&attempt)
+            .arg(expires_at.clamp(1, MAX_EXPIRE_AT));
         let withdrawal = Withdrawal {
             key: key.clone(),
             attempt,
-            already_used: Value::Nil,
+            already_used: Value::Int(0),
         };
         let set = self.write_durably(&key, cmd, Some(withdrawal)).await?;
-        Ok(!matches!(set, Value::Nil))
+        Ok(matches!(set, Value::Int(1)))
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

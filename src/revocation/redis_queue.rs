@@ -24,7 +24,13 @@ const PUBLISH: &str = r"
 local events = tonumber(ARGV[1])
 local k = 1
 if ARGV[2] ~= '' then
-  if not redis.call('SET', KEYS[k], ARGV[2], 'NX', 'EXAT', ARGV[4]) then return 0 end
+  if not redis.call('SET', KEYS[k], ARGV[2], 'NX', 'EXAT', ARGV[4]) then
+    if redis.call('GET', KEYS[k]) ~= ARGV[2] then return 0 end
+    -- This attempt's own marker: the same publication sent again after its answer was
+    -- lost. It was written whole; write the marker again so a WAIT covers it.
+    redis.call('SET', KEYS[k], ARGV[2], 'EXAT', ARGV[4])
+    return 1
+  end
   k = k + 1
 end
 if ARGV[3] == '1' then

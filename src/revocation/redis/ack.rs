@@ -202,6 +202,7 @@ impl Acks {
             client,
             address: address.clone(),
             conn: None,
+            stale: false,
             waitaof: None,
             policy: self.policy,
             op_timeout: self.op_timeout,
@@ -219,6 +220,9 @@ struct Writer {
     client: Client,
     address: String,
     conn: Option<MultiplexedConnection>,
+    /// The last send failed on a connection that had been open: it may simply be
+    /// stale (the server restarted), worth one more try on a new one.
+    stale: bool,
     /// Whether this master has `WAITAOF` (learned on connecting).
     waitaof: Option<bool>,
     policy: AckPolicy,
@@ -243,16 +247,29 @@ impl Writer {
                     Err(_) => break,
                 }
             }
-            let bound = self.policy.batch_bound(self.op_timeout, self.connect_timeout);
-            let outcome = match tokio::time::timeout(bound, self.send(&batch)).await {
-                Ok(outcome) => outcome,
-                Err(_) => Err(StoreError::Timeout),
-            };
+            let mut outcome = self.bounded_send(&batch).await;
+            if outcome.is_err() && self.stale {
+                // The connection died under us (the master restarted, or failed over):
+                // send the batch once more on a fresh one. Every write is safe to
+                // repeat: entries are overwritten, and a once-only marker holding this
+                // attempt's own value counts as this attempt's.
+                self.conn = None;
+                outcome = self.bounded_send(&batch).await;
+            }
             if outcome.is_err() {
                 // Whatever state the connection is in, the next batch starts afresh.
                 self.conn = None;
             }
             self.deliver(batch, outcome).await;
+        }
+    }
+
+    async fn bounded_send(&mut self, batch: &[Job]) -> Result<(Vec<Value>, Confirmation), StoreError> {
+        self.stale = false;
+        let bound = self.policy.batch_bound(self.op_timeout, self.connect_timeout);
+        match tokio::time::timeout(bound, self.send(batch)).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(StoreError::Timeout),
         }
     }
 
@@ -295,7 +312,11 @@ impl Writer {
         if fsync {
             pipe.cmd("WAITAOF").arg(1).arg(0).arg(timeout_ms);
         }
-        let mut answers: Vec<Value> = pipe.query_async(&mut conn).await.map_err(unavailable)?;
+        let was_open = self.conn.is_some();
+        let mut answers: Vec<Value> = pipe.query_async(&mut conn).await.map_err(|error| {
+            self.stale = was_open && (error.is_io_error() || error.is_connection_dropped());
+            unavailable(error)
+        })?;
         let mut confirmation = Confirmation {
             confirmed: true,
             why: String::new(),
