@@ -271,3 +271,46 @@ async fn fsync_acked_waits_for_the_masters_append_only_file_where_the_server_can
         assert_eq!((report[0].waitaof, report[0].required), (supported, 0));
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_durable_write_after_a_master_restart_is_acknowledged() {
+    use crate::support::redis_server::{RedisOptions, RedisServer};
+
+    let mut master = RedisServer::start_with(RedisOptions {
+        appendonly: true,
+        ..RedisOptions::default()
+    });
+    let replica = RedisServer::start_with(RedisOptions {
+        replica_of: Some(master.port()),
+        ..RedisOptions::default()
+    });
+    let linked = |replica: &RedisServer| replicas_of(replica).contains("master_link_status:up");
+    wait_for("replica linked", Duration::from_secs(20), || linked(&replica));
+    let sts = TestSts::start_opts(Options {
+        admin: true,
+        revocation: format!(
+            "backend = \"redis\"\nurl = \"{}\"\nmin_replicas_acked = 1\n{ACKS}",
+            master.url()
+        ),
+        ..Options::default()
+    })
+    .await;
+    assert_eq!(revoke(&sts, "before@example.com").await.status, 201);
+
+    // The master restarts from its append-only file; its writer's connection is stale.
+    master.stop();
+    master.start_again();
+    wait_for("replica linked again", Duration::from_secs(20), || linked(&replica));
+    let stayer = sts.user_token("stayer@example.com", &["developer"]);
+    let started = Instant::now();
+    while sts.exchange(&stayer, &[("audience", "orders-api")]).await.status != 200 {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "no service after the restart"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let reply = revoke(&sts, "after@example.com").await;
+    assert_eq!(reply.status, 201, "{}", reply.text);
+    reply_refused(&sts, "before@example.com").await;
+}
