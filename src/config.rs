@@ -687,6 +687,37 @@ scopes = ["orders:read"]
 developer = ["orders:read"]
 "#;
 
+    #[test]
+    fn acknowledgement_keys_parse_and_are_checked() {
+        let redis = |extra: &str| format!("{BASE}{OWN_SERVER}\n[revocation]\nbackend = \"redis\"\n{extra}\n");
+        let config = Config::from_toml(&redis("")).unwrap();
+        assert_eq!(config.revocation.min_replicas_acked, MinReplicasAcked::Auto);
+        assert_eq!(config.revocation.replication_timeout_ms, 1_000);
+        assert!(!config.revocation.fsync_acked && !config.revocation.accept_unknown_eviction_policy);
+        let config = Config::from_toml(&redis(
+            "min_replicas_acked = 2\nreplication_timeout_ms = 250\nfsync_acked = true\naccept_unknown_eviction_policy = true",
+        ))
+        .unwrap();
+        assert_eq!(config.revocation.min_replicas_acked, MinReplicasAcked::Exactly(2));
+        assert_eq!(config.revocation.replication_timeout_ms, 250);
+        assert!(config.revocation.fsync_acked && config.revocation.accept_unknown_eviction_policy);
+        let auto = Config::from_toml(&redis("min_replicas_acked = \"auto\"")).unwrap();
+        assert_eq!(auto.revocation.min_replicas_acked, MinReplicasAcked::Auto);
+        assert!(Config::from_toml(&redis("min_replicas_acked = \"two\"")).is_err());
+        assert!(Config::from_toml(&redis("min_replicas_acked = -1")).is_err());
+        assert_eq!(
+            key_of(&redis("replication_timeout_ms = 0")),
+            "revocation.replication_timeout_ms"
+        );
+        // Zero replicas is allowed, with a warning naming the key.
+        let zero = Config::from_toml(&redis("min_replicas_acked = 0")).unwrap();
+        assert!(
+            zero.problems()
+                .iter()
+                .any(|p| p.key == "revocation.min_replicas_acked" && p.severity == Severity::Warning)
+        );
+    }
+
     fn key_of(toml: &str) -> String {
         match Config::from_toml(toml) {
             Err(ConfigError::Invalid { key, .. }) => key,
