@@ -61,17 +61,22 @@ struct Redis {
 
 impl Redis {
     fn start(dir: &Path, args: &[String]) -> anyhow::Result<Self> {
+        Self::start_conf(dir, None, args)
+    }
+
+    /// With a configuration file first (a sentinel's).
+    fn start_conf(dir: &Path, conf: Option<&Path>, args: &[String]) -> anyhow::Result<Self> {
         let port = free_port()?;
         let dir = dir.join(format!("redis-{port}"));
         std::fs::create_dir_all(&dir)?;
         let mut cmd = Command::new("redis-server");
-        if let Some(conf) = args.first().filter(|a| a.ends_with(".conf")) {
+        if let Some(conf) = conf {
             cmd.arg(conf);
         }
         cmd.current_dir(&dir)
             .args(["--bind", "127.0.0.1", "--port", &port.to_string(), "--save", ""])
             .args(["--logfile", "redis.log", "--daemonize", "no"])
-            .args(args.iter().filter(|a| !a.ends_with(".conf")))
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         let child = Proc(cmd.spawn().context("run redis-server")?);
@@ -132,7 +137,7 @@ fn sentinel_set(dir: &Path) -> anyhow::Result<(Vec<Redis>, String)> {
                 all[0].port
             ),
         )?;
-        let sentinel = Redis::start(dir, &[conf.display().to_string(), "--sentinel".into()])?;
+        let sentinel = Redis::start_conf(dir, Some(&conf), &["--sentinel".into()])?;
         urls.push(format!("{:?}", sentinel.url()));
         all.push(sentinel);
     }
