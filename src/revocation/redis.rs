@@ -170,6 +170,7 @@ impl RedisStore {
             options.accept_unknown_eviction_policy,
             options.marker_record,
         ));
+        router.set_guard(Arc::downgrade(&guard));
         if options.watch {
             tokio::spawn(guard::watch(
                 Arc::downgrade(&router),

@@ -277,3 +277,44 @@ async fn a_store_restarted_empty_fails_closed_everywhere_until_adopted() {
             .is_ok_and(|o| o.status.success())
     });
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_shard_back_without_its_data_is_never_served() {
+    use crate::support::redis_topologies::RedisCluster;
+
+    let mut cluster = RedisCluster::start();
+    let nodes: Vec<String> = cluster.urls().iter().map(|u| format!("{u:?}")).collect();
+    let sts = TestSts::start_opts(Options {
+        admin: true,
+        revocation: format!(
+            "backend = \"redis\"\ncluster = [{}]\ntimeout_ms = 200",
+            nodes.join(", ")
+        ),
+        ..Options::default()
+    })
+    .await;
+    sts.admin_revoke("subject", "leaver@example.com").await;
+    let leaver = sts.user_token("leaver@example.com", &["developer"]);
+    let victim = cluster.holder_of("mcp-sts:rev:subject:leaver@example.com");
+
+    // The shard holding the entry restarts empty (no persistence).
+    cluster.nodes[victim].stop();
+    cluster.nodes[victim].start_again();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = sts.exchange(&leaver, &[("audience", "orders-api")]).await;
+        assert_ne!(reply.status, 200, "the revoked user was allowed by the emptied shard");
+        let untrusted = reply.body["error_description"]
+            .as_str()
+            .is_some_and(|d| d.contains("adopts it"));
+        if untrusted {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the emptied shard was not noticed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(ready(&sts).await, 503);
+}

@@ -397,7 +397,7 @@ fn refused(why: &str) -> bool {
 }
 
 async fn read_markers(router: &Router, keys: &[String]) -> Result<Reading, StoreError> {
-    let values: Vec<Option<Vec<u8>>> = router.run(redis::cmd("MGET").arg(keys)).await?;
+    let values: Vec<Option<Vec<u8>>> = router.run_check(redis::cmd("MGET").arg(keys)).await?;
     let present: Vec<&Vec<u8>> = values.iter().flatten().collect();
     if present.is_empty() {
         return Ok(Reading::Missing);
@@ -430,7 +430,7 @@ async fn write_markers(router: &Router, keys: &[String], marker: &Marker, only_n
         if only_new {
             cmd.arg("NX");
         }
-        router.run::<Value>(&cmd).await?;
+        router.run_check::<Value>(&cmd).await?;
     }
     Ok(())
 }

@@ -5,7 +5,7 @@
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::Duration;
 
 use redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo, SingleNodeRoutingInfo};
@@ -13,6 +13,7 @@ use redis::{Cmd, ConnectionInfo, FromRedisValue, Value};
 
 use super::super::StoreError;
 use super::ack::Rewrite;
+use super::guard::Guard;
 use super::link::Link;
 use super::shards::{Shard, ShardMap};
 use super::topology::{Conn, Connector, RedisTopology, at_address, unavailable};
@@ -61,6 +62,8 @@ pub struct Router {
     whole: AtomicBool,
     probing: AtomicBool,
     me: Weak<Router>,
+    /// Checked again before a recovered Cluster is served: a shard may be back empty.
+    guard: OnceLock<Weak<Guard>>,
 }
 
 impl Router {
@@ -74,7 +77,13 @@ impl Router {
             whole: AtomicBool::new(true),
             probing: AtomicBool::new(false),
             me: me.clone(),
+            guard: OnceLock::new(),
         })
+    }
+
+    /// The guard to consult before a recovered Cluster is served again.
+    pub fn set_guard(&self, guard: Weak<Guard>) {
+        let _ = self.guard.set(guard);
     }
 
     /// The link (for its reconnection signals and diagnostics).
@@ -143,16 +152,23 @@ impl Router {
             .await
     }
 
+    /// One command for the store's own checks: it passes while a Cluster recovers,
+    /// since the checks decide whether it may be served again.
+    pub async fn run_check<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+        self.counted(|mut conn| async move { conn.query::<T>(cmd).await.map_err(unavailable) })
+            .await
+    }
+
     /// `cmd` on every master: one answer per master (the one server or Sentinel
-    /// master answers alone).
+    /// master answers alone). For the store's checks: not held back by a recovery.
     pub async fn on_every_master(&self, cmd: Cmd) -> Result<Vec<(String, Value)>, StoreError> {
         if !self.is_cluster() {
-            let value: Value = self.run(&cmd).await?;
+            let value: Value = self.run_check(&cmd).await?;
             return Ok(vec![(self.topology.describe(), value)]);
         }
         let all = RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None));
         let value = self
-            .with_conn(|mut conn| async move { conn.route(cmd, all).await })
+            .counted(|mut conn| async move { conn.route(cmd, all).await })
             .await?;
         match value {
             Value::Map(entries) => entries
@@ -264,6 +280,15 @@ async fn probe_until_whole(router: Weak<Router>) {
     loop {
         let Some(strong) = router.upgrade() else { return };
         if strong.all_masters_ok().await {
+            // A master may be back without its data: check the marker before serving.
+            if let Some(guard) = strong.guard.get().and_then(Weak::upgrade)
+                && let Err(error) = guard.verify(&strong).await
+            {
+                tracing::debug!(%error, "revocation store check after recovery did not complete");
+                drop(strong);
+                tokio::time::sleep(RECOVERY_PROBE).await;
+                continue;
+            }
             strong.whole.store(true, Ordering::Release);
             strong.probing.store(false, Ordering::Release);
             tracing::info!("every Redis Cluster master reports cluster_state:ok; serving again");
