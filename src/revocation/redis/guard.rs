@@ -397,7 +397,18 @@ fn refused(why: &str) -> bool {
 }
 
 async fn read_markers(router: &Router, keys: &[String]) -> Result<Reading, StoreError> {
-    let values: Vec<Option<Vec<u8>>> = router.run_check(redis::cmd("MGET").arg(keys)).await?;
+    let values: Vec<Option<Vec<u8>>> = if router.is_cluster() {
+        // One GET per copy (each in its own slot): a multi-slot MGET of this size is
+        // split by the cluster client, whose reassembly fails for a while after a
+        // failover changes the slot map.
+        let mut values = Vec::with_capacity(keys.len());
+        for key in keys {
+            values.push(router.run_check(redis::cmd("GET").arg(key)).await?);
+        }
+        values
+    } else {
+        router.run_check(redis::cmd("MGET").arg(keys)).await?
+    };
     let present: Vec<&Vec<u8>> = values.iter().flatten().collect();
     if present.is_empty() {
         return Ok(Reading::Missing);

@@ -100,9 +100,19 @@ impl Link {
 
     /// Count a failure; after several in a row, drop the connection and open another.
     pub fn failed(self: &Arc<Self>) {
+        self.failed_with(false);
+    }
+
+    /// A failure that shows the connection itself is confused (its view of a Cluster
+    /// no longer matches the answers): replace it now.
+    pub fn broken(self: &Arc<Self>) {
+        self.failed_with(true);
+    }
+
+    fn failed_with(self: &Arc<Self>, now: bool) {
         let Ok(mut state) = self.state.lock() else { return };
         state.failures = state.failures.saturating_add(1);
-        if state.failures < RESET_AFTER_FAILURES || state.conn.is_none() {
+        if (!now && state.failures < RESET_AFTER_FAILURES) || state.conn.is_none() {
             return;
         }
         tracing::debug!("replacing the Redis connection after repeated failures");

@@ -64,6 +64,8 @@ pub struct Router {
     me: Weak<Router>,
     /// Checked again before a recovered Cluster is served: a shard may be back empty.
     guard: OnceLock<Weak<Guard>>,
+    /// The masters when the last failure began, to see whether a failover moved them.
+    masters_before: Mutex<Option<Vec<(String, u16)>>>,
 }
 
 impl Router {
@@ -78,6 +80,7 @@ impl Router {
             probing: AtomicBool::new(false),
             me: me.clone(),
             guard: OnceLock::new(),
+            masters_before: Mutex::new(None),
         })
     }
 
@@ -131,6 +134,12 @@ impl Router {
         };
         match &outcome {
             Ok(_) => self.link.succeeded(),
+            // The cluster client reassembles a multi-slot answer from a slot map that no
+            // longer matches the cluster (after a failover): it stays wrong until the
+            // connection is opened afresh.
+            Err(StoreError::Unavailable(why)) if why.contains("Mismatch in the number of multi-slot results") => {
+                self.link.broken();
+            }
             Err(_) => self.link.failed(),
         }
         outcome
@@ -142,6 +151,9 @@ impl Router {
         self.whole.store(false, Ordering::Release);
         if self.probing.swap(true, Ordering::AcqRel) {
             return;
+        }
+        if let (Ok(known), Ok(mut before)) = (self.shards.lock(), self.masters_before.lock()) {
+            *before = known.as_ref().map(master_addresses);
         }
         tokio::spawn(probe_until_whole(self.me.clone()));
     }
@@ -330,11 +342,28 @@ impl Router {
                 return false;
             }
         }
+        // A failover moved a master: the cluster client's slot map may still pair
+        // slots with the old one and mis-assemble multi-slot answers; open afresh.
+        let moved = self
+            .masters_before
+            .lock()
+            .ok()
+            .and_then(|mut before| before.take())
+            .is_none_or(|before| before != master_addresses(&map));
+        if moved {
+            self.link.broken();
+        }
         if let Ok(mut known) = self.shards.lock() {
             *known = Some(map);
         }
         true
     }
+}
+
+fn master_addresses(map: &ShardMap) -> Vec<(String, u16)> {
+    let mut addresses: Vec<(String, u16)> = map.masters().iter().map(|m| (m.host.clone(), m.port)).collect();
+    addresses.sort();
+    addresses
 }
 
 impl Rewrite for Router {
