@@ -14,6 +14,12 @@
 //! failover moves the master. Every round trip is bounded by the store's timeout.
 //! Expiry is decided twice: Redis drops keys by its own clock, and reads also filter
 //! on the caller's `now`.
+//!
+//! Writes that carry a promise (revocations with their events, once-only markers) are
+//! acknowledged only once the replicas the policy asks for confirmed them (`ack`);
+//! reads never wait. Every operation first asks the guard whether the store can be
+//! trusted (`guard`: eviction policy, store marker); a Cluster that failed is served
+//! again only once every master is back (`route`).
 
 mod ack;
 mod guard;
