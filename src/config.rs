@@ -182,7 +182,9 @@ pub struct RevocationConfig {
     /// Deadline of one store operation; past it the request fails closed (503).
     #[serde(default = "default_store_timeout_ms")]
     pub timeout_ms: u64,
-    /// How long subject, session, agent and client revocations are kept.
+    /// How long session revocations are kept, and the replay memory of upstream
+    /// Shared Signals events (an event older than this is refused). Subject, agent
+    /// and client revocations no longer expire by it: they hold until reinstated.
     #[serde(default = "default_retention")]
     pub retention_seconds: u64,
     /// Replicas that must confirm a write carrying a promise (Redis `WAIT`) before it

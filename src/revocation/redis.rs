@@ -1,8 +1,10 @@
 //! The Redis store: shared by every replica, the production choice.
 //!
 //! Layout, under a configurable prefix so several deployments can share one Redis:
-//! `{prefix}rev:{kind}:{value}` holds the JSON [`Revocation`] and expires (EXAT) at its
-//! `expires_at`; `{prefix}once:{id}` marks a one-time value. The kind is a fixed word
+//! `{prefix}rev:{kind}:{value}` (every issuer) or `{prefix}rev:{kind}@{len}:{issuer}:{value}`
+//! (one issuer's user or session, [`RevocationKey::storage_name`]) holds the JSON
+//! [`Revocation`] and expires (EXAT) at its `expires_at`, or never for an entry held
+//! until reinstated; `{prefix}once:{id}` marks a one-time value. The kind is a fixed word
 //! without `:`, so the value that follows it can be any string without two keys
 //! colliding. No key carries a hash tag, so in a Redis Cluster the entries spread over
 //! every shard; one check sends one MGET part per slot, all at once, so it costs one
@@ -359,8 +361,8 @@ impl RedisStore {
         }
     }
 
-    pub(super) fn entry_key(&self, kind: &str, value: &str) -> String {
-        format!("{}rev:{kind}:{value}", self.prefix)
+    pub(super) fn entry_key(&self, key: &RevocationKey) -> String {
+        format!("{}rev:{}", self.prefix, key.storage_name())
     }
 
     pub(super) fn once_key(&self, id: &str) -> String {
@@ -475,9 +477,10 @@ fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
 }
 
-/// Append the expiry to a SET: EXAT, clamped to what Redis accepts.
+/// Append the expiry to a SET: EXAT, clamped to what Redis accepts; an entry held
+/// until reinstated ([`super::NEVER`]) gets none.
 fn with_expiry(cmd: &mut Cmd, expires_at: UnixTime) {
-    if expires_at <= MAX_EXPIRE_AT {
+    if expires_at < MAX_EXPIRE_AT {
         // EXAT 0 is refused; 1 is equally in the past, so the key vanishes at once.
         cmd.arg("EXAT").arg(expires_at.max(1));
     }
@@ -487,7 +490,7 @@ fn with_expiry(cmd: &mut Cmd, expires_at: UnixTime) {
 impl RevocationStore for RedisStore {
     async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
         let json = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
-        let key = self.entry_key(entry.kind.as_str(), &entry.value);
+        let key = self.entry_key(&entry.key());
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg(json);
         with_expiry(&mut cmd, entry.expires_at);
@@ -495,9 +498,7 @@ impl RevocationStore for RedisStore {
     }
 
     async fn reinstate(&self, key: &RevocationKey) -> Result<bool, StoreError> {
-        let removed: u64 = self
-            .run(redis::cmd("DEL").arg(self.entry_key(key.kind.as_str(), &key.value)))
-            .await?;
+        let removed: u64 = self.run(redis::cmd("DEL").arg(self.entry_key(key))).await?;
         Ok(removed > 0)
     }
 
@@ -515,12 +516,12 @@ impl RevocationStore for RedisStore {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let names: Vec<String> = keys.iter().map(|k| self.entry_key(k.kind.as_str(), &k.value)).collect();
+        let names: Vec<String> = keys.iter().map(|k| self.entry_key(k)).collect();
         let found = self.fetch(&names, now).await?;
         // An entry stored under another key's name means the data was tampered with.
         for (key, entry) in keys.iter().zip(&found) {
             if let Some(entry) = entry
-                && (entry.kind != key.kind || entry.value != key.value)
+                && entry.key() != *key
             {
                 return Err(StoreError::Corrupt("entry does not match its key".into()));
             }
@@ -568,6 +569,7 @@ impl RevocationStore for RedisStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::revocation::RevocationKind;
 
     #[tokio::test]
     async fn malformed_url_is_refused_at_construction() {
@@ -582,7 +584,18 @@ mod tests {
         let store = RedisStore::connect("redis://127.0.0.1:1/", "a*[b]:", DEFAULT_TIMEOUT)
             .await
             .unwrap();
-        assert_eq!(store.entry_key("subject", "x:y"), "a*[b]:rev:subject:x:y");
+        assert_eq!(
+            store.entry_key(&RevocationKey::new(RevocationKind::Subject, "x:y")),
+            "a*[b]:rev:subject:x:y"
+        );
+        assert_eq!(
+            store.entry_key(&RevocationKey::scoped(
+                RevocationKind::Subject,
+                Some("https://idp".into()),
+                "x:y"
+            )),
+            "a*[b]:rev:subject@11:https://idp:x:y"
+        );
         assert_eq!(store.once_key("j"), "a*[b]:once:j");
         assert_eq!(store.entry_pattern(), "a\\*\\[b\\]:rev:*");
         assert!(!format!("{store:?}").contains("127.0.0.1"));

@@ -147,8 +147,8 @@ impl EventQueue for RedisStore {
         };
         let (entry_json, entry_exat, has_entry) = match &publication.revocation {
             Some(entry) => {
-                keys.push(self.entry_key(entry.kind.as_str(), &entry.value));
-                let exat = if entry.expires_at <= MAX_EXPIRE_AT {
+                keys.push(self.entry_key(&entry.key()));
+                let exat = if entry.expires_at < MAX_EXPIRE_AT {
                     entry.expires_at.max(1)
                 } else {
                     0

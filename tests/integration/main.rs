@@ -24,6 +24,7 @@ mod rate_limits;
 mod revocation_backends;
 mod revocation_cluster;
 mod revocation_flow;
+mod revocation_issuers;
 mod revocation_redis;
 mod revocation_sentinel;
 mod ssf_downstream;
