@@ -72,6 +72,29 @@ impl RevokeArgs {
     }
 }
 
+/// What a 503 means for the operator, in plain words.
+fn explain(status: u16, description: &str, read_only: bool) -> Option<&'static str> {
+    if status != 503 {
+        return None;
+    }
+    if description.starts_with("not confirmed by a replica") && !read_only {
+        return Some(
+            "NOT CONFIRMED: the Redis master recorded the revocation, but no replica confirmed it in time,\n\
+             so a failover could still lose it. It is in force now; run the same command again until it\n\
+             succeeds (retrying is safe), and check the replicas (`mcp-sts store status`).",
+        );
+    }
+    if description.contains("adopts it") {
+        return Some(
+            "STORE NOT TRUSTED: the revocation store lost its data or may evict it; mcp-sts refuses every\n\
+             decision until an operator acts (docs/deployment.md, `mcp-sts store status`).",
+        );
+    }
+    Some(
+        "NOT ACKNOWLEDGED: the revocation store did not answer in time; the revocation may or may not be\nrecorded. Retry (retrying is safe).",
+    )
+}
+
 /// Run the command.
 pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let credential = std::env::var(&args.admin_token_env)
@@ -127,6 +150,9 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             .and_then(Value::as_str)
             .unwrap_or("request failed");
         eprintln!("mcp-sts revoke: HTTP {}: {description}", status.as_u16());
+        if let Some(meaning) = explain(status.as_u16(), description, args.list || args.reinstate) {
+            eprintln!("{meaning}");
+        }
         return Ok(ExitCode::FAILURE);
     }
     if args.list {

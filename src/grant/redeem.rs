@@ -120,10 +120,7 @@ pub async fn redeem(
     // Single use across replicas, decided last so a refusal above does not spend it.
     let once = format!("id-jag:{}:{}", claims.iss, claims.jti);
     let expires = claims.exp.saturating_add(ctx.limits.leeway);
-    let first_use = ctx
-        .revocations
-        .call(ctx.revocations.store().use_once(&once, expires, now))
-        .await?;
+    let first_use = ctx.revocations.use_once(&once, expires, now).await?;
     if !first_use {
         return Err(OAuthError::invalid_grant(
             "assertion.replay",

@@ -132,7 +132,7 @@ impl Revocation {
 }
 
 /// A store failure. Callers must treat it as "cannot decide" and refuse (fail closed).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store did not answer within its deadline.
@@ -144,6 +144,14 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("revocation store data is corrupt: {0}")]
     Corrupt(String),
+    /// The master took the write, but too few replicas confirmed it in time: a
+    /// failover could still lose it, so it is not acknowledged. Retrying is safe.
+    #[error("write not confirmed by enough replicas: {0}")]
+    Unconfirmed(String),
+    /// The store cannot be trusted to hold what was written (it lost its data, or it
+    /// may evict): every operation is refused until an operator acts.
+    #[error("revocation store not trusted: {0}")]
+    Untrusted(String),
 }
 
 /// Where revocations live. Every method is one logical operation; implementations

@@ -104,7 +104,7 @@ pub async fn revoke(sts: &Sts, notice: RevocationNotice, now: UnixTime) -> Resul
         revocation: Some(notice.entry.clone()),
         events,
     };
-    let written = sts.store_call(sts.events.publish(publication)).await?;
+    let written = sts.revocations.write(sts.events.publish(publication)).await?;
     if written {
         tracing::info!(
             kind = %notice.entry.kind,
@@ -163,7 +163,7 @@ pub async fn reinstatement(sts: &Sts, entry: &Revocation, now: UnixTime) -> Resu
         events,
         ..Publication::default()
     };
-    sts.store_call(sts.events.publish(publication)).await?;
+    sts.revocations.write(sts.events.publish(publication)).await?;
     sts.ssf_wake.notify_waiters();
     Ok(())
 }
@@ -186,7 +186,7 @@ pub async fn verification(
         }],
         ..Publication::default()
     };
-    sts.store_call(sts.events.publish(publication)).await?;
+    sts.revocations.write(sts.events.publish(publication)).await?;
     sts.ssf_wake.notify_waiters();
     Ok(())
 }
