@@ -74,6 +74,10 @@ fn claims() -> AccessClaims {
         txn: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         tenant: None,
         user: None,
+        sub_id: Some(mcp_sts::contract::set::SubjectId::IssSub {
+            iss: "https://idp.example.com".into(),
+            sub: "alice@example.com".into(),
+        }),
     }
 }
 

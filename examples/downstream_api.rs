@@ -6,22 +6,33 @@
 //! `ExecutionIdentity` (user, agent, client, scopes) and key every decision on it, never
 //! on request arguments.
 //!
-//! Run against `mcp-sts demo --keep-running` (it prints the URL to use):
+//! It hears revocations on mcp-sts's Shared Signals stream (as the client `notes-api`)
+//! and refuses a revoked user's, session's or agent's token locally, without asking
+//! mcp-sts per request; its state file keeps what it heard across restarts.
+//!
+//! Run against `mcp-sts demo --keep-running` (it prints the values to use):
 //!
 //! ```sh
-//! MCP_STS_URL=http://127.0.0.1:<port> cargo run --example downstream_api
+//! MCP_STS_URL=http://127.0.0.1:<port> NOTES_API_SECRET_FILE=/tmp/mcp-sts-demo-.../notes-api.secret \
+//!     cargo run --example downstream_api
 //! ```
 //!
-//! Settings (environment): `MCP_STS_URL` (required), `NOTES_API_LISTEN` (default
-//! `127.0.0.1:8403`), `NOTES_API_RESOURCE` (default `http://127.0.0.1:8403/api`).
+//! Settings (environment): `MCP_STS_URL` and `NOTES_API_SECRET_FILE` (the client
+//! secret of `notes-api` at mcp-sts) required; `NOTES_API_LISTEN` (default
+//! `127.0.0.1:8403`), `NOTES_API_RESOURCE` (default `http://127.0.0.1:8403/api`),
+//! `NOTES_API_STATE` (the stream's state file; default `notes-api.revocations.json` in
+//! the system's temporary directory).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
+use anyhow::Context;
 use axum::extract::{FromRef, State};
 use axum::routing::get;
 use axum::{Json, Router};
-use mcp_sts::verify::{AuthRejection, Authenticated, Verifier, VerifierConfig};
+use mcp_sts::verify::{
+    AuthRejection, Authenticated, RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig,
+};
 use serde::{Deserialize, Serialize};
 
 /// This service's audience id at mcp-sts.
@@ -101,10 +112,25 @@ async fn main() -> anyhow::Result<()> {
     let issuer = setting("MCP_STS_URL", None)?;
     let listen = setting("NOTES_API_LISTEN", Some("127.0.0.1:8403"))?;
     let resource = setting("NOTES_API_RESOURCE", Some("http://127.0.0.1:8403/api"))?;
+    let secret_file = setting("NOTES_API_SECRET_FILE", None)?;
+    let secret = std::fs::read_to_string(&secret_file).with_context(|| format!("cannot read {secret_file}"))?;
+    let default_state = std::env::temp_dir().join("notes-api.revocations.json");
+    let state = setting("NOTES_API_STATE", default_state.to_str())?;
 
-    // Keys come from mcp-sts's JWKS (cached, refetched on an unknown kid). Add
-    // `config.introspection` to see a revocation at once instead of at expiry.
-    let config = VerifierConfig::new(&issuer, AUDIENCE).also_accept(&resource);
+    // Revocations arrive on mcp-sts's Shared Signals stream (polled every second) and
+    // are checked locally; tokens issued before the stream covers them, or while it
+    // is stale, are refused with 503 rather than trusted blindly.
+    let mut stream = RevocationStreamConfig::new(&issuer, AUDIENCE, secret.trim_end());
+    stream.state_path = Some(state.into());
+    // mcp-sts runs on this machine (the demo): no clock skew to allow for. Keep the
+    // default (30 s) across machines.
+    stream.leeway = std::time::Duration::from_secs(2);
+    let stream = Arc::new(RevocationStream::new(stream)?);
+    stream.clone().spawn();
+
+    // Keys come from mcp-sts's JWKS (cached, refetched on an unknown kid).
+    let mut config = VerifierConfig::new(&issuer, AUDIENCE).also_accept(&resource);
+    config.revocation_stream = Some(stream);
     let state = AppState {
         verifier: Arc::new(Verifier::new(config)?),
         notes: Arc::default(),

@@ -16,7 +16,9 @@
 //!
 //! Settings (environment): `MCP_STS_URL` and `IDP_ISSUER` (required); the client
 //! credential, `NOTES_MCP_KEY_FILE` (PEM private key, `private_key_jwt`) or
-//! `NOTES_MCP_SECRET_FILE`; `NOTES_MCP_CLIENT_ID` (default `notes-mcp`);
+//! `NOTES_MCP_SECRET_FILE` (a client secret); with a secret, `NOTES_MCP_REVOCATION_STATE`
+//! (a state file) makes the kit subscribe to mcp-sts's revocation stream and refuse
+//! offboarded users itself (tokens issued before its first poll are refused with 503); `NOTES_MCP_CLIENT_ID` (default `notes-mcp`);
 //! `NOTES_MCP_LISTEN` (default `127.0.0.1:8402`; the resource is `http://<listen>/mcp`);
 //! `NOTES_API_URL` (default `http://127.0.0.1:8403/api`) and `NOTES_API_AUDIENCE`
 //! (default `notes-api`).
@@ -28,6 +30,7 @@ use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use mcp_sts::client::{AssertionKey, StsClient, StsClientConfig};
 use mcp_sts::mcp::{Caller, McpAuth, Protected, ScopedTools, TokenError, ToolGate, TrustedIssuer, requires_scope};
+use mcp_sts::verify::RevocationStreamConfig;
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolResult, ListToolsResult, PaginatedRequestParams};
@@ -156,25 +159,37 @@ fn setting(name: &str, default: Option<&str>) -> anyhow::Result<String> {
     }
 }
 
-/// The exchange client: `private_key_jwt` with a key file, else a client secret.
-fn sts_client(sts: &str) -> anyhow::Result<StsClient> {
+/// The exchange client: `private_key_jwt` with a key file, else a client secret. With a
+/// secret and `NOTES_MCP_REVOCATION_STATE`, also the subscription to mcp-sts's
+/// revocation stream (a Shared Signals receiver authenticates with its client secret).
+fn sts_client(sts: &str) -> anyhow::Result<(StsClient, Option<RevocationStreamConfig>)> {
     let token_endpoint = format!("{}/token", sts.trim_end_matches('/'));
     let client_id = setting("NOTES_MCP_CLIENT_ID", Some("notes-mcp"))?;
-    let config = match (
+    let (config, stream) = match (
         std::env::var("NOTES_MCP_KEY_FILE"),
         std::env::var("NOTES_MCP_SECRET_FILE"),
     ) {
         (Ok(path), _) => {
             let pem = std::fs::read(&path).with_context(|| format!("cannot read {path}"))?;
-            StsClientConfig::private_key_jwt(token_endpoint, client_id, AssertionKey::from_pem(&pem, None)?)
+            let key = AssertionKey::from_pem(&pem, None)?;
+            (StsClientConfig::private_key_jwt(token_endpoint, client_id, key), None)
         }
         (Err(_), Ok(path)) => {
             let secret = std::fs::read_to_string(&path).with_context(|| format!("cannot read {path}"))?;
-            StsClientConfig::new(token_endpoint, client_id, secret.trim_end())
+            let secret = secret.trim_end();
+            let stream = std::env::var("NOTES_MCP_REVOCATION_STATE").ok().map(|state| {
+                let mut stream = RevocationStreamConfig::new(sts, &client_id, secret);
+                stream.state_path = Some(state.into());
+                // mcp-sts and the IdP run on this machine (the demo): no clock skew to
+                // allow for. Keep the default (30 s) across machines.
+                stream.leeway = std::time::Duration::from_secs(2);
+                stream
+            });
+            (StsClientConfig::new(token_endpoint, client_id, secret), stream)
         }
         _ => anyhow::bail!("set NOTES_MCP_KEY_FILE or NOTES_MCP_SECRET_FILE"),
     };
-    Ok(StsClient::new(config)?)
+    Ok((StsClient::new(config)?, stream))
 }
 
 #[tokio::main]
@@ -192,13 +207,17 @@ async fn main() -> anyhow::Result<()> {
     let resource = format!("http://{}/mcp", listener.local_addr()?);
     // Every mistake here (a bad URI, an IdP whose metadata cannot be read) stops the
     // server now, not at the first request.
-    let auth = McpAuth::builder(&resource)
+    let (exchange, stream) = sts_client(&sts)?;
+    let mut builder = McpAuth::builder(&resource)
         .trust(TrustedIssuer::discover(&idp))
         .scopes_supported(["notes:read", "notes:write"])
         .resource_name("Notes MCP (mcp-sts example)")
-        .exchange_with(sts_client(&sts)?)
-        .build()
-        .await?;
+        .exchange_with(exchange);
+    if let Some(stream) = stream {
+        // The kit refuses offboarded users' tokens itself, from the next poll on.
+        builder = builder.revocations(stream);
+    }
+    let auth = builder.build().await?;
     let app = auth.serve(move |gate| NotesMcp::new(Arc::clone(&api), &gate));
     println!("notes-mcp on {resource}; metadata at {}", auth.metadata_url());
     axum::serve(listener, app).await?;

@@ -1,14 +1,14 @@
 //! The admin API's decisions: revoke, list and reinstate, under a Bearer credential
 //! stored as a SHA-256 digest. HTTP adaptation lives in `http::admin`.
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::contract::Identifier;
-use crate::revocation::{Revocation, RevocationKey, RevocationKind};
+use crate::revocation::{NEVER, Revocation, RevocationKey, RevocationKind};
 use crate::service::Sts;
 use crate::ssf::publish::{Initiator, RevocationNotice};
 
@@ -34,6 +34,24 @@ pub enum AdminError {
     /// The revocation store cannot be reached; nothing was changed (503).
     #[error("the revocation store is unavailable; nothing was changed")]
     Unavailable,
+    /// The master recorded the revocation but too few replicas confirmed it in time:
+    /// it is in force, but a failover could lose it. Retrying is safe (503).
+    #[error("not confirmed by a replica; retry (the revocation is in force on the master, retrying is safe)")]
+    Unconfirmed,
+    /// The store lost its data or may evict it, and is refused until an operator acts (503).
+    #[error("the revocation store may have lost revocations and is refused until an operator adopts it")]
+    Untrusted,
+}
+
+impl AdminError {
+    /// The admin answer for a store failure.
+    fn from_store(error: &crate::error::OAuthError) -> Self {
+        match error.rule {
+            "revocation_store.unconfirmed" => AdminError::Unconfirmed,
+            "revocation_store.untrusted" => AdminError::Untrusted,
+            _ => AdminError::Unavailable,
+        }
+    }
 }
 
 impl AdminError {
@@ -43,7 +61,7 @@ impl AdminError {
             AdminError::Disabled | AdminError::NotFound => "not_found",
             AdminError::Unauthorized => "invalid_token",
             AdminError::BadRequest(_) => "invalid_request",
-            AdminError::Unavailable => "temporarily_unavailable",
+            AdminError::Unavailable | AdminError::Unconfirmed | AdminError::Untrusted => "temporarily_unavailable",
         }
     }
 }
@@ -86,10 +104,34 @@ pub struct RevokeRequest {
     /// Who is doing it (an operator name); defaults to `admin`.
     #[serde(default)]
     pub revoked_by: Option<String>,
-    /// For a subject: the user's issuer, named in the Shared Signals event
-    /// (`iss_sub`); optional, useful when several issuers are trusted.
+    /// For a subject or session: the trusted issuer whose user or session it is. The
+    /// revocation then covers that issuer's users only; without it, every issuer's.
     #[serde(default)]
     pub issuer: Option<String>,
+    /// An explicit lifetime in seconds. Without it, subject, agent and client
+    /// revocations hold until reinstated, a session's `retention_seconds`, a token's
+    /// as long as a token can live.
+    #[serde(default)]
+    pub expires_in: Option<u64>,
+}
+
+/// A revocation as the admin API answers it: the entry, and whom a user or session
+/// entry covers ("every issuer", or "issuer <url>").
+#[derive(Debug, Serialize)]
+pub struct AdminRevocation {
+    /// The stored entry.
+    #[serde(flatten)]
+    pub entry: Revocation,
+    /// Whom a subject or session revocation covers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub covers: Option<String>,
+}
+
+impl From<Revocation> for AdminRevocation {
+    fn from(entry: Revocation) -> Self {
+        let covers = entry.key().covers();
+        Self { entry, covers }
+    }
 }
 
 /// Parse and check a kind and value from a request.
@@ -101,23 +143,45 @@ pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
     Ok(RevocationKey::new(kind, value.into_string()))
 }
 
-/// The user's issuer a subject revocation announces: the one named (it must be
-/// trusted), else the only trusted issuer. A revocation is never refused for want of
-/// it: with several issuers trusted and none named, the event names mcp-sts as the
-/// issuer (the revocation covers that `sub` from every issuer).
-fn user_issuer(sts: &Sts, kind: RevocationKind, named: Option<String>) -> Result<Option<String>, AdminError> {
-    match (kind, named) {
-        (RevocationKind::Subject, Some(issuer)) => {
-            if sts.issuers.get(&issuer).is_none() {
-                return Err(AdminError::BadRequest("issuer is not a trusted issuer".into()));
+/// Limit `key` to `issuer`: only users and sessions belong to an issuer (agents,
+/// clients and tokens are mcp-sts's own names).
+pub fn scope_key(mut key: RevocationKey, issuer: Option<String>) -> Result<RevocationKey, AdminError> {
+    match (key.kind, issuer) {
+        (_, None) => Ok(key),
+        (RevocationKind::Subject | RevocationKind::Session, Some(issuer)) => {
+            if issuer.is_empty() || issuer.len() > MAX_TEXT_LEN {
+                return Err(AdminError::BadRequest("issuer must be a trusted issuer".into()));
             }
-            Ok(Some(issuer))
+            key.issuer = Some(issuer);
+            Ok(key)
         }
-        (_, Some(_)) => Err(AdminError::BadRequest(
-            "issuer applies only to subject revocations".into(),
-        )),
-        (_, None) => Ok(None),
+        (RevocationKind::Agent | RevocationKind::Client | RevocationKind::Token, Some(_)) => Err(
+            AdminError::BadRequest("issuer applies only to subject and session revocations".into()),
+        ),
     }
+}
+
+/// When an entry revoked at `now` may be forgotten: what was asked for, else by kind
+/// (offboarding holds until reinstated; a session for `retention_seconds`; a token
+/// as long as any token mcp-sts mints can live, plus leeway).
+fn expiry(sts: &Sts, kind: RevocationKind, asked: Option<u64>, now: UnixTime) -> Result<UnixTime, AdminError> {
+    if let Some(seconds) = asked {
+        let at = now.saturating_add(seconds);
+        if seconds == 0 || at >= NEVER {
+            return Err(AdminError::BadRequest(
+                "expires_in must be at least 1 second and end before the year 9999".into(),
+            ));
+        }
+        return Ok(at);
+    }
+    let config = &sts.config;
+    Ok(match kind {
+        RevocationKind::Subject | RevocationKind::Agent | RevocationKind::Client => NEVER,
+        RevocationKind::Session => now.saturating_add(config.revocation.retention_seconds),
+        RevocationKind::Token => now
+            .saturating_add(config.max_token_ttl())
+            .saturating_add(config.tokens.leeway_seconds),
+    })
 }
 
 /// Record a revocation and queue its Shared Signals events, as one write;
@@ -127,9 +191,13 @@ pub async fn revoke(
     request: RevokeRequest,
     now: UnixTime,
     audit: &mut AuditEvent,
-) -> Result<Revocation, AdminError> {
-    let key = parse_key(&request.kind, &request.value)?;
-    let issuer = user_issuer(sts, key.kind, request.issuer)?;
+) -> Result<AdminRevocation, AdminError> {
+    let key = scope_key(parse_key(&request.kind, &request.value)?, request.issuer)?;
+    if let Some(issuer) = &key.issuer
+        && sts.issuers.get(issuer).is_none()
+    {
+        return Err(AdminError::BadRequest("issuer must be a trusted issuer".into()));
+    }
     let revoked_by = request
         .revoked_by
         .filter(|s| !s.is_empty())
@@ -139,38 +207,76 @@ pub async fn revoke(
             "reason and revoked_by must be at most 1024 characters".into(),
         ));
     }
+    let expires_at = expiry(sts, key.kind, request.expires_in, now)?;
     let entry = Revocation {
         kind: key.kind,
         value: key.value,
+        issuer: key.issuer,
         reason: request.reason,
         revoked_by,
         revoked_at: now,
-        expires_at: now.saturating_add(sts.config.revocation.retention_seconds),
+        expires_at,
     };
+    let answer = AdminRevocation::from(entry.clone());
     audit.target = Some(format!("{}:{}", entry.kind, entry.value));
-    audit.detail = Some(format!("by {}: {}", entry.revoked_by, entry.reason));
+    audit.detail = Some(describe(&answer));
     let notice = RevocationNotice {
-        entry: entry.clone(),
-        user_issuer: issuer.as_deref(),
+        entry,
         initiator: Initiator::Admin,
         once: None,
     };
     crate::ssf::publish::revoke(sts, notice, now)
         .await
-        .map_err(|_| AdminError::Unavailable)?;
-    Ok(entry)
+        .map_err(|e| AdminError::from_store(&e))?;
+    Ok(answer)
+}
+
+/// The audit detail of a revocation: who, why, whom it covers, until when.
+fn describe(answer: &AdminRevocation) -> String {
+    let entry = &answer.entry;
+    let mut detail = format!("by {}: {}", entry.revoked_by, entry.reason);
+    if let Some(covers) = &answer.covers {
+        detail.push_str("; covers ");
+        detail.push_str(covers);
+    }
+    if entry.expires_at >= NEVER {
+        detail.push_str("; until reinstated");
+    } else {
+        detail.push_str(&format!("; expires at {}", entry.expires_at));
+    }
+    detail
 }
 
 /// Every revocation in force.
-pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<Revocation>, AdminError> {
+pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation>, AdminError> {
     sts.store_call(sts.store.list(now))
         .await
-        .map_err(|_| AdminError::Unavailable)
+        .map(|entries| entries.into_iter().map(AdminRevocation::from).collect())
+        .map_err(|e| AdminError::from_store(&e))
 }
 
-/// Remove a revocation.
-pub async fn reinstate(sts: &Sts, key: &RevocationKey, audit: &mut AuditEvent) -> Result<(), AdminError> {
+/// Remove a revocation (for a user or session: the one for `key.issuer`, or, without
+/// one, the one for every issuer). Subscribed receivers are told first (a
+/// reinstatement SET), then the entry is removed; if either fails the answer is 503 and
+/// retrying is safe.
+pub async fn reinstate(
+    sts: &Sts,
+    key: &RevocationKey,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<(), AdminError> {
     audit.target = Some(format!("{}:{}", key.kind, key.value));
+    audit.detail = key.covers().map(|covers| format!("covers {covers}"));
+    let found = sts
+        .store_call(sts.store.check(std::slice::from_ref(key), now))
+        .await
+        .map_err(|_| AdminError::Unavailable)?;
+    let Some(entry) = found.into_iter().flatten().next() else {
+        return Err(AdminError::NotFound);
+    };
+    crate::ssf::publish::reinstatement(sts, &entry, now)
+        .await
+        .map_err(|e| AdminError::from_store(&e))?;
     match sts.store_call(sts.store.reinstate(key)).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(AdminError::NotFound),

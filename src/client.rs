@@ -24,6 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::clock::{Clock, SystemClock};
+use crate::contract::AccessClaims;
 use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
 pub use crate::secret::Secret;
 pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
@@ -176,8 +177,19 @@ impl StsClient {
     /// Exchange, reusing a cached token for the same subject, actor, target and scopes
     /// while it is not close to expiry.
     pub async fn exchange(&self, request: &ExchangeRequest) -> Result<MintedToken, StsError> {
+        self.exchange_unless_revoked(request, &|_| false).await
+    }
+
+    /// [`StsClient::exchange`], never reusing a cached token whose claims `revoked`
+    /// refuses (it is dropped and a new one asked for, which mcp-sts refuses in turn
+    /// when the revocation reaches the request).
+    pub async fn exchange_unless_revoked(
+        &self,
+        request: &ExchangeRequest,
+        revoked: &(dyn Fn(&AccessClaims) -> bool + Sync),
+    ) -> Result<MintedToken, StsError> {
         let key = CacheKey::of(request);
-        if let Some(token) = self.cache.get(&key, self.config.clock.now()) {
+        if let Some(token) = self.cache.get(&key, self.config.clock.now(), revoked) {
             return Ok(token);
         }
         let requested_at = self.config.clock.now();
@@ -189,6 +201,12 @@ impl StsClient {
     /// How many minted tokens are cached now.
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()
+    }
+
+    /// Drop every cached token whose claims `revoked` refuses (a revocation heard on
+    /// a Shared Signals stream reaches its lineage); returns how many were dropped.
+    pub fn forget_revoked(&self, revoked: &dyn Fn(&AccessClaims) -> bool) -> usize {
+        self.cache.forget(revoked)
     }
 
     /// Exchange without looking at or filling the cache.

@@ -200,9 +200,53 @@ pub struct RevocationConfig {
     /// Deadline of one store operation; past it the request fails closed (503).
     #[serde(default = "default_store_timeout_ms")]
     pub timeout_ms: u64,
-    /// How long subject, session, agent and client revocations are kept.
+    /// How long session revocations are kept, and the replay memory of upstream
+    /// Shared Signals events (an event older than this is refused). Subject, agent
+    /// and client revocations no longer expire by it: they hold until reinstated.
     #[serde(default = "default_retention")]
     pub retention_seconds: u64,
+    /// Replicas that must confirm a write carrying a promise (Redis `WAIT`) before it
+    /// is acknowledged.
+    #[serde(default)]
+    pub min_replicas_acked: MinReplicasAcked,
+    /// How long such a write waits for its replicas; past it the caller gets 503.
+    #[serde(default = "default_replication_timeout_ms")]
+    pub replication_timeout_ms: u64,
+    /// Also wait for the master's own fsync of its append-only file (`WAITAOF`).
+    #[serde(default)]
+    pub fsync_acked: bool,
+    /// Start even when Redis hides `CONFIG`, so its eviction policy cannot be read.
+    #[serde(default)]
+    pub accept_unknown_eviction_policy: bool,
+}
+
+/// `revocation.min_replicas_acked`: `"auto"` or a number of replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MinReplicasAcked {
+    /// One under Sentinel and for every Cluster shard with replicas; none for one
+    /// server or a shard without replicas (its append-only file is the promise).
+    #[default]
+    Auto,
+    /// This many replicas for every write.
+    Exactly(u32),
+}
+
+impl<'de> Deserialize<'de> for MinReplicasAcked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Count(n) => Ok(MinReplicasAcked::Exactly(n)),
+            Raw::Word(word) if word == "auto" => Ok(MinReplicasAcked::Auto),
+            Raw::Word(other) => Err(serde::de::Error::custom(format!(
+                "expected \"auto\" or a number of replicas, found {other:?}"
+            ))),
+        }
+    }
 }
 
 impl Default for RevocationConfig {
@@ -217,6 +261,10 @@ impl Default for RevocationConfig {
             key_prefix: default_key_prefix(),
             timeout_ms: default_store_timeout_ms(),
             retention_seconds: default_retention(),
+            min_replicas_acked: MinReplicasAcked::Auto,
+            replication_timeout_ms: default_replication_timeout_ms(),
+            fsync_acked: false,
+            accept_unknown_eviction_policy: false,
         }
     }
 }
@@ -620,6 +668,9 @@ fn default_key_prefix() -> String {
 fn default_store_timeout_ms() -> u64 {
     100
 }
+fn default_replication_timeout_ms() -> u64 {
+    1_000
+}
 fn default_retention() -> u64 {
     30 * 86_400
 }
@@ -682,6 +733,37 @@ scopes = ["orders:read"]
 [authorization_servers.resources.role_scopes]
 developer = ["orders:read"]
 "#;
+
+    #[test]
+    fn acknowledgement_keys_parse_and_are_checked() {
+        let redis = |extra: &str| format!("{BASE}{OWN_SERVER}\n[revocation]\nbackend = \"redis\"\n{extra}\n");
+        let config = Config::from_toml(&redis("")).unwrap();
+        assert_eq!(config.revocation.min_replicas_acked, MinReplicasAcked::Auto);
+        assert_eq!(config.revocation.replication_timeout_ms, 1_000);
+        assert!(!config.revocation.fsync_acked && !config.revocation.accept_unknown_eviction_policy);
+        let config = Config::from_toml(&redis(
+            "min_replicas_acked = 2\nreplication_timeout_ms = 250\nfsync_acked = true\naccept_unknown_eviction_policy = true",
+        ))
+        .unwrap();
+        assert_eq!(config.revocation.min_replicas_acked, MinReplicasAcked::Exactly(2));
+        assert_eq!(config.revocation.replication_timeout_ms, 250);
+        assert!(config.revocation.fsync_acked && config.revocation.accept_unknown_eviction_policy);
+        let auto = Config::from_toml(&redis("min_replicas_acked = \"auto\"")).unwrap();
+        assert_eq!(auto.revocation.min_replicas_acked, MinReplicasAcked::Auto);
+        assert!(Config::from_toml(&redis("min_replicas_acked = \"two\"")).is_err());
+        assert!(Config::from_toml(&redis("min_replicas_acked = -1")).is_err());
+        assert_eq!(
+            key_of(&redis("replication_timeout_ms = 0")),
+            "revocation.replication_timeout_ms"
+        );
+        // Zero replicas is allowed, with a warning naming the key.
+        let zero = Config::from_toml(&redis("min_replicas_acked = 0")).unwrap();
+        assert!(
+            zero.problems()
+                .iter()
+                .any(|p| p.key == "revocation.min_replicas_acked" && p.severity == Severity::Warning)
+        );
+    }
 
     fn key_of(toml: &str) -> String {
         match Config::from_toml(toml) {

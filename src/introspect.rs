@@ -84,6 +84,10 @@ pub async fn introspect(
     if let (Some(act), Some(map)) = (&claims.act, answer.as_object_mut()) {
         map.insert("act".into(), serde_json::to_value(act).unwrap_or(Value::Null));
     }
+    // The user's issuer, as the token records it (RFC 9493 `sub_id`).
+    if let (Some(sub_id), Some(map)) = (&claims.sub_id, answer.as_object_mut()) {
+        map.insert("sub_id".into(), serde_json::to_value(sub_id).unwrap_or(Value::Null));
+    }
     Ok(answer)
 }
 
@@ -119,6 +123,7 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
     let entry = Revocation {
         kind: RevocationKind::Token,
         value: claims.jti.clone(),
+        issuer: None,
         reason: "revoked through /revoke".into(),
         revoked_by: caller.id().to_owned(),
         revoked_at: now,
@@ -127,7 +132,6 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
     audit.target = Some(format!("token:{}", claims.jti));
     let notice = RevocationNotice {
         entry,
-        user_issuer: None,
         initiator: Initiator::User,
         once: None,
     };
@@ -142,7 +146,7 @@ async fn check_lineage(
     claims: Option<&AccessClaims>,
     now: UnixTime,
 ) -> Result<bool, OAuthError> {
-    let mut lineage = Lineage::for_caller(caller.id());
+    let mut lineage = Lineage::for_caller(caller.id(), &sts.issuers.names());
     if let Some(claims) = claims {
         lineage.minted(claims);
     }

@@ -10,63 +10,89 @@
 use std::collections::BTreeSet;
 
 use crate::clock::UnixTime;
+use crate::contract::revocation::{LineageKey, Namespace};
 use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
 use crate::revocation::{Revocation, RevocationGate, RevocationKey, RevocationKind};
 
 /// The revocation keys one request answers to, gathered before one store round trip.
+/// A user or session answers to the entry for every issuer and to the entry for its
+/// own issuer; one whose issuer a minted token does not record answers to the entry
+/// of every trusted issuer (the contract's issuer rule, `covers`).
 #[derive(Debug, Clone, Default)]
 pub struct Lineage {
     caller: Option<String>,
+    trusted: Vec<String>,
     keys: BTreeSet<RevocationKey>,
 }
 
 impl Lineage {
-    /// The lineage of a request made by the authenticated client `caller`: a revoked
+    /// The lineage of a request made by the authenticated client `caller`, for a
+    /// service trusting the issuers named `trusted` (`Issuers::names`): a revoked
     /// caller fails authentication, whatever else is found.
-    pub fn for_caller(caller: &str) -> Self {
+    pub fn for_caller(caller: &str, trusted: &[&str]) -> Self {
+        let mut trusted: Vec<String> = trusted.iter().map(|s| (*s).to_owned()).collect();
+        trusted.sort();
         let mut lineage = Self {
             caller: Some(caller.to_owned()),
+            trusted,
             keys: BTreeSet::new(),
         };
-        lineage.insert(RevocationKind::Client, caller);
+        lineage.insert(LineageKey::client(caller));
         lineage
     }
 
-    fn insert(&mut self, kind: RevocationKind, value: &str) {
-        self.keys.insert(RevocationKey::new(kind, value));
+    /// Every store key that can hold an entry reaching `key`.
+    fn insert(&mut self, key: LineageKey<'_>) {
+        self.keys.insert(RevocationKey::new(key.kind, key.value));
+        match key.namespace {
+            Namespace::Own => {}
+            Namespace::Issuer(issuer) => {
+                self.keys
+                    .insert(RevocationKey::scoped(key.kind, Some(issuer.to_owned()), key.value));
+            }
+            Namespace::Unrecorded => {
+                for issuer in &self.trusted {
+                    self.keys
+                        .insert(RevocationKey::scoped(key.kind, Some(issuer.clone()), key.value));
+                }
+            }
+        }
     }
 
-    /// A user, whether subject or actor: offboarding ends both.
-    pub fn user(&mut self, sub: &str) -> &mut Self {
-        self.insert(RevocationKind::Subject, sub);
+    /// A user, as subject, of `namespace` (see [`Namespace::of_user`]).
+    pub fn user(&mut self, sub: &str, namespace: Namespace<'_>) -> &mut Self {
+        self.insert(LineageKey::user(sub, namespace));
         self
     }
 
-    /// A session.
-    pub fn session(&mut self, sid: &str) -> &mut Self {
-        self.insert(RevocationKind::Session, sid);
+    /// A session of `namespace`.
+    pub fn session(&mut self, sid: &str, namespace: Namespace<'_>) -> &mut Self {
+        self.insert(LineageKey::session(sid, namespace));
         self
     }
 
-    /// An actor in a chain: revoked as an agent, or offboarded as a user.
-    pub fn actor(&mut self, sub: &str) -> &mut Self {
-        self.insert(RevocationKind::Agent, sub);
-        self.insert(RevocationKind::Subject, sub);
+    /// An actor in a chain: revoked as an agent, or offboarded as a user of its
+    /// issuer (none: a registered client).
+    pub fn actor(&mut self, actor: &Actor) -> &mut Self {
+        for key in LineageKey::actor(&actor.sub, actor.iss.as_deref()) {
+            self.insert(key);
+        }
         self
     }
 
     /// One token or grant by its `jti` (an identity assertion grant, at redemption).
     pub fn token(&mut self, jti: &str) -> &mut Self {
-        self.insert(RevocationKind::Token, jti);
+        self.insert(LineageKey::token(jti));
         self
     }
 
     /// Everything a minted token came from, by the contract's one lineage rule
-    /// (`contract::revocation::lineage`), which the downstream verifier applies too.
+    /// (`contract::revocation::lineage`), which the downstream verifier and the MCP
+    /// server kit apply too.
     pub fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
-        for (kind, value) in crate::contract::revocation::lineage(claims) {
-            self.insert(kind, value);
+        for key in crate::contract::revocation::lineage(claims) {
+            self.insert(key);
         }
         self
     }
@@ -74,7 +100,7 @@ impl Lineage {
     /// Every actor of `chain`, current first.
     pub fn chain(&mut self, chain: &Actor) -> &mut Self {
         for actor in chain.iter() {
-            self.actor(&actor.sub);
+            self.actor(actor);
         }
         self
     }
@@ -217,6 +243,7 @@ mod tests {
             txn: "t".into(),
             tenant: None,
             user: None,
+            sub_id: None,
         }
     }
 
@@ -224,6 +251,7 @@ mod tests {
         Revocation {
             kind: key.kind,
             value: key.value.clone(),
+            issuer: key.issuer.clone(),
             reason: String::new(),
             revoked_by: "test".into(),
             revoked_at: 0,
@@ -240,7 +268,7 @@ mod tests {
 
     #[test]
     fn a_minted_token_answers_for_everything_it_came_from() {
-        let mut lineage = Lineage::for_caller("billing-api");
+        let mut lineage = Lineage::for_caller("billing-api", &[]);
         lineage.minted(&claims());
         let cases = [
             (RevocationKind::Token, "j1"),
@@ -280,8 +308,9 @@ mod tests {
             sub: "alice".into(),
             tenant: None,
             agent: Some("agent-7".into()),
+            iss: None,
         });
-        let mut lineage = Lineage::for_caller("inventory-api");
+        let mut lineage = Lineage::for_caller("inventory-api", &[]);
         lineage.minted(&c);
         for (kind, value) in [
             (RevocationKind::Subject, "alice"),
@@ -294,6 +323,52 @@ mod tests {
                 "{kind}:{value}"
             );
         }
+    }
+
+    #[test]
+    fn users_and_sessions_answer_to_their_own_issuers_entries_only() {
+        const A: &str = "https://idp-a";
+        const B: &str = "https://idp-b";
+        let scoped = |kind, issuer: &str, value: &str| RevocationKey::scoped(kind, Some(issuer.to_owned()), value);
+        let mut c = claims();
+        c.sub_id = Some(crate::contract::set::SubjectId::IssSub {
+            iss: A.into(),
+            sub: "alice".into(),
+        });
+        c.act = Some(Actor::new("orders-mcp", None).followed_by(Some(Actor::new("agent", Some(A.into())))));
+        let mut lineage = Lineage::for_caller("billing-api", &[A, B]);
+        lineage.minted(&c);
+        let verdict = |key: RevocationKey| verdict_with(&lineage, &key);
+        let subject = RevocationKind::Subject;
+        assert_eq!(verdict(scoped(subject, A, "alice")), Verdict::Revoked(subject));
+        assert_eq!(verdict(RevocationKey::new(subject, "alice")), Verdict::Revoked(subject));
+        assert_eq!(
+            verdict(scoped(subject, B, "alice")),
+            Verdict::Clear,
+            "another issuer's alice"
+        );
+        let session = RevocationKind::Session;
+        assert_eq!(verdict(scoped(session, A, "s1")), Verdict::Revoked(session));
+        assert_eq!(verdict(scoped(session, B, "s1")), Verdict::Clear);
+        assert_eq!(verdict(scoped(subject, A, "agent")), Verdict::Revoked(subject));
+        assert_eq!(
+            verdict(scoped(subject, A, "orders-mcp")),
+            Verdict::Clear,
+            "a user named like a client never reaches the client"
+        );
+        assert_eq!(
+            verdict(RevocationKey::new(subject, "orders-mcp")),
+            Verdict::Revoked(subject)
+        );
+
+        // A token minted before issuers were recorded answers to every trusted issuer.
+        let mut old = Lineage::for_caller("billing-api", &[A, B]);
+        old.minted(&claims());
+        assert_eq!(
+            verdict_with(&old, &scoped(subject, B, "alice")),
+            Verdict::Revoked(subject)
+        );
+        assert_eq!(verdict_with(&old, &scoped(session, A, "s1")), Verdict::Revoked(session));
     }
 
     #[test]

@@ -2,6 +2,7 @@
 //! `contract::id_jag`) with the current key.
 
 use crate::clock::UnixTime;
+use crate::contract::set::SubjectId;
 use crate::contract::urn::{ACCESS_TOKEN_TYP, ID_JAG_TYP};
 use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, IdJagClaims, UserContext};
 use crate::error::OAuthError;
@@ -41,6 +42,9 @@ pub struct NewToken {
     pub client_id: String,
     /// The user.
     pub user: String,
+    /// The user's issuer, recorded so issuer-scoped revocations reach the token
+    /// (`None` only when the subject was a token minted before issuers were recorded).
+    pub user_issuer: Option<String>,
     /// The user's tenant.
     pub tenant: Option<String>,
     /// The agent named as context in `service_identity` tokens.
@@ -63,11 +67,25 @@ impl NewToken {
     /// The claims, by the one rule for modes: `on_behalf_of` names the chain in `act`;
     /// `restricted_user` and `service_identity` name no actor but record the chain in
     /// `delegation_chain`, so a further hop keeps counting and checking it;
-    /// `service_identity` is the client acting as itself with the user as context.
+    /// `service_identity` is the client acting as itself with the user as context. The
+    /// user's issuer is `sub_id` (`iss_sub`) in the user modes and `user.iss` in
+    /// `service_identity`, where `sub` is the client.
     pub fn into_claims(self) -> AccessClaims {
-        let (sub, act, delegation_chain, user) = match self.mode {
-            DelegationMode::OnBehalfOf => (self.user, Some(self.chain), None, None),
-            DelegationMode::RestrictedUser => (self.user, None, Some(self.chain), None),
+        let sub_id = |user: &str, issuer: Option<String>| {
+            issuer.map(|iss| SubjectId::IssSub {
+                iss,
+                sub: user.to_owned(),
+            })
+        };
+        let (sub, act, delegation_chain, user, sub_id) = match self.mode {
+            DelegationMode::OnBehalfOf => {
+                let sub_id = sub_id(&self.user, self.user_issuer);
+                (self.user, Some(self.chain), None, None, sub_id)
+            }
+            DelegationMode::RestrictedUser => {
+                let sub_id = sub_id(&self.user, self.user_issuer);
+                (self.user, None, Some(self.chain), None, sub_id)
+            }
             DelegationMode::ServiceIdentity => (
                 self.client_id.clone(),
                 None,
@@ -76,7 +94,9 @@ impl NewToken {
                     sub: self.user,
                     tenant: self.tenant.clone(),
                     agent: self.agent,
+                    iss: self.user_issuer,
                 }),
+                None,
             ),
         };
         AccessClaims {
@@ -96,6 +116,7 @@ impl NewToken {
             txn: self.txn,
             tenant: self.tenant,
             user,
+            sub_id,
         }
     }
 }

@@ -106,6 +106,8 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
     write_private(&secret_file, demo.orders_mcp_secret.expose())?;
     let key_file = dir.join("notes-mcp.key.pem");
     write_private(&key_file, demo.notes_mcp_key.expose())?;
+    let notes_api_secret = dir.join("notes-api.secret");
+    write_private(&notes_api_secret, demo.notes_api_secret.expose())?;
     let dir = dir.display();
     let sts = &demo.urls.sts;
     let idp = &demo.urls.idp;
@@ -145,7 +147,10 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
     println!("curl -s {sts}/.well-known/oauth-authorization-server");
     println!("\n== The MCP server kit's examples, against this demo ==");
     println!("# A downstream API using the verifier (notes-api, {NOTES_API_RESOURCE}):");
-    println!("MCP_STS_URL={sts} cargo run --example downstream_api");
+    println!(
+        "MCP_STS_URL={sts} NOTES_API_SECRET_FILE={} cargo run --example downstream_api",
+        notes_api_secret.display()
+    );
     println!("# An MCP server protected by the kit ({NOTES_MCP_RESOURCE}, private_key_jwt as notes-mcp):");
     println!(
         "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} cargo run --example mcp_server",

@@ -29,10 +29,15 @@ pub struct RevokeArgs {
     /// One minted token by its `jti`.
     #[arg(long)]
     token: Option<String>,
-    /// With --subject: the user's issuer, named in the Shared Signals event (useful
-    /// when several issuers are trusted; without it the event names mcp-sts).
-    #[arg(long, requires = "subject")]
+    /// With --subject or --session: the trusted issuer whose user or session it is;
+    /// the revocation then covers that issuer's users only (without it, every
+    /// issuer's). With --reinstate, names which of the revocations to remove.
+    #[arg(long)]
     issuer: Option<String>,
+    /// Let the revocation lapse after this many seconds (without it, subjects, agents
+    /// and clients stay revoked until reinstated).
+    #[arg(long)]
+    expires_in: Option<u64>,
     /// Why (recorded and audited).
     #[arg(long, default_value = "")]
     reason: String,
@@ -70,6 +75,29 @@ impl RevokeArgs {
 /// Largest answer read from the admin API (a long revocation list fits).
 const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
 
+/// What a 503 means for the operator, in plain words.
+fn explain(status: u16, description: &str, read_only: bool) -> Option<&'static str> {
+    if status != 503 {
+        return None;
+    }
+    if description.starts_with("not confirmed by a replica") && !read_only {
+        return Some(
+            "NOT CONFIRMED: the Redis master recorded the revocation, but no replica confirmed it in time,\n\
+             so a failover could still lose it. It is in force now; run the same command again until it\n\
+             succeeds (retrying is safe), and check the replicas (`mcp-sts store status`).",
+        );
+    }
+    if description.contains("adopts it") {
+        return Some(
+            "STORE NOT TRUSTED: the revocation store lost its data or may evict it; mcp-sts refuses every\n\
+             decision until an operator acts (docs/deployment.md, `mcp-sts store status`).",
+        );
+    }
+    Some(
+        "NOT ACKNOWLEDGED: the revocation store did not answer in time; the revocation may or may not be\nrecorded. Retry (retrying is safe).",
+    )
+}
+
 /// Run the command.
 pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let credential = std::env::var(&args.admin_token_env)
@@ -82,13 +110,30 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
         let (kind, value) = args
             .target()
             .context("name what to revoke: --subject, --session, --agent, --client or --token")?;
+        if args.issuer.is_some() && !matches!(kind, "subject" | "session") {
+            anyhow::bail!("--issuer applies only to --subject and --session");
+        }
         if args.reinstate {
-            let value: String = form_urlencoded::byte_serialize(value.as_bytes()).collect();
-            http.delete(format!("{base}/{kind}/{}", value.replace('+', "%20")))
+            let encode = |s: &str| {
+                form_urlencoded::byte_serialize(s.as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20")
+            };
+            let query = args
+                .issuer
+                .as_deref()
+                .map(|issuer| format!("?issuer={}", encode(issuer)))
+                .unwrap_or_default();
+            http.delete(format!("{base}/{kind}/{}{query}", encode(value)))
         } else {
             let mut body = json!({"kind": kind, "value": value, "reason": args.reason, "revoked_by": args.by});
-            if let (Some(issuer), Some(map)) = (&args.issuer, body.as_object_mut()) {
-                map.insert("issuer".into(), json!(issuer));
+            if let Some(map) = body.as_object_mut() {
+                if let Some(issuer) = &args.issuer {
+                    map.insert("issuer".into(), json!(issuer));
+                }
+                if let Some(seconds) = args.expires_in {
+                    map.insert("expires_in".into(), json!(seconds));
+                }
             }
             http.post(&base).json(&body)
         }
@@ -109,6 +154,9 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             .and_then(Value::as_str)
             .unwrap_or("request failed");
         eprintln!("mcp-sts revoke: HTTP {}: {description}", status.as_u16());
+        if let Some(meaning) = explain(status.as_u16(), description, args.list || args.reinstate) {
+            eprintln!("{meaning}");
+        }
         return Ok(ExitCode::FAILURE);
     }
     if args.list {
@@ -117,23 +165,35 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        println!("{:<8} {:<40} {:<20} {:<16} reason", "kind", "value", "revoked_at", "by");
+        println!(
+            "{:<8} {:<40} {:<32} {:<20} {:<20} {:<16} reason",
+            "kind", "value", "covers", "revoked_at", "expires_at", "by"
+        );
         for e in entries {
             let field = |k: &str| {
                 e.get(k)
                     .map(|v| v.as_str().map(String::from).unwrap_or_else(|| v.to_string()))
                     .unwrap_or_default()
             };
-            let revoked_at = e
-                .get("revoked_at")
-                .and_then(Value::as_u64)
-                .map(super::time::rfc3339)
-                .unwrap_or_default();
+            let time = |k: &str| {
+                e.get(k)
+                    .and_then(Value::as_u64)
+                    .map(super::time::rfc3339)
+                    .unwrap_or_default()
+            };
+            let covers = e
+                .get("covers")
+                .and_then(Value::as_str)
+                .unwrap_or("-")
+                .trim_start_matches("issuer ")
+                .to_owned();
             println!(
-                "{:<8} {:<40} {:<20} {:<16} {}",
+                "{:<8} {:<40} {:<32} {:<20} {:<20} {:<16} {}",
                 field("kind"),
                 field("value"),
-                revoked_at,
+                covers,
+                time("revoked_at"),
+                time("expires_at"),
                 field("revoked_by"),
                 field("reason")
             );

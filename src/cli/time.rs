@@ -5,8 +5,12 @@ use serde_json::Value;
 /// Fields that hold Unix times in the JSON the CLI prints (claims, revocations).
 const TIME_FIELDS: [&str; 5] = ["exp", "iat", "nbf", "revoked_at", "expires_at"];
 
-/// `1900000000` -> `2030-03-17T17:46:40Z`; out-of-range values stay numbers.
+/// `1900000000` -> `2030-03-17T17:46:40Z`; an entry's "until reinstated" is `never`;
+/// out-of-range values stay numbers.
 pub fn rfc3339(unix: u64) -> String {
+    if unix == mcp_sts::revocation::NEVER {
+        return "never".to_owned();
+    }
     i64::try_from(unix)
         .ok()
         .and_then(|secs| chrono::DateTime::from_timestamp(secs, 0))
@@ -44,6 +48,7 @@ mod tests {
     #[test]
     fn unix_times_become_rfc3339_at_any_depth() {
         assert_eq!(rfc3339(1_900_000_000), "2030-03-17T17:46:40Z");
+        assert_eq!(rfc3339(mcp_sts::revocation::NEVER), "never");
         let printed = readable_times(json!({
             "revocations": [{"kind": "subject", "revoked_at": 0, "expires_at": 1_900_000_000_u64}],
             "exp": 60, "scope": "a", "expires_in": 300

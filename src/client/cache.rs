@@ -1,7 +1,8 @@
 //! Minted tokens kept for reuse until shortly before they expire.
 //!
 //! Keys hold SHA-256 digests of the presented tokens, never the tokens. The cache is
-//! bounded: when full, expired entries go first, then the one expiring soonest.
+//! bounded: when full, expired entries go first, then the one expiring soonest. Each
+//! token's claims are kept beside it, so a revocation of its lineage drops it.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -11,6 +12,7 @@ use sha2::{Digest, Sha256};
 
 use super::request::{ExchangeRequest, MintedToken};
 use crate::clock::UnixTime;
+use crate::contract::AccessClaims;
 
 /// Most margin kept before expiry.
 const MAX_MARGIN: Duration = Duration::from_secs(30);
@@ -49,11 +51,21 @@ impl CacheKey {
     }
 }
 
+/// One cached token: until when it is reused, and what it says (read from the token
+/// mcp-sts answered with, so a revocation of its lineage can drop it).
+struct Cached {
+    until: UnixTime,
+    token: MintedToken,
+    claims: Option<AccessClaims>,
+}
+
+type Entries = HashMap<CacheKey, Cached>;
+
 /// A bounded map of minted tokens with their reuse deadlines (seconds since the epoch,
 /// by the client's clock).
 pub(crate) struct TokenCache {
     capacity: usize,
-    entries: Mutex<HashMap<CacheKey, (UnixTime, MintedToken)>>,
+    entries: Mutex<Entries>,
 }
 
 impl TokenCache {
@@ -65,22 +77,38 @@ impl TokenCache {
         }
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CacheKey, (UnixTime, MintedToken)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Entries> {
         // A poisoned lock only means a panic elsewhere; the map itself is intact.
         self.entries.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A cached token for `key` that is not yet near expiry at `now`.
-    pub(crate) fn get(&self, key: &CacheKey, now: UnixTime) -> Option<MintedToken> {
+    /// A cached token for `key` that is not yet near expiry at `now` and not
+    /// `revoked`; one that is either is dropped.
+    pub(crate) fn get(
+        &self,
+        key: &CacheKey,
+        now: UnixTime,
+        revoked: &dyn Fn(&AccessClaims) -> bool,
+    ) -> Option<MintedToken> {
         let mut entries = self.lock();
         match entries.get(key) {
-            Some((until, token)) if now < *until => Some(token.clone()),
+            Some(cached) if now < cached.until && !cached.claims.as_ref().is_some_and(revoked) => {
+                Some(cached.token.clone())
+            }
             Some(_) => {
                 entries.remove(key);
                 None
             }
             None => None,
         }
+    }
+
+    /// Drop every token whose claims `revoked` refuses; how many were dropped.
+    pub(crate) fn forget(&self, revoked: &dyn Fn(&AccessClaims) -> bool) -> usize {
+        let mut entries = self.lock();
+        let before = entries.len();
+        entries.retain(|_, cached| !cached.claims.as_ref().is_some_and(revoked));
+        before - entries.len()
     }
 
     /// Keep `token`, asked for at `requested_at`, until `min(30 s, 10 %)` before it
@@ -100,20 +128,28 @@ impl TokenCache {
         if until <= now {
             return;
         }
+        let claims = crate::jose::compact::claims(token.access_token.expose())
+            .ok()
+            .and_then(|claims| AccessClaims::from_claims(claims).ok());
         let mut entries = self.lock();
         if entries.len() >= self.capacity && !entries.contains_key(&key) {
-            entries.retain(|_, (until, _)| now < *until);
+            entries.retain(|_, cached| now < cached.until);
             if entries.len() >= self.capacity {
                 let soonest = entries
                     .iter()
-                    .min_by_key(|(_, (until, _))| *until)
+                    .min_by_key(|(_, cached)| cached.until)
                     .map(|(k, _)| k.clone());
                 if let Some(k) = soonest {
                     entries.remove(&k);
                 }
             }
         }
-        entries.insert(key, (until, token.clone()));
+        let cached = Cached {
+            until,
+            token: token.clone(),
+            claims,
+        };
+        entries.insert(key, cached);
     }
 
     /// How many tokens are held (for tests and metrics).

@@ -5,7 +5,9 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::{Config, ConfigError, DelegationMode, MAX_GRANT_TTL, check_resource_uri};
+use super::{
+    Config, ConfigError, DelegationMode, MAX_GRANT_TTL, MinReplicasAcked, RevocationBackend, check_resource_uri,
+};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -258,6 +260,27 @@ impl Config {
                 "Shared Signals needs one primary: once a receiver has a stream, a revocation and \
                  its events are written by one script over keys in several slots, which Redis \
                  Cluster refuses; use one Redis or Sentinel when receivers subscribe",
+            );
+        }
+        if r.replication_timeout_ms == 0 || r.replication_timeout_ms > 60_000 {
+            p.error(
+                "revocation.replication_timeout_ms",
+                "must be between 1 and 60000 (WAIT 0 would block forever)",
+            );
+        }
+        if r.backend != RevocationBackend::Redis
+            && (r.min_replicas_acked != MinReplicasAcked::Auto || r.fsync_acked || r.accept_unknown_eviction_policy)
+        {
+            p.warning(
+                "revocation.min_replicas_acked",
+                "min_replicas_acked, fsync_acked and accept_unknown_eviction_policy only apply with backend = \"redis\"",
+            );
+        }
+        if r.backend == RevocationBackend::Redis && r.min_replicas_acked == MinReplicasAcked::Exactly(0) {
+            p.warning(
+                "revocation.min_replicas_acked",
+                "0: writes are acknowledged once the master alone has them; a failover can lose \
+                 acknowledged revocations unless the master's append-only file is the only copy you rely on",
             );
         }
         if !r.cluster.is_empty() && r.key_prefix.contains('{') && r.key_prefix.contains('}') {

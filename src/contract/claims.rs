@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use super::set::SubjectId;
 use crate::clock::UnixTime;
 
 /// Deepest actor chain a token may carry; anything deeper is malformed whatever the
@@ -105,6 +106,11 @@ pub struct UserContext {
     /// The agent acting for the user, when one was named.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
+    /// The user's issuer (the trusted issuer that vouched for `sub`), so an
+    /// issuer-scoped revocation reaches this token; absent in tokens minted before
+    /// issuers were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iss: Option<String>,
 }
 
 /// `aud`: one audience for every token we mint; an array is read for tokens made
@@ -182,6 +188,11 @@ pub struct AccessClaims {
     /// The user as context (`service_identity` only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<UserContext>,
+    /// RFC 9493 §4: the user as `iss_sub`, naming the user's issuer (`on_behalf_of`,
+    /// `restricted_user`; `service_identity` records it as `user.iss`). Absent in
+    /// tokens minted before issuers were recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_id: Option<SubjectId>,
 }
 
 /// Why a claims set is not an mcp-sts access token.
@@ -238,6 +249,15 @@ impl AccessClaims {
         }
         let parsed: AccessClaims = serde_json::from_value(Value::Object(claims))
             .map_err(|e| ClaimsError::Malformed(format!("claims are not of the expected shape: {e}")))?;
+        match &parsed.sub_id {
+            None => {}
+            Some(SubjectId::IssSub { sub, .. }) if *sub == parsed.sub => {}
+            Some(_) => {
+                return Err(ClaimsError::Malformed(
+                    "sub_id must be iss_sub naming the token's sub".into(),
+                ));
+            }
+        }
         for chain in [&parsed.act, &parsed.delegation_chain].into_iter().flatten() {
             if chain.depth() > MAX_CHAIN_DEPTH {
                 return Err(ClaimsError::Malformed("actor chain too deep".into()));
@@ -251,6 +271,18 @@ impl AccessClaims {
         match &self.user {
             Some(user) if self.delegation_mode == DelegationMode::ServiceIdentity => &user.sub,
             _ => &self.sub,
+        }
+    }
+
+    /// The user's issuer as the token records it: `sub_id` (`iss_sub`), or `user.iss`
+    /// in `service_identity`; `None` for a token minted before issuers were recorded.
+    pub fn user_issuer(&self) -> Option<&str> {
+        match self.delegation_mode {
+            DelegationMode::ServiceIdentity => self.user.as_ref().and_then(|u| u.iss.as_deref()),
+            DelegationMode::OnBehalfOf | DelegationMode::RestrictedUser => match &self.sub_id {
+                Some(SubjectId::IssSub { iss, sub }) if *sub == self.sub => Some(iss),
+                _ => None,
+            },
         }
     }
 
@@ -373,5 +405,30 @@ mod tests {
         let claims = read(value).unwrap();
         assert_eq!(claims.user_sub(), "alice");
         assert_eq!(claims.agents(), vec!["orders-mcp", "cursor"]);
+    }
+
+    #[test]
+    fn the_users_issuer_is_read_from_sub_id_or_the_user_context() {
+        let mut value = obo();
+        assert_eq!(read(value.clone()).unwrap().user_issuer(), None, "not recorded");
+        value["sub_id"] = json!({"format": "iss_sub", "iss": "https://idp", "sub": "alice"});
+        let claims = read(value.clone()).unwrap();
+        assert_eq!(claims.user_issuer(), Some("https://idp"));
+        assert_eq!(serde_json::to_value(&claims).unwrap(), value, "reads back unchanged");
+
+        for bad in [
+            json!({"format": "iss_sub", "iss": "https://idp", "sub": "mallory"}),
+            json!({"format": "opaque", "id": "alice"}),
+        ] {
+            let mut value = obo();
+            value["sub_id"] = bad;
+            assert!(matches!(read(value), Err(ClaimsError::Malformed(_))));
+        }
+
+        let mut value = obo();
+        value["delegation_mode"] = json!("service_identity");
+        value["sub"] = json!("orders-mcp");
+        value["user"] = json!({"sub": "alice", "iss": "https://idp"});
+        assert_eq!(read(value).unwrap().user_issuer(), Some("https://idp"));
     }
 }

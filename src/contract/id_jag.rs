@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use super::claims::{Actor, Audience, ClaimsError, require, scope_list};
+use super::set::SubjectId;
 use crate::clock::UnixTime;
 
 /// The claims of an ID-JAG.
@@ -58,6 +59,10 @@ pub struct IdJagClaims {
     /// RFC 8693 §4.1 actor, when the issuer names one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Actor>,
+    /// RFC 9493 §4: the user as `iss_sub`, naming the issuer that vouched for them (in
+    /// grants mcp-sts issues), so issuer-scoped revocations reach what the grant leads to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_id: Option<SubjectId>,
 }
 
 /// Claims every ID-JAG carries as non-empty strings.
@@ -70,6 +75,14 @@ impl IdJagClaims {
         require(&claims, &REQUIRED_STRINGS, &["aud", "exp", "iat"])?;
         serde_json::from_value(Value::Object(claims))
             .map_err(|e| ClaimsError::Malformed(format!("claims are not of the expected shape: {e}")))
+    }
+
+    /// The user's issuer, as `sub_id` names it for this grant's `sub`.
+    pub fn user_issuer(&self) -> Option<&str> {
+        match &self.sub_id {
+            Some(SubjectId::IssSub { iss, sub }) if *sub == self.sub => Some(iss),
+            _ => None,
+        }
     }
 
     /// The resources the grant names, in order.

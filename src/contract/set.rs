@@ -31,6 +31,9 @@ pub const VERIFICATION: &str = "https://schemas.openid.net/secevent/ssf/event-ty
 pub const AGENT_REVOKED_PATH: &str = "/ssf/event-type/agent-revoked";
 /// The path under mcp-sts's issuer URL of its own event type for a revoked client.
 pub const CLIENT_REVOKED_PATH: &str = "/ssf/event-type/client-revoked";
+/// The path under mcp-sts's issuer URL of its own event type for a revocation an admin
+/// lifted (the user, session, agent, client or token is reinstated).
+pub const REINSTATED_PATH: &str = "/ssf/event-type/reinstated";
 
 /// mcp-sts's event type for a revoked agent: `{issuer}/ssf/event-type/agent-revoked`.
 pub fn agent_revoked(issuer: &str) -> String {
@@ -42,12 +45,19 @@ pub fn client_revoked(issuer: &str) -> String {
     format!("{issuer}{CLIENT_REVOKED_PATH}")
 }
 
+/// mcp-sts's event type for a lifted revocation: `{issuer}/ssf/event-type/reinstated`.
+/// Its subject is the revocation's, and its body names the revocation's `kind`.
+pub fn reinstated(issuer: &str) -> String {
+    format!("{issuer}{REINSTATED_PATH}")
+}
+
 /// The event types mcp-sts transmits (a stream's `events_supported`).
 pub fn events_supported(issuer: &str) -> Vec<String> {
     vec![
         SESSION_REVOKED.to_owned(),
         agent_revoked(issuer),
         client_revoked(issuer),
+        reinstated(issuer),
     ]
 }
 
@@ -88,6 +98,12 @@ pub enum SubjectId {
         /// The address.
         email: String,
     },
+    /// Anything named by a URI (RFC 9493 §3.2.7); mcp-sts names an identity provider
+    /// (a trusted issuer) this way, as the tenant facet of a session.
+    Uri {
+        /// The URI.
+        uri: String,
+    },
     /// Several facets of one subject (RFC 9493 §3.2 style, SSF `complex`).
     Complex {
         /// The user facet.
@@ -96,6 +112,9 @@ pub enum SubjectId {
         /// The session facet.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         session: Option<Box<SubjectId>>,
+        /// The tenant facet: for a session of one trusted issuer, that issuer as `uri`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        tenant: Option<Box<SubjectId>>,
     },
 }
 
@@ -153,8 +172,13 @@ pub struct RevocationEvent {
     pub kind: RevocationKind,
     /// The value revoked (`sub`, `sid`, agent, client id or `jti`).
     pub value: String,
-    /// When it was revoked: tokens issued at or before this are refused.
+    /// For a user or session: the trusted issuer it belongs to; `None` covers every
+    /// issuer (and is always `None` for agents, clients and tokens).
+    pub issuer: Option<String>,
+    /// When it was revoked (or, when `reinstated`, when the revocation was lifted).
     pub revoked_at: UnixTime,
+    /// The event lifts this revocation instead of making it.
+    pub reinstated: bool,
 }
 
 /// Why a SET is not one this contract understands.
@@ -172,21 +196,29 @@ pub enum SetError {
     UnsupportedSubject,
 }
 
-/// What a revocation is about, as a subject identifier: sessions, agents and clients
-/// are opaque, a user is `iss_sub` with the user's issuer, a token is `jwt_id`.
-pub fn subject_for(kind: RevocationKind, value: &str, issuer: &str, user_issuer: &str) -> SubjectId {
-    match kind {
-        RevocationKind::Subject => SubjectId::IssSub {
-            iss: user_issuer.to_owned(),
+/// What a revocation is about, as a subject identifier: a user is `iss_sub` with the
+/// user's issuer (`issuer`, mcp-sts itself, when it covers every issuer); a session is
+/// `opaque`, or, when it belongs to one issuer, `complex` with that `session` and the
+/// issuer as its `tenant` (`uri`); agents and clients are `opaque`; a token is `jwt_id`.
+pub fn subject_for(kind: RevocationKind, value: &str, issuer: &str, user_issuer: Option<&str>) -> SubjectId {
+    let opaque = || SubjectId::Opaque { id: value.to_owned() };
+    match (kind, user_issuer) {
+        (RevocationKind::Subject, user_issuer) => SubjectId::IssSub {
+            iss: user_issuer.unwrap_or(issuer).to_owned(),
             sub: value.to_owned(),
         },
-        RevocationKind::Token => SubjectId::JwtId {
+        (RevocationKind::Session, Some(user_issuer)) => SubjectId::Complex {
+            user: None,
+            session: Some(Box::new(opaque())),
+            tenant: Some(Box::new(SubjectId::Uri {
+                uri: user_issuer.to_owned(),
+            })),
+        },
+        (RevocationKind::Token, _) => SubjectId::JwtId {
             iss: issuer.to_owned(),
             jti: value.to_owned(),
         },
-        RevocationKind::Session | RevocationKind::Agent | RevocationKind::Client => {
-            SubjectId::Opaque { id: value.to_owned() }
-        }
+        (RevocationKind::Session | RevocationKind::Agent | RevocationKind::Client, _) => opaque(),
     }
 }
 
@@ -195,8 +227,9 @@ pub fn subject_for(kind: RevocationKind, value: &str, issuer: &str, user_issuer:
 pub struct Announcement<'a> {
     /// mcp-sts's issuer URL.
     pub issuer: &'a str,
-    /// The user's issuer (for subject revocations).
-    pub user_issuer: &'a str,
+    /// For a subject or session revocation, the user's issuer it is limited to;
+    /// `None` covers every issuer.
+    pub user_issuer: Option<&'a str>,
     /// What was revoked.
     pub kind: RevocationKind,
     /// The value revoked.
@@ -207,11 +240,17 @@ pub struct Announcement<'a> {
     pub initiating_entity: &'a str,
     /// Free text from whoever revoked it (CAEP `reason_admin`), may be empty.
     pub reason: &'a str,
+    /// It announces that the revocation was lifted, not made (`revoked_at` is then
+    /// when it was lifted).
+    pub reinstated: bool,
 }
 
 impl Announcement<'_> {
     /// The event type this announcement is sent as.
     pub fn event_type(&self) -> String {
+        if self.reinstated {
+            return reinstated(self.issuer);
+        }
         event_type_for(self.kind, self.issuer)
     }
 
@@ -221,10 +260,13 @@ impl Announcement<'_> {
             "event_timestamp": self.revoked_at,
             "initiating_entity": self.initiating_entity,
         });
-        if !self.reason.is_empty()
-            && let Some(map) = body.as_object_mut()
-        {
-            map.insert("reason_admin".into(), json!({ "en": self.reason }));
+        if let Some(map) = body.as_object_mut() {
+            if !self.reason.is_empty() {
+                map.insert("reason_admin".into(), json!({ "en": self.reason }));
+            }
+            if self.reinstated {
+                map.insert("kind".into(), json!(self.kind));
+            }
         }
         let mut events = Map::new();
         events.insert(self.event_type(), body);
@@ -267,18 +309,40 @@ pub fn verification_claims(
 }
 
 /// Read a SET from mcp-sts (`issuer`) back into the revocation it announces;
-/// `Ok(None)` for a verification event, which announces nothing.
+/// `Ok(None)` for a verification event, which announces nothing. A user named with
+/// mcp-sts's own issuer, and a session without a tenant, cover every issuer.
 pub fn read_revocation(issuer: &str, set: &SetClaims) -> Result<Option<RevocationEvent>, SetError> {
     let (event_type, _) = set.single_event().ok_or(SetError::EventCount)?;
     if event_type == VERIFICATION {
         return Ok(None);
     }
     let subject = set.subject().ok_or(SetError::UnsupportedSubject)?;
-    let (kind, value) = if event_type == SESSION_REVOKED {
+    if event_type == reinstated(issuer) {
+        return read_reinstatement(issuer, set, subject).map(Some);
+    }
+    let (kind, value, user_issuer) = if event_type == SESSION_REVOKED {
         match subject {
-            SubjectId::Opaque { id } => (RevocationKind::Session, id),
-            SubjectId::IssSub { sub, .. } => (RevocationKind::Subject, sub),
-            SubjectId::JwtId { iss, jti } if iss == issuer => (RevocationKind::Token, jti),
+            SubjectId::Opaque { id } => (RevocationKind::Session, id, None),
+            SubjectId::Complex {
+                user: None,
+                session: Some(session),
+                tenant,
+            } => {
+                let SubjectId::Opaque { id } = *session else {
+                    return Err(SetError::UnsupportedSubject);
+                };
+                let scope = match tenant.map(|t| *t) {
+                    None => None,
+                    Some(SubjectId::Uri { uri }) => Some(uri),
+                    Some(_) => return Err(SetError::UnsupportedSubject),
+                };
+                (RevocationKind::Session, id, scope)
+            }
+            SubjectId::IssSub { iss, sub } => {
+                let scope = (iss != issuer).then_some(iss);
+                (RevocationKind::Subject, sub, scope)
+            }
+            SubjectId::JwtId { iss, jti } if iss == issuer => (RevocationKind::Token, jti, None),
             _ => return Err(SetError::UnsupportedSubject),
         }
     } else if event_type == agent_revoked(issuer) || event_type == client_revoked(issuer) {
@@ -290,15 +354,55 @@ pub fn read_revocation(issuer: &str, set: &SetClaims) -> Result<Option<Revocatio
         } else {
             RevocationKind::Client
         };
-        (kind, id)
+        (kind, id, None)
     } else {
         return Err(SetError::UnsupportedEvent);
     };
     Ok(Some(RevocationEvent {
         kind,
         value,
+        issuer: user_issuer,
         revoked_at: set.event_time(),
+        reinstated: false,
     }))
+}
+
+/// A reinstatement: the body's `kind` says what was reinstated, and the subject must
+/// be the one a revocation of that kind is announced with.
+fn read_reinstatement(issuer: &str, set: &SetClaims, subject: SubjectId) -> Result<RevocationEvent, SetError> {
+    let kind: RevocationKind = set
+        .single_event()
+        .and_then(|(_, body)| body.get("kind"))
+        .and_then(|kind| serde_json::from_value(kind.clone()).ok())
+        .ok_or(SetError::UnsupportedSubject)?;
+    let (value, user_issuer) = match (kind, subject) {
+        (RevocationKind::Subject, SubjectId::IssSub { iss, sub }) => {
+            let scope = (iss != issuer).then_some(iss);
+            (sub, scope)
+        }
+        (RevocationKind::Session, SubjectId::Opaque { id }) => (id, None),
+        (
+            RevocationKind::Session,
+            SubjectId::Complex {
+                user: None,
+                session: Some(session),
+                tenant: Some(tenant),
+            },
+        ) => match (*session, *tenant) {
+            (SubjectId::Opaque { id }, SubjectId::Uri { uri }) => (id, Some(uri)),
+            _ => return Err(SetError::UnsupportedSubject),
+        },
+        (RevocationKind::Agent | RevocationKind::Client, SubjectId::Opaque { id }) => (id, None),
+        (RevocationKind::Token, SubjectId::JwtId { iss, jti }) if iss == issuer => (jti, None),
+        _ => return Err(SetError::UnsupportedSubject),
+    };
+    Ok(RevocationEvent {
+        kind,
+        value,
+        issuer: user_issuer,
+        revoked_at: set.event_time(),
+        reinstated: true,
+    })
 }
 
 #[cfg(test)]
@@ -309,47 +413,86 @@ mod tests {
 
     #[test]
     fn every_revocation_reads_back_as_itself() {
+        let idp = Some("https://idp");
         let cases = [
             (
                 RevocationKind::Subject,
                 "carol@example.com",
+                idp,
                 json!({"format": "iss_sub", "iss": "https://idp", "sub": "carol@example.com"}),
             ),
-            (RevocationKind::Session, "s-1", json!({"format": "opaque", "id": "s-1"})),
+            (
+                RevocationKind::Subject,
+                "carol@example.com",
+                None,
+                json!({"format": "iss_sub", "iss": ISS, "sub": "carol@example.com"}),
+            ),
+            (
+                RevocationKind::Session,
+                "s-1",
+                idp,
+                json!({"format": "complex", "session": {"format": "opaque", "id": "s-1"},
+                       "tenant": {"format": "uri", "uri": "https://idp"}}),
+            ),
+            (
+                RevocationKind::Session,
+                "s-1",
+                None,
+                json!({"format": "opaque", "id": "s-1"}),
+            ),
             (
                 RevocationKind::Token,
                 "j-1",
+                None,
                 json!({"format": "jwt_id", "iss": ISS, "jti": "j-1"}),
             ),
             (
                 RevocationKind::Agent,
                 "cursor",
+                None,
                 json!({"format": "opaque", "id": "cursor"}),
             ),
             (
                 RevocationKind::Client,
                 "orders-mcp",
+                None,
                 json!({"format": "opaque", "id": "orders-mcp"}),
             ),
         ];
-        for (kind, value, sub_id) in cases {
+        for (kind, value, user_issuer, sub_id) in cases {
             let announcement = Announcement {
                 issuer: ISS,
-                user_issuer: "https://idp",
+                user_issuer,
                 kind,
                 value,
                 revoked_at: 100,
                 initiating_entity: "admin",
                 reason: "offboarded",
+                reinstated: false,
             };
-            let claims = announcement.claims("orders-api", "set-1", 101);
-            let wire = serde_json::to_value(&claims).unwrap();
-            assert_eq!(wire["sub_id"], sub_id, "{kind}");
-            assert_eq!(wire["aud"], "orders-api");
-            assert_eq!(wire["events"].as_object().unwrap().len(), 1);
-            let back: SetClaims = serde_json::from_value(wire).unwrap();
-            let event = read_revocation(ISS, &back).unwrap().unwrap();
-            assert_eq!((event.kind, event.value.as_str(), event.revoked_at), (kind, value, 100));
+            for reinstated in [false, true] {
+                let announcement = Announcement {
+                    reinstated,
+                    ..announcement
+                };
+                let claims = announcement.claims("orders-api", "set-1", 101);
+                let wire = serde_json::to_value(&claims).unwrap();
+                assert_eq!(wire["sub_id"], sub_id, "{kind}");
+                assert_eq!(wire["aud"], "orders-api");
+                assert_eq!(wire["events"].as_object().unwrap().len(), 1);
+                let back: SetClaims = serde_json::from_value(wire).unwrap();
+                let event = read_revocation(ISS, &back).unwrap().unwrap();
+                assert_eq!(
+                    (
+                        event.kind,
+                        event.value.as_str(),
+                        event.issuer.as_deref(),
+                        event.revoked_at,
+                        event.reinstated
+                    ),
+                    (kind, value, user_issuer, 100, reinstated)
+                );
+            }
         }
     }
 

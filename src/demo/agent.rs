@@ -12,10 +12,13 @@ use serde_json::Value;
 
 use super::DemoError;
 use super::outcome::{CallOutcome, Denial};
+use crate::client::Secret;
 
 /// One user's conversation with the MCP server through the agent.
 pub struct AgentSession {
     client: RunningService<RoleClient, ()>,
+    url: String,
+    access_token: Secret,
 }
 
 impl std::fmt::Debug for AgentSession {
@@ -33,7 +36,11 @@ impl AgentSession {
             .serve(transport)
             .await
             .map_err(|e| DemoError::Mcp(format!("cannot initialise the MCP session: {e}")))?;
-        Ok(Self { client })
+        Ok(Self {
+            client,
+            url: url.to_owned(),
+            access_token: Secret::new(access_token),
+        })
     }
 
     /// Call `tool` with `arguments` (a JSON object) and read how it ended.
@@ -42,11 +49,19 @@ impl AgentSession {
         if let Value::Object(arguments) = arguments {
             params = params.with_arguments(arguments);
         }
-        let result = self
-            .client
-            .call_tool(params)
-            .await
-            .map_err(|e| DemoError::Mcp(format!("tool {tool} failed at the protocol level: {e}")))?;
+        let result = match self.client.call_tool(params).await {
+            Ok(result) => result,
+            Err(error) => {
+                // The MCP server itself may have refused the request (its kit answers
+                // with an HTTP challenge, not a tool result): ask it what it says.
+                return match self.refusal().await {
+                    Some(denial) => Ok(CallOutcome::Denied(denial)),
+                    None => Err(DemoError::Mcp(format!(
+                        "tool {tool} failed at the protocol level: {error}"
+                    ))),
+                };
+            }
+        };
         let structured = result.structured_content.unwrap_or(Value::Null);
         if result.is_error == Some(true) {
             let denial: Denial = serde_json::from_value(structured)
@@ -56,6 +71,39 @@ impl AgentSession {
         Ok(CallOutcome::Allowed(
             structured.get("result").cloned().unwrap_or(Value::Null),
         ))
+    }
+
+    /// The MCP server's refusal of this session's token, read from a plain request's
+    /// status and `WWW-Authenticate` challenge; `None` when it accepts the token.
+    async fn refusal(&self) -> Option<Denial> {
+        let response = reqwest::Client::new()
+            .post(&self.url)
+            .bearer_auth(self.access_token.expose())
+            .header("accept", "application/json, text/event-stream")
+            .json(&serde_json::json!({"jsonrpc": "2.0", "id": 0, "method": "tools/list"}))
+            .send()
+            .await
+            .ok()?;
+        let status = response.status().as_u16();
+        if !matches!(status, 400 | 401 | 403 | 503) {
+            return None;
+        }
+        let challenge = response
+            .headers()
+            .get(reqwest::header::WWW_AUTHENTICATE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
+        let param = |name: &str| {
+            let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
+            challenge.get(start..)?.split('"').next().map(str::to_owned)
+        };
+        Some(Denial {
+            by: super::mcp_server::CLIENT_ID.into(),
+            status,
+            code: param("error").unwrap_or_else(|| "temporarily_unavailable".into()),
+            description: param("error_description").unwrap_or_default(),
+        })
     }
 
     /// End the session.

@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::DemoError;
 use super::agent::AgentSession;
 use super::outcome::{CallOutcome, Denial, TokenStep};
-use super::story::Scene;
+use super::story::{Direct, Scene};
 use super::users::{AGENT, ALICE};
 use crate::client::{ExchangeRequest, MintedToken, Secret, StsError};
 use crate::jose::compact::peek;
@@ -103,22 +103,23 @@ pub(super) async fn play(scene: &mut Scene<'_>) -> Result<(), DemoError> {
             &mcp_session,
             ALICE,
             "alice_grant_after_offboarding",
-            "reads order 42 again (the MCP server reuses its orders-api token)",
+            "reads order 42 again (the MCP server refuses the token mcp-sts minted for her)",
             "get_order",
             json!({ "order_id": 42 }),
         )
         .await?;
+    mcp_session.close().await;
     scene
-        .call(
-            &mcp_session,
+        .direct(
             ALICE,
             "alice_grant_exchange_after_offboarding",
-            "checks stock of KB-42 (the MCP server must exchange her token anew)",
-            "check_stock",
-            json!({ "sku": "KB-42" }),
+            "her redeemed token exchanged at mcp-sts with the MCP server's credentials (for inventory-api)",
+            Direct::Exchange {
+                token: access.expose(),
+                audience: super::services::INVENTORY_AUDIENCE,
+            },
         )
         .await?;
-    mcp_session.close().await;
     scene
         .narrator
         .say(&format!("-> {AGENT} asks for a new ID-JAG with her ID token"));

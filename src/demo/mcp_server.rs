@@ -23,6 +23,7 @@ use super::outcome::Denial;
 use super::services::{INVENTORY_AUDIENCE, LEGACY_AUDIENCE};
 use crate::client::StsClient;
 use crate::mcp::{Caller, McpAuth, Protected, ScopedTools, TokenError, ToolGate};
+use crate::verify::RevocationStreamConfig;
 
 /// The client id of the MCP server at mcp-sts.
 pub const CLIENT_ID: &str = "orders-mcp";
@@ -306,8 +307,14 @@ pub fn router(auth: &McpAuth, backend: Arc<Backend>, mut shutdown: watch::Receiv
 
 /// The kit for the demo's MCP server at `resource`, trusting the access tokens of
 /// `issuers` (the demo's IdP, and mcp-sts as the authorization server that redeems
-/// identity assertion grants for it) and exchanging at mcp-sts with `sts`.
-pub async fn auth(resource: &str, issuers: &[&str], sts: StsClient) -> Result<McpAuth, crate::mcp::McpAuthError> {
+/// identity assertion grants for it), exchanging at mcp-sts with `sts` and hearing its
+/// revocations on the stream `revocations` describes.
+pub async fn auth(
+    resource: &str,
+    issuers: &[&str],
+    sts: StsClient,
+    revocations: RevocationStreamConfig,
+) -> Result<McpAuth, crate::mcp::McpAuthError> {
     let mut builder = McpAuth::builder(resource);
     for issuer in issuers {
         builder = builder.trust(crate::mcp::TrustedIssuer::discover(*issuer));
@@ -315,6 +322,7 @@ pub async fn auth(resource: &str, issuers: &[&str], sts: StsClient) -> Result<Mc
     builder
         .resource_name("Orders MCP (mcp-sts demo)")
         .exchange_with(sts)
+        .revocations(revocations)
         .build()
         .await
 }

@@ -109,9 +109,14 @@ pub struct Demo {
     /// The downstream services' audit trail.
     pub trail: AuditTrail,
     /// The orders API's subscription to mcp-sts's revocation stream.
-    pub orders_signals: signals::OrdersSignals,
+    pub orders_signals: signals::Signals,
+    /// The MCP server kit's subscription to mcp-sts's revocation stream.
+    pub mcp_signals: signals::Signals,
     /// The client secret of `orders-mcp` (for the example commands).
     pub orders_mcp_secret: Secret,
+    /// The client secret of `notes-api`, with which the example downstream API
+    /// subscribes to mcp-sts's revocation stream.
+    pub notes_api_secret: Secret,
     /// The client secret of the agent application at mcp-sts, with which it obtains and
     /// redeems identity assertion grants.
     pub agent_secret: Secret,
@@ -154,6 +159,7 @@ fn random_secret() -> Secret {
 struct Secrets {
     orders_mcp: Secret,
     orders_api: Secret,
+    notes_api: Secret,
     agent: Secret,
     admin: Secret,
 }
@@ -223,6 +229,11 @@ client_id = "{notes_mcp}"
 jwks = {notes_mcp_jwks}
 audiences = ["{notes_api}"]
 
+[[clients]]
+client_id = "{notes_api}"
+secret_sha256 = "{notes_api_secret}"
+audiences = []
+
 [[audiences]]
 id = "orders-api"
 mode = "on_behalf_of"
@@ -276,6 +287,7 @@ customer = ["notes:read"]
         admin = hash_secret(secrets.admin.expose()),
         orders_mcp = hash_secret(secrets.orders_mcp.expose()),
         orders_api = hash_secret(secrets.orders_api.expose()),
+        notes_api_secret = hash_secret(secrets.notes_api.expose()),
         agent = users::AGENT,
         agent_secret = hash_secret(secrets.agent.expose()),
         orders_mcp_id = mcp_server::CLIENT_ID,
@@ -294,6 +306,7 @@ impl Demo {
         let secrets = Secrets {
             orders_mcp: random_secret(),
             orders_api: random_secret(),
+            notes_api: random_secret(),
             agent: random_secret(),
             admin: random_secret(),
         };
@@ -329,8 +342,13 @@ impl Demo {
         let trail = AuditTrail::default();
         // The orders API hears revocations on mcp-sts's Shared Signals stream and decides
         // locally: no introspection call per request.
-        let orders_signals =
-            signals::OrdersSignals::subscribe(&sts_url, orders_api::AUDIENCE, secrets.orders_api.expose()).await?;
+        let orders_signals = signals::Signals::subscribe(
+            orders_api::AUDIENCE,
+            &sts_url,
+            orders_api::AUDIENCE,
+            secrets.orders_api.expose(),
+        )
+        .await?;
         let mut orders_config = VerifierConfig::new(&sts_url, orders_api::AUDIENCE);
         orders_config.revocation_stream = Some(Arc::clone(&orders_signals.stream));
         let orders_verifier = Arc::new(Verifier::new(orders_config)?);
@@ -370,7 +388,14 @@ impl Demo {
             secrets.orders_mcp.clone(),
         ))?;
         let backend = Arc::new(mcp_server::Backend::new(downstreams));
-        let auth = mcp_server::auth(&mcp, &[idp.issuer(), &sts_url], sts_client).await?;
+        // The MCP server hears revocations too, and refuses an offboarded user itself.
+        let stream = signals::config(&sts_url, mcp_server::CLIENT_ID, secrets.orders_mcp.expose(), "demo");
+        let auth = mcp_server::auth(&mcp, &[idp.issuer(), &sts_url], sts_client, stream).await?;
+        let stream = auth
+            .revocation_stream()
+            .cloned()
+            .ok_or_else(|| DemoError::Stream("the MCP server did not subscribe".into()))?;
+        let mcp_signals = signals::Signals::of_kit(mcp_server::CLIENT_ID, stream).await?;
         trail::spawn_server(
             mcp_listener,
             mcp_server::router(&auth, backend, stop.clone()),
@@ -391,7 +416,9 @@ impl Demo {
             sts,
             trail,
             orders_signals,
+            mcp_signals,
             orders_mcp_secret: secrets.orders_mcp,
+            notes_api_secret: secrets.notes_api,
             agent_secret: secrets.agent,
             notes_mcp_key: notes_mcp.pem,
             admin_token: secrets.admin,
@@ -428,16 +455,33 @@ impl Demo {
         Ok(StsClient::new(config)?)
     }
 
+    /// The MCP server's own client at mcp-sts (`orders-mcp`), for the story's requests
+    /// made without the MCP server; nothing cached.
+    pub fn mcp_server_client(&self) -> Result<StsClient, DemoError> {
+        let mut config = StsClientConfig::new(
+            format!("{}/token", self.urls.sts),
+            mcp_server::CLIENT_ID,
+            self.orders_mcp_secret.clone(),
+        );
+        config.cache_capacity = 0;
+        Ok(StsClient::new(config)?)
+    }
+
     /// Revoke `subject` (offboarding) through the admin API, `POST /admin/revocations`
-    /// with the admin Bearer credential. Returns once the orders API has heard it on its
-    /// Shared Signals stream, so every later step of the story sees it in force.
-    pub async fn offboard(&self, subject: &str) -> Result<(), DemoError> {
+    /// with the admin Bearer credential. Returns once the orders API and the MCP server
+    /// have heard it on their Shared Signals streams (with how long each took), so every
+    /// later step of the story sees it in force.
+    pub async fn offboard(&self, subject: &str) -> Result<Vec<(&'static str, std::time::Duration)>, DemoError> {
         let started = std::time::Instant::now();
         self.revoke_subject(subject).await?;
-        self.orders_signals
-            .heard(crate::contract::revocation::RevocationKind::Subject, subject, started)
-            .await
-            .map(|_| ())
+        let mut heard = Vec::new();
+        for signals in [&self.orders_signals, &self.mcp_signals] {
+            let after = signals
+                .heard(crate::contract::revocation::RevocationKind::Subject, subject, started)
+                .await?;
+            heard.push((signals.service, after));
+        }
+        Ok(heard)
     }
 
     async fn revoke_subject(&self, subject: &str) -> Result<(), DemoError> {

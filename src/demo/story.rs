@@ -1,14 +1,15 @@
 //! The script: alice, bob and carol use the same agent and MCP server; each call is
 //! exchanged at mcp-sts and decided downstream on the verified identity.
 
-use std::time::Instant;
+use std::time::Duration;
 
 use serde_json::{Value, json};
 
 use super::agent::AgentSession;
-use super::outcome::{CallOutcome, DemoOutcome, StreamDelivery, ToolCall};
+use super::outcome::{CallOutcome, DemoOutcome, Denial, StreamDelivery, ToolCall};
 use super::users::{self, ALICE, BOB, CAROL, DemoUser};
 use super::{Demo, DemoError};
+use crate::client::{ExchangeRequest, Secret, StsError};
 use crate::contract::revocation::RevocationKind;
 
 /// Prints the story as it happens (or stays quiet, for tests).
@@ -73,6 +74,30 @@ impl Scene<'_> {
         self.narrator.say(&format!("-> {} {what}  [tool {tool}]", user.name));
         let seen = self.demo.trail.entries().len();
         let outcome = session.call(tool, arguments).await?;
+        self.record(step, user, tool, outcome, seen);
+        Ok(())
+    }
+
+    /// A request that does not go through the MCP server: what a holder of `token`
+    /// (the MCP server's client credentials, or a token it was handed) could try.
+    pub(super) async fn direct(
+        &mut self,
+        user: DemoUser,
+        step: &'static str,
+        what: &str,
+        request: Direct<'_>,
+    ) -> Result<(), DemoError> {
+        self.narrator.say(&format!("-> {what}"));
+        let seen = self.demo.trail.entries().len();
+        let outcome = match request {
+            Direct::OrdersApi { token, path } => call_orders_api(&self.demo.urls.orders, token, path).await,
+            Direct::Exchange { token, audience } => exchange_as_mcp_server(self.demo, token, audience).await,
+        };
+        self.record(step, user, "-", outcome, seen);
+        Ok(())
+    }
+
+    fn record(&mut self, step: &'static str, user: DemoUser, tool: &'static str, outcome: CallOutcome, seen: usize) {
         let trail: Vec<_> = self.demo.trail.entries().into_iter().skip(seen).collect();
         match &outcome {
             CallOutcome::Allowed(value) => self.narrator.say(&format!("   allowed: {value}")),
@@ -101,32 +126,127 @@ impl Scene<'_> {
             outcome,
             trail,
         });
-        Ok(())
     }
 }
 
-/// The offboarding travels to the orders API as a Shared Signals event (a CAEP
-/// `session-revoked` SET on its poll stream); from then on the orders API refuses the
-/// user's token by itself, without asking mcp-sts.
-async fn offboarding_reaches_orders_api(
-    scene: &mut Scene<'_>,
-    user: DemoUser,
-    since: Instant,
-) -> Result<(), DemoError> {
-    let signals = &scene.demo.orders_signals;
-    let after = signals.heard(RevocationKind::Subject, user.sub, since).await?;
-    scene.narrator.say(&format!(
-        "   orders-api heard it on its Shared Signals stream after {} ms: a signed CAEP session-revoked \
-         event naming {} (RFC 8936 poll); it now refuses her token locally, without introspection",
-        after.as_millis(),
-        user.sub
-    ));
-    scene.outcome.stream_deliveries.push(StreamDelivery {
-        service: super::orders_api::AUDIENCE,
-        revoked: format!("{}:{}", RevocationKind::Subject, user.sub),
-        after_ms: after.as_millis(),
-    });
-    Ok(())
+/// A request the story makes without the MCP server.
+pub(super) enum Direct<'a> {
+    /// `GET {orders-api}{path}` with `token`.
+    OrdersApi {
+        /// The bearer token.
+        token: &'a str,
+        /// The path, e.g. `/orders/77`.
+        path: &'a str,
+    },
+    /// Exchange `token` at mcp-sts for `audience` with the MCP server's credentials.
+    Exchange {
+        /// The subject token.
+        token: &'a str,
+        /// The downstream audience.
+        audience: &'a str,
+    },
+}
+
+/// The orders API's answer to `token`, as the demo reports outcomes.
+async fn call_orders_api(base: &str, token: &str, path: &str) -> CallOutcome {
+    let response = match reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(token)
+        .send()
+        .await
+    {
+        Ok(response) => response,
+        Err(error) => {
+            return CallOutcome::Denied(Denial {
+                by: super::orders_api::AUDIENCE.into(),
+                status: 502,
+                code: "unreachable".into(),
+                description: error.without_url().to_string(),
+            });
+        }
+    };
+    let status = response.status().as_u16();
+    let challenge = response
+        .headers()
+        .get(reqwest::header::WWW_AUTHENTICATE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned();
+    let body: Value = response.json().await.unwrap_or(Value::Null);
+    if (200..300).contains(&status) {
+        return CallOutcome::Allowed(body);
+    }
+    let param = |name: &str| {
+        let start = challenge.find(&format!("{name}=\""))? + name.len() + 2;
+        challenge.get(start..)?.split('"').next().map(str::to_owned)
+    };
+    CallOutcome::Denied(Denial {
+        by: super::orders_api::AUDIENCE.into(),
+        status,
+        code: param("error")
+            .or_else(|| body.get("error").and_then(Value::as_str).map(str::to_owned))
+            .unwrap_or_else(|| format!("http_{status}")),
+        description: param("error_description").unwrap_or_default(),
+    })
+}
+
+/// Exchange `token` for `audience` as the MCP server (`orders-mcp`) would; the minted
+/// token's claims when granted.
+async fn exchange_as_mcp_server(demo: &Demo, token: &str, audience: &str) -> CallOutcome {
+    let exchanged = async {
+        let client = demo.mcp_server_client()?;
+        let request = ExchangeRequest::new(Secret::new(token)).audience(audience);
+        Ok::<_, DemoError>(client.exchange_uncached(&request).await)
+    }
+    .await;
+    match exchanged {
+        Ok(Ok(minted)) => CallOutcome::Allowed(
+            crate::jose::compact::claims(minted.access_token.expose())
+                .map(Value::Object)
+                .unwrap_or(Value::Null),
+        ),
+        Ok(Err(StsError::OAuth {
+            status,
+            code,
+            description,
+        })) => CallOutcome::Denied(Denial {
+            by: "mcp-sts".into(),
+            status,
+            code: code.as_str().to_owned(),
+            description: description.unwrap_or_default(),
+        }),
+        Ok(Err(other)) => CallOutcome::Denied(Denial {
+            by: "mcp-sts".into(),
+            status: 0,
+            code: "unreachable".into(),
+            description: other.to_string(),
+        }),
+        Err(error) => CallOutcome::Denied(Denial {
+            by: "mcp-sts".into(),
+            status: 0,
+            code: "unreachable".into(),
+            description: error.to_string(),
+        }),
+    }
+}
+
+/// The offboarding travels to the orders API and to the MCP server as a Shared Signals
+/// event (a CAEP `session-revoked` SET on each one's poll stream); from then on each
+/// refuses the user's tokens by itself, without asking mcp-sts.
+fn offboarding_reaches_services(scene: &mut Scene<'_>, user: DemoUser, heard: &[(&'static str, Duration)]) {
+    for (service, after) in heard {
+        scene.narrator.say(&format!(
+            "   {service} heard it on its Shared Signals stream after {} ms: a signed CAEP session-revoked \
+             event naming {} (RFC 8936 poll); it now refuses her tokens locally, without introspection",
+            after.as_millis(),
+            user.sub
+        ));
+        scene.outcome.stream_deliveries.push(StreamDelivery {
+            service,
+            revoked: format!("{}:{}", RevocationKind::Subject, user.sub),
+            after_ms: after.as_millis(),
+        });
+    }
 }
 
 /// Play the story against a started [`Demo`].
@@ -239,36 +359,58 @@ pub async fn play(demo: &Demo, narrator: Narrator) -> Result<DemoOutcome, DemoEr
         )
         .await?;
 
-    let offboarded_at = Instant::now();
-    demo.offboard(CAROL.sub).await?;
+    // What the MCP server holds for carol: an orders-api token minted before the
+    // offboarding (the story obtains one with the MCP server's credentials, to show
+    // what the orders API does with it afterwards).
+    let carol_token = CAROL.token_for(&demo.idp, &demo.urls.mcp, "", demo.now())?;
+    let held = demo
+        .mcp_server_client()?
+        .exchange_uncached(
+            &ExchangeRequest::new(Secret::new(carol_token.clone())).audience(super::orders_api::AUDIENCE),
+        )
+        .await?
+        .access_token;
+
+    let heard = demo.offboard(CAROL.sub).await?;
     scene.narrator.say(&format!(
         "\n!! security offboards {} (POST /admin/revocations, kind subject) while her session is open",
         CAROL.sub
     ));
     scene.outcome.offboarded.push(CAROL.sub.to_owned());
-    offboarding_reaches_orders_api(&mut scene, CAROL, offboarded_at).await?;
+    offboarding_reaches_services(&mut scene, CAROL, &heard);
     scene
         .call(
             &carol,
             CAROL,
             "carol_after_offboarding",
-            "reads order 77 again",
+            "reads order 77 again (the MCP server refuses her token itself)",
             "get_order",
             order(77),
         )
         .await?;
-    let sku = json!({"sku": "HP-77"});
+    carol.close().await;
     scene
-        .call(
-            &carol,
+        .direct(
             CAROL,
-            "carol_new_exchange_after_offboarding",
-            "checks stock of HP-77",
-            "check_stock",
-            sku,
+            "carol_held_token_after_offboarding",
+            "the orders-api token minted for carol before the offboarding, presented to orders-api",
+            Direct::OrdersApi {
+                token: held.expose(),
+                path: "/orders/77",
+            },
         )
         .await?;
-    carol.close().await;
+    scene
+        .direct(
+            CAROL,
+            "carol_new_exchange_after_offboarding",
+            "carol's token exchanged at mcp-sts with the MCP server's credentials (for inventory-api)",
+            Direct::Exchange {
+                token: &carol_token,
+                audience: super::services::INVENTORY_AUDIENCE,
+            },
+        )
+        .await?;
 
     super::enterprise::play(&mut scene).await?;
 

@@ -166,8 +166,10 @@ pub async fn exchange(
         return Err(subject::too_deep());
     }
 
-    let mut lineage = Lineage::for_caller(client.id());
-    lineage.user(&subject.user).session(&subject.sid);
+    let mut lineage = Lineage::for_caller(client.id(), &ctx.issuers.names());
+    lineage
+        .user(&subject.user, subject.namespace())
+        .session(&subject.sid, subject.namespace());
     lineage.chain(&chain);
     for minted in subject.minted.iter().chain(minted_actor.iter()) {
         lineage.minted(minted);
@@ -208,6 +210,7 @@ pub async fn exchange(
         mode: audience.mode,
         client_id: client.id().to_owned(),
         user: subject.user.clone(),
+        user_issuer: subject.issuer.clone(),
         tenant: subject.tenant.clone(),
         agent: actor_token
             .as_ref()

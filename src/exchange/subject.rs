@@ -1,14 +1,12 @@
 //! What a validated subject or actor token says, for either origin: an upstream
 //! issuer's token, or one of our own tokens presented for a further hop.
 
-use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::client_auth::RegisteredClient;
 use crate::config::IssuerConfig;
 use crate::contract::identifier::check as check_identifier;
+use crate::contract::revocation::Namespace;
 use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
 use crate::inbound::jwt::{scopes, str_claim, string_at};
@@ -20,6 +18,9 @@ use crate::policy::{Audiences, Entitlement};
 pub struct Subject {
     /// The user's `sub`.
     pub user: String,
+    /// The user's issuer: the upstream issuer, or what a minted token records (`None`
+    /// for a token minted before issuers were recorded).
+    pub issuer: Option<String>,
     /// The user's tenant.
     pub tenant: Option<String>,
     /// The session id: carried, or derived when the token has none.
@@ -40,6 +41,11 @@ pub struct Subject {
 }
 
 impl Subject {
+    /// Whose user and session this is, for the issuer rule of revocations.
+    pub fn namespace(&self) -> Namespace<'_> {
+        Namespace::of_user(self.issuer.as_deref())
+    }
+
     /// Read the subject from a validated token presented by `client`.
     pub fn from_token(
         audiences: &Audiences,
@@ -60,6 +66,7 @@ impl Subject {
                 check_id(claims.user_sub(), Role::Subject, "user")?;
                 Ok(Self {
                     user: claims.user_sub().to_owned(),
+                    issuer: claims.user_issuer().map(str::to_owned),
                     tenant,
                     sid: claims.sid.clone(),
                     txn: Some(claims.txn.clone()),
@@ -119,6 +126,7 @@ fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> 
     };
     Ok(Subject {
         user: token.sub.clone(),
+        issuer: Some(config.issuer.clone()),
         tenant: config.tenant_claim.as_deref().and_then(|c| string_at(claims, c)),
         sid,
         txn: None,
@@ -245,34 +253,10 @@ pub fn too_deep() -> OAuthError {
     OAuthError::invalid_request("delegation.too_deep", "the delegation chain is longer than allowed")
 }
 
-/// A stable session id for tokens without `sid`, from what the issuer said, never
-/// from the token's bytes (an ECDSA signature has a twin that verifies too): issuer
-/// and `jti`, or, without `jti`, issuer, `sub`, `iat` and the client claim.
+/// A stable session id for tokens without `sid`: the contract's one derivation, which
+/// the MCP server kit applies too.
 pub(crate) fn derive_sid(iss: &str, jti: Option<&str>, claims: &Map<String, Value>) -> String {
-    let mut hasher = Sha256::new();
-    let mut field = |value: &str| {
-        hasher.update((value.len() as u64).to_be_bytes());
-        hasher.update(value.as_bytes());
-    };
-    field(iss);
-    match jti {
-        Some(jti) => {
-            field("jti");
-            field(jti);
-        }
-        None => {
-            field("sub-iat-client");
-            field(str_claim(claims, "sub").unwrap_or_default());
-            field(&claims.get("iat").map(Value::to_string).unwrap_or_default());
-            let client = str_claim(claims, "client_id").or_else(|| str_claim(claims, "azp"));
-            field(client.unwrap_or_default());
-        }
-    }
-    let digest = hasher.finalize();
-    format!(
-        "derived-{}",
-        URL_SAFE_NO_PAD.encode(digest.get(..16).unwrap_or_default())
-    )
+    crate::contract::revocation::derived_session_id(iss, jti, claims)
 }
 
 #[cfg(test)]

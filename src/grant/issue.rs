@@ -8,8 +8,9 @@ use super::verify;
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
+use crate::contract::set::SubjectId;
 use crate::contract::urn::{ID_JAG_TOKEN_TYPE, NOT_APPLICABLE_TOKEN_TYPE};
-use crate::contract::{Audience, IdJagClaims};
+use crate::contract::{Actor, Audience, IdJagClaims};
 use crate::error::OAuthError;
 use crate::exchange::subject::Subject;
 use crate::exchange::{Exchanger, TokenResponse};
@@ -69,8 +70,11 @@ pub async fn issue(
 
     // The client is the agent the grant lets act; whoever the user's token already
     // names as acting answers too.
-    let mut lineage = Lineage::for_caller(client.id());
-    lineage.user(&subject.user).session(&subject.sid).actor(client.id());
+    let mut lineage = Lineage::for_caller(client.id(), &ctx.issuers.names());
+    lineage
+        .user(&subject.user, subject.namespace())
+        .session(&subject.sid, subject.namespace())
+        .actor(&Actor::new(client.id(), None));
     for chain in subject.agent.iter().chain(subject.prior_actors.iter()) {
         lineage.chain(chain);
     }
@@ -105,6 +109,10 @@ pub async fn issue(
         amr: token.claims.get("amr").and_then(string_list),
         email: str_claim(&token.claims, "email").map(String::from),
         act: None,
+        sub_id: subject.issuer.clone().map(|iss| SubjectId::IssSub {
+            iss,
+            sub: subject.user.clone(),
+        }),
     };
     audit.jti = Some(claims.jti.clone());
     let grant = sign_id_jag(ctx.keys.signing_key(now), &claims)?;

@@ -10,6 +10,7 @@ use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
 use crate::contract::Actor;
 use crate::contract::identifier::check as check_identifier;
+use crate::contract::revocation::Namespace;
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
 use crate::exchange::{Exchanger, TokenResponse, trace_id};
@@ -108,8 +109,16 @@ pub async fn redeem(
     };
     audit.sid = Some(sid.clone());
 
-    let mut lineage = Lineage::for_caller(client.id());
-    lineage.user(&claims.sub).session(&sid).token(&claims.jti).chain(&chain);
+    // The user belongs to the independent issuer that signed the grant, or to the
+    // issuer our own grant records.
+    let user_issuer = grant_issuer.or_else(|| claims.user_issuer());
+    let namespace = Namespace::of_user(user_issuer);
+    let mut lineage = Lineage::for_caller(client.id(), &ctx.issuers.names());
+    lineage
+        .user(&claims.sub, namespace)
+        .session(&sid, namespace)
+        .token(&claims.jti)
+        .chain(&chain);
     lineage.check(ctx.revocations, now).await?.into_grant_result()?;
 
     let audience = &target.audience;
@@ -123,10 +132,7 @@ pub async fn redeem(
     // Single use across replicas, decided last so a refusal above does not spend it.
     let once = format!("id-jag:{}:{}", claims.iss, claims.jti);
     let expires = claims.exp.saturating_add(ctx.limits.leeway);
-    let first_use = ctx
-        .revocations
-        .call(ctx.revocations.store().use_once(&once, expires, now))
-        .await?;
+    let first_use = ctx.revocations.use_once(&once, expires, now).await?;
     if !first_use {
         return Err(OAuthError::invalid_grant(
             "assertion.replay",
@@ -146,6 +152,7 @@ pub async fn redeem(
         mode: audience.mode,
         client_id: client.id().to_owned(),
         user: claims.sub.clone(),
+        user_issuer: user_issuer.map(str::to_owned),
         tenant: claims.tenant.clone(),
         agent: None,
         chain,

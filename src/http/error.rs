@@ -56,7 +56,9 @@ impl IntoResponse for crate::admin::AdminError {
             AdminError::Disabled | AdminError::NotFound => StatusCode::NOT_FOUND,
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Unavailable | AdminError::Unconfirmed | AdminError::Untrusted => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         let code = self.code();
         let description: String = self.to_string().chars().filter(|c| *c != '"' && *c != '\\').collect();
@@ -70,7 +72,7 @@ impl IntoResponse for crate::admin::AdminError {
                     HeaderValue::from_static("Bearer realm=\"mcp-sts-admin\""),
                 );
             }
-            AdminError::Unavailable => {
+            AdminError::Unavailable | AdminError::Unconfirmed | AdminError::Untrusted => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             AdminError::Disabled | AdminError::BadRequest(_) | AdminError::NotFound => {}

@@ -18,6 +18,7 @@ use serde::Serialize;
 
 use super::error::TokenError;
 use super::inbound::InboundToken;
+use super::revocation::Revocations;
 use super::tools::Protected;
 use crate::client::{ExchangeRequest, MintedToken, Secret, StsClient};
 use crate::clock::UnixTime;
@@ -39,6 +40,7 @@ struct Inner {
     mcp_session: Option<String>,
     resource: String,
     sts: Option<Arc<StsClient>>,
+    revocations: Option<Arc<Revocations>>,
 }
 
 impl Caller {
@@ -49,6 +51,7 @@ impl Caller {
         headers: &HeaderMap,
         resource: &str,
         sts: Option<Arc<StsClient>>,
+        revocations: Option<Arc<Revocations>>,
     ) -> Self {
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         let traceparent = header("traceparent")
@@ -65,6 +68,7 @@ impl Caller {
                 mcp_session,
                 resource: resource.to_owned(),
                 sts,
+                revocations,
             }),
         }
     }
@@ -151,7 +155,8 @@ impl Caller {
     }
 
     /// A token for the downstream audience `audience` (its id at mcp-sts), with every
-    /// scope policy allows this user there. Cached until shortly before it expires.
+    /// scope policy allows this user there. Cached until shortly before it expires, or
+    /// until the kit's revocation stream hears of a revocation reaching it.
     pub async fn token_for(&self, audience: &str) -> Result<MintedToken, TokenError> {
         self.exchange(
             audience,
@@ -185,8 +190,11 @@ impl Caller {
                 TokenError::NotConfigured("no exchange client; see McpAuthBuilder::exchange_with".into())
             })?;
         let request = request.traceparent(self.inner.traceparent.clone());
+        // A cached token whose lineage a heard revocation reaches is never handed out.
+        let revocations = self.inner.revocations.as_deref();
+        let revoked = |claims: &crate::contract::AccessClaims| revocations.is_some_and(|r| r.revokes(claims));
         let token = sts
-            .exchange(&request)
+            .exchange_unless_revoked(&request, &revoked)
             .await
             .map_err(|e| TokenError::from_sts(target, e))?;
         tracing::debug!(

@@ -29,6 +29,9 @@ pub(crate) struct InboundToken {
     pub(crate) session: Option<String>,
     pub(crate) token_id: Option<String>,
     pub(crate) expires_at: UnixTime,
+    pub(crate) issued_at: Option<UnixTime>,
+    /// The validated claims, from which the revocation check reads the token's lineage.
+    pub(crate) claims: Map<String, Value>,
 }
 
 /// Validates access tokens for one resource from a fixed set of issuers.
@@ -180,6 +183,8 @@ impl InboundVerifier {
             session,
             token_id: string_claim(&claims, "jti").map(str::to_owned),
             expires_at: exp,
+            issued_at: time("iat"),
+            claims,
         })
     }
 }

@@ -116,6 +116,9 @@ async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Au
         .validate(token, now)
         .await
         .map_err(AuthRejection::from)?;
+    if let Some(revocations) = &shared.revocations {
+        revocations.check(&validated, now).map_err(AuthRejection::from)?;
+    }
     if let Some(missing) = shared
         .required_scopes
         .iter()
@@ -129,6 +132,7 @@ async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, Au
         headers,
         shared.metadata.resource(),
         shared.sts.clone(),
+        shared.revocations.clone(),
     ))
 }
 

@@ -12,6 +12,9 @@
 //!   [`Caller`] instead: user, agent (the token's `client_id`/`azp`), this server's client
 //!   id, session, trace and scopes, and [`Caller::token_for`] to get a narrow token for a
 //!   downstream service from mcp-sts.
+//! - With [`McpAuthBuilder::revocations`], the kit subscribes to mcp-sts's Shared
+//!   Signals stream and refuses tokens of revoked users, sessions and agents itself,
+//!   dropping cached downstream tokens of a revoked lineage.
 //! - [`ScopedTools`] hides tools the caller lacks the scope for from `tools/list` and
 //!   refuses them on `tools/call`; a tool declares its scope with [`requires_scope`].
 //!
@@ -32,6 +35,7 @@ mod error;
 mod inbound;
 mod layer;
 mod metadata;
+mod revocation;
 mod tools;
 
 use std::sync::Arc;
@@ -50,8 +54,10 @@ pub use tools::{Protected, REQUIRED_SCOPES_META, ScopedTools, ToolGate, requires
 
 use crate::client::StsClient;
 use crate::clock::{Clock, SystemClock};
+use crate::verify::{RevocationStream, RevocationStreamConfig};
 use inbound::InboundVerifier;
 use metadata::ResourceMetadata;
+use revocation::Revocations;
 
 /// An authorization server whose access tokens this MCP server accepts.
 #[derive(Debug, Clone)]
@@ -93,6 +99,7 @@ pub struct McpAuthBuilder {
     agent_claims: Vec<String>,
     resource_name: Option<String>,
     sts: Option<Arc<StsClient>>,
+    revocations: Option<RevocationStreamConfig>,
     clock: Arc<dyn Clock>,
     leeway: Duration,
     http_timeout: Duration,
@@ -145,6 +152,18 @@ impl McpAuthBuilder {
     /// Exchange callers' tokens at mcp-sts with `client` for [`Caller::token_for`].
     pub fn exchange_with(mut self, client: StsClient) -> Self {
         self.sts = Some(Arc::new(client));
+        self
+    }
+
+    /// Subscribe to mcp-sts's Shared Signals stream with this server's client
+    /// credentials there (`RevocationStreamConfig::new(sts_issuer, client_id, secret)`;
+    /// give it a `state_path` so a restart keeps what it heard and what it covers).
+    /// The kit then refuses MCP tokens whose user (of its issuer), session or agent was
+    /// revoked, from the poll after the revocation on, and drops cached `token_for`
+    /// tokens of a revoked lineage. Tokens the stream cannot vouch for (stale, or
+    /// issued before it covers) are refused with 503 until they expire.
+    pub fn revocations(mut self, config: RevocationStreamConfig) -> Self {
+        self.revocations = Some(config);
         self
     }
 
@@ -206,12 +225,19 @@ impl McpAuthBuilder {
             self.leeway.as_secs(),
             self.agent_claims,
         );
+        let revocations = self
+            .revocations
+            .map(|config| Revocations::start(config, Arc::clone(&self.clock), self.sts.clone()))
+            .transpose()
+            .map_err(|e| McpAuthError::Config(format!("revocation stream: {e}")))?
+            .map(Arc::new);
         Ok(McpAuth {
             shared: Arc::new(Shared {
                 metadata,
                 verifier,
                 required_scopes: self.required_scopes,
                 sts: self.sts,
+                revocations,
                 clock: self.clock,
             }),
         })
@@ -224,6 +250,7 @@ pub(crate) struct Shared {
     pub(crate) verifier: InboundVerifier,
     pub(crate) required_scopes: Vec<String>,
     pub(crate) sts: Option<Arc<StsClient>>,
+    pub(crate) revocations: Option<Arc<Revocations>>,
     pub(crate) clock: Arc<dyn Clock>,
 }
 
@@ -255,6 +282,7 @@ impl McpAuth {
             agent_claims: vec!["client_id".into(), "azp".into()],
             resource_name: None,
             sts: None,
+            revocations: None,
             clock: Arc::new(SystemClock),
             leeway: Duration::from_secs(30),
             http_timeout: Duration::from_secs(5),
@@ -266,6 +294,12 @@ impl McpAuth {
     /// The canonical resource URI (the `aud` tokens must carry).
     pub fn resource(&self) -> &str {
         self.shared.metadata.resource()
+    }
+
+    /// The subscription to mcp-sts's revocation stream, when
+    /// [`McpAuthBuilder::revocations`] configured one (to watch what it heard).
+    pub fn revocation_stream(&self) -> Option<&Arc<RevocationStream>> {
+        self.shared.revocations.as_deref().map(Revocations::stream)
     }
 
     /// The URL of the protected resource metadata document, as sent in challenges.

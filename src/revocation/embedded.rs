@@ -16,8 +16,8 @@ use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 use super::{Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 
-/// Revocations by `{kind}:{value}` (the kind is a fixed word, so keys cannot collide),
-/// each value the JSON [`Revocation`].
+/// Revocations by [`RevocationKey::storage_name`] (`{kind}:{value}` for every issuer,
+/// `{kind}@{len}:{issuer}:{value}` for one), each value the JSON [`Revocation`].
 pub(super) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
 
 /// One-time values and when each may be forgotten.
@@ -76,7 +76,7 @@ pub(super) fn db_err(e: impl Into<redb::Error>) -> StoreError {
 }
 
 pub(super) fn storage_key(key: &RevocationKey) -> String {
-    format!("{}:{}", key.kind.as_str(), key.value)
+    key.storage_name()
 }
 
 fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
@@ -215,6 +215,7 @@ mod tests {
             let entry = Revocation {
                 kind: RevocationKind::Token,
                 value: value.into(),
+                issuer: None,
                 reason: "r".into(),
                 revoked_by: "t".into(),
                 revoked_at: 50,

@@ -77,6 +77,7 @@ mod tests {
         Revocation {
             kind,
             value: value.into(),
+            issuer: None,
             reason: "test".into(),
             revoked_by: "tester".into(),
             revoked_at: 100,

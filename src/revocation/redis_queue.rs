@@ -15,16 +15,23 @@ use redis::Cmd;
 
 use super::StoreError;
 use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord};
-use super::redis::RedisStore;
+use super::redis::{RedisStore, Withdrawal, attempt_id};
 
 /// Record the once marker (or stop), the entry, then append every SET.
-/// ARGV: events, has_once, has_entry, once_expiry, entry_json, entry_exat, then
-/// (jti, set) pairs. KEYS: [once], [entry], then (queue, sets) pairs.
+/// ARGV: events, once attempt id (empty: no marker), has_entry, once_expiry,
+/// entry_json, entry_exat, then (jti, set) pairs. KEYS: [once], [entry], then
+/// (queue, sets) pairs.
 const PUBLISH: &str = r"
 local events = tonumber(ARGV[1])
 local k = 1
-if ARGV[2] == '1' then
-  if not redis.call('SET', KEYS[k], ARGV[4], 'NX', 'EXAT', ARGV[4]) then return 0 end
+if ARGV[2] ~= '' then
+  if not redis.call('SET', KEYS[k], ARGV[2], 'NX', 'EXAT', ARGV[4]) then
+    if redis.call('GET', KEYS[k]) ~= ARGV[2] then return 0 end
+    -- This attempt's own marker: the same publication sent again after its answer was
+    -- lost. It was written whole; write the marker again so a WAIT covers it.
+    redis.call('SET', KEYS[k], ARGV[2], 'EXAT', ARGV[4])
+    return 1
+  end
   k = k + 1
 end
 if ARGV[3] == '1' then
@@ -211,8 +218,8 @@ impl EventQueue for RedisStore {
         };
         let (entry_json, entry_exat, has_entry) = match &publication.revocation {
             Some(entry) => {
-                keys.push(self.entry_key(entry.kind.as_str(), &entry.value));
-                let exat = if entry.expires_at <= MAX_EXPIRE_AT {
+                keys.push(self.entry_key(&entry.key()));
+                let exat = if entry.expires_at < MAX_EXPIRE_AT {
                     entry.expires_at.max(1)
                 } else {
                     0
@@ -221,7 +228,22 @@ impl EventQueue for RedisStore {
             }
             None => (Vec::new(), 0, false),
         };
-        args.push(if has_once { b"1".to_vec() } else { b"0".to_vec() });
+        // The once marker holds this attempt's own id, so it can be withdrawn if the
+        // write is not confirmed, and the retry finds it unused.
+        let withdrawal = match (has_once, keys.first()) {
+            (true, Some(key)) => Some(Withdrawal {
+                key: key.clone(),
+                attempt: attempt_id(),
+                already_used: redis::Value::Int(0),
+            }),
+            _ => None,
+        };
+        args.push(
+            withdrawal
+                .as_ref()
+                .map(|w| w.attempt.clone().into_bytes())
+                .unwrap_or_default(),
+        );
         args.push(if has_entry { b"1".to_vec() } else { b"0".to_vec() });
         args.push(once_expiry.to_string().into_bytes());
         args.push(entry_json);
@@ -232,10 +254,13 @@ impl EventQueue for RedisStore {
             args.push(event.jti.clone().into_bytes());
             args.push(event.set.clone().into_bytes());
         }
+        let Some(first) = keys.first().cloned() else {
+            return Ok(true);
+        };
         let mut cmd = script(PUBLISH, &keys);
         cmd.arg(args);
-        let written: u64 = self.run(&cmd).await?;
-        Ok(written == 1)
+        let written = self.write_durably(&first, cmd, withdrawal).await?;
+        Ok(matches!(written, redis::Value::Int(1)))
     }
 
     async fn pending(&self, stream_id: &str, max: usize) -> Result<Pending, StoreError> {

@@ -10,7 +10,7 @@ use crate::clock::UnixTime;
 use crate::contract::set::{Announcement, SET_TYP, SetClaims, verification_claims};
 use crate::error::OAuthError;
 use crate::revocation::queue::VERIFICATION_JTI_PREFIX;
-use crate::revocation::{Publication, QueuedEvent, Revocation, StreamRecord, StreamStatus};
+use crate::revocation::{Publication, QueuedEvent, Revocation, RevocationKind, StreamRecord, StreamStatus};
 use crate::service::Sts;
 
 /// Who started a revocation, as CAEP's `initiating_entity` names it.
@@ -36,11 +36,9 @@ impl Initiator {
 
 /// A revocation to record and announce.
 #[derive(Debug, Clone)]
-pub struct RevocationNotice<'a> {
-    /// The entry.
+pub struct RevocationNotice {
+    /// The entry (for a user or session, limited to its `issuer`, if any).
     pub entry: Revocation,
-    /// The user's issuer, for subject revocations; default: the one trusted issuer.
-    pub user_issuer: Option<&'a str>,
     /// Who started it.
     pub initiator: Initiator,
     /// A once-only id (an upstream SET's issuer and `jti`) and how long to remember it.
@@ -62,15 +60,19 @@ fn sign(sts: &Sts, claims: &SetClaims, now: UnixTime) -> Result<String, OAuthErr
     })
 }
 
-/// The issuer a subject revocation names as the user's: the one given, else the only
-/// trusted issuer, else (several trusted and none named) mcp-sts itself.
-fn user_issuer<'a>(sts: &'a Sts, given: Option<&'a str>) -> &'a str {
-    given
-        .or(match sts.config.issuers.as_slice() {
+/// The user's issuer a SET names: the entry's. A subject entry for every issuer names
+/// the only trusted issuer when there is one (which covers the same users), else
+/// nothing, and the SET then names mcp-sts itself: every issuer. A session entry for
+/// every issuer names none.
+fn announced_issuer<'a>(sts: &'a Sts, entry: &'a Revocation) -> Option<&'a str> {
+    match (entry.kind, entry.issuer.as_deref()) {
+        (_, Some(issuer)) => Some(issuer),
+        (RevocationKind::Subject, None) => match sts.config.issuers.as_slice() {
             [only] => Some(only.issuer.as_str()),
             _ => None,
-        })
-        .unwrap_or(sts.issuer())
+        },
+        (_, None) => None,
+    }
 }
 
 /// Streams that receive events now (enabled or paused).
@@ -85,16 +87,43 @@ async fn live_streams(sts: &Sts) -> Result<Vec<StreamRecord>, OAuthError> {
 /// Record a revocation and queue its SETs, atomically. `Ok(false)` when the notice's
 /// once-only id was already used (nothing written). Any store failure is a 503 and
 /// nothing was changed.
-pub async fn revoke(sts: &Sts, notice: RevocationNotice<'_>, now: UnixTime) -> Result<bool, OAuthError> {
+pub async fn revoke(sts: &Sts, notice: RevocationNotice, now: UnixTime) -> Result<bool, OAuthError> {
     let announcement = Announcement {
         issuer: sts.issuer(),
-        user_issuer: user_issuer(sts, notice.user_issuer),
+        user_issuer: announced_issuer(sts, &notice.entry),
         kind: notice.entry.kind,
         value: &notice.entry.value,
         revoked_at: notice.entry.revoked_at,
         initiating_entity: notice.initiator.as_str(),
         reason: &notice.entry.reason,
+        reinstated: false,
     };
+    let events = signed_events(sts, &announcement, now).await?;
+    let queued = events.len();
+    let publication = Publication {
+        once: notice.once,
+        revocation: Some(notice.entry.clone()),
+        events,
+    };
+    let written = sts.revocations.write(sts.events.publish(publication)).await?;
+    if written {
+        tracing::info!(
+            kind = %notice.entry.kind,
+            covers = notice.entry.key().covers().as_deref().unwrap_or("-"),
+            streams = queued,
+            "revocation recorded and its events queued"
+        );
+        sts.ssf_wake.notify_waiters();
+    }
+    Ok(written)
+}
+
+/// One signed SET of `announcement` for every live stream that asked for its type.
+async fn signed_events(
+    sts: &Sts,
+    announcement: &Announcement<'_>,
+    now: UnixTime,
+) -> Result<Vec<QueuedEvent>, OAuthError> {
     let event_type = announcement.event_type();
     let mut events = Vec::new();
     for stream in live_streams(sts).await? {
@@ -109,18 +138,35 @@ pub async fn revoke(sts: &Sts, notice: RevocationNotice<'_>, now: UnixTime) -> R
             set,
         });
     }
-    let queued = events.len();
-    let publication = Publication {
-        once: notice.once,
-        revocation: Some(notice.entry.clone()),
-        events,
+    Ok(events)
+}
+
+/// Announce that the revocation of `entry` is lifted: one SET per stream that asked
+/// for reinstatements, queued before the entry is removed (so a receiver never keeps
+/// refusing what mcp-sts allows again for want of the news; a failure here leaves
+/// the entry in place and changes nothing a receiver would act on wrongly).
+pub async fn reinstatement(sts: &Sts, entry: &Revocation, now: UnixTime) -> Result<(), OAuthError> {
+    let announcement = Announcement {
+        issuer: sts.issuer(),
+        user_issuer: announced_issuer(sts, entry),
+        kind: entry.kind,
+        value: &entry.value,
+        revoked_at: now,
+        initiating_entity: Initiator::Admin.as_str(),
+        reason: "",
+        reinstated: true,
     };
-    let written = sts.store_call(sts.events.publish(publication)).await?;
-    if written {
-        tracing::info!(kind = %notice.entry.kind, streams = queued, "revocation recorded and its events queued");
-        sts.ssf_wake.notify_waiters();
+    let events = signed_events(sts, &announcement, now).await?;
+    if events.is_empty() {
+        return Ok(());
     }
-    Ok(written)
+    let publication = Publication {
+        events,
+        ..Publication::default()
+    };
+    sts.revocations.write(sts.events.publish(publication)).await?;
+    sts.ssf_wake.notify_waiters();
+    Ok(())
 }
 
 /// Queue a verification event (SSF 1.0 §8.1.4) for `stream` unless `max_pending` of
@@ -141,7 +187,8 @@ pub async fn verification(
         set,
     };
     let queued = sts
-        .store_call(sts.events.queue_verification(event, max_pending))
+        .revocations
+        .write(sts.events.queue_verification(event, max_pending))
         .await?;
     if queued {
         sts.ssf_wake.notify_waiters();

@@ -34,7 +34,7 @@ pub async fn receiver(
 ) -> Result<Arc<RegisteredClient>, SsfError> {
     let credentials = ClientCredentials::from_request(authorization, &Form::parse(b""))?;
     let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
-    Lineage::for_caller(client.id())
+    Lineage::for_caller(client.id(), &sts.issuers.names())
         .check(&sts.revocations, now)
         .await?
         .into_exchange_result()?;

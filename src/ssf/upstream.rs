@@ -6,8 +6,11 @@
 //! signature, `iss` exactly the issuer, `aud` naming us, `iat` not in the future.
 //! CAEP `session-revoked` becomes a session revocation (or a subject revocation when
 //! it names the user), CAEP `credential-change` and RISC `account-disabled` a subject
-//! revocation; each goes through `publish`, so our own receivers hear of it. Each SET
-//! `jti` is applied exactly once: the once-only marker is written with the revocation.
+//! revocation, each limited to this issuer's users and sessions (never an agent or a
+//! client, and never another issuer's user of the same name); each goes through
+//! `publish`, so our own receivers hear of it. Each SET `jti` is applied exactly once:
+//! the once-only marker is written with the revocation and remembered for
+//! `retention_seconds`, and an event whose `iat` is older than that is refused.
 //! A bad SET is refused (reported in `setErrs`), logged, and never applied.
 
 use std::sync::Arc;
@@ -29,7 +32,7 @@ use crate::inbound::TrustedIssuer;
 use crate::inbound::jwt::{audiences, peek, str_claim, time_claim};
 use crate::inbound::validate::{InboundError, verify_upstream};
 use crate::jose::algorithm::parse_allowed;
-use crate::revocation::{Revocation, RevocationKind};
+use crate::revocation::{NEVER, Revocation, RevocationKind};
 use crate::service::Sts;
 
 use super::printable;
@@ -319,7 +322,15 @@ impl UpstreamReceiver {
             return Err(Refused::Invalid("aud"));
         }
         match time_claim(&jwt.claims, "iat") {
-            Some(Ok(iat)) if iat <= now.saturating_add(sts.config.tokens.leeway_seconds) => {}
+            Some(Ok(iat)) if iat > now.saturating_add(sts.config.tokens.leeway_seconds) => {
+                return Err(Refused::Invalid("iat"));
+            }
+            // Older than the replay memory: its jti may have been forgotten, so
+            // applying it could apply it twice (re-revoking a reinstated user).
+            Some(Ok(iat)) if iat.saturating_add(replay_memory(sts)) <= now => {
+                return Err(Refused::Invalid("iat_too_old"));
+            }
+            Some(Ok(_)) => {}
             _ => return Err(Refused::Invalid("iat")),
         }
         let claims: SetClaims =
@@ -363,7 +374,9 @@ impl UpstreamReceiver {
         Ok(Action::Revoke(kind, value, event.to_owned()))
     }
 
-    /// Record the revocation, once per SET `jti`; `Ok(false)` for a replay.
+    /// Record the revocation, once per SET `jti`; `Ok(false)` for a replay. The entry
+    /// names this issuer: it reaches this issuer's user or session only. A user stays
+    /// revoked until reinstated; a session for `retention_seconds`.
     async fn apply(
         &self,
         sts: &Sts,
@@ -376,19 +389,28 @@ impl UpstreamReceiver {
         let issuer = &self.issuer.config.issuer;
         let retention = sts.config.revocation.retention_seconds;
         let event_name = event.rsplit('/').next().unwrap_or(event);
+        let expires_at = match kind {
+            RevocationKind::Session => now.saturating_add(retention),
+            RevocationKind::Subject | RevocationKind::Agent | RevocationKind::Client | RevocationKind::Token => NEVER,
+        };
         let entry = Revocation {
             kind,
             value,
+            issuer: Some(issuer.clone()),
             reason: format!("upstream {event_name} event"),
             revoked_by: format!("ssf:{issuer}"),
             revoked_at: now,
-            expires_at: now.saturating_add(retention),
+            expires_at,
         };
+        // Remembered past the age limit `verify` holds events to, leeway included, so
+        // no event can outlive the memory of having been applied.
+        let remember_until = now
+            .saturating_add(replay_memory(sts))
+            .saturating_add(sts.config.tokens.leeway_seconds);
         let notice = RevocationNotice {
             entry,
-            user_issuer: Some(issuer),
             initiator: Initiator::Policy,
-            once: Some((format!("ssf:{issuer}:{}", claims.jti), now.saturating_add(retention))),
+            once: Some((format!("ssf:{issuer}:{}", claims.jti), remember_until)),
         };
         let target = format!("{kind}:{}", notice.entry.value);
         let written = super::publish::revoke(sts, notice, now)
@@ -409,6 +431,12 @@ impl UpstreamReceiver {
         }
         Ok(written)
     }
+}
+
+/// How long an applied event's `jti` is remembered, and so the age (by `iat`) past
+/// which an event is refused: `revocation.retention_seconds`.
+fn replay_memory(sts: &Sts) -> u64 {
+    sts.config.revocation.retention_seconds
 }
 
 /// Start one receiver per issuer that names a transmitter, polling at its interval.

@@ -154,6 +154,7 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
             })
             .collect();
         let mode = claims.delegation_mode;
+        let user_issuer = claims.user_issuer().map(str::to_owned);
         let (user, service) = match (mode, claims.user) {
             (DelegationMode::ServiceIdentity, Some(user)) => {
                 if actors.is_empty()
@@ -178,6 +179,7 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
             issuer: claims.iss,
             subject: claims.sub,
             user,
+            user_issuer,
             service,
             actors,
             session_id: claims.sid,

@@ -37,6 +37,8 @@ pub struct ExecutionIdentity {
     pub(crate) issuer: String,
     pub(crate) subject: String,
     pub(crate) user: UserContext,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) user_issuer: Option<String>,
     pub(crate) service: Option<String>,
     pub(crate) actors: Vec<Actor>,
     pub(crate) session_id: String,
@@ -59,6 +61,13 @@ impl ExecutionIdentity {
     /// The user with their tenant.
     pub fn user_context(&self) -> &UserContext {
         &self.user
+    }
+
+    /// The identity provider that vouched for the user (the token's `sub_id`, or
+    /// `user.iss` in `service_identity`); `None` in tokens minted before it was recorded.
+    /// A user is the pair of this and [`ExecutionIdentity::user`].
+    pub fn user_issuer(&self) -> Option<&str> {
+        self.user_issuer.as_deref()
     }
 
     /// The user's tenant, if the token carries one.

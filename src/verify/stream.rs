@@ -1,17 +1,21 @@
 //! The verifier as a Shared Signals receiver: it subscribes to mcp-sts's revocation
 //! events (RFC 8936 poll), keeps the revocations it heard, and refuses tokens locally
-//! by the same lineage rule mcp-sts applies (`contract::revocation::lineage`), with no
-//! call to mcp-sts per request.
+//! by the same lineage and issuer rules mcp-sts applies (`contract::revocation`), with
+//! no call to mcp-sts per request. A user or session revocation that names an issuer
+//! refuses that issuer's users only.
 //!
 //! Freshness is explicit: the stream remembers when it last heard from mcp-sts. Past
 //! `max_staleness` a token cannot be vouched for; the verifier then fails closed (503)
 //! or, when configured, asks introspection instead, and says which in its logs.
 //!
-//! A revocation heard here refuses tokens of what it names issued at or before it
-//! (plus leeway). mcp-sts mints nothing for a revoked user, session, agent or client,
-//! so that covers every token the revocation covers at mcp-sts, and a later
-//! reinstatement needs no event of its own. Entries are kept for `retain` (longer
-//! than any token lives), so memory stays bounded.
+//! A revocation heard here refuses tokens mcp-sts minted for what it names issued at
+//! or before it (plus leeway). mcp-sts mints nothing for a revoked user, session,
+//! agent or client, so that covers every token the revocation covers at mcp-sts.
+//! Tokens mcp-sts did not mint (an identity provider's, at the MCP server kit) are
+//! refused whenever issued ([`RevocationStream::check_foreign`]), until the stream
+//! hears the revocation lifted: mcp-sts announces reinstatements too. Session and
+//! token revocations are kept for `retain` (longer than any token lives); offboarding
+//! (subject, agent, client) until reinstated, as at mcp-sts.
 //!
 //! Coverage is explicit too. A stream hears only what was revoked after it existed at
 //! mcp-sts, and mcp-sts never resends an acknowledged event. So the stream vouches only
@@ -36,8 +40,8 @@ use super::error::{VerifyError, printable};
 use super::stream_state::{self, HeardRevocation, StreamState};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
-use crate::contract::revocation::{RevocationKind, lineage};
-use crate::contract::set::{POLL_DELIVERY, SET_TYP, SetClaims, events_supported, read_revocation};
+use crate::contract::revocation::{LineageKey, RevocationKind, covers, lineage};
+use crate::contract::set::{POLL_DELIVERY, RevocationEvent, SET_TYP, SetClaims, events_supported, read_revocation};
 use crate::fetch::{FetchLimits, fetch};
 use crate::jose::compact::{audiences, str_claim};
 use crate::jose::{JwksCache, verify_signature};
@@ -70,7 +74,9 @@ pub struct RevocationStreamConfig {
     pub introspection_fallback: bool,
     /// Pause between polls of [`RevocationStream::spawn`].
     pub poll_interval: Duration,
-    /// How long a heard revocation is kept: longer than any token's life.
+    /// How long a heard session or token revocation (and a reinstatement) is kept:
+    /// longer than any token's life. Subject, agent and client revocations are kept
+    /// until a reinstatement is heard, as mcp-sts keeps them.
     pub retain: Duration,
     /// Clock skew allowed between a token's `iat` and a revocation's time.
     pub leeway: Duration,
@@ -125,6 +131,15 @@ impl std::fmt::Debug for RevocationStreamConfig {
     }
 }
 
+/// Which tokens a heard revocation refuses.
+#[derive(Debug, Clone, Copy)]
+enum Reach {
+    /// Those issued at or before it, plus leeway (and tokens without `iat`).
+    IssuedAtOrBefore(Option<UnixTime>),
+    /// Every token, whenever issued.
+    Always,
+}
+
 /// What the stream says about a token.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StreamVerdict {
@@ -134,11 +149,20 @@ pub enum StreamVerdict {
     AskIntrospection,
 }
 
-/// Revocations heard so far, since when they cover tokens, and when the stream last
-/// answered.
+/// When each scope of one (kind, value) was revoked: `None` for every issuer, or the
+/// one issuer a user or session revocation was limited to.
+type Scopes = HashMap<Option<String>, UnixTime>;
+
+/// One heard revocation's identity: kind, value and the issuer it is limited to.
+type Scoped = (RevocationKind, String, Option<String>);
+
+/// Revocations heard so far, reinstatements heard (to put events of one poll in order),
+/// since when they cover tokens, and when the stream last answered.
 #[derive(Debug, Default)]
 struct Heard {
-    revoked: HashMap<(RevocationKind, String), UnixTime>,
+    revoked: HashMap<(RevocationKind, String), Scopes>,
+    /// When each revocation was lifted: a revocation made before that is not in force.
+    lifted: HashMap<Scoped, UnixTime>,
     last_heard: Option<UnixTime>,
     /// The stream at mcp-sts these revocations came from.
     stream_id: Option<String>,
@@ -148,34 +172,106 @@ struct Heard {
 
 impl Heard {
     fn from_state(state: StreamState) -> Self {
+        let mut revoked: HashMap<(RevocationKind, String), Scopes> = HashMap::new();
+        for r in state.revoked {
+            revoked
+                .entry((r.kind, r.value))
+                .or_default()
+                .insert(r.issuer, r.revoked_at);
+        }
+        let lifted = state
+            .lifted
+            .into_iter()
+            .map(|r| ((r.kind, r.value, r.issuer), r.revoked_at))
+            .collect();
         Self {
-            revoked: state
-                .revoked
-                .into_iter()
-                .map(|r| ((r.kind, r.value), r.revoked_at))
-                .collect(),
+            revoked,
+            lifted,
             last_heard: None,
             stream_id: state.stream_id,
             covered_since: state.covered_since,
         }
     }
 
+    /// Apply one event. Events of one poll come in no particular order, so each is
+    /// decided by its time: a reinstatement lifts a revocation made strictly before it,
+    /// and a revocation made strictly before a heard reinstatement is not applied. A tie
+    /// keeps the revocation (fail closed).
+    fn record(&mut self, event: RevocationEvent) {
+        let at = event.revoked_at;
+        let scoped = (event.kind, event.value, event.issuer);
+        if event.reinstated {
+            let lifted = self.lifted.entry(scoped.clone()).or_insert(at);
+            *lifted = (*lifted).max(at);
+            let (kind, value, issuer) = scoped;
+            if let Some(scopes) = self.revoked.get_mut(&(kind, value.clone())) {
+                if scopes.get(&issuer).is_some_and(|revoked| *revoked < at) {
+                    scopes.remove(&issuer);
+                }
+                if scopes.is_empty() {
+                    self.revoked.remove(&(kind, value));
+                }
+            }
+            return;
+        }
+        if self.lifted.get(&scoped).is_some_and(|lifted| at < *lifted) {
+            return;
+        }
+        let (kind, value, issuer) = scoped;
+        let revoked = self
+            .revoked
+            .entry((kind, value))
+            .or_default()
+            .entry(issuer)
+            .or_insert(at);
+        *revoked = (*revoked).max(at);
+    }
+
+    /// Forget what no token can need any more: session and token revocations and
+    /// reinstatements after `retain`; offboarding (subject, agent, client) stays until
+    /// a reinstatement is heard, as it does at mcp-sts.
+    fn prune(&mut self, retain: u64, now: UnixTime) {
+        let live = |at: &UnixTime| at.saturating_add(retain) > now;
+        self.revoked.retain(|(kind, _), scopes| {
+            if matches!(kind, RevocationKind::Session | RevocationKind::Token) {
+                scopes.retain(|_, at| live(at));
+            }
+            !scopes.is_empty()
+        });
+        self.lifted.retain(|_, at| live(at));
+    }
+
     fn to_state(&self) -> StreamState {
         let mut revoked: Vec<HeardRevocation> = self
             .revoked
             .iter()
-            .map(|((kind, value), at)| HeardRevocation {
+            .flat_map(|((kind, value), scopes)| {
+                scopes.iter().map(|(issuer, at)| HeardRevocation {
+                    kind: *kind,
+                    value: value.clone(),
+                    issuer: issuer.clone(),
+                    revoked_at: *at,
+                })
+            })
+            .collect();
+        revoked.sort_by(|a, b| (a.kind, &a.value, &a.issuer).cmp(&(b.kind, &b.value, &b.issuer)));
+        let mut lifted: Vec<HeardRevocation> = self
+            .lifted
+            .iter()
+            .map(|((kind, value, issuer), at)| HeardRevocation {
                 kind: *kind,
                 value: value.clone(),
+                issuer: issuer.clone(),
                 revoked_at: *at,
             })
             .collect();
-        revoked.sort_by(|a, b| (a.kind, &a.value).cmp(&(b.kind, &b.value)));
+        lifted.sort_by(|a, b| (a.kind, &a.value, &a.issuer).cmp(&(b.kind, &b.value, &b.issuer)));
         StreamState {
             version: 0,
             stream_id: self.stream_id.clone(),
             covered_since: self.covered_since,
             revoked,
+            lifted,
         }
     }
 }
@@ -285,9 +381,57 @@ impl RevocationStream {
         self.read_heard(|h| h.covered_since)
     }
 
-    /// When the revocation of `value` as `kind` was made, if the stream heard of it.
+    /// mcp-sts's issuer URL, the one the stream's events come from.
+    pub fn issuer(&self) -> &str {
+        &self.config.issuer
+    }
+
+    /// When the latest revocation of `value` as `kind` (for any issuer) was made, if
+    /// the stream heard of one.
     pub fn heard(&self, kind: RevocationKind, value: &str) -> Option<UnixTime> {
-        self.read_heard(|h| h.revoked.get(&(kind, value.to_owned())).copied())
+        self.read_heard(|h| {
+            h.revoked
+                .get(&(kind, value.to_owned()))
+                .and_then(|scopes| scopes.values().max().copied())
+        })
+    }
+
+    /// When the revocation of `value` as `kind` limited to `issuer` (`None`: for every
+    /// issuer) was made, if the stream heard of it.
+    pub fn heard_for(&self, kind: RevocationKind, issuer: Option<&str>, value: &str) -> Option<UnixTime> {
+        self.read_heard(|h| {
+            h.revoked
+                .get(&(kind, value.to_owned()))
+                .and_then(|scopes| scopes.get(&issuer.map(str::to_owned)).copied())
+        })
+    }
+
+    /// The first of `keys` a heard revocation reaches (by the contract's issuer rule)
+    /// for a token `reach` describes.
+    fn hit(&self, heard: &Heard, keys: &[LineageKey<'_>], reach: Reach) -> Option<RevocationKind> {
+        let leeway = self.config.leeway.as_secs();
+        let reached = |at: UnixTime| match reach {
+            Reach::IssuedAtOrBefore(iat) => iat.is_none_or(|iat| iat <= at.saturating_add(leeway)),
+            Reach::Always => true,
+        };
+        keys.iter()
+            .find(|key| {
+                heard
+                    .revoked
+                    .get(&(key.kind, key.value.to_owned()))
+                    .is_some_and(|scopes| {
+                        scopes
+                            .iter()
+                            .any(|(issuer, at)| covers(issuer.as_deref(), key.namespace) && reached(*at))
+                    })
+            })
+            .map(|key| key.kind)
+    }
+
+    /// Whether a heard revocation ends a token mcp-sts minted with this lineage, issued
+    /// at `iat` (whatever the stream's freshness): what a cache of tokens drops.
+    pub fn revokes(&self, keys: &[LineageKey<'_>], iat: Option<UnixTime>) -> bool {
+        self.read_heard(|heard| self.hit(heard, keys, Reach::IssuedAtOrBefore(iat)).is_some())
     }
 
     /// Counts revocations applied so far; changes each time one is heard, so a caller
@@ -311,16 +455,45 @@ impl RevocationStream {
     /// Refuse `claims` if a heard revocation covers them; otherwise say whether the
     /// stream is fresh enough to vouch for them at `now`.
     pub fn check(&self, claims: &AccessClaims, now: UnixTime) -> Result<StreamVerdict, VerifyError> {
+        self.check_lineage(&lineage(claims), claims.iat, now)
+    }
+
+    /// [`RevocationStream::check`] for a token mcp-sts minted, given its lineage (the
+    /// contract's `lineage`) and when it was issued: a heard revocation refuses tokens
+    /// issued at or before it (mcp-sts mints nothing for what is revoked).
+    pub fn check_lineage(
+        &self,
+        keys: &[LineageKey<'_>],
+        iat: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<StreamVerdict, VerifyError> {
+        self.verdict(keys, iat, Reach::IssuedAtOrBefore(iat), now)
+    }
+
+    /// [`RevocationStream::check`] for a token mcp-sts did not mint (an identity
+    /// provider's, at the MCP server kit), given its lineage (`upstream_lineage`) and
+    /// when it was issued: its issuer goes on minting for a user mcp-sts revoked, so a
+    /// heard revocation refuses such tokens whenever they were issued, until a
+    /// reinstatement is heard.
+    pub fn check_foreign(
+        &self,
+        keys: &[LineageKey<'_>],
+        iat: Option<UnixTime>,
+        now: UnixTime,
+    ) -> Result<StreamVerdict, VerifyError> {
+        self.verdict(keys, iat, Reach::Always, now)
+    }
+
+    fn verdict(
+        &self,
+        keys: &[LineageKey<'_>],
+        iat: Option<UnixTime>,
+        reach: Reach,
+        now: UnixTime,
+    ) -> Result<StreamVerdict, VerifyError> {
         let leeway = self.config.leeway.as_secs();
-        let (hit, last_heard, covered_since) = self.read_heard(|heard| {
-            let hit = lineage(claims).into_iter().find(|(kind, value)| {
-                heard
-                    .revoked
-                    .get(&(*kind, (*value).to_owned()))
-                    .is_some_and(|at| claims.iat.is_none_or(|iat| iat <= at.saturating_add(leeway)))
-            });
-            (hit.map(|(kind, _)| kind), heard.last_heard, heard.covered_since)
-        });
+        let (hit, last_heard, covered_since) =
+            self.read_heard(|heard| (self.hit(heard, keys, reach), heard.last_heard, heard.covered_since));
         if let Some(kind) = hit {
             tracing::debug!(%kind, "token refused: revoked (heard on the revocation stream)");
             return Err(VerifyError::Revoked);
@@ -329,8 +502,7 @@ impl RevocationStream {
         let fresh = age.is_some_and(|age| age <= self.config.max_staleness.as_secs());
         // A token issued before the stream existed (or before a restart without a state
         // file) may have been revoked in a way this stream never heard.
-        let covered =
-            covered_since.is_some_and(|since| claims.iat.is_some_and(|iat| iat > since.saturating_add(leeway)));
+        let covered = covered_since.is_some_and(|since| iat.is_some_and(|iat| iat > since.saturating_add(leeway)));
         if fresh && covered {
             return Ok(StreamVerdict::Clear);
         }
@@ -458,7 +630,7 @@ impl RevocationStream {
         let retain = self.config.retain.as_secs();
         self.write_heard(|heard| {
             heard.last_heard = Some(now);
-            heard.revoked.retain(|_, at| at.saturating_add(retain) > now);
+            heard.prune(retain, now);
         });
         Ok(applied)
     }
@@ -488,10 +660,22 @@ impl RevocationStream {
 
     /// Poll every `poll_interval` (system clock) until the task is aborted.
     pub fn spawn(self: Arc<Self>) -> tokio::task::JoinHandle<()> {
+        self.spawn_with(Arc::new(SystemClock), |_| {})
+    }
+
+    /// Poll every `poll_interval`, reading time from `clock`, until the task is
+    /// aborted; `after` runs after each successful poll with how many revocations it
+    /// applied (the MCP server kit drops cached tokens there).
+    pub fn spawn_with(
+        self: Arc<Self>,
+        clock: Arc<dyn Clock>,
+        after: impl Fn(usize) + Send + 'static,
+    ) -> tokio::task::JoinHandle<()> {
         tokio::spawn(async move {
             loop {
-                if let Err(error) = self.poll_once(SystemClock.now()).await {
-                    tracing::warn!(%error, "revocation stream poll failed");
+                match self.poll_once(clock.now()).await {
+                    Ok(applied) => after(applied),
+                    Err(error) => tracing::warn!(%error, "revocation stream poll failed"),
                 }
                 tokio::time::sleep(self.config.poll_interval).await;
             }
@@ -604,14 +788,13 @@ impl RevocationStream {
         if event.revoked_at > now.saturating_add(self.config.leeway.as_secs()) {
             return Err(VerifyError::NotYetValid);
         }
-        tracing::info!(kind = %event.kind, "revocation heard on the stream");
-        self.write_heard(|heard| {
-            let at = heard
-                .revoked
-                .entry((event.kind, event.value))
-                .or_insert(event.revoked_at);
-            *at = (*at).max(event.revoked_at);
-        });
+        tracing::info!(
+            kind = %event.kind,
+            issuer = event.issuer.as_deref().unwrap_or("every issuer"),
+            reinstated = event.reinstated,
+            "revocation heard on the stream"
+        );
+        self.write_heard(|heard| heard.record(event));
         Ok(true)
     }
 
@@ -668,4 +851,78 @@ enum PostError {
 
 fn parse_json(body: &[u8]) -> Result<Value, VerifyError> {
     serde_json::from_slice(body).map_err(|_| unavailable("the answer is not JSON"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn event(reinstated: bool, at: UnixTime) -> RevocationEvent {
+        RevocationEvent {
+            kind: RevocationKind::Subject,
+            value: "alice".into(),
+            issuer: Some("https://idp".into()),
+            revoked_at: at,
+            reinstated,
+        }
+    }
+
+    fn revoked(heard: &Heard) -> Option<UnixTime> {
+        heard
+            .revoked
+            .get(&(RevocationKind::Subject, "alice".to_owned()))
+            .and_then(|scopes| scopes.get(&Some("https://idp".to_owned())).copied())
+    }
+
+    #[test]
+    fn events_of_one_poll_end_in_the_same_state_whatever_their_order() {
+        // revoked at 10, lifted at 20, revoked again at 30: revoked, in every order.
+        let orders = [
+            [10, 20, 30],
+            [10, 30, 20],
+            [20, 10, 30],
+            [20, 30, 10],
+            [30, 10, 20],
+            [30, 20, 10],
+        ];
+        for order in orders {
+            let mut heard = Heard::default();
+            for at in order {
+                heard.record(event(at == 20, at));
+            }
+            assert_eq!(revoked(&heard), Some(30), "{order:?}");
+        }
+        // revoked at 10, lifted at 20: lifted, in either order.
+        for order in [[10, 20], [20, 10]] {
+            let mut heard = Heard::default();
+            for at in order {
+                heard.record(event(at == 20, at));
+            }
+            assert_eq!(revoked(&heard), None, "{order:?}");
+        }
+        // A tie keeps the revocation.
+        let mut heard = Heard::default();
+        heard.record(event(false, 10));
+        heard.record(event(true, 10));
+        assert_eq!(revoked(&heard), Some(10));
+    }
+
+    #[test]
+    fn offboarding_is_kept_until_reinstated_and_sessions_for_retain() {
+        let mut heard = Heard::default();
+        heard.record(event(false, 10));
+        heard.record(RevocationEvent {
+            kind: RevocationKind::Session,
+            ..event(false, 10)
+        });
+        heard.prune(100, 1_000_000);
+        assert_eq!(revoked(&heard), Some(10));
+        assert!(
+            !heard
+                .revoked
+                .contains_key(&(RevocationKind::Session, "alice".to_owned()))
+        );
+        let state = heard.to_state();
+        assert_eq!(Heard::from_state(state).revoked, heard.revoked);
+    }
 }

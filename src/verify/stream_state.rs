@@ -28,8 +28,11 @@ pub(super) struct StreamState {
     pub stream_id: Option<String>,
     /// Tokens issued after this (plus leeway) are covered by what was heard.
     pub covered_since: Option<UnixTime>,
-    /// Every revocation heard and not yet past `retain`.
+    /// Every revocation heard and still kept.
     pub revoked: Vec<HeardRevocation>,
+    /// Reinstatements heard and not yet past `retain` (`revoked_at`: when lifted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub lifted: Vec<HeardRevocation>,
 }
 
 /// One revocation heard on the stream.
@@ -39,6 +42,10 @@ pub(super) struct HeardRevocation {
     pub kind: RevocationKind,
     /// The identifier it names.
     pub value: String,
+    /// The issuer a user or session revocation is limited to; absent (every issuer)
+    /// in files written before revocations named one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub issuer: Option<String>,
     /// When it was made (the event's `event_timestamp`).
     pub revoked_at: UnixTime,
 }

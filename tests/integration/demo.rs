@@ -97,18 +97,36 @@ async fn the_story_plays_out_over_the_real_protocols() {
         ("orders-api", 403, "insufficient_scope")
     );
 
-    // Offboarded mid-session: the revocation reaches the orders API as a Shared Signals
-    // event, and her already-minted token is refused there locally; a new exchange is
-    // refused by mcp-sts.
+    // Offboarded mid-session: the revocation reaches the orders API and the MCP server
+    // as Shared Signals events. The MCP server refuses her next tool call itself; the
+    // orders-api token minted for her before is refused by the orders API locally; a
+    // new exchange is refused by mcp-sts.
     assert_eq!(outcome.offboarded[0], "carol@example.com");
-    assert_eq!(outcome.stream_deliveries.len(), 1, "{:?}", outcome.stream_deliveries);
-    let delivery = &outcome.stream_deliveries[0];
+    let delivered: Vec<(&str, &str)> = outcome
+        .stream_deliveries
+        .iter()
+        .map(|d| (d.service, d.revoked.as_str()))
+        .collect();
     assert_eq!(
-        (delivery.service, delivery.revoked.as_str()),
-        ("orders-api", "subject:carol@example.com")
+        delivered,
+        [
+            ("orders-api", "subject:carol@example.com"),
+            ("orders-mcp", "subject:carol@example.com")
+        ]
     );
-    assert!(delivery.after_ms < 10_000, "{delivery:?}");
+    assert!(
+        outcome.stream_deliveries.iter().all(|d| d.after_ms < 10_000),
+        "{:?}",
+        outcome.stream_deliveries
+    );
     let revoked = denial(&outcome, "carol_after_offboarding");
+    assert_eq!(
+        (revoked.by.as_str(), revoked.status, revoked.code.as_str()),
+        ("orders-mcp", 401, "invalid_token")
+    );
+    assert!(revoked.description.contains("revoked"), "{revoked:?}");
+    assert!(outcome.call("carol_after_offboarding").unwrap().trail.is_empty());
+    let revoked = denial(&outcome, "carol_held_token_after_offboarding");
     assert_eq!(
         (revoked.by.as_str(), revoked.status, revoked.code.as_str()),
         ("orders-api", 401, "invalid_token")
@@ -241,15 +259,14 @@ async fn enterprise_managed_authorization_plays_out_and_offboarding_stops_it() {
     );
     granted(&outcome, "alice_gets_second_grant");
 
-    // Offboarded: the orders-api token the MCP server already holds is refused there
-    // (introspection), and the open session's next exchange, a new grant and the
-    // redemption of the grant the agent kept are refused by mcp-sts, each with its
-    // protocol's code.
+    // Offboarded: the MCP server refuses the token mcp-sts minted for her itself, and
+    // an exchange of it, a new grant and the redemption of the grant the agent kept
+    // are refused by mcp-sts, each with its protocol's code.
     assert_eq!(outcome.offboarded, ["carol@example.com", "alice@example.com"]);
     let revoked = denial(&outcome, "alice_grant_after_offboarding");
     assert_eq!(
         (revoked.by.as_str(), revoked.status, revoked.code.as_str()),
-        ("orders-api", 401, "invalid_token")
+        ("orders-mcp", 401, "invalid_token")
     );
     assert!(revoked.description.contains("revoked"), "{revoked:?}");
     let refused = denial(&outcome, "alice_grant_exchange_after_offboarding");

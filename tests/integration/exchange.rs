@@ -119,8 +119,10 @@ async fn service_identity_names_the_client_and_carries_the_user_as_context() {
     assert_eq!(claims["delegation_mode"], "service_identity");
     assert_eq!(
         claims["user"],
-        json!({"sub": "alice", "tenant": "acme", "agent": "agent-7"})
+        json!({"sub": "alice", "tenant": "acme", "agent": "agent-7", "iss": sts.idp.issuer()}),
+        "the user's issuer is recorded with the user"
     );
+    assert!(claims.get("sub_id").is_none(), "sub is the client here");
     assert_eq!(
         claims["scope"], "inventory:read inventory:write",
         "the audience's scopes"

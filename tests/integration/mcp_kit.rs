@@ -14,6 +14,7 @@ use mcp_sts::dev_idp::{AgentGrant, DevIdp};
 use mcp_sts::mcp::{
     Caller, McpAuth, McpAuthError, Protected, ScopedTools, TokenError, ToolGate, TrustedIssuer, requires_scope,
 };
+use mcp_sts::verify::{RevocationStream, RevocationStreamConfig};
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams};
@@ -109,8 +110,30 @@ impl World {
     }
 
     async fn start_with(configure: impl FnOnce(mcp_sts::mcp::McpAuthBuilder) -> mcp_sts::mcp::McpAuthBuilder) -> Self {
+        Self::start_full(false, |_, builder| configure(builder)).await.0
+    }
+
+    /// mcp-sts with its admin API, and the kit subscribed to its revocation stream as
+    /// `orders-mcp` (no leeway: one clock; a long staleness bound, since the test moves
+    /// the clock in jumps between polls).
+    async fn start_subscribed() -> (Self, McpAuth) {
+        Self::start_full(true, |sts_url, builder| {
+            let mut stream = RevocationStreamConfig::new(sts_url, "orders-mcp", ORDERS_MCP_SECRET);
+            stream.leeway = Duration::ZERO;
+            stream.max_staleness = Duration::from_secs(3600);
+            stream.poll_interval = Duration::from_millis(200);
+            builder.revocations(stream)
+        })
+        .await
+    }
+
+    async fn start_full(
+        admin: bool,
+        configure: impl FnOnce(&str, mcp_sts::mcp::McpAuthBuilder) -> mcp_sts::mcp::McpAuthBuilder,
+    ) -> (Self, McpAuth) {
         let sts = TestSts::start_opts(Options {
             issuer_extra: "agent_claim = \"client_id\"".into(),
+            admin,
             ..Options::default()
         })
         .await;
@@ -129,10 +152,10 @@ impl World {
             .exchange_with(exchange)
             .clock(Arc::new(sts.clock.clone()))
             .jwks_min_refresh_interval(Duration::ZERO);
-        let auth = configure(builder).build().await.unwrap();
+        let auth = configure(&sts.url, builder).build().await.unwrap();
         let app = auth.serve(OrdersTools::new);
         tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { sts, resource }
+        (Self { sts, resource }, auth)
     }
 
     /// An access token the IdP issued to the agent for `user`, for `audiences`.
@@ -150,12 +173,20 @@ impl World {
 
     /// alice (developer), allowed to read orders through this MCP server.
     fn alice(&self) -> String {
-        self.token(
-            "alice@example.com",
-            &["developer"],
-            "orders:read",
-            &[&self.resource, "mcp-sts"],
-        )
+        self.alice_at(self.sts.clock_now())
+    }
+
+    /// alice's token as issued at `iat`.
+    fn alice_at(&self, iat: u64) -> String {
+        let grant = AgentGrant {
+            user: "alice@example.com",
+            roles: &["developer"],
+            agent: AGENT,
+            agent_claim: "client_id",
+            audiences: &[&self.resource, "mcp-sts"],
+            scope: "orders:read",
+        };
+        self.sts.idp.agent_token(&grant, iat, 3600).unwrap()
     }
 
     fn metadata_url(&self) -> String {
@@ -538,4 +569,132 @@ async fn mistakes_are_start_up_errors() {
         auth.metadata_url(),
         "http://127.0.0.1:1/.well-known/oauth-protected-resource/mcp"
     );
+}
+
+/// Wait (bounded) until the kit's stream has applied a revocation beyond `seen`.
+async fn heard_more(stream: &RevocationStream, seen: u64) -> u64 {
+    let mut applied = stream.applied();
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while *applied.borrow_and_update() <= seen {
+            applied.changed().await.unwrap();
+        }
+    })
+    .await
+    .expect("the kit's stream did not hear the revocation in time");
+    *applied.borrow()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offboarded_user_is_refused_by_the_kit_itself_and_cached_tokens_are_dropped() {
+    let (world, auth) = World::start_subscribed().await;
+    let stream = auth.revocation_stream().unwrap().clone();
+    // The first poll subscribes; tokens issued after it are covered by what it hears.
+    stream.poll_once(world.sts.clock_now()).await.unwrap();
+    let covered = stream.covered_since().unwrap();
+    world.sts.clock.advance(covered + 5 - world.sts.clock_now());
+    let seen = *stream.applied().borrow();
+
+    let alice = world.connect(&world.alice()).await.unwrap();
+    let jti = |result: &CallToolResult| {
+        let claims: Value = serde_json::from_str(&text(result)).unwrap();
+        claims["jti"].as_str().unwrap().to_owned()
+    };
+    let first = jti(&call(&alice, "orders_token", json!({})).await);
+    assert_eq!(
+        jti(&call(&alice, "orders_token", json!({})).await),
+        first,
+        "a warm token_for cache"
+    );
+
+    // The cached downstream token itself is revoked (as its API would through /revoke):
+    // alice is not, so she still gets in, but never that token again.
+    let revoked = json!({"kind": "token", "value": first, "reason": "leaked"});
+    assert_eq!(
+        world.sts.admin(reqwest::Method::POST, "", Some(revoked)).await.status,
+        201
+    );
+    let seen = heard_more(&stream, seen).await;
+    let fresh = jti(&call(&alice, "orders_token", json!({})).await);
+    assert_ne!(fresh, first, "the revoked token was dropped from the cache");
+
+    // Offboarding alice of this IdP: her next request is refused by the kit itself,
+    // although her MCP token and a cached downstream token are still good otherwise.
+    let offboard = json!({"kind": "subject", "value": "alice@example.com", "reason": "left",
+        "issuer": world.sts.idp.issuer()});
+    assert_eq!(
+        world.sts.admin(reqwest::Method::POST, "", Some(offboard)).await.status,
+        201
+    );
+    heard_more(&stream, seen).await;
+    let response = world.post(Some(&world.alice())).await;
+    assert_eq!(response.status(), 401);
+    assert!(
+        challenge(&response).contains("token has been revoked"),
+        "{}",
+        challenge(&response)
+    );
+    let mut params = CallToolRequestParams::new("orders_token");
+    params = params.with_arguments(serde_json::Map::new());
+    assert!(
+        alice.call_tool(params).await.is_err(),
+        "the open session is refused too"
+    );
+
+    // Another user of the same IdP is untouched.
+    let bob_token = world.token(
+        "bob@example.com",
+        &["developer"],
+        "orders:read",
+        &[&world.resource, "mcp-sts"],
+    );
+    let bob = world.connect(&bob_token).await.unwrap();
+    let result = call(&bob, "orders_token", json!({})).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    bob.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_fails_closed_on_tokens_its_stream_cannot_vouch_for() {
+    let (world, auth) = World::start_subscribed().await;
+    let stream = auth.revocation_stream().unwrap().clone();
+    stream.poll_once(world.sts.clock_now()).await.unwrap();
+    // Issued before the stream existed: a revocation made then was never heard.
+    let early = world.alice_at(world.sts.clock_now() - 60);
+    let response = world.post(Some(&early)).await;
+    assert_eq!(response.status(), 503);
+    assert!(response.headers().get("www-authenticate").is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_kit_refuses_an_offboarded_users_fresh_tokens_until_reinstated() {
+    let (world, auth) = World::start_subscribed().await;
+    let stream = auth.revocation_stream().unwrap().clone();
+    stream.poll_once(world.sts.clock_now()).await.unwrap();
+    world.sts.clock.advance(5);
+    let seen = *stream.applied().borrow();
+
+    // Offboarded at mcp-sts only: the IdP goes on issuing her tokens.
+    let offboard = json!({"kind": "subject", "value": "alice@example.com", "issuer": world.sts.idp.issuer()});
+    assert_eq!(
+        world.sts.admin(reqwest::Method::POST, "", Some(offboard)).await.status,
+        201
+    );
+    let seen = heard_more(&stream, seen).await;
+    world.sts.clock.advance(60);
+    let fresh = world.alice();
+    let response = world.post(Some(&fresh)).await;
+    assert_eq!(response.status(), 401, "a token issued after the offboarding");
+    assert!(challenge(&response).contains("token has been revoked"));
+
+    // Reinstated: the kit hears it and lets her in again.
+    let path = format!(
+        "/subject/alice@example.com?issuer={}",
+        form_urlencoded::byte_serialize(world.sts.idp.issuer().as_bytes()).collect::<String>()
+    );
+    assert_eq!(world.sts.admin(reqwest::Method::DELETE, &path, None).await.status, 200);
+    heard_more(&stream, seen).await;
+    let client = world.connect(&fresh).await.unwrap();
+    let result = call(&client, "orders_token", json!({})).await;
+    assert_ne!(result.is_error, Some(true), "{result:?}");
+    client.cancel().await.unwrap();
 }

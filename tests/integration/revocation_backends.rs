@@ -53,6 +53,7 @@ fn entry(kind: RevocationKind, value: &str, expires_at: UnixTime) -> Revocation 
     Revocation {
         kind,
         value: value.into(),
+        issuer: None,
         reason: format!("reason for {value}"),
         revoked_by: "admin".into(),
         revoked_at: expires_at.saturating_sub(3600),

@@ -24,6 +24,7 @@ fn entry(kind: RevocationKind, value: &str) -> Revocation {
     Revocation {
         kind,
         value: value.into(),
+        issuer: None,
         reason: "test".into(),
         revoked_by: "admin".into(),
         revoked_at: now,

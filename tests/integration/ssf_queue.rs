@@ -41,6 +41,7 @@ fn entry(value: &str) -> Revocation {
     Revocation {
         kind: RevocationKind::Subject,
         value: value.into(),
+        issuer: None,
         reason: "r".into(),
         revoked_by: "t".into(),
         revoked_at: NOW,

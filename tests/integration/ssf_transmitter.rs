@@ -386,11 +386,14 @@ async fn revocation_through_revoke_endpoint_is_announced_as_jwt_id() {
 }
 
 #[tokio::test]
-async fn subject_revocation_issuer_must_be_trusted_and_only_for_subjects() {
+async fn revocation_issuer_must_be_trusted_and_only_for_users_and_sessions() {
     let sts = start().await;
     let cases = [
         json!({"kind": "subject", "value": "x", "issuer": "https://not-trusted"}),
-        json!({"kind": "session", "value": "x", "issuer": sts.idp.issuer()}),
+        json!({"kind": "session", "value": "x", "issuer": "https://not-trusted"}),
+        json!({"kind": "agent", "value": "x", "issuer": sts.idp.issuer()}),
+        json!({"kind": "client", "value": "x", "issuer": sts.idp.issuer()}),
+        json!({"kind": "token", "value": "x", "issuer": sts.idp.issuer()}),
     ];
     for body in cases {
         sts.admin(Method::POST, "", Some(body))

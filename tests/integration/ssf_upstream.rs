@@ -261,13 +261,21 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
         subjects.push(claims["sub_id"].clone());
     }
     assert!(subjects.contains(&json!({"format": "iss_sub", "iss": iss, "sub": "carol"})));
-    assert!(subjects.contains(&json!({"format": "opaque", "id": "idp-sess-1"})));
+    assert!(subjects.contains(&json!({
+        "format": "complex",
+        "session": {"format": "opaque", "id": "idp-sess-1"},
+        "tenant": {"format": "uri", "uri": iss},
+    })));
     let acks: Vec<String> = sets.keys().cloned().collect();
     downstream.poll_now(&our_poll, &acks).await;
 
     // The transmitter sends e2 again (a replay): acknowledged, not applied again, and
     // not re-announced. carol is reinstated first, so a second application would show.
-    sts.admin(Method::DELETE, "/subject/carol", None).await;
+    let reinstate = format!(
+        "/subject/carol?issuer={}",
+        form_urlencoded::byte_serialize(iss.as_bytes()).collect::<String>()
+    );
+    assert_eq!(sts.admin(Method::DELETE, &reinstate, None).await.status, 200);
     upstream.lock().unwrap().queued.push(("e2".into(), good[1].1.clone()));
     assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 0);
     assert!(downstream.poll_now(&our_poll, &[]).await.is_empty());
@@ -277,4 +285,251 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
         !listed.text.contains("\"carol\""),
         "a replayed SET is not applied twice"
     );
+}
+
+/// mcp-sts trusting the IdP `idp` (with its transmitter at `transmitter`) and a second
+/// IdP `other`, with the admin API on.
+async fn two_issuers(idp: &DevIdp, transmitter: &str, other: &DevIdp) -> TestSts {
+    TestSts::start_opts(Options {
+        admin: true,
+        idp: Some(idp.clone()),
+        issuer_extra: format!(
+            "[issuers.ssf]\nconfiguration = \"{transmitter}/.well-known/ssf-configuration\"\nclient_id = \"mcp-sts\"\nclient_secret = \"upstream-secret\"\n"
+        ),
+        extra_tables: format!(
+            "\n[[issuers]]\nissuer = \"{}\"\naudience = \"mcp-sts\"\nroles_claim = \"roles\"\n",
+            other.issuer()
+        ),
+        ..Options::default()
+    })
+    .await
+}
+
+/// `(kind, value, issuer)` of every revocation in force.
+async fn listed(sts: &TestSts) -> Vec<(String, String, Option<String>)> {
+    let listed = sts.admin(Method::GET, "", None).await;
+    let mut all: Vec<_> = listed.body["revocations"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_owned(),
+                e["value"].as_str().unwrap().to_owned(),
+                e["issuer"].as_str().map(str::to_owned),
+            )
+        })
+        .collect();
+    all.sort();
+    all
+}
+
+#[tokio::test]
+async fn upstream_events_reach_only_their_own_issuers_users_and_sessions_never_a_client() {
+    let idp = DevIdp::start_local().await.unwrap();
+    let other = DevIdp::start_local().await.unwrap();
+    let (transmitter, upstream) = start_transmitter(idp.issuer().to_owned()).await;
+    let sts = two_issuers(&idp, &transmitter, &other).await;
+    let (iss, me) = (idp.issuer().to_owned(), sts.url.clone());
+    let now = sts.clock_now();
+    // The same names at both IdPs: users alice and bob, a session id, and a user of the
+    // first IdP whose sub is the id of mcp-sts's client orders-mcp.
+    let token_of = |issuer: &DevIdp, sub: &str, sid: &str| {
+        issuer
+            .user_token(sub, "mcp-sts", &["developer"], now, 3600, &json!({"sid": sid}))
+            .unwrap()
+    };
+    let minted_before = |subject: String| {
+        let sts = &sts;
+        async move {
+            let reply = sts.exchange(&subject, &[("audience", "orders-api")]).await;
+            assert_eq!(reply.status, 200, "{}", reply.text);
+            reply.token()
+        }
+    };
+    let alice_here = minted_before(token_of(&idp, "alice", "s-a1")).await;
+    let alice_there = minted_before(token_of(&other, "alice", "s-b1")).await;
+    assert_eq!(
+        crate::support::sts::decode_claims(&alice_here)["sub_id"],
+        json!({"format": "iss_sub", "iss": iss, "sub": "alice"}),
+        "the minted token records the user's issuer"
+    );
+
+    let events = [
+        (
+            "d1",
+            set(
+                &idp,
+                "secevent+jwt",
+                "d1",
+                &me,
+                ACCOUNT_DISABLED,
+                json!({"format": "iss_sub", "iss": iss, "sub": "alice"}),
+            ),
+        ),
+        (
+            "d2",
+            set(
+                &idp,
+                "secevent+jwt",
+                "d2",
+                &me,
+                SESSION_REVOKED,
+                json!({"format": "opaque", "id": "shared-session"}),
+            ),
+        ),
+        (
+            "d3",
+            set(
+                &idp,
+                "secevent+jwt",
+                "d3",
+                &me,
+                ACCOUNT_DISABLED,
+                json!({"format": "iss_sub", "iss": iss, "sub": "orders-mcp"}),
+            ),
+        ),
+    ];
+    upstream
+        .lock()
+        .unwrap()
+        .queued
+        .extend(events.iter().map(|(j, s)| (j.to_string(), s.clone())));
+    let receiver = UpstreamReceiver::for_issuer(&sts.sts, &iss).unwrap();
+    assert_eq!(receiver.poll_once(&sts.sts, now).await.unwrap(), 3);
+
+    // Every entry names the IdP the event came from; none is an agent or a client, and
+    // users stay revoked until reinstated while a session lasts the retention.
+    let scoped = Some(iss.clone());
+    assert_eq!(
+        listed(&sts).await,
+        [
+            ("session".to_owned(), "shared-session".to_owned(), scoped.clone()),
+            ("subject".to_owned(), "alice".to_owned(), scoped.clone()),
+            ("subject".to_owned(), "orders-mcp".to_owned(), scoped.clone()),
+        ]
+    );
+    let entries = sts.admin(Method::GET, "", None).await.body["revocations"].clone();
+    for entry in entries.as_array().unwrap() {
+        assert_eq!(entry["covers"], format!("issuer {iss}"), "{entry}");
+        let expires = entry["expires_at"].as_u64().unwrap();
+        match entry["kind"].as_str().unwrap() {
+            "subject" => assert_eq!(expires, mcp_sts::revocation::NEVER, "{entry}"),
+            _ => assert_eq!(expires, now + 30 * 86_400, "{entry}"),
+        }
+    }
+
+    let exchange = |subject: String| {
+        let sts = &sts;
+        async move { sts.exchange(&subject, &[("audience", "orders-api")]).await }
+    };
+    // alice of this IdP is offboarded; alice of the other IdP is not.
+    let refused = exchange(token_of(&idp, "alice", "s-a2")).await;
+    refused.assert_error(400, "invalid_request");
+    assert!(refused.text.contains("subject"), "{}", refused.text);
+    assert_eq!(exchange(token_of(&other, "alice", "s-b2")).await.status, 200);
+    // The session of this IdP is over; the same session id at the other IdP is not.
+    let refused = exchange(token_of(&idp, "bob", "shared-session")).await;
+    refused.assert_error(400, "invalid_request");
+    assert!(refused.text.contains("session"), "{}", refused.text);
+    assert_eq!(exchange(token_of(&other, "bob", "shared-session")).await.status, 200);
+    // A user named like the client: the client still exchanges for everyone, and
+    // tokens naming it as actor are still good.
+    assert_eq!(exchange(token_of(&idp, "carol", "s-c")).await.status, 200);
+    let hop = sts
+        .exchange_as(
+            ("orders-api", ORDERS_API_SECRET),
+            &alice_there,
+            crate::support::sts::ACCESS_TOKEN,
+            &[("audience", "billing-api")],
+        )
+        .await;
+    assert_eq!(hop.status, 200, "{}", hop.text);
+
+    // Tokens minted before: this IdP's alice is inactive at introspection and cannot
+    // hop further; the other IdP's alice is active.
+    let active = |token: String| {
+        let sts = &sts;
+        async move {
+            sts.introspect(("orders-api", ORDERS_API_SECRET), &token).await.body["active"]
+                .as_bool()
+                .unwrap()
+        }
+    };
+    assert!(!active(alice_here.clone()).await);
+    assert!(active(alice_there).await);
+    let hop = sts
+        .exchange_as(
+            ("orders-api", ORDERS_API_SECRET),
+            &alice_here,
+            crate::support::sts::ACCESS_TOKEN,
+            &[("audience", "billing-api")],
+        )
+        .await;
+    hop.assert_error(400, "invalid_request");
+}
+
+#[tokio::test]
+async fn an_event_older_than_the_replay_memory_is_refused_and_never_applied_twice() {
+    let idp = DevIdp::start_local().await.unwrap();
+    let other = DevIdp::start_local().await.unwrap();
+    let (transmitter, upstream) = start_transmitter(idp.issuer().to_owned()).await;
+    let sts = two_issuers(&idp, &transmitter, &other).await;
+    let (iss, me) = (idp.issuer().to_owned(), sts.url.clone());
+    let receiver = UpstreamReceiver::for_issuer(&sts.sts, &iss).unwrap();
+    let disable = |jti: &str, sub: &str, iat: u64| {
+        let claims = json!({
+            "iss": iss, "aud": me, "jti": jti, "iat": iat,
+            "sub_id": {"format": "iss_sub", "iss": iss, "sub": sub}, "events": {ACCOUNT_DISABLED: {}},
+        });
+        idp.sign(SigningAlgorithm::ES256, Some("secevent+jwt"), &claims)
+            .unwrap()
+    };
+    let retention = 30 * 86_400;
+
+    // carol is disabled upstream, then reinstated by an admin.
+    let first = disable("o1", "carol", sts.clock_now());
+    upstream.lock().unwrap().queued.push(("o1".into(), first.clone()));
+    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 1);
+    let path = format!(
+        "/subject/carol?issuer={}",
+        form_urlencoded::byte_serialize(iss.as_bytes()).collect::<String>()
+    );
+    assert_eq!(sts.admin(Method::DELETE, &path, None).await.status, 200);
+
+    // Past the replay memory the once-only marker is forgotten: the same SET sent again
+    // is refused by its age, not applied a second time.
+    sts.clock.advance(retention + 3_600);
+    upstream.lock().unwrap().queued.push(("o1".into(), first));
+    // So is an event that was already older than the memory when it first arrived.
+    let stale = disable("o2", "dave", sts.clock_now() - retention);
+    upstream.lock().unwrap().queued.push(("o2".into(), stale));
+    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 0);
+    {
+        let u = upstream.lock().unwrap();
+        let mut errors = u.errors.clone();
+        errors.sort();
+        assert_eq!(
+            errors,
+            [
+                ("o1".to_owned(), "iat_too_old".to_owned()),
+                ("o2".to_owned(), "iat_too_old".to_owned())
+            ]
+        );
+        assert!(u.queued.is_empty());
+    }
+    assert!(listed(&sts).await.is_empty(), "nothing was applied");
+    let carol = idp
+        .user_token("carol", "mcp-sts", &["developer"], sts.clock_now(), 3600, &json!({}))
+        .unwrap();
+    assert_eq!(
+        sts.exchange(&carol, &[("audience", "orders-api")]).await.status,
+        200,
+        "the reinstated user stays reinstated"
+    );
+
+    // A fresh event is still applied.
+    let fresh = disable("o3", "erin", sts.clock_now());
+    upstream.lock().unwrap().queued.push(("o3".into(), fresh));
+    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 1);
 }
