@@ -74,6 +74,24 @@ pub struct ServerConfig {
     /// Each entry has a fixed size, whatever the token's, so this bounds the bytes too.
     #[serde(default = "default_verified_token_cache")]
     pub verified_token_cache: usize,
+    /// Longest a client may take to send a request's head, from its first byte; past
+    /// it the connection is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Longest a client may take to send a request's body once its head is read; past
+    /// it the request is refused (408) and the connection closed.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Longest a kept-alive connection may wait for its next request before it is closed.
+    #[serde(default = "default_keep_alive_timeout_ms")]
+    pub keep_alive_timeout_ms: u64,
+    /// Most connections served at once; further clients wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// On SIGTERM, how long requests in flight may take; past it they are abandoned
+    /// (audit lines already written are still flushed) and the process exits.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
 }
 
 /// Signing algorithm of the keys this service generates and uses.
@@ -377,6 +395,11 @@ pub struct IssuerConfig {
     /// not trusting it to grant access.
     #[serde(default)]
     pub accept_id_jag: bool,
+    /// Fetch this issuer's discovery document and JWKS over plain http from a host
+    /// that is not loopback. Off unless set: keys fetched in clear text let anyone on
+    /// the path forge any user's token.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 /// One caller (`[[clients]]`).
@@ -492,14 +515,21 @@ pub enum ConfigError {
     /// TOML syntax, an unknown key or a wrong type.
     #[error("invalid config: {0}")]
     Parse(String),
-    /// A value that parses but cannot work.
-    #[error("invalid config: `{key}`: {message}")]
-    Invalid {
-        /// The dotted key, e.g. `audiences[1].ttl_seconds`.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// Values that parse but cannot work: every error found, each naming its key
+    /// (never only the first, so one start-up attempt shows all there is to fix).
+    #[error("invalid config: {}", list_errors(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One error as `` `key`: message ``; several as a count and one indented line each.
+fn list_errors(problems: &[Problem]) -> String {
+    match problems {
+        [one] => format!("`{}`: {}", one.key, one.message),
+        all => {
+            let lines: Vec<String> = all.iter().map(|p| format!("\n  `{}`: {}", p.key, p.message)).collect();
+            format!("{} errors:{}", all.len(), lines.concat())
+        }
+    }
 }
 
 impl Config {
@@ -589,6 +619,21 @@ fn default_max_token_bytes() -> usize {
 
 fn default_verified_token_cache() -> usize {
     100_000
+}
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_keep_alive_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_connections() -> usize {
+    1_024
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    10_000
 }
 fn default_keys_dir() -> PathBuf {
     PathBuf::from("keys")
@@ -722,8 +767,87 @@ developer = ["orders:read"]
 
     fn key_of(toml: &str) -> String {
         match Config::from_toml(toml) {
-            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(ConfigError::Invalid(problems)) => problems.first().map(|p| p.key.clone()).unwrap_or_default(),
             other => format!("{other:?}"),
+        }
+    }
+
+    fn problems_of(toml: &str) -> Vec<(Severity, String)> {
+        Config::parse(toml)
+            .unwrap()
+            .problems()
+            .into_iter()
+            .map(|p| (p.severity, p.key))
+            .collect()
+    }
+
+    #[test]
+    fn start_up_names_every_error_not_only_the_first() {
+        let broken = BASE
+            .replace("listen = \"127.0.0.1:8400\"", "listen = \"nowhere\"")
+            .replace("scopes = [\"orders:read\"]", "scopes = [\"bad scope\"]")
+            + "[tokens]\ndefault_ttl_seconds = 0\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(&broken) else {
+            panic!("accepted");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"server.listen"), "{keys:?}");
+        assert!(keys.contains(&"tokens.default_ttl_seconds"), "{keys:?}");
+        assert!(keys.contains(&"audiences[0].scopes"), "{keys:?}");
+        let text = ConfigError::Invalid(problems).to_string();
+        assert!(text.contains("errors:") && text.contains("`server.listen`"), "{text}");
+    }
+
+    #[test]
+    fn keys_over_plain_http_off_loopback_need_the_issuers_consent() {
+        let base = format!("{BASE}{OWN_SERVER}");
+        let discovery = base.replace("issuer = \"https://idp.example\"", "issuer = \"http://idp.example\"");
+        assert!(problems_of(&discovery).contains(&(Severity::Error, "issuers[0].issuer".into())));
+        let allowed = discovery.replace(
+            "audience = \"mcp-sts\"",
+            "audience = \"mcp-sts\"\nallow_plain_http = true",
+        );
+        assert_eq!(
+            problems_of(&allowed),
+            vec![(Severity::Warning, "issuers[0].issuer".into())],
+            "allowed, and still said"
+        );
+        let jwks = base.replace(
+            "audience = \"mcp-sts\"",
+            "audience = \"mcp-sts\"\njwks_uri = \"http://keys.example/jwks\"",
+        );
+        assert!(problems_of(&jwks).contains(&(Severity::Error, "issuers[0].jwks_uri".into())));
+        for loopback in ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"] {
+            let local = base.replace("https://idp.example", loopback);
+            assert!(problems_of(&local).is_empty(), "{loopback}");
+        }
+        let issuer = base.replace("https://sts.example", "http://sts.example");
+        assert!(problems_of(&issuer).contains(&(Severity::Warning, "server.issuer".into())));
+    }
+
+    #[test]
+    fn server_edges_have_safe_defaults_and_bounds() {
+        let config = Config::from_toml(&format!("{BASE}{OWN_SERVER}")).unwrap();
+        let server = &config.server;
+        assert_eq!(
+            (
+                server.header_read_timeout_ms,
+                server.body_read_timeout_ms,
+                server.keep_alive_timeout_ms,
+                server.max_connections,
+                server.shutdown_timeout_ms
+            ),
+            (10_000, 10_000, 60_000, 1_024, 10_000)
+        );
+        for (line, key) in [
+            ("header_read_timeout_ms = 0", "server.header_read_timeout_ms"),
+            ("body_read_timeout_ms = 999999999", "server.body_read_timeout_ms"),
+            ("keep_alive_timeout_ms = 50", "server.keep_alive_timeout_ms"),
+            ("max_connections = 0", "server.max_connections"),
+            ("shutdown_timeout_ms = 700000", "server.shutdown_timeout_ms"),
+        ] {
+            let toml = BASE.replacen("[server]\n", &format!("[server]\n{line}\n"), 1);
+            assert_eq!(key_of(&toml), key, "{line}");
         }
     }
 

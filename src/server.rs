@@ -212,7 +212,6 @@ pub fn redis_topology(revocation: &RevocationConfig) -> RedisTopology {
 
 /// Build the shared state from configuration.
 pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> anyhow::Result<Arc<Sts>> {
-    warn_if_not_https(&config.server.issuer);
     let ring = load_keys(&config, clock.now())?;
     let backend = open_store(&config).await?;
     if let Some(trust) = backend.trust.clone() {
@@ -260,20 +259,6 @@ async fn audit_store_trust(mut trust: tokio::sync::watch::Receiver<Trust>, audit
     }
 }
 
-/// Production issuers are https URLs; plain http is for loopback development only.
-fn warn_if_not_https(issuer: &str) {
-    let Ok(url) = url::Url::parse(issuer) else { return };
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() != "https" && !loopback {
-        tracing::warn!(%issuer, "server.issuer is not https: tokens and client secrets would cross the network in clear");
-    }
-}
-
 /// Load the key directory again and swap the ring in (what the reloader does when the
 /// directory changes, and what a test does to play a replica picking up a rotation).
 pub fn reload_keys(sts: &Sts) -> anyhow::Result<()> {
@@ -315,7 +300,7 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
 }
 
 /// Bind the configured address and serve until SIGTERM or Ctrl-C; requests in flight
-/// are finished before it returns.
+/// get `server.shutdown_timeout_ms` to finish before it returns.
 pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     // Watch for the signals before announcing readiness, so an early SIGTERM is
     // handled like any other.
@@ -332,7 +317,7 @@ pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     for worker in workers {
         worker.abort();
     }
-    tracing::info!("mcp-sts stopped: requests in flight were answered");
+    tracing::info!("mcp-sts stopped");
     Ok(())
 }
 
@@ -353,7 +338,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         };
         tracing::info!(
             signal,
-            "shutting down: no new connections, finishing requests in flight"
+            "shutting down: no new connections, finishing requests in flight until the shutdown deadline"
         );
     })
 }

@@ -72,6 +72,9 @@ impl RevokeArgs {
     }
 }
 
+/// Largest answer read from the admin API (a long revocation list fits).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
 /// What a 503 means for the operator, in plain words.
 fn explain(status: u16, description: &str, read_only: bool) -> Option<&'static str> {
     if status != 503 {
@@ -100,9 +103,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let credential = std::env::var(&args.admin_token_env)
         .with_context(|| format!("set {} to the admin credential", args.admin_token_env))?;
     let base = format!("{}/admin/revocations", args.url.trim_end_matches('/'));
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()?;
+    let http = mcp_sts::fetch::http_client(std::time::Duration::from_secs(5))?;
     let request = if args.list {
         http.get(&base)
     } else {
@@ -137,13 +138,16 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             http.post(&base).json(&body)
         }
     };
-    let response = request
-        .bearer_auth(credential)
-        .send()
+    // Read like every outbound answer: streamed under a cap, within a deadline.
+    let limits = mcp_sts::fetch::FetchLimits {
+        timeout: std::time::Duration::from_secs(30),
+        max_bytes: MAX_ANSWER_BYTES,
+    };
+    let answer = mcp_sts::fetch::fetch(request.bearer_auth(credential), limits)
         .await
         .context("cannot reach mcp-sts")?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let status = answer.status;
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
     if !status.is_success() {
         let description = body
             .get("error_description")

@@ -53,10 +53,10 @@ struct Trust<'a> {
     accepts: fn(&TrustedIssuer) -> bool,
 }
 
-/// Verify a user's identity assertion presented to obtain a grant. An ID token must
-/// be addressed to the client asking (draft §4.3.1: its `aud` is that client); any
-/// other declared type must be addressed to us, as for an exchange. Our own tokens
-/// are not identity assertions.
+/// Verify a user's identity assertion presented to obtain a grant. It must be bound
+/// to the client asking (draft §4.3.3): its `aud` names that client and, when it
+/// names an authorized party (`azp`, OpenID Connect Core §2), that is the client too.
+/// An access token is not an identity assertion, and our own tokens are none either.
 pub async fn identity_assertion(
     token: &str,
     declared: DeclaredType,
@@ -70,20 +70,16 @@ pub async fn identity_assertion(
         issuers,
         accepts: |_| true,
     };
-    let typ_fits = |typ: Option<&str>| match typ {
-        None | Some("jwt") => true,
-        Some("at+jwt") => matches!(declared, DeclaredType::AccessToken | DeclaredType::Jwt),
-        Some(_) => false,
-    };
+    if declared == DeclaredType::AccessToken {
+        return Err(InboundError::TypeMismatch);
+    }
+    let typ_fits = |typ: Option<&str>| matches!(typ, None | Some("jwt"));
     let (claims, signer) = verify_jws(token, typ_fits, &trust, limits, now).await?;
     let Signer::Upstream(issuer) = signer else {
         return Err(InboundError::UntrustedIssuer);
     };
-    let expected = match declared {
-        DeclaredType::IdToken => client_id,
-        DeclaredType::AccessToken | DeclaredType::Jwt => issuer.config.audience.as_str(),
-    };
-    if !audiences(&claims).contains(&expected) {
+    let azp_ok = str_claim(&claims, "azp").is_none_or(|azp| azp == client_id);
+    if !audiences(&claims).contains(&client_id) || !azp_ok {
         return Err(InboundError::WrongAudience);
     }
     check_claims(claims, Origin::Upstream(issuer), limits.leeway, now)
@@ -119,6 +115,14 @@ pub async fn id_jag(
     };
     if !aud_ok {
         return Err(refused_grant(InboundError::WrongAudience));
+    }
+    // draft §8.6.1: a grant bound to a key is redeemed only with a proof by that key.
+    // Until sender-constrained tokens are supported, no bound grant is redeemed.
+    if claims.contains_key("cnf") {
+        return Err(OAuthError::invalid_grant(
+            "assertion.cnf",
+            "the assertion is bound to a key (cnf); key-bound grants are not accepted",
+        ));
     }
     let times = check_times(&claims, limits.leeway, now).map_err(refused_grant)?;
     if times.exp > now.saturating_add(MAX_GRANT_LIFETIME) {

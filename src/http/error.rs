@@ -81,18 +81,6 @@ impl IntoResponse for crate::admin::AdminError {
     }
 }
 
-/// A body over the size limit is answered by the framework before any handler runs;
-/// give it the same OAuth error shape (status 413, `invalid_request`).
-pub async fn oauth_body_limit(response: Response) -> Response {
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
-        return response;
-    }
-    let mut error =
-        OAuthError::invalid_request("request.too_large", "the request body is larger than allowed").into_response();
-    *error.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    error
-}
-
 impl IntoResponse for crate::ssf::SsfError {
     fn into_response(self) -> Response {
         use crate::ssf::SsfError;
@@ -101,6 +89,7 @@ impl IntoResponse for crate::ssf::SsfError {
             SsfError::BadRequest(_) => StatusCode::BAD_REQUEST,
             SsfError::NotFound => StatusCode::NOT_FOUND,
             SsfError::TooManyStreams => StatusCode::CONFLICT,
+            SsfError::TooManyVerifications => StatusCode::TOO_MANY_REQUESTS,
             SsfError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         let code = self.code();
@@ -108,7 +97,7 @@ impl IntoResponse for crate::ssf::SsfError {
         let mut response = (status, Json(json!({ "error": code, "error_description": description }))).into_response();
         let headers = response.headers_mut();
         no_store(headers);
-        if matches!(self, SsfError::Unavailable) {
+        if matches!(self, SsfError::Unavailable | SsfError::TooManyVerifications) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response

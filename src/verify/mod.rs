@@ -347,6 +347,7 @@ pub(crate) fn sts_jwks(
                 timeout,
                 max_bytes: MAX_JWKS_BYTES,
             },
+            ..JwksConfig::default()
         },
         http,
     )

@@ -601,13 +601,14 @@ async fn a_grant_from_an_independent_issuer_is_redeemed_only_when_that_issuer_is
         assert_eq!(last_audit(&sts).2, format!("invalid_grant:{rule}"), "{name}");
     }
 
-    // A grant naming an MCP server we do not serve.
+    // A grant naming an MCP server we do not serve is no grant here (MCP's profile).
     let grant = foreign_grant(
         &sts,
         "oauth-id-jag+jwt",
         json!({"resource": "https://nowhere.example/mcp"}),
     );
-    assert_refused(&redeem(&sts, ASSISTANT, &grant, &[]).await, 400, "invalid_target");
+    assert_refused(&redeem(&sts, ASSISTANT, &grant, &[]).await, 400, "invalid_grant");
+    assert_eq!(last_audit(&sts).2, "invalid_grant:assertion.resource_unknown");
 }
 
 #[tokio::test]
