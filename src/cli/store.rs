@@ -12,7 +12,7 @@ use clap::Subcommand;
 use mcp_sts::audit::{AuditEvent, AuditLog};
 use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, RevocationBackend};
-use mcp_sts::revocation::redis::{Reading, RedisStore};
+use mcp_sts::revocation::redis::{Reading, RedisStore, Trust};
 use mcp_sts::server::{redis_options, redis_topology};
 use mcp_sts::telemetry::LogFormat;
 
@@ -88,6 +88,10 @@ pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
 }
 
 async fn migrate(store: &RedisStore) -> anyhow::Result<ExitCode> {
+    if let Trust::Untrusted(why) = store.verify().await? {
+        eprintln!("NOT DONE: the revocation store is not trusted: {}", why.describe());
+        return Ok(ExitCode::FAILURE);
+    }
     match mcp_sts::revocation::upgrade::pass(store).await {
         Ok(done) => {
             println!(
@@ -159,6 +163,12 @@ async fn status(store: &RedisStore) -> anyhow::Result<ExitCode> {
             },
             master.persistence.map(|p| format!("; {p}")).unwrap_or_default()
         );
+    }
+    // Counting reads the store, which is done only once it is checked sound.
+    let checked = if sound { store.verify().await.ok() } else { None };
+    if checked != Some(Trust::Trusted) {
+        println!("earlier releases:  not looked at (the store is not sound)");
+        return Ok(ExitCode::FAILURE);
     }
     match store.offboardings_to_keep().await {
         Ok((to_keep, _)) if to_keep.is_empty() => {
