@@ -216,6 +216,7 @@ pub async fn revoke(
         revoked_by,
         revoked_at: now,
         expires_at,
+        expiry_requested: request.expires_in.is_some(),
     };
     let answer = AdminRevocation::from(entry.clone());
     audit.target = Some(format!("{}:{}", entry.kind, entry.value));

@@ -217,14 +217,16 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> an
     if let Some(trust) = backend.trust.clone() {
         tokio::spawn(audit_store_trust(trust, audit.clone(), clock.clone()));
     }
-    Ok(Arc::new(Sts::new(
+    let sts = Arc::new(Sts::new(
         config,
         SharedKeyRing::new(ring),
         backend,
         clock,
         audit,
         http_client(CONNECT_TIMEOUT).context("cannot build the HTTP client for key fetches")?,
-    )))
+    ));
+    crate::revocation::upgrade::keep_offboardings_at_start(sts.store.clone()).await;
+    Ok(sts)
 }
 
 /// An audit event whenever the store stops (or starts again) being trusted: lost data

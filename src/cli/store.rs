@@ -1,6 +1,7 @@
-//! `mcp-sts store status|adopt --config PATH`: the operator's view of the Redis
-//! revocation store, and the decision that takes it back into service after it lost
-//! its data (docs/deployment.md, "When the store lost its data").
+//! `mcp-sts store status|adopt|migrate --config PATH`: the operator's view of the Redis
+//! revocation store, the decision that takes it back into service after it lost its
+//! data (docs/deployment.md, "When the store lost its data"), and the rewrite of
+//! offboardings written by earlier releases (docs/deployment.md, "Upgrading").
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -11,7 +12,7 @@ use clap::Subcommand;
 use mcp_sts::audit::{AuditEvent, AuditLog};
 use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, RevocationBackend};
-use mcp_sts::revocation::redis::{Reading, RedisStore};
+use mcp_sts::revocation::redis::{Reading, RedisStore, Trust};
 use mcp_sts::server::{redis_options, redis_topology};
 use mcp_sts::telemetry::LogFormat;
 
@@ -37,6 +38,14 @@ pub enum StoreAction {
         #[arg(long, default_value = "")]
         reason: String,
     },
+    /// Rewrite subject, agent and client revocations written by earlier releases (which
+    /// gave them an end) to hold until reinstated. Every start does it too; run it once
+    /// the last replica of an earlier release is gone. Safe to repeat.
+    Migrate {
+        /// Configuration file.
+        #[arg(long, default_value = "config/mcp-sts.toml")]
+        config: PathBuf,
+    },
 }
 
 /// How long the commands wait for Redis.
@@ -45,15 +54,22 @@ const REACH: Duration = Duration::from_secs(3);
 /// Run a store action.
 pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
     let path = match &action {
-        StoreAction::Status { config } | StoreAction::Adopt { config, .. } => config.clone(),
+        StoreAction::Status { config } | StoreAction::Adopt { config, .. } | StoreAction::Migrate { config } => {
+            config.clone()
+        }
     };
     let config = Config::load(&path)?;
     let _logs = mcp_sts::telemetry::init(config.audit.file.as_deref(), LogFormat::Text)?;
     if config.revocation.backend != RevocationBackend::Redis {
         eprintln!(
-            "mcp-sts store: {} uses the {:?} backend; these commands are for Redis",
+            "mcp-sts store: {} uses the {:?} backend; these commands are for Redis{}",
             path.display(),
-            config.revocation.backend
+            config.revocation.backend,
+            if matches!(action, StoreAction::Migrate { .. }) {
+                " (mcp-sts rewrites an embedded file itself whenever it starts)"
+            } else {
+                ""
+            }
         );
         return Ok(ExitCode::FAILURE);
     }
@@ -67,6 +83,34 @@ pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
     match action {
         StoreAction::Status { .. } => status(&store).await,
         StoreAction::Adopt { by, reason, .. } => adopt(&store, &by, &reason).await,
+        StoreAction::Migrate { .. } => migrate(&store).await,
+    }
+}
+
+async fn migrate(store: &RedisStore) -> anyhow::Result<ExitCode> {
+    if let Trust::Untrusted(why) = store.verify().await? {
+        eprintln!("NOT DONE: the revocation store is not trusted: {}", why.describe());
+        return Ok(ExitCode::FAILURE);
+    }
+    match mcp_sts::revocation::upgrade::pass(store).await {
+        Ok(done) => {
+            println!(
+                "{} offboarding(s) written by an earlier release now hold until reinstated \
+                 ({} changed meanwhile and left as they are, {} unreadable) in {}",
+                done.kept,
+                done.changed_meanwhile,
+                done.unreadable,
+                store.describe()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            eprintln!(
+                "NOT DONE: {error}. Entries not yet rewritten still hold until reinstated for this \
+                 release, but Redis may drop them when their old expiry comes; run this again (it is safe)."
+            );
+            Ok(ExitCode::FAILURE)
+        }
     }
 }
 

@@ -15,7 +15,9 @@
 //! while Redis is down, and reconnects by itself when Redis comes back or a Sentinel
 //! failover moves the master. Every round trip is bounded by the store's timeout.
 //! Expiry is decided twice: Redis drops keys by its own clock, and reads also filter
-//! on the caller's `now`.
+//! on the caller's `now`. Offboardings written before they held until reinstated
+//! still carry the expiry of their day: reads hold them anyway ([`Revocation::kept`]),
+//! and `keep_offboardings` rewrites each without its expiry, durably, on every master.
 //!
 //! Writes that carry a promise (revocations with their events, once-only markers) are
 //! acknowledged only once the replicas the policy asks for confirmed them (`ack`);
@@ -44,7 +46,7 @@ use async_trait::async_trait;
 use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Value};
 
-use super::{Revocation, RevocationKey, RevocationStore, StoreError};
+use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 use ack::{Acks, Rewrite};
 pub(super) use ack::{Withdrawal, attempt_id};
@@ -84,6 +86,16 @@ const USE_ONCE: &str = r"
 if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'EXAT', ARGV[2]) then return 1 end
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('SET', KEYS[1], ARGV[1], 'EXAT', ARGV[2])
+return 1
+";
+
+/// Rewrite an entry that predates lasting offboarding (KEYS[1]) to ARGV[2], only while it
+/// still holds exactly what was read (ARGV[1]): 1 when rewritten, 0 when it changed
+/// (reinstated, revoked again, or already rewritten by another replica). A SET without
+/// EXAT drops the old expiry, as PERSIST would.
+const KEEP_OFFBOARDING: &str = r"
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[2])
 return 1
 ";
 
@@ -410,6 +422,52 @@ impl RedisStore {
         Ok(found)
     }
 
+    /// Every entry that predates lasting offboarding, as stored: its key and bytes.
+    pub async fn offboardings_to_keep(&self) -> Result<(Vec<StoredEntry>, u64), StoreError> {
+        let keys = self.scan_keys().await?;
+        let mut found = Vec::new();
+        let mut unreadable = 0;
+        for batch in keys.chunks(BATCH) {
+            let raw: Vec<Option<Vec<u8>>> = self.run(redis::cmd("MGET").arg(batch)).await?;
+            if raw.len() != batch.len() {
+                return Err(StoreError::Corrupt("MGET answered a different number of values".into()));
+            }
+            for (key, bytes) in batch.iter().zip(raw) {
+                let Some(bytes) = bytes else { continue };
+                match decode_stored(&bytes) {
+                    Ok(entry) if entry.predates_lasting_offboarding() => found.push(StoredEntry {
+                        key: key.clone(),
+                        bytes,
+                        entry,
+                    }),
+                    Ok(_) => {}
+                    Err(_) => unreadable += 1,
+                }
+            }
+        }
+        Ok((found, unreadable))
+    }
+
+    /// Rewrite each entry found by [`RedisStore::offboardings_to_keep`] to hold until
+    /// reinstated, each only if it is still as it was read, each acknowledged as a
+    /// revocation is (through the key's master, waiting for its replicas).
+    pub async fn keep(&self, found: &[StoredEntry]) -> Result<KeptOffboardings, StoreError> {
+        let mut done = KeptOffboardings::default();
+        for stored in found {
+            let mut cmd = redis::cmd("EVAL");
+            cmd.arg(KEEP_OFFBOARDING)
+                .arg(1)
+                .arg(&stored.key)
+                .arg(stored.bytes.as_slice())
+                .arg(encode(&stored.entry.clone().kept())?);
+            match self.write_durably(&stored.key, cmd, None).await? {
+                Value::Int(1) => done.kept += 1,
+                _ => done.changed_meanwhile += 1,
+            }
+        }
+        Ok(done)
+    }
+
     /// Every entry key: SCAN on the one server, or on every cluster master in turn.
     async fn scan_keys(&self) -> Result<Vec<String>, StoreError> {
         let pattern = self.entry_pattern();
@@ -454,6 +512,21 @@ impl RedisStore {
     }
 }
 
+/// One entry as Redis holds it, read for rewriting.
+#[derive(Debug, Clone)]
+pub struct StoredEntry {
+    key: String,
+    bytes: Vec<u8>,
+    entry: Revocation,
+}
+
+impl StoredEntry {
+    /// The entry as stored.
+    pub fn entry(&self) -> &Revocation {
+        &self.entry
+    }
+}
+
 /// One SCAN page: the cursor to continue from (0: done) and the keys found.
 type ScanPage = (u64, Vec<String>);
 
@@ -473,8 +546,18 @@ fn split_address(address: &str) -> Result<(String, u16), StoreError> {
     Ok((host.to_owned(), port.parse().map_err(|_| bad())?))
 }
 
-fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
+/// An entry as stored.
+fn decode_stored(bytes: &[u8]) -> Result<Revocation, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
+}
+
+/// An entry as it is in force.
+fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
+    decode_stored(bytes).map(Revocation::kept)
+}
+
+fn encode(entry: &Revocation) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))
 }
 
 /// Append the expiry to a SET: EXAT, clamped to what Redis accepts; an entry held
@@ -489,7 +572,7 @@ fn with_expiry(cmd: &mut Cmd, expires_at: UnixTime) {
 #[async_trait]
 impl RevocationStore for RedisStore {
     async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
+        let json = encode(&entry)?;
         let key = self.entry_key(&entry.key());
         let mut cmd = redis::cmd("SET");
         cmd.arg(&key).arg(json);
@@ -548,6 +631,13 @@ impl RevocationStore for RedisStore {
         };
         let set = self.write_durably(&key, cmd, Some(withdrawal)).await?;
         Ok(matches!(set, Value::Int(1)))
+    }
+
+    async fn keep_offboardings(&self) -> Result<KeptOffboardings, StoreError> {
+        let (found, unreadable) = self.offboardings_to_keep().await?;
+        let mut done = self.keep(&found).await?;
+        done.unreadable = unreadable;
+        Ok(done)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

@@ -401,6 +401,7 @@ impl UpstreamReceiver {
             revoked_by: format!("ssf:{issuer}"),
             revoked_at: now,
             expires_at,
+            expiry_requested: false,
         };
         // Remembered past the age limit `verify` holds events to, leeway included, so
         // no event can outlive the memory of having been applied.

@@ -155,7 +155,7 @@ async fn sentinel_failover_loses_no_acknowledged_revocation_or_grant() {
 }
 
 /// Which master (by index) serves `key`'s slot, from each node's own view.
-fn shard_of(cluster: &RedisCluster, key: &str) -> usize {
+pub fn shard_of(cluster: &RedisCluster, key: &str) -> usize {
     let slot: u16 = redis::cmd("CLUSTER")
         .arg("KEYSLOT")
         .arg(key)
@@ -177,7 +177,7 @@ fn shard_of(cluster: &RedisCluster, key: &str) -> usize {
 }
 
 /// A user whose subject entry lands on master `shard`.
-fn user_on(cluster: &RedisCluster, shard: usize, tag: &str) -> String {
+pub fn user_on(cluster: &RedisCluster, shard: usize, tag: &str) -> String {
     (0..)
         .map(|i| format!("{tag}-{i}@example.com"))
         .find(|user| shard_of(cluster, &format!("mcp-sts:rev:subject:{user}")) == shard)

@@ -15,6 +15,7 @@ mod downstream;
 mod durable_acks;
 mod exchange;
 mod id_jag;
+mod kept_offboardings;
 mod key_rotation;
 mod mcp_kit;
 mod no_leaks;
