@@ -317,6 +317,15 @@ async fn the_first_durable_write_after_a_master_restart_is_acknowledged() {
     master.stop();
     master.start_again();
     wait_for("replica linked again", Duration::from_secs(20), || linked(&replica));
+    // The replica says "up" once it loaded the master's snapshot; the master streams
+    // to it, and counts it for WAIT, only after its first acknowledgement (sent once a
+    // second). Until then a write is rightly "not confirmed"; this test is about the
+    // writer's stale connection, so it waits until the master can confirm a write.
+    wait_for("the master's replica confirms writes", Duration::from_secs(20), || {
+        let mut conn = master.connection();
+        let _: redis::RedisResult<()> = redis::cmd("SET").arg("probe").arg("1").query(&mut conn);
+        redis::cmd("WAIT").arg(1).arg(100).query::<i64>(&mut conn).unwrap_or(0) >= 1
+    });
     let stayer = sts.user_token("stayer@example.com", &["developer"]);
     let started = Instant::now();
     while sts.exchange(&stayer, &[("audience", "orders-api")]).await.status != 200 {
