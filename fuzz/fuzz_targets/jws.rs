@@ -87,7 +87,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = string_at(&jwt.claims, "tenant");
         // The minted-token contract and the revocation lineage it implies.
         if let Ok(claims) = AccessClaims::from_claims(jwt.claims) {
-            let _ = Lineage::for_caller("fuzz").minted(&claims).keys();
+            let _ = Lineage::for_caller("fuzz", &["https://idp.example"]).minted(&claims).keys();
             let _ = claims.user_sub();
             let _ = claims.scopes();
         }
