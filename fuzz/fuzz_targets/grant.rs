@@ -86,8 +86,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     for declared in [DeclaredType::IdToken, DeclaredType::Jwt, DeclaredType::AccessToken] {
-        let _ = f
-            .runtime
-            .block_on(identity_assertion(token, declared, "assistant", &f.issuers, limits, NOW));
+        let _ = f.runtime.block_on(identity_assertion(
+            token,
+            declared,
+            "assistant",
+            &f.issuers,
+            limits,
+            NOW,
+        ));
     }
 });

@@ -62,9 +62,8 @@ fn signed(set: &str, head: &serde_json::Map<String, Value>) -> bool {
         _ => return false,
     };
     let f = fixture();
-    let keys: Result<Vec<Arc<VerificationKey>>, _> = f
-        .runtime
-        .block_on(f.keys.keys_for(str_claim(head, "kid"), alg, NOW));
+    let keys: Result<Vec<Arc<VerificationKey>>, _> =
+        f.runtime.block_on(f.keys.keys_for(str_claim(head, "kid"), alg, NOW));
     keys.and_then(|keys| verify_signature(set, alg, &keys)).is_ok()
 }
 
