@@ -34,6 +34,24 @@ pub enum AdminError {
     /// The revocation store cannot be reached; nothing was changed (503).
     #[error("the revocation store is unavailable; nothing was changed")]
     Unavailable,
+    /// The master recorded the revocation but too few replicas confirmed it in time:
+    /// it is in force, but a failover could lose it. Retrying is safe (503).
+    #[error("not confirmed by a replica; retry (the revocation is in force on the master, retrying is safe)")]
+    Unconfirmed,
+    /// The store lost its data or may evict it, and is refused until an operator acts (503).
+    #[error("the revocation store may have lost revocations and is refused until an operator adopts it")]
+    Untrusted,
+}
+
+impl AdminError {
+    /// The admin answer for a store failure.
+    fn from_store(error: &crate::error::OAuthError) -> Self {
+        match error.rule {
+            "revocation_store.unconfirmed" => AdminError::Unconfirmed,
+            "revocation_store.untrusted" => AdminError::Untrusted,
+            _ => AdminError::Unavailable,
+        }
+    }
 }
 
 impl AdminError {
@@ -43,7 +61,7 @@ impl AdminError {
             AdminError::Disabled | AdminError::NotFound => "not_found",
             AdminError::Unauthorized => "invalid_token",
             AdminError::BadRequest(_) => "invalid_request",
-            AdminError::Unavailable => "temporarily_unavailable",
+            AdminError::Unavailable | AdminError::Unconfirmed | AdminError::Untrusted => "temporarily_unavailable",
         }
     }
 }
@@ -198,6 +216,7 @@ pub async fn revoke(
         revoked_by,
         revoked_at: now,
         expires_at,
+        expiry_requested: request.expires_in.is_some(),
     };
     let answer = AdminRevocation::from(entry.clone());
     audit.target = Some(format!("{}:{}", entry.kind, entry.value));
@@ -209,7 +228,7 @@ pub async fn revoke(
     };
     crate::ssf::publish::revoke(sts, notice, now)
         .await
-        .map_err(|_| AdminError::Unavailable)?;
+        .map_err(|e| AdminError::from_store(&e))?;
     Ok(answer)
 }
 
@@ -234,7 +253,7 @@ pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation>, Admi
     sts.store_call(sts.store.list(now))
         .await
         .map(|entries| entries.into_iter().map(AdminRevocation::from).collect())
-        .map_err(|_| AdminError::Unavailable)
+        .map_err(|e| AdminError::from_store(&e))
 }
 
 /// Remove a revocation (for a user or session: the one for `key.issuer`, or, without
@@ -258,7 +277,7 @@ pub async fn reinstate(
     };
     crate::ssf::publish::reinstatement(sts, &entry, now)
         .await
-        .map_err(|_| AdminError::Unavailable)?;
+        .map_err(|e| AdminError::from_store(&e))?;
     match sts.store_call(sts.store.reinstate(key)).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(AdminError::NotFound),

@@ -211,11 +211,7 @@ async fn verify_assertion(
     let once_id = format!("assertion:{}:{jti}", client.id());
     // Single use across replicas: the store remembers the jti until the assertion expires.
     let first_use = revocations
-        .call(
-            revocations
-                .store()
-                .use_once(&once_id, exp.saturating_add(ctx.leeway), now),
-        )
+        .use_once(&once_id, exp.saturating_add(ctx.leeway), now)
         .await?;
     if first_use {
         Ok(Arc::clone(client))

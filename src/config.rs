@@ -74,6 +74,24 @@ pub struct ServerConfig {
     /// Each entry has a fixed size, whatever the token's, so this bounds the bytes too.
     #[serde(default = "default_verified_token_cache")]
     pub verified_token_cache: usize,
+    /// Longest a client may take to send a request's head, from its first byte; past
+    /// it the connection is closed.
+    #[serde(default = "default_header_read_timeout_ms")]
+    pub header_read_timeout_ms: u64,
+    /// Longest a client may take to send a request's body once its head is read; past
+    /// it the request is refused (408) and the connection closed.
+    #[serde(default = "default_body_read_timeout_ms")]
+    pub body_read_timeout_ms: u64,
+    /// Longest a kept-alive connection may wait for its next request before it is closed.
+    #[serde(default = "default_keep_alive_timeout_ms")]
+    pub keep_alive_timeout_ms: u64,
+    /// Most connections served at once; further clients wait to be accepted.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// On SIGTERM, how long requests in flight may take; past it they are abandoned
+    /// (audit lines already written are still flushed) and the process exits.
+    #[serde(default = "default_shutdown_timeout_ms")]
+    pub shutdown_timeout_ms: u64,
 }
 
 /// Signing algorithm of the keys this service generates and uses.
@@ -187,6 +205,48 @@ pub struct RevocationConfig {
     /// and client revocations no longer expire by it: they hold until reinstated.
     #[serde(default = "default_retention")]
     pub retention_seconds: u64,
+    /// Replicas that must confirm a write carrying a promise (Redis `WAIT`) before it
+    /// is acknowledged.
+    #[serde(default)]
+    pub min_replicas_acked: MinReplicasAcked,
+    /// How long such a write waits for its replicas; past it the caller gets 503.
+    #[serde(default = "default_replication_timeout_ms")]
+    pub replication_timeout_ms: u64,
+    /// Also wait for the master's own fsync of its append-only file (`WAITAOF`).
+    #[serde(default)]
+    pub fsync_acked: bool,
+    /// Start even when Redis hides `CONFIG`, so its eviction policy cannot be read.
+    #[serde(default)]
+    pub accept_unknown_eviction_policy: bool,
+}
+
+/// `revocation.min_replicas_acked`: `"auto"` or a number of replicas.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum MinReplicasAcked {
+    /// One under Sentinel and for every Cluster shard with replicas; none for one
+    /// server or a shard without replicas (its append-only file is the promise).
+    #[default]
+    Auto,
+    /// This many replicas for every write.
+    Exactly(u32),
+}
+
+impl<'de> Deserialize<'de> for MinReplicasAcked {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Count(u32),
+            Word(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Count(n) => Ok(MinReplicasAcked::Exactly(n)),
+            Raw::Word(word) if word == "auto" => Ok(MinReplicasAcked::Auto),
+            Raw::Word(other) => Err(serde::de::Error::custom(format!(
+                "expected \"auto\" or a number of replicas, found {other:?}"
+            ))),
+        }
+    }
 }
 
 impl Default for RevocationConfig {
@@ -201,6 +261,10 @@ impl Default for RevocationConfig {
             key_prefix: default_key_prefix(),
             timeout_ms: default_store_timeout_ms(),
             retention_seconds: default_retention(),
+            min_replicas_acked: MinReplicasAcked::Auto,
+            replication_timeout_ms: default_replication_timeout_ms(),
+            fsync_acked: false,
+            accept_unknown_eviction_policy: false,
         }
     }
 }
@@ -331,6 +395,11 @@ pub struct IssuerConfig {
     /// not trusting it to grant access.
     #[serde(default)]
     pub accept_id_jag: bool,
+    /// Fetch this issuer's discovery document and JWKS over plain http from a host
+    /// that is not loopback. Off unless set: keys fetched in clear text let anyone on
+    /// the path forge any user's token.
+    #[serde(default)]
+    pub allow_plain_http: bool,
 }
 
 /// One caller (`[[clients]]`).
@@ -446,14 +515,21 @@ pub enum ConfigError {
     /// TOML syntax, an unknown key or a wrong type.
     #[error("invalid config: {0}")]
     Parse(String),
-    /// A value that parses but cannot work.
-    #[error("invalid config: `{key}`: {message}")]
-    Invalid {
-        /// The dotted key, e.g. `audiences[1].ttl_seconds`.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
+    /// Values that parse but cannot work: every error found, each naming its key
+    /// (never only the first, so one start-up attempt shows all there is to fix).
+    #[error("invalid config: {}", list_errors(.0))]
+    Invalid(Vec<Problem>),
+}
+
+/// One error as `` `key`: message ``; several as a count and one indented line each.
+fn list_errors(problems: &[Problem]) -> String {
+    match problems {
+        [one] => format!("`{}`: {}", one.key, one.message),
+        all => {
+            let lines: Vec<String> = all.iter().map(|p| format!("\n  `{}`: {}", p.key, p.message)).collect();
+            format!("{} errors:{}", all.len(), lines.concat())
+        }
+    }
 }
 
 impl Config {
@@ -544,6 +620,21 @@ fn default_max_token_bytes() -> usize {
 fn default_verified_token_cache() -> usize {
     100_000
 }
+fn default_header_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_body_read_timeout_ms() -> u64 {
+    10_000
+}
+fn default_keep_alive_timeout_ms() -> u64 {
+    60_000
+}
+fn default_max_connections() -> usize {
+    1_024
+}
+fn default_shutdown_timeout_ms() -> u64 {
+    10_000
+}
 fn default_keys_dir() -> PathBuf {
     PathBuf::from("keys")
 }
@@ -576,6 +667,9 @@ fn default_key_prefix() -> String {
 }
 fn default_store_timeout_ms() -> u64 {
     100
+}
+fn default_replication_timeout_ms() -> u64 {
+    1_000
 }
 fn default_retention() -> u64 {
     30 * 86_400
@@ -635,10 +729,120 @@ scopes = ["orders:read"]
 developer = ["orders:read"]
 "#;
 
+    #[test]
+    fn acknowledgement_keys_parse_and_are_checked() {
+        let redis = |extra: &str| format!("{BASE}{OWN_SERVER}\n[revocation]\nbackend = \"redis\"\n{extra}\n");
+        let config = Config::from_toml(&redis("")).unwrap();
+        assert_eq!(config.revocation.min_replicas_acked, MinReplicasAcked::Auto);
+        assert_eq!(config.revocation.replication_timeout_ms, 1_000);
+        assert!(!config.revocation.fsync_acked && !config.revocation.accept_unknown_eviction_policy);
+        let config = Config::from_toml(&redis(
+            "min_replicas_acked = 2\nreplication_timeout_ms = 250\nfsync_acked = true\naccept_unknown_eviction_policy = true",
+        ))
+        .unwrap();
+        assert_eq!(config.revocation.min_replicas_acked, MinReplicasAcked::Exactly(2));
+        assert_eq!(config.revocation.replication_timeout_ms, 250);
+        assert!(config.revocation.fsync_acked && config.revocation.accept_unknown_eviction_policy);
+        let auto = Config::from_toml(&redis("min_replicas_acked = \"auto\"")).unwrap();
+        assert_eq!(auto.revocation.min_replicas_acked, MinReplicasAcked::Auto);
+        assert!(Config::from_toml(&redis("min_replicas_acked = \"two\"")).is_err());
+        assert!(Config::from_toml(&redis("min_replicas_acked = -1")).is_err());
+        assert_eq!(
+            key_of(&redis("replication_timeout_ms = 0")),
+            "revocation.replication_timeout_ms"
+        );
+        // Zero replicas is allowed, with a warning naming the key.
+        let zero = Config::from_toml(&redis("min_replicas_acked = 0")).unwrap();
+        assert!(
+            zero.problems()
+                .iter()
+                .any(|p| p.key == "revocation.min_replicas_acked" && p.severity == Severity::Warning)
+        );
+    }
+
     fn key_of(toml: &str) -> String {
         match Config::from_toml(toml) {
-            Err(ConfigError::Invalid { key, .. }) => key,
+            Err(ConfigError::Invalid(problems)) => problems.first().map(|p| p.key.clone()).unwrap_or_default(),
             other => format!("{other:?}"),
+        }
+    }
+
+    fn problems_of(toml: &str) -> Vec<(Severity, String)> {
+        Config::parse(toml)
+            .unwrap()
+            .problems()
+            .into_iter()
+            .map(|p| (p.severity, p.key))
+            .collect()
+    }
+
+    #[test]
+    fn start_up_names_every_error_not_only_the_first() {
+        let broken = BASE
+            .replace("listen = \"127.0.0.1:8400\"", "listen = \"nowhere\"")
+            .replace("scopes = [\"orders:read\"]", "scopes = [\"bad scope\"]")
+            + "[tokens]\ndefault_ttl_seconds = 0\n";
+        let Err(ConfigError::Invalid(problems)) = Config::from_toml(&broken) else {
+            panic!("accepted");
+        };
+        let keys: Vec<&str> = problems.iter().map(|p| p.key.as_str()).collect();
+        assert!(keys.contains(&"server.listen"), "{keys:?}");
+        assert!(keys.contains(&"tokens.default_ttl_seconds"), "{keys:?}");
+        assert!(keys.contains(&"audiences[0].scopes"), "{keys:?}");
+        let text = ConfigError::Invalid(problems).to_string();
+        assert!(text.contains("errors:") && text.contains("`server.listen`"), "{text}");
+    }
+
+    #[test]
+    fn keys_over_plain_http_off_loopback_need_the_issuers_consent() {
+        let base = format!("{BASE}{OWN_SERVER}");
+        let discovery = base.replace("issuer = \"https://idp.example\"", "issuer = \"http://idp.example\"");
+        assert!(problems_of(&discovery).contains(&(Severity::Error, "issuers[0].issuer".into())));
+        let allowed = discovery.replace(
+            "audience = \"mcp-sts\"",
+            "audience = \"mcp-sts\"\nallow_plain_http = true",
+        );
+        assert_eq!(
+            problems_of(&allowed),
+            vec![(Severity::Warning, "issuers[0].issuer".into())],
+            "allowed, and still said"
+        );
+        let jwks = base.replace(
+            "audience = \"mcp-sts\"",
+            "audience = \"mcp-sts\"\njwks_uri = \"http://keys.example/jwks\"",
+        );
+        assert!(problems_of(&jwks).contains(&(Severity::Error, "issuers[0].jwks_uri".into())));
+        for loopback in ["http://127.0.0.1:9000", "http://localhost:9000", "http://[::1]:9000"] {
+            let local = base.replace("https://idp.example", loopback);
+            assert!(problems_of(&local).is_empty(), "{loopback}");
+        }
+        let issuer = base.replace("https://sts.example", "http://sts.example");
+        assert!(problems_of(&issuer).contains(&(Severity::Warning, "server.issuer".into())));
+    }
+
+    #[test]
+    fn server_edges_have_safe_defaults_and_bounds() {
+        let config = Config::from_toml(&format!("{BASE}{OWN_SERVER}")).unwrap();
+        let server = &config.server;
+        assert_eq!(
+            (
+                server.header_read_timeout_ms,
+                server.body_read_timeout_ms,
+                server.keep_alive_timeout_ms,
+                server.max_connections,
+                server.shutdown_timeout_ms
+            ),
+            (10_000, 10_000, 60_000, 1_024, 10_000)
+        );
+        for (line, key) in [
+            ("header_read_timeout_ms = 0", "server.header_read_timeout_ms"),
+            ("body_read_timeout_ms = 999999999", "server.body_read_timeout_ms"),
+            ("keep_alive_timeout_ms = 50", "server.keep_alive_timeout_ms"),
+            ("max_connections = 0", "server.max_connections"),
+            ("shutdown_timeout_ms = 700000", "server.shutdown_timeout_ms"),
+        ] {
+            let toml = BASE.replacen("[server]\n", &format!("[server]\n{line}\n"), 1);
+            assert_eq!(key_of(&toml), key, "{line}");
         }
     }
 

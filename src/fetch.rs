@@ -85,6 +85,16 @@ fn classify(error: reqwest::Error) -> FetchError {
     }
 }
 
+/// Whether `url` would be read in clear text from somewhere other than this machine
+/// (plain http to a host that is not `localhost` or a loopback address).
+pub fn plain_http_off_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let loopback =
+        host.eq_ignore_ascii_case("localhost") || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback());
+    url.scheme() == "http" && !loopback
+}
+
 /// The HTTP client for outbound fetches: no redirects (a redirect could point a key
 /// fetch anywhere), a bounded connect time. Per-fetch deadlines come from [`FetchLimits`].
 pub fn http_client(connect_timeout: Duration) -> Result<reqwest::Client, reqwest::Error> {

@@ -130,6 +130,7 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
         revoked_by: caller.id().to_owned(),
         revoked_at: now,
         expires_at: claims.exp.saturating_add(sts.config.tokens.leeway_seconds),
+        expiry_requested: false,
     };
     audit.target = Some(format!("token:{}", claims.jti));
     let notice = RevocationNotice {

@@ -256,6 +256,7 @@ mod tests {
             revoked_by: "test".into(),
             revoked_at: 0,
             expires_at: 1,
+            expiry_requested: false,
         }
     }
 

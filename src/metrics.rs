@@ -35,6 +35,13 @@ pub struct LimitLabels {
     pub limit: &'static str,
 }
 
+/// Labels of a connection the server closed.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ConnectionLabels {
+    /// `idle`: no request came within the header or keep-alive deadline.
+    pub reason: &'static str,
+}
+
 /// Store latency by operation: cheap to clone, handed to the store wrapper.
 #[derive(Debug, Clone)]
 pub struct StoreLatency(Family<StoreLabels, Histogram>);
@@ -60,6 +67,7 @@ pub struct Metrics {
     keys_published: Gauge,
     rate_limited: Family<LimitLabels, Counter>,
     verified: VerifiedMetrics,
+    connections_closed: Family<ConnectionLabels, Counter>,
 }
 
 /// The verified-token memory's figures, copied in at each scrape.
@@ -133,7 +141,14 @@ impl Metrics {
             "Verified tokens remembered now (bounded by server.verified_token_cache)",
             verified.entries.clone(),
         );
+        let connections_closed = Family::<ConnectionLabels, Counter>::default();
+        registry.register(
+            "connections_closed",
+            "Connections the server closed at a deadline, by reason (refused heads are decisions)",
+            connections_closed.clone(),
+        );
         Self {
+            connections_closed,
             verified,
             registry,
             decisions,
@@ -143,6 +158,13 @@ impl Metrics {
             keys_published,
             rate_limited,
         }
+    }
+
+    /// Count a connection closed at a deadline.
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.connections_closed
+            .get_or_create(&ConnectionLabels { reason })
+            .inc();
     }
 
     /// Count one decision.

@@ -7,14 +7,14 @@ use anyhow::Context;
 
 use tokio::net::TcpListener;
 
-use crate::audit::AuditLog;
+use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::Clock;
-use crate::config::{Config, RevocationBackend, RevocationConfig};
+use crate::config::{Config, MinReplicasAcked, RevocationBackend, RevocationConfig};
 use crate::fetch::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
 use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
-use crate::revocation::redis::{RedisStore, RedisTopology};
+use crate::revocation::redis::{AckPolicy, Distrust, MinReplicas, RedisOptions, RedisStore, RedisTopology, Trust};
 use crate::revocation::{EventQueue, RevocationStore};
 use crate::service::Sts;
 
@@ -23,6 +23,9 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// How long start-up waits for the revocation store to answer before warning.
 const STARTUP_STORE_WAIT: Duration = Duration::from_secs(1);
+
+/// How long start-up waits for the first check of the store's eviction policy and marker.
+const STARTUP_STORE_CHECK: Duration = Duration::from_secs(5);
 
 /// Load (generating on first start) the signing keys named by the configuration.
 pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
@@ -60,12 +63,15 @@ pub struct Backend {
     pub store: Arc<dyn RevocationStore>,
     /// Shared Signals streams and queued SETs, in the same backend.
     pub events: Arc<dyn EventQueue>,
+    /// Whether the store can be trusted, as it changes (Redis only).
+    pub trust: Option<tokio::sync::watch::Receiver<Trust>>,
 }
 
 fn backend<T: RevocationStore + EventQueue>(backend: Arc<T>) -> Backend {
     Backend {
         store: backend.clone(),
         events: backend,
+        trust: None,
     }
 }
 
@@ -84,22 +90,110 @@ pub async fn open_store(config: &Config) -> anyhow::Result<Backend> {
             })?))
         }
         RevocationBackend::Redis => {
-            let timeout = Duration::from_millis(config.revocation.timeout_ms);
-            let topology = redis_topology(&config.revocation);
-            let store = RedisStore::open(topology, &config.revocation.key_prefix, timeout).await?;
+            let store = RedisStore::open(redis_topology(&config.revocation), redis_options(config)).await?;
             // Report an unreachable store now, not at the first request; keep starting
             // (answering 503, /readyz included) so the service recovers with Redis.
             match store.wait_ready(STARTUP_STORE_WAIT).await {
-                Ok(()) => tracing::info!(redis = %store.describe(), "revocation store reachable"),
+                Ok(()) => {
+                    tracing::info!(redis = %store.describe(), "revocation store reachable");
+                    check_store_at_start(&store).await?;
+                }
                 Err(error) => tracing::warn!(
                     redis = %store.describe(),
                     %error,
                     "revocation store unreachable at start; answering 503 until it is"
                 ),
             }
-            backend(Arc::new(store))
+            let trust = Some(store.trust_changes());
+            let store = Arc::new(store);
+            Backend {
+                store: store.clone(),
+                events: store,
+                trust,
+            }
         }
     })
+}
+
+/// The Redis options `[revocation]` and `[keys]` describe.
+pub fn redis_options(config: &Config) -> RedisOptions {
+    let r = &config.revocation;
+    RedisOptions {
+        prefix: r.key_prefix.clone(),
+        timeout: Duration::from_millis(r.timeout_ms),
+        acks: ack_policy(r),
+        accept_unknown_eviction_policy: r.accept_unknown_eviction_policy,
+        marker_record: Some(config.keys.dir.join(STORE_MARKER_RECORD)),
+        watch: true,
+    }
+}
+
+/// What acknowledging a write requires, from `[revocation]`.
+pub fn ack_policy(revocation: &RevocationConfig) -> AckPolicy {
+    AckPolicy {
+        min_replicas: match revocation.min_replicas_acked {
+            MinReplicasAcked::Auto => MinReplicas::Auto,
+            MinReplicasAcked::Exactly(n) => MinReplicas::Exactly(n),
+        },
+        replication_timeout: Duration::from_millis(revocation.replication_timeout_ms),
+        fsync: revocation.fsync_acked,
+    }
+}
+
+/// The file beside the signing keys where a replica remembers the store marker.
+pub const STORE_MARKER_RECORD: &str = "store-id";
+
+/// At start: a store that may evict (or hides whether it does) stops the service; a
+/// store that lost its data is served 503 until adopted; and the log says what an
+/// acknowledged write is worth on this topology.
+async fn check_store_at_start(store: &RedisStore) -> anyhow::Result<()> {
+    match store.checked(STARTUP_STORE_CHECK).await {
+        Trust::Untrusted(why @ (Distrust::Evicting(_) | Distrust::PolicyHidden(_))) => {
+            anyhow::bail!("revocation store refused: {}", why.describe())
+        }
+        Trust::Untrusted(why @ Distrust::Lost(_)) => {
+            tracing::error!(
+                "starting, but refusing every decision that needs the store: {}",
+                why.describe()
+            );
+        }
+        Trust::Trusted | Trust::Unchecked => {}
+    }
+    let policy = store.ack_policy();
+    match store.durability().await {
+        Ok(masters) => {
+            for master in masters {
+                if master.required == 0 {
+                    tracing::warn!(
+                        master = %master.address,
+                        persistence = master.persistence.as_deref().unwrap_or("unknown: CONFIG refused"),
+                        "writes to this master are acknowledged without a replica: its append-only file \
+                         (appendonly yes, appendfsync always) is the only promise"
+                    );
+                } else {
+                    tracing::info!(
+                        master = %master.address,
+                        replicas = master.required,
+                        timeout_ms = policy.replication_timeout.as_millis(),
+                        "revocations and once-only markers are acknowledged after WAIT confirms them"
+                    );
+                }
+                if policy.fsync {
+                    if master.waitaof {
+                        tracing::info!(master = %master.address, "fsync_acked: WAITAOF 1 0 follows every durable write");
+                    } else {
+                        tracing::warn!(
+                            master = %master.address,
+                            "fsync_acked is set but this Redis has no WAITAOF (it needs 7.2 or later): \
+                             the master's fsync is not waited for"
+                        );
+                    }
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error, "cannot read how this Redis keeps writes"),
+    }
+    Ok(())
 }
 
 /// Which Redis the `[revocation]` table names: `cluster`, `sentinels`, or one `url`.
@@ -118,30 +212,52 @@ pub fn redis_topology(revocation: &RevocationConfig) -> RedisTopology {
 
 /// Build the shared state from configuration.
 pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> anyhow::Result<Arc<Sts>> {
-    warn_if_not_https(&config.server.issuer);
     let ring = load_keys(&config, clock.now())?;
     let backend = open_store(&config).await?;
-    Ok(Arc::new(Sts::new(
+    if let Some(trust) = backend.trust.clone() {
+        tokio::spawn(audit_store_trust(trust, audit.clone(), clock.clone()));
+    }
+    let sts = Arc::new(Sts::new(
         config,
         SharedKeyRing::new(ring),
         backend,
         clock,
         audit,
         http_client(CONNECT_TIMEOUT).context("cannot build the HTTP client for key fetches")?,
-    )))
+    ));
+    crate::revocation::upgrade::keep_offboardings_at_start(sts.store.clone()).await;
+    Ok(sts)
 }
 
-/// Production issuers are https URLs; plain http is for loopback development only.
-fn warn_if_not_https(issuer: &str) {
-    let Ok(url) = url::Url::parse(issuer) else { return };
-    let loopback = match url.host() {
-        Some(url::Host::Domain(d)) => d == "localhost",
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    };
-    if url.scheme() != "https" && !loopback {
-        tracing::warn!(%issuer, "server.issuer is not https: tokens and client secrets would cross the network in clear");
+/// An audit event whenever the store stops (or starts again) being trusted: lost data
+/// and an evicting policy are security events, not only log lines.
+async fn audit_store_trust(mut trust: tokio::sync::watch::Receiver<Trust>, audit: AuditLog, clock: Arc<dyn Clock>) {
+    let mut previous = trust.borrow_and_update().clone();
+    while trust.changed().await.is_ok() {
+        let now = trust.borrow_and_update().clone();
+        let event = match (&previous, &now) {
+            (_, Trust::Untrusted(why)) if previous != now => {
+                let mut event = AuditEvent::new("revocation_store_untrusted", clock.now());
+                event.reason = Some(match why {
+                    Distrust::Lost(_) => "temporarily_unavailable:revocation_store.lost".into(),
+                    Distrust::Evicting(_) => "temporarily_unavailable:revocation_store.evicting".into(),
+                    Distrust::PolicyHidden(_) => "temporarily_unavailable:revocation_store.policy_hidden".into(),
+                });
+                event.detail = Some(why.describe());
+                Some(event)
+            }
+            (Trust::Untrusted(_), Trust::Trusted) => {
+                let mut event = AuditEvent::new("revocation_store_trusted", clock.now());
+                event.decision = "allow";
+                event.detail = Some("the revocation store is trusted again (adopted or repaired)".into());
+                Some(event)
+            }
+            _ => None,
+        };
+        if let Some(event) = event {
+            audit.emit(&event);
+        }
+        previous = now;
     }
 }
 
@@ -186,7 +302,7 @@ pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
 }
 
 /// Bind the configured address and serve until SIGTERM or Ctrl-C; requests in flight
-/// are finished before it returns.
+/// get `server.shutdown_timeout_ms` to finish before it returns.
 pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     // Watch for the signals before announcing readiness, so an early SIGTERM is
     // handled like any other.
@@ -203,7 +319,7 @@ pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     for worker in workers {
         worker.abort();
     }
-    tracing::info!("mcp-sts stopped: requests in flight were answered");
+    tracing::info!("mcp-sts stopped");
     Ok(())
 }
 
@@ -224,7 +340,7 @@ fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()> + S
         };
         tracing::info!(
             signal,
-            "shutting down: no new connections, finishing requests in flight"
+            "shutting down: no new connections, finishing requests in flight until the shutdown deadline"
         );
     })
 }

@@ -51,6 +51,8 @@ pub struct Sts {
     pub rate_limits: RateLimits,
     /// Signatures of subject and actor tokens already verified.
     pub verified_tokens: VerifiedTokens,
+    /// Whether the revocation store can be trusted, as it changes (Redis only).
+    pub store_trust: Option<tokio::sync::watch::Receiver<crate::revocation::redis::Trust>>,
     token_endpoint: String,
 }
 
@@ -79,13 +81,15 @@ impl Sts {
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
-        let crate::server::Backend { store, events } = backend;
+        let crate::server::Backend { store, events, trust } = backend;
         let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
         let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
-        let revocations = RevocationGate::new(
-            store.clone(),
-            Duration::from_millis(config.revocation.timeout_ms),
-            metrics.store_failures(),
+        let timeout = Duration::from_millis(config.revocation.timeout_ms);
+        let revocations = RevocationGate::new(store.clone(), timeout, metrics.store_failures()).with_write_timeout(
+            crate::revocation::redis::RedisStore::write_deadline(
+                timeout,
+                crate::server::ack_policy(&config.revocation),
+            ),
         );
         let verified_tokens = VerifiedTokens::new(config.server.verified_token_cache);
         Self {
@@ -104,6 +108,7 @@ impl Sts {
             audit,
             metrics,
             rate_limits,
+            store_trust: trust,
             token_endpoint,
         }
     }

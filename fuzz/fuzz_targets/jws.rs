@@ -14,9 +14,9 @@ use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::contract::AccessClaims;
+use mcp_sts::inbound::Issuers;
 use mcp_sts::inbound::jwt::{audiences, peek, str_claim, string_at, string_list_at, time_claim, token_scopes};
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
-use mcp_sts::inbound::Issuers;
 use mcp_sts::jose::{JwksConfig, VerifiedTokens};
 use mcp_sts::keys::{KeyRing, SigningKey};
 use mcp_sts::lineage::Lineage;
@@ -87,7 +87,9 @@ fuzz_target!(|data: &[u8]| {
         let _ = string_at(&jwt.claims, "tenant");
         // The minted-token contract and the revocation lineage it implies.
         if let Ok(claims) = AccessClaims::from_claims(jwt.claims) {
-            let _ = Lineage::for_caller("fuzz").minted(&claims).keys();
+            let _ = Lineage::for_caller("fuzz", &["https://idp.example"])
+                .minted(&claims)
+                .keys();
             let _ = claims.user_sub();
             let _ = claims.scopes();
         }
@@ -101,8 +103,14 @@ fuzz_target!(|data: &[u8]| {
         leeway: 30,
     };
     for declared in [DeclaredType::AccessToken, DeclaredType::IdToken] {
-        let _ = f
-            .runtime
-            .block_on(validate(token, declared, &f.issuers, (ISSUER, &f.ring), limits, &f.verified, NOW));
+        let _ = f.runtime.block_on(validate(
+            token,
+            declared,
+            &f.issuers,
+            (ISSUER, &f.ring),
+            limits,
+            &f.verified,
+            NOW,
+        ));
     }
 });

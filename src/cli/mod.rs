@@ -6,6 +6,7 @@ mod keys;
 mod revoke;
 mod secret;
 mod serve;
+mod store;
 mod time;
 mod token;
 
@@ -46,6 +47,11 @@ enum Command {
     },
     /// Revoke, list or reinstate users, sessions, agents, clients and tokens (admin API).
     Revoke(revoke::RevokeArgs),
+    /// Inspect the Redis revocation store, or adopt it after it lost its data.
+    Store {
+        #[command(subcommand)]
+        action: store::StoreAction,
+    },
     /// Hash or generate client and admin secrets.
     Secret {
         #[command(subcommand)]
@@ -74,5 +80,6 @@ pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token { action } => token::run(action).await,
         Command::Demo { keep_running } => demo::run(keep_running).await,
         Command::Revoke(args) => revoke::run(args).await,
+        Command::Store { action } => store::run(action).await,
     }
 }

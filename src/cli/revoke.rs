@@ -72,14 +72,38 @@ impl RevokeArgs {
     }
 }
 
+/// Largest answer read from the admin API (a long revocation list fits).
+const MAX_ANSWER_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a 503 means for the operator, in plain words.
+fn explain(status: u16, description: &str, read_only: bool) -> Option<&'static str> {
+    if status != 503 {
+        return None;
+    }
+    if description.starts_with("not confirmed by a replica") && !read_only {
+        return Some(
+            "NOT CONFIRMED: the Redis master recorded the revocation, but no replica confirmed it in time,\n\
+             so a failover could still lose it. It is in force now; run the same command again until it\n\
+             succeeds (retrying is safe), and check the replicas (`mcp-sts store status`).",
+        );
+    }
+    if description.contains("adopts it") {
+        return Some(
+            "STORE NOT TRUSTED: the revocation store lost its data or may evict it; mcp-sts refuses every\n\
+             decision until an operator acts (docs/deployment.md, `mcp-sts store status`).",
+        );
+    }
+    Some(
+        "NOT ACKNOWLEDGED: the revocation store did not answer in time; the revocation may or may not be\nrecorded. Retry (retrying is safe).",
+    )
+}
+
 /// Run the command.
 pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let credential = std::env::var(&args.admin_token_env)
         .with_context(|| format!("set {} to the admin credential", args.admin_token_env))?;
     let base = format!("{}/admin/revocations", args.url.trim_end_matches('/'));
-    let http = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(10))
-        .build()?;
+    let http = mcp_sts::fetch::http_client(std::time::Duration::from_secs(5))?;
     let request = if args.list {
         http.get(&base)
     } else {
@@ -114,19 +138,25 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             http.post(&base).json(&body)
         }
     };
-    let response = request
-        .bearer_auth(credential)
-        .send()
+    // Read like every outbound answer: streamed under a cap, within a deadline.
+    let limits = mcp_sts::fetch::FetchLimits {
+        timeout: std::time::Duration::from_secs(30),
+        max_bytes: MAX_ANSWER_BYTES,
+    };
+    let answer = mcp_sts::fetch::fetch(request.bearer_auth(credential), limits)
         .await
         .context("cannot reach mcp-sts")?;
-    let status = response.status();
-    let body: Value = response.json().await.unwrap_or(Value::Null);
+    let status = answer.status;
+    let body: Value = serde_json::from_slice(&answer.body).unwrap_or(Value::Null);
     if !status.is_success() {
         let description = body
             .get("error_description")
             .and_then(Value::as_str)
             .unwrap_or("request failed");
         eprintln!("mcp-sts revoke: HTTP {}: {description}", status.as_u16());
+        if let Some(meaning) = explain(status.as_u16(), description, args.list || args.reinstate) {
+            eprintln!("{meaning}");
+        }
         return Ok(ExitCode::FAILURE);
     }
     if args.list {

@@ -6,18 +6,15 @@ use std::sync::Arc;
 
 use mcp_sts::audit::AuditLog;
 use mcp_sts::clock::SystemClock;
-use mcp_sts::config::{Config, Severity};
+use mcp_sts::config::Config;
 use mcp_sts::telemetry::LogFormat;
 
 /// Load the configuration, start the service and serve until interrupted.
 pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
     let _logs = mcp_sts::telemetry::init(config.audit.file.as_deref(), log_format)?;
-    for warning in config
-        .problems()
-        .into_iter()
-        .filter(|p| p.severity == Severity::Warning)
-    {
+    // The same warnings `config check` prints, from the same source.
+    for warning in config.warnings() {
         tracing::warn!(key = %warning.key, "configuration: {}", warning.message);
     }
     let sts = mcp_sts::server::build(config, Arc::new(SystemClock), AuditLog::new()).await?;

@@ -1,10 +1,13 @@
-//! The checks types cannot express, collected whole: `mcp-sts config check` prints
-//! every problem at once, and start-up refuses the first error and logs the warnings.
+//! The checks types cannot express, collected whole: the one source of `mcp-sts config
+//! check` (which prints every problem) and of start-up (which refuses with every error
+//! and logs every warning).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 
-use super::{Config, ConfigError, DelegationMode, MAX_GRANT_TTL, check_resource_uri};
+use super::{
+    Config, ConfigError, DelegationMode, MAX_GRANT_TTL, MinReplicasAcked, RevocationBackend, check_resource_uri,
+};
 
 /// How bad a problem is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,15 +62,26 @@ impl Problems {
 }
 
 impl Config {
-    /// The first error, if any (warnings do not stop the service).
+    /// Every error, if any (warnings do not stop the service; `serve` logs them).
     pub fn validate(&self) -> Result<(), ConfigError> {
-        match self.problems().into_iter().find(|p| p.severity == Severity::Error) {
-            Some(problem) => Err(ConfigError::Invalid {
-                key: problem.key,
-                message: problem.message,
-            }),
-            None => Ok(()),
+        let errors: Vec<Problem> = self
+            .problems()
+            .into_iter()
+            .filter(|p| p.severity == Severity::Error)
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ConfigError::Invalid(errors))
         }
+    }
+
+    /// The warnings `serve` logs at start and `config check` prints.
+    pub fn warnings(&self) -> Vec<Problem> {
+        self.problems()
+            .into_iter()
+            .filter(|p| p.severity == Severity::Warning)
+            .collect()
     }
 
     /// Every error and warning, in the order of the file's tables.
@@ -101,6 +115,11 @@ impl Config {
                     || issuer.fragment().is_some()
                 {
                     p.error("server.issuer", "must be an http(s) URL without query or fragment");
+                } else if crate::fetch::plain_http_off_loopback(&issuer) {
+                    p.warning(
+                        "server.issuer",
+                        "is not https: tokens and client secrets would cross the network in clear",
+                    );
                 }
             }
         }
@@ -112,6 +131,29 @@ impl Config {
         }
         if self.server.max_token_bytes < 256 {
             p.error("server.max_token_bytes", "must be at least 256 to carry a token");
+        }
+        for (key, value, max) in [
+            (
+                "server.header_read_timeout_ms",
+                self.server.header_read_timeout_ms,
+                300_000,
+            ),
+            ("server.body_read_timeout_ms", self.server.body_read_timeout_ms, 300_000),
+            (
+                "server.keep_alive_timeout_ms",
+                self.server.keep_alive_timeout_ms,
+                3_600_000,
+            ),
+        ] {
+            if !(100..=max).contains(&value) {
+                p.error(key, format!("must be between 100 and {max} (milliseconds)"));
+            }
+        }
+        if self.server.max_connections == 0 || self.server.max_connections > 1_000_000 {
+            p.error("server.max_connections", "must be between 1 and 1000000");
+        }
+        if self.server.shutdown_timeout_ms > 600_000 {
+            p.error("server.shutdown_timeout_ms", "must be at most 600000 (milliseconds)");
         }
     }
 
@@ -220,6 +262,27 @@ impl Config {
                  Cluster refuses; use one Redis or Sentinel when receivers subscribe",
             );
         }
+        if r.replication_timeout_ms == 0 || r.replication_timeout_ms > 60_000 {
+            p.error(
+                "revocation.replication_timeout_ms",
+                "must be between 1 and 60000 (WAIT 0 would block forever)",
+            );
+        }
+        if r.backend != RevocationBackend::Redis
+            && (r.min_replicas_acked != MinReplicasAcked::Auto || r.fsync_acked || r.accept_unknown_eviction_policy)
+        {
+            p.warning(
+                "revocation.min_replicas_acked",
+                "min_replicas_acked, fsync_acked and accept_unknown_eviction_policy only apply with backend = \"redis\"",
+            );
+        }
+        if r.backend == RevocationBackend::Redis && r.min_replicas_acked == MinReplicasAcked::Exactly(0) {
+            p.warning(
+                "revocation.min_replicas_acked",
+                "0: writes are acknowledged once the master alone has them; a failover can lose \
+                 acknowledged revocations unless the master's append-only file is the only copy you rely on",
+            );
+        }
         if !r.cluster.is_empty() && r.key_prefix.contains('{') && r.key_prefix.contains('}') {
             p.error(
                 "revocation.key_prefix",
@@ -258,6 +321,7 @@ impl Config {
                     }
                 }
             }
+            check_key_transport(p, i, issuer);
             for (field, value) in [
                 ("agent_claim", &issuer.agent_claim),
                 ("roles_delimiter", &issuer.roles_delimiter),
@@ -374,6 +438,13 @@ impl Config {
             }
             if let Some(uri) = &client.jwks_uri {
                 check_http_url(p, &key("jwks_uri"), uri);
+                if url::Url::parse(uri).is_ok_and(|u| crate::fetch::plain_http_off_loopback(&u)) {
+                    p.warning(
+                        key("jwks_uri"),
+                        "is plain http from a host that is not loopback: anyone on the path can \
+                         swap the client's keys and pass its authentication; use https",
+                    );
+                }
             }
             if let Some(jwks) = &client.jwks {
                 let parsed: Result<jsonwebtoken::jwk::JwkSet, _> = serde_json::from_value(jwks.clone());
@@ -489,6 +560,38 @@ fn http_url(value: &str) -> Result<(), String> {
         return Err("must be an http(s) URL".into());
     }
     Ok(())
+}
+
+/// An issuer's keys (its discovery document, then its JWKS) must not travel in clear
+/// text across a network unless the operator says so for that issuer: whoever can
+/// change them can sign any user's token.
+fn check_key_transport(p: &mut Problems, i: usize, issuer: &super::IssuerConfig) {
+    let (field, url, what) = match &issuer.jwks_uri {
+        Some(uri) => ("jwks_uri", uri.as_str(), "its JWKS is"),
+        None => ("issuer", issuer.issuer.as_str(), "its discovery document and JWKS are"),
+    };
+    if !url::Url::parse(url).is_ok_and(|u| crate::fetch::plain_http_off_loopback(&u)) {
+        return;
+    }
+    let key = format!("issuers[{i}].{field}");
+    if issuer.allow_plain_http {
+        p.warning(
+            key,
+            format!(
+                "{what} fetched over plain http from a host that is not loopback (allowed by \
+                 allow_plain_http): anyone on the path can forge this issuer's tokens"
+            ),
+        );
+    } else {
+        p.error(
+            key,
+            format!(
+                "{what} fetched over plain http from a host that is not loopback: anyone on the \
+                 path could forge this issuer's tokens; use https, or set allow_plain_http = true \
+                 for this issuer to accept the risk"
+            ),
+        );
+    }
 }
 
 fn check_http_url(p: &mut Problems, key: &str, value: &str) {

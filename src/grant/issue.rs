@@ -15,7 +15,7 @@ use crate::error::OAuthError;
 use crate::exchange::subject::Subject;
 use crate::exchange::{Exchanger, TokenResponse};
 use crate::inbound::jwt::{str_claim, time_claim};
-use crate::inbound::validate::Role;
+use crate::inbound::validate::{DeclaredType, Role};
 use crate::lineage::Lineage;
 use crate::mint::{new_jti, sign_id_jag};
 use crate::policy::{decide_scopes, grantable};
@@ -39,6 +39,14 @@ pub async fn issue(
         ));
     }
     let params = params?;
+    // draft-ietf-oauth-identity-assertion-authz-grant §4.3: the subject is an identity
+    // assertion bound to the caller; an access token is bound to no one in particular.
+    if params.subject_type == DeclaredType::AccessToken {
+        return Err(OAuthError::invalid_request(
+            "subject_token.not_identity_assertion",
+            "an identity assertion grant is issued for an ID token addressed to the caller, not an access token",
+        ));
+    }
     let target = ctx
         .authorization_servers
         .resolve(&params.audience, &params.resource, client)?;
@@ -58,6 +66,7 @@ pub async fn issue(
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
     audit.actor_chain = vec![client.id().to_owned()];
+    ctx.rate_limits.check_subject(&subject.user)?;
 
     // The client is the agent the grant lets act; whoever the user's token already
     // names as acting answers too.

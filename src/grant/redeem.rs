@@ -20,8 +20,9 @@ use crate::policy::{Entitlement, decide_scopes, grantable};
 use crate::request::AssertionParams;
 
 /// Redeem a grant presented by the authenticated `client`. A grant that is invalid,
-/// expired, replayed, revoked, addressed elsewhere or issued to another client is
-/// `invalid_grant`; a resource the client may not reach `invalid_target`.
+/// expired, replayed, revoked, bound to a key, addressed elsewhere, issued to another
+/// client or naming a resource not served here is `invalid_grant`; a served resource
+/// the client may not reach `invalid_target`; the user's rate limit applies (429).
 pub async fn redeem(
     ctx: Exchanger<'_>,
     client: &RegisteredClient,
@@ -60,7 +61,9 @@ pub async fn redeem(
         }
     }
     audit.sub = Some(claims.sub.clone());
-    // MCP's profile: the grant names exactly one resource, the MCP server.
+    ctx.rate_limits.check_subject(&claims.sub)?;
+    // MCP's profile: the grant names exactly one resource, the MCP server, and one
+    // this server does not serve makes the grant unusable here (`invalid_grant`).
     let resources = claims.resources();
     let [resource] = resources.as_slice() else {
         return Err(OAuthError::invalid_grant(
@@ -68,7 +71,16 @@ pub async fn redeem(
             "the assertion must name exactly one resource",
         ));
     };
-    let target = ctx.audiences.resolve(None, Some(resource), client)?;
+    let target = ctx
+        .audiences
+        .resolve(None, Some(resource), client)
+        .map_err(|e| match e.rule {
+            "target.unknown_resource" | "target.invalid_resource" => OAuthError::invalid_grant(
+                "assertion.resource_unknown",
+                "the assertion names a resource this server does not serve",
+            ),
+            _ => e,
+        })?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
 
@@ -120,10 +132,7 @@ pub async fn redeem(
     // Single use across replicas, decided last so a refusal above does not spend it.
     let once = format!("id-jag:{}:{}", claims.iss, claims.jti);
     let expires = claims.exp.saturating_add(ctx.limits.leeway);
-    let first_use = ctx
-        .revocations
-        .call(ctx.revocations.store().use_once(&once, expires, now))
-        .await?;
+    let first_use = ctx.revocations.use_once(&once, expires, now).await?;
     if !first_use {
         return Err(OAuthError::invalid_grant(
             "assertion.replay",

@@ -15,7 +15,7 @@ use crate::clock::UnixTime;
 use crate::contract::IdJagClaims;
 use crate::contract::urn::ID_JAG_TYP;
 use crate::error::OAuthError;
-use crate::inbound::jwt::audiences;
+use crate::inbound::jwt::{audiences, str_claim};
 use crate::inbound::validate::{DeclaredType, InboundError, Limits, Origin, ValidatedToken, profile, validated};
 use crate::inbound::{Issuers, Own, Trust, TrustedIssuer};
 use crate::jose::{NO_MEMORY, Profile, Types, read};
@@ -42,10 +42,10 @@ pub struct VerifiedGrant {
     pub claims: IdJagClaims,
 }
 
-/// Verify a user's identity assertion presented to obtain a grant. An ID token must
-/// be addressed to the client asking (draft §4.3.1: its `aud` is that client); any
-/// other declared type must be addressed to us, as for an exchange. Our own tokens
-/// are not identity assertions.
+/// Verify a user's identity assertion presented to obtain a grant. It must be bound
+/// to the client asking (draft §4.3.3): its `aud` names that client and, when it
+/// names an authorized party (`azp`, OpenID Connect Core §2), that is the client too.
+/// An access token is not an identity assertion, and our own tokens are none either.
 pub async fn identity_assertion(
     token: &str,
     declared: DeclaredType,
@@ -54,16 +54,18 @@ pub async fn identity_assertion(
     limits: Limits,
     now: UnixTime,
 ) -> Result<ValidatedToken, InboundError> {
+    if declared == DeclaredType::AccessToken {
+        return Err(InboundError::TypeMismatch);
+    }
     let trust = Trust::all(issuers, None);
-    let jws = read(token, &profile(declared, limits, now), &trust, NO_MEMORY).await?;
+    // An identity assertion is typed as an ID token is: `jwt` or untyped.
+    let jws = read(token, &profile(DeclaredType::IdToken, limits, now), &trust, NO_MEMORY).await?;
     let Origin::Upstream(issuer) = jws.signer.clone() else {
         return Err(InboundError::UntrustedIssuer);
     };
-    let expected = match declared {
-        DeclaredType::IdToken => client_id,
-        DeclaredType::AccessToken | DeclaredType::Jwt => issuer.config.audience.as_str(),
-    };
-    if !audiences(jws.claims()?).contains(&expected) {
+    let claims = jws.claims()?;
+    let azp_ok = str_claim(claims, "azp").is_none_or(|azp| azp == client_id);
+    if !audiences(claims).contains(&client_id) || !azp_ok {
         return Err(InboundError::WrongAudience);
     }
     let times = jws.times;
@@ -112,6 +114,14 @@ pub async fn id_jag(
     };
     if !aud_ok {
         return Err(refused_grant(InboundError::WrongAudience));
+    }
+    // draft §8.6.1: a grant bound to a key is redeemed only with a proof by that key.
+    // Until sender-constrained tokens are supported, no bound grant is redeemed.
+    if claims.contains_key("cnf") {
+        return Err(OAuthError::invalid_grant(
+            "assertion.cnf",
+            "the assertion is bound to a key (cnf); key-bound grants are not accepted",
+        ));
     }
     let signer = match &jws.signer {
         Origin::Minted => Signer::Own,

@@ -56,7 +56,9 @@ impl IntoResponse for crate::admin::AdminError {
             AdminError::Disabled | AdminError::NotFound => StatusCode::NOT_FOUND,
             AdminError::Unauthorized => StatusCode::UNAUTHORIZED,
             AdminError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            AdminError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AdminError::Unavailable | AdminError::Unconfirmed | AdminError::Untrusted => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         };
         let code = self.code();
         let description: String = self.to_string().chars().filter(|c| *c != '"' && *c != '\\').collect();
@@ -70,25 +72,13 @@ impl IntoResponse for crate::admin::AdminError {
                     HeaderValue::from_static("Bearer realm=\"mcp-sts-admin\""),
                 );
             }
-            AdminError::Unavailable => {
+            AdminError::Unavailable | AdminError::Unconfirmed | AdminError::Untrusted => {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
             }
             AdminError::Disabled | AdminError::BadRequest(_) | AdminError::NotFound => {}
         }
         response
     }
-}
-
-/// A body over the size limit is answered by the framework before any handler runs;
-/// give it the same OAuth error shape (status 413, `invalid_request`).
-pub async fn oauth_body_limit(response: Response) -> Response {
-    if response.status() != StatusCode::PAYLOAD_TOO_LARGE {
-        return response;
-    }
-    let mut error =
-        OAuthError::invalid_request("request.too_large", "the request body is larger than allowed").into_response();
-    *error.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
-    error
 }
 
 impl IntoResponse for crate::ssf::SsfError {
@@ -99,6 +89,7 @@ impl IntoResponse for crate::ssf::SsfError {
             SsfError::BadRequest(_) => StatusCode::BAD_REQUEST,
             SsfError::NotFound => StatusCode::NOT_FOUND,
             SsfError::TooManyStreams => StatusCode::CONFLICT,
+            SsfError::TooManyVerifications => StatusCode::TOO_MANY_REQUESTS,
             SsfError::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         };
         let code = self.code();
@@ -106,7 +97,7 @@ impl IntoResponse for crate::ssf::SsfError {
         let mut response = (status, Json(json!({ "error": code, "error_description": description }))).into_response();
         let headers = response.headers_mut();
         no_store(headers);
-        if matches!(self, SsfError::Unavailable) {
+        if matches!(self, SsfError::Unavailable | SsfError::TooManyVerifications) {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECONDS));
         }
         response

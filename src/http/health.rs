@@ -40,5 +40,6 @@ pub async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
-    (status, Json(json!({ "keys": keys_ok, "revocation_store": store_ok }))).into_response()
+    // A 503 here is the probe's answer, not a refused request.
+    super::edge::answered((status, Json(json!({ "keys": keys_ok, "revocation_store": store_ok }))).into_response())
 }

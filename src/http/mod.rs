@@ -1,7 +1,9 @@
 //! HTTP: routing and adapters. Handlers are thin; decisions live in the modules below.
 
 mod admin;
+pub mod connection;
 mod discovery;
+pub mod edge;
 pub mod error;
 mod health;
 pub mod outcome;
@@ -51,17 +53,17 @@ pub fn router(sts: Arc<Sts>) -> Router {
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
         .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::map_response(error::oauth_body_limit))
+        .layer(axum::middleware::from_fn_with_state(sts.clone(), edge::edge))
         .with_state(sts)
 }
 
-/// Serve on a listener the caller bound (tests bind port 0) until `shutdown` resolves.
+/// Serve on a listener the caller bound (tests bind port 0) until `shutdown` resolves,
+/// with the `[server]` limits on every connection (`connection`); requests still in
+/// flight `shutdown_timeout_ms` after `shutdown` are abandoned.
 pub async fn serve(
     listener: TcpListener,
     sts: Arc<Sts>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(sts))
-        .with_graceful_shutdown(shutdown)
-        .await
+    connection::serve(listener, router(sts.clone()), sts, shutdown).await
 }

@@ -5,6 +5,7 @@ use axum::http::HeaderMap;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 
+use super::edge::answered;
 use super::error::no_store;
 use crate::admin::AdminError;
 use crate::audit::AuditEvent;
@@ -62,7 +63,7 @@ pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Resp
             audit.decision = "allow";
             sts.audit.emit(&audit);
             no_store(response.headers_mut());
-            response
+            answered(response)
         }
         Err(refusal) => {
             sts.metrics.decision(audit.event, refusal.outcome());
@@ -70,7 +71,7 @@ pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Resp
                 audit.reason = Some(reason);
                 sts.audit.emit(&audit);
             }
-            refusal.into_response()
+            answered(refusal.into_response())
         }
     }
 }

@@ -195,7 +195,7 @@ fn respond_quietly(sts: &Sts, audit: AuditEvent, result: Result<Response, SsfErr
         Ok(mut response) => {
             sts.metrics.decision(audit.event, "allow");
             super::error::no_store(response.headers_mut());
-            response
+            super::edge::answered(response)
         }
         Err(refusal) => respond(sts, audit, Err(refusal)),
     }

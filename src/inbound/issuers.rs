@@ -40,6 +40,7 @@ impl Issuers {
                 let algorithms: Vec<Algorithm> = config.algorithms.iter().filter_map(|a| parse_allowed(a)).collect();
                 let jwks_config = JwksConfig {
                     algorithms: algorithms.clone(),
+                    allow_plain_http: config.allow_plain_http,
                     ..keys.clone()
                 };
                 let issuer = TrustedIssuer {

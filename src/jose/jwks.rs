@@ -54,6 +54,9 @@ pub struct JwksConfig {
     pub max_stale: u64,
     /// Deadline and byte cap of each fetch; the deadline also bounds a whole refresh.
     pub fetch: FetchLimits,
+    /// Whether keys may be read over plain http from a host that is not loopback (an
+    /// upstream issuer refuses it unless its configuration allows it).
+    pub allow_plain_http: bool,
 }
 
 impl Default for JwksConfig {
@@ -72,6 +75,7 @@ impl Default for JwksConfig {
                 timeout: Duration::from_secs(5),
                 max_bytes: 512 * 1024,
             },
+            allow_plain_http: true,
         }
     }
 }
@@ -334,6 +338,12 @@ impl JwksCache {
     }
 
     async fn get_json(&self, url: &str, what: &str) -> Result<Value, String> {
+        let clear = reqwest::Url::parse(url).is_ok_and(|u| crate::fetch::plain_http_off_loopback(&u));
+        if clear && !self.config.allow_plain_http {
+            return Err(format!(
+                "{what} {url} is plain http from a host that is not loopback; refused (allow_plain_http is off)"
+            ));
+        }
         let request = self.http.get(url).header(reqwest::header::ACCEPT, "application/json");
         let fetched = fetch(request, self.config.fetch)
             .await

@@ -186,5 +186,9 @@ fn times_are_kept_small_and_given_back() {
 
 #[test]
 fn a_verdict_is_no_larger_than_a_key_handle_an_algorithm_and_one_time() {
-    assert!(std::mem::size_of::<Verdict<()>>() <= 24, "{}", std::mem::size_of::<Verdict<()>>());
+    assert!(
+        std::mem::size_of::<Verdict<()>>() <= 24,
+        "{}",
+        std::mem::size_of::<Verdict<()>>()
+    );
 }

@@ -5,6 +5,8 @@
 //! so an entry is on disk before `revoke`, `reinstate` or `use_once` returns. redb
 //! blocks, so each operation runs on Tokio's blocking pool. Expired entries are
 //! ignored on read and pruned from time to time by `use_once`, the most frequent writer.
+//! Offboardings written before they held until reinstated are read as held
+//! ([`Revocation::kept`]), never pruned, and rewritten by `keep_offboardings`.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use async_trait::async_trait;
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{Revocation, RevocationKey, RevocationStore, StoreError};
+use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 
 /// Revocations by [`RevocationKey::storage_name`] (`{kind}:{value}` for every issuer,
@@ -79,8 +81,18 @@ pub(super) fn storage_key(key: &RevocationKey) -> String {
     key.storage_name()
 }
 
-fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
+/// An entry as stored.
+fn decode_stored(bytes: &[u8]) -> Result<Revocation, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable revocation entry: {e}")))
+}
+
+/// An entry as it is in force.
+fn decode(bytes: &[u8]) -> Result<Revocation, StoreError> {
+    decode_stored(bytes).map(Revocation::kept)
+}
+
+fn encode(entry: &Revocation) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(entry).map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))
 }
 
 /// Drop every row that is no longer in force at `now`.
@@ -99,7 +111,7 @@ fn prune(tx: &redb::WriteTransaction, now: UnixTime) -> Result<(), StoreError> {
 #[async_trait]
 impl RevocationStore for EmbeddedStore {
     async fn revoke(&self, entry: Revocation) -> Result<(), StoreError> {
-        let json = serde_json::to_vec(&entry).map_err(|e| StoreError::Corrupt(format!("cannot encode entry: {e}")))?;
+        let json = encode(&entry)?;
         let key = storage_key(&entry.key());
         self.blocking(move |db| {
             let tx = db.begin_write().map_err(db_err)?;
@@ -198,6 +210,39 @@ impl RevocationStore for EmbeddedStore {
         })
         .await
     }
+
+    async fn keep_offboardings(&self) -> Result<KeptOffboardings, StoreError> {
+        // One write transaction reads and rewrites, so nothing can change in between.
+        self.blocking(|db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            let mut done = KeptOffboardings::default();
+            {
+                let mut table = tx.open_table(ENTRIES).map_err(db_err)?;
+                let mut rewrites = Vec::new();
+                for row in table.iter().map_err(db_err)? {
+                    let (name, json) = row.map_err(db_err)?;
+                    match decode_stored(json.value()) {
+                        Ok(entry) if entry.predates_lasting_offboarding() => {
+                            rewrites.push((name.value().to_owned(), encode(&entry.kept())?));
+                        }
+                        Ok(_) => {}
+                        Err(_) => done.unreadable += 1,
+                    }
+                }
+                for (name, json) in rewrites {
+                    table.insert(name.as_str(), json.as_slice()).map_err(db_err)?;
+                    done.kept += 1;
+                }
+            }
+            if done.kept > 0 {
+                tx.commit().map_err(db_err)?;
+            } else {
+                tx.abort().map_err(db_err)?;
+            }
+            Ok(done)
+        })
+        .await
+    }
 }
 
 #[cfg(test)]
@@ -220,15 +265,29 @@ mod tests {
                 revoked_by: "t".into(),
                 revoked_at: 50,
                 expires_at,
+                expiry_requested: false,
             };
             store.revoke(entry).await.unwrap();
         }
+        // An offboarding from an earlier release, its old end passed: still in force.
+        let earlier = Revocation {
+            kind: RevocationKind::Subject,
+            value: "left".into(),
+            issuer: None,
+            reason: "r".into(),
+            revoked_by: "t".into(),
+            revoked_at: 50,
+            expires_at: 100,
+            expiry_requested: false,
+        };
+        store.revoke(earlier).await.unwrap();
         assert!(store.use_once("x", 100, 50).await.unwrap());
         let tx = store.db.begin_write().unwrap();
         prune(&tx, 200).unwrap();
         tx.commit().unwrap();
         let tx = store.db.begin_read().unwrap();
-        assert_eq!(tx.open_table(ENTRIES).unwrap().len().unwrap(), 1);
+        assert_eq!(tx.open_table(ENTRIES).unwrap().len().unwrap(), 2);
+        assert!(tx.open_table(ENTRIES).unwrap().get("subject:left").unwrap().is_some());
         assert_eq!(tx.open_table(USED_ONCE).unwrap().len().unwrap(), 0);
     }
 }

@@ -6,7 +6,7 @@ use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
 
 use super::StoreError;
 use super::embedded::{ENTRIES, EmbeddedStore, USED_ONCE, db_err, storage_key};
-use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord};
+use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord, VERIFICATION_JTI_PREFIX};
 
 /// Streams by id, each the JSON [`StreamRecord`].
 const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("ssf_streams");
@@ -46,6 +46,91 @@ impl EventQueue for EmbeddedStore {
                 .insert(id.as_str(), json.as_slice())
                 .map_err(db_err)?;
             tx.commit().map_err(db_err)
+        })
+        .await
+    }
+
+    async fn create_stream(&self, stream: &StreamRecord, max_per_owner: usize) -> Result<bool, StoreError> {
+        let json = encode(stream)?;
+        let (id, owner) = (stream.stream_id.clone(), stream.owner.clone());
+        // One write transaction: redb runs one at a time, so the count holds until commit.
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut table = tx.open_table(STREAMS).map_err(db_err)?;
+                let mut held = 0;
+                for row in table.iter().map_err(db_err)? {
+                    let (_, value) = row.map_err(db_err)?;
+                    if decode(value.value())?.owner == owner {
+                        held += 1;
+                    }
+                }
+                if held >= max_per_owner {
+                    return Ok(false);
+                }
+                table.insert(id.as_str(), json.as_slice()).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn replace_stream(&self, stream: &StreamRecord) -> Result<bool, StoreError> {
+        let json = encode(stream)?;
+        let id = stream.stream_id.clone();
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut table = tx.open_table(STREAMS).map_err(db_err)?;
+                if table.get(id.as_str()).map_err(db_err)?.is_none() {
+                    return Ok(false);
+                }
+                table.insert(id.as_str(), json.as_slice()).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(true)
+        })
+        .await
+    }
+
+    async fn queue_verification(&self, event: QueuedEvent, max_pending: usize) -> Result<bool, StoreError> {
+        self.blocking(move |db| {
+            let tx = db.begin_write().map_err(db_err)?;
+            {
+                let mut index = tx.open_table(INDEX).map_err(db_err)?;
+                // The index is ordered by (stream, jti): verification SETs sit together.
+                let low = (event.stream_id.as_str(), VERIFICATION_JTI_PREFIX);
+                let waiting = index
+                    .range(low..)
+                    .map_err(db_err)?
+                    .map_while(|row| {
+                        row.ok().filter(|(key, _)| {
+                            let (stream, jti) = key.value();
+                            stream == event.stream_id && jti.starts_with(VERIFICATION_JTI_PREFIX)
+                        })
+                    })
+                    .take(max_pending)
+                    .count();
+                if waiting >= max_pending {
+                    return Ok(false);
+                }
+                let mut sequence = tx.open_table(SEQUENCE).map_err(db_err)?;
+                let next = sequence.get("next").map_err(db_err)?.map_or(0, |v| v.value());
+                tx.open_table(EVENTS)
+                    .map_err(db_err)?
+                    .insert(
+                        (event.stream_id.as_str(), next),
+                        (event.jti.as_str(), event.set.as_str()),
+                    )
+                    .map_err(db_err)?;
+                index
+                    .insert((event.stream_id.as_str(), event.jti.as_str()), next)
+                    .map_err(db_err)?;
+                sequence.insert("next", next.saturating_add(1)).map_err(db_err)?;
+            }
+            tx.commit().map_err(db_err)?;
+            Ok(true)
         })
         .await
     }

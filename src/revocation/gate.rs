@@ -15,6 +15,7 @@ use crate::error::OAuthError;
 pub struct RevocationGate {
     store: Arc<dyn RevocationStore>,
     timeout: Duration,
+    write_timeout: Duration,
     failures: Counter,
 }
 
@@ -32,8 +33,16 @@ impl RevocationGate {
         Self {
             store,
             timeout,
+            write_timeout: timeout,
             failures,
         }
+    }
+
+    /// Give writes that wait for replicas (see [`RevocationGate::write`]) this longer
+    /// deadline; reads keep the short one.
+    pub fn with_write_timeout(mut self, write_timeout: Duration) -> Self {
+        self.write_timeout = write_timeout.max(self.timeout);
+        self
     }
 
     /// The store itself, for callers that map its errors their own way.
@@ -46,12 +55,35 @@ impl RevocationGate {
         &self,
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
-        match tokio::time::timeout(self.timeout, operation).await {
+        self.bounded(self.timeout, operation).await
+    }
+
+    /// Run a write that carries a promise (a revocation, its events, a once-only
+    /// marker): it may wait for replicas, so its deadline is the longer one.
+    pub async fn write<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, OAuthError> {
+        self.bounded(self.write_timeout, operation).await
+    }
+
+    /// Mark a once-only id as used: `Ok(true)` the first time. A write that waits for
+    /// replicas; see [`RevocationStore::use_once`].
+    pub async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, OAuthError> {
+        self.write(self.store.use_once(id, expires_at, now)).await
+    }
+
+    async fn bounded<T>(
+        &self,
+        deadline: Duration,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, OAuthError> {
+        match tokio::time::timeout(deadline, operation).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) => {
                 self.failures.inc();
                 tracing::warn!(%error, "revocation store failed; refusing (fail closed)");
-                Err(store_unavailable())
+                Err(store_error(&error))
             }
             Err(_) => {
                 self.failures.inc();
@@ -65,6 +97,27 @@ impl RevocationGate {
     pub async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, OAuthError> {
         self.call(self.store.check(keys, now)).await
     }
+}
+
+/// The 503 a store failure becomes: unconfirmed writes and an untrusted store say so,
+/// anything else is the plain "unavailable".
+pub fn store_error(error: &StoreError) -> OAuthError {
+    match error {
+        StoreError::Unconfirmed(_) => store_unconfirmed(),
+        StoreError::Untrusted(_) => OAuthError::unavailable(
+            "revocation_store.untrusted",
+            "the revocation store may have lost revocations and is refused until an operator adopts it; retry later",
+        ),
+        _ => store_unavailable(),
+    }
+}
+
+/// The 503 of a write the master took but too few replicas confirmed in time.
+pub fn store_unconfirmed() -> OAuthError {
+    OAuthError::unavailable(
+        "revocation_store.unconfirmed",
+        "not confirmed by a replica; retry (retrying is safe)",
+    )
 }
 
 /// The 503 every caller gets while the revocation store cannot answer.

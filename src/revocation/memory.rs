@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{Revocation, RevocationKey, RevocationStore, StoreError};
+use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 
 /// Revocations in a map guarded by a mutex (held only for map operations, never
@@ -42,14 +42,18 @@ impl RevocationStore for MemoryStore {
 
     async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, StoreError> {
         let entries = self.entries.lock().map_err(poisoned)?;
-        Ok(entries.values().filter(|e| e.expires_at > now).cloned().collect())
+        Ok(entries
+            .values()
+            .map(|e| e.clone().kept())
+            .filter(|e| e.expires_at > now)
+            .collect())
     }
 
     async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, StoreError> {
         let entries = self.entries.lock().map_err(poisoned)?;
         Ok(keys
             .iter()
-            .map(|k| entries.get(k).filter(|e| e.expires_at > now).cloned())
+            .map(|k| entries.get(k).map(|e| e.clone().kept()).filter(|e| e.expires_at > now))
             .collect())
     }
 
@@ -65,6 +69,16 @@ impl RevocationStore for MemoryStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    async fn keep_offboardings(&self) -> Result<KeptOffboardings, StoreError> {
+        let mut entries = self.entries.lock().map_err(poisoned)?;
+        let mut done = KeptOffboardings::default();
+        for entry in entries.values_mut().filter(|e| e.predates_lasting_offboarding()) {
+            *entry = entry.clone().kept();
+            done.kept += 1;
+        }
+        Ok(done)
     }
 }
 
@@ -82,6 +96,7 @@ mod tests {
             revoked_by: "tester".into(),
             revoked_at: 100,
             expires_at,
+            expiry_requested: true,
         }
     }
 

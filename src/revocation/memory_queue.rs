@@ -6,7 +6,7 @@ use async_trait::async_trait;
 
 use super::StoreError;
 use super::memory::{MemoryStore, poisoned};
-use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord};
+use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord, VERIFICATION_JTI_PREFIX};
 
 /// Streams and their queues, behind the store's queue mutex.
 #[derive(Debug, Default)]
@@ -21,6 +21,41 @@ impl EventQueue for MemoryStore {
         let mut state = self.queue.lock().map_err(poisoned)?;
         state.streams.insert(stream.stream_id.clone(), stream.clone());
         Ok(())
+    }
+
+    async fn create_stream(&self, stream: &StreamRecord, max_per_owner: usize) -> Result<bool, StoreError> {
+        let mut state = self.queue.lock().map_err(poisoned)?;
+        let held = state.streams.values().filter(|s| s.owner == stream.owner).count();
+        if held >= max_per_owner {
+            return Ok(false);
+        }
+        state.streams.insert(stream.stream_id.clone(), stream.clone());
+        Ok(true)
+    }
+
+    async fn replace_stream(&self, stream: &StreamRecord) -> Result<bool, StoreError> {
+        let mut state = self.queue.lock().map_err(poisoned)?;
+        match state.streams.get_mut(&stream.stream_id) {
+            Some(existing) => {
+                *existing = stream.clone();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    async fn queue_verification(&self, event: QueuedEvent, max_pending: usize) -> Result<bool, StoreError> {
+        let mut state = self.queue.lock().map_err(poisoned)?;
+        let queue = state.queues.entry(event.stream_id.clone()).or_default();
+        let waiting = queue
+            .iter()
+            .filter(|e| e.jti.starts_with(VERIFICATION_JTI_PREFIX))
+            .count();
+        if waiting >= max_pending {
+            return Ok(false);
+        }
+        queue.push_back(event);
+        Ok(true)
     }
 
     async fn stream(&self, stream_id: &str) -> Result<Option<StreamRecord>, StoreError> {

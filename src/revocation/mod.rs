@@ -11,6 +11,11 @@
 //! revocation ends that one token and is kept as long as it could live. A subject or
 //! session entry may be limited to one issuer's users (`issuer`); one without covers
 //! every issuer (`contract::revocation::covers`).
+//!
+//! Entries written before offboarding held until reinstated carry the retention of
+//! their day as `expires_at`; every backend reads them as held until reinstated
+//! ([`Revocation::kept`]) and rewrites them once ([`RevocationStore::keep_offboardings`],
+//! run by `upgrade` at start-up and by `mcp-sts store migrate`).
 
 pub mod embedded;
 mod embedded_queue;
@@ -21,6 +26,7 @@ pub mod queue;
 pub mod redis;
 mod redis_queue;
 pub mod timed;
+pub mod upgrade;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
@@ -122,6 +128,12 @@ pub struct Revocation {
     /// When the entry may be forgotten: [`NEVER`] for offboarding (until reinstated),
     /// else no token it could affect outlives this.
     pub expires_at: UnixTime,
+    /// Whether `expires_at` was asked for (`expires_in`) rather than given by kind.
+    /// Written only when true, so entries stay readable by every earlier release;
+    /// a subject, agent or client entry without it and with an end predates the rule
+    /// that offboarding holds until reinstated ([`Revocation::predates_lasting_offboarding`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub expiry_requested: bool,
 }
 
 impl Revocation {
@@ -129,10 +141,42 @@ impl Revocation {
     pub fn key(&self) -> RevocationKey {
         RevocationKey::scoped(self.kind, self.issuer.clone(), self.value.clone())
     }
+
+    /// Whether this entry was written before offboarding held until reinstated: a
+    /// subject, agent or client entry whose end nobody asked for (the retention that
+    /// earlier releases gave every entry). Such an offboarding was never meant to lapse.
+    pub fn predates_lasting_offboarding(&self) -> bool {
+        matches!(
+            self.kind,
+            RevocationKind::Subject | RevocationKind::Agent | RevocationKind::Client
+        ) && !self.expiry_requested
+            && self.expires_at < NEVER
+    }
+
+    /// The entry as it is in force: one that predates lasting offboarding holds until
+    /// reinstated, like every offboarding written since. Every backend reads through this.
+    pub fn kept(mut self) -> Self {
+        if self.predates_lasting_offboarding() {
+            self.expires_at = NEVER;
+        }
+        self
+    }
+}
+
+/// What one pass of [`RevocationStore::keep_offboardings`] did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct KeptOffboardings {
+    /// Entries rewritten to hold until reinstated.
+    pub kept: u64,
+    /// Entries found but changed before they could be rewritten (reinstated, revoked
+    /// again, or rewritten by another replica): left as they now are.
+    pub changed_meanwhile: u64,
+    /// Entries that could not be decoded: left alone (reads report them).
+    pub unreadable: u64,
 }
 
 /// A store failure. Callers must treat it as "cannot decide" and refuse (fail closed).
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
     /// The store did not answer within its deadline.
@@ -144,6 +188,14 @@ pub enum StoreError {
     /// Stored data could not be read back.
     #[error("revocation store data is corrupt: {0}")]
     Corrupt(String),
+    /// The master took the write, but too few replicas confirmed it in time: a
+    /// failover could still lose it, so it is not acknowledged. Retrying is safe.
+    #[error("write not confirmed by enough replicas: {0}")]
+    Unconfirmed(String),
+    /// The store cannot be trusted to hold what was written (it lost its data, or it
+    /// may evict): every operation is refused until an operator acts.
+    #[error("revocation store not trusted: {0}")]
+    Untrusted(String),
 }
 
 /// Where revocations live. Every method is one logical operation; implementations
@@ -169,6 +221,13 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     /// A cheap liveness probe for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Rewrite every entry that predates lasting offboarding so that it holds until
+    /// reinstated in storage too (in Redis: without the expiry it was given). Safe to
+    /// run again, from several replicas at once and beside traffic: an entry changed
+    /// since it was read (reinstated, above all) is never written back. Durable like
+    /// a revocation.
+    async fn keep_offboardings(&self) -> Result<KeptOffboardings, StoreError>;
 }
 
 /// Convenience: the first entry in force among `keys`, if any.
@@ -181,4 +240,63 @@ pub async fn first_revoked(
         return Ok(None);
     }
     Ok(store.check(keys, now).await?.into_iter().flatten().next())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(kind: RevocationKind, expires_at: UnixTime, expiry_requested: bool) -> Revocation {
+        Revocation {
+            kind,
+            value: "v".into(),
+            issuer: None,
+            reason: "r".into(),
+            revoked_by: "admin".into(),
+            revoked_at: 100,
+            expires_at,
+            expiry_requested,
+        }
+    }
+
+    #[test]
+    fn only_unasked_ends_of_offboardings_predate_the_rule() {
+        use RevocationKind::*;
+        for kind in RevocationKind::ALL {
+            let offboarding = matches!(kind, Subject | Agent | Client);
+            let old = entry(kind, 1000, false);
+            assert_eq!(old.predates_lasting_offboarding(), offboarding, "{kind}");
+            assert_eq!(old.clone().kept().expires_at, if offboarding { NEVER } else { 1000 });
+            let asked = entry(kind, 1000, true);
+            assert!(!asked.predates_lasting_offboarding(), "{kind}: an asked-for end stays");
+            assert_eq!(asked.clone().kept(), asked);
+            let lasting = entry(kind, NEVER, false);
+            assert!(!lasting.predates_lasting_offboarding());
+            assert_eq!(lasting.clone().kept(), lasting);
+        }
+    }
+
+    #[test]
+    fn stored_json_stays_readable_both_ways() {
+        // An earlier release's entry reads as one whose end nobody asked for.
+        let old = r#"{"kind":"subject","value":"alice","reason":"left","revoked_by":"admin","revoked_at":100,"expires_at":2692100}"#;
+        let read: Revocation = serde_json::from_str(old).unwrap();
+        assert!(!read.expiry_requested && read.predates_lasting_offboarding());
+        // Written back without the flag, it is byte for byte what that release wrote.
+        assert_eq!(serde_json::to_string(&read).unwrap(), old);
+
+        // An asked-for end carries the flag, which an earlier release's reader (no
+        // such field, unknown fields ignored) passes over.
+        #[derive(Deserialize)]
+        struct EarlierRelease {
+            kind: RevocationKind,
+            expires_at: UnixTime,
+        }
+        let asked = serde_json::to_value(entry(RevocationKind::Subject, 5000, true)).unwrap();
+        assert_eq!(asked["expiry_requested"], true);
+        let earlier: EarlierRelease = serde_json::from_value(asked).unwrap();
+        assert_eq!((earlier.kind, earlier.expires_at), (RevocationKind::Subject, 5000));
+        let lasting = serde_json::to_value(entry(RevocationKind::Agent, NEVER, false)).unwrap();
+        assert!(lasting.get("expiry_requested").is_none());
+    }
 }

@@ -106,11 +106,28 @@ pub struct Pending {
     pub more: bool,
 }
 
+/// The `jti` prefix of verification SETs, so a queue can count those waiting.
+pub const VERIFICATION_JTI_PREFIX: &str = "verify-";
+
 /// Where streams and their queued SETs live; implemented by every revocation backend.
 #[async_trait]
 pub trait EventQueue: Send + Sync + 'static {
     /// Record (or overwrite) a stream.
     async fn put_stream(&self, stream: &StreamRecord) -> Result<(), StoreError>;
+
+    /// Record a new stream unless its owner already holds `max_per_owner` streams. The
+    /// count and the write are one atomic step of the backend, so no number of
+    /// simultaneous creations passes the quota. `Ok(false)` (nothing written) at it.
+    async fn create_stream(&self, stream: &StreamRecord, max_per_owner: usize) -> Result<bool, StoreError>;
+
+    /// Overwrite a stream only while it exists, atomically: a stream deleted meanwhile
+    /// stays deleted. `Ok(false)` (nothing written) when it is gone.
+    async fn replace_stream(&self, stream: &StreamRecord) -> Result<bool, StoreError>;
+
+    /// Queue a verification SET (its `jti` starts with [`VERIFICATION_JTI_PREFIX`])
+    /// unless `max_pending` of the stream's verification SETs already wait, atomically.
+    /// `Ok(false)` (nothing written) when they do.
+    async fn queue_verification(&self, event: QueuedEvent, max_pending: usize) -> Result<bool, StoreError>;
 
     /// A stream by id.
     async fn stream(&self, stream_id: &str) -> Result<Option<StreamRecord>, StoreError>;

@@ -2,7 +2,8 @@
 //!
 //! Layout under the store's prefix: `{prefix}ssf:streams` is a hash of stream id to the
 //! JSON [`StreamRecord`]; each stream's queue is a list of SET ids in order,
-//! `{prefix}ssf:queue:{id}`, beside a hash of SET id to SET, `{prefix}ssf:sets:{id}`.
+//! `{prefix}ssf:queue:{id}`, beside a hash of SET id to SET, `{prefix}ssf:sets:{id}`,
+//! and the set of its verification SETs still waiting, `{prefix}ssf:verifying:{id}`.
 //! A publication (revocation entry, once-only marker and every stream's SETs) is one
 //! Lua script, so Redis applies it whole or not at all, and with append-only
 //! persistence it survives a restart whole. In Redis Cluster the keys of one
@@ -14,16 +15,23 @@ use redis::Cmd;
 
 use super::StoreError;
 use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord};
-use super::redis::RedisStore;
+use super::redis::{RedisStore, Withdrawal, attempt_id};
 
 /// Record the once marker (or stop), the entry, then append every SET.
-/// ARGV: events, has_once, has_entry, once_expiry, entry_json, entry_exat, then
-/// (jti, set) pairs. KEYS: [once], [entry], then (queue, sets) pairs.
+/// ARGV: events, once attempt id (empty: no marker), has_entry, once_expiry,
+/// entry_json, entry_exat, then (jti, set) pairs. KEYS: [once], [entry], then
+/// (queue, sets) pairs.
 const PUBLISH: &str = r"
 local events = tonumber(ARGV[1])
 local k = 1
-if ARGV[2] == '1' then
-  if not redis.call('SET', KEYS[k], ARGV[4], 'NX', 'EXAT', ARGV[4]) then return 0 end
+if ARGV[2] ~= '' then
+  if not redis.call('SET', KEYS[k], ARGV[2], 'NX', 'EXAT', ARGV[4]) then
+    if redis.call('GET', KEYS[k]) ~= ARGV[2] then return 0 end
+    -- This attempt's own marker: the same publication sent again after its answer was
+    -- lost. It was written whole; write the marker again so a WAIT covers it.
+    redis.call('SET', KEYS[k], ARGV[2], 'EXAT', ARGV[4])
+    return 1
+  end
   k = k + 1
 end
 if ARGV[3] == '1' then
@@ -53,11 +61,43 @@ end
 return out
 ";
 
-/// Remove each acknowledged id from the hash and, when it was there, from the list.
+/// Remove each acknowledged id from the hash and, when it was there, from the list
+/// (and from the stream's waiting verification SETs).
 const ACKNOWLEDGE: &str = r"
 for _, id in ipairs(ARGV) do
   if redis.call('HDEL', KEYS[2], id) == 1 then redis.call('LREM', KEYS[1], 1, id) end
+  redis.call('SREM', KEYS[3], id)
 end
+return 1
+";
+
+/// Count the owner's streams and add this one below the quota, in one step.
+/// KEYS: streams hash. ARGV: owner, quota, stream id, stream JSON.
+const CREATE_STREAM: &str = r"
+local held = 0
+for _, json in ipairs(redis.call('HVALS', KEYS[1])) do
+  local ok, stream = pcall(cjson.decode, json)
+  if ok and type(stream) == 'table' and stream['owner'] == ARGV[1] then held = held + 1 end
+end
+if held >= tonumber(ARGV[2]) then return 0 end
+redis.call('HSET', KEYS[1], ARGV[3], ARGV[4])
+return 1
+";
+
+/// Overwrite a stream only while it exists. KEYS: streams hash. ARGV: id, JSON.
+const REPLACE_STREAM: &str = r"
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+return 1
+";
+
+/// Queue a verification SET below the stream's cap of waiting ones.
+/// KEYS: queue, sets, waiting verifications. ARGV: jti, SET, cap.
+const QUEUE_VERIFICATION: &str = r"
+if redis.call('SCARD', KEYS[3]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('SADD', KEYS[3], ARGV[1])
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('RPUSH', KEYS[1], ARGV[1])
 return 1
 ";
 
@@ -78,6 +118,10 @@ impl RedisStore {
 
     fn sets_key(&self, stream_id: &str) -> String {
         format!("{}ssf:sets:{stream_id}", self.prefix)
+    }
+
+    fn verifying_key(&self, stream_id: &str) -> String {
+        format!("{}ssf:verifying:{stream_id}", self.prefix)
     }
 }
 
@@ -103,6 +147,35 @@ impl EventQueue for RedisStore {
         self.run::<()>(&cmd).await
     }
 
+    async fn create_stream(&self, stream: &StreamRecord, max_per_owner: usize) -> Result<bool, StoreError> {
+        let mut cmd = script(CREATE_STREAM, &[self.streams_key()]);
+        cmd.arg(&stream.owner)
+            .arg(max_per_owner)
+            .arg(&stream.stream_id)
+            .arg(encode(stream)?);
+        let created: u64 = self.run(&cmd).await?;
+        Ok(created == 1)
+    }
+
+    async fn replace_stream(&self, stream: &StreamRecord) -> Result<bool, StoreError> {
+        let mut cmd = script(REPLACE_STREAM, &[self.streams_key()]);
+        cmd.arg(&stream.stream_id).arg(encode(stream)?);
+        let replaced: u64 = self.run(&cmd).await?;
+        Ok(replaced == 1)
+    }
+
+    async fn queue_verification(&self, event: QueuedEvent, max_pending: usize) -> Result<bool, StoreError> {
+        let keys = [
+            self.queue_key(&event.stream_id),
+            self.sets_key(&event.stream_id),
+            self.verifying_key(&event.stream_id),
+        ];
+        let mut cmd = script(QUEUE_VERIFICATION, &keys);
+        cmd.arg(&event.jti).arg(&event.set).arg(max_pending);
+        let queued: u64 = self.run(&cmd).await?;
+        Ok(queued == 1)
+    }
+
     async fn stream(&self, stream_id: &str) -> Result<Option<StreamRecord>, StoreError> {
         let mut cmd = redis::cmd("HGET");
         cmd.arg(self.streams_key()).arg(stream_id);
@@ -120,8 +193,13 @@ impl EventQueue for RedisStore {
     }
 
     async fn delete_stream(&self, stream_id: &str) -> Result<bool, StoreError> {
-        let source = "redis.call('DEL', KEYS[2], KEYS[3]) return redis.call('HDEL', KEYS[1], ARGV[1])";
-        let keys = [self.streams_key(), self.queue_key(stream_id), self.sets_key(stream_id)];
+        let source = "redis.call('DEL', KEYS[2], KEYS[3], KEYS[4]) return redis.call('HDEL', KEYS[1], ARGV[1])";
+        let keys = [
+            self.streams_key(),
+            self.queue_key(stream_id),
+            self.sets_key(stream_id),
+            self.verifying_key(stream_id),
+        ];
         let mut cmd = script(source, &keys);
         cmd.arg(stream_id);
         let removed: u64 = self.run(&cmd).await?;
@@ -150,7 +228,22 @@ impl EventQueue for RedisStore {
             }
             None => (Vec::new(), 0, false),
         };
-        args.push(if has_once { b"1".to_vec() } else { b"0".to_vec() });
+        // The once marker holds this attempt's own id, so it can be withdrawn if the
+        // write is not confirmed, and the retry finds it unused.
+        let withdrawal = match (has_once, keys.first()) {
+            (true, Some(key)) => Some(Withdrawal {
+                key: key.clone(),
+                attempt: attempt_id(),
+                already_used: redis::Value::Int(0),
+            }),
+            _ => None,
+        };
+        args.push(
+            withdrawal
+                .as_ref()
+                .map(|w| w.attempt.clone().into_bytes())
+                .unwrap_or_default(),
+        );
         args.push(if has_entry { b"1".to_vec() } else { b"0".to_vec() });
         args.push(once_expiry.to_string().into_bytes());
         args.push(entry_json);
@@ -161,10 +254,13 @@ impl EventQueue for RedisStore {
             args.push(event.jti.clone().into_bytes());
             args.push(event.set.clone().into_bytes());
         }
+        let Some(first) = keys.first().cloned() else {
+            return Ok(true);
+        };
         let mut cmd = script(PUBLISH, &keys);
         cmd.arg(args);
-        let written: u64 = self.run(&cmd).await?;
-        Ok(written == 1)
+        let written = self.write_durably(&first, cmd, withdrawal).await?;
+        Ok(matches!(written, redis::Value::Int(1)))
     }
 
     async fn pending(&self, stream_id: &str, max: usize) -> Result<Pending, StoreError> {
@@ -204,7 +300,11 @@ impl EventQueue for RedisStore {
         if jtis.is_empty() {
             return Ok(());
         }
-        let keys = [self.queue_key(stream_id), self.sets_key(stream_id)];
+        let keys = [
+            self.queue_key(stream_id),
+            self.sets_key(stream_id),
+            self.verifying_key(stream_id),
+        ];
         let mut cmd = script(ACKNOWLEDGE, &keys);
         cmd.arg(jtis);
         self.run::<()>(&cmd).await

@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Revocation, RevocationKey, RevocationStore, StoreError};
+use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 use crate::metrics::StoreLatency;
 
@@ -59,5 +59,9 @@ impl RevocationStore for TimedStore {
 
     async fn ping(&self) -> Result<(), StoreError> {
         self.timed("ping", self.inner.ping()).await
+    }
+
+    async fn keep_offboardings(&self) -> Result<KeptOffboardings, StoreError> {
+        self.timed("keep_offboardings", self.inner.keep_offboardings()).await
     }
 }

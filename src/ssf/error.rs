@@ -20,6 +20,10 @@ pub enum SsfError {
     /// The receiver already holds as many streams as allowed (409, SSF 1.0 §8.1.1.1).
     #[error("this receiver already has the most streams allowed")]
     TooManyStreams,
+    /// The stream already has as many verification events waiting as allowed (429,
+    /// SSF 1.0 §8.1.4.2); the receiver should collect them first.
+    #[error("this stream already has the most verification events waiting; collect them first")]
+    TooManyVerifications,
     /// The revocation store is unavailable; nothing was changed (503).
     #[error("the event store is unavailable; nothing was changed")]
     Unavailable,
@@ -33,6 +37,7 @@ impl SsfError {
             SsfError::BadRequest(_) => "invalid_request",
             SsfError::NotFound => "not_found",
             SsfError::TooManyStreams => "conflict",
+            SsfError::TooManyVerifications => "too_many_requests",
             SsfError::Unavailable => "temporarily_unavailable",
         }
     }

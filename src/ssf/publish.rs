@@ -9,6 +9,7 @@
 use crate::clock::UnixTime;
 use crate::contract::set::{Announcement, SET_TYP, SetClaims, verification_claims};
 use crate::error::OAuthError;
+use crate::revocation::queue::VERIFICATION_JTI_PREFIX;
 use crate::revocation::{Publication, QueuedEvent, Revocation, RevocationKind, StreamRecord, StreamStatus};
 use crate::service::Sts;
 
@@ -104,7 +105,7 @@ pub async fn revoke(sts: &Sts, notice: RevocationNotice, now: UnixTime) -> Resul
         revocation: Some(notice.entry.clone()),
         events,
     };
-    let written = sts.store_call(sts.events.publish(publication)).await?;
+    let written = sts.revocations.write(sts.events.publish(publication)).await?;
     if written {
         tracing::info!(
             kind = %notice.entry.kind,
@@ -163,30 +164,34 @@ pub async fn reinstatement(sts: &Sts, entry: &Revocation, now: UnixTime) -> Resu
         events,
         ..Publication::default()
     };
-    sts.store_call(sts.events.publish(publication)).await?;
+    sts.revocations.write(sts.events.publish(publication)).await?;
     sts.ssf_wake.notify_waiters();
     Ok(())
 }
 
-/// Queue a verification event (SSF 1.0 §8.1.4) for `stream`.
+/// Queue a verification event (SSF 1.0 §8.1.4) for `stream` unless `max_pending` of
+/// its verification events already wait; `Ok(false)` (nothing queued) when they do.
 pub async fn verification(
     sts: &Sts,
     stream: &StreamRecord,
     state: Option<&str>,
+    max_pending: usize,
     now: UnixTime,
-) -> Result<(), OAuthError> {
-    let jti = new_jti();
+) -> Result<bool, OAuthError> {
+    let jti = format!("{VERIFICATION_JTI_PREFIX}{}", new_jti());
     let claims = verification_claims(sts.issuer(), &stream.owner, &jti, now, &stream.stream_id, state);
     let set = sign(sts, &claims, now)?;
-    let publication = Publication {
-        events: vec![QueuedEvent {
-            stream_id: stream.stream_id.clone(),
-            jti,
-            set,
-        }],
-        ..Publication::default()
+    let event = QueuedEvent {
+        stream_id: stream.stream_id.clone(),
+        jti,
+        set,
     };
-    sts.store_call(sts.events.publish(publication)).await?;
-    sts.ssf_wake.notify_waiters();
-    Ok(())
+    let queued = sts
+        .revocations
+        .write(sts.events.queue_verification(event, max_pending))
+        .await?;
+    if queued {
+        sts.ssf_wake.notify_waiters();
+    }
+    Ok(queued)
 }

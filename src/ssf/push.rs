@@ -4,31 +4,53 @@
 //! exponential backoff. A SET leaves the queue only once answered, so a crash or a
 //! receiver outage loses nothing. Replicas push independently, so a receiver may see
 //! a SET twice and must deduplicate by `jti` (RFC 8935 §2 allows this).
+//!
+//! Streams are delivered independently: each has its own task, at most
+//! [`PUSH_CONCURRENCY`] at once, and a push has a connect deadline and a total one,
+//! a stream's round a deadline of its own. A receiver that is slow, or accepts and
+//! never answers, holds up only its own stream (which then backs off), never another
+//! receiver's revocation; a new revocation wakes delivery at once.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::push_target::PushTargets;
-use crate::revocation::{Delivery, StreamRecord, StreamStatus};
+use crate::fetch::{FetchLimits, fetch};
+use crate::revocation::{Delivery, QueuedEvent, StreamRecord, StreamStatus};
 use crate::service::Sts;
 
 /// SETs pushed per stream per round.
 const BATCH: usize = 100;
-/// Timeout of one push.
+/// Streams delivered at once by one replica.
+pub const PUSH_CONCURRENCY: usize = 32;
+/// Deadline to connect to a receiver.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Deadline of one push: connecting, sending the SET, reading the answer.
 const PUSH_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline of one stream's round (up to [`BATCH`] pushes).
+const ROUND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Largest answer read from a receiver (RFC 8935 answers are empty or a short error).
+const MAX_ANSWER_BYTES: usize = 16 * 1024;
 /// Longest wait between retries of a failing endpoint.
 const MAX_BACKOFF: Duration = Duration::from_secs(300);
 
-/// The push deliverer of one replica: an HTTP client and each stream's backoff.
+/// The push deliverer of one replica: an HTTP client, each stream's backoff, and the
+/// streams being delivered now.
 pub struct Pusher {
     /// `None` when no client could be built: nothing is pushed (never an unguarded one).
     http: Option<reqwest::Client>,
     targets: PushTargets,
     base: Duration,
     backoff: HashMap<String, (u32, Instant)>,
+    running: JoinSet<Result<usize, ()>>,
+    /// The stream each running task delivers.
+    in_flight: HashMap<tokio::task::Id, String>,
+    permits: Arc<Semaphore>,
 }
 
 /// What happened to one pushed SET.
@@ -38,11 +60,20 @@ enum Outcome {
     Retry,
 }
 
+/// What one stream's delivery needs, moved into its task.
+struct StreamDelivery {
+    sts: Arc<Sts>,
+    http: reqwest::Client,
+    targets: PushTargets,
+    stream: StreamRecord,
+}
+
 impl Pusher {
     /// A deliverer whose first retry waits `base`, pushing only where `targets` allows
     /// (checked on the URL and again on every address a name resolves to).
     pub fn new(base: Duration, targets: PushTargets) -> Self {
         let http = reqwest::Client::builder()
+            .connect_timeout(CONNECT_TIMEOUT)
             .timeout(PUSH_TIMEOUT)
             .redirect(reqwest::redirect::Policy::none())
             .no_proxy()
@@ -55,74 +86,116 @@ impl Pusher {
             targets,
             base,
             backoff: HashMap::new(),
+            running: JoinSet::new(),
+            in_flight: HashMap::new(),
+            permits: Arc::new(Semaphore::new(PUSH_CONCURRENCY)),
         }
     }
 
-    /// One round over every enabled push stream; returns how many SETs were delivered.
-    pub async fn deliver_once(&mut self, sts: &Sts) -> usize {
-        let streams = match sts.store_call(sts.events.streams()).await {
-            Ok(streams) => streams,
-            Err(_) => return 0,
-        };
+    /// One round over every enabled push stream, waiting until every delivery under
+    /// way has ended; returns how many SETs were delivered.
+    pub async fn deliver_once(&mut self, sts: &Arc<Sts>) -> usize {
+        self.start_round(sts).await;
         let mut delivered = 0;
-        let now = Instant::now();
-        for stream in streams {
-            if stream.status != StreamStatus::Enabled || !matches!(stream.delivery, Delivery::Push { .. }) {
-                continue;
-            }
-            if self.backoff.get(&stream.stream_id).is_some_and(|(_, next)| *next > now) {
-                continue;
-            }
-            match self.deliver_stream(sts, &stream).await {
-                Ok(count) => {
-                    delivered += count;
-                    self.backoff.remove(&stream.stream_id);
-                }
-                Err(()) => {
-                    let failures = self
-                        .backoff
-                        .get(&stream.stream_id)
-                        .map_or(0, |(f, _)| *f)
-                        .saturating_add(1);
-                    let wait = self
-                        .base
-                        .saturating_mul(2u32.saturating_pow(failures.min(16)))
-                        .min(MAX_BACKOFF);
-                    tracing::warn!(stream_id = %stream.stream_id, failures, retry_in = ?wait, "push delivery failed; will retry");
-                    self.backoff.insert(stream.stream_id.clone(), (failures, now + wait));
-                }
-            }
+        while let Some(joined) = self.running.join_next_with_id().await {
+            delivered += self.finished(joined);
         }
         delivered
     }
 
-    async fn deliver_stream(&self, sts: &Sts, stream: &StreamRecord) -> Result<usize, ()> {
+    /// Start delivering every enabled push stream that has something due and is not
+    /// already being delivered or backing off; returns at once.
+    async fn start_round(&mut self, sts: &Arc<Sts>) {
+        let Some(http) = self.http.clone() else { return };
+        let streams = match sts.store_call(sts.events.streams()).await {
+            Ok(streams) => streams,
+            Err(_) => return,
+        };
+        let now = Instant::now();
+        self.backoff.retain(|id, _| streams.iter().any(|s| &s.stream_id == id));
+        for stream in streams {
+            if stream.status != StreamStatus::Enabled || !matches!(stream.delivery, Delivery::Push { .. }) {
+                continue;
+            }
+            let waiting = self.backoff.get(&stream.stream_id).is_some_and(|(_, next)| *next > now);
+            if waiting || self.in_flight.values().any(|id| id == &stream.stream_id) {
+                continue;
+            }
+            let stream_id = stream.stream_id.clone();
+            let permits = self.permits.clone();
+            let delivery = StreamDelivery {
+                sts: sts.clone(),
+                http: http.clone(),
+                targets: self.targets.clone(),
+                stream,
+            };
+            let task = self.running.spawn(async move {
+                let Ok(_permit) = permits.acquire_owned().await else {
+                    return Err(());
+                };
+                tokio::time::timeout(ROUND_TIMEOUT, delivery.run())
+                    .await
+                    .unwrap_or(Err(()))
+            });
+            self.in_flight.insert(task.id(), stream_id);
+        }
+    }
+
+    /// Record how a stream's delivery ended; the SETs it delivered.
+    fn finished(&mut self, joined: Result<(tokio::task::Id, Result<usize, ()>), tokio::task::JoinError>) -> usize {
+        let (task, outcome) = match joined {
+            Ok((task, outcome)) => (task, outcome),
+            Err(error) => (error.id(), Err(())),
+        };
+        let Some(stream_id) = self.in_flight.remove(&task) else {
+            return 0;
+        };
+        match outcome {
+            Ok(count) => {
+                self.backoff.remove(&stream_id);
+                count
+            }
+            Err(()) => {
+                let failures = self.backoff.get(&stream_id).map_or(0, |(f, _)| *f).saturating_add(1);
+                let wait = self
+                    .base
+                    .saturating_mul(2u32.saturating_pow(failures.min(16)))
+                    .min(MAX_BACKOFF);
+                tracing::warn!(%stream_id, failures, retry_in = ?wait, "push delivery failed; will retry");
+                self.backoff.insert(stream_id, (failures, Instant::now() + wait));
+                0
+            }
+        }
+    }
+}
+
+impl StreamDelivery {
+    /// Push what is queued, oldest first, until done or the first failure.
+    async fn run(self) -> Result<usize, ()> {
         let Delivery::Push {
             endpoint_url,
             authorization_header,
-        } = &stream.delivery
+        } = &self.stream.delivery
         else {
             return Ok(0);
         };
+        let sts = &self.sts;
         let pending = sts
-            .store_call(sts.events.pending(&stream.stream_id, BATCH))
+            .store_call(sts.events.pending(&self.stream.stream_id, BATCH))
             .await
             .map_err(|_| ())?;
         let mut delivered = 0;
         for event in pending.events {
-            let outcome = self
-                .push(endpoint_url, authorization_header.as_deref(), &event.set)
-                .await;
-            match outcome {
+            match self.push(endpoint_url, authorization_header.as_deref(), &event).await {
                 Outcome::Retry => return Err(()),
                 Outcome::Refused => {
-                    tracing::warn!(stream_id = %stream.stream_id, set = %event.jti, "receiver refused a pushed SET; dropped");
+                    tracing::warn!(stream_id = %self.stream.stream_id, set = %event.jti, "receiver refused a pushed SET; dropped");
                 }
                 Outcome::Delivered => delivered += 1,
             }
             sts.store_call(
                 sts.events
-                    .acknowledge(&stream.stream_id, std::slice::from_ref(&event.jti)),
+                    .acknowledge(&self.stream.stream_id, std::slice::from_ref(&event.jti)),
             )
             .await
             .map_err(|_| ())?;
@@ -130,7 +203,7 @@ impl Pusher {
         Ok(delivered)
     }
 
-    async fn push(&self, url: &str, authorization: Option<&str>, set: &str) -> Outcome {
+    async fn push(&self, url: &str, authorization: Option<&str>, event: &QueuedEvent) -> Outcome {
         // Streams registered under an earlier, looser rule are held, not pushed.
         let allowed = url::Url::parse(url)
             .map_err(|_| "unparsable")
@@ -139,35 +212,50 @@ impl Pusher {
             tracing::warn!(rule, "push endpoint not allowed by [ssf] push rules; holding its SETs");
             return Outcome::Retry;
         }
-        let Some(http) = &self.http else {
-            return Outcome::Retry;
-        };
-        let mut request = http
+        let mut request = self
+            .http
             .post(url)
             .header(reqwest::header::CONTENT_TYPE, "application/secevent+jwt")
             .header(reqwest::header::ACCEPT, "application/json")
-            .body(set.to_owned());
+            .body(event.set.clone());
         if let Some(authorization) = authorization {
             request = request.header(reqwest::header::AUTHORIZATION, authorization);
         }
-        match request.send().await {
-            Ok(response) if response.status() == reqwest::StatusCode::ACCEPTED => Outcome::Delivered,
-            Ok(response) if response.status() == reqwest::StatusCode::BAD_REQUEST => Outcome::Refused,
+        let limits = FetchLimits {
+            timeout: PUSH_TIMEOUT,
+            max_bytes: MAX_ANSWER_BYTES,
+        };
+        match fetch(request, limits).await {
+            Ok(answer) if answer.status == reqwest::StatusCode::ACCEPTED => Outcome::Delivered,
+            Ok(answer) if answer.status == reqwest::StatusCode::BAD_REQUEST => Outcome::Refused,
             Ok(_) | Err(_) => Outcome::Retry,
         }
     }
 }
 
-/// Run the deliverer every `[ssf] push_interval_ms` until aborted.
+/// Run the deliverer every `[ssf] push_interval_ms`, and at once when a revocation is
+/// queued, until aborted. Deliveries run beside the loop: a slow stream is still
+/// being delivered while the next rounds start the others.
 pub fn spawn(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let interval = Duration::from_millis(sts.config.ssf.push_interval_ms);
         let mut pusher = Pusher::new(interval, PushTargets::from_config(&sts.config.ssf));
         loop {
-            pusher.deliver_once(&sts).await;
-            tokio::select! {
-                _ = tokio::time::sleep(interval) => {}
-                _ = sts.ssf_wake.notified() => {}
+            // Listening before the round starts: a revocation queued meanwhile is not missed.
+            let wake = sts.ssf_wake.notified();
+            tokio::pin!(wake);
+            wake.as_mut().enable();
+            pusher.start_round(&sts).await;
+            let next_round = tokio::time::sleep(interval);
+            tokio::pin!(next_round);
+            loop {
+                tokio::select! {
+                    () = &mut next_round => break,
+                    () = &mut wake => break,
+                    Some(joined) = pusher.running.join_next_with_id(), if !pusher.running.is_empty() => {
+                        pusher.finished(joined);
+                    }
+                }
             }
         }
     })

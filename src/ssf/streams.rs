@@ -22,6 +22,8 @@ use crate::service::Sts;
 const MAX_TEXT: usize = 1024;
 /// Most event types a stream may request.
 const MAX_EVENT_TYPES: usize = 32;
+/// Most verification events waiting (unacknowledged) in one stream.
+pub const MAX_PENDING_VERIFICATIONS: usize = 4;
 
 /// Authenticate the receiver from its `Authorization` header (HTTP Basic with its
 /// client credentials); a revoked client fails as an unknown one does.
@@ -169,10 +171,6 @@ pub async fn create(
     };
     let (events_requested, events_delivered) = check_events(sts, request.events_requested.unwrap_or_default())?;
     let description = check_text("description", request.description)?;
-    let existing = sts.store_call(sts.events.streams()).await?;
-    if existing.iter().filter(|s| s.owner == caller.id()).count() >= sts.config.ssf.max_streams_per_client {
-        return Err(SsfError::TooManyStreams);
-    }
     let stream = StreamRecord {
         stream_id: uuid::Uuid::new_v4().simple().to_string(),
         owner: caller.id().to_owned(),
@@ -184,7 +182,12 @@ pub async fn create(
         description,
         created_at: now,
     };
-    sts.store_call(sts.events.put_stream(&stream)).await?;
+    // Counted and written in one step of the store: simultaneous creations cannot
+    // pass the quota between a count and a write.
+    let quota = sts.config.ssf.max_streams_per_client;
+    if !sts.store_call(sts.events.create_stream(&stream, quota)).await? {
+        return Err(SsfError::TooManyStreams);
+    }
     tracing::info!(stream_id = %stream.stream_id, receiver = %stream.owner, "stream created");
     Ok(stream)
 }
@@ -239,7 +242,10 @@ pub async fn update(
         None if replace => stream.description = None,
         None => {}
     }
-    sts.store_call(sts.events.put_stream(&stream)).await?;
+    // A stream deleted meanwhile is not brought back (nor counted again).
+    if !sts.store_call(sts.events.replace_stream(&stream)).await? {
+        return Err(SsfError::NotFound);
+    }
     Ok(stream)
 }
 
@@ -283,7 +289,9 @@ pub async fn set_status(sts: &Sts, caller: &RegisteredClient, body: &[u8]) -> Re
         let jtis: Vec<String> = pending.events.into_iter().map(|e| e.jti).collect();
         sts.store_call(sts.events.acknowledge(&stream.stream_id, &jtis)).await?;
     }
-    sts.store_call(sts.events.put_stream(&stream)).await?;
+    if !sts.store_call(sts.events.replace_stream(&stream)).await? {
+        return Err(SsfError::NotFound);
+    }
     Ok(stream)
 }
 
@@ -294,7 +302,9 @@ struct VerifyRequest {
     state: Option<String>,
 }
 
-/// `POST` verification endpoint: queue a verification event (SSF 1.0 §8.1.4.2).
+/// `POST` verification endpoint: queue a verification event (SSF 1.0 §8.1.4.2), at
+/// most [`MAX_PENDING_VERIFICATIONS`] waiting per stream (more: 429), so a receiver
+/// cannot pile work on the transmitter that it never collects.
 pub async fn verify(sts: &Sts, caller: &RegisteredClient, body: &[u8], now: UnixTime) -> Result<(), SsfError> {
     let request: VerifyRequest =
         serde_json::from_slice(body).map_err(|e| bad(format!("body must be JSON with stream_id: {e}")))?;
@@ -303,6 +313,8 @@ pub async fn verify(sts: &Sts, caller: &RegisteredClient, body: &[u8], now: Unix
     if stream.status == StreamStatus::Disabled {
         return Err(bad("the stream is disabled"));
     }
-    super::publish::verification(sts, &stream, state.as_deref(), now).await?;
+    if !super::publish::verification(sts, &stream, state.as_deref(), MAX_PENDING_VERIFICATIONS, now).await? {
+        return Err(SsfError::TooManyVerifications);
+    }
     Ok(())
 }

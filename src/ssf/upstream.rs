@@ -18,6 +18,7 @@ use std::time::Duration;
 
 use serde_json::{Map, Value, json};
 
+use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::config::UpstreamSsfConfig;
 use crate::contract::basic::basic_authorization;
@@ -25,6 +26,7 @@ use crate::contract::identifier;
 use crate::contract::set::{
     ACCOUNT_DISABLED, CREDENTIAL_CHANGE, POLL_DELIVERY, SESSION_REVOKED, SET_TYP, SetClaims, SubjectId,
 };
+use crate::fetch::{FetchLimits, fetch};
 use crate::inbound::TrustedIssuer;
 use crate::inbound::jwt::{audiences, str_claim};
 use crate::jose::{NO_MEMORY, Profile, Refusal, Types, read};
@@ -36,10 +38,16 @@ use super::publish::{Initiator, RevocationNotice};
 
 /// Most SETs asked for per poll.
 const MAX_EVENTS: usize = 100;
-/// Largest answer read from the transmitter.
+/// Largest answer read from the transmitter: streamed, and cut off past this.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
-/// Timeout of each call to the transmitter.
+/// Deadline of each call to the transmitter (connect, head and body).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// Deadline to connect to the transmitter.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Deadline of one whole poll (subscribing, every page, the acknowledgement).
+const POLL_DEADLINE: Duration = Duration::from_secs(60);
+/// Most pages read in one poll; the rest waits for the next.
+const MAX_PAGES: usize = 100;
 
 /// Why a poll of the upstream transmitter stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -90,11 +98,7 @@ impl UpstreamReceiver {
     pub fn for_issuer(sts: &Sts, issuer: &str) -> Option<Self> {
         let trusted = sts.issuers.get(issuer)?.clone();
         let config = trusted.config.ssf.clone()?;
-        let http = reqwest::Client::builder()
-            .timeout(HTTP_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .ok()?;
+        let http = crate::fetch::http_client(CONNECT_TIMEOUT).ok()?;
         Some(Self {
             issuer: trusted,
             config,
@@ -128,25 +132,19 @@ impl UpstreamReceiver {
         if let Some(body) = body {
             request = request.json(body);
         }
-        let failed = |why: String| UpstreamError::Transmitter(why);
-        let response = request
-            .send()
+        let limits = FetchLimits {
+            timeout: HTTP_TIMEOUT,
+            max_bytes: MAX_RESPONSE_BYTES,
+        };
+        let fetched = fetch(request, limits)
             .await
-            .map_err(|e| failed(format!("{url} unreachable: {e}")))?;
-        let status = response.status().as_u16();
-        let bytes = response
-            .bytes()
-            .await
-            .map_err(|e| failed(format!("cannot read {url}: {e}")))?;
-        if bytes.len() > MAX_RESPONSE_BYTES {
-            return Err(failed(format!("{url} answered too much")));
-        }
-        let value = if bytes.is_empty() {
+            .map_err(|e| UpstreamError::Transmitter(format!("{url}: {e}")))?;
+        let value = if fetched.body.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes).unwrap_or(Value::Null)
+            serde_json::from_slice(&fetched.body).unwrap_or(Value::Null)
         };
-        Ok((status, value))
+        Ok((fetched.status.as_u16(), value))
     }
 
     /// Find our poll stream at the transmitter, or create it.
@@ -195,9 +193,19 @@ impl UpstreamReceiver {
         poll_endpoint(&created).ok_or_else(|| failed("the created stream has no poll endpoint"))
     }
 
-    /// Poll until drained, applying and acknowledging; returns how many SETs became
-    /// revocations. The background task calls this every poll interval; tests on demand.
+    /// Poll until drained (or [`MAX_PAGES`] pages), applying and acknowledging, within
+    /// [`POLL_DEADLINE`]; returns how many SETs became revocations. The background task
+    /// calls this every poll interval; tests on demand.
     pub async fn poll_once(&self, sts: &Sts, now: UnixTime) -> Result<usize, UpstreamError> {
+        match tokio::time::timeout(POLL_DEADLINE, self.poll_pages(sts, now)).await {
+            Ok(result) => result,
+            Err(_) => Err(UpstreamError::Transmitter(
+                "the poll did not finish within its deadline".into(),
+            )),
+        }
+    }
+
+    async fn poll_pages(&self, sts: &Sts, now: UnixTime) -> Result<usize, UpstreamError> {
         let mut guard = self.endpoint.lock().await;
         let endpoint = match guard.as_ref() {
             Some(endpoint) => endpoint.clone(),
@@ -210,7 +218,7 @@ impl UpstreamReceiver {
         let mut applied = 0;
         let mut acks: Vec<String> = Vec::new();
         let mut errors = Map::new();
-        loop {
+        for page in 1..=MAX_PAGES {
             let body = json!({ "ack": acks, "setErrs": errors, "maxEvents": MAX_EVENTS, "returnImmediately": true });
             let (status, answer) = self.call(reqwest::Method::POST, &endpoint, Some(&body)).await?;
             if status == 404 {
@@ -253,7 +261,7 @@ impl UpstreamReceiver {
                     }
                 }
             }
-            let more = answer.get("moreAvailable").and_then(Value::as_bool).unwrap_or(false);
+            let more = answer.get("moreAvailable").and_then(Value::as_bool).unwrap_or(false) && page < MAX_PAGES;
             if !more && acks.is_empty() && errors.is_empty() {
                 return Ok(applied);
             }
@@ -268,6 +276,7 @@ impl UpstreamReceiver {
                 return Ok(applied);
             }
         }
+        Ok(applied)
     }
 
     /// Every rule a SET must pass before anything is applied.
@@ -365,6 +374,7 @@ impl UpstreamReceiver {
             revoked_by: format!("ssf:{issuer}"),
             revoked_at: now,
             expires_at,
+            expiry_requested: false,
         };
         // Remembered past the age limit `verify` holds events to, leeway included, so
         // no event can outlive the memory of having been applied.
@@ -376,11 +386,20 @@ impl UpstreamReceiver {
             initiator: Initiator::Policy,
             once: Some((format!("ssf:{issuer}:{}", claims.jti), remember_until)),
         };
+        let target = format!("{kind}:{}", notice.entry.value);
         let written = super::publish::revoke(sts, notice, now)
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         if written {
             tracing::info!(%issuer, %kind, event = %event_name, "upstream event applied as a revocation");
+            // A revocation from upstream is a decision like an admin's: audited.
+            let mut audit = AuditEvent::new("upstream_revoke", now);
+            audit.decision = "allow";
+            audit.target = Some(target);
+            audit.client_id = Some(format!("ssf:{issuer}"));
+            audit.detail = Some(format!("{event_name} event {} from {issuer}", printable(&claims.jti)));
+            sts.audit.emit(&audit);
+            sts.metrics.decision("upstream_revoke", "allow");
         } else {
             tracing::info!(%issuer, set = %printable(&claims.jti), "upstream SET already applied; ignored");
         }

@@ -355,6 +355,7 @@ pub(crate) fn downstream_jwks(rules: &KeyCacheRules, http: reqwest::Client) -> J
                 timeout: rules.timeout,
                 max_bytes: MAX_JWKS_BYTES,
             },
+            ..JwksConfig::default()
         },
         http,
     )

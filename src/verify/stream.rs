@@ -41,12 +41,13 @@ use crate::contract::AccessClaims;
 use crate::contract::basic::basic_authorization;
 use crate::contract::revocation::{LineageKey, RevocationKind, covers, lineage};
 use crate::contract::set::{POLL_DELIVERY, RevocationEvent, SET_TYP, SetClaims, events_supported, read_revocation};
+use crate::fetch::{FetchLimits, fetch};
 use crate::jose::compact::{audiences, str_claim};
 use crate::jose::{NO_MEMORY, Profile, Types, read};
 
 /// Most SETs asked for per poll.
 const MAX_EVENTS: usize = 100;
-/// Largest response read from the transmitter.
+/// Largest response read from the transmitter: streamed, and cut off past this.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Largest SET accepted; mcp-sts's are well under 2 KiB.
 const MAX_SET_BYTES: usize = 16 * 1024;
@@ -80,7 +81,7 @@ pub struct RevocationStreamConfig {
     pub retain: Duration,
     /// Clock skew allowed between a token's `iat` and a revocation's time.
     pub leeway: Duration,
-    /// Timeout of each call to the STS.
+    /// Deadline of each call to the STS (connect, head and body, read under a byte cap).
     pub http_timeout: Duration,
     /// How long the fetched JWKS is trusted (default 5 min), as
     /// [`super::VerifierConfig::jwks_cache_ttl`]. A verifier given this stream, reading
@@ -89,6 +90,9 @@ pub struct RevocationStreamConfig {
     pub jwks_cache_ttl: Duration,
     /// Least time between JWKS refetches forced by an unknown `kid` (default 10 s).
     pub jwks_min_refresh_interval: Duration,
+    /// Deadline of one whole poll (subscribing, every page, the acknowledgement), and
+    /// of the wait for a poll already under way: a stalled transmitter costs at most this.
+    pub poll_deadline: Duration,
     /// Where heard revocations are kept across restarts (written atomically before
     /// they are acknowledged, read at start). One file per `instance`. Without it,
     /// tokens issued before this process's first successful poll (plus leeway) are not
@@ -117,6 +121,7 @@ impl RevocationStreamConfig {
             http_timeout: Duration::from_secs(5),
             jwks_cache_ttl: Duration::from_secs(300),
             jwks_min_refresh_interval: Duration::from_secs(10),
+            poll_deadline: Duration::from_secs(30),
             state_path: None,
         }
     }
@@ -299,7 +304,10 @@ pub struct RevocationStream {
     authorization: String,
     keys: Arc<StsKeys>,
     heard: RwLock<Heard>,
-    subscription: tokio::sync::Mutex<Option<Subscription>>,
+    /// The stream polled; never held across a call to the STS.
+    subscription: std::sync::Mutex<Option<Subscription>>,
+    /// One poll at a time; held at most for a poll's deadline.
+    polling: tokio::sync::Mutex<()>,
     applied: tokio::sync::watch::Sender<u64>,
 }
 
@@ -348,7 +356,8 @@ impl RevocationStream {
             authorization,
             keys,
             heard: RwLock::new(heard),
-            subscription: tokio::sync::Mutex::new(None),
+            subscription: std::sync::Mutex::new(None),
+            polling: tokio::sync::Mutex::new(()),
             applied: tokio::sync::watch::channel(0).0,
         })
     }
@@ -522,33 +531,55 @@ impl RevocationStream {
         }
     }
 
-    /// Poll until the stream is drained and everything applied is acknowledged.
-    /// Returns how many revocations were applied. Tests call this on demand;
-    /// [`RevocationStream::spawn`] calls it every `poll_interval`.
+    /// Poll until the stream is drained and everything applied is acknowledged, within
+    /// `poll_deadline` (waiting for a poll under way included). Returns how many
+    /// revocations were applied. Tests call this on demand; [`RevocationStream::spawn`]
+    /// calls it every `poll_interval`.
     pub async fn poll_once(&self, now: UnixTime) -> Result<usize, VerifyError> {
-        let mut guard = self.subscription.lock().await;
-        let subscription = match guard.as_ref() {
-            Some(s) => s.clone(),
-            None => {
-                let started = Instant::now();
-                let mut s = self.subscribe().await?;
-                // The stream exists by the end of `subscribe`: at the latest `now` plus
-                // the time it took, rounded up (`now` is read when the poll starts).
-                s.exists_from = Some(now.saturating_add(started.elapsed().as_secs()).saturating_add(1));
-                *guard = Some(s.clone());
-                s
-            }
-        };
+        let polled = tokio::time::timeout(self.config.poll_deadline, async {
+            let _turn = self.polling.lock().await;
+            self.poll_pages(now).await
+        })
+        .await;
+        match polled {
+            Ok(result) => result,
+            Err(_) => Err(unavailable("the poll did not finish within its deadline")),
+        }
+    }
+
+    fn with_subscription<T>(&self, f: impl FnOnce(&mut Option<Subscription>) -> T) -> T {
+        match self.subscription.lock() {
+            Ok(mut guard) => f(&mut guard),
+            Err(poisoned) => f(&mut poisoned.into_inner()),
+        }
+    }
+
+    /// The stream to poll: the one known, or one found or created now.
+    async fn current_subscription(&self, now: UnixTime) -> Result<Subscription, VerifyError> {
+        if let Some(known) = self.with_subscription(|s| s.clone()) {
+            return Ok(known);
+        }
+        let started = Instant::now();
+        let mut found = self.subscribe().await?;
+        // The stream exists by the end of `subscribe`: at the latest `now` plus the
+        // time it took, rounded up (`now` is read when the poll starts).
+        found.exists_from = Some(now.saturating_add(started.elapsed().as_secs()).saturating_add(1));
+        self.with_subscription(|s| *s = Some(found.clone()));
+        Ok(found)
+    }
+
+    async fn poll_pages(&self, now: UnixTime) -> Result<usize, VerifyError> {
+        let mut subscription = self.current_subscription(now).await?;
+        let forget = || self.with_subscription(|s| *s = None);
         let mut acks: Vec<String> = Vec::new();
         let mut errors = Map::new();
         let mut applied = 0;
-        let mut subscription = subscription;
         loop {
             let body = json!({ "ack": acks, "setErrs": errors, "maxEvents": MAX_EVENTS, "returnImmediately": true });
             let answer = match self.post(&subscription.endpoint, &body).await {
                 Ok(answer) => answer,
                 Err(PostError::Gone) => {
-                    *guard = None;
+                    forget();
                     return Err(unavailable("the stream no longer exists; it will be created again"));
                 }
                 Err(PostError::Failed(why)) => return Err(unavailable(why)),
@@ -557,9 +588,11 @@ impl RevocationStream {
             errors.clear();
             if let Some(exists_from) = subscription.exists_from.take() {
                 self.settle_coverage(&subscription.stream_id, exists_from)?;
-                if let Some(s) = guard.as_mut() {
-                    s.exists_from = None;
-                }
+                self.with_subscription(|s| {
+                    if let Some(s) = s.as_mut() {
+                        s.exists_from = None;
+                    }
+                });
             }
             let sets = answer
                 .get("sets")
@@ -598,7 +631,7 @@ impl RevocationStream {
                 match self.post(&subscription.endpoint, &ack_only).await {
                     Ok(_) => break,
                     Err(PostError::Gone) => {
-                        *guard = None;
+                        forget();
                         return Err(unavailable("the stream no longer exists"));
                     }
                     Err(PostError::Failed(why)) => return Err(unavailable(why)),
@@ -685,21 +718,21 @@ impl RevocationStream {
                     "events_requested": events_supported(&self.config.issuer),
                     "description": description,
                 });
-                let response = self
+                let request = self
                     .http
                     .post(&endpoint)
                     .header(reqwest::header::AUTHORIZATION, &self.authorization)
-                    .json(&body)
-                    .send()
+                    .json(&body);
+                let created = fetch(request, self.limits())
                     .await
                     .map_err(|e| unavailable(format!("cannot create the stream: {e}")))?;
-                if response.status() != reqwest::StatusCode::CREATED {
+                if created.status != reqwest::StatusCode::CREATED {
                     return Err(unavailable(format!(
                         "stream creation answered HTTP {}",
-                        response.status().as_u16()
+                        created.status.as_u16()
                     )));
                 }
-                read_json(response).await?
+                parse_json(&created.body)?
             }
         };
         let stream_id = stream.get("stream_id").and_then(Value::as_str);
@@ -717,34 +750,39 @@ impl RevocationStream {
         }
     }
 
+    /// Every call to the STS is read under a byte cap within `http_timeout`.
+    fn limits(&self) -> FetchLimits {
+        FetchLimits {
+            timeout: self.config.http_timeout,
+            max_bytes: MAX_RESPONSE_BYTES,
+        }
+    }
+
     async fn get(&self, url: &str) -> Result<Value, VerifyError> {
-        let response = self
+        let request = self
             .http
             .get(url)
-            .header(reqwest::header::AUTHORIZATION, &self.authorization)
-            .send()
+            .header(reqwest::header::AUTHORIZATION, &self.authorization);
+        let fetched = fetch(request, self.limits())
             .await
-            .map_err(|e| unavailable(format!("{url} unreachable: {e}")))?;
-        if !response.status().is_success() {
-            return Err(unavailable(format!(
-                "{url} answered HTTP {}",
-                response.status().as_u16()
-            )));
+            .map_err(|e| unavailable(format!("{url}: {e}")))?;
+        if !fetched.status.is_success() {
+            return Err(unavailable(format!("{url} answered HTTP {}", fetched.status.as_u16())));
         }
-        read_json(response).await
+        parse_json(&fetched.body)
     }
 
     async fn post(&self, url: &str, body: &Value) -> Result<Value, PostError> {
-        let response = self
+        let request = self
             .http
             .post(url)
             .header(reqwest::header::AUTHORIZATION, &self.authorization)
-            .json(body)
-            .send()
+            .json(body);
+        let fetched = fetch(request, self.limits())
             .await
-            .map_err(|e| PostError::Failed(format!("poll endpoint unreachable: {e}")))?;
-        match response.status().as_u16() {
-            200 => read_json(response).await.map_err(|e| PostError::Failed(e.to_string())),
+            .map_err(|e| PostError::Failed(format!("poll endpoint: {e}")))?;
+        match fetched.status.as_u16() {
+            200 => parse_json(&fetched.body).map_err(|e| PostError::Failed(e.to_string())),
             404 => Err(PostError::Gone),
             status => Err(PostError::Failed(format!("poll answered HTTP {status}"))),
         }
@@ -805,15 +843,8 @@ enum PostError {
     Failed(String),
 }
 
-async fn read_json(response: reqwest::Response) -> Result<Value, VerifyError> {
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| unavailable(format!("cannot read the answer: {e}")))?;
-    if bytes.len() > MAX_RESPONSE_BYTES {
-        return Err(unavailable("the answer is too large"));
-    }
-    serde_json::from_slice(&bytes).map_err(|_| unavailable("the answer is not JSON"))
+fn parse_json(body: &[u8]) -> Result<Value, VerifyError> {
+    serde_json::from_slice(body).map_err(|_| unavailable("the answer is not JSON"))
 }
 
 #[cfg(test)]

@@ -916,5 +916,15 @@ async fn oversized_bodies_are_refused_as_oauth_errors() {
         reply.text
     );
     assert_eq!(reply.headers["cache-control"], "no-store");
-    assert_eq!(sts.audit_events().len(), 0, "nothing was decided");
+    // Refused before the exchange: audited as such, never as an exchange.
+    let events = sts.audit_events();
+    assert_eq!(events.len(), 1, "{events:?}");
+    assert_eq!(
+        (&events[0]["event"], &events[0]["decision"], &events[0]["reason"]),
+        (
+            &json!("request"),
+            &json!("deny"),
+            &json!("invalid_request:request.too_large")
+        )
+    );
 }

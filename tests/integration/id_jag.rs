@@ -10,10 +10,10 @@ use crate::support::sts::{
 use mcp_sts::config::SigningAlgorithm;
 use serde_json::{Value, json};
 
-const ASSISTANT: (&str, &str) = ("assistant", "assistant-secret");
+pub(crate) const ASSISTANT: (&str, &str) = ("assistant", "assistant-secret");
 const INTRUDER: (&str, &str) = ("intruder", "intruder-secret");
 const ORDERS_MCP: (&str, &str) = ("orders-mcp", ORDERS_MCP_SECRET);
-const ORDERS_MCP_URL: &str = "https://orders.example.com/mcp";
+pub(crate) const ORDERS_MCP_URL: &str = "https://orders.example.com/mcp";
 const CRM_AS: &str = "https://auth.crm.example";
 const CRM_MCP_URL: &str = "https://crm.example/mcp";
 const ID_JAG: &str = "urn:ietf:params:oauth:token-type:id-jag";
@@ -21,7 +21,7 @@ const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 
 /// Two agents, the orders MCP server as an audience, and two authorization servers:
 /// this service (for the orders MCP server) and an outside one (for a CRM MCP server).
-fn extras() -> String {
+pub(crate) fn extras() -> String {
     let sha = mcp_sts::client_auth::hash_secret;
     format!(
         r#"
@@ -81,7 +81,7 @@ async fn start_with_issuer(issuer_extra: &str) -> TestSts {
 }
 
 /// Alice's ID token from the IdP, issued to the assistant (its `aud`) at single sign-on.
-fn alice_login(sts: &TestSts) -> String {
+pub(crate) fn alice_login(sts: &TestSts) -> String {
     sts.idp
         .user_token(
             "alice",
@@ -107,7 +107,7 @@ async fn request_grant(sts: &TestSts, client: (&str, &str), id_token: &str, extr
 }
 
 /// A grant for the orders MCP server at this service, as the assistant.
-async fn orders_grant(sts: &TestSts, id_token: &str) -> String {
+pub(crate) async fn orders_grant(sts: &TestSts, id_token: &str) -> String {
     let issuer = sts.url.clone();
     let reply = request_grant(
         sts,
@@ -125,7 +125,7 @@ async fn orders_grant(sts: &TestSts, id_token: &str) -> String {
 }
 
 /// Redeem a grant as `client`.
-async fn redeem(sts: &TestSts, client: (&str, &str), grant: &str, extra: &[(&str, &str)]) -> Reply {
+pub(crate) async fn redeem(sts: &TestSts, client: (&str, &str), grant: &str, extra: &[(&str, &str)]) -> Reply {
     let mut form = vec![("grant_type", JWT_BEARER), ("assertion", grant)];
     form.extend_from_slice(extra);
     sts.post_form("/token", Some(client), &form).await
@@ -601,13 +601,14 @@ async fn a_grant_from_an_independent_issuer_is_redeemed_only_when_that_issuer_is
         assert_eq!(last_audit(&sts).2, format!("invalid_grant:{rule}"), "{name}");
     }
 
-    // A grant naming an MCP server we do not serve.
+    // A grant naming an MCP server we do not serve is no grant here (MCP's profile).
     let grant = foreign_grant(
         &sts,
         "oauth-id-jag+jwt",
         json!({"resource": "https://nowhere.example/mcp"}),
     );
-    assert_refused(&redeem(&sts, ASSISTANT, &grant, &[]).await, 400, "invalid_target");
+    assert_refused(&redeem(&sts, ASSISTANT, &grant, &[]).await, 400, "invalid_grant");
+    assert_eq!(last_audit(&sts).2, "invalid_grant:assertion.resource_unknown");
 }
 
 #[tokio::test]

@@ -304,3 +304,84 @@ fn paths_resolve_against_the_config_folder_and_key_times_are_rfc3339() {
         "{out}"
     );
 }
+
+/// The keys `config check` prints for `severity` ("error" or "warning").
+fn checked_keys(out: &str, severity: &str) -> std::collections::BTreeSet<String> {
+    out.lines()
+        .filter_map(|line| line.strip_prefix(&format!("{severity}: `")))
+        .filter_map(|rest| rest.split('`').next())
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn serve_refuses_with_every_error_config_check_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bad.toml");
+    let broken = example()
+        .replace("default_ttl_seconds = 300", "default_ttl_seconds = 0")
+        .replace("listen = \"127.0.0.1:8400\"", "listen = \"nowhere\"")
+        .replace("secret_sha256 = \"", "secret_sha256 = \"zz")
+        .replace(
+            "issuer = \"https://idp.example.com\"",
+            "issuer = \"http://idp.example.com\"",
+        );
+    std::fs::write(&path, broken).unwrap();
+    let (code, out, _) = run(&["config", "check", "--config", path.to_str().unwrap()], dir.path());
+    assert_ne!(code, 0);
+    let errors = checked_keys(&out, "error");
+    assert!(errors.contains("issuers[0].issuer"), "keys over plain http: {out}");
+    assert_eq!(errors.len(), 4, "{out}");
+
+    let (code, _, err) = run(&["serve", "--config", path.to_str().unwrap()], dir.path());
+    assert_ne!(code, 0);
+    for key in &errors {
+        assert!(err.contains(&format!("`{key}`")), "serve did not name {key}: {err}");
+    }
+}
+
+#[test]
+fn serve_logs_exactly_the_warnings_config_check_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let config = write_config(dir.path(), port, "backend = \"memory\"");
+    let text = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace(
+            "issuer = \"http://127.0.0.1:8400\"",
+            "issuer = \"http://sts.internal.example:8400\"",
+        )
+        .replace(
+            "mode = \"on_behalf_of\"        # or",
+            "mode = \"service_identity\" # or",
+        )
+        .replace("# [ssf]\n", "[ssf]\npush_allow_private_networks = true\n");
+    std::fs::write(&config, text).unwrap();
+    let (code, out, _) = run(&["config", "check", "--config", config.to_str().unwrap()], dir.path());
+    assert_eq!(code, 0, "{out}");
+    let checked = checked_keys(&out, "warning");
+    assert!(checked.contains("server.issuer"), "{out}");
+    assert_eq!(checked.len(), 3, "{out}");
+
+    let serving = Serving::start(&config, port, &["--log-format", "json"]);
+    let mut logged = std::collections::BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let line = serving
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .expect("mcp-sts listening");
+        if line.contains("mcp-sts listening") {
+            break;
+        }
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["level"] == "WARN" {
+            let key = event["fields"]["key"].as_str();
+            assert!(key.is_some(), "a start-up warning config check does not report: {line}");
+            logged.insert(key.unwrap_or_default().to_owned());
+        }
+    }
+    assert_eq!(logged, checked, "serve and config check disagree");
+}

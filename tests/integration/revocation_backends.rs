@@ -9,7 +9,7 @@ use mcp_sts::clock::UnixTime;
 use mcp_sts::revocation::embedded::EmbeddedStore;
 use mcp_sts::revocation::memory::MemoryStore;
 use mcp_sts::revocation::redis::{DEFAULT_TIMEOUT, RedisStore};
-use mcp_sts::revocation::{Revocation, RevocationKey, RevocationKind, RevocationStore};
+use mcp_sts::revocation::{KeptOffboardings, NEVER, Revocation, RevocationKey, RevocationKind, RevocationStore};
 
 /// A store plus whatever must outlive it (a temp dir, a redis-server).
 struct Backend {
@@ -58,6 +58,7 @@ fn entry(kind: RevocationKind, value: &str, expires_at: UnixTime) -> Revocation 
         revoked_by: "admin".into(),
         revoked_at: expires_at.saturating_sub(3600),
         expires_at,
+        expiry_requested: true,
     }
 }
 
@@ -237,6 +238,60 @@ mod behaviour {
         assert!(!store.use_once("urn:jti:ü @x", now + 100, now).await.unwrap());
     }
 
+    /// Entries as earlier releases wrote them (an end nobody asked for; in Redis its
+    /// expiry too) hold until reinstated, are rewritten once, and only they are.
+    pub async fn offboardings_from_earlier_releases_hold_until_reinstated(store: &dyn RevocationStore) {
+        let now = wall_now();
+        let earlier = |kind, value| Revocation {
+            expiry_requested: false,
+            ..entry(kind, value, now + 100)
+        };
+        let offboardings = [
+            earlier(Subject, "leaver"),
+            earlier(Agent, "rogue"),
+            earlier(Client, "ex"),
+        ];
+        for e in offboardings
+            .iter()
+            .chain([&earlier(Session, "s-old"), &earlier(Subject, "back")])
+        {
+            store.revoke(e.clone()).await.unwrap();
+        }
+        store.revoke(entry(Subject, "temp", now + 100)).await.unwrap();
+        assert!(store.reinstate(&key(Subject, "back")).await.unwrap());
+        let held: Vec<Revocation> = offboardings
+            .iter()
+            .map(|e| Revocation {
+                expires_at: NEVER,
+                ..e.clone()
+            })
+            .collect();
+        let keys = [
+            key(Subject, "leaver"),
+            key(Agent, "rogue"),
+            key(Client, "ex"),
+            key(Session, "s-old"),
+            key(Subject, "temp"),
+            key(Subject, "back"),
+        ];
+        let expected: Vec<Option<Revocation>> = held.iter().cloned().map(Some).chain([None, None, None]).collect();
+        // Past their old end, before and after the rewrite, which happens once.
+        assert_eq!(store.check(&keys, now + 500).await.unwrap(), expected);
+        assert_eq!(
+            store.keep_offboardings().await.unwrap(),
+            KeptOffboardings {
+                kept: 3,
+                ..KeptOffboardings::default()
+            }
+        );
+        assert_eq!(store.keep_offboardings().await.unwrap(), KeptOffboardings::default());
+        assert_eq!(store.check(&keys, now + 500).await.unwrap(), expected);
+        assert_eq!(store.list(now + 500).await.unwrap(), held);
+        assert!(store.reinstate(&key(Agent, "rogue")).await.unwrap());
+        assert_eq!(store.keep_offboardings().await.unwrap(), KeptOffboardings::default());
+        assert_eq!(store.check(&[key(Agent, "rogue")], now).await.unwrap(), vec![None]);
+    }
+
     pub async fn reinstate_of_missing_key_is_false(store: &dyn RevocationStore) {
         let now = wall_now();
         assert!(!store.reinstate(&key(Client, "never")).await.unwrap());
@@ -264,6 +319,7 @@ macro_rules! backend_suite {
                 use_once_refuses_replay_until_expiry,
                 values_with_special_characters,
                 reinstate_of_missing_key_is_false,
+                offboardings_from_earlier_releases_hold_until_reinstated,
             );
         }
     };

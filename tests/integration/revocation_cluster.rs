@@ -129,3 +129,66 @@ async fn a_stopped_master_never_turns_a_revoked_subject_into_a_200() {
     let ready = a.http.get(format!("{}/readyz", a.url)).send().await.unwrap();
     assert_eq!(ready.status(), 503, "not ready while a master is down");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_master_restarted_from_its_aof_serves_every_request_after_the_first_success() {
+    let mut cluster = RedisCluster::start_with(crate::support::redis_server::RedisOptions {
+        appendonly: true,
+        ..Default::default()
+    });
+    let (a, b) = replicas(&cluster).await;
+    for user in LEAVERS {
+        a.admin_revoke("subject", user).await;
+    }
+    let stayers: Vec<String> = (0..12)
+        .map(|i| a.user_token(&format!("stayer-{i}@example.com"), &["developer"]))
+        .collect();
+    let revoked = a.user_token(LEAVERS[0], &["developer"]);
+    let victim = cluster.holder_of(&format!("mcp-sts:rev:subject:{}", LEAVERS[0]));
+    cluster.nodes[victim].stop();
+    // Down long enough for the other masters to mark it failed, as a real crash is.
+    let witness = (victim + 1) % cluster.nodes.len();
+    crate::support::redis_topologies::wait_for(
+        "the cluster notices the dead master",
+        std::time::Duration::from_secs(20),
+        || {
+            let info: String = redis::cmd("CLUSTER")
+                .arg("INFO")
+                .query(&mut cluster.nodes[witness].connection())
+                .unwrap_or_default();
+            info.contains("cluster_state:fail")
+        },
+    );
+    cluster.nodes[victim].start_again();
+
+    // At each replica: wait for the first success (the bounded recovery time); from
+    // then on, every request is answered, no trickle of 503s.
+    let recovery = std::time::Duration::from_secs(30);
+    for sts in [&a, &b] {
+        let started = std::time::Instant::now();
+        loop {
+            let reply = sts.exchange(&stayers[0], &[("audience", "orders-api")]).await;
+            if reply.status == 200 {
+                break;
+            }
+            reply.assert_error(503, "temporarily_unavailable");
+            assert!(started.elapsed() < recovery, "no success within {recovery:?}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        eprintln!("first success {:?} after the restart began", started.elapsed());
+        let mut statuses = BTreeMap::<u16, usize>::new();
+        for i in 0..60 {
+            let reply = sts
+                .exchange(&stayers[i % stayers.len()], &[("audience", "orders-api")])
+                .await;
+            if reply.status != 200 {
+                eprintln!("request {i}: {} {}", reply.status, reply.text);
+            }
+            *statuses.entry(reply.status).or_default() += 1;
+        }
+        assert_eq!(statuses, BTreeMap::from([(200, 60)]), "after the first success");
+    }
+    a.exchange(&revoked, &[("audience", "orders-api")])
+        .await
+        .assert_error(400, "invalid_request");
+}

@@ -29,6 +29,7 @@ fn entry(kind: RevocationKind, value: &str) -> Revocation {
         revoked_by: "admin".into(),
         revoked_at: now,
         expires_at: now + 3600,
+        expiry_requested: true,
     }
 }
 

@@ -46,6 +46,7 @@ fn entry(value: &str) -> Revocation {
         revoked_by: "t".into(),
         revoked_at: NOW,
         expires_at: NOW + 3600,
+        expiry_requested: true,
     }
 }
 

@@ -223,6 +223,21 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
         .map(|(k, v)| (k.to_owned(), v.to_owned()))
         .collect();
     assert_eq!(revoked, expected, "only the good SETs were applied");
+    let audited = |sts: &TestSts| {
+        let mut targets: Vec<String> = sts
+            .audit_events()
+            .iter()
+            .filter(|e| e["event"] == "upstream_revoke" && e["decision"] == "allow")
+            .map(|e| e["target"].as_str().unwrap_or_default().to_owned())
+            .collect();
+        targets.sort();
+        targets
+    };
+    assert_eq!(
+        audited(&sts),
+        ["session:idp-sess-1", "subject:carol", "subject:dave"],
+        "each applied upstream revocation is audited"
+    );
     {
         let u = upstream.lock().unwrap();
         assert_eq!(u.acked, vec!["e1", "e2", "e3"]);
@@ -264,6 +279,7 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
     upstream.lock().unwrap().queued.push(("e2".into(), good[1].1.clone()));
     assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 0);
     assert!(downstream.poll_now(&our_poll, &[]).await.is_empty());
+    assert_eq!(audited(&sts).len(), 3, "a replay is not audited as a revocation");
     let listed = sts.admin(Method::GET, "", None).await;
     assert!(
         !listed.text.contains("\"carol\""),

@@ -33,6 +33,9 @@ pub struct Link {
 #[derive(Default)]
 struct State {
     conn: Option<Conn>,
+    /// The master `conn` reaches (one server or the Sentinel master), for the
+    /// dedicated connections that wait for replicas.
+    master: Option<redis::ConnectionInfo>,
     failures: u32,
     connecting: bool,
     /// Why the last connection attempt failed, while no connection is up.
@@ -85,15 +88,36 @@ impl Link {
         }
     }
 
+    /// The master the current connection reaches (none for a cluster or while down).
+    pub fn master(&self) -> Option<redis::ConnectionInfo> {
+        self.state.lock().ok().and_then(|state| state.master.clone())
+    }
+
+    /// A receiver that changes whenever a connection attempt ends.
+    pub fn attempts(&self) -> watch::Receiver<u64> {
+        self.attempts.subscribe()
+    }
+
     /// Count a failure; after several in a row, drop the connection and open another.
     pub fn failed(self: &Arc<Self>) {
+        self.failed_with(false);
+    }
+
+    /// A failure that shows the connection itself is confused (its view of a Cluster
+    /// no longer matches the answers): replace it now.
+    pub fn broken(self: &Arc<Self>) {
+        self.failed_with(true);
+    }
+
+    fn failed_with(self: &Arc<Self>, now: bool) {
         let Ok(mut state) = self.state.lock() else { return };
         state.failures = state.failures.saturating_add(1);
-        if state.failures < RESET_AFTER_FAILURES || state.conn.is_none() {
+        if (!now && state.failures < RESET_AFTER_FAILURES) || state.conn.is_none() {
             return;
         }
         tracing::debug!("replacing the Redis connection after repeated failures");
         state.conn = None;
+        state.master = None;
         state.failures = 0;
         self.reconnect_locked(&mut state);
     }
@@ -126,8 +150,9 @@ async fn reconnect(link: Weak<Link>) {
         };
         let done = match strong.state.lock() {
             Ok(mut state) => match outcome {
-                Ok(conn) => {
+                Ok((conn, master)) => {
                     state.conn = Some(conn);
+                    state.master = master;
                     state.connecting = false;
                     state.failures = 0;
                     state.last_error = None;

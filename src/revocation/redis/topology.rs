@@ -9,9 +9,15 @@ use redis::cluster::{ClusterClient, ClusterClientBuilder};
 use redis::cluster_async::ClusterConnection;
 use redis::cluster_routing::RoutingInfo;
 use redis::sentinel::{SentinelClient, SentinelNodeConnectionInfo, SentinelServerType};
-use redis::{Client, Cmd, FromRedisValue, IntoConnectionInfo, RedisResult, Value};
+use redis::{Client, Cmd, ConnectionAddr, ConnectionInfo, FromRedisValue, IntoConnectionInfo, RedisResult, Value};
 
 use super::super::StoreError;
+
+/// Shortest pause before a cluster client retries a failed request, in ms.
+const RETRY_MIN_MS: u64 = 5;
+
+/// Longest such pause, in ms: three retries fit well inside a 100 ms deadline.
+const RETRY_MAX_MS: u64 = 25;
 
 /// How the configuration says Redis is reached.
 #[derive(Clone, PartialEq, Eq)]
@@ -112,7 +118,12 @@ pub enum Connector {
         config: ConnectionManagerConfig,
     },
     /// A cluster client; connecting reads the slot map from any reachable node.
-    Cluster(ClusterClient),
+    Cluster {
+        /// The client.
+        client: ClusterClient,
+        /// The first node's settings (credentials, TLS), for connections to any node.
+        settings: ConnectionInfo,
+    },
     /// Ask the sentinels for the master (which must confirm its role), then connect.
     Sentinel {
         /// The sentinels and the master's name.
@@ -137,13 +148,25 @@ impl Connector {
                 config,
             },
             RedisTopology::Cluster(nodes) => {
+                let settings = nodes
+                    .first()
+                    .ok_or_else(|| StoreError::Unavailable("no cluster node URL given".into()))?
+                    .as_str()
+                    .into_connection_info()
+                    .map_err(bad)?;
                 let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                     .connection_timeout(connect_timeout)
                     .response_timeout(op_timeout)
-                    .retries(2)
+                    // A transient error (CLUSTERDOWN while a restarted master rejoins, a
+                    // connection being re-opened) is retried within the operation's
+                    // deadline: the client's default first pause (1.28 s) outlives it, so
+                    // every such request failed as a timeout.
+                    .retries(3)
+                    .min_retry_wait(RETRY_MIN_MS)
+                    .max_retry_wait(RETRY_MAX_MS)
                     .build()
                     .map_err(bad)?;
-                Connector::Cluster(client)
+                Connector::Cluster { client, settings }
             }
             RedisTopology::Sentinel { sentinels, master_name } => {
                 let first = sentinels
@@ -178,26 +201,56 @@ impl Connector {
                 let mut conn = client.get_multiplexed_async_connection().await?;
                 redis::cmd("PING").query_async::<String>(&mut conn).await.map(|_| ())
             }
-            Connector::Cluster(_) | Connector::Sentinel { .. } => self.connect().await.map(|_| ()),
+            Connector::Cluster { .. } | Connector::Sentinel { .. } => self.connect().await.map(|_| ()),
         }
     }
 
-    /// Open a connection. For one server this only sets up a lazy manager; for a
-    /// cluster or a Sentinel master it talks to the network.
-    pub async fn connect(&self) -> RedisResult<Conn> {
+    /// The connection settings of the configured nodes (the first cluster URL), for
+    /// dedicated connections to nodes found later.
+    pub fn node_settings(&self) -> Option<ConnectionInfo> {
         match self {
-            Connector::Single { client, config } => Ok(Conn::Single(ConnectionManager::new_lazy_with_config(
-                client.clone(),
-                config.clone(),
-            )?)),
-            Connector::Cluster(client) => Ok(Conn::Cluster(client.get_async_connection().await?)),
+            Connector::Single { client, .. } => Some(client.get_connection_info().clone()),
+            Connector::Cluster { settings, .. } => Some(settings.clone()),
+            Connector::Sentinel { .. } => None,
+        }
+    }
+
+    /// Open a connection, with the master it reaches (one server, or the Sentinel
+    /// master; none for a cluster, whose masters are found per slot). For one server
+    /// this only sets up a lazy manager; for a cluster or a Sentinel master it talks to
+    /// the network.
+    pub async fn connect(&self) -> RedisResult<(Conn, Option<ConnectionInfo>)> {
+        match self {
+            Connector::Single { client, config } => Ok((
+                Conn::Single(ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?),
+                Some(client.get_connection_info().clone()),
+            )),
+            Connector::Cluster { client, .. } => Ok((Conn::Cluster(client.get_async_connection().await?), None)),
             Connector::Sentinel { client, config } => {
                 let master = client.lock().await.async_get_client().await?;
                 tracing::info!(master = %master.get_connection_info().addr(), "Redis master found through Sentinel");
-                Ok(Conn::Single(
-                    ConnectionManager::new_with_config(master, config.clone()).await?,
+                let info = master.get_connection_info().clone();
+                Ok((
+                    Conn::Single(ConnectionManager::new_with_config(master, config.clone()).await?),
+                    Some(info),
                 ))
             }
         }
     }
+}
+
+/// `info` (credentials, database, TLS settings) pointed at another node.
+pub fn at_address(info: &ConnectionInfo, host: &str, port: u16) -> ConnectionInfo {
+    let addr = match info.addr() {
+        ConnectionAddr::TcpTls {
+            insecure, tls_params, ..
+        } => ConnectionAddr::TcpTls {
+            host: host.to_owned(),
+            port,
+            insecure: *insecure,
+            tls_params: tls_params.clone(),
+        },
+        _ => ConnectionAddr::Tcp(host.to_owned(), port),
+    };
+    info.clone().set_addr(addr)
 }

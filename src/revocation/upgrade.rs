@@ -1,0 +1,60 @@
+//! Bringing stored revocations up to this release's rules, once per start.
+//!
+//! Earlier releases gave subject, agent and client revocations the retention of their
+//! day as an end (and, in Redis, an expiry), so an offboarding would lapse after 30
+//! days. Reads already hold such entries until reinstated; this pass also rewrites them
+//! in storage, so a Redis key is no longer dropped when its old expiry comes. It runs at
+//! every start (a pass that finds nothing writes nothing) and from
+//! `mcp-sts store migrate`.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use super::{KeptOffboardings, RevocationStore, StoreError};
+
+/// How long to wait before another pass when the store could not be rewritten (down,
+/// not trusted, or a write not confirmed by a replica).
+const RETRY_EVERY: Duration = Duration::from_secs(5);
+
+/// One pass now; if the store cannot take it now, again in the background until a pass
+/// succeeds (or the store is dropped).
+pub async fn keep_offboardings_at_start(store: Arc<dyn RevocationStore>) {
+    if pass(store.as_ref()).await.is_ok() {
+        return;
+    }
+    let store: Weak<dyn RevocationStore> = Arc::downgrade(&store);
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(RETRY_EVERY).await;
+            let Some(store) = store.upgrade() else { return };
+            if pass(store.as_ref()).await.is_ok() {
+                return;
+            }
+        }
+    });
+}
+
+/// One pass, logged: how many entries were kept, or why none could be.
+pub async fn pass(store: &dyn RevocationStore) -> Result<KeptOffboardings, StoreError> {
+    match store.keep_offboardings().await {
+        Ok(done) => {
+            tracing::info!(
+                kept = done.kept,
+                changed_meanwhile = done.changed_meanwhile,
+                unreadable = done.unreadable,
+                "offboardings written by earlier releases with an end now hold until reinstated: {} rewritten",
+                done.kept
+            );
+            Ok(done)
+        }
+        Err(error) => {
+            tracing::warn!(
+                %error,
+                "could not yet rewrite offboardings written by earlier releases (they are read as held \
+                 until reinstated meanwhile); trying again in {} s",
+                RETRY_EVERY.as_secs()
+            );
+            Err(error)
+        }
+    }
+}
