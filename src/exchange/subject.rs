@@ -9,7 +9,7 @@ use crate::contract::identifier::check as check_identifier;
 use crate::contract::revocation::Namespace;
 use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
-use crate::inbound::jwt::{scopes, str_claim, string_at};
+use crate::inbound::jwt::{str_claim, string_at, token_scopes};
 use crate::inbound::validate::{Origin, Role, ValidatedToken};
 use crate::policy::{Audiences, Entitlement};
 
@@ -132,7 +132,7 @@ fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> 
         txn: None,
         entitlement: Entitlement::Upstream {
             roles: roles(claims, &config.roles_claim, config.roles_delimiter.as_deref()),
-            scopes: scopes(claims),
+            scopes: token_scopes(claims),
         },
         prior_actors,
         agent,
