@@ -56,6 +56,7 @@ pub mod mint;
 pub mod policy;
 #[cfg(feature = "server")]
 pub mod rate_limit;
+pub mod receiver;
 #[cfg(feature = "server")]
 pub mod request;
 #[cfg(feature = "server")]

@@ -41,11 +41,4 @@ pub fn spawn_workers(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     workers
 }
 
-/// Cut a value a peer sent (a SET id, an error code) to something safe to log.
-pub(crate) fn printable(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-_.:+/@=".contains(*c))
-        .take(64)
-        .collect()
-}
+pub(crate) use crate::contract::identifier::printable;
