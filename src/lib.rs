@@ -61,6 +61,8 @@ pub mod receiver;
 pub mod request;
 #[cfg(feature = "server")]
 pub mod revocation;
+#[cfg(feature = "server")]
+pub mod revoke;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;

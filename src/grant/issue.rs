@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::verify;
+use super::assertions;
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
@@ -52,7 +52,7 @@ pub async fn issue(
         .resolve(&params.audience, &params.resource, client)?;
     audit.audience = Some(target.server.config.issuer.clone());
 
-    let token = verify::identity_assertion(
+    let token = assertions::identity_assertion(
         params.subject_token.expose(),
         params.subject_type,
         client.id(),

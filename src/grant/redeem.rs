@@ -4,7 +4,7 @@
 //! an ordinary mcp-sts access token (the user as `sub`, the client as the agent), so
 //! the MCP server can exchange it further like any other.
 
-use super::verify::{self, Signer};
+use super::assertions::{self, Signer};
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
@@ -42,7 +42,7 @@ pub async fn redeem(
     // We redeem our own grants only when we issue grants for ourselves.
     let accept_own = ctx.authorization_servers.get(ctx.issuer).is_some();
     let own = (ctx.issuer, ctx.keys);
-    let grant = verify::id_jag(params.assertion.expose(), own, accept_own, ctx.issuers, ctx.limits, now).await?;
+    let grant = assertions::id_jag(params.assertion.expose(), own, accept_own, ctx.issuers, ctx.limits, now).await?;
     let claims = &grant.claims;
     if claims.client_id != client.id() {
         return Err(OAuthError::invalid_grant(

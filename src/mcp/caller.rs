@@ -16,8 +16,8 @@ use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::service::RequestContext;
 use serde::Serialize;
 
+use super::bearer::BearerToken;
 use super::error::TokenError;
-use super::inbound::InboundToken;
 use super::revocation::Revocations;
 use super::tools::Protected;
 use crate::client::{ExchangeRequest, MintedToken, Secret, StsClient};
@@ -34,7 +34,7 @@ pub struct Caller {
 }
 
 struct Inner {
-    token: InboundToken,
+    token: BearerToken,
     subject_token: Secret,
     traceparent: String,
     mcp_session: Option<String>,
@@ -46,7 +46,7 @@ struct Inner {
 impl Caller {
     /// Build the caller of one request; `subject_token` is kept only for exchanges.
     pub(crate) fn new(
-        token: InboundToken,
+        token: BearerToken,
         subject_token: &str,
         headers: &HeaderMap,
         resource: &str,
