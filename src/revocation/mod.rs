@@ -19,6 +19,7 @@
 
 pub mod embedded;
 mod embedded_queue;
+mod embedded_tables;
 pub mod gate;
 pub mod memory;
 mod memory_queue;
