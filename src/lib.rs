@@ -30,6 +30,8 @@ pub mod dev_idp;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+#[cfg(feature = "server")]
+pub mod exchanger;
 pub mod fetch;
 #[cfg(feature = "server")]
 pub mod grant;

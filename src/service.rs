@@ -8,7 +8,7 @@ use crate::client_auth::{AuthContext, Clients};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::exchange::Exchanger;
+use crate::exchanger::Exchanger;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;

@@ -13,7 +13,7 @@ use crate::contract::urn::{ID_JAG_TOKEN_TYPE, NOT_APPLICABLE_TOKEN_TYPE};
 use crate::contract::{Actor, Audience, IdJagClaims};
 use crate::error::OAuthError;
 use crate::exchange::subject::Subject;
-use crate::exchange::{Exchanger, TokenResponse};
+use crate::exchanger::{Exchanger, TokenResponse};
 use crate::inbound::jwt::{str_claim, time_claim};
 use crate::inbound::validate::{DeclaredType, Role};
 use crate::lineage::Lineage;

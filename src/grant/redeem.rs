@@ -13,11 +13,12 @@ use crate::contract::identifier::check as check_identifier;
 use crate::contract::revocation::Namespace;
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
-use crate::exchange::{Exchanger, TokenResponse, trace_id};
+use crate::exchanger::{Exchanger, TokenResponse};
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Entitlement, decide_scopes, grantable};
 use crate::request::AssertionParams;
+use crate::request::trace_id;
 
 /// Redeem a grant presented by the authenticated `client`. A grant that is invalid,
 /// expired, replayed, revoked, bound to a key, addressed elsewhere, issued to another
