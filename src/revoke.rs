@@ -7,9 +7,9 @@ use crate::clock::UnixTime;
 use crate::error::OAuthError;
 use crate::issued::{caller_may_see, check_lineage, presented};
 use crate::request::TokenQuery;
+use crate::revocation::{Initiator, RevocationNotice};
 use crate::revocation::{Revocation, RevocationKind};
 use crate::service::Sts;
-use crate::ssf::publish::{Initiator, RevocationNotice};
 
 /// Revoke the token in `query` for its caller. Unknown or invalid tokens succeed
 /// without change (RFC 7009 §2.2); a token issued neither to nor for the caller is
@@ -48,5 +48,5 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
         initiator: Initiator::User,
         once: None,
     };
-    crate::ssf::publish::revoke(sts, notice, now).await.map(|_| ())
+    sts.publisher().revoke(notice, now).await.map(|_| ())
 }

@@ -17,7 +17,7 @@ use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
 use crate::revocation::timed::TimedStore;
-use crate::revocation::{EventQueue, RevocationGate, RevocationStore, StoreError};
+use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore, StoreError};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
 pub struct Sts {
@@ -147,6 +147,19 @@ impl Sts {
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
         self.revocations.call(operation).await
+    }
+
+    /// The one door revocations are written through (with their SETs), and SETs
+    /// queued: the narrow view of the service it needs.
+    pub fn publisher(&self) -> Publisher<'_> {
+        Publisher {
+            issuer: self.issuer(),
+            trusted_issuers: &self.config.issuers,
+            keys: &self.keys,
+            events: self.events.as_ref(),
+            gate: &self.revocations,
+            wake: &self.ssf_wake,
+        }
     }
 
     /// The narrow view of the service an exchange needs, with this request's key ring.

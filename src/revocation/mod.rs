@@ -23,6 +23,7 @@ mod embedded_tables;
 pub mod gate;
 pub mod memory;
 mod memory_queue;
+pub mod publish;
 pub mod queue;
 pub mod redis;
 mod redis_queue;
@@ -36,6 +37,7 @@ use crate::clock::UnixTime;
 
 pub use crate::contract::RevocationKind;
 pub use gate::RevocationGate;
+pub use publish::{Initiator, Publisher, RevocationNotice};
 pub use queue::{Delivery, EventQueue, Pending, Publication, QueuedEvent, StreamRecord, StreamStatus};
 
 /// `expires_at` of an entry that holds until it is reinstated (9999-12-31T23:59:59Z):

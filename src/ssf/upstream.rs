@@ -24,12 +24,11 @@ use crate::contract::identifier;
 use crate::contract::set::{ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED, SetClaims, SubjectId};
 use crate::inbound::TrustedIssuer;
 use crate::receiver::{Adopt, EventSink, PollError, Receiver, ReceiverConfig, Rejection, SetRules, StreamChoice};
-use crate::revocation::{NEVER, Revocation, RevocationKind};
+use crate::revocation::{Initiator, NEVER, Revocation, RevocationKind, RevocationNotice};
 use crate::secret::Secret;
 use crate::service::Sts;
 
 use super::printable;
-use super::publish::{Initiator, RevocationNotice};
 
 /// Deadline of each call to the transmitter (connect, head and body).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -233,7 +232,9 @@ impl Apply<'_> {
             once: Some((format!("ssf:{issuer}:{}", claims.jti), remember_until)),
         };
         let target = format!("{kind}:{}", notice.entry.value);
-        let written = super::publish::revoke(sts, notice, now)
+        let written = sts
+            .publisher()
+            .revoke(notice, now)
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         if written {
