@@ -69,7 +69,7 @@ impl Sts {
     pub fn new(
         config: Config,
         keys: SharedKeyRing,
-        backend: crate::server::Backend,
+        backend: crate::revocation::backend::Backend,
         clock: Arc<dyn Clock>,
         audit: AuditLog,
         http: reqwest::Client,
@@ -81,14 +81,14 @@ impl Sts {
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
-        let crate::server::Backend { store, events, trust } = backend;
+        let crate::revocation::backend::Backend { store, events, trust } = backend;
         let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
         let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
         let timeout = Duration::from_millis(config.revocation.timeout_ms);
         let revocations = RevocationGate::new(store.clone(), timeout, metrics.store_failures()).with_write_timeout(
             crate::revocation::redis::RedisStore::write_deadline(
                 timeout,
-                crate::server::ack_policy(&config.revocation),
+                crate::revocation::backend::ack_policy(&config.revocation),
             ),
         );
         let verified_tokens = VerifiedTokens::new(config.server.verified_token_cache);

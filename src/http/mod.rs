@@ -7,6 +7,7 @@ pub mod edge;
 pub mod error;
 mod health;
 mod introspect;
+pub mod limits;
 pub mod outcome;
 mod revoke;
 mod ssf;

@@ -17,6 +17,7 @@
 //! ([`Revocation::kept`]) and rewrites them once ([`RevocationStore::keep_offboardings`],
 //! run by `upgrade` at start-up and by `mcp-sts store migrate`).
 
+pub mod backend;
 pub mod embedded;
 mod embedded_queue;
 mod embedded_tables;
