@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use mcp_sts::config::{Config, Severity};
+use mcp_sts::config::{Config, EntitlementSource, IssuerConfig, Severity};
 
 /// Configuration actions.
 #[derive(Debug, Subcommand)]
@@ -33,6 +33,9 @@ pub fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
     for problem in &problems {
         println!("{problem}");
     }
+    for (i, issuer) in config.issuers.iter().enumerate() {
+        println!("{}", describe_entitlement(i, issuer));
+    }
     let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
     let warnings = problems.len() - errors;
     println!(
@@ -46,6 +49,26 @@ pub fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Which entitlement applies to an issuer's users, and whether it is the default.
+fn describe_entitlement(index: usize, issuer: &IssuerConfig) -> String {
+    let source = issuer.entitlement();
+    let why = match (issuer.entitlement_setting, source) {
+        (Some(_), _) => "set explicitly".to_owned(),
+        (None, EntitlementSource::TokenScopes) => "the default: roles_claim is empty".to_owned(),
+        (None, _) => format!("the default: roles come from the `{}` claim", issuer.roles_claim),
+    };
+    let meaning = match source {
+        EntitlementSource::Roles => "the audience's role_scopes for the user's roles",
+        EntitlementSource::TokenScopes => "the subject token's own scope",
+        EntitlementSource::Both => "role_scopes for the user's roles plus the subject token's own scope",
+    };
+    format!(
+        "issuers[{index}] {}: entitlement = {:?} ({why}): users are entitled to {meaning}",
+        issuer.issuer,
+        source.as_str()
+    )
 }
 
 fn plural(n: usize) -> &'static str {

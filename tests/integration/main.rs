@@ -13,6 +13,7 @@ mod demo;
 mod deployment;
 mod downstream;
 mod durable_acks;
+mod entitlement;
 mod exchange;
 mod id_jag;
 mod kept_offboardings;
