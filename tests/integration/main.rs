@@ -23,6 +23,7 @@ mod no_leaks;
 mod operations;
 mod private_key_jwt;
 mod rate_limits;
+mod refusals;
 mod revocation_backends;
 mod revocation_cluster;
 mod revocation_flow;

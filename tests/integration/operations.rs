@@ -14,12 +14,12 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");
 
-fn example() -> String {
+pub(crate) fn example() -> String {
     std::fs::read_to_string("config/mcp-sts.toml").unwrap()
 }
 
 /// The example configuration on `port`, with its relative paths, written to `dir`.
-fn write_config(dir: &Path, port: u16, revocation: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, port: u16, revocation: &str) -> PathBuf {
     let text = example()
         .replace("listen = \"127.0.0.1:8400\"", &format!("listen = \"127.0.0.1:{port}\""))
         .replace(
@@ -31,7 +31,7 @@ fn write_config(dir: &Path, port: u16, revocation: &str) -> PathBuf {
     path
 }
 
-fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).current_dir(cwd).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -41,14 +41,14 @@ fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
 }
 
 /// `mcp-sts serve` with its stderr lines collected.
-struct Serving {
+pub(crate) struct Serving {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Serving {
-    fn start(config: &Path, port: u16, extra: &[&str]) -> Self {
+    pub(crate) fn start(config: &Path, port: u16, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--config", config.to_str().unwrap()])
             .args(extra)
@@ -71,7 +71,7 @@ impl Serving {
     }
 
     /// The first stderr line containing `needle`, within 20 s.
-    fn line_with(&self, needle: &str) -> String {
+    pub(crate) fn line_with(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -83,7 +83,7 @@ impl Serving {
         }
     }
 
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -91,7 +91,7 @@ impl Serving {
         assert!(status.success());
     }
 
-    fn wait(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn wait(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
