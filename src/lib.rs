@@ -53,6 +53,8 @@ pub mod metrics;
 #[cfg(feature = "server")]
 pub mod mint;
 #[cfg(feature = "server")]
+pub mod output;
+#[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]
 pub mod rate_limit;

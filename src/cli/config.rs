@@ -1,5 +1,6 @@
 //! `mcp-sts config check --config PATH`: every problem in a configuration at once.
 
+use mcp_sts::say;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -24,21 +25,21 @@ pub fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
         Ok(config) => config,
         Err(error) => {
             // Syntax and type errors stop parsing, so there is only one to show.
-            println!("error: {error}");
-            println!("{}: 1 error", path.display());
+            say!("error: {error}");
+            say!("{}: 1 error", path.display());
             return Ok(ExitCode::FAILURE);
         }
     };
     let problems = config.problems();
     for problem in &problems {
-        println!("{problem}");
+        say!("{problem}");
     }
     for (i, issuer) in config.issuers.iter().enumerate() {
-        println!("{}", describe_entitlement(i, issuer));
+        say!("{}", describe_entitlement(i, issuer));
     }
     let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
     let warnings = problems.len() - errors;
-    println!(
+    say!(
         "{}: {errors} error{}, {warnings} warning{}",
         path.display(),
         plural(errors),

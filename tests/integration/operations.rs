@@ -70,6 +70,25 @@ impl Serving {
         }
     }
 
+    /// Every stderr line up to and including the first containing `needle`, within 20 s.
+    pub(crate) fn lines_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    lines.push(line);
+                    if done {
+                        return lines;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?} after {lines:#?}"),
+            }
+        }
+    }
+
     /// The first stderr line containing `needle`, within 20 s.
     pub(crate) fn line_with(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
