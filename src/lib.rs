@@ -41,6 +41,8 @@ pub mod inbound;
 pub mod introspect;
 #[cfg(feature = "server")]
 pub mod issued;
+#[cfg(feature = "server")]
+pub mod issuer_keys;
 pub mod jose;
 #[cfg(feature = "server")]
 pub mod keys;

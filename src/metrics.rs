@@ -42,6 +42,13 @@ pub struct ConnectionLabels {
     pub reason: &'static str,
 }
 
+/// Labels of one upstream issuer.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabels {
+    /// The issuer's `iss`.
+    pub issuer: String,
+}
+
 /// Store latency by operation: cheap to clone, handed to the store wrapper.
 #[derive(Debug, Clone)]
 pub struct StoreLatency(Family<StoreLabels, Histogram>);
@@ -68,6 +75,11 @@ pub struct Metrics {
     rate_limited: Family<LimitLabels, Counter>,
     verified: VerifiedMetrics,
     connections_closed: Family<ConnectionLabels, Counter>,
+    issuer_key_fetches: Family<IssuerLabels, Counter>,
+    issuer_key_fetch_failures: Family<IssuerLabels, Counter>,
+    issuer_keys_available: Family<IssuerLabels, Gauge>,
+    /// Two scrapes at once must not both add the same delta.
+    copying_issuers: std::sync::Mutex<()>,
 }
 
 /// The verified-token memory's figures, copied in at each scrape.
@@ -147,7 +159,29 @@ impl Metrics {
             "Connections the server closed at a deadline, by reason (refused heads are decisions)",
             connections_closed.clone(),
         );
+        let issuer_key_fetches = Family::<IssuerLabels, Counter>::default();
+        registry.register(
+            "issuer_key_fetches",
+            "Fetches of an upstream issuer's keys (discovery and JWKS count as one)",
+            issuer_key_fetches.clone(),
+        );
+        let issuer_key_fetch_failures = Family::<IssuerLabels, Counter>::default();
+        registry.register(
+            "issuer_key_fetch_failures",
+            "Fetches of an upstream issuer's keys that yielded no usable key",
+            issuer_key_fetch_failures.clone(),
+        );
+        let issuer_keys_available = Family::<IssuerLabels, Gauge>::default();
+        registry.register(
+            "issuer_keys_available",
+            "1 while an upstream issuer's keys are held, 0 when fetched without success (its tokens get 503)",
+            issuer_keys_available.clone(),
+        );
         Self {
+            issuer_key_fetches,
+            issuer_key_fetch_failures,
+            issuer_keys_available,
+            copying_issuers: std::sync::Mutex::new(()),
             connections_closed,
             verified,
             registry,
@@ -206,6 +240,23 @@ impl Metrics {
         m.hits.inc_by(stats.hits.saturating_sub(m.hits.get()));
         m.misses.inc_by(stats.misses.saturating_sub(m.misses.get()));
         m.entries.set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
+    }
+
+    /// Copy in one issuer's key fetch figures; `available` is `None` before any fetch.
+    pub fn issuer_keys(&self, issuer: &str, stats: crate::jose::JwksStats, available: Option<bool>) {
+        let _one_at_a_time = self.copying_issuers.lock();
+        let labels = IssuerLabels {
+            issuer: issuer.to_owned(),
+        };
+        let fetches = self.issuer_key_fetches.get_or_create(&labels);
+        fetches.inc_by(stats.fetches.saturating_sub(fetches.get()));
+        let failures = self.issuer_key_fetch_failures.get_or_create(&labels);
+        failures.inc_by(stats.failures.saturating_sub(failures.get()));
+        if let Some(available) = available {
+            self.issuer_keys_available
+                .get_or_create(&labels)
+                .set(i64::from(available));
+        }
     }
 
     /// The refusal counters, shared with the rate limiter.

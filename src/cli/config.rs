@@ -5,7 +5,13 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
+use std::time::Duration;
+
+use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, EntitlementSource, IssuerConfig, Severity};
+use mcp_sts::inbound::Issuers;
+use mcp_sts::issuer_keys::fetch_all;
+use mcp_sts::jose::JwksConfig;
 
 /// Configuration actions.
 #[derive(Debug, Subcommand)]
@@ -15,12 +21,16 @@ pub enum ConfigAction {
         /// Configuration file.
         #[arg(long, default_value = "config/mcp-sts.toml")]
         config: PathBuf,
+        /// Also perform every issuer's discovery and key fetch, and say what was found;
+        /// an issuer without usable keys is an error.
+        #[arg(long)]
+        online: bool,
     },
 }
 
 /// Run a configuration action.
-pub fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
-    let ConfigAction::Check { config: path } = action;
+pub async fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
+    let ConfigAction::Check { config: path, online } = action;
     let config = match Config::parse_file(&path) {
         Ok(config) => config,
         Err(error) => {
@@ -37,8 +47,11 @@ pub fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
     for (i, issuer) in config.issuers.iter().enumerate() {
         say!("{}", describe_entitlement(i, issuer));
     }
-    let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+    let mut errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
     let warnings = problems.len() - errors;
+    if online {
+        errors += check_online(&config).await?;
+    }
     say!(
         "{}: {errors} error{}, {warnings} warning{}",
         path.display(),
@@ -50,6 +63,44 @@ pub fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// Fetch every issuer's keys as the service does at start; print what was found.
+/// Returns how many issuers have no usable key.
+async fn check_online(config: &Config) -> anyhow::Result<usize> {
+    let http = mcp_sts::fetch::http_client(Duration::from_secs(5))?;
+    let issuers = Issuers::new(&config.issuers, &http, &JwksConfig::default());
+    let found = fetch_all(&issuers, SystemClock.now()).await;
+    let mut failed = 0;
+    for (i, issuer) in config.issuers.iter().enumerate() {
+        let Some(found) = found.iter().find(|f| f.issuer == issuer.issuer) else {
+            continue;
+        };
+        let source = match &issuer.jwks_uri {
+            Some(uri) => format!("JWKS {uri}"),
+            None => "discovery".to_owned(),
+        };
+        match &found.keys {
+            Ok(kids) => say!(
+                "online: `issuers[{i}]` {}: {source}: {} usable key{} (kid {})",
+                issuer.issuer,
+                kids.len(),
+                plural(kids.len()),
+                kids.iter()
+                    .map(|k| if k.is_empty() { "(none)" } else { k.as_str() })
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Err(why) => {
+                failed += 1;
+                say!(
+                    "error: `issuers[{i}]`: {} via {source}: no usable key: {why}",
+                    issuer.issuer
+                );
+            }
+        }
+    }
+    Ok(failed)
 }
 
 /// Which entitlement applies to an issuer's users, and whether it is the default.

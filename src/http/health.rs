@@ -20,6 +20,12 @@ pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
     let published = sts.keys.current().published(sts.clock.now()).count();
     sts.metrics.keys_published(published);
     sts.metrics.verified_tokens(sts.verified_tokens.stats());
+    let now = sts.clock.now();
+    let available = crate::issuer_keys::availability(&sts.issuers, now);
+    for (issuer, stats) in sts.issuers.jwks_stats() {
+        let held = available.get(issuer).copied().flatten();
+        sts.metrics.issuer_keys(issuer, stats, held);
+    }
     let body = sts.metrics.render();
     (
         [(
@@ -31,15 +37,21 @@ pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
         .into_response()
 }
 
-/// Ready to serve: a signing key is loaded and the revocation store answers.
+/// Ready to serve: a signing key is loaded, the revocation store answers, and no
+/// upstream issuer is known to be without keys. `issuers` says, per issuer, whether
+/// its keys are held (`null`: not fetched yet).
 pub async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
-    let keys_ok = !sts.keys.current().signing_key(sts.clock.now()).kid.is_empty();
+    let now = sts.clock.now();
+    let keys_ok = !sts.keys.current().signing_key(now).kid.is_empty();
     let store_ok = sts.store_call(sts.store.ping()).await.is_ok();
-    let status = if keys_ok && store_ok {
+    let issuers = crate::issuer_keys::availability(&sts.issuers, now);
+    let issuers_ok = issuers.values().all(|state| *state != Some(false));
+    let status = if keys_ok && store_ok && issuers_ok {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let body = json!({ "keys": keys_ok, "revocation_store": store_ok, "issuers": issuers });
     // A 503 here is the probe's answer, not a refused request.
-    super::edge::answered((status, Json(json!({ "keys": keys_ok, "revocation_store": store_ok }))).into_response())
+    super::edge::answered((status, Json(body)).into_response())
 }

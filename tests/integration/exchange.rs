@@ -811,7 +811,10 @@ async fn health_readiness_and_metrics() {
     let ready = Reply::from(get("/readyz").await.unwrap()).await;
     assert_eq!(
         (ready.status, ready.body.clone()),
-        (200, json!({"keys": true, "revocation_store": true}))
+        (
+            200,
+            json!({"keys": true, "revocation_store": true, "issuers": {sts.idp.issuer(): true}})
+        )
     );
     let metrics = get("/metrics").await.unwrap().text().await.unwrap();
     assert!(

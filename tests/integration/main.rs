@@ -24,6 +24,7 @@ mod operability;
 mod operations;
 mod private_key_jwt;
 mod rate_limits;
+mod readiness;
 mod refusals;
 mod revocation_backends;
 mod revocation_cluster;

@@ -18,9 +18,16 @@ async fn a_store_outage_is_one_warning_with_its_cause_and_a_count_when_it_ends()
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let config = write_config(dir.path(), port, "backend = \"redis\"");
+    // The issuer's keys come from a real local IdP, so readiness waits on the store only.
+    let idp = mcp_sts::dev_idp::DevIdp::start_local().await.unwrap();
     let text = std::fs::read_to_string(&config)
         .unwrap()
-        .replace("redis://127.0.0.1:6379/0", &redis.url());
+        .replace("redis://127.0.0.1:6379/0", &redis.url())
+        .replacen(
+            "roles_claim = \"roles\"",
+            &format!("roles_claim = \"roles\"\njwks_uri = \"{}\"", idp.jwks_uri()),
+            1,
+        );
     std::fs::write(&config, text).unwrap();
     let serving = Serving::start(&config, port, &["--log-format", "json"]);
     serving.line_with("mcp-sts listening");
