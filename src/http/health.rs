@@ -17,10 +17,12 @@ pub async fn healthz() -> Response {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
-    let published = sts.keys.current().published(sts.clock.now()).count();
-    sts.metrics.keys_published(published);
-    sts.metrics.verified_tokens(sts.verified_tokens.stats());
     let now = sts.clock.now();
+    let ring = sts.keys.current();
+    sts.metrics.keys_published(ring.published(now).count());
+    sts.metrics
+        .signing_key_age(now.saturating_sub(ring.signing_key(now).created));
+    sts.metrics.verified_tokens(sts.verified_tokens.stats());
     let available = crate::issuer_keys::availability(&sts.issuers, now);
     for (issuer, stats) in sts.issuers.jwks_stats() {
         let held = available.get(issuer).copied().flatten();

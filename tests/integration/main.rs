@@ -20,6 +20,7 @@ mod kept_offboardings;
 mod key_rotation;
 mod mcp_kit;
 mod no_leaks;
+mod observability;
 mod operability;
 mod operations;
 mod private_key_jwt;
