@@ -101,6 +101,8 @@ pub struct Metrics {
     stream_backlog: Family<ReceiverLabels, Gauge>,
     stream_last_delivery: Family<ReceiverLabels, Gauge>,
     signing_key_age: Gauge,
+    ready: Gauge,
+    store_up: Gauge,
     issuer_key_fetches: Family<IssuerLabels, Counter>,
     issuer_key_fetch_failures: Family<IssuerLabels, Counter>,
     issuer_keys_available: Family<IssuerLabels, Gauge>,
@@ -231,7 +233,21 @@ impl Metrics {
             "Age of the key signing tokens now (rotate before your policy's limit)",
             signing_key_age.clone(),
         );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when /readyz would answer 200 (signing key, revocation store, every issuer's keys), checked at each scrape",
+            ready.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "revocation_store_up",
+            "1 when the revocation store answered a ping at this scrape",
+            store_up.clone(),
+        );
         Self {
+            ready,
+            store_up,
             requests,
             stream_backlog,
             stream_last_delivery,
@@ -325,6 +341,12 @@ impl Metrics {
         self.stream_last_delivery
             .get_or_create(&labels)
             .set(i64::try_from(now).unwrap_or(i64::MAX));
+    }
+
+    /// Record what readiness found at this scrape.
+    pub fn readiness(&self, ready: bool, store_up: bool) {
+        self.ready.set(i64::from(ready));
+        self.store_up.set(i64::from(store_up));
     }
 
     /// Set the signing key's age.

@@ -101,3 +101,62 @@ async fn the_signing_keys_age_follows_the_clock() {
         metrics(&sts).await
     );
 }
+
+/// Every `mcp_sts_*` name in `text`, without the histogram and counter suffixes.
+fn metric_names(text: &str) -> std::collections::BTreeSet<String> {
+    let mut names = std::collections::BTreeSet::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("mcp_sts_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        let mut name = &tail[..end];
+        for suffix in ["_bucket", "_count", "_sum", "_total"] {
+            name = name.strip_suffix(suffix).unwrap_or(name);
+        }
+        names.insert(name.to_owned());
+        rest = &tail[end..];
+    }
+    names
+}
+
+/// The metrics the service registers (a family appears on `/metrics` from its first
+/// sample on, so the registry, not one scrape, is the list).
+fn registered() -> std::collections::BTreeSet<String> {
+    let source = std::fs::read_to_string("src/metrics.rs").unwrap();
+    source
+        .split("registry.register(")
+        .skip(1)
+        .filter_map(|call| call.split('"').nth(1))
+        .map(|name| format!("mcp_sts_{name}"))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_alert_rules_and_the_dashboard_read_metrics_the_service_exports() {
+    let exported = registered();
+    assert!(
+        exported.contains("mcp_sts_http_request_duration_seconds"),
+        "{exported:?}"
+    );
+    // What one scrape shows is registered too (the list above is the real one).
+    let sts = TestSts::start().await;
+    let alice = sts.user_token("alice", &["developer"]);
+    assert_eq!(sts.exchange(&alice, &[("audience", "orders-api")]).await.status, 200);
+    let scraped = metric_names(&metrics(&sts).await);
+    let unregistered: Vec<&String> = scraped.difference(&exported).collect();
+    assert!(unregistered.is_empty(), "{unregistered:?}");
+    for file in ["deploy/prometheus/mcp-sts.rules.yml", "deploy/grafana/mcp-sts.json"] {
+        let used = metric_names(&std::fs::read_to_string(file).unwrap());
+        assert!(used.len() >= 5, "{file}: {used:?}");
+        let unknown: Vec<&String> = used.difference(&exported).collect();
+        assert!(unknown.is_empty(), "{file} reads metrics nobody exports: {unknown:?}");
+    }
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("deploy/grafana/mcp-sts.json").unwrap()).unwrap();
+    assert_eq!(dashboard["uid"], "mcp-sts");
+    for panel in dashboard["panels"].as_array().unwrap() {
+        assert!(!panel["targets"].as_array().unwrap().is_empty(), "{panel}");
+    }
+}

@@ -97,6 +97,8 @@ async fn keys_are_fetched_at_start_and_readiness_names_the_issuer_without_them()
         "mcp_sts_issuer_keys_available{issuer=\"https://unreachable.example\"} 0".to_owned(),
         "mcp_sts_issuer_key_fetch_failures_total{issuer=\"https://unreachable.example\"} 1".to_owned(),
         format!("mcp_sts_issuer_key_fetch_failures_total{{issuer=\"{dev}\"}} 0"),
+        "mcp_sts_ready 0".to_owned(),
+        "mcp_sts_revocation_store_up 1".to_owned(),
     ] {
         assert!(metrics.contains(&expected), "{expected} missing from:\n{metrics}");
     }
