@@ -110,25 +110,26 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
     let notes_api_secret = dir.join("notes-api.secret");
     write_private(&notes_api_secret, demo.notes_api_secret.expose())?;
     let dir = dir.display();
+    let (mcp_sts, cargo_run) = reuse_this_build();
     let sts = &demo.urls.sts;
     let idp = &demo.urls.idp;
     say!("\n== Try it ==");
     say!(
-        "The agent's access tokens for alice, bob and carol (valid one hour, aud = the MCP server and mcp-sts,\nclient_id = {AGENT}) are in {dir}/{{alice,bob,carol}}.jwt"
+        "The agent's access tokens for alice, bob and carol (valid one hour, aud = the MCP server and mcp-sts,\nclient_id = {AGENT}) are in {dir}/{{alice,bob,carol}}.jwt;\nthe story offboarded alice and carol, so theirs are refused: the commands below use bob's"
     );
-    say!("\n# Exchange alice's token for an orders-api token, as the MCP server does:");
+    say!("\n# Exchange bob's token for an orders-api token, as the MCP server does:");
     say!(
-        "mcp-sts token exchange --sts {sts} --client-id orders-mcp --client-secret-file {} \\\n    --subject-token \"$(cat {dir}/alice.jwt)\" --audience orders-api --scope orders:read",
+        "{mcp_sts} token exchange --sts {sts} --client-id orders-mcp --client-secret-file {} \\\n    --subject-token \"$(cat {dir}/bob.jwt)\" --audience orders-api --scope orders:read",
         secret_file.display()
     );
     say!("\n# The same with curl:");
     say!(
-        "curl -s -u \"orders-mcp:$(cat {})\" {sts}/token \\\n    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n    -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\\n    -d subject_token=\"$(cat {dir}/alice.jwt)\" -d audience=orders-api",
+        "curl -s -u \"orders-mcp:$(cat {})\" {sts}/token \\\n    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n    -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\\n    -d subject_token=\"$(cat {dir}/bob.jwt)\" -d audience=orders-api",
         secret_file.display()
     );
     say!("\n# Verify a minted token as orders-api would (repeat --audience to accept several names):");
     say!(
-        "mcp-sts token verify <ACCESS_TOKEN> --jwks-uri {sts}/.well-known/jwks.json --issuer {sts} --audience orders-api"
+        "{mcp_sts} token verify <ACCESS_TOKEN> --jwks-uri {sts}/.well-known/jwks.json --issuer {sts} --audience orders-api"
     );
     say!("\n# Call the orders API with it:");
     say!(
@@ -149,20 +150,33 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
     say!("\n== The MCP server kit's examples, against this demo ==");
     say!("# A downstream API using the verifier (notes-api, {NOTES_API_RESOURCE}):");
     say!(
-        "MCP_STS_URL={sts} NOTES_API_SECRET_FILE={} cargo run --example downstream_api",
+        "MCP_STS_URL={sts} NOTES_API_SECRET_FILE={} {cargo_run} --example downstream_api",
         notes_api_secret.display()
     );
     say!("# An MCP server protected by the kit ({NOTES_MCP_RESOURCE}, private_key_jwt as notes-mcp):");
     say!(
-        "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} cargo run --example mcp_server",
+        "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} {cargo_run} --example mcp_server",
         key_file.display()
     );
-    say!("# Then, as the agent, with alice's token for it ({dir}/{{alice,bob,carol}}.notes-mcp.jwt):");
-    say!(
-        "{}",
-        mcp_curl(NOTES_MCP_RESOURCE, &format!("{dir}/alice.notes-mcp.jwt"))
-    );
+    say!("# Then, as the agent, with bob's token for it ({dir}/{{alice,bob,carol}}.notes-mcp.jwt):");
+    say!("{}", mcp_curl(NOTES_MCP_RESOURCE, &format!("{dir}/bob.notes-mcp.jwt")));
     Ok(())
+}
+
+/// How the printed commands reach this build: the `mcp-sts` binary that is running
+/// (not one on `PATH`, which may be another release or none), and `cargo run` with
+/// this build's profile, so an example compiles against the dependencies already
+/// built instead of starting a second cold build in the other profile.
+fn reuse_this_build() -> (String, &'static str) {
+    let binary = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "mcp-sts".to_owned());
+    let cargo_run = if cfg!(debug_assertions) {
+        "cargo run"
+    } else {
+        "cargo run --release"
+    };
+    (binary, cargo_run)
 }
 
 /// A streamable-HTTP MCP session in three curl calls: initialize (keeping the session

@@ -135,3 +135,61 @@ fn printing_commands_end_quietly_when_the_reader_is_gone() {
         );
     }
 }
+
+#[test]
+fn the_demo_prints_commands_that_reuse_this_build_and_work() {
+    use std::io::{BufRead, BufReader};
+    let mut demo = Command::new(BIN)
+        .args(["demo", "--keep-running"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = demo.stdout.take().unwrap();
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut printed = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let line = lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+            .unwrap_or_else(|_| panic!("the demo did not finish its story:\n{}", printed.join("\n")));
+        let done = line.contains("Everything stays up");
+        printed.push(line);
+        if done {
+            break;
+        }
+    }
+    let text = printed.join("\n");
+    // This test's binary is a debug build: the examples run in that profile, and the
+    // CLI commands name the very binary that runs.
+    assert!(!text.contains("--release"), "{text}");
+    assert!(text.contains("cargo run --example downstream_api"), "{text}");
+    assert!(text.contains("cargo run --example mcp_server"), "{text}");
+    let bin = std::fs::canonicalize(BIN).unwrap();
+    let bin = bin.display().to_string();
+    assert!(text.contains(&format!("{bin} token exchange --sts ")), "{text}");
+    assert!(text.contains(&format!("{bin} token verify <ACCESS_TOKEN>")), "{text}");
+
+    // The printed exchange runs as printed.
+    let start = printed
+        .iter()
+        .position(|l| l.starts_with(&format!("{bin} token exchange")))
+        .unwrap();
+    let command = format!("{}\n{}", printed[start], printed[start + 1]);
+    let out = Command::new("bash").args(["-c", &command]).output().unwrap();
+    let _ = demo.kill();
+    let _ = demo.wait();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let answer: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(answer["scope"], "orders:read");
+    assert_eq!(answer["token_type"], "Bearer");
+}
