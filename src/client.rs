@@ -19,12 +19,12 @@ mod request;
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 
 use crate::clock::{Clock, SystemClock};
 use crate::contract::AccessClaims;
+pub use crate::contract::ErrorCode;
+use crate::contract::basic::basic_authorization;
 use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
 pub use crate::secret::Secret;
 pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
@@ -142,13 +142,6 @@ impl std::fmt::Debug for StsClient {
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// `client_secret_basic` (RFC 6749 §2.3.1): form-urlencode id and secret, then base64.
-fn basic_authorization(client_id: &str, secret: &str) -> String {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
 impl StsClient {

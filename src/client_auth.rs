@@ -15,9 +15,10 @@ use subtle::ConstantTimeEq;
 use crate::clock::UnixTime;
 use crate::config::ClientConfig;
 use crate::error::OAuthError;
-use crate::jose::algorithm::parse_allowed;
-use crate::jose::compact::{audiences, peek, str_claim, time_claim};
-use crate::jose::{JwksCache, JwksConfig, JwksSource, JwsError, verify_signature};
+use crate::jose::compact::{audiences, str_claim};
+use crate::jose::{
+    JwksCache, JwksConfig, JwksSource, KeySource, NO_MEMORY, Profile, Refusal, Types, Unverified, VerificationKey, read,
+};
 use crate::request::ClientCredentials;
 use crate::revocation::RevocationGate;
 
@@ -164,6 +165,38 @@ async fn check_credentials(
     }
 }
 
+/// The keys of the client an assertion names as its issuer: its inline JWKS or its
+/// `jwks_uri`, never keys the assertion names itself.
+struct AssertionKeys<'a>(&'a Clients);
+
+impl KeySource for AssertionKeys<'_> {
+    type Signer = Arc<RegisteredClient>;
+
+    async fn keys(
+        &self,
+        jws: &Unverified<'_>,
+        now: UnixTime,
+    ) -> Result<(Arc<RegisteredClient>, Vec<Arc<VerificationKey>>), Refusal> {
+        let client = self.0.get(jws.issuer()?).ok_or(Refusal::UntrustedIssuer)?;
+        let jwks = client.jwks.as_ref().ok_or(Refusal::UntrustedIssuer)?;
+        let ((), keys) = jwks.keys(jws, now).await?;
+        Ok((Arc::clone(client), keys))
+    }
+}
+
+/// What a refused assertion is answered with: `invalid_client` naming the rule, or 503
+/// when the client's keys are unreachable.
+fn refused_assertion(refusal: Refusal) -> OAuthError {
+    match refusal {
+        Refusal::KeysUnavailable(_) => {
+            OAuthError::unavailable("client.keys_unavailable", "client keys are unavailable; retry later")
+        }
+        Refusal::Expired => failed("client.assertion_expired", "client assertion has expired"),
+        Refusal::LivesTooLong => failed("client.assertion_lifetime", "client assertion lives too long"),
+        _ => failed("client.assertion_invalid", "client assertion is invalid"),
+    }
+}
+
 async fn verify_assertion(
     clients: &Clients,
     assertion: &str,
@@ -173,64 +206,37 @@ async fn verify_assertion(
     now: UnixTime,
 ) -> Result<Arc<RegisteredClient>, OAuthError> {
     let bad = || failed("client.assertion_invalid", "client assertion is invalid");
-    if assertion.len() > ctx.max_token_bytes {
-        return Err(bad());
-    }
-    let jwt = peek(assertion).map_err(|_| bad())?;
-    if jwt.header.contains_key("crit") {
-        return Err(bad());
-    }
-    let alg = str_claim(&jwt.header, "alg").and_then(parse_allowed).ok_or_else(bad)?;
-    let iss = str_claim(&jwt.claims, "iss").ok_or_else(bad)?;
-    if str_claim(&jwt.claims, "sub") != Some(iss) || claimed_id.is_some_and(|c| c != iss) {
+    // RFC 7523 names no `typ`; `exp` is required and bounds how long the `jti` is kept.
+    let profile = Profile::new(Types::Any, ctx.max_token_bytes, now, ctx.leeway).max_lifetime(MAX_ASSERTION_LIFETIME);
+    let jws = read(assertion, &profile, &AssertionKeys(clients), NO_MEMORY)
+        .await
+        .map_err(refused_assertion)?;
+    let claims = jws.claims().map_err(refused_assertion)?;
+    let iss = str_claim(claims, "iss").ok_or_else(bad)?;
+    if str_claim(claims, "sub") != Some(iss) || claimed_id.is_some_and(|c| c != iss) {
         return Err(failed(
             "client.assertion_subject",
             "client assertion iss and sub must both be the client_id",
         ));
     }
-    let client = clients.get(iss).ok_or_else(bad)?;
-    let jwks = client.jwks.as_ref().ok_or_else(bad)?;
-    let keys = jwks.keys_for(str_claim(&jwt.header, "kid"), alg, now).await;
-    keys.and_then(|keys| verify_signature(assertion, alg, &keys))
-        .map_err(|e| match e {
-            JwsError::KeysUnavailable(_) => {
-                OAuthError::unavailable("client.keys_unavailable", "client keys are unavailable; retry later")
-            }
-            JwsError::UnknownKey | JwsError::AlgorithmMismatch | JwsError::BadSignature => bad(),
-        })?;
     // RFC 7523 §3: the audience is this server, and nothing else.
-    let aud = audiences(&jwt.claims);
+    let aud = audiences(claims);
     if aud.len() != 1 || !aud.iter().all(|a| *a == ctx.issuer || *a == ctx.token_endpoint) {
         return Err(failed(
             "client.assertion_audience",
             "client assertion audience must be this issuer or its token endpoint",
         ));
     }
-    let exp = match time_claim(&jwt.claims, "exp") {
-        Some(Ok(exp)) => exp,
-        _ => return Err(bad()),
-    };
-    if exp.saturating_add(ctx.leeway) <= now {
-        return Err(failed("client.assertion_expired", "client assertion has expired"));
-    }
-    if exp > now.saturating_add(MAX_ASSERTION_LIFETIME) {
-        return Err(failed("client.assertion_lifetime", "client assertion lives too long"));
-    }
-    if matches!(time_claim(&jwt.claims, "nbf"), Some(Ok(nbf)) if nbf > now.saturating_add(ctx.leeway))
-        || matches!(time_claim(&jwt.claims, "iat"), Some(Ok(iat)) if iat > now.saturating_add(ctx.leeway))
-    {
-        return Err(bad());
-    }
-    let jti = str_claim(&jwt.claims, "jti")
-        .filter(|j| !j.is_empty())
-        .ok_or_else(bad)?;
+    let jti = str_claim(claims, "jti").filter(|j| !j.is_empty()).ok_or_else(bad)?;
+    let exp = jws.times.exp.ok_or_else(bad)?;
+    let client = &jws.signer;
     let once_id = format!("assertion:{}:{jti}", client.id());
     // Single use across replicas: the store remembers the jti until the assertion expires.
     let first_use = revocations
         .use_once(&once_id, exp.saturating_add(ctx.leeway), now)
         .await?;
     if first_use {
-        Ok(client.clone())
+        Ok(Arc::clone(client))
     } else {
         Err(failed(
             "client.assertion_replay",

@@ -739,12 +739,7 @@ fn default_roles_claim() -> String {
     "roles".into()
 }
 fn default_inbound_algorithms() -> Vec<String> {
-    [
-        "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "EdDSA",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect()
+    crate::jose::algorithm::asymmetric_names().map(String::from).collect()
 }
 
 #[cfg(test)]

@@ -56,7 +56,8 @@ pub async fn introspect(
         &ring,
         sts.config.server.max_token_bytes,
         now,
-    );
+    )
+    .await;
     if let Some(claims) = &claims {
         audit.jti = Some(claims.jti.clone());
         audit.sub = Some(claims.user_sub().to_owned());
@@ -104,7 +105,8 @@ pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut Aud
         &ring,
         sts.config.server.max_token_bytes,
         now,
-    );
+    )
+    .await;
     check_lineage(sts, caller, claims.as_ref(), now).await?;
     let Some(claims) = claims else {
         audit.detail = Some("unknown, invalid or expired token; nothing to revoke".into());

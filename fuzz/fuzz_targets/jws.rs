@@ -15,7 +15,7 @@ use libfuzzer_sys::fuzz_target;
 use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::contract::AccessClaims;
 use mcp_sts::inbound::Issuers;
-use mcp_sts::inbound::jwt::{audiences, peek, scopes, str_claim, string_at, string_list_at, time_claim};
+use mcp_sts::inbound::jwt::{audiences, peek, str_claim, string_at, string_list_at, time_claim, token_scopes};
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts::jose::{JwksConfig, VerifiedTokens};
 use mcp_sts::keys::{KeyRing, SigningKey};
@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
             let _ = time_claim(&jwt.claims, name);
         }
         let _ = audiences(&jwt.claims);
-        let _ = scopes(&jwt.claims);
+        let _ = token_scopes(&jwt.claims);
         let _ = string_list_at(&jwt.claims, "roles");
         let _ = string_list_at(&jwt.claims, "realm_access.roles");
         let _ = string_at(&jwt.claims, "tenant");
@@ -95,7 +95,9 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     let f = fixture();
-    let _ = mcp_sts::issued::verify(token, ISSUER, &f.ring, 16 * 1024, NOW);
+    let _ = f
+        .runtime
+        .block_on(mcp_sts::issued::verify(token, ISSUER, &f.ring, 16 * 1024, NOW));
     let limits = Limits {
         max_token_bytes: 16 * 1024,
         leeway: 30,

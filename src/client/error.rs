@@ -4,28 +4,14 @@ use std::fmt;
 
 use crate::contract::ErrorCode;
 
-/// The `error` code of an error response from the token endpoint.
+/// The `error` code of an error response from the token endpoint: one of the codes
+/// mcp-sts answers with (spelled once, in [`ErrorCode`]: the server sends exactly
+/// these), or any other code, kept verbatim.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-#[non_exhaustive]
 pub enum OAuthErrorCode {
-    /// RFC 6749 §5.2: malformed request, or (RFC 8693) an unacceptable subject/actor token.
-    InvalidRequest,
-    /// RFC 6749 §5.2: our client credentials were refused.
-    InvalidClient,
-    /// RFC 6749 §5.2: the authorization grant (e.g. an ID-JAG) was refused.
-    InvalidGrant,
-    /// RFC 6749 §5.2: this client may not use token exchange.
-    UnauthorizedClient,
-    /// RFC 6749 §5.2: the STS does not support the grant type.
-    UnsupportedGrantType,
-    /// RFC 6749 §5.2: a requested scope may not be granted.
-    InvalidScope,
-    /// RFC 8693 §2.2.2: the audience or resource is unknown or refused.
-    InvalidTarget,
-    /// The STS cannot decide right now (a dependency is down); retry later.
-    TemporarilyUnavailable,
-    /// RFC 6749 §4.1.2.1 `server_error`: a fault on the STS's side.
-    ServerError,
+    /// A code mcp-sts sends: RFC 6749 §5.2, RFC 8693 §2.2.2, and its documented
+    /// extensions (`temporarily_unavailable`, `too_many_requests`).
+    Known(ErrorCode),
     /// Any other code, kept verbatim.
     Other(String),
 }
@@ -34,42 +20,34 @@ impl OAuthErrorCode {
     /// Parse the wire value of `error`.
     pub fn parse(value: &str) -> Self {
         match ErrorCode::parse(value) {
-            Some(ErrorCode::InvalidRequest) => Self::InvalidRequest,
-            Some(ErrorCode::InvalidClient) => Self::InvalidClient,
-            Some(ErrorCode::InvalidGrant) => Self::InvalidGrant,
-            Some(ErrorCode::UnauthorizedClient) => Self::UnauthorizedClient,
-            Some(ErrorCode::UnsupportedGrantType) => Self::UnsupportedGrantType,
-            Some(ErrorCode::InvalidScope) => Self::InvalidScope,
-            Some(ErrorCode::InvalidTarget) => Self::InvalidTarget,
-            Some(ErrorCode::TemporarilyUnavailable) => Self::TemporarilyUnavailable,
-            Some(ErrorCode::ServerError) => Self::ServerError,
-            _ => Self::Other(value.to_owned()),
+            Some(code) => Self::Known(code),
+            None => Self::Other(value.to_owned()),
         }
     }
 
     /// The code this is, when it is one mcp-sts sends.
     pub fn known(&self) -> Option<ErrorCode> {
-        Some(match self {
-            Self::InvalidRequest => ErrorCode::InvalidRequest,
-            Self::InvalidClient => ErrorCode::InvalidClient,
-            Self::InvalidGrant => ErrorCode::InvalidGrant,
-            Self::UnauthorizedClient => ErrorCode::UnauthorizedClient,
-            Self::UnsupportedGrantType => ErrorCode::UnsupportedGrantType,
-            Self::InvalidScope => ErrorCode::InvalidScope,
-            Self::InvalidTarget => ErrorCode::InvalidTarget,
-            Self::TemporarilyUnavailable => ErrorCode::TemporarilyUnavailable,
-            Self::ServerError => ErrorCode::ServerError,
-            Self::Other(_) => return None,
-        })
+        match self {
+            Self::Known(code) => Some(*code),
+            Self::Other(_) => None,
+        }
     }
 
     /// The wire value of `error`.
     pub fn as_str(&self) -> &str {
-        match (self.known(), self) {
-            (Some(code), _) => code.as_str(),
-            (None, Self::Other(code)) => code,
-            (None, _) => "",
+        match self {
+            Self::Known(code) => code.as_str(),
+            Self::Other(code) => code,
         }
+    }
+
+    /// Whether the STS could not decide now (unavailable, a fault, a rate limit), so
+    /// the same request may succeed later.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Self::Known(ErrorCode::TemporarilyUnavailable | ErrorCode::ServerError | ErrorCode::TooManyRequests)
+        )
     }
 }
 
@@ -122,15 +100,28 @@ impl StsError {
     /// Whether trying again later may succeed (STS or network trouble, not a refusal).
     pub fn is_retryable(&self) -> bool {
         match self {
-            StsError::OAuth { code, .. } => {
-                matches!(
-                    code,
-                    OAuthErrorCode::TemporarilyUnavailable | OAuthErrorCode::ServerError
-                )
-            }
+            StsError::OAuth { code, .. } => code.is_retryable(),
             StsError::UnexpectedStatus { status } => *status >= 500,
             StsError::Transport(_) => true,
             StsError::InvalidResponse(_) | StsError::InvalidInput(_) => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_code_mcp_sts_sends_is_known_to_the_client() {
+        for code in ErrorCode::ALL {
+            let parsed = OAuthErrorCode::parse(code.as_str());
+            assert_eq!(parsed, OAuthErrorCode::Known(code));
+            assert_eq!(parsed.as_str(), code.as_str());
+        }
+        assert_eq!(
+            OAuthErrorCode::parse("access_denied"),
+            OAuthErrorCode::Other("access_denied".into())
+        );
     }
 }

@@ -317,6 +317,30 @@ pub fn scope_list(scope: &str) -> Vec<String> {
     scope.split(' ').filter(|s| !s.is_empty()).map(String::from).collect()
 }
 
+/// The scopes a token's claims grant, read the same way by mcp-sts (a subject
+/// token's own scopes) and by the MCP kit (the caller's scopes): `scope` (RFC 9068,
+/// RFC 8693 §4.2) and `scp` (a claim many IdPs use), each either a space-delimited
+/// string, split on spaces, or a list whose every item is one scope as written (a
+/// scope never holds a space, RFC 6749 §3.3, so an item that does grants nothing
+/// configured). Empty entries are dropped; `scope` comes first.
+pub fn token_scopes(claims: &Map<String, Value>) -> Vec<String> {
+    let mut out = Vec::new();
+    for name in ["scope", "scp"] {
+        match claims.get(name) {
+            Some(Value::String(s)) => out.extend(scope_list(s)),
+            Some(Value::Array(items)) => out.extend(
+                items
+                    .iter()
+                    .filter_map(Value::as_str)
+                    .filter(|s| !s.is_empty())
+                    .map(String::from),
+            ),
+            _ => {}
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +454,14 @@ mod tests {
         value["sub"] = json!("orders-mcp");
         value["user"] = json!({"sub": "alice", "iss": "https://idp"});
         assert_eq!(read(value).unwrap().user_issuer(), Some("https://idp"));
+    }
+
+    #[test]
+    fn token_scopes_split_strings_and_keep_list_items() {
+        let claims = json!({"scope": "a  b", "scp": ["c", "d e", ""]});
+        assert_eq!(token_scopes(claims.as_object().unwrap()), ["a", "b", "c", "d e"]);
+        let claims = json!({"scp": "x y", "scope": ["z"]});
+        assert_eq!(token_scopes(claims.as_object().unwrap()), ["z", "x", "y"]);
+        assert!(token_scopes(json!({"scp": 7}).as_object().unwrap()).is_empty());
     }
 }

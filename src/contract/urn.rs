@@ -1,4 +1,5 @@
-//! Protocol identifiers: grant types, token types, assertion types and JWS `typ` values.
+//! Protocol identifiers: grant types, token types, assertion types and JWS `typ` values
+//! (lower-case, without `application/`: how [`crate::jose::Types`] compares them).
 
 /// RFC 8693 §2.1: the token exchange grant.
 pub const TOKEN_EXCHANGE_GRANT: &str = "urn:ietf:params:oauth:grant-type:token-exchange";
@@ -32,41 +33,3 @@ pub const ID_JAG_TYP: &str = "oauth-id-jag+jwt";
 
 /// The `token_type` answered with an ID-JAG: it is a grant, not an access token.
 pub const NOT_APPLICABLE_TOKEN_TYPE: &str = "N_A";
-
-/// Whether a JWS `typ` header names an ID-JAG, in either form, case-insensitively.
-pub fn is_id_jag_typ(typ: &str) -> bool {
-    let lower = typ.to_ascii_lowercase();
-    lower.strip_prefix("application/").unwrap_or(&lower) == ID_JAG_TYP
-}
-
-/// Whether a JWS `typ` header names a JWT access token: `at+jwt` or its media type
-/// form, compared case-insensitively (RFC 7515 §4.1.9).
-pub fn is_access_token_typ(typ: &str) -> bool {
-    let lower = typ.to_ascii_lowercase();
-    lower.strip_prefix("application/").unwrap_or(&lower) == ACCESS_TOKEN_TYP
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn access_token_typ_forms() {
-        for typ in ["at+jwt", "AT+JWT", "application/at+jwt", "Application/At+Jwt"] {
-            assert!(is_access_token_typ(typ), "{typ}");
-        }
-        for typ in ["jwt", "JWT", "application/jwt", "dpop+jwt", "at+jwt2", ""] {
-            assert!(!is_access_token_typ(typ), "{typ}");
-        }
-    }
-
-    #[test]
-    fn id_jag_typ_forms() {
-        for typ in ["oauth-id-jag+jwt", "OAuth-ID-JAG+JWT", "application/oauth-id-jag+jwt"] {
-            assert!(is_id_jag_typ(typ), "{typ}");
-        }
-        for typ in ["jwt", "at+jwt", "id-jag+jwt", "oauth-id-jag", ""] {
-            assert!(!is_id_jag_typ(typ), "{typ}");
-        }
-    }
-}

@@ -9,7 +9,7 @@ use crate::contract::identifier::check as check_identifier;
 use crate::contract::revocation::Namespace;
 use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
-use crate::inbound::jwt::{scopes, str_claim, string_at};
+use crate::inbound::jwt::{str_claim, string_at, token_scopes};
 use crate::inbound::validate::{Origin, Role, ValidatedToken};
 use crate::policy::{Audiences, Entitlement};
 
@@ -149,7 +149,7 @@ fn upstream_entitlement(config: &IssuerConfig, claims: &Map<String, Value>) -> E
             Vec::new()
         },
         scopes: if source.uses_token_scopes() {
-            scopes(claims)
+            token_scopes(claims)
         } else {
             Vec::new()
         },

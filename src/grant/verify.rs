@@ -2,25 +2,23 @@
 //! ID token when a grant is issued (its audience is the client asking, not us), and the
 //! ID-JAG when it is redeemed (typed `oauth-id-jag+jwt`, addressed to us).
 //!
-//! Both are built from the same blocks as `inbound::validate` (its `read_head`: size,
-//! shape, `crit`, the algorithm allowlist, `typ`; keys by `kid` from the issuer's JWKS
-//! or our own ring, never `jku`/`x5u`/`jwk`) and report the same `InboundError`s, so
-//! this module can follow the inbound verification path wherever it goes.
+//! Both are read by [`crate::jose::read`] with the [`Trust`] key source of inbound
+//! tokens (keys by `kid` from the issuer's JWKS or our own ring, never
+//! `jku`/`x5u`/`jwk`) and report the same `InboundError`s, so this module follows the
+//! inbound verification path wherever it goes.
 
 use std::sync::Arc;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 
 use crate::clock::UnixTime;
 use crate::contract::IdJagClaims;
-use crate::contract::urn::is_id_jag_typ;
+use crate::contract::urn::ID_JAG_TYP;
 use crate::error::OAuthError;
 use crate::inbound::jwt::{audiences, str_claim};
-use crate::inbound::validate::{
-    DeclaredType, InboundError, JwsHead, Limits, Origin, ValidatedToken, check_claims, check_times, read_head,
-    verify_own, verify_upstream,
-};
-use crate::inbound::{Issuers, TrustedIssuer};
+use crate::inbound::validate::{DeclaredType, InboundError, Limits, Origin, ValidatedToken, profile, validated};
+use crate::inbound::{Issuers, Own, Trust, TrustedIssuer};
+use crate::jose::{NO_MEMORY, Profile, Types, read};
 use crate::keys::KeyRing;
 
 /// Longest remaining lifetime of a grant we redeem: bounds how long its `jti` is kept.
@@ -44,15 +42,6 @@ pub struct VerifiedGrant {
     pub claims: IdJagClaims,
 }
 
-/// Whose signatures a verification accepts.
-struct Trust<'a> {
-    /// Our issuer and keys, when our own JWTs are acceptable.
-    own: Option<(&'a str, &'a KeyRing)>,
-    /// The upstream issuers, filtered by `accepts`.
-    issuers: &'a Issuers,
-    accepts: fn(&TrustedIssuer) -> bool,
-}
-
 /// Verify a user's identity assertion presented to obtain a grant. It must be bound
 /// to the client asking (draft §4.3.3): its `aud` names that client and, when it
 /// names an authorized party (`azp`, OpenID Connect Core §2), that is the client too.
@@ -65,24 +54,22 @@ pub async fn identity_assertion(
     limits: Limits,
     now: UnixTime,
 ) -> Result<ValidatedToken, InboundError> {
-    let trust = Trust {
-        own: None,
-        issuers,
-        accepts: |_| true,
-    };
     if declared == DeclaredType::AccessToken {
         return Err(InboundError::TypeMismatch);
     }
-    let typ_fits = |typ: Option<&str>| matches!(typ, None | Some("jwt"));
-    let (claims, signer) = verify_jws(token, typ_fits, &trust, limits, now).await?;
-    let Signer::Upstream(issuer) = signer else {
+    let trust = Trust::all(issuers, None);
+    // An identity assertion is typed as an ID token is: `jwt` or untyped.
+    let jws = read(token, &profile(DeclaredType::IdToken, limits, now), &trust, NO_MEMORY).await?;
+    let Origin::Upstream(issuer) = jws.signer.clone() else {
         return Err(InboundError::UntrustedIssuer);
     };
-    let azp_ok = str_claim(&claims, "azp").is_none_or(|azp| azp == client_id);
-    if !audiences(&claims).contains(&client_id) || !azp_ok {
+    let claims = jws.claims()?;
+    let azp_ok = str_claim(claims, "azp").is_none_or(|azp| azp == client_id);
+    if !audiences(claims).contains(&client_id) || !azp_ok {
         return Err(InboundError::WrongAudience);
     }
-    check_claims(claims, Origin::Upstream(issuer), limits.leeway, now)
+    let times = jws.times;
+    validated(Origin::Upstream(issuer), jws.into_claims()?, times)
 }
 
 /// Verify an ID-JAG presented as a JWT bearer grant: `typ` `oauth-id-jag+jwt`, signed
@@ -98,19 +85,31 @@ pub async fn id_jag(
     limits: Limits,
     now: UnixTime,
 ) -> Result<VerifiedGrant, OAuthError> {
+    let (issuer, ring) = own;
     let trust = Trust {
-        own: accept_own.then_some(own),
+        own: accept_own.then_some(Own {
+            issuer,
+            ring,
+            typ: None,
+        }),
         issuers,
         accepts: |issuer| issuer.config.accept_id_jag,
     };
-    let typ_fits = |typ: Option<&str>| typ.is_some_and(is_id_jag_typ);
-    let (claims, signer) = verify_jws(assertion, typ_fits, &trust, limits, now)
+    let grant_profile = Profile::new(
+        Types::Exactly(&[ID_JAG_TYP]),
+        limits.max_token_bytes,
+        now,
+        limits.leeway,
+    )
+    .max_lifetime(MAX_GRANT_LIFETIME);
+    let jws = read(assertion, &grant_profile, &trust, NO_MEMORY)
         .await
-        .map_err(refused_grant)?;
+        .map_err(|e| refused_grant(e.into()))?;
+    let claims = jws.claims().map_err(|e| refused_grant(e.into()))?;
     // draft §4.4.1: one audience, our issuer, whether a string or a one-element array.
     let aud_ok = match claims.get("aud") {
-        Some(Value::String(aud)) => aud == own.0,
-        Some(Value::Array(all)) => matches!(all.as_slice(), [Value::String(aud)] if aud == own.0),
+        Some(Value::String(aud)) => aud == issuer,
+        Some(Value::Array(all)) => matches!(all.as_slice(), [Value::String(aud)] if aud == issuer),
         _ => false,
     };
     if !aud_ok {
@@ -124,13 +123,11 @@ pub async fn id_jag(
             "the assertion is bound to a key (cnf); key-bound grants are not accepted",
         ));
     }
-    let times = check_times(&claims, limits.leeway, now).map_err(refused_grant)?;
-    if times.exp > now.saturating_add(MAX_GRANT_LIFETIME) {
-        return Err(OAuthError::invalid_grant(
-            "assertion.lifetime",
-            "the assertion lives too long",
-        ));
-    }
+    let signer = match &jws.signer {
+        Origin::Minted => Signer::Own,
+        Origin::Upstream(issuer) => Signer::Upstream(Arc::clone(issuer)),
+    };
+    let claims = jws.into_claims().map_err(|e| refused_grant(e.into()))?;
     let claims = IdJagClaims::from_claims(claims)
         .map_err(|e| OAuthError::invalid_grant("assertion.claims", format!("the assertion is not an ID-JAG: {e}")))?;
     Ok(VerifiedGrant { signer, claims })
@@ -166,6 +163,7 @@ pub fn refused_grant(error: InboundError) -> OAuthError {
             "the assertion is not addressed to this authorization server",
         ),
         InboundError::Expired => ("assertion.expired", "the assertion has expired"),
+        InboundError::LivesTooLong => ("assertion.lifetime", "the assertion lives too long"),
         InboundError::NotYetValid => ("assertion.not_yet_valid", "the assertion is not valid yet"),
         InboundError::IssuedInFuture => ("assertion.iat", "the assertion is issued in the future"),
         InboundError::MissingClaim(_) => ("assertion.claims", "the assertion lacks a required claim"),
@@ -177,41 +175,6 @@ pub fn refused_grant(error: InboundError) -> OAuthError {
         }
     };
     OAuthError::invalid_grant(rule, text)
-}
-
-/// Shape, header rules, issuer and signature; returns the claims and who signed.
-async fn verify_jws(
-    token: &str,
-    typ_fits: impl Fn(Option<&str>) -> bool,
-    trust: &Trust<'_>,
-    limits: Limits,
-    now: UnixTime,
-) -> Result<(Map<String, Value>, Signer), InboundError> {
-    let JwsHead { jwt, alg, typ } = read_head(token, limits)?;
-    if !typ_fits(typ.as_deref()) {
-        return Err(InboundError::TypeMismatch);
-    }
-    let iss = str_claim(&jwt.claims, "iss").ok_or(InboundError::UntrustedIssuer)?;
-    let kid = str_claim(&jwt.header, "kid");
-    let signer = match trust.own {
-        Some((own_issuer, ring)) if iss == own_issuer => {
-            verify_own(token, ring, kid, alg, None, now)?;
-            Signer::Own
-        }
-        _ => {
-            let issuer = trust
-                .issuers
-                .get(iss)
-                .filter(|i| (trust.accepts)(i))
-                .ok_or(InboundError::UntrustedIssuer)?;
-            if !issuer.algorithms.contains(&alg) {
-                return Err(InboundError::Algorithm);
-            }
-            verify_upstream(token, issuer, kid, alg, None, now).await?;
-            Signer::Upstream(issuer.clone())
-        }
-    };
-    Ok((jwt.claims, signer))
 }
 
 #[cfg(test)]

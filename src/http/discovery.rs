@@ -26,9 +26,7 @@ pub async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
 pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
     let issuer = sts.issuer();
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
-    let signing_algs = [
-        "ES256", "ES384", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "EdDSA",
-    ];
+    let signing_algs: Vec<&str> = crate::jose::algorithm::asymmetric_names().collect();
     let mut metadata = json!({
         "issuer": issuer,
         "token_endpoint": sts.token_endpoint(),

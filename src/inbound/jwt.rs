@@ -1,22 +1,11 @@
 //! Reading subject and actor token claims. Splitting and decoding the JWS itself is
-//! [`crate::jose::compact`]'s job; its readers are re-exported here for the exchange.
+//! [`crate::jose::compact`]'s job; its readers are re-exported here for the exchange,
+//! and so is the one scope reader of [`crate::contract::claims`].
 
 use serde_json::{Map, Value};
 
+pub use crate::contract::claims::token_scopes;
 pub use crate::jose::compact::{JwtShapeError, UnverifiedJwt, audiences, peek, str_claim, time_claim};
-
-/// Space-separated or array-valued scope claims (`scope` or `scp`) as a list.
-pub fn scopes(claims: &Map<String, Value>) -> Vec<String> {
-    let mut out = Vec::new();
-    for name in ["scope", "scp"] {
-        match claims.get(name) {
-            Some(Value::String(s)) => out.extend(s.split(' ').filter(|s| !s.is_empty()).map(String::from)),
-            Some(Value::Array(items)) => out.extend(items.iter().filter_map(Value::as_str).map(String::from)),
-            _ => {}
-        }
-    }
-    out
-}
 
 /// A claim found by a dotted path (`realm_access.roles`), read as a list of strings.
 pub fn string_list_at(claims: &Map<String, Value>, path: &str) -> Vec<String> {
@@ -62,7 +51,7 @@ mod tests {
         });
         let claims = claims.as_object().unwrap();
         assert_eq!(audiences(claims), vec!["a", "b"]);
-        assert_eq!(scopes(claims), vec!["x", "y", "z"]);
+        assert_eq!(token_scopes(claims), vec!["x", "y", "z"]);
         assert_eq!(string_list_at(claims, "realm_access.roles"), vec!["dev"]);
         assert_eq!(string_list_at(claims, "groups"), vec!["a", "b"]);
         assert_eq!(time_claim(claims, "exp"), Some(Ok(10)));

@@ -1,9 +1,11 @@
-//! Inbound tokens: the upstream issuers we trust, their keys, and strict validation
-//! of subject and actor tokens (and of client assertions' signatures).
+//! Inbound tokens: the upstream issuers we trust, their keys, whose keys may sign
+//! which token (`trust`), and the rules of subject and actor tokens.
 
 pub mod issuers;
 pub mod jwt;
+pub mod trust;
 pub mod validate;
 
 pub use issuers::{Issuers, TrustedIssuer};
+pub use trust::{Own, Trust};
 pub use validate::{InboundError, Role, ValidatedToken};

@@ -1,22 +1,23 @@
 //! Strict validation of subject and actor tokens (DESIGN "Rules the exchange enforces").
 //!
-//! Order matters: shape and size first, then the header rules (`crit`, algorithm,
-//! `typ`), then the issuer, then the signature with a key chosen by the issuer's
-//! JWKS (never by `jku`, `x5u` or `jwk` headers, which are ignored), and only then
-//! the claims, with the time passed in.
+//! The JWS itself is read by [`crate::jose::read`] with the subject-token profile
+//! ([`profile`]: size, shape, no `crit`, an allowed `alg`, a `typ` consistent with the
+//! declared type, the time rule with leeway) and the [`Trust`] key source (our own
+//! ring for our issuer, else the trusted issuer's JWKS, never `jku`/`x5u`/`jwk`). What
+//! is left here: the audience of an upstream token and the claims every inbound token
+//! needs (`sub`, `jti`).
 
 use std::sync::Arc;
-
-use jsonwebtoken::Algorithm;
 
 use serde_json::{Map, Value};
 
 use super::issuers::{Issuers, TrustedIssuer};
-use super::jwt::{JwtShapeError, UnverifiedJwt, audiences, peek, str_claim, time_claim};
+use super::jwt::{audiences, str_claim};
+use super::trust::{Own, Trust};
 use crate::clock::UnixTime;
+use crate::contract::urn::ACCESS_TOKEN_TYP;
 use crate::error::OAuthError;
-use crate::jose::algorithm::parse_allowed;
-use crate::jose::{JwsError, VerificationKey, VerifiedTokens, verify_signature};
+use crate::jose::{Profile, Refusal, Times, Types, VerifiedTokens, read};
 use crate::keys::KeyRing;
 
 /// Which parameter a token came in.
@@ -57,6 +58,16 @@ impl DeclaredType {
             "urn:ietf:params:oauth:token-type:access_token" => Some(Self::AccessToken),
             "urn:ietf:params:oauth:token-type:id_token" => Some(Self::IdToken),
             _ => None,
+        }
+    }
+
+    /// The `typ` values a token of this declared type may carry (RFC 8725 §3.11): a
+    /// generic `JWT` (or none) fits any type, `at+jwt` only an access token (or a
+    /// generic JWT); any other explicit type is never a subject or actor token.
+    pub fn types(self) -> Types<'static> {
+        match self {
+            Self::AccessToken | Self::Jwt => Types::OrUntyped(&["jwt", ACCESS_TOKEN_TYP]),
+            Self::IdToken => Types::OrUntyped(&["jwt"]),
         }
     }
 }
@@ -115,6 +126,8 @@ pub enum InboundError {
     WrongAudience,
     /// `exp` is past (with leeway).
     Expired,
+    /// `exp` is further ahead than the door allows (a grant whose `jti` is kept).
+    LivesTooLong,
     /// `nbf` is in the future (with leeway).
     NotYetValid,
     /// `iat` is in the future (with leeway).
@@ -158,6 +171,7 @@ impl InboundError {
             InboundError::BadSignature => (rule!("signature"), format!("{p} signature is invalid")),
             InboundError::WrongAudience => (rule!("audience"), format!("{p} audience does not include this service")),
             InboundError::Expired => (rule!("expired"), format!("{p} has expired")),
+            InboundError::LivesTooLong => (rule!("lifetime"), format!("{p} lives too long")),
             InboundError::NotYetValid => (rule!("not_yet_valid"), format!("{p} is not valid yet")),
             InboundError::IssuedInFuture => (rule!("iat"), format!("{p} is issued in the future")),
             InboundError::MissingClaim(claim) => (rule!("claims"), format!("{p} lacks a valid {claim} claim")),
@@ -172,6 +186,30 @@ impl InboundError {
     }
 }
 
+impl From<Refusal> for InboundError {
+    /// The pipeline's refusals as inbound errors: the one mapping for every door built
+    /// on this module (exchange, grants).
+    fn from(refusal: Refusal) -> Self {
+        match refusal {
+            Refusal::TooLarge => InboundError::TooLarge,
+            Refusal::Encrypted => InboundError::Encrypted,
+            Refusal::Malformed => InboundError::Malformed,
+            Refusal::CriticalHeader => InboundError::CriticalHeader,
+            Refusal::Algorithm(_) | Refusal::AlgorithmMismatch => InboundError::Algorithm,
+            Refusal::Type => InboundError::TypeMismatch,
+            Refusal::UntrustedIssuer => InboundError::UntrustedIssuer,
+            Refusal::MissingKid | Refusal::UnknownKey(_) => InboundError::UnknownKey,
+            Refusal::KeysUnavailable(_) => InboundError::KeysUnavailable,
+            Refusal::BadSignature => InboundError::BadSignature,
+            Refusal::MissingClaim(claim) | Refusal::BadClaim(claim) => InboundError::MissingClaim(claim),
+            Refusal::Expired | Refusal::TooOld => InboundError::Expired,
+            Refusal::NotYetValid => InboundError::NotYetValid,
+            Refusal::IssuedInFuture => InboundError::IssuedInFuture,
+            Refusal::LivesTooLong => InboundError::LivesTooLong,
+        }
+    }
+}
+
 /// What validation needs to know about this service.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -179,6 +217,13 @@ pub struct Limits {
     pub max_token_bytes: usize,
     /// Clock skew allowed on time claims.
     pub leeway: u64,
+}
+
+/// The profile of a subject or actor token (and of an identity assertion): the `typ`
+/// its declared type allows, every allowed algorithm (each issuer narrows it), `kid`
+/// optional, `exp` required.
+pub fn profile(declared: DeclaredType, limits: Limits, now: UnixTime) -> Profile<'static> {
+    Profile::new(declared.types(), limits.max_token_bytes, now, limits.leeway)
 }
 
 /// Validate an inbound subject or actor token at time `now`. A signature in
@@ -192,202 +237,41 @@ pub async fn validate(
     verified: &VerifiedTokens,
     now: UnixTime,
 ) -> Result<ValidatedToken, InboundError> {
-    let JwsHead { jwt, alg, typ } = read_head(token, limits)?;
-    if !typ_fits(typ.as_deref(), declared) {
-        return Err(InboundError::TypeMismatch);
-    }
-    let iss = str_claim(&jwt.claims, "iss").ok_or(InboundError::UntrustedIssuer)?;
-    let kid = str_claim(&jwt.header, "kid");
-    // A verdict is kept no longer than the token lives; without `exp` it is refused below.
-    let remember = match time_claim(&jwt.claims, "exp") {
-        Some(Ok(exp)) => Some((verified, exp)),
-        _ => None,
+    let (issuer, ring) = own;
+    // Our own tokens: only our published keys, only at+jwt.
+    let own = Own {
+        issuer,
+        ring,
+        typ: Some(ACCESS_TOKEN_TYP),
     };
-    let (own_issuer, ring) = own;
-    let origin = if iss == own_issuer {
-        // Our own tokens: only our published keys, only our algorithm, only at+jwt.
-        if typ.as_deref() != Some("at+jwt") {
-            return Err(InboundError::TypeMismatch);
-        }
-        verify_own(token, ring, kid, alg, remember, now)?;
-        Origin::Minted
-    } else {
-        let Some(issuer) = issuers.get(iss) else {
-            // Log only (never in the response): what arrived against what is trusted, so
-            // a trailing slash or a scheme mismatch is found at a glance.
-            tracing::info!(arrived = ?iss, expected = ?issuers.names(), "refused: token issuer is not trusted");
-            return Err(InboundError::UntrustedIssuer);
-        };
-        if !issuer.algorithms.contains(&alg) {
-            return Err(InboundError::Algorithm);
-        }
-        verify_upstream(token, issuer, kid, alg, remember, now).await?;
-        if !audiences(&jwt.claims).contains(&issuer.config.audience.as_str()) {
+    let jws = read(
+        token,
+        &profile(declared, limits, now),
+        &Trust::all(issuers, Some(own)),
+        Some(verified),
+    )
+    .await?;
+    if let Origin::Upstream(issuer) = &jws.signer {
+        let claims = jws.claims()?;
+        if !audiences(claims).contains(&issuer.config.audience.as_str()) {
             tracing::info!(
-                issuer = ?iss,
-                arrived = ?audiences(&jwt.claims),
+                issuer = ?issuer.config.issuer,
+                arrived = ?audiences(claims),
                 expected = ?issuer.config.audience,
                 "refused: token audience does not include this service"
             );
             return Err(InboundError::WrongAudience);
         }
-        Origin::Upstream(issuer.clone())
-    };
-    check_claims(jwt.claims, origin, limits.leeway, now)
-}
-
-/// The signature step for a token under our own issuer: only our published keys.
-/// With `remember` (a memory and the token's `exp`), a signature verified before by a
-/// key still published is not checked again.
-pub fn verify_own(
-    token: &str,
-    ring: &KeyRing,
-    kid: Option<&str>,
-    alg: Algorithm,
-    remember: Option<(&VerifiedTokens, UnixTime)>,
-    now: UnixTime,
-) -> Result<(), InboundError> {
-    ring.verification_keys(kid, alg, now)
-        .and_then(|keys| check_signature(token, alg, &keys, remember, now))
-        .map_err(|e| match e {
-            JwsError::AlgorithmMismatch => InboundError::Algorithm,
-            JwsError::BadSignature => InboundError::BadSignature,
-            JwsError::UnknownKey | JwsError::KeysUnavailable(_) => InboundError::UnknownKey,
-        })
-}
-
-/// The signature step for a token from a trusted upstream issuer: keys from its JWKS
-/// only (never from `jku`, `x5u` or `jwk` headers); unreachable keys fail closed.
-/// `remember` as for [`verify_own`]: the JWKS is consulted either way, so a key
-/// removed from it stops vouching at the next refresh.
-pub async fn verify_upstream(
-    token: &str,
-    issuer: &TrustedIssuer,
-    kid: Option<&str>,
-    alg: Algorithm,
-    remember: Option<(&VerifiedTokens, UnixTime)>,
-    now: UnixTime,
-) -> Result<(), InboundError> {
-    let keys = issuer.jwks.keys_for(kid, alg, now).await;
-    keys.and_then(|keys| check_signature(token, alg, &keys, remember, now))
-        .map_err(|e| match e {
-            JwsError::KeysUnavailable(_) => InboundError::KeysUnavailable,
-            JwsError::UnknownKey | JwsError::AlgorithmMismatch => InboundError::UnknownKey,
-            JwsError::BadSignature => InboundError::BadSignature,
-        })
-}
-
-fn check_signature(
-    token: &str,
-    alg: Algorithm,
-    keys: &[Arc<VerificationKey>],
-    remember: Option<(&VerifiedTokens, UnixTime)>,
-    now: UnixTime,
-) -> Result<(), JwsError> {
-    match remember {
-        Some((verified, expires)) => verified.verify(token, alg, keys, expires, now),
-        None => verify_signature(token, alg, keys),
     }
+    jws.remember(());
+    let (origin, times) = (jws.signer.clone(), jws.times);
+    validated(origin, jws.into_claims()?, times)
 }
 
-/// An inbound JWS that passed the checks made before its issuer is looked at.
-pub struct JwsHead {
-    /// Its header and (not yet trusted) claims.
-    pub jwt: UnverifiedJwt,
-    /// Its `alg`, on the allowlist.
-    pub alg: Algorithm,
-    /// Its `typ`, lower-cased and without `application/`.
-    pub typ: Option<String>,
-}
-
-/// The first checks of every inbound JWS, in order: size, compact JWS shape (never a
-/// JWE), no `crit`, an allowed `alg`, a well-formed `typ`.
-pub fn read_head(token: &str, limits: Limits) -> Result<JwsHead, InboundError> {
-    if token.len() > limits.max_token_bytes {
-        return Err(InboundError::TooLarge);
-    }
-    let jwt = peek(token).map_err(|e| match e {
-        JwtShapeError::Encrypted => InboundError::Encrypted,
-        JwtShapeError::Malformed => InboundError::Malformed,
-    })?;
-    if jwt.header.contains_key("crit") {
-        return Err(InboundError::CriticalHeader);
-    }
-    let alg = str_claim(&jwt.header, "alg")
-        .and_then(parse_allowed)
-        .ok_or(InboundError::Algorithm)?;
-    let typ = header_typ(&jwt.header)?;
-    Ok(JwsHead { jwt, alg, typ })
-}
-
-fn header_typ(header: &Map<String, Value>) -> Result<Option<String>, InboundError> {
-    match header.get("typ") {
-        None => Ok(None),
-        Some(Value::String(t)) => {
-            // RFC 7515 §4.1.9: compare case-insensitively; "application/" may be omitted.
-            let lower = t.to_ascii_lowercase();
-            Ok(Some(
-                lower.strip_prefix("application/").map(String::from).unwrap_or(lower),
-            ))
-        }
-        Some(_) => Err(InboundError::Malformed),
-    }
-}
-
-/// RFC 8725 §3.11: a generic `typ` fits any declared type; `at+jwt` only an access
-/// token (or a generic JWT); any other explicit type is never a subject or actor token.
-fn typ_fits(typ: Option<&str>, declared: DeclaredType) -> bool {
-    match typ {
-        None | Some("jwt") => true,
-        Some("at+jwt") => matches!(declared, DeclaredType::AccessToken | DeclaredType::Jwt),
-        Some(_) => false,
-    }
-}
-
-/// The time rules of every inbound JWT: `exp` required and not past, `nbf` and `iat`
-/// not in the future, all with `leeway`.
-pub fn check_times(claims: &Map<String, Value>, leeway: u64, now: UnixTime) -> Result<Times, InboundError> {
-    let exp = match time_claim(claims, "exp") {
-        Some(Ok(exp)) => exp,
-        _ => return Err(InboundError::MissingClaim("exp")),
-    };
-    if exp.saturating_add(leeway) <= now {
-        return Err(InboundError::Expired);
-    }
-    match time_claim(claims, "nbf") {
-        Some(Ok(nbf)) if nbf > now.saturating_add(leeway) => return Err(InboundError::NotYetValid),
-        Some(Err(())) => return Err(InboundError::MissingClaim("nbf")),
-        _ => {}
-    }
-    let iat = match time_claim(claims, "iat") {
-        Some(Ok(iat)) if iat > now.saturating_add(leeway) => {
-            return Err(InboundError::IssuedInFuture);
-        }
-        Some(Ok(iat)) => Some(iat),
-        Some(Err(())) => return Err(InboundError::MissingClaim("iat")),
-        None => None,
-    };
-    Ok(Times { exp, iat })
-}
-
-/// The times of a JWT that passed [`check_times`].
-#[derive(Debug, Clone, Copy)]
-pub struct Times {
-    /// Expiry.
-    pub exp: UnixTime,
-    /// Issued at, when present.
-    pub iat: Option<UnixTime>,
-}
-
-/// The claims rules of every inbound token, once its signature holds: the times
-/// ([`check_times`]), a non-empty `sub`, and `jti`, when present, a non-empty string.
-pub fn check_claims(
-    claims: Map<String, Value>,
-    origin: Origin,
-    leeway: u64,
-    now: UnixTime,
-) -> Result<ValidatedToken, InboundError> {
-    let Times { exp, iat } = check_times(&claims, leeway, now)?;
+/// The claims rules of every inbound token, once its signature and times hold: a
+/// non-empty `sub`, and `jti`, when present, a non-empty string.
+pub fn validated(origin: Origin, claims: Map<String, Value>, times: Times) -> Result<ValidatedToken, InboundError> {
+    let exp = times.exp.ok_or(InboundError::MissingClaim("exp"))?;
     let sub = match str_claim(&claims, "sub") {
         Some(sub) if !sub.is_empty() => sub.to_owned(),
         _ => return Err(InboundError::MissingClaim("sub")),
@@ -403,7 +287,7 @@ pub fn check_claims(
         iss,
         sub,
         exp,
-        iat,
+        iat: times.iat,
         jti,
         claims,
     })
@@ -415,10 +299,11 @@ mod tests {
 
     #[test]
     fn typ_rules() {
-        assert!(typ_fits(None, DeclaredType::IdToken));
-        assert!(typ_fits(Some("jwt"), DeclaredType::IdToken));
-        assert!(typ_fits(Some("at+jwt"), DeclaredType::AccessToken));
-        assert!(!typ_fits(Some("at+jwt"), DeclaredType::IdToken));
+        let fits = |typ: Option<&str>, declared: DeclaredType| declared.types().admits(typ);
+        assert!(fits(None, DeclaredType::IdToken));
+        assert!(fits(Some("jwt"), DeclaredType::IdToken));
+        assert!(fits(Some("at+jwt"), DeclaredType::AccessToken));
+        assert!(!fits(Some("at+jwt"), DeclaredType::IdToken));
         for other in [
             "dpop+jwt",
             "secevent+jwt",
@@ -426,53 +311,21 @@ mod tests {
             "txntoken+jwt",
             "token-introspection+jwt",
         ] {
-            assert!(!typ_fits(Some(other), DeclaredType::Jwt), "{other}");
+            assert!(!fits(Some(other), DeclaredType::Jwt), "{other}");
         }
     }
 
     #[test]
-    fn header_typ_is_case_insensitive_and_drops_application_prefix() {
-        let header = serde_json::json!({"typ": "Application/AT+JWT"});
-        assert_eq!(
-            header_typ(header.as_object().unwrap()).unwrap().as_deref(),
-            Some("at+jwt")
-        );
-    }
-
-    #[test]
-    fn time_rules_use_leeway() {
-        let jwt = |claims: Value| claims.as_object().unwrap().clone();
-        let ok = check_claims(
-            jwt(serde_json::json!({"sub": "a", "exp": 1000})),
-            Origin::Minted,
-            30,
-            1029,
-        );
-        assert!(ok.is_ok());
-        let expired = check_claims(
-            jwt(serde_json::json!({"sub": "a", "exp": 1000})),
-            Origin::Minted,
-            30,
-            1030,
-        );
-        assert_eq!(expired.unwrap_err(), InboundError::Expired);
-        let nbf = check_claims(
-            jwt(serde_json::json!({"sub": "a", "exp": 2000, "nbf": 1031})),
-            Origin::Minted,
-            30,
-            1000,
-        );
-        assert_eq!(nbf.unwrap_err(), InboundError::NotYetValid);
-        let iat = check_claims(
-            jwt(serde_json::json!({"sub": "a", "exp": 2000, "iat": 1031})),
-            Origin::Minted,
-            30,
-            1000,
-        );
-        assert_eq!(iat.unwrap_err(), InboundError::IssuedInFuture);
-        let no_exp = check_claims(jwt(serde_json::json!({"sub": "a"})), Origin::Minted, 30, 1000);
-        assert_eq!(no_exp.unwrap_err(), InboundError::MissingClaim("exp"));
-        let no_sub = check_claims(jwt(serde_json::json!({"exp": 2000})), Origin::Minted, 30, 1000);
+    fn claims_rules() {
+        let claims = |v: Value| v.as_object().unwrap().clone();
+        let times = Times {
+            exp: Some(2000),
+            ..Times::default()
+        };
+        assert!(validated(Origin::Minted, claims(serde_json::json!({"sub": "a"})), times).is_ok());
+        let no_sub = validated(Origin::Minted, claims(serde_json::json!({})), times);
         assert_eq!(no_sub.unwrap_err(), InboundError::MissingClaim("sub"));
+        let bad_jti = validated(Origin::Minted, claims(serde_json::json!({"sub": "a", "jti": 7})), times);
+        assert_eq!(bad_jti.unwrap_err(), InboundError::MissingClaim("jti"));
     }
 }

@@ -1,41 +1,56 @@
 //! The asymmetric JWS algorithms we accept, and which keys they fit.
 //!
-//! `none` and every HMAC algorithm are absent on purpose: a public key must never be
-//! usable as an HMAC secret, and an unsigned token is never acceptable. Each use narrows
-//! this list further (an issuer's configured algorithms, ES256/RS256 downstream).
+//! [`ASYMMETRIC`] is the one list: what the server accepts from upstream issuers and
+//! clients (an issuer's configured algorithms narrow it), what it advertises in its
+//! metadata, and what the downstream side accepts; a key verifies only the algorithms
+//! of its own type. `none` and every HMAC algorithm are absent on purpose: a public key
+//! must never be usable as an HMAC secret, and an unsigned token is never acceptable.
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Algorithm;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 
-/// Every algorithm [`parse_allowed`] knows: the widest allowlist any use may have.
+/// Every asymmetric algorithm accepted anywhere: the widest allowlist any use may have.
 pub const ASYMMETRIC: [Algorithm; 9] = [
+    Algorithm::ES256,
+    Algorithm::ES384,
     Algorithm::RS256,
     Algorithm::RS384,
     Algorithm::RS512,
     Algorithm::PS256,
     Algorithm::PS384,
     Algorithm::PS512,
-    Algorithm::ES256,
-    Algorithm::ES384,
     Algorithm::EdDSA,
 ];
 
-/// Parse an algorithm name if it is one we accept at all.
-pub fn parse_allowed(name: &str) -> Option<Algorithm> {
-    Some(match name {
-        "RS256" => Algorithm::RS256,
-        "RS384" => Algorithm::RS384,
-        "RS512" => Algorithm::RS512,
-        "PS256" => Algorithm::PS256,
-        "PS384" => Algorithm::PS384,
-        "PS512" => Algorithm::PS512,
-        "ES256" => Algorithm::ES256,
-        "ES384" => Algorithm::ES384,
-        "EdDSA" => Algorithm::EdDSA,
-        _ => return None,
-    })
+/// The JWS `alg` name of an algorithm (RFC 7518 §3.1, RFC 8037 §3.1).
+pub fn name(alg: Algorithm) -> &'static str {
+    match alg {
+        Algorithm::HS256 => "HS256",
+        Algorithm::HS384 => "HS384",
+        Algorithm::HS512 => "HS512",
+        Algorithm::ES256 => "ES256",
+        Algorithm::ES384 => "ES384",
+        Algorithm::RS256 => "RS256",
+        Algorithm::RS384 => "RS384",
+        Algorithm::RS512 => "RS512",
+        Algorithm::PS256 => "PS256",
+        Algorithm::PS384 => "PS384",
+        Algorithm::PS512 => "PS512",
+        Algorithm::EdDSA => "EdDSA",
+        _ => "unknown",
+    }
+}
+
+/// The names of [`ASYMMETRIC`], for metadata and configuration defaults.
+pub fn asymmetric_names() -> impl Iterator<Item = &'static str> {
+    ASYMMETRIC.into_iter().map(name)
+}
+
+/// Parse an algorithm name if it is on [`ASYMMETRIC`] (names are case-sensitive).
+pub fn parse_allowed(alg: &str) -> Option<Algorithm> {
+    ASYMMETRIC.into_iter().find(|listed| name(*listed) == alg)
 }
 
 /// The algorithms a public JWK can verify: fixed by the key, narrowed by its `alg`.
@@ -111,11 +126,13 @@ mod tests {
     }
 
     #[test]
-    fn every_listed_algorithm_parses_and_none_is_symmetric() {
+    fn every_listed_algorithm_parses_by_its_jws_name() {
         for alg in ASYMMETRIC {
-            let name = serde_json::to_value(alg).unwrap();
-            assert_eq!(parse_allowed(name.as_str().unwrap()), Some(alg));
+            let spelled = serde_json::to_value(alg).unwrap();
+            assert_eq!(name(alg), spelled.as_str().unwrap());
+            assert_eq!(parse_allowed(name(alg)), Some(alg));
         }
+        assert_eq!(asymmetric_names().count(), ASYMMETRIC.len());
     }
 
     #[test]

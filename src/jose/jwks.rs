@@ -200,7 +200,19 @@ impl JwksCache {
                 answer => return answer,
             }
         }
+        // The refresh is boxed: its future (the fetch) is large, and every read with
+        // cached keys, the common case, would otherwise carry it through each caller.
+        Box::pin(self.refresh(seen, kid, alg, now)).await
+    }
 
+    /// Fetch again if the rules above allow (single flight), else answer from the cache.
+    async fn refresh(
+        &self,
+        seen: Arc<Snapshot>,
+        kid: Option<&str>,
+        alg: Algorithm,
+        now: UnixTime,
+    ) -> Result<Vec<Arc<VerificationKey>>, JwsError> {
         let mut state = self.fetch.lock().await;
         let current = self.current();
         let fresh = self.fresh(&current, now);

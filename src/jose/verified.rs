@@ -15,16 +15,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use jsonwebtoken::Algorithm;
 use sha2::{Digest, Sha256};
 
-use super::key::{JwsError, VerificationKey, verifying_key};
+use super::key::VerificationKey;
+use super::profile::Times;
 use crate::clock::UnixTime;
 
 /// What was learnt when a token's signature verified, and what the caller kept with it.
+/// The times are kept in 32 bits each (until 2106; [`ABSENT`] when the token has no
+/// `nbf` or `iat`; a token whose times do not fit is checked every time instead), so a
+/// verdict is no larger than its key handle, algorithm and one 64-bit time.
 #[derive(Clone)]
 struct Verdict<T> {
     key: Arc<VerificationKey>,
     alg: Algorithm,
-    expires: UnixTime,
+    exp: u32,
+    nbf: u32,
+    iat: u32,
     kept: T,
+}
+
+/// A 32-bit time that is not there.
+const ABSENT: u32 = u32::MAX;
+
+fn pack(time: Option<UnixTime>) -> Option<u32> {
+    match time {
+        None => Some(ABSENT),
+        Some(t) => u32::try_from(t).ok().filter(|t| *t != ABSENT),
+    }
+}
+
+fn unpack(time: u32) -> Option<UnixTime> {
+    (time != ABSENT).then_some(UnixTime::from(time))
 }
 
 /// Counters of a [`VerifiedTokens`] memory.
@@ -43,7 +63,8 @@ pub struct VerifiedStats {
 /// checked claims for a downstream verifier).
 ///
 /// The server's entries are fixed-size (a digest, a shared key handle, an algorithm
-/// and a time), whatever the token's size, so the entry bound is also the byte bound.
+/// and the token's times), whatever the token's size, so the entry bound is also the
+/// byte bound. [`super::read`] is the only reader and writer.
 pub struct VerifiedTokens<T = ()> {
     cache: Option<quick_cache::sync::Cache<[u8; 32], Verdict<T>>>,
     hits: AtomicU64,
@@ -75,45 +96,58 @@ impl<T: Clone> VerifiedTokens<T> {
         Self::new(0)
     }
 
-    /// What was kept with `token` when its signature verified, if that verdict still
-    /// holds: same bytes, same algorithm, before the token's `exp`, and the key that
-    /// verified it is one of `keys` (what the key source offers now).
-    pub fn recall(&self, token: &str, alg: Algorithm, keys: &[Arc<VerificationKey>], now: UnixTime) -> Option<T> {
+    /// The times read and what was kept with `token` when its signature verified, if
+    /// that verdict still holds: same bytes, same algorithm, before the token's `exp`
+    /// (plus `leeway`), and the key that verified it is one of `keys` (what the key
+    /// source offers now).
+    pub(super) fn recall(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        keys: &[Arc<VerificationKey>],
+        now: UnixTime,
+        leeway: u64,
+    ) -> Option<(Times, T)> {
         let cache = self.cache.as_ref()?;
         let digest = digest(token);
         let recalled = cache.get(&digest).and_then(|seen| {
-            let holds = seen.alg == alg && now < seen.expires && keys.iter().any(|k| Arc::ptr_eq(k, &seen.key));
+            let holds = seen.alg == alg
+                && now < UnixTime::from(seen.exp).saturating_add(leeway)
+                && keys.iter().any(|k| Arc::ptr_eq(k, &seen.key));
             if !holds {
                 cache.remove(&digest);
             }
-            holds.then_some(seen.kept)
+            let times = Times {
+                exp: unpack(seen.exp),
+                nbf: unpack(seen.nbf),
+                iat: unpack(seen.iat),
+            };
+            holds.then_some((times, seen.kept))
         });
         let counter = if recalled.is_some() { &self.hits } else { &self.misses };
         counter.fetch_add(1, Ordering::Relaxed);
         recalled
     }
 
-    /// Remember that `key` verified `token` under `alg`, until `expires`, with `kept`.
-    pub fn keep(
-        &self,
-        token: &str,
-        key: &Arc<VerificationKey>,
-        alg: Algorithm,
-        expires: UnixTime,
-        now: UnixTime,
-        kept: T,
-    ) {
-        if let Some(cache) = &self.cache
-            && now < expires
-        {
-            let verdict = Verdict {
-                key: Arc::clone(key),
-                alg,
-                expires,
-                kept,
-            };
-            cache.insert(digest(token), verdict);
-        }
+    /// Remember that `key` verified `token` under `alg`, with its `times` (a token
+    /// without `exp` is not remembered; the caller does not keep what has expired
+    /// already), with `kept`.
+    pub(super) fn keep(&self, token: &str, key: &Arc<VerificationKey>, alg: Algorithm, times: Times, kept: T) {
+        let (Some(cache), Some(exp)) = (&self.cache, times.exp) else {
+            return;
+        };
+        let (Some(exp), Some(nbf), Some(iat)) = (pack(Some(exp)), pack(times.nbf), pack(times.iat)) else {
+            return;
+        };
+        let verdict = Verdict {
+            key: Arc::clone(key),
+            alg,
+            exp,
+            nbf,
+            iat,
+            kept,
+        };
+        cache.insert(digest(token), verdict);
     }
 
     /// Hits, misses and entries so far.
@@ -123,27 +157,6 @@ impl<T: Clone> VerifiedTokens<T> {
             misses: self.misses.load(Ordering::Relaxed),
             entries: self.cache.as_ref().map_or(0, |c| c.len() as u64),
         }
-    }
-}
-
-impl VerifiedTokens {
-    /// [`super::verify_signature`], remembered: a token whose verdict still holds (see
-    /// [`Self::recall`]) is not checked again; one that verifies now is remembered
-    /// until `expires` (its `exp`).
-    pub fn verify(
-        &self,
-        token: &str,
-        alg: Algorithm,
-        keys: &[Arc<VerificationKey>],
-        expires: UnixTime,
-        now: UnixTime,
-    ) -> Result<(), JwsError> {
-        if self.recall(token, alg, keys, now).is_some() {
-            return Ok(());
-        }
-        let key = verifying_key(token, alg, keys)?;
-        self.keep(token, key, alg, expires, now, ());
-        Ok(())
     }
 }
 

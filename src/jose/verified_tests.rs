@@ -3,7 +3,46 @@ use std::sync::Arc;
 use jsonwebtoken::Algorithm;
 
 use super::*;
+use crate::jose::JwsError;
 use crate::jose::key::tests::{es256, sign};
+use crate::jose::key::verifying_key;
+
+/// Recall, else check the signature and keep the verdict: what [`crate::jose::read`]
+/// does around the memory.
+trait Verify {
+    fn verify(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        keys: &[Arc<VerificationKey>],
+        expires: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), JwsError>;
+}
+
+impl Verify for VerifiedTokens {
+    fn verify(
+        &self,
+        token: &str,
+        alg: Algorithm,
+        keys: &[Arc<VerificationKey>],
+        expires: UnixTime,
+        now: UnixTime,
+    ) -> Result<(), JwsError> {
+        if self.recall(token, alg, keys, now, 0).is_some() {
+            return Ok(());
+        }
+        let key = verifying_key(token, alg, keys)?;
+        if now < expires {
+            let times = Times {
+                exp: Some(expires),
+                ..Times::default()
+            };
+            self.keep(token, key, alg, times, ());
+        }
+        Ok(())
+    }
+}
 
 const HEADER: &str = r#"{"alg":"ES256","kid":"a"}"#;
 
@@ -107,4 +146,49 @@ fn a_disabled_memory_checks_every_time() {
         Err(JwsError::BadSignature)
     );
     assert_eq!(memory.stats().entries, 0);
+}
+
+#[test]
+fn times_are_kept_small_and_given_back() {
+    let (pair, key) = es256("a");
+    let token = sign(&pair, HEADER);
+    let memory = VerifiedTokens::new(16);
+    let times = Times {
+        exp: Some(4_000_000_000),
+        nbf: None,
+        iat: Some(1_000),
+    };
+    memory.keep(&token, &key, Algorithm::ES256, times, 7);
+    assert_eq!(
+        memory.recall(&token, Algorithm::ES256, std::slice::from_ref(&key), 1_000, 0),
+        Some((times, 7))
+    );
+    // Past exp plus leeway the verdict is gone.
+    assert_eq!(
+        memory.recall(&token, Algorithm::ES256, std::slice::from_ref(&key), 4_000_000_030, 30),
+        None
+    );
+    // A time past 32 bits is not remembered: such a token is checked every time.
+    for far in [
+        Times {
+            exp: Some(5_000_000_000),
+            ..times
+        },
+        Times {
+            iat: Some(5_000_000_000),
+            ..times
+        },
+    ] {
+        memory.keep(&token, &key, Algorithm::ES256, far, 7);
+        assert_eq!(memory.stats().entries, 0);
+    }
+}
+
+#[test]
+fn a_verdict_is_no_larger_than_a_key_handle_an_algorithm_and_one_time() {
+    assert!(
+        std::mem::size_of::<Verdict<()>>() <= 24,
+        "{}",
+        std::mem::size_of::<Verdict<()>>()
+    );
 }

@@ -19,7 +19,7 @@ use jsonwebtoken::Algorithm;
 
 use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
-use crate::jose::{JwsError, VerificationKey, select};
+use crate::jose::{JwsError, KeySource, Refusal, Unverified, VerificationKey, select};
 
 /// The keys of a directory and the rules that say which signs and which are published.
 ///
@@ -140,6 +140,16 @@ impl KeyRing {
     pub fn jwks(&self, now: UnixTime) -> serde_json::Value {
         let keys: Vec<serde_json::Value> = self.published(now).map(|k| k.public_jwk.clone()).collect();
         serde_json::json!({ "keys": keys })
+    }
+}
+
+/// Our own tokens are read with our published keys only: `kid` required.
+impl KeySource for KeyRing {
+    type Signer = ();
+
+    async fn keys(&self, jws: &Unverified<'_>, now: UnixTime) -> Result<((), Vec<Arc<VerificationKey>>), Refusal> {
+        let keys = self.verification_keys(jws.kid(), jws.alg(), now);
+        Ok(((), keys.map_err(|e| Refusal::keys(e, jws.kid()))?))
     }
 }
 

@@ -7,6 +7,7 @@ use rmcp::model::{CallToolResponse, CallToolResult};
 use serde_json::json;
 
 use crate::client::{OAuthErrorCode, StsError};
+use crate::contract::ErrorCode;
 
 /// Why the kit could not be built; reported at start-up, never per request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,11 +70,7 @@ impl TokenError {
     /// Classify an exchange failure for `audience`.
     pub(crate) fn from_sts(audience: &str, error: StsError) -> Self {
         match error {
-            StsError::OAuth {
-                code: OAuthErrorCode::TemporarilyUnavailable | OAuthErrorCode::ServerError,
-                description,
-                ..
-            } => TokenError::Unavailable {
+            StsError::OAuth { code, description, .. } if code.is_retryable() => TokenError::Unavailable {
                 audience: audience.to_owned(),
                 detail: description.unwrap_or_else(|| "temporarily unavailable".into()),
             },
@@ -95,7 +92,7 @@ impl TokenError {
     pub fn code(&self) -> &str {
         match self {
             TokenError::Refused { code, .. } => code.as_str(),
-            TokenError::Unavailable { .. } => "temporarily_unavailable",
+            TokenError::Unavailable { .. } => ErrorCode::TemporarilyUnavailable.as_str(),
             TokenError::NotConfigured(_) => "not_configured",
         }
     }

@@ -210,13 +210,13 @@ impl McpAuthBuilder {
                 Some(uri) => uri.clone(),
                 None => discovery::jwks_uri(&http, &trusted.issuer, self.http_timeout).await?,
             };
-            let cache = crate::verify::sts_jwks(
+            let rules = crate::verify::KeyCacheRules {
                 jwks_uri,
-                self.jwks_cache_ttl,
-                self.jwks_min_refresh_interval,
-                self.http_timeout,
-                http.clone(),
-            );
+                ttl: self.jwks_cache_ttl,
+                min_refresh: self.jwks_min_refresh_interval,
+                timeout: self.http_timeout,
+            };
+            let cache = crate::verify::downstream_jwks(&rules, http.clone());
             keys.push((trusted.issuer.clone(), cache));
         }
         let verifier = InboundVerifier::new(

@@ -16,22 +16,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::config::UpstreamSsfConfig;
+use crate::contract::basic::basic_authorization;
 use crate::contract::identifier;
 use crate::contract::set::{
     ACCOUNT_DISABLED, CREDENTIAL_CHANGE, POLL_DELIVERY, SESSION_REVOKED, SET_TYP, SetClaims, SubjectId,
 };
 use crate::fetch::{FetchLimits, fetch};
 use crate::inbound::TrustedIssuer;
-use crate::inbound::jwt::{audiences, peek, str_claim, time_claim};
-use crate::inbound::validate::{InboundError, verify_upstream};
-use crate::jose::algorithm::parse_allowed;
+use crate::inbound::jwt::{audiences, str_claim};
+use crate::jose::{NO_MEMORY, Profile, Refusal, Types, read};
 use crate::revocation::{NEVER, Revocation, RevocationKind};
 use crate::service::Sts;
 
@@ -115,13 +113,7 @@ impl UpstreamReceiver {
             &self.config.client_secret,
             &self.config.bearer_token,
         ) {
-            (Some(id), Some(secret), _) => {
-                let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-                Some(format!(
-                    "Basic {}",
-                    STANDARD.encode(format!("{}:{}", enc(id), enc(secret.expose())))
-                ))
-            }
+            (Some(id), Some(secret), _) => Some(basic_authorization(id, secret.expose())),
             (_, _, Some(token)) => Some(format!("Bearer {}", token.expose())),
             _ => None,
         }
@@ -290,51 +282,32 @@ impl UpstreamReceiver {
     /// Every rule a SET must pass before anything is applied.
     async fn verify(&self, sts: &Sts, set: &str, now: UnixTime) -> Result<(SetClaims, Action), Refused> {
         let issuer = &self.issuer.config.issuer;
-        if set.len() > sts.config.server.max_token_bytes {
-            return Err(Refused::Invalid("size"));
-        }
-        let jwt = peek(set).map_err(|_| Refused::Invalid("shape"))?;
-        if jwt.header.contains_key("crit") {
-            return Err(Refused::Invalid("crit"));
-        }
-        let typ_ok = str_claim(&jwt.header, "typ").is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t.strip_prefix("application/").unwrap_or(&t) == SET_TYP
-        });
-        if !typ_ok {
-            return Err(Refused::Invalid("typ"));
-        }
-        let alg = str_claim(&jwt.header, "alg")
-            .and_then(parse_allowed)
-            .filter(|a| self.issuer.algorithms.contains(a))
-            .ok_or(Refused::Invalid("alg"))?;
-        verify_upstream(set, &self.issuer, str_claim(&jwt.header, "kid"), alg, None, now)
+        // RFC 8417: typed `secevent+jwt`, dated by `iat` (a revocation applied however late
+        // fails closed, so `exp`/`nbf` are not judged); signed with the issuer's keys.
+        // Older than the replay memory, its jti may have been forgotten, so applying it
+        // could apply it twice (re-revoking a reinstated user).
+        let profile = Profile::new(
+            Types::Exactly(&[SET_TYP]),
+            sts.config.server.max_token_bytes,
+            now,
+            sts.config.tokens.leeway_seconds,
+        )
+        .validity_ignored()
+        .iat_required()
+        .max_age(replay_memory(sts));
+        let jws = read(set, &profile, self.issuer.as_ref(), NO_MEMORY)
             .await
-            .map_err(|e| match e {
-                InboundError::KeysUnavailable => Refused::KeysUnavailable,
-                _ => Refused::Invalid("signature"),
-            })?;
-        if str_claim(&jwt.claims, "iss") != Some(issuer.as_str()) {
+            .map_err(refused_set)?;
+        let claims = jws.into_claims().map_err(refused_set)?;
+        if str_claim(&claims, "iss") != Some(issuer.as_str()) {
             return Err(Refused::Invalid("iss"));
         }
         let expected = self.config.audience.as_deref().unwrap_or(sts.issuer());
-        if !audiences(&jwt.claims).contains(&expected) {
+        if !audiences(&claims).contains(&expected) {
             return Err(Refused::Invalid("aud"));
         }
-        match time_claim(&jwt.claims, "iat") {
-            Some(Ok(iat)) if iat > now.saturating_add(sts.config.tokens.leeway_seconds) => {
-                return Err(Refused::Invalid("iat"));
-            }
-            // Older than the replay memory: its jti may have been forgotten, so
-            // applying it could apply it twice (re-revoking a reinstated user).
-            Some(Ok(iat)) if iat.saturating_add(replay_memory(sts)) <= now => {
-                return Err(Refused::Invalid("iat_too_old"));
-            }
-            Some(Ok(_)) => {}
-            _ => return Err(Refused::Invalid("iat")),
-        }
         let claims: SetClaims =
-            serde_json::from_value(Value::Object(jwt.claims)).map_err(|_| Refused::Invalid("claims"))?;
+            serde_json::from_value(Value::Object(claims)).map_err(|_| Refused::Invalid("claims"))?;
         if claims.jti.is_empty() || identifier::check(&claims.jti).is_err() {
             return Err(Refused::Invalid("jti"));
         }
@@ -432,6 +405,24 @@ impl UpstreamReceiver {
         }
         Ok(written)
     }
+}
+
+/// The rule an upstream SET broke, as reported in `setErrs` and logs.
+fn refused_set(refusal: Refusal) -> Refused {
+    Refused::Invalid(match refusal {
+        Refusal::KeysUnavailable(_) => return Refused::KeysUnavailable,
+        Refusal::TooLarge => "size",
+        Refusal::Encrypted | Refusal::Malformed => "shape",
+        Refusal::CriticalHeader => "crit",
+        Refusal::Type => "typ",
+        Refusal::Algorithm(_) | Refusal::AlgorithmMismatch => "alg",
+        Refusal::MissingKid | Refusal::UnknownKey(_) | Refusal::BadSignature | Refusal::UntrustedIssuer => "signature",
+        Refusal::MissingClaim("iat") | Refusal::BadClaim("iat") | Refusal::IssuedInFuture => "iat",
+        Refusal::TooOld => "iat_too_old",
+        Refusal::Expired | Refusal::LivesTooLong => "exp",
+        Refusal::NotYetValid => "nbf",
+        Refusal::MissingClaim(_) | Refusal::BadClaim(_) => "claims",
+    })
 }
 
 /// How long an applied event's `jti` is remembered, and so the age (by `iat`) past

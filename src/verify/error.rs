@@ -3,6 +3,8 @@
 //! Messages never contain the token itself; anything taken from the token (an
 //! algorithm name, a `kid`) is cut to a short, printable form first.
 
+use crate::jose::Refusal;
+
 /// Every reason [`super::Verifier`] can refuse a token.
 ///
 /// Two kinds matter to callers: the token is bad (answer 401 `invalid_token`), or a
@@ -18,8 +20,9 @@ pub enum VerifyError {
     /// wrong JSON type.
     #[error("malformed token: {0}")]
     Malformed(String),
-    /// The header names an algorithm outside the allowlist (`ES256`, `RS256`); `none`
-    /// and HMAC are always refused (RFC 8725 §3.1).
+    /// The header names an algorithm outside the allowlist (the asymmetric algorithms
+    /// mcp-sts accepts, [`crate::jose::algorithm::ASYMMETRIC`]); `none` and HMAC are
+    /// always refused (RFC 8725 §3.1).
     #[error("algorithm {0} is not accepted")]
     AlgorithmNotAllowed(String),
     /// The header's algorithm is not the algorithm of the key its `kid` names; the
@@ -35,8 +38,9 @@ pub enum VerifyError {
     /// The signature does not verify against the key the `kid` names.
     #[error("signature does not verify")]
     BadSignature,
-    /// The header `typ` is not `at+jwt` (RFC 9068 §4): some other kind of JWT.
-    #[error("token type is not at+jwt")]
+    /// The header `typ` is not one this reader accepts (`at+jwt` for an access token,
+    /// RFC 9068 §4; `secevent+jwt` for a SET): some other kind of JWT.
+    #[error("token type is not accepted here")]
     WrongType,
     /// `iss` is not the configured issuer (exact match).
     #[error("token issuer is not trusted")]
@@ -111,6 +115,33 @@ impl VerifyError {
             VerifyError::RevocationStreamStale(_) => "revocation_stream_stale",
             VerifyError::RevocationStreamUnavailable(_) => "revocation_stream_unavailable",
             VerifyError::Config(_) => "config",
+        }
+    }
+}
+
+impl From<Refusal> for VerifyError {
+    /// What the one JWS pipeline's refusals mean downstream: the verifier, its
+    /// revocation stream and the MCP kit answer alike.
+    fn from(refusal: Refusal) -> Self {
+        let malformed = |why: &str| VerifyError::Malformed(why.to_owned());
+        match refusal {
+            Refusal::TooLarge => malformed("token too large"),
+            Refusal::Encrypted => malformed("encrypted tokens are not accepted"),
+            Refusal::Malformed => malformed("not a well-formed JWS compact serialisation"),
+            Refusal::CriticalHeader => VerifyError::CriticalHeader,
+            Refusal::Algorithm(name) => VerifyError::AlgorithmNotAllowed(printable(name.as_deref().unwrap_or("none"))),
+            Refusal::Type => VerifyError::WrongType,
+            Refusal::MissingKid => malformed("header has no kid"),
+            Refusal::UntrustedIssuer => VerifyError::WrongIssuer,
+            Refusal::KeysUnavailable(why) => VerifyError::JwksUnavailable(why),
+            Refusal::UnknownKey(kid) => VerifyError::UnknownKey(printable(kid.as_deref().unwrap_or_default())),
+            Refusal::AlgorithmMismatch => VerifyError::AlgorithmMismatch,
+            Refusal::BadSignature => VerifyError::BadSignature,
+            Refusal::MissingClaim(name) => VerifyError::MissingClaim(name.into()),
+            Refusal::BadClaim(name) => VerifyError::Malformed(format!("claim {name} is not a valid time")),
+            Refusal::Expired | Refusal::TooOld => VerifyError::Expired,
+            Refusal::NotYetValid | Refusal::IssuedInFuture => VerifyError::NotYetValid,
+            Refusal::LivesTooLong => malformed("token lives longer than allowed"),
         }
     }
 }

@@ -8,14 +8,13 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use sha2::{Digest, Sha256};
 use tokio::sync::Mutex;
 
 use super::IntrospectionConfig;
 use super::error::VerifyError;
 use crate::clock::UnixTime;
+use crate::contract::basic::basic_authorization;
 use crate::fetch::{FetchLimits, fetch};
 
 /// Most answers kept; past this the cache is pruned, then cleared.
@@ -34,13 +33,6 @@ pub(crate) struct Introspector {
     limits: FetchLimits,
     /// Digest of the token -> (when asked, active).
     cache: Mutex<HashMap<[u8; 32], (UnixTime, bool)>>,
-}
-
-/// `client_secret_basic` (RFC 6749 §2.3.1): id and secret form-urlencoded, then base64.
-fn basic_authorization(client_id: &str, secret: &str) -> String {
-    let id: String = form_urlencoded::byte_serialize(client_id.as_bytes()).collect();
-    let secret: String = form_urlencoded::byte_serialize(secret.as_bytes()).collect();
-    format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
 }
 
 impl Introspector {

@@ -3,9 +3,11 @@
 //!
 //! Independent of the server modules (it shares only [`crate::clock`], [`crate::fetch`],
 //! [`crate::jose`] and [`crate::contract`]), so a downstream API can depend on it alone.
-//! Keys come from the STS's JWKS (a [`crate::jose::JwksCache`]: cached, refetched on an
-//! unknown `kid`); revocation optionally through RFC 7662 introspection; `extract`
-//! (feature `axum`) adapts it to axum with RFC 6750 answers. Caches keep time by the
+//! Tokens are read by the one JWS pipeline ([`crate::jose::read`]) with keys from the
+//! STS's JWKS (a [`crate::jose::JwksCache`]: cached, refetched on an unknown `kid`;
+//! one cache shared with a [`RevocationStream`] reading the same JWKS); revocation
+//! optionally through RFC 7662 introspection or the stream; `extract` (feature
+//! `axum`) adapts it to axum with RFC 6750 answers. Caches keep time by the
 //! configured [`Clock`].
 
 #![warn(missing_docs)]
@@ -27,14 +29,14 @@ use serde_json::{Map, Value};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
 use crate::fetch::{FetchLimits, http_client};
+use crate::jose::algorithm::ASYMMETRIC;
 use crate::jose::compact::{audiences, str_claim};
 use crate::jose::{
-    JwksCache, JwksConfig, JwksSource, JwksStats, JwsError, VerifiedStats, VerifiedTokens, verifying_key,
+    JwksCache, JwksConfig, JwksSource, JwksStats, KeySource, Refusal, Unverified, VerificationKey, VerifiedStats,
+    VerifiedTokens, read,
 };
-use claims::{ACCEPTED_ALGORITHMS, Claims};
+use claims::Claims;
 pub use error::VerifyError;
-#[cfg(feature = "mcp-server")]
-pub(crate) use error::printable;
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
 pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
@@ -168,7 +170,7 @@ pub struct Verifier {
     issuer: String,
     audiences: Vec<String>,
     leeway: u64,
-    jwks: JwksCache,
+    jwks: Arc<StsKeys>,
     introspection: Option<Introspector>,
     clock: Arc<dyn Clock>,
     revocation_stream: Option<std::sync::Arc<RevocationStream>>,
@@ -203,13 +205,18 @@ impl Verifier {
             ));
         }
         let http = http_client(config.http_timeout).map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
-        let jwks = sts_jwks(
-            config.jwks_uri,
-            config.jwks_cache_ttl,
-            config.jwks_min_refresh_interval,
-            config.http_timeout,
-            http.clone(),
-        );
+        let rules = KeyCacheRules {
+            jwks_uri: config.jwks_uri,
+            ttl: config.jwks_cache_ttl,
+            min_refresh: config.jwks_min_refresh_interval,
+            timeout: config.http_timeout,
+        };
+        // A stream reading the same JWKS by the same rules lends its cache: one fetch
+        // and one set of keys for both.
+        let jwks = match &config.revocation_stream {
+            Some(stream) if stream.keys().rules == rules => Arc::clone(stream.keys()),
+            _ => Arc::new(StsKeys::new(rules, http.clone())),
+        };
         let introspection = config
             .introspection
             .as_ref()
@@ -234,27 +241,24 @@ impl Verifier {
     /// Verify `token` with its time claims judged at `now` (seconds since the epoch);
     /// the key and introspection caches keep their own time by the configured clock.
     pub async fn verify_at(&self, token: &str, now: UnixTime) -> Result<ExecutionIdentity, VerifyError> {
-        let header = claims::check_header(token)?;
-        let keys = self
-            .jwks
-            .keys_for(Some(&header.kid), header.alg, self.clock.now())
-            .await;
-        let keys = keys.map_err(|e| signature_refusal(e, &header.kid))?;
-        let checked = match self.verified.recall(token, header.alg, &keys, now) {
+        if token.is_empty() {
+            return Err(VerifyError::Missing);
+        }
+        let keys = ClockedKeys {
+            jwks: &self.jwks.cache,
+            clock: self.clock.as_ref(),
+        };
+        let mut jws = read(token, &claims::profile(now, self.leeway), &keys, Some(&self.verified)).await?;
+        let checked = match jws.take_recalled() {
             Some(checked) => checked,
             None => {
-                let key = verifying_key(token, header.alg, &keys).map_err(|e| signature_refusal(e, &header.kid))?;
-                let checked = Arc::new(self.check_claims(token, now)?);
-                let expires = checked.claims.exp.saturating_add(self.leeway);
-                self.verified
-                    .keep(token, key, header.alg, expires, now, Arc::clone(&checked));
+                let checked = Arc::new(self.check_claims(jws.take_claims()?)?);
+                jws.remember(Arc::clone(&checked));
                 checked
             }
         };
-        let claims = &checked.claims;
-        claims::check_time_values(Some(claims.exp), claims.nbf, claims.iat, now, self.leeway)?;
         let audience = checked.audience.as_str();
-        let claims = claims.clone();
+        let claims = checked.claims.clone();
         // With a stream, revocation is decided locally; introspection only stands in
         // for a stale stream (and without it a stale stream fails closed).
         let ask_introspection = match &self.revocation_stream {
@@ -281,34 +285,14 @@ impl Verifier {
 
     /// Outcomes of this verifier's JWKS fetches so far, for metrics.
     pub fn jwks_stats(&self) -> JwksStats {
-        self.jwks.stats()
+        self.jwks.cache.stats()
     }
 
-    /// The claims of a token whose signature verified, read through the token contract,
-    /// with the audience of ours it names.
-    fn check_claims(&self, token: &str, now: UnixTime) -> Result<Checked, VerifyError> {
-        let claims = self.standard_claims(token)?;
-        let claims: Claims = serde_json::from_value(Value::Object(claims))
-            .map_err(|_| VerifyError::Malformed("claims are not valid JSON of the expected shape".into()))?;
-        claims::check_times(&claims, now, self.leeway)?;
-        let audience = self
-            .audiences
-            .iter()
-            .find(|a| claims.has_audience(a))
-            .ok_or(VerifyError::WrongAudience)?
-            .clone();
-        Ok(Checked {
-            claims: claims.into_access_claims()?,
-            audience,
-        })
-    }
-
-    /// The signed claims, once `exp`, `iss` and `aud` are present, `iss` is exactly the
-    /// configured issuer and `aud` names this service.
-    fn standard_claims(&self, token: &str) -> Result<Map<String, Value>, VerifyError> {
-        let claims = crate::jose::compact::claims(token)
-            .map_err(|_| VerifyError::Malformed("claims are not valid JSON of the expected shape".into()))?;
-        for name in ["exp", "iss", "aud"] {
+    /// The claims of a token whose signature and times verified, read through the token
+    /// contract, once `iss` is exactly the configured issuer and `aud` names this
+    /// service: with the audience of ours it names.
+    fn check_claims(&self, claims: Map<String, Value>) -> Result<Checked, VerifyError> {
+        for name in ["iss", "aud"] {
             if claims.get(name).is_none_or(Value::is_null) {
                 return Err(VerifyError::MissingClaim(name.into()));
             }
@@ -317,34 +301,58 @@ impl Verifier {
             return Err(VerifyError::WrongIssuer);
         }
         let named = audiences(&claims);
-        if !self.audiences.iter().any(|a| named.contains(&a.as_str())) {
-            return Err(VerifyError::WrongAudience);
-        }
-        Ok(claims)
+        let audience = self
+            .audiences
+            .iter()
+            .find(|a| named.contains(&a.as_str()))
+            .ok_or(VerifyError::WrongAudience)?
+            .clone();
+        Ok(Checked {
+            claims: Claims::from(claims).into_access_claims()?,
+            audience,
+        })
     }
 }
 
-/// The key cache of a downstream service: `kid` required, ES256/RS256 only, RSA of at
-/// least 2048 bits, a capped and timed fetch, and no use of keys past their TTL when
-/// the JWKS cannot be refreshed (fail closed).
-pub(crate) fn sts_jwks(
-    jwks_uri: String,
-    ttl: Duration,
-    min_refresh: Duration,
-    timeout: Duration,
-    http: reqwest::Client,
-) -> JwksCache {
+/// How a downstream service caches a JWKS: where from, and for how long.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct KeyCacheRules {
+    pub(crate) jwks_uri: String,
+    pub(crate) ttl: Duration,
+    pub(crate) min_refresh: Duration,
+    pub(crate) timeout: Duration,
+}
+
+/// A downstream key cache with the rules it was built by, so a verifier and a stream
+/// that would build the same cache share one.
+pub(crate) struct StsKeys {
+    pub(crate) rules: KeyCacheRules,
+    pub(crate) cache: JwksCache,
+}
+
+impl StsKeys {
+    pub(crate) fn new(rules: KeyCacheRules, http: reqwest::Client) -> Self {
+        let cache = downstream_jwks(&rules, http);
+        Self { rules, cache }
+    }
+}
+
+/// The key cache of a downstream service: `kid` required, every algorithm mcp-sts
+/// accepts (each key verifies only its own), RSA of at least 2048 bits, a capped and
+/// timed fetch, and no use of keys past their TTL when the JWKS cannot be refreshed
+/// (fail closed).
+pub(crate) fn downstream_jwks(rules: &KeyCacheRules, http: reqwest::Client) -> JwksCache {
     JwksCache::new(
-        JwksSource::Uri(jwks_uri),
+        JwksSource::Uri(rules.jwks_uri.clone()),
         JwksConfig {
             kid_required: true,
-            algorithms: ACCEPTED_ALGORITHMS.to_vec(),
+            algorithms: ASYMMETRIC.to_vec(),
             min_rsa_bits: MIN_RSA_BITS,
-            ttl: ttl.as_secs(),
-            min_refetch_interval: min_refresh.as_secs(),
+            ttl: rules.ttl.as_secs(),
+            min_refetch_interval: rules.min_refresh.as_secs(),
             max_stale: 0,
             fetch: FetchLimits {
-                timeout,
+                timeout: rules.timeout,
                 max_bytes: MAX_JWKS_BYTES,
             },
             ..JwksConfig::default()
@@ -353,12 +361,17 @@ pub(crate) fn sts_jwks(
     )
 }
 
-/// What a failed signature step means to a downstream service.
-pub(crate) fn signature_refusal(error: JwsError, kid: &str) -> VerifyError {
-    match error {
-        JwsError::KeysUnavailable(why) => VerifyError::JwksUnavailable(why),
-        JwsError::UnknownKey => VerifyError::UnknownKey(error::printable(kid)),
-        JwsError::AlgorithmMismatch => VerifyError::AlgorithmMismatch,
-        JwsError::BadSignature => VerifyError::BadSignature,
+/// A key cache read at the time of the verifier's clock (the cache keeps its own time;
+/// the token's times are judged at the `now` a caller passes).
+struct ClockedKeys<'a> {
+    jwks: &'a JwksCache,
+    clock: &'a dyn Clock,
+}
+
+impl KeySource for ClockedKeys<'_> {
+    type Signer = ();
+
+    async fn keys(&self, jws: &Unverified<'_>, _now: UnixTime) -> Result<((), Vec<Arc<VerificationKey>>), Refusal> {
+        Ok(((), jws.keys_from(self.jwks, self.clock.now()).await?))
     }
 }

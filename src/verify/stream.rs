@@ -31,25 +31,26 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
-use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use jsonwebtoken::Algorithm;
 use serde_json::{Map, Value, json};
 
 use super::error::{VerifyError, printable};
 use super::stream_state::{self, HeardRevocation, StreamState};
+use super::{KeyCacheRules, StsKeys};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
+use crate::contract::basic::basic_authorization;
 use crate::contract::revocation::{LineageKey, RevocationKind, covers, lineage};
 use crate::contract::set::{POLL_DELIVERY, RevocationEvent, SET_TYP, SetClaims, events_supported, read_revocation};
 use crate::fetch::{FetchLimits, fetch};
 use crate::jose::compact::{audiences, str_claim};
-use crate::jose::{JwksCache, verify_signature};
+use crate::jose::{NO_MEMORY, Profile, Types, read};
 
 /// Most SETs asked for per poll.
 const MAX_EVENTS: usize = 100;
 /// Largest response read from the transmitter: streamed, and cut off past this.
 const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
+/// Largest SET accepted; mcp-sts's are well under 2 KiB.
+const MAX_SET_BYTES: usize = 16 * 1024;
 
 /// How a verifier subscribes to mcp-sts's revocation events.
 #[derive(Clone)]
@@ -82,6 +83,13 @@ pub struct RevocationStreamConfig {
     pub leeway: Duration,
     /// Deadline of each call to the STS (connect, head and body, read under a byte cap).
     pub http_timeout: Duration,
+    /// How long the fetched JWKS is trusted (default 5 min), as
+    /// [`super::VerifierConfig::jwks_cache_ttl`]. A verifier given this stream, reading
+    /// the same JWKS with the same TTL, refresh interval and timeout, shares its key
+    /// cache.
+    pub jwks_cache_ttl: Duration,
+    /// Least time between JWKS refetches forced by an unknown `kid` (default 10 s).
+    pub jwks_min_refresh_interval: Duration,
     /// Deadline of one whole poll (subscribing, every page, the acknowledgement), and
     /// of the wait for a poll already under way: a stalled transmitter costs at most this.
     pub poll_deadline: Duration,
@@ -111,6 +119,8 @@ impl RevocationStreamConfig {
             retain: Duration::from_secs(2 * 86_400),
             leeway: Duration::from_secs(30),
             http_timeout: Duration::from_secs(5),
+            jwks_cache_ttl: Duration::from_secs(300),
+            jwks_min_refresh_interval: Duration::from_secs(10),
             poll_deadline: Duration::from_secs(30),
             state_path: None,
         }
@@ -292,7 +302,7 @@ pub struct RevocationStream {
     config: RevocationStreamConfig,
     http: reqwest::Client,
     authorization: String,
-    jwks: JwksCache,
+    keys: Arc<StsKeys>,
     heard: RwLock<Heard>,
     /// The stream polled; never held across a call to the STS.
     subscription: std::sync::Mutex<Option<Subscription>>,
@@ -325,18 +335,14 @@ impl RevocationStream {
         }
         let http = crate::fetch::http_client(config.http_timeout)
             .map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
-        let enc = |s: &str| form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-        let authorization = format!(
-            "Basic {}",
-            STANDARD.encode(format!("{}:{}", enc(&config.client_id), enc(&config.client_secret)))
-        );
-        let jwks = super::sts_jwks(
-            config.jwks_uri.clone(),
-            Duration::from_secs(300),
-            Duration::from_secs(10),
-            config.http_timeout,
-            http.clone(),
-        );
+        let authorization = basic_authorization(&config.client_id, &config.client_secret);
+        let rules = KeyCacheRules {
+            jwks_uri: config.jwks_uri.clone(),
+            ttl: config.jwks_cache_ttl,
+            min_refresh: config.jwks_min_refresh_interval,
+            timeout: config.http_timeout,
+        };
+        let keys = Arc::new(StsKeys::new(rules, http.clone()));
         let heard = match &config.state_path {
             Some(path) => stream_state::load(path)
                 .map_err(|e| VerifyError::Config(e.to_string()))?
@@ -348,12 +354,17 @@ impl RevocationStream {
             config,
             http,
             authorization,
-            jwks,
+            keys,
             heard: RwLock::new(heard),
             subscription: std::sync::Mutex::new(None),
             polling: tokio::sync::Mutex::new(()),
             applied: tokio::sync::watch::channel(0).0,
         })
+    }
+
+    /// The key cache of the STS's JWKS, which a verifier reading the same JWKS shares.
+    pub(crate) fn keys(&self) -> &Arc<StsKeys> {
+        &self.keys
     }
 
     fn read_heard<T>(&self, f: impl FnOnce(&Heard) -> T) -> T {
@@ -798,36 +809,19 @@ impl RevocationStream {
         Ok(true)
     }
 
-    /// The SET's signature (the STS's JWKS), `typ`, `iss` and `aud`.
+    /// The SET's signature (the STS's JWKS), `typ`, times, `iss` and `aud`.
     async fn verify_set(&self, set: &str, now: UnixTime) -> Result<SetClaims, VerifyError> {
-        let header = set
-            .split('.')
-            .next()
-            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
-            .and_then(|b| serde_json::from_slice::<Value>(&b).ok())
-            .ok_or_else(|| VerifyError::Malformed("SET header is not readable".into()))?;
-        let field = |name: &str| header.get(name).and_then(Value::as_str);
-        if header.get("crit").is_some() {
-            return Err(VerifyError::CriticalHeader);
-        }
-        let typ_ok = field("typ").is_some_and(|t| {
-            let t = t.to_ascii_lowercase();
-            t.strip_prefix("application/").unwrap_or(&t) == SET_TYP
-        });
-        if !typ_ok {
-            return Err(VerifyError::WrongType);
-        }
-        let alg = match field("alg") {
-            Some("ES256") => Algorithm::ES256,
-            Some("RS256") => Algorithm::RS256,
-            other => return Err(VerifyError::AlgorithmNotAllowed(printable(other.unwrap_or("none")))),
-        };
-        let kid = field("kid").ok_or_else(|| VerifyError::Malformed("SET header has no kid".into()))?;
-        let keys = self.jwks.keys_for(Some(kid), alg, now).await;
-        keys.and_then(|keys| verify_signature(set, alg, &keys))
-            .map_err(|e| super::signature_refusal(e, kid))?;
-        let claims = crate::jose::compact::claims(set)
-            .map_err(|_| VerifyError::Malformed("SET claims are not a JSON object".into()))?;
+        // RFC 8417: typed `secevent+jwt`; mcp-sts names its key. A revocation applied
+        // however late fails closed, so `exp`/`nbf` are not judged.
+        let profile = Profile::new(
+            Types::Exactly(&[SET_TYP]),
+            MAX_SET_BYTES,
+            now,
+            self.config.leeway.as_secs(),
+        )
+        .kid_required()
+        .validity_ignored();
+        let claims = read(set, &profile, &self.keys.cache, NO_MEMORY).await?.into_claims()?;
         for name in ["iss", "aud"] {
             if claims.get(name).is_none_or(Value::is_null) {
                 return Err(VerifyError::MissingClaim(name.into()));

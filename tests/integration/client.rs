@@ -12,7 +12,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
 use mcp_sts::client::{
-    ClientAuth, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
+    ClientAuth, ErrorCode, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
     TOKEN_EXCHANGE_GRANT,
 };
 use mcp_sts::clock::ManualClock;
@@ -274,15 +274,32 @@ async fn sts_errors_are_typed_with_code_description_and_status() {
     let client = client(&url);
     let request = ExchangeRequest::new("user-jwt").audience("orders-api");
     let cases = [
-        (400, "invalid_request", OAuthErrorCode::InvalidRequest),
-        (401, "invalid_client", OAuthErrorCode::InvalidClient),
-        (400, "unauthorized_client", OAuthErrorCode::UnauthorizedClient),
-        (400, "unsupported_grant_type", OAuthErrorCode::UnsupportedGrantType),
-        (400, "invalid_scope", OAuthErrorCode::InvalidScope),
-        (400, "invalid_target", OAuthErrorCode::InvalidTarget),
-        (503, "temporarily_unavailable", OAuthErrorCode::TemporarilyUnavailable),
-        (500, "server_error", OAuthErrorCode::ServerError),
-        (400, "invalid_grant", OAuthErrorCode::InvalidGrant),
+        (400, "invalid_request", OAuthErrorCode::Known(ErrorCode::InvalidRequest)),
+        (401, "invalid_client", OAuthErrorCode::Known(ErrorCode::InvalidClient)),
+        (
+            400,
+            "unauthorized_client",
+            OAuthErrorCode::Known(ErrorCode::UnauthorizedClient),
+        ),
+        (
+            400,
+            "unsupported_grant_type",
+            OAuthErrorCode::Known(ErrorCode::UnsupportedGrantType),
+        ),
+        (400, "invalid_scope", OAuthErrorCode::Known(ErrorCode::InvalidScope)),
+        (400, "invalid_target", OAuthErrorCode::Known(ErrorCode::InvalidTarget)),
+        (
+            503,
+            "temporarily_unavailable",
+            OAuthErrorCode::Known(ErrorCode::TemporarilyUnavailable),
+        ),
+        (500, "server_error", OAuthErrorCode::Known(ErrorCode::ServerError)),
+        (400, "invalid_grant", OAuthErrorCode::Known(ErrorCode::InvalidGrant)),
+        (
+            429,
+            "too_many_requests",
+            OAuthErrorCode::Known(ErrorCode::TooManyRequests),
+        ),
         (400, "access_denied", OAuthErrorCode::Other("access_denied".into())),
     ];
     let count = cases.len();
@@ -311,7 +328,7 @@ async fn sts_errors_are_typed_with_code_description_and_status() {
         err,
         StsError::OAuth {
             status: 400,
-            code: OAuthErrorCode::InvalidTarget,
+            code: OAuthErrorCode::Known(ErrorCode::InvalidTarget),
             description: None
         }
     );
@@ -319,6 +336,12 @@ async fn sts_errors_are_typed_with_code_description_and_status() {
 
     ep.script(503, r#"{"error":"temporarily_unavailable"}"#);
     assert!(client.exchange(&request).await.unwrap_err().is_retryable());
+
+    // mcp-sts's rate limit: a code of its own, and worth retrying after Retry-After.
+    ep.script(429, r#"{"error":"too_many_requests"}"#);
+    let limited = client.exchange(&request).await.unwrap_err();
+    assert_eq!(limited.code(), Some(&OAuthErrorCode::Known(ErrorCode::TooManyRequests)));
+    assert!(limited.is_retryable());
 
     ep.script(502, "<html>bad gateway</html>");
     assert_eq!(

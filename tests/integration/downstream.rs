@@ -5,7 +5,9 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::sts::{ORDERS_API_SECRET, ORDERS_MCP_SECRET, Options, TestSts, decode_header};
-use mcp_sts::client::{ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError};
+use mcp_sts::client::{
+    ErrorCode, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
+};
 use mcp_sts::clock::{Clock, ManualClock, SystemClock};
 use mcp_sts::config::SigningAlgorithm;
 use mcp_sts::keys::{KeyDir, KeyRing};
@@ -194,18 +196,27 @@ async fn sts_client_against_the_real_token_endpoint() {
 
     let unknown = ExchangeRequest::new(subject.as_str()).audience("payroll-api");
     let error = good.exchange(&unknown).await.unwrap_err();
-    assert_eq!(oauth_code(&error), (400, OAuthErrorCode::InvalidTarget));
+    assert_eq!(
+        oauth_code(&error),
+        (400, OAuthErrorCode::Known(ErrorCode::InvalidTarget))
+    );
 
     let too_much = ExchangeRequest::new(subject.as_str())
         .audience("orders-api")
         .scopes(["orders:write"]);
     let error = good.exchange(&too_much).await.unwrap_err();
-    assert_eq!(oauth_code(&error), (400, OAuthErrorCode::InvalidScope));
+    assert_eq!(
+        oauth_code(&error),
+        (400, OAuthErrorCode::Known(ErrorCode::InvalidScope))
+    );
 
     let wrong_secret = client(&sts, "not-the-secret");
     let request = ExchangeRequest::new(subject.as_str()).audience("orders-api");
     let error = wrong_secret.exchange(&request).await.unwrap_err();
-    assert_eq!(oauth_code(&error), (401, OAuthErrorCode::InvalidClient));
+    assert_eq!(
+        oauth_code(&error),
+        (401, OAuthErrorCode::Known(ErrorCode::InvalidClient))
+    );
     assert!(!error.is_retryable());
 }
 

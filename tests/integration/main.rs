@@ -5,6 +5,7 @@
 mod support;
 
 mod adversarial;
+mod algorithms;
 mod binary;
 mod bounded_fetch;
 mod client;

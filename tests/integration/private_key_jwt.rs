@@ -179,7 +179,9 @@ fn client_key(algorithm: SigningAlgorithm) -> (SigningKey, String) {
 async fn the_exchange_client_authenticates_with_private_key_jwt() {
     use std::sync::Arc;
 
-    use mcp_sts::client::{AssertionKey, ExchangeRequest, OAuthErrorCode, StsClient, StsClientConfig, StsError};
+    use mcp_sts::client::{
+        AssertionKey, ErrorCode, ExchangeRequest, OAuthErrorCode, StsClient, StsClientConfig, StsError,
+    };
 
     let (ec, ec_pem) = client_key(SigningAlgorithm::ES256);
     let (rsa, rsa_pem) = client_key(SigningAlgorithm::RS256);
@@ -231,7 +233,7 @@ async fn the_exchange_client_authenticates_with_private_key_jwt() {
             &refused,
             StsError::OAuth {
                 status: 401,
-                code: OAuthErrorCode::InvalidClient,
+                code: OAuthErrorCode::Known(ErrorCode::InvalidClient),
                 ..
             }
         ),
@@ -245,7 +247,11 @@ async fn the_exchange_client_authenticates_with_private_key_jwt() {
     .unwrap()
     .with_clock(Arc::new(mcp_sts::clock::ManualClock::new(T0 - 3600)));
     let refused = stale.exchange_uncached(&request).await.unwrap_err();
-    assert_eq!(refused.code(), Some(&OAuthErrorCode::InvalidClient), "{refused:?}");
+    assert_eq!(
+        refused.code(),
+        Some(&OAuthErrorCode::Known(ErrorCode::InvalidClient)),
+        "{refused:?}"
+    );
 
     // The key is never printed.
     let shown = format!("{:?}", AssertionKey::from_pem(ec_pem.as_bytes(), None).unwrap());

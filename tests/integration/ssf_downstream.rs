@@ -246,3 +246,41 @@ async fn a_stale_stream_falls_back_to_introspection_when_configured() {
     sts.admin_revoke("subject", "erin").await;
     assert_eq!(verifier.verify_at(&token, now).await.unwrap_err(), VerifyError::Revoked);
 }
+
+#[tokio::test]
+async fn a_verifier_and_its_stream_share_one_key_cache() {
+    let sts = TestSts::start_opts(Options {
+        admin: true,
+        ..Options::default()
+    })
+    .await;
+    let shared = downstream(&sts.url, "orders-api", ORDERS_API_SECRET, false);
+    // A verifier asking for other cache rules keeps a cache of its own.
+    let mut own = VerifierConfig::new(&sts.url, "orders-api");
+    own.jwks_cache_ttl = Duration::from_secs(60);
+    own.revocation_stream = Some(shared.stream.clone());
+    let own = Verifier::new(own).unwrap();
+
+    let subscribed = sts.clock_now();
+    assert_eq!(shared.stream.poll_once(subscribed).await.unwrap(), 0);
+    let now = subscribed + 60;
+    sts.clock.set(now);
+    sts.admin_revoke("session", "s-elsewhere").await;
+    // Verifying the SET fetched the STS's keys once, into the cache both use.
+    assert_eq!(shared.stream.poll_once(now).await.unwrap(), 1);
+    assert_eq!(shared.verifier.jwks_stats().fetches, 1);
+    assert_eq!(own.jwks_stats().fetches, 0);
+
+    let token = sts
+        .exchange(&sts.user_token("frank", &["developer"]), &[("audience", "orders-api")])
+        .await
+        .token();
+    shared.verifier.verify_at(&token, now).await.unwrap();
+    assert_eq!(
+        shared.verifier.jwks_stats().fetches,
+        1,
+        "no second fetch for the verifier"
+    );
+    own.verify_at(&token, now).await.unwrap();
+    assert_eq!(own.jwks_stats().fetches, 1);
+}

@@ -1,0 +1,92 @@
+//! Whose keys may have signed an inbound JWT: our own key ring for our issuer, a
+//! trusted upstream issuer's JWKS for theirs. The key source of subject and actor
+//! tokens and of the JWTs of enterprise-managed authorization, chosen by the token's
+//! (not yet trusted) `iss`; the signature then proves that issuer wrote it.
+
+use std::sync::Arc;
+
+use super::issuers::{Issuers, TrustedIssuer};
+use super::validate::Origin;
+use crate::clock::UnixTime;
+use crate::jose::algorithm::name;
+use crate::jose::{KeySource, Refusal, Unverified, VerificationKey};
+use crate::keys::KeyRing;
+
+/// Our own issuer as a signer a door accepts.
+#[derive(Debug, Clone, Copy)]
+pub struct Own<'a> {
+    /// Our issuer URL: tokens with this `iss` are read with our keys only.
+    pub issuer: &'a str,
+    /// Our published keys.
+    pub ring: &'a KeyRing,
+    /// The `typ` our tokens must carry at this door (without `application/`, compared
+    /// case-insensitively), if the profile admits more than that for upstream tokens.
+    pub typ: Option<&'static str>,
+}
+
+/// The signers a door accepts: perhaps ourselves, and the upstream issuers `accepts`
+/// admits.
+#[derive(Debug, Clone, Copy)]
+pub struct Trust<'a> {
+    /// Ourselves, when our own tokens are acceptable here.
+    pub own: Option<Own<'a>>,
+    /// Every configured upstream issuer.
+    pub issuers: &'a Issuers,
+    /// Which of them this door accepts.
+    pub accepts: fn(&TrustedIssuer) -> bool,
+}
+
+impl<'a> Trust<'a> {
+    /// Every configured upstream issuer, and ourselves when `own` is given.
+    pub fn all(issuers: &'a Issuers, own: Option<Own<'a>>) -> Self {
+        Self {
+            own,
+            issuers,
+            accepts: |_| true,
+        }
+    }
+}
+
+impl KeySource for Trust<'_> {
+    type Signer = Origin;
+
+    async fn keys(&self, jws: &Unverified<'_>, now: UnixTime) -> Result<(Origin, Vec<Arc<VerificationKey>>), Refusal> {
+        let iss = jws.issuer().map_err(|e| match e {
+            Refusal::MissingClaim(_) => Refusal::UntrustedIssuer,
+            other => other,
+        })?;
+        if let Some(own) = &self.own
+            && iss == own.issuer
+        {
+            if own
+                .typ
+                .is_some_and(|typ| !jws.typ().is_some_and(|t| t.eq_ignore_ascii_case(typ)))
+            {
+                return Err(Refusal::Type);
+            }
+            let ((), keys) = own.ring.keys(jws, now).await?;
+            return Ok((Origin::Minted, keys));
+        }
+        let Some(issuer) = self.issuers.get(iss).filter(|issuer| (self.accepts)(issuer)) else {
+            // Log only (never in the response): what arrived against what is trusted, so
+            // a trailing slash or a scheme mismatch is found at a glance.
+            tracing::info!(arrived = ?iss, expected = ?self.issuers.names(), "refused: token issuer is not trusted");
+            return Err(Refusal::UntrustedIssuer);
+        };
+        let ((), keys) = issuer.keys(jws, now).await?;
+        Ok((Origin::Upstream(Arc::clone(issuer)), keys))
+    }
+}
+
+/// One upstream issuer's keys, for the algorithms it is configured with; never keys
+/// named by the token's own `jku`, `x5u` or `jwk` headers. Unreachable keys fail closed.
+impl KeySource for TrustedIssuer {
+    type Signer = ();
+
+    async fn keys(&self, jws: &Unverified<'_>, now: UnixTime) -> Result<((), Vec<Arc<VerificationKey>>), Refusal> {
+        if !self.algorithms.contains(&jws.alg()) {
+            return Err(Refusal::Algorithm(Some(name(jws.alg()).to_owned())));
+        }
+        Ok(((), jws.keys_from(&self.jwks, now).await?))
+    }
+}
