@@ -101,8 +101,8 @@ impl RevocationGate {
         }
     }
 
-    /// Log a failure when it changes the state, with the cause the backend gives
-    /// (asked off the request path); repeats are only counted.
+    /// Log a failure when it opens an outage or fails in a new way, with the cause
+    /// the backend gives (asked off the request path); repeats are only counted.
     fn report_failure(&self, error: String) {
         let Some(Change::Failing { earlier_failures }) = self.outages.failed(&error) else {
             return;
@@ -115,7 +115,7 @@ impl RevocationGate {
                 %cause,
                 earlier_failures,
                 "revocation store failing; refusing (fail closed) until it answers; \
-                 further failures are counted, not logged"
+                 further failures of this kind are counted, not logged"
             );
         });
     }
