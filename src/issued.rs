@@ -35,7 +35,7 @@ pub(crate) async fn presented(
     audit: &mut AuditEvent,
 ) -> Result<(Arc<RegisteredClient>, Option<AccessClaims>), OAuthError> {
     let credentials = query.credentials?;
-    audit.client_id = credentials.claimed_id().map(String::from);
+    audit.client_id = credentials.claimed_id().map(crate::audit::loggable);
     let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
     let token = query.token?;

@@ -3,7 +3,7 @@
 
 pub(crate) mod subject;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, loggable};
 use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::contract::{AccessClaims, Actor};
@@ -29,8 +29,11 @@ pub async fn exchange(
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
-    audit.client_id = request.claimed_client_id.clone();
+    audit.client_id = request.claimed_client_id.as_deref().map(loggable);
     let credentials = request.credentials?;
+    if let Some(claimed) = credentials.claimed_id() {
+        audit.client_id = Some(loggable(claimed));
+    }
     let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
     ctx.rate_limits.check_client(client.id())?;
