@@ -308,6 +308,7 @@ impl JwksCache {
         }
     }
 
+    #[tracing::instrument(name = "jwks_fetch", target = "mcp_sts::trace", skip_all, fields(otel.kind = "client", source = %self.describe()))]
     async fn fetch_keys(&self) -> Result<Vec<Arc<VerificationKey>>, String> {
         let uri = match &self.source {
             JwksSource::Uri(uri) => uri.clone(),

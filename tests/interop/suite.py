@@ -18,10 +18,12 @@ import check_idp
 import check_kit
 import check_mcp
 import check_ssf
+import check_traces
 import check_upstream_ssf
 import check_verifiers
 from harness import HERE, NodePeer, Processes, Results, Sts, free_port, wait_http
 from jag_issuer import JagIssuer
+from otlp_receiver import OtlpReceiver
 from upstream import TeleportIssuer, oidc_login
 
 ROLES = {"alice": ["order-admin"], "bob": ["developer"]}  # as in peers/oidc_provider.mjs
@@ -41,8 +43,9 @@ def start_peers(env, procs: Processes, workdir: Path) -> None:
     env.mcp_urls = {k: f"http://127.0.0.1:{p}/mcp" for k, p in ports.items()}
     wait_http(f"{env.oidc_issuer}/.well-known/openid-configuration", oidc)
 
+    env.otlp = OtlpReceiver()
     env.sts = Sts(os.environ["MCP_STS_BIN"], workdir, procs, env.oidc_issuer, env.teleport, env.mcp_urls,
-                  env.jag_issuer)
+                  env.jag_issuer, env.otlp.url)
     env.teleport.ssf.audience = env.sts.url  # the SETs' aud: mcp-sts's issuer (its default)
     py = procs.start("python-mcp", [sys.executable, str(HERE / "peers" / "mcp_server.py"), str(ports["py"]),
                                     env.sts.url, env.mcp_urls["py"], "mcp:tools"], cwd=HERE)
@@ -79,7 +82,7 @@ def main() -> int:
         except Exception as error:  # noqa: BLE001
             results.fail("setup: start the peers and log alice and bob in at oidc-provider", error)
         else:
-            for group in (check_idp, check_clients, check_id_jag, check_verifiers, check_mcp, check_kit, check_ssf,
+            for group in (check_idp, check_clients, check_id_jag, check_verifiers, check_mcp, check_kit, check_traces, check_ssf,
                           check_upstream_ssf):
                 try:
                     group.run(env, results)
@@ -92,6 +95,8 @@ def main() -> int:
             env.teleport.close()
         if getattr(env, "jag_issuer", None):
             env.jag_issuer.close()
+        if getattr(env, "otlp", None):
+            env.otlp.close()
         procs.stop_all()
     if results.failed:
         print(f"logs kept in {workdir}", flush=True)
