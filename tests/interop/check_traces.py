@@ -112,6 +112,17 @@ def run(env, results) -> None:
     results.check("traces: a refused exchange's span says deny and error.type invalid_scope, without the token",
                   refused_exchange)
 
+    def background_work():
+        # Run after the Shared Signals groups: their polls, and the issuer key fetches
+        # made at start, are spans too.
+        names = {s["name"]: s for s in receiver.spans}
+        assert "jwks_fetch" in names and names["jwks_fetch"]["attributes"].get("source"), sorted(names)
+        polls = [s for s in receiver.spans if s["name"] == "ssf_poll"]
+        assert polls and all(s["attributes"].get("receiver") for s in polls), sorted(names)
+
+    results.check("traces: issuer key fetches (jwks_fetch) and Shared Signals polls (ssf_poll, by receiver) "
+                  "are exported too", background_work)
+
     def kit_carries_the_trace():
         traceparent, trace_id, _ = _traceparent()
         token = oidc_login(env.oidc_issuer, "alice", None, env.redirect_uri, client_id=AGENT, resource=env.kit_url,
