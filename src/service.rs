@@ -75,7 +75,7 @@ impl Sts {
         http: reqwest::Client,
     ) -> Self {
         let key_rules = JwksConfig::default();
-        let issuers = Issuers::new(&config.issuers, &http, &key_rules);
+        let issuers = Issuers::new(&config.issuers, &http, &key_rules).with_workloads(&config.workloads);
         let clients = Clients::new(&config.clients, &http, &key_rules);
         let audiences = Audiences::new(&config.audiences);
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);

@@ -1,0 +1,238 @@
+//! Workload issuers (SPIFFE trust domains, Kubernetes clusters), the `[[workloads]]`
+//! rules saying which workloads may act or authenticate, and `[cimd]`, the URL clients
+//! (client ID metadata documents): their types, defaults and checks.
+
+use serde::Deserialize;
+
+use super::check::Problems;
+use super::{Config, IssuerConfig};
+use crate::contract::SubProfile;
+
+/// What kind of party a trusted issuer is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum IssuerKind {
+    /// An OpenID provider (or any issuer with discovery or a JWKS URL): the default.
+    #[default]
+    Oidc,
+    /// A SPIFFE trust domain: JWT-SVIDs checked against its bundle endpoint.
+    Spiffe,
+    /// A Kubernetes cluster's service-account issuer (discovery), for projected tokens.
+    Kubernetes,
+}
+
+/// `[[workloads]]`: which SPIFFE IDs or service accounts may act, and as what.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadRule {
+    /// `spiffe://example.org/agents/*` or `system:serviceaccount:agents:*`; `*` stands
+    /// for exactly one path segment or name part.
+    pub pattern: String,
+    /// Restrict the rule to one configured issuer (a cluster's `issuer`, or
+    /// `spiffe://<trust domain>`).
+    pub issuer: Option<String>,
+    /// A match may be the `actor_token` of an exchange.
+    #[serde(default)]
+    pub actor: bool,
+    /// A match may authenticate to `/token` with the token itself, for these audiences.
+    pub client: Option<WorkloadClient>,
+    /// The actor profile of a match (default `ai_agent`).
+    pub sub_profile: Option<SubProfile>,
+}
+
+/// `[[workloads]] client`: the policy of a workload authenticating as a client.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadClient {
+    /// Audiences it may request.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+/// `[cimd]`: URL clients (client ID metadata documents).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CimdConfig {
+    /// A document is kept at least this long, whatever its `Cache-Control` says.
+    #[serde(default = "default_min_cache")]
+    pub min_cache_seconds: u64,
+    /// And at most this long.
+    #[serde(default = "default_max_cache")]
+    pub max_cache_seconds: u64,
+    /// Which hosts may be URL clients, and for which audiences.
+    #[serde(default)]
+    pub allow: Vec<CimdAllow>,
+}
+
+impl Default for CimdConfig {
+    fn default() -> Self {
+        Self {
+            min_cache_seconds: default_min_cache(),
+            max_cache_seconds: default_max_cache(),
+            allow: Vec::new(),
+        }
+    }
+}
+
+/// `[[cimd.allow]]`: URL clients on `host` may ask for `audiences`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CimdAllow {
+    /// `agents.example.com`, or `*.example.com` for any subdomain.
+    pub host: String,
+    /// Audiences these clients may request.
+    #[serde(default)]
+    pub audiences: Vec<String>,
+}
+
+fn default_min_cache() -> u64 {
+    60
+}
+fn default_max_cache() -> u64 {
+    3_600
+}
+
+/// The issuer id of a trust domain: what its SVIDs' actors carry as `iss`.
+pub fn spiffe_issuer(trust_domain: &str) -> String {
+    format!("spiffe://{trust_domain}")
+}
+
+impl Config {
+    /// Fill what workload issuers leave implicit: a trust domain's issuer id, and
+    /// the audience a workload token must name (our issuer URL).
+    pub(super) fn fill_workload_defaults(&mut self) {
+        let ours = self.server.issuer.clone();
+        for issuer in &mut self.issuers {
+            if issuer.kind == IssuerKind::Spiffe
+                && issuer.issuer.is_empty()
+                && let Some(domain) = &issuer.trust_domain
+            {
+                issuer.issuer = spiffe_issuer(domain);
+            }
+            if issuer.kind != IssuerKind::Oidc && issuer.audience.is_empty() {
+                issuer.audience = ours.clone();
+            }
+        }
+    }
+
+    /// A SPIFFE issuer's own keys; every issuer's workload keys where they do not apply.
+    pub(super) fn check_spiffe_issuer(&self, p: &mut Problems, i: usize, issuer: &IssuerConfig) {
+        let key = |field: &str| format!("issuers[{i}].{field}");
+        match &issuer.trust_domain {
+            None => p.error(key("trust_domain"), "is required for kind = \"spiffe\""),
+            Some(domain) => {
+                if !valid_trust_domain(domain) {
+                    p.error(
+                        key("trust_domain"),
+                        "must be a trust domain name: lowercase letters, digits, dots, dashes and underscores",
+                    );
+                }
+                if issuer.issuer != spiffe_issuer(domain) {
+                    p.error(key("issuer"), "is set by trust_domain; leave it out");
+                }
+            }
+        }
+        match &issuer.bundle_endpoint {
+            None => p.error(key("bundle_endpoint"), "is required for kind = \"spiffe\""),
+            Some(endpoint) => match url::Url::parse(endpoint) {
+                Ok(url) if url.scheme() == "https" => {}
+                Ok(url) if url.scheme() == "http" && !crate::fetch::plain_http_off_loopback(&url) => {}
+                _ => p.error(key("bundle_endpoint"), "must be an https URL (or http on loopback)"),
+            },
+        }
+        if issuer.jwks_uri.is_some() {
+            p.error(
+                key("jwks_uri"),
+                "does not apply to kind = \"spiffe\" (keys come from bundle_endpoint)",
+            );
+        }
+    }
+
+    /// `[[workloads]]` and `[cimd]`.
+    pub(super) fn check_workloads(&self, p: &mut Problems) {
+        for (i, rule) in self.workloads.iter().enumerate() {
+            let key = |field: &str| format!("workloads[{i}].{field}");
+            if let Err(why) = crate::inbound::workload::Pattern::parse(&rule.pattern) {
+                p.error(key("pattern"), why);
+            }
+            if let Some(issuer) = &rule.issuer
+                && !self
+                    .issuers
+                    .iter()
+                    .any(|i| &i.issuer == issuer && i.kind != IssuerKind::Oidc)
+            {
+                p.error(key("issuer"), format!("{issuer:?} is not a configured workload issuer"));
+            }
+            if !rule.actor && rule.client.is_none() {
+                p.warning(key("pattern"), "neither actor nor client: this rule allows nothing");
+            }
+            if rule.sub_profile == Some(SubProfile::User) {
+                p.error(key("sub_profile"), "must be \"ai_agent\" or \"service\"");
+            }
+            for audience in rule.client.iter().flat_map(|c| &c.audiences) {
+                if !self.audiences.iter().any(|a| &a.id == audience) {
+                    p.error(
+                        key("client.audiences"),
+                        format!("{audience:?} is not a configured audience"),
+                    );
+                }
+            }
+        }
+        for (i, issuer) in self.issuers.iter().enumerate() {
+            if issuer.kind == IssuerKind::Oidc && issuer.trust_domain.is_some() {
+                p.error(
+                    format!("issuers[{i}].trust_domain"),
+                    "applies to kind = \"spiffe\" only",
+                );
+            }
+            if issuer.kind != IssuerKind::Oidc && issuer.accept_id_jag {
+                p.error(
+                    format!("issuers[{i}].accept_id_jag"),
+                    "applies to identity providers only, not to workload issuers",
+                );
+            }
+            if issuer.kind != IssuerKind::Spiffe && issuer.bundle_endpoint.is_some() {
+                p.error(
+                    format!("issuers[{i}].bundle_endpoint"),
+                    "applies to kind = \"spiffe\" only",
+                );
+            }
+            if issuer.actor_profile == Some(SubProfile::User) {
+                p.error(
+                    format!("issuers[{i}].actor_profile"),
+                    "must be \"ai_agent\" or \"service\"",
+                );
+            }
+        }
+        let cimd = &self.cimd;
+        if cimd.min_cache_seconds > cimd.max_cache_seconds {
+            p.error("cimd.min_cache_seconds", "must not exceed max_cache_seconds");
+        }
+        for (i, allow) in cimd.allow.iter().enumerate() {
+            let literal = allow.host.strip_prefix("*.").unwrap_or(&allow.host);
+            if literal.is_empty() || literal.contains(['*', '/', ':', '@']) || literal != literal.to_ascii_lowercase() {
+                p.error(
+                    format!("cimd.allow[{i}].host"),
+                    "must be a lowercase host name, optionally prefixed by `*.`",
+                );
+            }
+            for audience in &allow.audiences {
+                if !self.audiences.iter().any(|a| &a.id == audience) {
+                    p.error(
+                        format!("cimd.allow[{i}].audiences"),
+                        format!("{audience:?} is not a configured audience"),
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// SPIFFE ID spec §2.1: lowercase letters, digits, `.`, `-` and `_`.
+pub fn valid_trust_domain(domain: &str) -> bool {
+    !domain.is_empty()
+        && domain.len() <= 255
+        && domain
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+}
