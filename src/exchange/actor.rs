@@ -1,6 +1,7 @@
 //! The current actor of an exchange and its actor profile (`sub_profile`): always
 //! from configuration and from who vouched for the actor, never from the subject token.
 
+use crate::client_auth::RegisteredClient;
 use crate::config::IssuerKind;
 use crate::contract::{AccessClaims, Actor, DelegationMode, SubProfile};
 use crate::error::OAuthError;
@@ -38,9 +39,10 @@ pub fn from_actor_token(
     Ok(Actor::new(token.sub.clone(), Some(token.iss.clone())).with_profile(profile))
 }
 
-/// The calling client acting for the user itself.
-pub fn client(client_id: &str) -> Actor {
-    Actor::new(client_id, None).with_profile(SubProfile::Service)
+/// The calling client acting for the user itself: a service, or a workload client
+/// with its issuer and its rule's profile.
+pub fn client(client: &RegisteredClient) -> Actor {
+    client.as_actor()
 }
 
 /// A minted token acting as itself: a service in `service_identity`, else the

@@ -153,7 +153,7 @@ pub async fn exchange(
         ),
         // The agent application named in the user's token acts through the client.
         None => (
-            actor::client(client.id()),
+            actor::client(&client),
             match subject.agent.clone() {
                 Some(agent) => Some(agent.followed_by(subject.prior_actors.clone())),
                 None => subject.prior_actors.clone(),

@@ -352,3 +352,139 @@ async fn an_upstream_actor_keeps_the_profile_its_issuer_gave_and_others_are_mark
     let claims = w.exchange_with_actor(&w.alice(), &agent).await.claims();
     assert_eq!(claims["act"]["sub_profile"], "ai_agent");
 }
+
+const JWT_SPIFFE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe";
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+const TOOL: &str = "spiffe://example.org/tools/indexer";
+
+impl World {
+    /// An exchange authenticated by a workload credential, no secret.
+    async fn exchange_as_workload(&self, assertion_type: &str, assertion: &str, audience: &str) -> Reply {
+        let alice = self.alice();
+        self.sts
+            .post_form(
+                "/token",
+                None,
+                &[
+                    ("grant_type", crate::support::sts::EXCHANGE),
+                    ("subject_token", &alice),
+                    ("subject_token_type", JWT),
+                    ("audience", audience),
+                    ("client_assertion_type", assertion_type),
+                    ("client_assertion", assertion),
+                ],
+            )
+            .await
+    }
+
+    /// Refused with 401 `invalid_client` for `rule`, and nothing minted.
+    async fn assert_client_refused(&self, assertion_type: &str, assertion: &str, rule: &str) {
+        let before = self.allows();
+        let reply = self.exchange_as_workload(assertion_type, assertion, "orders-api").await;
+        reply.assert_error(401, "invalid_client");
+        assert_eq!(self.last_denial(), format!("invalid_client:{rule}"));
+        assert_eq!(self.allows(), before, "nothing minted");
+    }
+}
+
+const ACCOUNT_CLIENT_RULE: &str = r#"
+[[workloads]]
+pattern = "system:serviceaccount:tools:*"
+client = { audiences = ["orders-api"] }
+sub_profile = "service"
+"#;
+
+#[tokio::test]
+async fn a_jwt_svid_authenticates_its_workload_as_a_client_by_pattern() {
+    let w = world().await;
+    let reply = w.exchange_as_workload(JWT_SPIFFE, &w.svid(TOOL), "orders-api").await;
+    let claims = reply.claims();
+    assert_eq!(claims["client_id"], TOOL);
+    assert_eq!(
+        claims["act"],
+        json!({"sub": TOOL, "iss": "spiffe://example.org", "sub_profile": "ai_agent"})
+    );
+    // Reused, as SPIRE reuses SVIDs: no single-use jti.
+    let svid = w.svid(TOOL);
+    assert_eq!(
+        w.exchange_as_workload(JWT_SPIFFE, &svid, "orders-api").await.status,
+        200
+    );
+    assert_eq!(
+        w.exchange_as_workload(JWT_SPIFFE, &svid, "orders-api").await.status,
+        200
+    );
+    // Only the rule's audiences.
+    let before = w.allows();
+    let reply = w.exchange_as_workload(JWT_SPIFFE, &svid, "billing-api").await;
+    reply.assert_error(400, "invalid_target");
+    assert_eq!(w.allows(), before);
+}
+
+#[tokio::test]
+async fn workload_clients_outside_their_rules_are_invalid_client() {
+    let w = world().await;
+    // An agent rule allows acting, not authenticating.
+    w.assert_client_refused(JWT_SPIFFE, &w.svid(PLANNER), "client.workload")
+        .await;
+    // Another audience than this service.
+    let elsewhere = w.domain.svid(TOOL, "https://other.example", w.now(), 300);
+    w.assert_client_refused(JWT_SPIFFE, &elsewhere, "client.assertion_audience")
+        .await;
+    // A SPIFFE ID of an unconfigured trust domain.
+    let foreign = w.svid("spiffe://evil.org/tools/indexer");
+    w.assert_client_refused(JWT_SPIFFE, &foreign, "client.assertion_invalid")
+        .await;
+    // Signed by another trust domain's key.
+    let forged = w.other.svid(TOOL, &w.sts.url, w.now(), 300);
+    w.assert_client_refused(JWT_SPIFFE, &forged, "client.assertion_invalid")
+        .await;
+    // Longer-lived than an hour.
+    let long = w.domain.svid(TOOL, &w.sts.url, w.now(), 7_200);
+    w.assert_client_refused(JWT_SPIFFE, &long, "client.assertion_lifetime")
+        .await;
+    // A service-account token declared as an SVID.
+    let account = w.service_account_token("system:serviceaccount:tools:indexer", &w.sts.url);
+    w.assert_client_refused(JWT_SPIFFE, &account, "client.assertion_type")
+        .await;
+    // client_id naming someone else.
+    let before = w.allows();
+    let alice = w.alice();
+    let reply = w
+        .sts
+        .post_form(
+            "/token",
+            None,
+            &[
+                ("grant_type", crate::support::sts::EXCHANGE),
+                ("subject_token", &alice),
+                ("subject_token_type", JWT),
+                ("audience", "orders-api"),
+                ("client_id", "spiffe://example.org/tools/other"),
+                ("client_assertion_type", JWT_SPIFFE),
+                ("client_assertion", &w.svid(TOOL)),
+            ],
+        )
+        .await;
+    reply.assert_error(401, "invalid_client");
+    assert_eq!(w.allows(), before);
+}
+
+#[tokio::test]
+async fn a_service_account_token_authenticates_with_jwt_bearer_and_can_be_revoked() {
+    let w = world_with(ACCOUNT_CLIENT_RULE).await;
+    let account = "system:serviceaccount:tools:indexer";
+    let token = w.service_account_token(account, &w.sts.url);
+    let claims = w.exchange_as_workload(JWT_BEARER, &token, "orders-api").await.claims();
+    assert_eq!(claims["client_id"], account);
+    assert_eq!(
+        claims["act"],
+        json!({"sub": account, "iss": w.cluster.issuer(), "sub_profile": "service"})
+    );
+    // An SVID is not a jwt-bearer credential.
+    w.assert_client_refused(JWT_BEARER, &w.svid(TOOL), "client.assertion_invalid")
+        .await;
+    // Revoked as a client by its account name: 401.
+    w.sts.admin_revoke("client", account).await;
+    w.assert_client_refused(JWT_BEARER, &token, "client.revoked").await;
+}
