@@ -8,9 +8,7 @@ mod check;
 mod workloads;
 
 pub use check::{Problem, Severity};
-pub use workloads::{
-    CimdAllow, CimdConfig, IssuerKind, WorkloadClient, WorkloadRule, spiffe_issuer, valid_trust_domain,
-};
+pub use workloads::{IssuerKind, WorkloadClient, WorkloadRule, spiffe_issuer, valid_trust_domain};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,9 +58,6 @@ pub struct Config {
     /// Which SPIFFE IDs and service accounts may act or authenticate, and as what.
     #[serde(default)]
     pub workloads: Vec<WorkloadRule>,
-    /// URL clients (client ID metadata documents).
-    #[serde(default)]
-    pub cimd: CimdConfig,
 }
 
 /// `[server]`.

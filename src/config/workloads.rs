@@ -1,6 +1,5 @@
-//! Workload issuers (SPIFFE trust domains, Kubernetes clusters), the `[[workloads]]`
-//! rules saying which workloads may act or authenticate, and `[cimd]`, the URL clients
-//! (client ID metadata documents): their types, defaults and checks.
+//! Workload issuers (SPIFFE trust domains, Kubernetes clusters) and the `[[workloads]]`
+//! rules saying which workloads may act or authenticate: their types, defaults and checks.
 
 use serde::Deserialize;
 
@@ -47,49 +46,6 @@ pub struct WorkloadClient {
     /// Audiences it may request.
     #[serde(default)]
     pub audiences: Vec<String>,
-}
-
-/// `[cimd]`: URL clients (client ID metadata documents).
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CimdConfig {
-    /// A document is kept at least this long, whatever its `Cache-Control` says.
-    #[serde(default = "default_min_cache")]
-    pub min_cache_seconds: u64,
-    /// And at most this long.
-    #[serde(default = "default_max_cache")]
-    pub max_cache_seconds: u64,
-    /// Which hosts may be URL clients, and for which audiences.
-    #[serde(default)]
-    pub allow: Vec<CimdAllow>,
-}
-
-impl Default for CimdConfig {
-    fn default() -> Self {
-        Self {
-            min_cache_seconds: default_min_cache(),
-            max_cache_seconds: default_max_cache(),
-            allow: Vec::new(),
-        }
-    }
-}
-
-/// `[[cimd.allow]]`: URL clients on `host` may ask for `audiences`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CimdAllow {
-    /// `agents.example.com`, or `*.example.com` for any subdomain.
-    pub host: String,
-    /// Audiences these clients may request.
-    #[serde(default)]
-    pub audiences: Vec<String>,
-}
-
-fn default_min_cache() -> u64 {
-    60
-}
-fn default_max_cache() -> u64 {
-    3_600
 }
 
 /// The issuer id of a trust domain: what its SVIDs' actors carry as `iss`.
@@ -148,7 +104,7 @@ impl Config {
         }
     }
 
-    /// `[[workloads]]` and `[cimd]`.
+    /// `[[workloads]]`, and the issuer keys that apply to one kind only.
     pub(super) fn check_workloads(&self, p: &mut Problems) {
         for (i, rule) in self.workloads.iter().enumerate() {
             let key = |field: &str| format!("workloads[{i}].{field}");
@@ -204,27 +160,6 @@ impl Config {
                 );
             }
         }
-        let cimd = &self.cimd;
-        if cimd.min_cache_seconds > cimd.max_cache_seconds {
-            p.error("cimd.min_cache_seconds", "must not exceed max_cache_seconds");
-        }
-        for (i, allow) in cimd.allow.iter().enumerate() {
-            let literal = allow.host.strip_prefix("*.").unwrap_or(&allow.host);
-            if literal.is_empty() || literal.contains(['*', '/', ':', '@']) || literal != literal.to_ascii_lowercase() {
-                p.error(
-                    format!("cimd.allow[{i}].host"),
-                    "must be a lowercase host name, optionally prefixed by `*.`",
-                );
-            }
-            for audience in &allow.audiences {
-                if !self.audiences.iter().any(|a| &a.id == audience) {
-                    p.error(
-                        format!("cimd.allow[{i}].audiences"),
-                        format!("{audience:?} is not a configured audience"),
-                    );
-                }
-            }
-        }
     }
 }
 
@@ -235,4 +170,63 @@ pub fn valid_trust_domain(domain: &str) -> bool {
         && domain
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const BASE: &str = r#"
+[server]
+listen = "127.0.0.1:0"
+issuer = "https://sts.example.com"
+
+[[issuers]]
+issuer = "https://idp.example.com"
+audience = "mcp-sts"
+
+[[audiences]]
+id = "orders-api"
+mode = "on_behalf_of"
+scopes = ["orders:read"]
+
+[[clients]]
+client_id = "orders-mcp"
+secret_sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+audiences = ["orders-api"]
+"#;
+
+    fn problems(extra: &str) -> Vec<String> {
+        let config = Config::parse(&format!("{BASE}{extra}")).unwrap();
+        config.problems().into_iter().map(|p| p.key).collect()
+    }
+
+    #[test]
+    fn a_trust_domain_gets_its_issuer_id_and_our_audience() {
+        let extra = "[[issuers]]\nkind = \"spiffe\"\ntrust_domain = \"example.org\"\nbundle_endpoint = \"https://spire.example.org/bundle\"\n";
+        let config = Config::parse(&format!("{BASE}{extra}")).unwrap();
+        let spiffe = &config.issuers[1];
+        assert_eq!(spiffe.issuer, "spiffe://example.org");
+        assert_eq!(spiffe.audience, "https://sts.example.com");
+        assert!(config.validate().is_ok());
+    }
+
+    #[test]
+    fn mistakes_name_their_key() {
+        let keys = problems(
+            "[[issuers]]\nkind = \"spiffe\"\ntrust_domain = \"Example.org\"\nbundle_endpoint = \"http://spire.example.org/bundle\"\n\
+             [[workloads]]\npattern = \"spiffe://example.org/a*\"\nactor = true\n\
+             [[workloads]]\npattern = \"system:serviceaccount:agents:*\"\nissuer = \"https://nowhere\"\nclient = { audiences = [\"nope\"] }\nsub_profile = \"user\"\n",
+        );
+        for key in [
+            "issuers[1].trust_domain",
+            "issuers[1].bundle_endpoint",
+            "workloads[0].pattern",
+            "workloads[1].issuer",
+            "workloads[1].client.audiences",
+            "workloads[1].sub_profile",
+        ] {
+            assert!(keys.iter().any(|k| k == key), "{key} in {keys:?}");
+        }
+    }
 }
