@@ -20,6 +20,9 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     /// Seconds the caller should wait before retrying (`Retry-After`), when known.
     pub retry_after: Option<u64>,
+    /// For `invalid_scope`: the requested scopes that were refused, space-separated
+    /// (the audit line names them; the description does too).
+    pub refused_scope: Option<String>,
 }
 
 impl OAuthError {
@@ -36,6 +39,7 @@ impl OAuthError {
             rule,
             description,
             retry_after: None,
+            refused_scope: None,
         }
     }
 

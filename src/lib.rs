@@ -30,6 +30,8 @@ pub mod dev_idp;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+#[cfg(feature = "server")]
+pub mod exchanger;
 pub mod fetch;
 #[cfg(feature = "server")]
 pub mod grant;
@@ -41,6 +43,8 @@ pub mod inbound;
 pub mod introspect;
 #[cfg(feature = "server")]
 pub mod issued;
+#[cfg(feature = "server")]
+pub mod issuer_keys;
 pub mod jose;
 #[cfg(feature = "server")]
 pub mod keys;
@@ -53,13 +57,18 @@ pub mod metrics;
 #[cfg(feature = "server")]
 pub mod mint;
 #[cfg(feature = "server")]
+pub mod output;
+#[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]
 pub mod rate_limit;
+pub mod receiver;
 #[cfg(feature = "server")]
 pub mod request;
 #[cfg(feature = "server")]
 pub mod revocation;
+#[cfg(feature = "server")]
+pub mod revoke;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;

@@ -108,7 +108,7 @@ impl Config {
     pub(super) fn check_workloads(&self, p: &mut Problems) {
         for (i, rule) in self.workloads.iter().enumerate() {
             let key = |field: &str| format!("workloads[{i}].{field}");
-            if let Err(why) = crate::inbound::workload::Pattern::parse(&rule.pattern) {
+            if let Err(why) = Pattern::parse(&rule.pattern) {
                 p.error(key("pattern"), why);
             }
             if let Some(issuer) = &rule.issuer
@@ -160,6 +160,76 @@ impl Config {
                 );
             }
         }
+    }
+}
+
+/// The subject prefix of a Kubernetes service-account token.
+pub const SERVICE_ACCOUNT: &str = "system:serviceaccount:";
+
+/// A `[[workloads]]` pattern: literal parts and `*`, each `*` exactly one path segment
+/// (SPIFFE) or name part (service account).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pattern {
+    separator: char,
+    parts: Vec<String>,
+    /// How many bytes precede the first `*`: the longest wins.
+    literal_prefix: usize,
+}
+
+impl Pattern {
+    /// Parse a pattern, explaining what is wrong with a bad one.
+    pub fn parse(pattern: &str) -> Result<Self, String> {
+        let separator = if pattern.starts_with("spiffe://") {
+            '/'
+        } else if pattern.starts_with(SERVICE_ACCOUNT) {
+            ':'
+        } else {
+            return Err("must start with spiffe:// or system:serviceaccount:".into());
+        };
+        let parts: Vec<String> = pattern.split(separator).map(String::from).collect();
+        let fixed = if separator == '/' { 3 } else { 2 };
+        let expected = if separator == '/' {
+            parts.len() > 3
+        } else {
+            parts.len() == 4
+        };
+        if !expected {
+            return Err(if separator == '/' {
+                "must name a path under the trust domain".into()
+            } else {
+                "must be system:serviceaccount:<namespace>:<name>".into()
+            });
+        }
+        for (i, part) in parts.iter().enumerate() {
+            if part.contains('*') && (part != "*" || i < fixed) {
+                return Err("`*` must stand alone for one path segment or name part".into());
+            }
+            if i >= fixed && part.is_empty() {
+                return Err("has an empty segment".into());
+            }
+        }
+        let literal_prefix = pattern.find('*').unwrap_or(pattern.len());
+        Ok(Self {
+            separator,
+            parts,
+            literal_prefix,
+        })
+    }
+
+    /// How many bytes precede the first `*`: among matching rules, the longest wins.
+    pub fn literal_prefix(&self) -> usize {
+        self.literal_prefix
+    }
+
+    /// Whether `sub` matches: every part equal, or `*` against one non-empty part.
+    pub fn matches(&self, sub: &str) -> bool {
+        let mut given = sub.split(self.separator);
+        let all = self.parts.iter().all(|part| {
+            given
+                .next()
+                .is_some_and(|g| if part == "*" { !g.is_empty() } else { g == part })
+        });
+        all && given.next().is_none()
     }
 }
 

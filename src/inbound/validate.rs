@@ -7,12 +7,11 @@
 //! is left here: the audience of an upstream token and the claims every inbound token
 //! needs (`sub`, `jti`).
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
 use super::issuers::{Issuers, TrustedIssuer};
 use super::jwt::{audiences, str_claim};
+pub use super::trust::Origin;
 use super::trust::{Own, Trust};
 use super::workload::{MAX_WORKLOAD_LIFETIME, names_workload};
 use crate::clock::UnixTime;
@@ -72,15 +71,6 @@ impl DeclaredType {
             Self::IdToken => Types::OrUntyped(&["jwt"]),
         }
     }
-}
-
-/// Where a validated token came from.
-#[derive(Debug, Clone)]
-pub enum Origin {
-    /// A trusted upstream issuer.
-    Upstream(Arc<TrustedIssuer>),
-    /// This service (a further hop).
-    Minted,
 }
 
 /// A token whose signature and claims passed every rule.

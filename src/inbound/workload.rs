@@ -1,11 +1,10 @@
 //! Workload identities: what a SPIFFE ID or a Kubernetes service account looks like,
 //! the `[[workloads]]` patterns, and the rule a workload token answers to.
 
-use crate::config::{IssuerKind, WorkloadRule, valid_trust_domain};
+use crate::config::{IssuerKind, Pattern, WorkloadRule, valid_trust_domain};
 use crate::contract::SubProfile;
 
-/// The subject prefix of a Kubernetes service-account token.
-const SERVICE_ACCOUNT: &str = "system:serviceaccount:";
+use crate::config::SERVICE_ACCOUNT;
 
 /// Longest a workload token may live ahead of now: platforms reuse these tokens
 /// (SPIRE caches SVIDs, kubelet rotates projected tokens), so `exp` bounds replay.
@@ -57,68 +56,6 @@ pub fn names_workload(kind: IssuerKind, issuer_id: &str, sub: &str) -> bool {
     }
 }
 
-/// A `[[workloads]]` pattern: literal parts and `*`, each `*` exactly one path segment
-/// (SPIFFE) or name part (service account).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern {
-    separator: char,
-    parts: Vec<String>,
-    /// How many bytes precede the first `*`: the longest wins.
-    literal_prefix: usize,
-}
-
-impl Pattern {
-    /// Parse a pattern, explaining what is wrong with a bad one.
-    pub fn parse(pattern: &str) -> Result<Self, String> {
-        let separator = if pattern.starts_with("spiffe://") {
-            '/'
-        } else if pattern.starts_with(SERVICE_ACCOUNT) {
-            ':'
-        } else {
-            return Err("must start with spiffe:// or system:serviceaccount:".into());
-        };
-        let parts: Vec<String> = pattern.split(separator).map(String::from).collect();
-        let fixed = if separator == '/' { 3 } else { 2 };
-        let expected = if separator == '/' {
-            parts.len() > 3
-        } else {
-            parts.len() == 4
-        };
-        if !expected {
-            return Err(if separator == '/' {
-                "must name a path under the trust domain".into()
-            } else {
-                "must be system:serviceaccount:<namespace>:<name>".into()
-            });
-        }
-        for (i, part) in parts.iter().enumerate() {
-            if part.contains('*') && (part != "*" || i < fixed) {
-                return Err("`*` must stand alone for one path segment or name part".into());
-            }
-            if i >= fixed && part.is_empty() {
-                return Err("has an empty segment".into());
-            }
-        }
-        let literal_prefix = pattern.find('*').unwrap_or(pattern.len());
-        Ok(Self {
-            separator,
-            parts,
-            literal_prefix,
-        })
-    }
-
-    /// Whether `sub` matches: every part equal, or `*` against one non-empty part.
-    pub fn matches(&self, sub: &str) -> bool {
-        let mut given = sub.split(self.separator);
-        let all = self.parts.iter().all(|part| {
-            given
-                .next()
-                .is_some_and(|g| if part == "*" { !g.is_empty() } else { g == part })
-        });
-        all && given.next().is_none()
-    }
-}
-
 /// The `[[workloads]]` rules, parsed once.
 #[derive(Debug, Default)]
 pub struct Workloads {
@@ -143,7 +80,7 @@ impl Workloads {
             .filter(|(pattern, rule)| {
                 pattern.matches(sub) && rule.issuer.as_deref().is_none_or(|issuer| issuer == issuer_id)
             })
-            .max_by_key(|(pattern, _)| pattern.literal_prefix)
+            .max_by_key(|(pattern, _)| pattern.literal_prefix())
             .map(|(_, rule)| rule)
     }
 }

@@ -17,11 +17,15 @@
 //! ([`Revocation::kept`]) and rewrites them once ([`RevocationStore::keep_offboardings`],
 //! run by `upgrade` at start-up and by `mcp-sts store migrate`).
 
+pub mod backend;
 pub mod embedded;
 mod embedded_queue;
+mod embedded_tables;
 pub mod gate;
 pub mod memory;
 mod memory_queue;
+mod outage;
+pub mod publish;
 pub mod queue;
 pub mod redis;
 mod redis_queue;
@@ -35,6 +39,7 @@ use crate::clock::UnixTime;
 
 pub use crate::contract::RevocationKind;
 pub use gate::RevocationGate;
+pub use publish::{Initiator, Publisher, RevocationNotice};
 pub use queue::{Delivery, EventQueue, Pending, Publication, QueuedEvent, StreamRecord, StreamStatus};
 
 /// `expires_at` of an entry that holds until it is reinstated (9999-12-31T23:59:59Z):
@@ -221,6 +226,14 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     /// A cheap liveness probe for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Why the store cannot be reached, in the backend's words (connection refused,
+    /// authentication failed, ...), for the log line that opens an outage: a call
+    /// that failed only says it missed its deadline. `None` when it answers or
+    /// cannot say more.
+    async fn diagnose(&self) -> Option<String> {
+        None
+    }
 
     /// Rewrite every entry that predates lasting offboarding so that it holds until
     /// reinstated in storage too (in Redis: without the expiry it was given). Safe to

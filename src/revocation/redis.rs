@@ -190,7 +190,8 @@ impl RedisStore {
             options.accept_unknown_eviction_policy,
             options.marker_record,
         ));
-        router.set_guard(Arc::downgrade(&guard));
+        let check: std::sync::Weak<Guard> = Arc::downgrade(&guard);
+        router.set_guard(check);
         if options.watch {
             tokio::spawn(guard::watch(
                 Arc::downgrade(&router),
@@ -653,6 +654,14 @@ impl RevocationStore for RedisStore {
             }
         }
         Ok(())
+    }
+
+    async fn diagnose(&self) -> Option<String> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.router.connector().probe()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(cause)) => Some(cause.to_string()),
+            Err(_) => Some(format!("no connection within {} ms", CONNECT_TIMEOUT.as_millis())),
+        }
     }
 }
 
