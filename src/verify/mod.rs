@@ -39,7 +39,7 @@ use claims::Claims;
 pub use error::VerifyError;
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
-pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
+pub use identity::{Actor, DelegationMode, ExecutionIdentity, SubProfile, UserContext};
 use introspect::Introspector;
 
 /// Largest JWKS document read from the STS.
