@@ -78,6 +78,7 @@ fn claims() -> AccessClaims {
             iss: "https://idp.example.com".into(),
             sub: "alice@example.com".into(),
         }),
+        cnf: None,
     }
 }
 

@@ -13,6 +13,7 @@
 
 mod assertion;
 mod cache;
+mod dpop;
 mod error;
 mod request;
 
@@ -29,6 +30,7 @@ use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
 pub use crate::secret::Secret;
 pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
 use cache::{CacheKey, TokenCache};
+pub use dpop::DpopKey;
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
 

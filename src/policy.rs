@@ -222,6 +222,7 @@ mod tests {
             .into_iter()
             .collect(),
             ttl_seconds: None,
+            require_dpop: false,
         }
     }
 

@@ -16,7 +16,7 @@ pub mod revocation;
 pub mod set;
 pub mod urn;
 
-pub use claims::{AccessClaims, Actor, Audience, ClaimsError, DelegationMode, UserContext};
+pub use claims::{AccessClaims, Actor, Audience, ClaimsError, Confirmation, DelegationMode, UserContext};
 pub use error_code::ErrorCode;
 pub use id_jag::IdJagClaims;
 pub use identifier::{Identifier, IdentifierError};

@@ -10,6 +10,7 @@ use crate::client_auth::{AuthContext, Clients, RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::config::TokensConfig;
 use crate::contract::{AccessClaims, Actor};
+use crate::dpop::{TokenEndpoint, required_by_audience, spend, token_proof};
 use crate::error::OAuthError;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
@@ -53,6 +54,19 @@ pub struct Exchanger<'a> {
     pub auth: AuthContext<'a>,
     /// Per-client and per-subject rate limits.
     pub rate_limits: &'a crate::rate_limit::RateLimits,
+    /// `[dpop]`: whether proofs must carry server nonces.
+    pub dpop: crate::config::DpopConfig,
+}
+
+impl Exchanger<'_> {
+    /// What checking a DPoP proof at `/token` needs.
+    pub fn token_endpoint(&self) -> TokenEndpoint<'_> {
+        TokenEndpoint {
+            url: self.auth.token_endpoint,
+            nonce: self.dpop.nonce,
+            keys: self.keys,
+        }
+    }
 }
 
 /// RFC 8693 §2.2.1 (and RFC 6749 §5.1) successful response.
@@ -63,7 +77,8 @@ pub struct TokenResponse {
     /// What kind of token it is (token exchange only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
-    /// `Bearer`, or `N_A` for an identity assertion grant.
+    /// `Bearer`, `DPoP` for a token bound to the caller's key (RFC 9449 §5), or `N_A`
+    /// for an identity assertion grant.
     pub token_type: &'static str,
     /// Seconds until expiry.
     pub expires_in: u64,
@@ -85,12 +100,13 @@ pub async fn exchange(
     let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
     ctx.rate_limits.check_client(client.id())?;
+    let proof = token_proof(ctx.token_endpoint(), &request.dpop, &client, now).await?;
     let params = match request.grant {
         Grant::TokenExchange(params) => params,
-        Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, now, audit).await,
+        Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, proof, now, audit).await,
         Grant::JwtBearer(params) => {
             let traceparent = request.traceparent.as_deref();
-            return crate::grant::redeem(ctx, &client, params, traceparent, now, audit).await;
+            return crate::grant::redeem(ctx, &client, params, proof, traceparent, now, audit).await;
         }
     };
     if client.config.audiences.is_empty() {
@@ -106,6 +122,7 @@ pub async fn exchange(
         .resolve(params.audience.as_deref(), params.resource.as_deref(), &client)?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
+    required_by_audience(proof.as_ref(), &target.audience)?;
 
     let own = (ctx.issuer, ctx.keys);
     let subject_token = validate(
@@ -204,6 +221,7 @@ pub async fn exchange(
         .or_else(|| subject.txn.clone())
         .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
+    spend(proof.as_ref(), ctx.revocations, now).await?;
     let claims = NewToken {
         issuer: ctx.issuer.to_owned(),
         aud: target.aud.clone(),
@@ -222,6 +240,7 @@ pub async fn exchange(
         txn,
         now,
         ttl,
+        cnf_jkt: proof.map(|p| p.jkt),
     }
     .into_claims();
     audit.jti = Some(claims.jti.clone());
@@ -229,10 +248,15 @@ pub async fn exchange(
     Ok(TokenResponse {
         access_token,
         issued_token_type: Some(params.issued_type),
-        token_type: "Bearer",
+        token_type: token_type(&claims),
         expires_in: ttl,
         scope,
     })
+}
+
+/// `DPoP` for a token bound to a key, else `Bearer` (RFC 9449 §5).
+pub fn token_type(claims: &AccessClaims) -> &'static str {
+    if claims.cnf.is_some() { "DPoP" } else { "Bearer" }
 }
 
 /// The trace id of a W3C `traceparent` (version-traceid-parentid-flags), if valid.

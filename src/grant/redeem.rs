@@ -11,9 +11,11 @@ use crate::clock::UnixTime;
 use crate::contract::Actor;
 use crate::contract::identifier::check as check_identifier;
 use crate::contract::revocation::Namespace;
+use crate::dpop::{required_by_audience, spend};
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
-use crate::exchange::{Exchanger, TokenResponse, trace_id};
+use crate::exchange::{Exchanger, TokenResponse, token_type, trace_id};
+use crate::jose::dpop::Proof;
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Entitlement, decide_scopes, grantable};
@@ -27,6 +29,7 @@ pub async fn redeem(
     ctx: Exchanger<'_>,
     client: &RegisteredClient,
     params: Result<AssertionParams, OAuthError>,
+    proof: Option<Proof>,
     traceparent: Option<&str>,
     now: UnixTime,
     audit: &mut AuditEvent,
@@ -83,6 +86,7 @@ pub async fn redeem(
         })?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
+    required_by_audience(proof.as_ref(), &target.audience)?;
 
     let grant_issuer = match &grant.signer {
         Signer::Own => None,
@@ -161,14 +165,16 @@ pub async fn redeem(
         txn,
         now,
         ttl,
+        cnf_jkt: proof.as_ref().map(|p| p.jkt.clone()),
     }
     .into_claims();
     audit.jti = Some(token.jti.clone());
+    spend(proof.as_ref(), ctx.revocations, now).await?;
     let access_token = sign(ctx.keys.signing_key(now), &token)?;
     Ok(TokenResponse {
         access_token,
         issued_token_type: None,
-        token_type: "Bearer",
+        token_type: token_type(&token),
         expires_in: ttl,
         scope,
     })

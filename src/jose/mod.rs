@@ -17,6 +17,7 @@
 
 pub mod algorithm;
 pub mod compact;
+pub mod dpop;
 pub mod jwks;
 mod key;
 pub mod profile;

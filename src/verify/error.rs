@@ -142,6 +142,7 @@ impl From<Refusal> for VerifyError {
             Refusal::Expired | Refusal::TooOld => VerifyError::Expired,
             Refusal::NotYetValid | Refusal::IssuedInFuture => VerifyError::NotYetValid,
             Refusal::LivesTooLong => malformed("token lives longer than allowed"),
+            Refusal::EmbeddedKey(why) => malformed(why),
         }
     }
 }

@@ -13,6 +13,7 @@ mod delegation;
 mod demo;
 mod deployment;
 mod downstream;
+mod dpop;
 mod durable_acks;
 mod exchange;
 mod id_jag;
