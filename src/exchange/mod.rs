@@ -1,6 +1,7 @@
 //! The token exchange decision (RFC 8693 §2): from a parsed request and `now` to a
 //! token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
+pub mod binding;
 pub(crate) mod subject;
 
 use serde::Serialize;
@@ -137,7 +138,7 @@ pub async fn exchange(
     .await
     .map_err(|e| e.into_oauth(Role::Subject))?;
     let max_depth = ctx.tokens.max_delegation_depth;
-    let subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
+    let mut subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
     ctx.rate_limits.check_subject(&subject.user)?;
@@ -158,6 +159,13 @@ pub async fn exchange(
         ),
         None => None,
     };
+    binding::keep_bound(
+        &subject_token,
+        &mut subject,
+        actor_token.as_ref(),
+        proof.as_ref(),
+        &client,
+    )?;
     let minted_actor = match &actor_token {
         Some(actor) => actor_claims(ctx.audiences, actor, &client)?,
         None => None,

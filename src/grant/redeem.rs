@@ -53,6 +53,15 @@ pub async fn redeem(
             "the assertion was issued to another client",
         ));
     }
+    // draft §8.6.1: a bound grant is redeemed only with a proof by its key.
+    if let Some(cnf) = &claims.cnf
+        && proof.as_ref().is_none_or(|p| p.jkt != cnf.jkt)
+    {
+        return Err(OAuthError::invalid_grant(
+            "assertion.cnf",
+            "the assertion is bound to a key; redeem it with a DPoP proof by that key",
+        ));
+    }
     for (what, value) in [("sub", Some(&claims.sub)), ("sid", claims.sid.as_ref())] {
         if let Some(value) = value
             && let Err(e) = check_identifier(value)

@@ -53,24 +53,24 @@ async fn start(extra_tables: &str) -> TestSts {
 }
 
 /// A client's DPoP key: its `kid` is its RFC 7638 thumbprint.
-fn new_key() -> SigningKey {
+pub(crate) fn new_key() -> SigningKey {
     SigningKey::generate(SigningAlgorithm::ES256, 0).unwrap().0
 }
 
-fn header(key: &SigningKey) -> Value {
+pub(crate) fn header(key: &SigningKey) -> Value {
     json!({"typ": "dpop+jwt", "alg": "ES256", "jwk": key.public_jwk})
 }
 
-fn proof_claims(sts: &TestSts, jti: &str) -> Value {
+pub(crate) fn proof_claims(sts: &TestSts, jti: &str) -> Value {
     json!({"jti": jti, "htm": "POST", "htu": format!("{}/token", sts.url), "iat": sts.clock_now()})
 }
 
-fn sign(key: &SigningKey, header: &Value, claims: &Value) -> String {
+pub(crate) fn sign(key: &SigningKey, header: &Value, claims: &Value) -> String {
     key.sign_raw(header, claims).unwrap()
 }
 
 /// A valid proof for `/token` by `key`.
-fn proof(sts: &TestSts, key: &SigningKey, jti: &str) -> String {
+pub(crate) fn proof(sts: &TestSts, key: &SigningKey, jti: &str) -> String {
     sign(key, &header(key), &proof_claims(sts, jti))
 }
 
@@ -93,6 +93,17 @@ async fn exchange(sts: &TestSts, client: (&str, &str), audience: &str, proofs: &
 }
 
 const ORDERS_MCP: (&str, &str) = ("orders-mcp", ORDERS_MCP_SECRET);
+
+/// POST `/token` as `client` with this form and these `DPoP` headers.
+pub(crate) async fn post_token(sts: &TestSts, client: (&str, &str), pairs: &[(&str, &str)], proofs: &[&str]) -> Reply {
+    let basic = basic_header(client.0, client.1);
+    let mut headers = vec![
+        ("content-type", "application/x-www-form-urlencoded"),
+        ("authorization", basic.as_str()),
+    ];
+    headers.extend(proofs.iter().map(|p| ("dpop", *p)));
+    post_raw(sts, "/token", &headers, form(pairs)).await
+}
 
 #[tokio::test]
 async fn a_proof_binds_the_minted_token_to_its_key() {

@@ -14,6 +14,7 @@ mod demo;
 mod deployment;
 mod downstream;
 mod dpop;
+mod dpop_delegation;
 mod durable_acks;
 mod exchange;
 mod id_jag;
