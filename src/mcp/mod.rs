@@ -38,6 +38,7 @@ mod metadata;
 mod revocation;
 mod tools;
 
+use crate::verify::dpop::{DEFAULT_REPLAY_CAPACITY, ProofChecker};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -239,6 +240,7 @@ impl McpAuthBuilder {
                 sts: self.sts,
                 revocations,
                 clock: self.clock,
+                proofs: ProofChecker::new(DEFAULT_REPLAY_CAPACITY),
             }),
         })
     }
@@ -252,6 +254,8 @@ pub(crate) struct Shared {
     pub(crate) sts: Option<Arc<StsClient>>,
     pub(crate) revocations: Option<Arc<Revocations>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// DPoP proofs seen, for tokens bound to a key (RFC 9449 §7).
+    pub(crate) proofs: ProofChecker,
 }
 
 /// The kit for one MCP server: its resource, the issuers it trusts, its exchange client.

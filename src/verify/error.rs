@@ -78,6 +78,18 @@ pub enum VerifyError {
     /// not be built).
     #[error("verifier configuration: {0}")]
     Config(String),
+    /// A token bound to a DPoP key (`cnf.jkt`) was sent as a bearer token (RFC 9449 §7.2).
+    #[error("the token is bound to a key; send it with the DPoP scheme and a proof")]
+    BoundToKey,
+    /// A token bound to no key was sent with the `DPoP` scheme.
+    #[error("the token is not bound to a key; send it as a bearer token")]
+    NotBound,
+    /// The DPoP proof is missing or breaks a rule (RFC 9449 §4.3, §7.1).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidProof(String),
+    /// The memory of proofs seen is full of proofs still in their window: fail closed.
+    #[error("the DPoP replay memory is full")]
+    ReplayMemoryFull,
 }
 
 impl VerifyError {
@@ -90,6 +102,7 @@ impl VerifyError {
                 | VerifyError::RevocationStreamStale(_)
                 | VerifyError::RevocationStreamUnavailable(_)
                 | VerifyError::Config(_)
+                | VerifyError::ReplayMemoryFull
         )
     }
 
@@ -115,7 +128,19 @@ impl VerifyError {
             VerifyError::RevocationStreamStale(_) => "revocation_stream_stale",
             VerifyError::RevocationStreamUnavailable(_) => "revocation_stream_unavailable",
             VerifyError::Config(_) => "config",
+            VerifyError::BoundToKey => "bound_to_key",
+            VerifyError::NotBound => "not_bound",
+            VerifyError::InvalidProof(_) => "invalid_dpop_proof",
+            VerifyError::ReplayMemoryFull => "dpop_replay_memory_full",
         }
+    }
+
+    /// Whether the refusal is about DPoP (its challenge is `DPoP`, RFC 9449 §7.1).
+    pub fn is_dpop(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::BoundToKey | VerifyError::NotBound | VerifyError::InvalidProof(_)
+        )
     }
 }
 
@@ -145,6 +170,15 @@ impl From<Refusal> for VerifyError {
             Refusal::EmbeddedKey(why) => malformed(why),
         }
     }
+}
+
+/// A refusal's text made safe for a header: printable ASCII without quotes or
+/// backslashes, at most 200 characters.
+pub(crate) fn printable_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(*c, ' '..='~') && *c != '"' && *c != '\\')
+        .take(200)
+        .collect()
 }
 
 /// Cut a value taken from an untrusted token to something safe to print: at most 64

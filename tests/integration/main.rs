@@ -15,6 +15,7 @@ mod deployment;
 mod downstream;
 mod dpop;
 mod dpop_delegation;
+mod dpop_downstream;
 mod durable_acks;
 mod exchange;
 mod id_jag;
