@@ -124,3 +124,69 @@ impl ProofChecker {
 fn invalid(error: ProofError) -> VerifyError {
     VerifyError::InvalidProof(super::error::printable_text(&error.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::DpopKey;
+
+    const NOW: UnixTime = 1_900_000_000;
+    const URL: &str = "https://api.example.com/orders";
+
+    fn presented(proof: &str) -> Presentation<'_> {
+        Presentation {
+            scheme: Scheme::Dpop,
+            proof: Some(proof),
+            method: "GET",
+            url: URL,
+        }
+    }
+
+    #[tokio::test]
+    async fn each_proof_is_accepted_once_and_a_full_memory_fails_closed() {
+        let key = DpopKey::generate().unwrap();
+        let jkt = key.thumbprint().to_owned();
+        let checker = ProofChecker::new(1);
+        let first = key.proof("GET", URL, NOW, Some("tok"), None).unwrap();
+        assert_eq!(checker.check("tok", Some(&jkt), presented(&first), NOW).await, Ok(()));
+        assert!(matches!(
+            checker.check("tok", Some(&jkt), presented(&first), NOW).await,
+            Err(VerifyError::InvalidProof(_))
+        ));
+        // Full of a proof still in its window: a new proof waits rather than evict it.
+        let second = key.proof("GET", URL, NOW, Some("tok"), None).unwrap();
+        assert_eq!(
+            checker.check("tok", Some(&jkt), presented(&second), NOW).await,
+            Err(VerifyError::ReplayMemoryFull)
+        );
+        // Once the first proof's window has passed, its place is free.
+        let later = NOW + 2 * crate::jose::dpop::IAT_WINDOW;
+        let third = key.proof("GET", URL, later, Some("tok"), None).unwrap();
+        assert_eq!(checker.check("tok", Some(&jkt), presented(&third), later).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn the_scheme_must_match_the_binding() {
+        let checker = ProofChecker::new(10);
+        let bearer = Presentation {
+            scheme: Scheme::Bearer,
+            proof: None,
+            method: "GET",
+            url: URL,
+        };
+        assert_eq!(checker.check("tok", None, bearer, NOW).await, Ok(()));
+        assert_eq!(
+            checker.check("tok", Some("jkt"), bearer, NOW).await,
+            Err(VerifyError::BoundToKey)
+        );
+        let dpop = Presentation {
+            scheme: Scheme::Dpop,
+            ..bearer
+        };
+        assert_eq!(checker.check("tok", None, dpop, NOW).await, Err(VerifyError::NotBound));
+        assert!(matches!(
+            checker.check("tok", Some("jkt"), dpop, NOW).await,
+            Err(VerifyError::InvalidProof(_))
+        ));
+    }
+}
