@@ -20,6 +20,7 @@ pub mod compact;
 pub mod dpop;
 pub mod jwks;
 mod key;
+pub mod nonce;
 pub mod profile;
 mod read;
 mod refusal;

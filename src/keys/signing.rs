@@ -121,16 +121,15 @@ impl SigningKey {
             verification,
             pair,
             rng: SystemRandom::new(),
-            nonce_key: hmac::Key::new(
-                hmac::HMAC_SHA256,
+            nonce_key: crate::jose::nonce::key(
                 hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"mcp-sts server nonce"), der).as_ref(),
             ),
         })
     }
 
-    /// A MAC of `message` under a key derived from this private key (server nonces).
-    pub fn nonce_tag(&self, message: &[u8]) -> hmac::Tag {
-        hmac::sign(&self.nonce_key, message)
+    /// The MAC key of server nonces, derived from this private key.
+    pub fn nonce_key(&self) -> &hmac::Key {
+        &self.nonce_key
     }
 
     /// The `jsonwebtoken` algorithm matching this key.

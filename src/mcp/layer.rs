@@ -21,7 +21,9 @@ use super::caller::Caller;
 use super::tools::ToolGate;
 use crate::verify::VerifyError;
 use crate::verify::dpop::{Presentation, bound_key};
-use crate::verify::extract::{AuthRejection, dpop_challenge, dpop_offer, dpop_proof, presented_token, quoted_safe};
+use crate::verify::extract::{
+    AuthRejection, dpop_challenge, dpop_offer, dpop_proof, presented_token, quoted_safe, with_nonce,
+};
 
 /// Layer: authenticate MCP requests for one resource (see [`super::McpAuth::layer`]).
 #[derive(Clone)]
@@ -178,10 +180,8 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
         ),
         AuthRejection::InvalidToken(error) if error.is_dpop() => {
             tracing::info!(rule = error.rule(), error = %error, "MCP DPoP presentation refused");
-            (
-                StatusCode::UNAUTHORIZED,
-                dpop_challenge(&error, &format!(", {metadata}")),
-            )
+            let value = dpop_challenge(&error, &format!(", {metadata}"));
+            return with_nonce(bare(StatusCode::UNAUTHORIZED, value), &error);
         }
         AuthRejection::InvalidToken(error) => {
             tracing::info!(rule = error.rule(), error = %error, "MCP access token refused");

@@ -10,12 +10,15 @@
 use std::collections::HashMap;
 use std::sync::{Mutex, PoisonError};
 
+use aws_lc_rs::hmac;
+
 use serde_json::{Map, Value};
 
 use super::error::VerifyError;
 use crate::clock::UnixTime;
 use crate::jose::algorithm::asymmetric_names;
 use crate::jose::dpop::{ProofError, read_proof};
+use crate::jose::nonce;
 
 /// The default number of proofs remembered: a window's worth at about 1,500 requests
 /// per second with a bound token.
@@ -62,11 +65,21 @@ pub fn bound_key(claims: &Map<String, Value>) -> Result<Option<&str>, VerifyErro
     }
 }
 
-/// The proofs seen within the window, so each is accepted once.
-#[derive(Debug)]
+/// The proofs seen within the window, so each is accepted once; and, when configured,
+/// the key of the server nonces proofs must carry.
 pub struct ProofChecker {
     seen: Mutex<HashMap<String, UnixTime>>,
     capacity: usize,
+    nonces: Option<hmac::Key>,
+}
+
+impl std::fmt::Debug for ProofChecker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProofChecker")
+            .field("capacity", &self.capacity)
+            .field("nonces", &self.nonces.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProofChecker {
@@ -75,7 +88,15 @@ impl ProofChecker {
         Self {
             seen: Mutex::new(HashMap::new()),
             capacity: capacity.max(1),
+            nonces: None,
         }
+    }
+
+    /// Demand server nonces (RFC 9449 §9) made with `secret`: replicas of one service
+    /// share it, so a nonce one gave is good at the others.
+    pub fn with_nonces(mut self, secret: &[u8]) -> Self {
+        self.nonces = Some(nonce::key(secret));
+        self
     }
 
     /// Check how `token`, bound to `jkt` (or not), was presented.
@@ -99,6 +120,14 @@ impl ProofChecker {
         proof.check_key(jkt).map_err(invalid)?;
         proof.check_request(presented.method, presented.url).map_err(invalid)?;
         proof.check_token(token).map_err(invalid)?;
+        if let Some(key) = &self.nonces
+            && !proof
+                .nonce
+                .as_deref()
+                .is_some_and(|presented| nonce::is_current([key], presented, now))
+        {
+            return Err(VerifyError::UseDpopNonce(nonce::issue(key, now)));
+        }
         self.first_use(proof.marker(), proof.remember_until(), now)
     }
 
@@ -163,6 +192,26 @@ mod tests {
         let later = NOW + 2 * crate::jose::dpop::IAT_WINDOW;
         let third = key.proof("GET", URL, later, Some("tok"), None).unwrap();
         assert_eq!(checker.check("tok", Some(&jkt), presented(&third), later).await, Ok(()));
+    }
+
+    #[tokio::test]
+    async fn nonces_when_configured() {
+        let key = DpopKey::generate().unwrap();
+        let jkt = key.thumbprint().to_owned();
+        let checker = ProofChecker::new(10).with_nonces(b"resource secret");
+        let without = key.proof("GET", URL, NOW, Some("tok"), None).unwrap();
+        let Err(VerifyError::UseDpopNonce(nonce)) = checker.check("tok", Some(&jkt), presented(&without), NOW).await
+        else {
+            panic!("a proof without a nonce was accepted");
+        };
+        let with = key.proof("GET", URL, NOW, Some("tok"), Some(&nonce)).unwrap();
+        assert_eq!(checker.check("tok", Some(&jkt), presented(&with), NOW).await, Ok(()));
+        let later = NOW + 3 * crate::jose::nonce::WINDOW_SECONDS;
+        let stale = key.proof("GET", URL, later, Some("tok"), Some(&nonce)).unwrap();
+        assert!(matches!(
+            checker.check("tok", Some(&jkt), presented(&stale), later).await,
+            Err(VerifyError::UseDpopNonce(_))
+        ));
     }
 
     #[tokio::test]

@@ -87,6 +87,10 @@ pub enum VerifyError {
     /// The DPoP proof is missing or breaks a rule (RFC 9449 §4.3, §7.1).
     #[error("invalid DPoP proof: {0}")]
     InvalidProof(String),
+    /// The proof must carry the server nonce given here (RFC 9449 §9): answer
+    /// `use_dpop_nonce` with it in `DPoP-Nonce`.
+    #[error("the DPoP proof must carry the server nonce given in the DPoP-Nonce header")]
+    UseDpopNonce(String),
     /// The memory of proofs seen is full of proofs still in their window: fail closed.
     #[error("the DPoP replay memory is full")]
     ReplayMemoryFull,
@@ -131,6 +135,7 @@ impl VerifyError {
             VerifyError::BoundToKey => "bound_to_key",
             VerifyError::NotBound => "not_bound",
             VerifyError::InvalidProof(_) => "invalid_dpop_proof",
+            VerifyError::UseDpopNonce(_) => "use_dpop_nonce",
             VerifyError::ReplayMemoryFull => "dpop_replay_memory_full",
         }
     }
@@ -139,7 +144,10 @@ impl VerifyError {
     pub fn is_dpop(&self) -> bool {
         matches!(
             self,
-            VerifyError::BoundToKey | VerifyError::NotBound | VerifyError::InvalidProof(_)
+            VerifyError::BoundToKey
+                | VerifyError::NotBound
+                | VerifyError::InvalidProof(_)
+                | VerifyError::UseDpopNonce(_)
         )
     }
 }

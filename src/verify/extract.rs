@@ -64,6 +64,7 @@ fn challenge(status: StatusCode, value: String) -> Response {
 pub(crate) fn dpop_challenge(error: &VerifyError, extra: &str) -> String {
     let code = match error {
         VerifyError::InvalidProof(_) => "invalid_dpop_proof",
+        VerifyError::UseDpopNonce(_) => "use_dpop_nonce",
         _ => "invalid_token",
     };
     format!(
@@ -71,6 +72,16 @@ pub(crate) fn dpop_challenge(error: &VerifyError, extra: &str) -> String {
         quoted_safe(&error.to_string()),
         challenge_algs()
     )
+}
+
+/// Add the `DPoP-Nonce` header of a `use_dpop_nonce` refusal.
+pub(crate) fn with_nonce(mut response: Response, error: &VerifyError) -> Response {
+    if let VerifyError::UseDpopNonce(nonce) = error
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
 }
 
 /// A bare `DPoP` challenge, offered beside `Bearer` when no token was sent.
@@ -97,7 +108,7 @@ impl IntoResponse for AuthRejection {
             ),
             AuthRejection::InvalidToken(e) if e.is_dpop() => {
                 tracing::debug!(rule = e.rule(), error = %e, "DPoP presentation refused");
-                challenge(StatusCode::UNAUTHORIZED, dpop_challenge(&e, ""))
+                with_nonce(challenge(StatusCode::UNAUTHORIZED, dpop_challenge(&e, "")), &e)
             }
             AuthRejection::InvalidToken(e) => {
                 tracing::debug!(rule = e.rule(), error = %e, "bearer token refused");

@@ -129,6 +129,9 @@ pub struct VerifierConfig {
     /// [`dpop::DEFAULT_REPLAY_CAPACITY`]); when full of proofs still in their window,
     /// bound tokens are refused until room is made.
     pub dpop_replay_capacity: usize,
+    /// Demand server nonces in DPoP proofs (RFC 9449 §9), made with this secret; the
+    /// replicas of one service share it. `None`: no nonces.
+    pub dpop_nonce_secret: Option<crate::secret::Secret>,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -166,6 +169,7 @@ impl VerifierConfig {
             verified_token_cache: 10_000,
             public_url: None,
             dpop_replay_capacity: dpop::DEFAULT_REPLAY_CAPACITY,
+            dpop_nonce_secret: None,
         }
     }
 
@@ -251,7 +255,10 @@ impl Verifier {
             revocation_stream: config.revocation_stream,
             verified: VerifiedTokens::new(config.verified_token_cache),
             public_url: config.public_url.map(|u| u.trim_end_matches('/').to_owned()),
-            proofs: ProofChecker::new(config.dpop_replay_capacity),
+            proofs: match &config.dpop_nonce_secret {
+                Some(secret) => ProofChecker::new(config.dpop_replay_capacity).with_nonces(secret.expose().as_bytes()),
+                None => ProofChecker::new(config.dpop_replay_capacity),
+            },
         })
     }
 

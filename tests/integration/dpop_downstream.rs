@@ -298,3 +298,52 @@ async fn the_mcp_kit_accepts_a_bound_token_only_with_a_proof_for_its_resource() 
 struct Kit;
 
 impl rmcp::ServerHandler for Kit {}
+
+#[tokio::test]
+async fn a_resource_may_demand_its_own_server_nonces() {
+    let sts = TestSts::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = VerifierConfig::new(&sts.url, "orders-api").public_url(&base);
+    config.clock = Arc::new(sts.clock.clone());
+    config.dpop_nonce_secret = Some("orders-api nonce secret".into());
+    let verifier = Arc::new(Verifier::new(config).unwrap());
+    let app = Router::new()
+        .route(
+            "/orders",
+            get(|Extension(identity): Extension<ExecutionIdentity>| async move { identity.user().to_owned() }),
+        )
+        .layer(BearerAuthLayer::new(verifier));
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    let url = format!("{base}/orders");
+
+    let key = DpopKey::generate().unwrap();
+    let client = sts_client(&sts, Some(key.clone()));
+    let alice = sts.user_token("alice@example.com", &["developer"]);
+    let token = client
+        .exchange(&ExchangeRequest::new(alice).audience("orders-api"))
+        .await
+        .unwrap();
+    let access = token.access_token.expose().to_owned();
+    let now = sts.clock_now();
+    let present = |nonce: Option<&str>| {
+        vec![
+            ("authorization", format!("DPoP {access}")),
+            ("dpop", key.proof("GET", &url, now, Some(&access), nonce).unwrap()),
+        ]
+    };
+    let asked = get_with(&url, &present(None)).await;
+    assert_eq!(asked.status(), 401);
+    assert!(
+        challenge(&asked).starts_with("DPoP error=\"use_dpop_nonce\""),
+        "{}",
+        challenge(&asked)
+    );
+    let nonce = asked.headers()["dpop-nonce"].to_str().unwrap().to_owned();
+    let made_up = get_with(&url, &present(Some("made-up"))).await;
+    assert_eq!(made_up.status(), 401);
+    assert!(made_up.headers().get("dpop-nonce").is_some());
+    let ok = get_with(&url, &present(Some(&nonce))).await;
+    assert_eq!(ok.status(), 200);
+    assert_eq!(ok.text().await.unwrap(), "alice@example.com");
+}
