@@ -31,6 +31,10 @@ struct Args {
     /// Upper bound on requests, so a run always ends.
     #[arg(long, default_value_t = 2_000_000)]
     max_requests: usize,
+    /// Write mcp-sts's `/metrics` at the end of the run to this file (what a dashboard
+    /// scraping it would show).
+    #[arg(long)]
+    metrics_out: Option<std::path::PathBuf>,
 }
 
 #[tokio::main]
@@ -142,6 +146,10 @@ async fn main() -> anyhow::Result<()> {
         failures += f;
     }
     let elapsed = started.elapsed();
+    if let Some(path) = &args.metrics_out {
+        let scraped = http.get(format!("{url}/metrics")).send().await?.text().await?;
+        std::fs::write(path, scraped)?;
+    }
     let _ = child.kill();
     let _ = child.wait();
     latencies.sort();

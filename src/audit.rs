@@ -40,6 +40,9 @@ pub struct AuditEvent {
     /// Granted scopes.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+    /// For `invalid_scope`: the requested scopes that were refused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refused_scope: Option<String>,
     /// The minted (or affected) token id.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub jti: Option<String>,
@@ -70,6 +73,24 @@ impl AuditEvent {
             ..Self::default()
         }
     }
+}
+
+/// Longest caller-supplied identifier a log line repeats (in characters).
+const MAX_LOGGED_CHARS: usize = 128;
+
+/// A caller-supplied identifier (a claimed client id) as a log line may carry it:
+/// control characters, quotes and backslashes escaped, at most 128 characters, a
+/// longer one cut and marked with `...`. Nothing a caller sends can forge a line.
+pub fn loggable(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_LOGGED_CHARS)
+        .flat_map(char::escape_debug)
+        .collect();
+    if text.chars().nth(MAX_LOGGED_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
 }
 
 /// Emits audit events; tests may attach a tap to read them back.

@@ -110,8 +110,30 @@ fn failed(rule: &'static str, text: &'static str) -> OAuthError {
     OAuthError::invalid_client(rule, text)
 }
 
-/// Authenticate the caller, or say why not.
+/// Authenticate the caller, or say why not. A failure is also logged (the claimed
+/// client id, escaped and bounded, and the rule), so a misconfigured caller shows up
+/// in the operational log, not only in the audit trail.
 pub async fn authenticate(
+    clients: &Clients,
+    credentials: &ClientCredentials,
+    ctx: AuthContext<'_>,
+    revocations: &RevocationGate,
+    now: UnixTime,
+) -> Result<Arc<RegisteredClient>, OAuthError> {
+    let result = check_credentials(clients, credentials, ctx, revocations, now).await;
+    if let Err(error) = &result
+        && error.code == crate::error::ErrorCode::InvalidClient
+    {
+        tracing::warn!(
+            client_id = %credentials.claimed_id().map(crate::audit::loggable).unwrap_or_else(|| "(none)".into()),
+            rule = error.rule,
+            "client authentication failed"
+        );
+    }
+    result
+}
+
+async fn check_credentials(
     clients: &Clients,
     credentials: &ClientCredentials,
     ctx: AuthContext<'_>,

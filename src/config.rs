@@ -399,9 +399,13 @@ pub struct IssuerConfig {
     pub audience: String,
     /// Explicit JWKS URL; without it, OIDC discovery under `issuer`.
     pub jwks_uri: Option<String>,
-    /// Claim holding the user's roles (dots descend into objects, e.g. `realm_access.roles`).
+    /// Claim holding the user's roles (dots descend into objects, e.g. `realm_access.roles`);
+    /// an empty string says this issuer's tokens carry no roles.
     #[serde(default = "default_roles_claim")]
     pub roles_claim: String,
+    /// What entitles a user in the user modes; see [`IssuerConfig::entitlement`].
+    #[serde(rename = "entitlement")]
+    pub entitlement_setting: Option<EntitlementSource>,
     /// Claim holding the user's tenant, if any.
     pub tenant_claim: Option<String>,
     /// Signature algorithms accepted from this issuer.
@@ -429,6 +433,51 @@ pub struct IssuerConfig {
     /// caller's key) when the token's own `may_act` does not name the caller.
     #[serde(default)]
     pub dpop_delegates: Vec<String>,
+}
+
+/// Where a user's entitlement comes from, for tokens of one upstream issuer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntitlementSource {
+    /// The audience's `role_scopes` for each of the user's roles.
+    Roles,
+    /// The subject token's own `scope` values.
+    TokenScopes,
+    /// The union of both: the token's scopes widen what the roles grant.
+    Both,
+}
+
+impl EntitlementSource {
+    /// The configuration value, as written in the file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Roles => "roles",
+            Self::TokenScopes => "token_scopes",
+            Self::Both => "both",
+        }
+    }
+
+    /// Whether the user's roles entitle.
+    pub fn uses_roles(self) -> bool {
+        matches!(self, Self::Roles | Self::Both)
+    }
+
+    /// Whether the subject token's `scope` entitles.
+    pub fn uses_token_scopes(self) -> bool {
+        matches!(self, Self::TokenScopes | Self::Both)
+    }
+}
+
+impl IssuerConfig {
+    /// The entitlement that applies: the explicit setting, else roles when the issuer
+    /// has a roles claim (what `role_scopes` promises), else the token's own scopes.
+    pub fn entitlement(&self) -> EntitlementSource {
+        match self.entitlement_setting {
+            Some(source) => source,
+            None if self.roles_claim.is_empty() => EntitlementSource::TokenScopes,
+            None => EntitlementSource::Roles,
+        }
+    }
 }
 
 /// One caller (`[[clients]]`).

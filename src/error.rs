@@ -22,6 +22,9 @@ pub struct OAuthError {
     pub retry_after: Option<u64>,
     /// A fresh server nonce for the `DPoP-Nonce` header (RFC 9449 §8), when one is due.
     pub dpop_nonce: Option<String>,
+    /// For `invalid_scope`: the requested scopes that were refused, space-separated
+    /// (the audit line names them; the description does too).
+    pub refused_scope: Option<String>,
 }
 
 impl OAuthError {
@@ -39,6 +42,7 @@ impl OAuthError {
             description,
             retry_after: None,
             dpop_nonce: None,
+            refused_scope: None,
         }
     }
 

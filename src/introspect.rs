@@ -33,7 +33,7 @@ async fn authenticated(
     audit: &mut AuditEvent,
 ) -> Result<(Arc<RegisteredClient>, Secret), OAuthError> {
     let credentials = query.credentials?;
-    audit.client_id = credentials.claimed_id().map(String::from);
+    audit.client_id = credentials.claimed_id().map(crate::audit::loggable);
     let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
     Ok((client, query.token?))

@@ -43,6 +43,8 @@ pub mod inbound;
 pub mod introspect;
 #[cfg(feature = "server")]
 pub mod issued;
+#[cfg(feature = "server")]
+pub mod issuer_keys;
 pub mod jose;
 #[cfg(feature = "server")]
 pub mod keys;
@@ -54,6 +56,8 @@ pub mod mcp;
 pub mod metrics;
 #[cfg(feature = "server")]
 pub mod mint;
+#[cfg(feature = "server")]
+pub mod output;
 #[cfg(feature = "server")]
 pub mod policy;
 #[cfg(feature = "server")]

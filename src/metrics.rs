@@ -1,5 +1,7 @@
-//! Prometheus metrics: exchange outcomes and latency, revocation store latency per
-//! operation and failures, signing keys in use, rate-limit refusals.
+//! Prometheus metrics: every request's count and latency by route, exchange outcomes
+//! and latency, revocation store latency per operation and failures, signing keys in
+//! use and the signing key's age, rate-limit refusals, upstream issuers' keys, and
+//! Shared Signals receivers' backlog and last delivery.
 
 use std::time::Duration;
 
@@ -42,6 +44,33 @@ pub struct ConnectionLabels {
     pub reason: &'static str,
 }
 
+/// Labels of one upstream issuer.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct IssuerLabels {
+    /// The issuer's `iss`.
+    pub issuer: String,
+}
+
+/// Labels of one HTTP request.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    /// The route (a path template, never the path a client sent).
+    pub route: &'static str,
+    /// `GET`, `POST`, ... (`other` for the rest).
+    pub method: &'static str,
+    /// `2xx`, `3xx`, `4xx` or `5xx`.
+    pub status: &'static str,
+}
+
+/// Labels of one Shared Signals receiver.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ReceiverLabels {
+    /// The client that owns the stream.
+    pub receiver: String,
+    /// `poll` or `push`.
+    pub delivery: &'static str,
+}
+
 /// Store latency by operation: cheap to clone, handed to the store wrapper.
 #[derive(Debug, Clone)]
 pub struct StoreLatency(Family<StoreLabels, Histogram>);
@@ -68,6 +97,17 @@ pub struct Metrics {
     rate_limited: Family<LimitLabels, Counter>,
     verified: VerifiedMetrics,
     connections_closed: Family<ConnectionLabels, Counter>,
+    requests: Family<RequestLabels, Histogram>,
+    stream_backlog: Family<ReceiverLabels, Gauge>,
+    stream_last_delivery: Family<ReceiverLabels, Gauge>,
+    signing_key_age: Gauge,
+    ready: Gauge,
+    store_up: Gauge,
+    issuer_key_fetches: Family<IssuerLabels, Counter>,
+    issuer_key_fetch_failures: Family<IssuerLabels, Counter>,
+    issuer_keys_available: Family<IssuerLabels, Gauge>,
+    /// Two scrapes at once must not both add the same delta.
+    copying_issuers: std::sync::Mutex<()>,
 }
 
 /// The verified-token memory's figures, copied in at each scrape.
@@ -147,7 +187,75 @@ impl Metrics {
             "Connections the server closed at a deadline, by reason (refused heads are decisions)",
             connections_closed.clone(),
         );
+        let issuer_key_fetches = Family::<IssuerLabels, Counter>::default();
+        registry.register(
+            "issuer_key_fetches",
+            "Fetches of an upstream issuer's keys (discovery and JWKS count as one)",
+            issuer_key_fetches.clone(),
+        );
+        let issuer_key_fetch_failures = Family::<IssuerLabels, Counter>::default();
+        registry.register(
+            "issuer_key_fetch_failures",
+            "Fetches of an upstream issuer's keys that yielded no usable key",
+            issuer_key_fetch_failures.clone(),
+        );
+        let issuer_keys_available = Family::<IssuerLabels, Gauge>::default();
+        registry.register(
+            "issuer_keys_available",
+            "1 while an upstream issuer's keys are held, 0 when fetched without success (its tokens get 503)",
+            issuer_keys_available.clone(),
+        );
+        // 0.5 ms to ~260 s: a JWKS answer takes microseconds, a Shared Signals long
+        // poll up to `ssf.long_poll_seconds`.
+        let requests = Family::<RequestLabels, Histogram>::new_with_constructor(|| {
+            Histogram::new(exponential_buckets(0.0005, 2.0, 20))
+        });
+        registry.register(
+            "http_request_duration_seconds",
+            "Every HTTP request by route, method and status class: count and time to answer",
+            requests.clone(),
+        );
+        let stream_backlog = Family::<ReceiverLabels, Gauge>::default();
+        registry.register(
+            "ssf_stream_backlog",
+            "SETs waiting for a receiver at its last poll or push round (at least; one answer's worth is read)",
+            stream_backlog.clone(),
+        );
+        let stream_last_delivery = Family::<ReceiverLabels, Gauge>::default();
+        registry.register(
+            "ssf_stream_last_delivery_timestamp_seconds",
+            "When a receiver last polled, or was last pushed to, successfully (Unix time)",
+            stream_last_delivery.clone(),
+        );
+        let signing_key_age = Gauge::default();
+        registry.register(
+            "signing_key_age_seconds",
+            "Age of the key signing tokens now (rotate before your policy's limit)",
+            signing_key_age.clone(),
+        );
+        let ready = Gauge::default();
+        registry.register(
+            "ready",
+            "1 when /readyz would answer 200 (signing key, revocation store, every issuer's keys), checked at each scrape",
+            ready.clone(),
+        );
+        let store_up = Gauge::default();
+        registry.register(
+            "revocation_store_up",
+            "1 when the revocation store answered a ping at this scrape",
+            store_up.clone(),
+        );
         Self {
+            ready,
+            store_up,
+            requests,
+            stream_backlog,
+            stream_last_delivery,
+            signing_key_age,
+            issuer_key_fetches,
+            issuer_key_fetch_failures,
+            issuer_keys_available,
+            copying_issuers: std::sync::Mutex::new(()),
             connections_closed,
             verified,
             registry,
@@ -206,6 +314,61 @@ impl Metrics {
         m.hits.inc_by(stats.hits.saturating_sub(m.hits.get()));
         m.misses.inc_by(stats.misses.saturating_sub(m.misses.get()));
         m.entries.set(i64::try_from(stats.entries).unwrap_or(i64::MAX));
+    }
+
+    /// Record one HTTP request.
+    pub fn request(&self, route: &'static str, method: &'static str, status: u16, elapsed: Duration) {
+        let status = match status {
+            200..=299 => "2xx",
+            300..=399 => "3xx",
+            400..=499 => "4xx",
+            _ => "5xx",
+        };
+        self.requests
+            .get_or_create(&RequestLabels { route, method, status })
+            .observe(elapsed.as_secs_f64());
+    }
+
+    /// Record what a receiver's stream held when it was last served at `now`.
+    pub fn stream_served(&self, receiver: &str, delivery: &'static str, backlog: usize, now: u64) {
+        let labels = ReceiverLabels {
+            receiver: receiver.to_owned(),
+            delivery,
+        };
+        self.stream_backlog
+            .get_or_create(&labels)
+            .set(i64::try_from(backlog).unwrap_or(i64::MAX));
+        self.stream_last_delivery
+            .get_or_create(&labels)
+            .set(i64::try_from(now).unwrap_or(i64::MAX));
+    }
+
+    /// Record what readiness found at this scrape.
+    pub fn readiness(&self, ready: bool, store_up: bool) {
+        self.ready.set(i64::from(ready));
+        self.store_up.set(i64::from(store_up));
+    }
+
+    /// Set the signing key's age.
+    pub fn signing_key_age(&self, seconds: u64) {
+        self.signing_key_age.set(i64::try_from(seconds).unwrap_or(i64::MAX));
+    }
+
+    /// Copy in one issuer's key fetch figures; `available` is `None` before any fetch.
+    pub fn issuer_keys(&self, issuer: &str, stats: crate::jose::JwksStats, available: Option<bool>) {
+        let _one_at_a_time = self.copying_issuers.lock();
+        let labels = IssuerLabels {
+            issuer: issuer.to_owned(),
+        };
+        let fetches = self.issuer_key_fetches.get_or_create(&labels);
+        fetches.inc_by(stats.fetches.saturating_sub(fetches.get()));
+        let failures = self.issuer_key_fetch_failures.get_or_create(&labels);
+        failures.inc_by(stats.failures.saturating_sub(failures.get()));
+        if let Some(available) = available {
+            self.issuer_keys_available
+                .get_or_create(&labels)
+                .set(i64::from(available));
+        }
     }
 
     /// The refusal counters, shared with the rate limiter.

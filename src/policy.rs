@@ -134,7 +134,8 @@ pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
 /// Where the user's entitlement comes from.
 #[derive(Debug, Clone)]
 pub enum Entitlement {
-    /// An upstream token: the audience's `role_scopes` for these roles, plus these scopes.
+    /// An upstream token: the audience's `role_scopes` for these roles, plus these scopes
+    /// (each empty unless the issuer's `entitlement` setting selects it).
     Upstream {
         /// The user's roles.
         roles: Vec<String>,
@@ -187,15 +188,51 @@ pub fn decide_scopes(
         }
         return Ok(grantable.to_vec());
     }
-    if requested.iter().all(|r| grantable.contains(r)) {
-        Ok(grantable.iter().filter(|g| requested.contains(g)).cloned().collect())
-    } else {
-        Err(OAuthError::invalid_scope(
-            "scope.exceeds_grantable",
-            "the requested scope exceeds what may be granted",
-        ))
+    let refused: Vec<&str> = requested
+        .iter()
+        .filter(|r| !grantable.contains(r))
+        .map(String::as_str)
+        .collect();
+    if refused.is_empty() {
+        return Ok(grantable.iter().filter(|g| requested.contains(g)).cloned().collect());
     }
+    let (known, unknown): (Vec<&str>, Vec<&str>) =
+        refused.iter().partition(|r| audience.scopes.iter().any(|s| s == *r));
+    let mut reasons = Vec::new();
+    if !known.is_empty() {
+        reasons.push(format!("not entitled to {}", name_scopes(&known)));
+    }
+    if !unknown.is_empty() {
+        reasons.push(format!("unknown to the audience {}", name_scopes(&unknown)));
+    }
+    let mut error = OAuthError::invalid_scope(
+        "scope.exceeds_grantable",
+        format!("requested scope refused: {}", reasons.join("; ")),
+    );
+    error.refused_scope = Some(name_scopes(&refused));
+    Err(error)
 }
+
+/// Most refused scopes named in one answer; scope tokens are already RFC 6749 §3.3
+/// characters, which `error_description` allows too.
+const MAX_NAMED_SCOPES: usize = 16;
+
+/// The refused scopes, space-separated, the list bounded.
+fn name_scopes(refused: &[&str]) -> String {
+    let mut named = refused
+        .iter()
+        .take(MAX_NAMED_SCOPES)
+        .map(|s| s.chars().take(MAX_SCOPE_CHARS).collect::<String>())
+        .collect::<Vec<_>>()
+        .join(" ");
+    if refused.len() > MAX_NAMED_SCOPES {
+        named.push_str(&format!(" and {} more", refused.len() - MAX_NAMED_SCOPES));
+    }
+    named
+}
+
+/// Longest scope name repeated back.
+const MAX_SCOPE_CHARS: usize = 128;
 
 #[cfg(test)]
 mod tests {

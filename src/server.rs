@@ -307,13 +307,16 @@ pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     // Watch for the signals before announcing readiness, so an early SIGTERM is
     // handled like any other.
     let shutdown = shutdown_signal()?;
+    // Before listening, so readiness knows every issuer's keys from the first probe.
+    crate::issuer_keys::fetch_at_start(&sts).await;
     let listen = sts.config.server.listen.clone();
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %sts.issuer(), "mcp-sts listening");
     let reloader = spawn_key_reloader(sts.clone());
-    let workers = crate::ssf::spawn_workers(sts.clone());
+    let mut workers = crate::ssf::spawn_workers(sts.clone());
+    workers.push(crate::issuer_keys::spawn_refresher(sts.clone()));
     crate::http::serve(listener, sts, shutdown).await?;
     reloader.abort();
     for worker in workers {

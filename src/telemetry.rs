@@ -28,7 +28,9 @@ pub enum LogFormat {
 #[derive(Debug, thiserror::Error)]
 pub enum TelemetryError {
     /// The audit file could not be opened for appending.
-    #[error("audit.file {path}: cannot open it for appending ({source}); make sure its folder exists and is writable")]
+    #[error(
+        "audit.file {path}: cannot create its folder or open it for appending ({source}); make sure this user may write there"
+    )]
     AuditFile {
         /// The file.
         path: std::path::PathBuf,
@@ -46,6 +48,15 @@ pub struct LogGuard {
     _audit: tracing_appender::non_blocking::WorkerGuard,
 }
 
+/// Open the audit file for appending, creating its folder first (as the embedded
+/// store's is), so a fresh deployment needs no `mkdir`.
+fn open_audit_file(path: &Path) -> std::io::Result<std::fs::File> {
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::OpenOptions::new().create(true).append(true).open(path)
+}
+
 /// Install the global subscriber. `RUST_LOG` tunes the operational logs. Hold the
 /// guard until the process ends.
 pub fn init(audit_file: Option<&Path>, format: LogFormat) -> Result<LogGuard, TelemetryError> {
@@ -55,16 +66,10 @@ pub fn init(audit_file: Option<&Path>, format: LogFormat) -> Result<LogGuard, Te
         .with_target(false)
         .compact();
     let sink: Box<dyn std::io::Write + Send> = match audit_file {
-        Some(path) => Box::new(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(path)
-                .map_err(|source| TelemetryError::AuditFile {
-                    path: path.to_owned(),
-                    source,
-                })?,
-        ),
+        Some(path) => Box::new(open_audit_file(path).map_err(|source| TelemetryError::AuditFile {
+            path: path.to_owned(),
+            source,
+        })?),
         None => Box::new(std::io::stdout()),
     };
     let (audit_writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()

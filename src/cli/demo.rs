@@ -1,5 +1,6 @@
 //! `mcp-sts demo [--keep-running]`: the whole flow in one process, narrated.
 
+use mcp_sts::say;
 use std::process::ExitCode;
 
 use mcp_sts::demo::examples::{NOTES_API_RESOURCE, NOTES_MCP_RESOURCE};
@@ -18,7 +19,7 @@ pub async fn run(keep_running: bool) -> anyhow::Result<ExitCode> {
     print_trails(&outcome);
     if keep_running {
         print_examples(&demo)?;
-        println!("\nEverything stays up; press Ctrl-C to stop.");
+        say!("\nEverything stays up; press Ctrl-C to stop.");
         tokio::signal::ctrl_c().await?;
     }
     Ok(ExitCode::SUCCESS)
@@ -26,12 +27,12 @@ pub async fn run(keep_running: bool) -> anyhow::Result<ExitCode> {
 
 fn print_urls(demo: &Demo) {
     let u = &demo.urls;
-    println!("  development IdP   {}", u.idp);
-    println!("  mcp-sts           {}", u.sts);
-    println!("  MCP server        {}   (client orders-mcp)", u.mcp);
-    println!("  orders-api        {}   (on_behalf_of)", u.orders);
-    println!("  inventory-api     {}   (service_identity)", u.inventory);
-    println!("  legacy-api        {}   (restricted_user)", u.legacy);
+    say!("  development IdP   {}", u.idp);
+    say!("  mcp-sts           {}", u.sts);
+    say!("  MCP server        {}   (client orders-mcp)", u.mcp);
+    say!("  orders-api        {}   (on_behalf_of)", u.orders);
+    say!("  inventory-api     {}   (service_identity)", u.inventory);
+    say!("  legacy-api        {}   (restricted_user)", u.legacy);
 }
 
 fn text(event: &Value, field: &str) -> String {
@@ -39,11 +40,11 @@ fn text(event: &Value, field: &str) -> String {
 }
 
 fn print_trails(outcome: &DemoOutcome) {
-    println!("\n== Audit trail of the downstream services ==");
+    say!("\n== Audit trail of the downstream services ==");
     for entry in &outcome.trail {
-        println!("  [{:<13}] {}  (mode {})", entry.service, entry.line, entry.mode);
+        say!("  [{:<13}] {}  (mode {})", entry.service, entry.line, entry.mode);
     }
-    println!("\n== Audit trail of mcp-sts ==");
+    say!("\n== Audit trail of mcp-sts ==");
     for event in &outcome.sts_audit {
         // Current actor first: the MCP server, then the agent it acts for.
         let chain: Vec<&str> = event
@@ -64,7 +65,7 @@ fn print_trails(outcome: &DemoOutcome) {
             .get("target")
             .and_then(Value::as_str)
             .map(|t| format!("  target={t}"));
-        println!(
+        say!(
             "  {:<14} {:<5} client={} sub={} actor={} audience={} mode={} scope={:?}{}{}",
             text(event, "event"),
             text(event, "decision"),
@@ -79,7 +80,7 @@ fn print_trails(outcome: &DemoOutcome) {
         );
     }
     let modes: Vec<String> = outcome.modes_used().into_iter().collect();
-    println!("\nDelegation modes seen downstream: {}", modes.join(", "));
+    say!("\nDelegation modes seen downstream: {}", modes.join(", "));
 }
 
 /// Write fresh tokens and the example client key to the demo directory (0600), and
@@ -109,59 +110,73 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
     let notes_api_secret = dir.join("notes-api.secret");
     write_private(&notes_api_secret, demo.notes_api_secret.expose())?;
     let dir = dir.display();
+    let (mcp_sts, cargo_run) = reuse_this_build();
     let sts = &demo.urls.sts;
     let idp = &demo.urls.idp;
-    println!("\n== Try it ==");
-    println!(
-        "The agent's access tokens for alice, bob and carol (valid one hour, aud = the MCP server and mcp-sts,\nclient_id = {AGENT}) are in {dir}/{{alice,bob,carol}}.jwt"
+    say!("\n== Try it ==");
+    say!(
+        "The agent's access tokens for alice, bob and carol (valid one hour, aud = the MCP server and mcp-sts,\nclient_id = {AGENT}) are in {dir}/{{alice,bob,carol}}.jwt;\nthe story offboarded alice and carol, so theirs are refused: the commands below use bob's"
     );
-    println!("\n# Exchange alice's token for an orders-api token, as the MCP server does:");
-    println!(
-        "mcp-sts token exchange --sts {sts} --client-id orders-mcp --client-secret-file {} \\\n    --subject-token \"$(cat {dir}/alice.jwt)\" --audience orders-api --scope orders:read",
+    say!("\n# Exchange bob's token for an orders-api token, as the MCP server does:");
+    say!(
+        "{mcp_sts} token exchange --sts {sts} --client-id orders-mcp --client-secret-file {} \\\n    --subject-token \"$(cat {dir}/bob.jwt)\" --audience orders-api --scope orders:read",
         secret_file.display()
     );
-    println!("\n# The same with curl:");
-    println!(
-        "curl -s -u \"orders-mcp:$(cat {})\" {sts}/token \\\n    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n    -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\\n    -d subject_token=\"$(cat {dir}/alice.jwt)\" -d audience=orders-api",
+    say!("\n# The same with curl:");
+    say!(
+        "curl -s -u \"orders-mcp:$(cat {})\" {sts}/token \\\n    -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange \\\n    -d subject_token_type=urn:ietf:params:oauth:token-type:access_token \\\n    -d subject_token=\"$(cat {dir}/bob.jwt)\" -d audience=orders-api",
         secret_file.display()
     );
-    println!("\n# Verify a minted token as orders-api would (repeat --audience to accept several names):");
-    println!(
-        "mcp-sts token verify <ACCESS_TOKEN> --jwks-uri {sts}/.well-known/jwks.json --issuer {sts} --audience orders-api"
+    say!("\n# Verify a minted token as orders-api would (repeat --audience to accept several names):");
+    say!(
+        "{mcp_sts} token verify <ACCESS_TOKEN> --jwks-uri {sts}/.well-known/jwks.json --issuer {sts} --audience orders-api"
     );
-    println!("\n# Call the orders API with it:");
-    println!(
+    say!("\n# Call the orders API with it:");
+    say!(
         "curl -s -H \"Authorization: Bearer <ACCESS_TOKEN>\" {}/orders/42",
         demo.urls.orders
     );
-    println!("\n# The MCP server's protected resource metadata (RFC 9728), and its challenge without a token:");
-    println!(
+    say!("\n# The MCP server's protected resource metadata (RFC 9728), and its challenge without a token:");
+    say!(
         "curl -s {}",
         demo.urls
             .mcp
             .replacen("/mcp", "/.well-known/oauth-protected-resource/mcp", 1)
     );
-    println!("curl -si -X POST {} | grep -i www-authenticate", demo.urls.mcp);
-    println!("\n# Public keys and metadata:");
-    println!("curl -s {sts}/.well-known/jwks.json");
-    println!("curl -s {sts}/.well-known/oauth-authorization-server");
-    println!("\n== The MCP server kit's examples, against this demo ==");
-    println!("# A downstream API using the verifier (notes-api, {NOTES_API_RESOURCE}):");
-    println!(
-        "MCP_STS_URL={sts} NOTES_API_SECRET_FILE={} cargo run --example downstream_api",
+    say!("curl -si -X POST {} | grep -i www-authenticate", demo.urls.mcp);
+    say!("\n# Public keys and metadata:");
+    say!("curl -s {sts}/.well-known/jwks.json");
+    say!("curl -s {sts}/.well-known/oauth-authorization-server");
+    say!("\n== The MCP server kit's examples, against this demo ==");
+    say!("# A downstream API using the verifier (notes-api, {NOTES_API_RESOURCE}):");
+    say!(
+        "MCP_STS_URL={sts} NOTES_API_SECRET_FILE={} {cargo_run} --example downstream_api",
         notes_api_secret.display()
     );
-    println!("# An MCP server protected by the kit ({NOTES_MCP_RESOURCE}, private_key_jwt as notes-mcp):");
-    println!(
-        "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} cargo run --example mcp_server",
+    say!("# An MCP server protected by the kit ({NOTES_MCP_RESOURCE}, private_key_jwt as notes-mcp):");
+    say!(
+        "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} {cargo_run} --example mcp_server",
         key_file.display()
     );
-    println!("# Then, as the agent, with alice's token for it ({dir}/{{alice,bob,carol}}.notes-mcp.jwt):");
-    println!(
-        "{}",
-        mcp_curl(NOTES_MCP_RESOURCE, &format!("{dir}/alice.notes-mcp.jwt"))
-    );
+    say!("# Then, as the agent, with bob's token for it ({dir}/{{alice,bob,carol}}.notes-mcp.jwt):");
+    say!("{}", mcp_curl(NOTES_MCP_RESOURCE, &format!("{dir}/bob.notes-mcp.jwt")));
     Ok(())
+}
+
+/// How the printed commands reach this build: the `mcp-sts` binary that is running
+/// (not one on `PATH`, which may be another release or none), and `cargo run` with
+/// this build's profile, so an example compiles against the dependencies already
+/// built instead of starting a second cold build in the other profile.
+fn reuse_this_build() -> (String, &'static str) {
+    let binary = std::env::current_exe()
+        .map(|path| path.display().to_string())
+        .unwrap_or_else(|_| "mcp-sts".to_owned());
+    let cargo_run = if cfg!(debug_assertions) {
+        "cargo run"
+    } else {
+        "cargo run --release"
+    };
+    (binary, cargo_run)
 }
 
 /// A streamable-HTTP MCP session in three curl calls: initialize (keeping the session

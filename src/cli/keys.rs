@@ -1,5 +1,6 @@
 //! `mcp-sts keys generate|rotate|list`.
 
+use mcp_sts::say;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -51,7 +52,7 @@ pub fn run(action: KeysAction) -> anyhow::Result<ExitCode> {
             } else {
                 "there already is a"
             };
-            println!("{verb} {:?} key in {}", config.keys.algorithm, dir.path().display());
+            say!("{verb} {:?} key in {}", config.keys.algorithm, dir.path().display());
         }
         KeysAction::Rotate { config, now: at_once } => rotate(&Config::load(&config)?, at_once, now)?,
         KeysAction::List { config } => list(&Config::load(&config)?, now)?,
@@ -71,7 +72,7 @@ fn rotate(config: &Config, at_once: bool, now: u64) -> anyhow::Result<()> {
     };
     let ring = ring_from(config, dir.load()?)?;
     let signs_at = ring.activation(&key);
-    println!(
+    say!(
         "new {:?} key {} in {}",
         config.keys.algorithm,
         key.kid,
@@ -80,12 +81,12 @@ fn rotate(config: &Config, at_once: bool, now: u64) -> anyhow::Result<()> {
     // A key made in the same second as the previous one is dated a second later, so
     // an immediate key may start one second from now.
     if at_once || signs_at <= now {
-        println!(
+        say!(
             "it signs now (replicas pick it up within {} s)",
             config.keys.reload_seconds
         );
     } else {
-        println!(
+        say!(
             "published now, signs from {} (activate_after_seconds = {}), so verifiers fetch it first",
             rfc3339(signs_at),
             config.keys.activate_after_seconds
@@ -93,19 +94,19 @@ fn rotate(config: &Config, at_once: bool, now: u64) -> anyhow::Result<()> {
     }
     if let Some(previous) = previous.filter(|kid| *kid != key.kid) {
         let until = signs_at + publish_grace(config);
-        println!(
+        say!(
             "the previous key {previous} stays published until {} so its tokens still verify",
             rfc3339(until)
         );
         if at_once && let Some(file) = dir.file_of(&previous) {
-            println!(
+            say!(
                 "if it is compromised, withdraw it now (its tokens stop verifying): rm {}",
                 file.display()
             );
         }
     }
     for kid in dir.prune(&ring, now)? {
-        println!("deleted expired key {kid}");
+        say!("deleted expired key {kid}");
     }
     Ok(())
 }
@@ -115,7 +116,7 @@ fn list(config: &Config, now: u64) -> anyhow::Result<()> {
     let ring = ring_from(config, dir.load()?)?;
     let grace = publish_grace(config);
     let signing = ring.signing_key(now).kid.clone();
-    println!("{:<45} {:<6} {:<20} status", "kid", "alg", "created");
+    say!("{:<45} {:<6} {:<20} status", "kid", "alg", "created");
     for key in ring.all() {
         let status = match ring.retired_at(key, now) {
             None if key.kid == signing => "signing".to_owned(),
@@ -123,7 +124,7 @@ fn list(config: &Config, now: u64) -> anyhow::Result<()> {
             Some(at) if at + grace > now => format!("published until {}", rfc3339(at + grace)),
             Some(_) => "expired (deleted by the next rotate)".to_owned(),
         };
-        println!(
+        say!(
             "{:<45} {:<6} {:<20} {status}",
             key.kid,
             format!("{:?}", key.algorithm),

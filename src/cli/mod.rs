@@ -74,7 +74,7 @@ enum Command {
 pub async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Serve { config, log_format } => serve::run(&config, log_format).await,
-        Command::Config { action } => config::run(action),
+        Command::Config { action } => config::run(action).await,
         Command::Keys { action } => keys::run(action),
         Command::Secret { action } => secret::run(action),
         Command::Token { action } => token::run(action).await,

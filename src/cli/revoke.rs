@@ -3,6 +3,7 @@
 //! The admin credential is read from an environment variable (never a flag, which
 //! would land in shell history and process listings).
 
+use mcp_sts::say;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -165,9 +166,14 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
-        println!(
+        say!(
             "{:<8} {:<40} {:<32} {:<20} {:<20} {:<16} reason",
-            "kind", "value", "covers", "revoked_at", "expires_at", "by"
+            "kind",
+            "value",
+            "covers",
+            "revoked_at",
+            "expires_at",
+            "by"
         );
         for e in entries {
             let field = |k: &str| {
@@ -187,7 +193,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
                 .unwrap_or("-")
                 .trim_start_matches("issuer ")
                 .to_owned();
-            println!(
+            say!(
                 "{:<8} {:<40} {:<32} {:<20} {:<20} {:<16} {}",
                 field("kind"),
                 field("value"),
@@ -199,7 +205,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
             );
         }
     } else {
-        println!("{}", serde_json::to_string_pretty(&super::time::readable_times(body))?);
+        say!("{}", serde_json::to_string_pretty(&super::time::readable_times(body))?);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,5 +1,6 @@
 //! `mcp-sts secret hash|generate`: secrets are configured as SHA-256 digests.
 
+use mcp_sts::say;
 use std::io::Read;
 use std::process::ExitCode;
 
@@ -24,7 +25,7 @@ pub fn run(action: SecretAction) -> anyhow::Result<ExitCode> {
         SecretAction::Hash => {
             let mut secret = String::new();
             std::io::stdin().read_to_string(&mut secret)?;
-            println!("{}", hash_secret(secret.trim_end_matches(['\n', '\r'])));
+            say!("{}", hash_secret(secret.trim_end_matches(['\n', '\r'])));
         }
         SecretAction::Generate => {
             let mut bytes = [0u8; 32];
@@ -32,8 +33,8 @@ pub fn run(action: SecretAction) -> anyhow::Result<ExitCode> {
                 .fill(&mut bytes)
                 .map_err(|_| anyhow::anyhow!("no system randomness"))?;
             let secret = URL_SAFE_NO_PAD.encode(bytes);
-            println!("secret:        {secret}");
-            println!("secret_sha256: {}", hash_secret(&secret));
+            say!("secret:        {secret}");
+            say!("secret_sha256: {}", hash_secret(&secret));
         }
     }
     Ok(ExitCode::SUCCESS)

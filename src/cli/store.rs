@@ -3,6 +3,7 @@
 //! data (docs/deployment.md, "When the store lost its data"), and the rewrite of
 //! offboardings written by earlier releases (docs/deployment.md, "Upgrading").
 
+use mcp_sts::say;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -94,7 +95,7 @@ async fn migrate(store: &RedisStore) -> anyhow::Result<ExitCode> {
     }
     match mcp_sts::revocation::upgrade::pass(store).await {
         Ok(done) => {
-            println!(
+            say!(
                 "{} offboarding(s) written by an earlier release now hold until reinstated \
                  ({} changed meanwhile and left as they are, {} unreadable) in {}",
                 done.kept,
@@ -116,22 +117,23 @@ async fn migrate(store: &RedisStore) -> anyhow::Result<ExitCode> {
 
 async fn status(store: &RedisStore) -> anyhow::Result<ExitCode> {
     let mut sound = true;
-    println!("store:             {}", store.describe());
+    say!("store:             {}", store.describe());
     let (reading, known) = store.marker().await?;
     let known = known.unwrap_or_else(|| "none recorded here".into());
     match reading {
         Reading::Present(marker) => {
-            println!(
+            say!(
                 "store marker:      {} ({:?}); known here: {known}",
-                marker.id, marker.origin
+                marker.id,
+                marker.origin
             );
         }
         Reading::Missing => {
-            println!("store marker:      MISSING; known here: {known}");
+            say!("store marker:      MISSING; known here: {known}");
             sound = false;
         }
         Reading::Damaged(why) => {
-            println!("store marker:      DAMAGED: {why}; known here: {known}");
+            say!("store marker:      DAMAGED: {why}; known here: {known}");
             sound = false;
         }
     }
@@ -144,14 +146,14 @@ async fn status(store: &RedisStore) -> anyhow::Result<ExitCode> {
                     "MAY EVICT REVOCATIONS"
                 };
                 sound &= policy == "noeviction";
-                println!("eviction policy:   {node}: {policy} ({verdict})");
+                say!("eviction policy:   {node}: {policy} ({verdict})");
             }
         }
-        Err(refused) => println!("eviction policy:   unknown, CONFIG refused: {refused}"),
+        Err(refused) => say!("eviction policy:   unknown, CONFIG refused: {refused}"),
     }
     let policy = store.ack_policy();
     for master in store.durability().await? {
-        println!(
+        say!(
             "acknowledged by:   {}: {} replica(s) within {} ms{}{}",
             master.address,
             master.required,

@@ -3,7 +3,16 @@
 use serde_json::Value;
 
 /// Fields that hold Unix times in the JSON the CLI prints (claims, revocations).
-const TIME_FIELDS: [&str; 5] = ["exp", "iat", "nbf", "revoked_at", "expires_at"];
+const TIME_FIELDS: [&str; 8] = [
+    "exp",
+    "iat",
+    "nbf",
+    "auth_time",
+    "revoked_at",
+    "expires_at",
+    "issued_at",
+    "not_before",
+];
 
 /// `1900000000` -> `2030-03-17T17:46:40Z`; an entry's "until reinstated" is `never`;
 /// out-of-range values stay numbers.
@@ -51,14 +60,15 @@ mod tests {
         assert_eq!(rfc3339(mcp_sts::revocation::NEVER), "never");
         let printed = readable_times(json!({
             "revocations": [{"kind": "subject", "revoked_at": 0, "expires_at": 1_900_000_000_u64}],
-            "exp": 60, "scope": "a", "expires_in": 300
+            "exp": 60, "scope": "a", "expires_in": 300, "issued_at": 0
         }));
         assert_eq!(
             printed,
             json!({
                 "revocations": [{"kind": "subject", "revoked_at": "1970-01-01T00:00:00Z",
                                  "expires_at": "2030-03-17T17:46:40Z"}],
-                "exp": "1970-01-01T00:01:00Z", "scope": "a", "expires_in": 300
+                "exp": "1970-01-01T00:01:00Z", "scope": "a", "expires_in": 300,
+                "issued_at": "1970-01-01T00:00:00Z"
             })
         );
     }

@@ -1,7 +1,8 @@
 //! `mcp-sts token exchange|verify`: the client side from a shell. Tokens go to stdout
 //! only (the exchange's JSON answer); nothing is logged.
 
-use std::io::{Read, Write};
+use mcp_sts::say;
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -117,11 +118,10 @@ fn client_secret(args: &ExchangeArgs) -> anyhow::Result<Secret> {
     Ok(Secret::new(secret.trim_end_matches(['\n', '\r'])))
 }
 
-/// Write `value` as pretty JSON to stdout; a closed pipe is an error, not a panic.
+/// Write `value` as pretty JSON to stdout; a closed pipe ends the command quietly.
 fn print_json(value: &impl serde::Serialize) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", serde_json::to_string_pretty(value)?)?;
-    out.flush()?;
+    say!("{}", serde_json::to_string_pretty(value)?);
+    mcp_sts::output::flush();
     Ok(())
 }
 

@@ -322,6 +322,15 @@ impl Config {
                 }
             }
             check_key_transport(p, i, issuer);
+            if issuer.roles_claim.is_empty() && issuer.entitlement().uses_roles() {
+                p.error(
+                    key("entitlement"),
+                    format!(
+                        "{:?} needs a roles claim, but roles_claim is empty",
+                        issuer.entitlement().as_str()
+                    ),
+                );
+            }
             for (field, value) in [
                 ("agent_claim", &issuer.agent_claim),
                 ("roles_delimiter", &issuer.roles_delimiter),

@@ -32,7 +32,7 @@ impl Narrator {
     /// Print one line.
     pub fn say(&self, line: &str) {
         if !self.quiet {
-            println!("{line}");
+            crate::say!("{line}");
         }
     }
 }

@@ -6,7 +6,7 @@ pub(crate) mod subject;
 
 use serde::Serialize;
 
-use crate::audit::AuditEvent;
+use crate::audit::{AuditEvent, loggable};
 use crate::client_auth::{AuthContext, Clients, RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::config::TokensConfig;
@@ -96,8 +96,11 @@ pub async fn exchange(
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
-    audit.client_id = request.claimed_client_id.clone();
+    audit.client_id = request.claimed_client_id.as_deref().map(loggable);
     let credentials = request.credentials?;
+    if let Some(claimed) = credentials.claimed_id() {
+        audit.client_id = Some(loggable(claimed));
+    }
     let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
     ctx.rate_limits.check_client(client.id())?;

@@ -139,15 +139,30 @@ fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> 
         tenant: config.tenant_claim.as_deref().and_then(|c| string_at(claims, c)),
         sid,
         txn: None,
-        entitlement: Entitlement::Upstream {
-            roles: roles(claims, &config.roles_claim, config.roles_delimiter.as_deref()),
-            scopes: token_scopes(claims),
-        },
+        entitlement: upstream_entitlement(config, claims),
         prior_actors,
         agent,
         minted: None,
         may_act: claims.get("may_act").cloned(),
     })
+}
+
+/// What the issuer's `entitlement` setting says entitles this user: roles, the
+/// token's own scopes, or both.
+fn upstream_entitlement(config: &IssuerConfig, claims: &Map<String, Value>) -> Entitlement {
+    let source = config.entitlement();
+    Entitlement::Upstream {
+        roles: if source.uses_roles() {
+            roles(claims, &config.roles_claim, config.roles_delimiter.as_deref())
+        } else {
+            Vec::new()
+        },
+        scopes: if source.uses_token_scopes() {
+            token_scopes(claims)
+        } else {
+            Vec::new()
+        },
+    }
 }
 
 /// An upstream issuer's `act`: kept as the earliest prior actors, each marked with

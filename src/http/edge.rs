@@ -43,8 +43,32 @@ enum BodyRefusal {
 }
 
 /// The middleware: read the body under its limits, run the endpoint, and audit any
-/// refusal no endpoint answered.
+/// refusal no endpoint answered; every request is counted and timed by route.
 pub async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Next) -> Response {
+    let started = tokio::time::Instant::now();
+    let route = route_of(request.uri().path());
+    let method = method_label(request.method());
+    let response = read_and_answer(&sts, request, next).await;
+    sts.metrics
+        .request(route, method, response.status().as_u16(), started.elapsed());
+    response
+}
+
+/// A method as a metric label: the ones the routes use, `other` for the rest.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::HEAD => "HEAD",
+        _ => "other",
+    }
+}
+
+async fn read_and_answer(sts: &Arc<Sts>, request: Request, next: Next) -> Response {
     let limits = EdgeLimits::from_config(&sts.config.server);
     let method = request.method().clone();
     let route = route_of(request.uri().path());
@@ -70,7 +94,7 @@ pub async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Next) -> 
     if response.extensions().get::<Answered>().is_some() || response.status().as_u16() < 400 {
         return response;
     }
-    refused_before_the_endpoint(&sts, response, method.as_str(), route)
+    refused_before_the_endpoint(sts, response, method.as_str(), route)
 }
 
 /// The body, chunk by chunk, kept up to `max` bytes. Past that nothing more is kept;

@@ -1,5 +1,6 @@
 //! Liveness and readiness.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use axum::Json;
@@ -17,9 +18,18 @@ pub async fn healthz() -> Response {
 
 /// Prometheus text exposition.
 pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
-    let published = sts.keys.current().published(sts.clock.now()).count();
-    sts.metrics.keys_published(published);
+    let now = sts.clock.now();
+    let ring = sts.keys.current();
+    sts.metrics.keys_published(ring.published(now).count());
+    sts.metrics
+        .signing_key_age(now.saturating_sub(ring.signing_key(now).created));
     sts.metrics.verified_tokens(sts.verified_tokens.stats());
+    let ready = readiness(&sts).await;
+    for (issuer, stats) in sts.issuers.jwks_stats() {
+        let held = ready.issuers.get(issuer).copied().flatten();
+        sts.metrics.issuer_keys(issuer, stats, held);
+    }
+    sts.metrics.readiness(ready.ready(), ready.store);
     let body = sts.metrics.render();
     (
         [(
@@ -31,15 +41,40 @@ pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
         .into_response()
 }
 
-/// Ready to serve: a signing key is loaded and the revocation store answers.
+/// What readiness checks, as `/readyz` and `/metrics` report it.
+struct Readiness {
+    keys: bool,
+    store: bool,
+    issuers: BTreeMap<String, Option<bool>>,
+}
+
+impl Readiness {
+    /// Ready to serve: a signing key is loaded, the revocation store answers, and no
+    /// upstream issuer is known to be without keys.
+    fn ready(&self) -> bool {
+        self.keys && self.store && self.issuers.values().all(|state| *state != Some(false))
+    }
+}
+
+async fn readiness(sts: &Sts) -> Readiness {
+    let now = sts.clock.now();
+    Readiness {
+        keys: !sts.keys.current().signing_key(now).kid.is_empty(),
+        store: sts.store_call(sts.store.ping()).await.is_ok(),
+        issuers: crate::issuer_keys::availability(&sts.issuers, now),
+    }
+}
+
+/// Ready to serve (see [`Readiness::ready`]); `issuers` says, per issuer, whether its
+/// keys are held (`null`: not fetched yet).
 pub async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
-    let keys_ok = !sts.keys.current().signing_key(sts.clock.now()).kid.is_empty();
-    let store_ok = sts.store_call(sts.store.ping()).await.is_ok();
-    let status = if keys_ok && store_ok {
+    let ready = readiness(&sts).await;
+    let status = if ready.ready() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE
     };
+    let body = json!({ "keys": ready.keys, "revocation_store": ready.store, "issuers": ready.issuers });
     // A 503 here is the probe's answer, not a refused request.
-    super::edge::answered((status, Json(json!({ "keys": keys_ok, "revocation_store": store_ok }))).into_response())
+    super::edge::answered((status, Json(body)).into_response())
 }

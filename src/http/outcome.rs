@@ -19,6 +19,10 @@ pub trait Refusal: IntoResponse {
     fn audit_reason(&self) -> Option<String>;
     /// The `outcome` label of the decision counter.
     fn outcome(&self) -> &'static str;
+    /// The requested scopes refused, for the audit line of an `invalid_scope`.
+    fn refused_scope(&self) -> Option<String> {
+        None
+    }
 }
 
 impl Refusal for OAuthError {
@@ -28,6 +32,10 @@ impl Refusal for OAuthError {
 
     fn outcome(&self) -> &'static str {
         self.code.as_str()
+    }
+
+    fn refused_scope(&self) -> Option<String> {
+        self.refused_scope.clone()
     }
 }
 
@@ -69,6 +77,7 @@ pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Resp
             sts.metrics.decision(audit.event, refusal.outcome());
             if let Some(reason) = refusal.audit_reason() {
                 audit.reason = Some(reason);
+                audit.refused_scope = refusal.refused_scope();
                 sts.audit.emit(&audit);
             }
             answered(refusal.into_response())

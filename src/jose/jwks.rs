@@ -169,6 +169,16 @@ impl JwksCache {
         &self.source
     }
 
+    /// The keys held that could verify a token at `now` (fresh, or stale within
+    /// `max_stale`), without fetching: what readiness reports per issuer.
+    pub fn held(&self, now: UnixTime) -> Vec<Arc<VerificationKey>> {
+        let held = self.current();
+        let usable = held
+            .fetched_at
+            .is_some_and(|at| now < at.saturating_add(self.config.ttl).saturating_add(self.config.max_stale));
+        if usable { held.keys.clone() } else { Vec::new() }
+    }
+
     /// Keys that may verify a signature by `alg` under `kid` at `now`, fetching or
     /// refetching as the rules above allow.
     pub async fn keys_for(

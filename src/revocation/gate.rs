@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use prometheus_client::metrics::counter::Counter;
 
+use super::outage::{Change, OutageLog};
 use super::{Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 use crate::error::OAuthError;
@@ -14,6 +15,7 @@ use crate::error::OAuthError;
 #[derive(Clone)]
 pub struct RevocationGate {
     store: Arc<dyn RevocationStore>,
+    outages: Arc<OutageLog>,
     timeout: Duration,
     write_timeout: Duration,
     failures: Counter,
@@ -32,6 +34,7 @@ impl RevocationGate {
     pub fn new(store: Arc<dyn RevocationStore>, timeout: Duration, failures: Counter) -> Self {
         Self {
             store,
+            outages: Arc::default(),
             timeout,
             write_timeout: timeout,
             failures,
@@ -79,18 +82,42 @@ impl RevocationGate {
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
         match tokio::time::timeout(deadline, operation).await {
-            Ok(Ok(value)) => Ok(value),
+            Ok(Ok(value)) => {
+                if let Some(Change::Recovered { failed_calls }) = self.outages.answered() {
+                    tracing::info!(failed_calls, "revocation store answers again");
+                }
+                Ok(value)
+            }
             Ok(Err(error)) => {
                 self.failures.inc();
-                tracing::warn!(%error, "revocation store failed; refusing (fail closed)");
+                self.report_failure(error.to_string());
                 Err(store_error(&error))
             }
             Err(_) => {
                 self.failures.inc();
-                tracing::warn!("revocation store timed out; refusing (fail closed)");
+                self.report_failure(StoreError::Timeout.to_string());
                 Err(store_unavailable())
             }
         }
+    }
+
+    /// Log a failure when it opens an outage or fails in a new way, with the cause
+    /// the backend gives (asked off the request path); repeats are only counted.
+    fn report_failure(&self, error: String) {
+        let Some(Change::Failing { earlier_failures }) = self.outages.failed(&error) else {
+            return;
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            let cause = store.diagnose().await.unwrap_or_else(|| error.clone());
+            tracing::warn!(
+                %error,
+                %cause,
+                earlier_failures,
+                "revocation store failing; refusing (fail closed) until it answers; \
+                 further failures of this kind are counted, not logged"
+            );
+        });
     }
 
     /// For each key, the entry in force at `now`, in one round trip.

@@ -22,6 +22,7 @@ mod embedded_queue;
 pub mod gate;
 pub mod memory;
 mod memory_queue;
+mod outage;
 pub mod queue;
 pub mod redis;
 mod redis_queue;
@@ -221,6 +222,14 @@ pub trait RevocationStore: Send + Sync + 'static {
 
     /// A cheap liveness probe for `/readyz`.
     async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Why the store cannot be reached, in the backend's words (connection refused,
+    /// authentication failed, ...), for the log line that opens an outage: a call
+    /// that failed only says it missed its deadline. `None` when it answers or
+    /// cannot say more.
+    async fn diagnose(&self) -> Option<String> {
+        None
+    }
 
     /// Rewrite every entry that predates lasting offboarding so that it holds until
     /// reinstated in storage too (in Redis: without the expiry it was given). Safe to

@@ -654,6 +654,14 @@ impl RevocationStore for RedisStore {
         }
         Ok(())
     }
+
+    async fn diagnose(&self) -> Option<String> {
+        match tokio::time::timeout(CONNECT_TIMEOUT, self.router.connector().probe()).await {
+            Ok(Ok(())) => None,
+            Ok(Err(cause)) => Some(cause.to_string()),
+            Err(_) => Some(format!("no connection within {} ms", CONNECT_TIMEOUT.as_millis())),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -64,4 +64,8 @@ impl RevocationStore for TimedStore {
     async fn keep_offboardings(&self) -> Result<KeptOffboardings, StoreError> {
         self.timed("keep_offboardings", self.inner.keep_offboardings()).await
     }
+
+    async fn diagnose(&self) -> Option<String> {
+        self.inner.diagnose().await
+    }
 }

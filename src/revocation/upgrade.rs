@@ -27,7 +27,8 @@ pub async fn keep_offboardings_at_start(store: Arc<dyn RevocationStore>) {
         loop {
             tokio::time::sleep(RETRY_EVERY).await;
             let Some(store) = store.upgrade() else { return };
-            if pass(store.as_ref()).await.is_ok() {
+            // The first failure was logged; the store's own outage log tells the rest.
+            if reported(store.keep_offboardings().await, false).is_ok() {
                 return;
             }
         }
@@ -36,7 +37,12 @@ pub async fn keep_offboardings_at_start(store: Arc<dyn RevocationStore>) {
 
 /// One pass, logged: how many entries were kept, or why none could be.
 pub async fn pass(store: &dyn RevocationStore) -> Result<KeptOffboardings, StoreError> {
-    match store.keep_offboardings().await {
+    reported(store.keep_offboardings().await, true)
+}
+
+/// Log a pass's outcome; a failure at WARN only when `loud`.
+fn reported(result: Result<KeptOffboardings, StoreError>, loud: bool) -> Result<KeptOffboardings, StoreError> {
+    match result {
         Ok(done) => {
             tracing::info!(
                 kept = done.kept,
@@ -46,6 +52,10 @@ pub async fn pass(store: &dyn RevocationStore) -> Result<KeptOffboardings, Store
                 done.kept
             );
             Ok(done)
+        }
+        Err(error) if !loud => {
+            tracing::debug!(%error, "offboardings not rewritten yet; trying again");
+            Err(error)
         }
         Err(error) => {
             tracing::warn!(

@@ -85,6 +85,8 @@ pub async fn poll(sts: &Sts, caller: &RegisteredClient, stream_id: &str, body: &
         };
         let now = tokio::time::Instant::now();
         if !pending.events.is_empty() || request.return_immediately || now >= deadline {
+            let backlog = pending.events.len() + usize::from(pending.more);
+            sts.metrics.stream_served(caller.id(), "poll", backlog, sts.clock.now());
             return Ok(answer(pending));
         }
         let wait = RECHECK.min(deadline.saturating_duration_since(now));

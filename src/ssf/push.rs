@@ -184,6 +184,7 @@ impl StreamDelivery {
             .store_call(sts.events.pending(&self.stream.stream_id, BATCH))
             .await
             .map_err(|_| ())?;
+        let backlog = pending.events.len() + usize::from(pending.more);
         let mut delivered = 0;
         for event in pending.events {
             match self.push(endpoint_url, authorization_header.as_deref(), &event).await {
@@ -200,6 +201,12 @@ impl StreamDelivery {
             .await
             .map_err(|_| ())?;
         }
+        sts.metrics.stream_served(
+            &self.stream.owner,
+            "push",
+            backlog.saturating_sub(delivered),
+            sts.clock.now(),
+        );
         Ok(delivered)
     }
 

@@ -162,10 +162,11 @@ impl Protected for OrdersTools {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ps256_es384_and_eddsa_subject_tokens_pass_the_kit_mcp_sts_and_the_verifier() {
     let idp = AlgorithmIdp::start().await;
-    // The IdP's tokens carry no roles: the user's entitlement is the token's own scopes.
+    // The IdP's tokens carry no roles (`roles_claim = ""`): the user's entitlement is the
+    // token's own scopes.
     let sts = TestSts::start_opts(Options {
         extra_clients: format!(
-            "[[issuers]]\nissuer = \"{}\"\naudience = \"mcp-sts\"\nagent_claim = \"client_id\"\n",
+            "[[issuers]]\nissuer = \"{}\"\naudience = \"mcp-sts\"\nagent_claim = \"client_id\"\nroles_claim = \"\"\n",
             idp.issuer
         ),
         ..Options::default()

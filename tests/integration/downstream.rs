@@ -257,6 +257,13 @@ async fn token_verify_cli_prints_the_identity_or_fails_with_exit_code_1() {
     assert_eq!(identity["user"]["sub"], "alice@example.com");
     assert_eq!(identity["delegation_mode"], "on_behalf_of");
     assert_eq!(identity["actors"][0]["sub"], "claude-desktop");
+    // Times a person reads are RFC 3339, issued_at like expires_at.
+    let rfc3339 = |v: &serde_json::Value| {
+        v.as_str()
+            .is_some_and(|s| chrono::DateTime::parse_from_rfc3339(s).is_ok() && s.ends_with('Z'))
+    };
+    assert!(rfc3339(&identity["issued_at"]), "{identity}");
+    assert!(rfc3339(&identity["expires_at"]), "{identity}");
 
     // --audience repeats: a service accepting its id and its resource URI.
     let either = run(&["https://orders.example.com/api", "orders-api"]).await.unwrap();

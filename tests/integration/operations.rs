@@ -14,12 +14,12 @@ use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");
 
-fn example() -> String {
+pub(crate) fn example() -> String {
     std::fs::read_to_string("config/mcp-sts.toml").unwrap()
 }
 
 /// The example configuration on `port`, with its relative paths, written to `dir`.
-fn write_config(dir: &Path, port: u16, revocation: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, port: u16, revocation: &str) -> PathBuf {
     let text = example()
         .replace("listen = \"127.0.0.1:8400\"", &format!("listen = \"127.0.0.1:{port}\""))
         .replace(
@@ -31,7 +31,7 @@ fn write_config(dir: &Path, port: u16, revocation: &str) -> PathBuf {
     path
 }
 
-fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
+pub(crate) fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
     let out = Command::new(BIN).args(args).current_dir(cwd).output().unwrap();
     (
         out.status.code().unwrap_or(-1),
@@ -41,14 +41,14 @@ fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
 }
 
 /// `mcp-sts serve` with its stderr lines collected.
-struct Serving {
+pub(crate) struct Serving {
     child: Child,
     lines: std::sync::mpsc::Receiver<String>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Serving {
-    fn start(config: &Path, port: u16, extra: &[&str]) -> Self {
+    pub(crate) fn start(config: &Path, port: u16, extra: &[&str]) -> Self {
         let mut child = Command::new(BIN)
             .args(["serve", "--config", config.to_str().unwrap()])
             .args(extra)
@@ -70,8 +70,27 @@ impl Serving {
         }
     }
 
+    /// Every stderr line up to and including the first containing `needle`, within 20 s.
+    pub(crate) fn lines_until(&self, needle: &str) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut lines = Vec::new();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    let done = line.contains(needle);
+                    lines.push(line);
+                    if done {
+                        return lines;
+                    }
+                }
+                Err(_) => panic!("no log line with {needle:?} after {lines:#?}"),
+            }
+        }
+    }
+
     /// The first stderr line containing `needle`, within 20 s.
-    fn line_with(&self, needle: &str) -> String {
+    pub(crate) fn line_with(&self, needle: &str) -> String {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -83,7 +102,7 @@ impl Serving {
         }
     }
 
-    fn terminate(&self) {
+    pub(crate) fn terminate(&self) {
         let status = Command::new("kill")
             .args(["-TERM", &self.child.id().to_string()])
             .status()
@@ -91,7 +110,7 @@ impl Serving {
         assert!(status.success());
     }
 
-    fn wait(&mut self) -> std::process::ExitStatus {
+    pub(crate) fn wait(&mut self) -> std::process::ExitStatus {
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -224,6 +243,23 @@ fn sigterm_lets_a_request_in_flight_finish() {
     );
     std::fs::write(&config, text).unwrap();
     let mut serving = Serving::start(&config, port, &[]);
+    // The start-up key fetch finds keys under another kid, so the exchange below must
+    // fetch again.
+    let (mut warm_up, _) = jwks.accept().unwrap();
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") && warm_up.read(&mut byte).unwrap() == 1 {
+        head.push(byte[0]);
+    }
+    let (other, _) = mcp_sts::keys::SigningKey::generate(mcp_sts::config::SigningAlgorithm::ES256, 0).unwrap();
+    let document = serde_json::json!({"keys": [other.public_jwk]}).to_string();
+    write!(
+        warm_up,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{document}",
+        document.len()
+    )
+    .unwrap();
+    drop(warm_up);
     serving.line_with("mcp-sts listening");
 
     let b64 = |v: Value| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(v.to_string());
@@ -260,14 +296,15 @@ fn sigterm_lets_a_request_in_flight_finish() {
     let (mut fetch, _) = jwks.accept().unwrap();
     serving.terminate();
     serving.line_with("shutting down");
-    // Now let the key fetch fail: the exchange answers (503, keys unreachable).
+    // Now let the refetch fail: the exchange still answers, from the keys it holds
+    // (none under the token's kid).
     fetch
         .write_all(b"HTTP/1.1 500 Internal Server Error\r\ncontent-length: 0\r\n\r\n")
         .unwrap();
     drop(fetch);
     let response = request.join().unwrap();
-    assert!(response.starts_with("HTTP/1.1 503"), "{response}");
-    assert!(response.contains("temporarily_unavailable"), "{response}");
+    assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    assert!(response.contains("signed with an unknown key"), "{response}");
     serving.line_with("mcp-sts stopped");
     assert!(serving.wait().success());
 }
@@ -377,7 +414,12 @@ fn serve_logs_exactly_the_warnings_config_check_reports() {
         let Ok(event) = serde_json::from_str::<Value>(&line) else {
             continue;
         };
-        if event["level"] == "WARN" {
+        // The example's IdP is not reachable from a test: a runtime state, not a setting.
+        let unreachable_idp = event["target"] == "mcp_sts::jose::jwks"
+            || event["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("issuer keys unavailable"));
+        if event["level"] == "WARN" && !unreachable_idp {
             let key = event["fields"]["key"].as_str();
             assert!(key.is_some(), "a start-up warning config check does not report: {line}");
             logged.insert(key.unwrap_or_default().to_owned());

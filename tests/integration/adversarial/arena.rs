@@ -103,6 +103,8 @@ developer = ["orders:read"]
         let sts = TestSts::start_opts(Options {
             extra_clients: extra,
             admin: true,
+            // Some users here are entitled by their token's own scope (bob), some by roles.
+            issuer_extra: "entitlement = \"both\"".into(),
             ..Options::default()
         })
         .await;
