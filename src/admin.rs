@@ -8,9 +8,9 @@ use subtle::ConstantTimeEq;
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
 use crate::contract::Identifier;
+use crate::revocation::{Initiator, RevocationNotice};
 use crate::revocation::{NEVER, Revocation, RevocationKey, RevocationKind};
 use crate::service::Sts;
-use crate::ssf::publish::{Initiator, RevocationNotice};
 
 /// Longest reason or operator name accepted.
 const MAX_TEXT_LEN: usize = 1024;
@@ -226,7 +226,8 @@ pub async fn revoke(
         initiator: Initiator::Admin,
         once: None,
     };
-    crate::ssf::publish::revoke(sts, notice, now)
+    sts.publisher()
+        .revoke(notice, now)
         .await
         .map_err(|e| AdminError::from_store(&e))?;
     Ok(answer)
@@ -275,7 +276,8 @@ pub async fn reinstate(
     let Some(entry) = found.into_iter().flatten().next() else {
         return Err(AdminError::NotFound);
     };
-    crate::ssf::publish::reinstatement(sts, &entry, now)
+    sts.publisher()
+        .reinstatement(&entry, now)
         .await
         .map_err(|e| AdminError::from_store(&e))?;
     match sts.store_call(sts.store.reinstate(key)).await {

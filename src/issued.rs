@@ -1,24 +1,77 @@
-//! Tokens this service issued: verifying one presented to introspection or `/revoke`.
-//! What can end such a token is its lineage (`crate::lineage`).
+//! Tokens this service issued, presented back by a client at `/introspect` or
+//! `/revoke`: the caller authenticated, the token read as one of ours, who may learn
+//! about it, and what can end it (its lineage, `crate::lineage`).
 
+use std::sync::Arc;
+
+use crate::audit::AuditEvent;
+use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::contract::AccessClaims;
 use crate::contract::urn::ACCESS_TOKEN_TYP;
-use crate::jose::{NO_MEMORY, Profile, Types, read};
+use crate::error::OAuthError;
+use crate::jose::{NO_MEMORY, Profile, Types};
 use crate::keys::KeyRing;
+use crate::lineage::Lineage;
+use crate::request::TokenQuery;
+use crate::service::Sts;
 
-/// Verify a token as one of ours at `now`: `at+jwt`, signed by a published key of
+/// Read a token as one of ours at `now`: `at+jwt`, signed by a published key of
 /// ours, our issuer, one audience, and its times with no leeway (our clock is the
 /// one that minted it). `None` for anything else.
-pub async fn verify(
-    token: &str,
-    issuer: &str,
-    ring: &KeyRing,
-    max_bytes: usize,
-    now: UnixTime,
-) -> Option<AccessClaims> {
+pub async fn read(token: &str, issuer: &str, ring: &KeyRing, max_bytes: usize, now: UnixTime) -> Option<AccessClaims> {
     let profile = Profile::new(Types::Exactly(&[ACCESS_TOKEN_TYP]), max_bytes, now, 0).kid_required();
-    let jws = read(token, &profile, ring, NO_MEMORY).await.ok()?;
+    let jws = crate::jose::read(token, &profile, ring, NO_MEMORY).await.ok()?;
     let claims = AccessClaims::from_claims(jws.into_claims().ok()?).ok()?;
     (claims.iss == issuer && claims.aud.single().is_some()).then_some(claims)
+}
+
+/// Authenticate the caller of `/introspect` or `/revoke`, then read the `token` it
+/// presents as one of ours (`None`: unknown, invalid or expired).
+pub(crate) async fn presented(
+    sts: &Sts,
+    query: TokenQuery,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<(Arc<RegisteredClient>, Option<AccessClaims>), OAuthError> {
+    let credentials = query.credentials?;
+    audit.client_id = credentials.claimed_id().map(crate::audit::loggable);
+    let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
+    audit.client_id = Some(client.id().to_owned());
+    let token = query.token?;
+    let ring = sts.keys.current();
+    let claims = read(
+        token.expose(),
+        sts.issuer(),
+        &ring,
+        sts.config.server.max_token_bytes,
+        now,
+    )
+    .await;
+    Ok((client, claims))
+}
+
+/// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
+/// the client it was issued to (RFC 7662 §2.2, RFC 7009 §2.1).
+pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaims) -> bool {
+    let aud = claims.aud.single().unwrap_or_default();
+    let audience_id = sts.audiences.by_aud(aud).map_or(aud, |a| a.id.as_str());
+    caller.id() == claims.client_id || caller.id() == audience_id
+}
+
+/// One store round trip for the caller and, when the token is ours, its lineage:
+/// a revoked caller fails authentication; `Ok(false)` when the token is revoked.
+pub(crate) async fn check_lineage(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    claims: Option<&AccessClaims>,
+    now: UnixTime,
+) -> Result<bool, OAuthError> {
+    let mut lineage = Lineage::for_caller(caller.id(), &sts.issuers.names());
+    if let Some(claims) = claims {
+        lineage.minted(claims);
+    }
+    let keys = lineage.keys();
+    let found = sts.store_call(sts.store.check(&keys, now)).await?;
+    lineage.verdict(&keys, &found).token_active()
 }

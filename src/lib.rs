@@ -32,6 +32,8 @@ pub mod dpop;
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;
+#[cfg(feature = "server")]
+pub mod exchanger;
 pub mod fetch;
 #[cfg(feature = "server")]
 pub mod grant;
@@ -62,10 +64,13 @@ pub mod output;
 pub mod policy;
 #[cfg(feature = "server")]
 pub mod rate_limit;
+pub mod receiver;
 #[cfg(feature = "server")]
 pub mod request;
 #[cfg(feature = "server")]
 pub mod revocation;
+#[cfg(feature = "server")]
+pub mod revoke;
 pub mod secret;
 #[cfg(feature = "server")]
 pub mod server;

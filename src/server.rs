@@ -9,14 +9,16 @@ use tokio::net::TcpListener;
 
 use crate::audit::{AuditEvent, AuditLog};
 use crate::clock::Clock;
-use crate::config::{Config, MinReplicasAcked, RevocationBackend, RevocationConfig};
+use crate::config::{Config, RevocationBackend, RevocationConfig};
 use crate::fetch::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
 use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
-use crate::revocation::redis::{AckPolicy, Distrust, MinReplicas, RedisOptions, RedisStore, RedisTopology, Trust};
+use crate::revocation::redis::{Distrust, RedisOptions, RedisStore, RedisTopology, Trust};
 use crate::revocation::{EventQueue, RevocationStore};
 use crate::service::Sts;
+
+pub use crate::revocation::backend::{Backend, ack_policy};
 
 /// Connect timeout of outbound fetches; each fetch also has its own deadline.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -55,16 +57,6 @@ pub fn ring_from(config: &Config, keys: Vec<crate::keys::SigningKey>) -> Result<
 /// How long a retired key stays published: the longest token life plus leeway.
 pub fn publish_grace(config: &Config) -> u64 {
     config.max_token_ttl() + config.tokens.leeway_seconds
-}
-
-/// The configured backend, seen as the revocation store and as the event queue.
-pub struct Backend {
-    /// Revocation entries.
-    pub store: Arc<dyn RevocationStore>,
-    /// Shared Signals streams and queued SETs, in the same backend.
-    pub events: Arc<dyn EventQueue>,
-    /// Whether the store can be trusted, as it changes (Redis only).
-    pub trust: Option<tokio::sync::watch::Receiver<Trust>>,
 }
 
 fn backend<T: RevocationStore + EventQueue>(backend: Arc<T>) -> Backend {
@@ -125,18 +117,6 @@ pub fn redis_options(config: &Config) -> RedisOptions {
         accept_unknown_eviction_policy: r.accept_unknown_eviction_policy,
         marker_record: Some(config.keys.dir.join(STORE_MARKER_RECORD)),
         watch: true,
-    }
-}
-
-/// What acknowledging a write requires, from `[revocation]`.
-pub fn ack_policy(revocation: &RevocationConfig) -> AckPolicy {
-    AckPolicy {
-        min_replicas: match revocation.min_replicas_acked {
-            MinReplicasAcked::Auto => MinReplicas::Auto,
-            MinReplicasAcked::Exactly(n) => MinReplicas::Exactly(n),
-        },
-        replication_timeout: Duration::from_millis(revocation.replication_timeout_ms),
-        fsync: revocation.fsync_acked,
     }
 }
 

@@ -8,7 +8,7 @@ use crate::client_auth::{AuthContext, Clients};
 use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::OAuthError;
-use crate::exchange::Exchanger;
+use crate::exchanger::Exchanger;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;
@@ -17,7 +17,7 @@ use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
 use crate::revocation::timed::TimedStore;
-use crate::revocation::{EventQueue, RevocationGate, RevocationStore, StoreError};
+use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore, StoreError};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
 pub struct Sts {
@@ -69,7 +69,7 @@ impl Sts {
     pub fn new(
         config: Config,
         keys: SharedKeyRing,
-        backend: crate::server::Backend,
+        backend: crate::revocation::backend::Backend,
         clock: Arc<dyn Clock>,
         audit: AuditLog,
         http: reqwest::Client,
@@ -81,14 +81,14 @@ impl Sts {
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
-        let crate::server::Backend { store, events, trust } = backend;
+        let crate::revocation::backend::Backend { store, events, trust } = backend;
         let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
         let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
         let timeout = Duration::from_millis(config.revocation.timeout_ms);
         let revocations = RevocationGate::new(store.clone(), timeout, metrics.store_failures()).with_write_timeout(
             crate::revocation::redis::RedisStore::write_deadline(
                 timeout,
-                crate::server::ack_policy(&config.revocation),
+                crate::revocation::backend::ack_policy(&config.revocation),
             ),
         );
         let verified_tokens = VerifiedTokens::new(config.server.verified_token_cache);
@@ -147,6 +147,19 @@ impl Sts {
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
         self.revocations.call(operation).await
+    }
+
+    /// The one door revocations are written through (with their SETs), and SETs
+    /// queued: the narrow view of the service it needs.
+    pub fn publisher(&self) -> Publisher<'_> {
+        Publisher {
+            issuer: self.issuer(),
+            trusted_issuers: &self.config.issuers,
+            keys: &self.keys,
+            events: self.events.as_ref(),
+            gate: &self.revocations,
+            wake: &self.ssf_wake,
+        }
     }
 
     /// The narrow view of the service an exchange needs, with this request's key ring.

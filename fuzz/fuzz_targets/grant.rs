@@ -14,7 +14,7 @@ use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::contract::IdJagClaims;
-use mcp_sts::grant::verify::{id_jag, identity_assertion};
+use mcp_sts::grant::assertions::{id_jag, identity_assertion};
 use mcp_sts::inbound::Issuers;
 use mcp_sts::inbound::validate::{DeclaredType, Limits};
 use mcp_sts::jose::JwksConfig;

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::set::SubjectId;
+use super::subject_id::SubjectId;
 use crate::clock::UnixTime;
 
 /// Deepest actor chain a token may carry; anything deeper is malformed whatever the

@@ -74,6 +74,17 @@ impl AsRef<str> for Identifier {
     }
 }
 
+/// Cut a value taken from an untrusted peer (a token's `kid`, a SET's `jti`) to
+/// something safe to print: at most 64 characters from a conservative set, so it can
+/// never break a header or a log line.
+pub fn printable(value: &str) -> String {
+    value
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || "-_.:+/@=".contains(*c))
+        .take(64)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

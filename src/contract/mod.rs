@@ -14,6 +14,7 @@ pub mod id_jag;
 pub mod identifier;
 pub mod revocation;
 pub mod set;
+pub mod subject_id;
 pub mod urn;
 
 pub use claims::{AccessClaims, Actor, Audience, ClaimsError, Confirmation, DelegationMode, UserContext};

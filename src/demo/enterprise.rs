@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use super::DemoError;
 use super::agent::AgentSession;
 use super::outcome::{CallOutcome, Denial, TokenStep};
-use super::story::{Direct, Scene};
+use super::scene::{Direct, Scene};
 use super::users::{AGENT, ALICE};
 use crate::client::{ExchangeRequest, MintedToken, Secret, StsError};
 use crate::jose::compact::peek;

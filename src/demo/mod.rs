@@ -21,6 +21,7 @@ pub mod examples;
 pub mod mcp_server;
 pub mod orders_api;
 pub mod outcome;
+pub mod scene;
 pub mod services;
 pub mod signals;
 pub mod story;

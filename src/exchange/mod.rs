@@ -4,88 +4,23 @@
 pub mod binding;
 pub(crate) mod subject;
 
-use serde::Serialize;
-
 use crate::audit::{AuditEvent, loggable};
-use crate::client_auth::{AuthContext, Clients, RegisteredClient, authenticate};
+use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
-use crate::config::TokensConfig;
 use crate::contract::{AccessClaims, Actor};
-use crate::dpop::{TokenEndpoint, required_by_audience, spend, token_proof};
+use crate::dpop::{required_by_audience, spend, token_proof};
 use crate::error::OAuthError;
-use crate::grant::AuthorizationServers;
-use crate::inbound::Issuers;
-use crate::inbound::validate::{Limits, Origin, Role, ValidatedToken, validate};
-use crate::jose::VerifiedTokens;
-use crate::keys::KeyRing;
+use crate::inbound::validate::{Origin, Role, ValidatedToken, validate};
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Audiences, decide_scopes, grantable};
 use crate::request::{Grant, TokenRequest};
-use crate::revocation::RevocationGate;
 
 use subject::Subject;
 
 pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
-
-/// What the exchange needs of the service, and nothing more.
-#[derive(Clone, Copy)]
-pub struct Exchanger<'a> {
-    /// Our issuer URL: `iss` of what we mint, and how we recognise our own tokens.
-    pub issuer: &'a str,
-    /// The registered callers.
-    pub clients: &'a Clients,
-    /// The downstream audiences and their policy.
-    pub audiences: &'a Audiences,
-    /// The authorization servers we issue identity assertion grants for.
-    pub authorization_servers: &'a AuthorizationServers,
-    /// The trusted upstream issuers.
-    pub issuers: &'a Issuers,
-    /// The key ring of this request: verifies our own tokens, signs the new one.
-    pub keys: &'a KeyRing,
-    /// The revocation store, behind its deadline.
-    pub revocations: &'a RevocationGate,
-    /// Lifetimes and the delegation depth limit.
-    pub tokens: &'a TokensConfig,
-    /// Size and clock-skew limits of inbound tokens.
-    pub limits: Limits,
-    /// Signatures of inbound tokens already verified.
-    pub verified: &'a VerifiedTokens,
-    /// What client authentication needs.
-    pub auth: AuthContext<'a>,
-    /// Per-client and per-subject rate limits.
-    pub rate_limits: &'a crate::rate_limit::RateLimits,
-    /// `[dpop]`: whether proofs must carry server nonces.
-    pub dpop: crate::config::DpopConfig,
-}
-
-impl Exchanger<'_> {
-    /// What checking a DPoP proof at `/token` needs.
-    pub fn token_endpoint(&self) -> TokenEndpoint<'_> {
-        TokenEndpoint {
-            url: self.auth.token_endpoint,
-            nonce: self.dpop.nonce,
-            keys: self.keys,
-        }
-    }
-}
-
-/// RFC 8693 §2.2.1 (and RFC 6749 §5.1) successful response.
-#[derive(Debug, Clone, Serialize)]
-pub struct TokenResponse {
-    /// The minted token (or, for an identity assertion grant, the grant).
-    pub access_token: String,
-    /// What kind of token it is (token exchange only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub issued_token_type: Option<&'static str>,
-    /// `Bearer`, `DPoP` for a token bound to the caller's key (RFC 9449 §5), or `N_A`
-    /// for an identity assertion grant.
-    pub token_type: &'static str,
-    /// Seconds until expiry.
-    pub expires_in: u64,
-    /// Granted scopes.
-    pub scope: String,
-}
+pub use crate::exchanger::{Exchanger, TokenResponse};
+pub use crate::request::trace_id;
 
 /// Answer one `/token` request: authenticate the caller, then decide its grant (an
 /// exchange here; identity assertion grants in `crate::grant`). `audit` is filled in
@@ -270,15 +205,6 @@ pub fn token_type(claims: &AccessClaims) -> &'static str {
     if claims.cnf.is_some() { "DPoP" } else { "Bearer" }
 }
 
-/// The trace id of a W3C `traceparent` (version-traceid-parentid-flags), if valid.
-pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
-    let mut parts = traceparent?.trim().split('-');
-    let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
-    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
-    let valid = hex(version, 2) && version != "ff" && hex(trace, 32) && hex(parent, 16) && hex(flags, 2);
-    (valid && trace.bytes().any(|b| b != b'0')).then(|| trace.to_owned())
-}
-
 /// A minted actor token: presented by the client that was its audience, naming an
 /// actor acting as itself; its claims join the lineage.
 fn actor_claims(
@@ -294,25 +220,4 @@ fn actor_claims(
     let claims = subject::minted_claims(actor, Role::Actor)?;
     subject::check_minted_actor(&claims)?;
     Ok(Some(claims))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn traceparent_parsing() {
-        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(trace_id(Some(tp)).as_deref(), Some("4bf92f3577b34da6a3ce929d0e0e4736"));
-        assert_eq!(
-            trace_id(Some("00-00000000000000000000000000000000-00f067aa0ba902b7-01")),
-            None
-        );
-        assert_eq!(
-            trace_id(Some("00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01")),
-            None
-        );
-        assert_eq!(trace_id(Some("garbage")), None);
-        assert_eq!(trace_id(None), None);
-    }
 }

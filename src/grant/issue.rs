@@ -4,7 +4,7 @@
 
 use serde_json::Value;
 
-use super::verify;
+use super::assertions;
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
@@ -14,7 +14,7 @@ use crate::contract::{Actor, Audience, Confirmation, IdJagClaims};
 use crate::dpop::spend;
 use crate::error::OAuthError;
 use crate::exchange::subject::Subject;
-use crate::exchange::{Exchanger, TokenResponse};
+use crate::exchanger::{Exchanger, TokenResponse};
 use crate::inbound::jwt::{str_claim, time_claim};
 use crate::inbound::validate::{DeclaredType, Role};
 use crate::jose::dpop::Proof;
@@ -55,7 +55,7 @@ pub async fn issue(
         .resolve(&params.audience, &params.resource, client)?;
     audit.audience = Some(target.server.config.issuer.clone());
 
-    let token = verify::identity_assertion(
+    let token = assertions::identity_assertion(
         params.subject_token.expose(),
         params.subject_type,
         client.id(),

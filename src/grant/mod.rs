@@ -8,13 +8,13 @@
 //! - `redeem`: as an MCP server's authorization server it trades an ID-JAG from a
 //!   trusted issuer for an access token to that MCP server (RFC 7523 JWT bearer grant).
 //!
-//! `policy` says which authorization servers and resources grants may name; `verify`
-//! is the one place inbound JWTs of this flow are checked.
+//! `policy` says which authorization servers and resources grants may name; `assertions`
+//! is the one place inbound JWTs of this flow are read.
 
+pub mod assertions;
 mod issue;
 pub mod policy;
 mod redeem;
-pub mod verify;
 
 pub use issue::issue;
 pub use policy::{AuthorizationServers, GrantTarget};

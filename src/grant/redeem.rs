@@ -4,7 +4,7 @@
 //! an ordinary mcp-sts access token (the user as `sub`, the client as the agent), so
 //! the MCP server can exchange it further like any other.
 
-use super::verify::{self, Signer};
+use super::assertions::{self, Signer};
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
@@ -14,12 +14,14 @@ use crate::contract::revocation::Namespace;
 use crate::dpop::{required_by_audience, spend};
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
-use crate::exchange::{Exchanger, TokenResponse, token_type, trace_id};
+use crate::exchange::token_type;
+use crate::exchanger::{Exchanger, TokenResponse};
 use crate::jose::dpop::Proof;
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Entitlement, decide_scopes, grantable};
 use crate::request::AssertionParams;
+use crate::request::trace_id;
 
 /// Redeem a grant presented by the authenticated `client`. A grant that is invalid,
 /// expired, replayed, revoked, bound to a key, addressed elsewhere, issued to another
@@ -45,7 +47,7 @@ pub async fn redeem(
     // We redeem our own grants only when we issue grants for ourselves.
     let accept_own = ctx.authorization_servers.get(ctx.issuer).is_some();
     let own = (ctx.issuer, ctx.keys);
-    let grant = verify::id_jag(params.assertion.expose(), own, accept_own, ctx.issuers, ctx.limits, now).await?;
+    let grant = assertions::id_jag(params.assertion.expose(), own, accept_own, ctx.issuers, ctx.limits, now).await?;
     let claims = &grant.claims;
     if claims.client_id != client.id() {
         return Err(OAuthError::invalid_grant(

@@ -13,7 +13,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
 
-use super::connection::EdgeLimits;
+use super::limits::EdgeLimits;
 use crate::audit::AuditEvent;
 use crate::error::OAuthError;
 use crate::service::Sts;

@@ -6,10 +6,12 @@ mod discovery;
 pub mod edge;
 pub mod error;
 mod health;
+mod introspect;
+pub mod limits;
 pub mod outcome;
+mod revoke;
 mod ssf;
 mod token;
-mod tokens;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -28,8 +30,8 @@ pub fn router(sts: Arc<Sts>) -> Router {
     let max_body = sts.config.server.max_body_bytes;
     Router::new()
         .route("/token", post(token::token))
-        .route("/introspect", post(tokens::introspect))
-        .route("/revoke", post(tokens::revoke))
+        .route("/introspect", post(introspect::introspect))
+        .route("/revoke", post(revoke::revoke))
         .route("/admin/revocations", post(admin::create).get(admin::list))
         .route(
             "/admin/revocations/{kind}/{value}",

@@ -6,11 +6,19 @@
 use std::sync::Arc;
 
 use super::issuers::{Issuers, TrustedIssuer};
-use super::validate::Origin;
 use crate::clock::UnixTime;
 use crate::jose::algorithm::name;
 use crate::jose::{KeySource, Refusal, Unverified, VerificationKey};
 use crate::keys::KeyRing;
+
+/// Where a validated token came from.
+#[derive(Debug, Clone)]
+pub enum Origin {
+    /// A trusted upstream issuer.
+    Upstream(Arc<TrustedIssuer>),
+    /// This service (a further hop).
+    Minted,
+}
 
 /// Our own issuer as a signer a door accepts.
 #[derive(Debug, Clone, Copy)]

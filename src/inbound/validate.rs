@@ -7,12 +7,11 @@
 //! is left here: the audience of an upstream token and the claims every inbound token
 //! needs (`sub`, `jti`).
 
-use std::sync::Arc;
-
 use serde_json::{Map, Value};
 
-use super::issuers::{Issuers, TrustedIssuer};
+use super::issuers::Issuers;
 use super::jwt::{audiences, str_claim};
+pub use super::trust::Origin;
 use super::trust::{Own, Trust};
 use crate::clock::UnixTime;
 use crate::contract::urn::ACCESS_TOKEN_TYP;
@@ -70,15 +69,6 @@ impl DeclaredType {
             Self::IdToken => Types::OrUntyped(&["jwt"]),
         }
     }
-}
-
-/// Where a validated token came from.
-#[derive(Debug, Clone)]
-pub enum Origin {
-    /// A trusted upstream issuer.
-    Upstream(Arc<TrustedIssuer>),
-    /// This service (a further hop).
-    Minted,
 }
 
 /// A token whose signature and claims passed every rule.

@@ -5,13 +5,15 @@
 //! newer one appears and stays published until every token it can have signed has
 //! expired. Replicas share the directory, so they sign and verify alike.
 
+mod error;
 mod jwk;
 mod signing;
 mod store;
 
+pub use error::KeyError;
 pub use jwk::thumbprint;
 pub use signing::SigningKey;
-pub use store::{KeyDir, KeyError};
+pub use store::KeyDir;
 
 use std::sync::{Arc, RwLock};
 

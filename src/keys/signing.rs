@@ -13,8 +13,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde_json::Value;
 
+use super::error::KeyError;
 use super::jwk::{ec_p256_jwk, rsa_jwk, thumbprint};
-use super::store::KeyError;
 use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
 use crate::jose::VerificationKey;

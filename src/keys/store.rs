@@ -3,38 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use super::error::KeyError;
 use super::signing::{SigningKey, algorithm_name};
 use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
-
-/// Why keys could not be loaded, generated or used.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// Reading or writing the directory failed.
-    #[error("key directory {path}: {source}")]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
-    /// A file is not a PEM private key we can use.
-    #[error("key file {0} is not a PKCS#8 P-256 or RSA (2048 bits or more) private key")]
-    BadKeyFile(PathBuf),
-    /// The key type is not one we sign with.
-    #[error("unsupported key type")]
-    Unsupported,
-    /// The system could not generate a key.
-    #[error("key generation failed")]
-    Generate,
-    /// Signing failed.
-    #[error("signing failed")]
-    Sign,
-    /// No key of the configured algorithm exists.
-    #[error("no {0:?} key in the key directory")]
-    NoSigningKey(SigningAlgorithm),
-}
 
 /// A directory of signing keys.
 #[derive(Debug, Clone)]

@@ -11,22 +11,19 @@ use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use rmcp::RoleServer;
-use rmcp::handler::server::common::FromContextPart;
-use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::service::RequestContext;
 use serde::Serialize;
 
+use super::bearer::BearerToken;
 use super::error::TokenError;
-use super::inbound::InboundToken;
 use super::revocation::Revocations;
-use super::tools::Protected;
 use crate::client::{ExchangeRequest, MintedToken, Secret, StsClient};
 use crate::clock::UnixTime;
 
 /// The identity of whoever calls a tool, derived from the validated access token.
 ///
 /// Take it as a tool parameter (`caller: Caller`); the handler must implement
-/// [`Protected`], which only a handler served through [`super::McpAuth`] can, so a tool
+/// [`super::tools::Protected`], which only a handler served through [`super::McpAuth`] can, so a tool
 /// asking for a caller on an unprotected server does not compile.
 #[derive(Clone)]
 pub struct Caller {
@@ -34,7 +31,7 @@ pub struct Caller {
 }
 
 struct Inner {
-    token: InboundToken,
+    token: BearerToken,
     subject_token: Secret,
     traceparent: String,
     mcp_session: Option<String>,
@@ -46,7 +43,7 @@ struct Inner {
 impl Caller {
     /// Build the caller of one request; `subject_token` is kept only for exchanges.
     pub(crate) fn new(
-        token: InboundToken,
+        token: BearerToken,
         subject_token: &str,
         headers: &HeaderMap,
         resource: &str,
@@ -278,13 +275,6 @@ impl Serialize for Caller {
             expires_at: self.expires_at(),
         }
         .serialize(serializer)
-    }
-}
-
-/// `caller: Caller` as a tool parameter of a [`Protected`] handler.
-impl<S: Protected> FromContextPart<ToolCallContext<'_, S>> for Caller {
-    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, rmcp::ErrorData> {
-        Caller::from_request_context(context.request_context()).ok_or_else(super::tools::not_behind_layer)
     }
 }
 

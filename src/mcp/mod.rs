@@ -29,10 +29,10 @@
 
 #![warn(missing_docs)]
 
+mod bearer;
 mod caller;
 mod discovery;
 mod error;
-mod inbound;
 mod layer;
 mod metadata;
 mod revocation;
@@ -56,7 +56,7 @@ pub use tools::{Protected, REQUIRED_SCOPES_META, ScopedTools, ToolGate, requires
 use crate::client::StsClient;
 use crate::clock::{Clock, SystemClock};
 use crate::verify::{RevocationStream, RevocationStreamConfig};
-use inbound::InboundVerifier;
+use bearer::BearerVerifier;
 use metadata::ResourceMetadata;
 use revocation::Revocations;
 
@@ -228,7 +228,7 @@ impl McpAuthBuilder {
             let cache = crate::verify::downstream_jwks(&rules, http.clone());
             keys.push((trusted.issuer.clone(), cache));
         }
-        let verifier = InboundVerifier::new(
+        let verifier = BearerVerifier::new(
             metadata.resource().to_owned(),
             keys,
             self.leeway.as_secs(),
@@ -260,7 +260,7 @@ impl McpAuthBuilder {
 /// What the layer and every [`Caller`] share.
 pub(crate) struct Shared {
     pub(crate) metadata: ResourceMetadata,
-    pub(crate) verifier: InboundVerifier,
+    pub(crate) verifier: BearerVerifier,
     pub(crate) required_scopes: Vec<String>,
     pub(crate) sts: Option<Arc<StsClient>>,
     pub(crate) revocations: Option<Arc<Revocations>>,

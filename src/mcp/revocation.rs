@@ -13,7 +13,7 @@ use crate::contract::revocation::{derived_session_id, lineage, upstream_lineage}
 use crate::contract::{Actor, claims};
 use crate::verify::{RevocationStream, RevocationStreamConfig, StreamVerdict, VerifyError};
 
-use super::inbound::InboundToken;
+use super::bearer::BearerToken;
 
 /// The subscription and the task polling it; the task ends with the kit.
 pub(crate) struct Revocations {
@@ -56,7 +56,7 @@ impl Revocations {
     /// Refuse an MCP token a heard revocation reaches, or one the stream cannot vouch
     /// for (stale, or issued before what it covers: the kit has no introspection to
     /// fall back on, so that fails closed).
-    pub(crate) fn check(&self, token: &InboundToken, now: UnixTime) -> Result<(), VerifyError> {
+    pub(crate) fn check(&self, token: &BearerToken, now: UnixTime) -> Result<(), VerifyError> {
         let verdict = if token.issuer == self.stream.issuer() {
             // A token mcp-sts minted for this server (enterprise-managed authorization).
             let claims = AccessClaims::from_claims(token.claims.clone())
@@ -93,7 +93,7 @@ fn revokes(stream: &RevocationStream, claims: &AccessClaims) -> bool {
 /// The actors an identity provider's token names, each its issuer's: the agent
 /// application (the kit's agent claim) and any `act` chain it carries (an unreadable
 /// one adds nothing here; mcp-sts refuses it at exchange).
-fn upstream_chain(token: &InboundToken) -> Vec<String> {
+fn upstream_chain(token: &BearerToken) -> Vec<String> {
     let mut chain: Vec<String> = token.agent.iter().cloned().collect();
     if let Some(act) = token.claims.get("act")
         && let Ok(act) = serde_json::from_value::<Actor>(act.clone())

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeSet;
 
+use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::router::tool::ToolRouter;
 use rmcp::handler::server::tool::ToolCallContext;
 use rmcp::model::{
@@ -160,5 +161,12 @@ impl<S: MaybeSend + 'static> ScopedTools<S> {
     /// The tool named `name`, for rmcp's argument checks (`get_tool`).
     pub fn get(&self, name: &str) -> Option<&Tool> {
         self.router.get(name)
+    }
+}
+
+/// `caller: Caller` as a tool parameter of a [`Protected`] handler.
+impl<S: Protected> FromContextPart<ToolCallContext<'_, S>> for Caller {
+    fn from_context_part(context: &mut ToolCallContext<'_, S>) -> Result<Self, rmcp::ErrorData> {
+        Caller::from_request_context(context.request_context()).ok_or_else(not_behind_layer)
     }
 }

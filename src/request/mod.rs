@@ -6,11 +6,13 @@ pub mod credentials;
 pub mod form;
 pub mod token;
 pub mod token_query;
+mod traceparent;
 
 pub use credentials::ClientCredentials;
 pub use form::Form;
 pub use token::{AssertionParams, ExchangeParams, Grant, IdJagParams, TokenRequest};
 pub use token_query::TokenQuery;
+pub use traceparent::trace_id;
 
 use crate::error::OAuthError;
 

@@ -13,17 +13,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{Database, ReadableDatabase, ReadableTable};
 
+use super::embedded_tables::{ENTRIES, USED_ONCE, create_tables, db_err};
 use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
-
-/// Revocations by [`RevocationKey::storage_name`] (`{kind}:{value}` for every issuer,
-/// `{kind}@{len}:{issuer}:{value}` for one), each value the JSON [`Revocation`].
-pub(super) const ENTRIES: TableDefinition<&str, &[u8]> = TableDefinition::new("revocations");
-
-/// One-time values and when each may be forgotten.
-pub(super) const USED_ONCE: TableDefinition<&str, u64> = TableDefinition::new("used_once");
 
 /// Prune expired rows on every this-many `use_once` calls: often enough to keep the
 /// file small, rarely enough that the full scan costs nothing noticeable.
@@ -45,11 +39,9 @@ impl EmbeddedStore {
                 .map_err(|e| StoreError::Unavailable(format!("cannot create directory {}: {e}", parent.display())))?;
         }
         let db = Database::create(path).map_err(db_err)?;
-        // Create both tables up front so readers never meet a missing table.
+        // Every table up front, so readers never meet a missing table.
         let tx = db.begin_write().map_err(db_err)?;
-        tx.open_table(ENTRIES).map_err(db_err)?;
-        tx.open_table(USED_ONCE).map_err(db_err)?;
-        super::embedded_queue::create_tables(&tx)?;
+        create_tables(&tx)?;
         tx.commit().map_err(db_err)?;
         Ok(EmbeddedStore {
             db: Arc::new(db),
@@ -67,13 +59,6 @@ impl EmbeddedStore {
         tokio::task::spawn_blocking(move || op(&db))
             .await
             .map_err(|e| StoreError::Unavailable(format!("embedded store task failed: {e}")))?
-    }
-}
-
-pub(super) fn db_err(e: impl Into<redb::Error>) -> StoreError {
-    match e.into() {
-        redb::Error::Corrupted(detail) => StoreError::Corrupt(detail),
-        other => StoreError::Unavailable(format!("embedded store: {other}")),
     }
 }
 

@@ -2,29 +2,12 @@
 //! tables of the same file, every publication one write transaction.
 
 use async_trait::async_trait;
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, WriteTransaction};
+use redb::{ReadableDatabase, ReadableTable};
 
 use super::StoreError;
-use super::embedded::{ENTRIES, EmbeddedStore, USED_ONCE, db_err, storage_key};
+use super::embedded::{EmbeddedStore, storage_key};
+use super::embedded_tables::{ENTRIES, EVENTS, INDEX, SEQUENCE, STREAMS, USED_ONCE, db_err};
 use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord, VERIFICATION_JTI_PREFIX};
-
-/// Streams by id, each the JSON [`StreamRecord`].
-const STREAMS: TableDefinition<&str, &[u8]> = TableDefinition::new("ssf_streams");
-/// Queued SETs by (stream, sequence): (jti, SET).
-const EVENTS: TableDefinition<(&str, u64), (&str, &str)> = TableDefinition::new("ssf_events");
-/// (stream, jti) to sequence, so an acknowledgement finds its SET.
-const INDEX: TableDefinition<(&str, &str), u64> = TableDefinition::new("ssf_event_index");
-/// The next sequence number.
-const SEQUENCE: TableDefinition<&str, u64> = TableDefinition::new("ssf_sequence");
-
-/// Create the queue's tables (called when the store opens).
-pub(super) fn create_tables(tx: &WriteTransaction) -> Result<(), StoreError> {
-    tx.open_table(STREAMS).map_err(db_err)?;
-    tx.open_table(EVENTS).map_err(db_err)?;
-    tx.open_table(INDEX).map_err(db_err)?;
-    tx.open_table(SEQUENCE).map_err(db_err)?;
-    Ok(())
-}
 
 fn decode(bytes: &[u8]) -> Result<StreamRecord, StoreError> {
     serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("undecodable stream: {e}")))

@@ -1,15 +1,23 @@
 //! An in-process store: for unit tests and single-process tools, not for replicas.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::sync::Mutex;
 
 use async_trait::async_trait;
 
+use super::queue::{QueuedEvent, StreamRecord};
 use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 
 /// Once-only markers stored between two prunings of expired ones.
 const PRUNE_EVERY: usize = 1024;
+
+/// Streams and their queues, behind the store's queue mutex.
+#[derive(Debug, Default)]
+pub(super) struct QueueState {
+    pub(super) streams: BTreeMap<String, StreamRecord>,
+    pub(super) queues: BTreeMap<String, VecDeque<QueuedEvent>>,
+}
 
 /// Revocations in a map guarded by a mutex (held only for map operations, never
 /// across an await, so a std mutex is right).
@@ -18,7 +26,7 @@ pub struct MemoryStore {
     pub(super) entries: Mutex<BTreeMap<RevocationKey, Revocation>>,
     pub(super) used_once: Mutex<BTreeMap<String, UnixTime>>,
     /// Shared Signals streams and their queues (`memory_queue`).
-    pub(super) queue: Mutex<super::memory_queue::QueueState>,
+    pub(super) queue: Mutex<QueueState>,
 }
 
 impl MemoryStore {

@@ -1,19 +1,10 @@
 //! [`EventQueue`] for the in-process store (unit tests and throwaway runs).
 
-use std::collections::{BTreeMap, VecDeque};
-
 use async_trait::async_trait;
 
 use super::StoreError;
 use super::memory::{MemoryStore, poisoned};
 use super::queue::{EventQueue, Pending, Publication, QueuedEvent, StreamRecord, VERIFICATION_JTI_PREFIX};
-
-/// Streams and their queues, behind the store's queue mutex.
-#[derive(Debug, Default)]
-pub struct QueueState {
-    streams: BTreeMap<String, StreamRecord>,
-    queues: BTreeMap<String, VecDeque<QueuedEvent>>,
-}
 
 #[async_trait]
 impl EventQueue for MemoryStore {

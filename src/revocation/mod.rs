@@ -17,12 +17,15 @@
 //! ([`Revocation::kept`]) and rewrites them once ([`RevocationStore::keep_offboardings`],
 //! run by `upgrade` at start-up and by `mcp-sts store migrate`).
 
+pub mod backend;
 pub mod embedded;
 mod embedded_queue;
+mod embedded_tables;
 pub mod gate;
 pub mod memory;
 mod memory_queue;
 mod outage;
+pub mod publish;
 pub mod queue;
 pub mod redis;
 mod redis_queue;
@@ -36,6 +39,7 @@ use crate::clock::UnixTime;
 
 pub use crate::contract::RevocationKind;
 pub use gate::RevocationGate;
+pub use publish::{Initiator, Publisher, RevocationNotice};
 pub use queue::{Delivery, EventQueue, Pending, Publication, QueuedEvent, StreamRecord, StreamStatus};
 
 /// `expires_at` of an entry that holds until it is reinstated (9999-12-31T23:59:59Z):

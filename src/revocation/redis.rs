@@ -190,7 +190,8 @@ impl RedisStore {
             options.accept_unknown_eviction_policy,
             options.marker_record,
         ));
-        router.set_guard(Arc::downgrade(&guard));
+        let check: std::sync::Weak<Guard> = Arc::downgrade(&guard);
+        router.set_guard(check);
         if options.watch {
             tokio::spawn(guard::watch(
                 Arc::downgrade(&router),

@@ -1,16 +1,16 @@
 //! Shared Signals (OpenID SSF 1.0, CAEP 1.0): revocations as Security Event Tokens.
 //!
 //! As a transmitter, mcp-sts turns every revocation into one signed SET per stream that
-//! asked for its event type ([`publish`]), queued durably in the revocation backend
+//! asked for its event type (written by the revocation door,
+//! `revocation::publish`), queued durably in the revocation backend
 //! (`revocation::queue`) until the receiver acknowledges it; receivers manage their
 //! streams ([`streams`]) and poll them ([`poll`], RFC 8936) or have them pushed
-//! ([`push`], RFC 8935). As a receiver ([`upstream`]), it subscribes to an upstream
-//! IdP's transmitter and applies its session and account events as revocations.
+//! ([`push`], RFC 8935). As a receiver ([`upstream`], through the one receiver in
+//! `receiver`), it applies an upstream IdP's session and account events as revocations.
 //! The SET contract itself (event types, subject formats) is `contract::set`.
 
 pub mod error;
 pub mod poll;
-pub mod publish;
 pub mod push;
 pub mod push_target;
 pub mod streams;
@@ -41,11 +41,4 @@ pub fn spawn_workers(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     workers
 }
 
-/// Cut a value a peer sent (a SET id, an error code) to something safe to log.
-pub(crate) fn printable(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-_.:+/@=".contains(*c))
-        .take(64)
-        .collect()
-}
+pub(crate) use crate::contract::identifier::printable;

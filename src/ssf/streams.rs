@@ -313,7 +313,11 @@ pub async fn verify(sts: &Sts, caller: &RegisteredClient, body: &[u8], now: Unix
     if stream.status == StreamStatus::Disabled {
         return Err(bad("the stream is disabled"));
     }
-    if !super::publish::verification(sts, &stream, state.as_deref(), MAX_PENDING_VERIFICATIONS, now).await? {
+    if !sts
+        .publisher()
+        .verification(&stream, state.as_deref(), MAX_PENDING_VERIFICATIONS, now)
+        .await?
+    {
         return Err(SsfError::TooManyVerifications);
     }
     Ok(())

@@ -1,11 +1,12 @@
 //! mcp-sts as a Shared Signals receiver of its upstream IdPs.
 //!
-//! For each `[[issuers]]` entry with an `[issuers.ssf]` table, mcp-sts finds (or
-//! creates) its poll stream at the IdP's transmitter, polls it, and verifies every
-//! SET against that issuer's keys: `typ` `secevent+jwt`, an allowed algorithm, the
-//! signature, `iss` exactly the issuer, `aud` naming us, `iat` not in the future.
-//! CAEP `session-revoked` becomes a session revocation (or a subject revocation when
-//! it names the user), CAEP `credential-change` and RISC `account-disabled` a subject
+//! For each `[[issuers]]` entry with an `[issuers.ssf]` table, the one receiver
+//! ([`crate::receiver`]) finds (or creates) our poll stream at the IdP's transmitter,
+//! polls it, and verifies every SET against that issuer's keys: `typ` `secevent+jwt`,
+//! an allowed algorithm, the signature, `iss` exactly the issuer, `aud` naming us,
+//! `iat` not in the future. What an event does here is this module's: CAEP
+//! `session-revoked` becomes a session revocation (or a subject revocation when it
+//! names the user), CAEP `credential-change` and RISC `account-disabled` a subject
 //! revocation, each limited to this issuer's users and sessions (never an agent or a
 //! client, and never another issuer's user of the same name); each goes through
 //! `publish`, so our own receivers hear of it. Each SET `jti` is applied exactly once:
@@ -16,38 +17,25 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-
 use crate::audit::AuditEvent;
 use crate::clock::UnixTime;
-use crate::config::UpstreamSsfConfig;
 use crate::contract::basic::basic_authorization;
 use crate::contract::identifier;
-use crate::contract::set::{
-    ACCOUNT_DISABLED, CREDENTIAL_CHANGE, POLL_DELIVERY, SESSION_REVOKED, SET_TYP, SetClaims, SubjectId,
-};
-use crate::fetch::{FetchLimits, fetch};
+use crate::contract::set::{ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED, SetClaims, SubjectId};
 use crate::inbound::TrustedIssuer;
-use crate::inbound::jwt::{audiences, str_claim};
-use crate::jose::{NO_MEMORY, Profile, Refusal, Types, read};
-use crate::revocation::{NEVER, Revocation, RevocationKind};
+use crate::receiver::{Adopt, EventSink, PollError, Receiver, ReceiverConfig, Rejection, SetRules, StreamChoice};
+use crate::revocation::{Initiator, NEVER, Revocation, RevocationKind, RevocationNotice};
+use crate::secret::Secret;
 use crate::service::Sts;
 
 use super::printable;
-use super::publish::{Initiator, RevocationNotice};
 
-/// Most SETs asked for per poll.
-const MAX_EVENTS: usize = 100;
-/// Largest answer read from the transmitter: streamed, and cut off past this.
-const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Deadline of each call to the transmitter (connect, head and body).
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Deadline to connect to the transmitter.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Deadline of one whole poll (subscribing, every page, the acknowledgement).
 const POLL_DEADLINE: Duration = Duration::from_secs(60);
-/// Most pages read in one poll; the rest waits for the next.
-const MAX_PAGES: usize = 100;
 
 /// Why a poll of the upstream transmitter stopped.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -61,15 +49,6 @@ pub enum UpstreamError {
     Unavailable(String),
 }
 
-/// Why one SET was refused.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-enum Refused {
-    #[error("{0}")]
-    Invalid(&'static str),
-    #[error("keys unavailable")]
-    KeysUnavailable,
-}
-
 /// What a verified SET asks us to do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Action {
@@ -80,9 +59,8 @@ enum Action {
 /// The receiver for one upstream issuer.
 pub struct UpstreamReceiver {
     issuer: Arc<TrustedIssuer>,
-    config: UpstreamSsfConfig,
-    http: reqwest::Client,
-    endpoint: tokio::sync::Mutex<Option<String>>,
+    receiver: Receiver,
+    poll_interval: Duration,
 }
 
 impl std::fmt::Debug for UpstreamReceiver {
@@ -93,232 +71,99 @@ impl std::fmt::Debug for UpstreamReceiver {
     }
 }
 
+/// What an upstream SET does here: applied to the store through `publish`.
+struct Apply<'a> {
+    issuer: &'a TrustedIssuer,
+    sts: &'a Sts,
+}
+
 impl UpstreamReceiver {
     /// The receiver for `issuer`, when its config names a transmitter.
     pub fn for_issuer(sts: &Sts, issuer: &str) -> Option<Self> {
         let trusted = sts.issuers.get(issuer)?.clone();
         let config = trusted.config.ssf.clone()?;
         let http = crate::fetch::http_client(CONNECT_TIMEOUT).ok()?;
+        let authorization = match (&config.client_id, &config.client_secret, &config.bearer_token) {
+            (Some(id), Some(secret), _) => Some(Secret::new(basic_authorization(id, secret.expose()))),
+            (_, _, Some(token)) => Some(Secret::new(format!("Bearer {}", token.expose()))),
+            _ => None,
+        };
+        let receiver = ReceiverConfig {
+            issuer: issuer.to_owned(),
+            configuration_url: config.configuration.clone(),
+            authorization,
+            stream: StreamChoice {
+                description: "mcp-sts".into(),
+                events_requested: vec![
+                    SESSION_REVOKED.to_owned(),
+                    CREDENTIAL_CHANGE.to_owned(),
+                    ACCOUNT_DISABLED.to_owned(),
+                ],
+                adopt: Adopt::AnyPollStream,
+            },
+            // RFC 8417: typed `secevent+jwt`, dated by `iat`. Older than the replay
+            // memory, its jti may have been forgotten, so applying it could apply it
+            // twice (re-revoking a reinstated user).
+            sets: SetRules {
+                audience: config.audience.clone().unwrap_or_else(|| sts.issuer().to_owned()),
+                max_bytes: sts.config.server.max_token_bytes,
+                leeway: sts.config.tokens.leeway_seconds,
+                kid_required: false,
+                max_age: Some(replay_memory(sts)),
+            },
+            http_timeout: HTTP_TIMEOUT,
+            poll_deadline: POLL_DEADLINE,
+        };
         Some(Self {
             issuer: trusted,
-            config,
-            http,
-            endpoint: tokio::sync::Mutex::new(None),
+            receiver: Receiver::new(receiver, http),
+            poll_interval: Duration::from_secs(config.poll_interval_seconds),
         })
     }
 
-    fn authorization(&self) -> Option<String> {
-        match (
-            &self.config.client_id,
-            &self.config.client_secret,
-            &self.config.bearer_token,
-        ) {
-            (Some(id), Some(secret), _) => Some(basic_authorization(id, secret.expose())),
-            (_, _, Some(token)) => Some(format!("Bearer {}", token.expose())),
-            _ => None,
-        }
-    }
-
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        url: &str,
-        body: Option<&Value>,
-    ) -> Result<(u16, Value), UpstreamError> {
-        let mut request = self.http.request(method, url);
-        if let Some(authorization) = self.authorization() {
-            request = request.header(reqwest::header::AUTHORIZATION, authorization);
-        }
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let limits = FetchLimits {
-            timeout: HTTP_TIMEOUT,
-            max_bytes: MAX_RESPONSE_BYTES,
-        };
-        let fetched = fetch(request, limits)
-            .await
-            .map_err(|e| UpstreamError::Transmitter(format!("{url}: {e}")))?;
-        let value = if fetched.body.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_slice(&fetched.body).unwrap_or(Value::Null)
-        };
-        Ok((fetched.status.as_u16(), value))
-    }
-
-    /// Find our poll stream at the transmitter, or create it.
-    async fn subscribe(&self) -> Result<String, UpstreamError> {
-        let failed = |why: &str| UpstreamError::Transmitter(why.to_owned());
-        let (status, metadata) = self
-            .call(reqwest::Method::GET, &self.config.configuration, None)
-            .await?;
-        if status != 200 || metadata.get("issuer").and_then(Value::as_str) != Some(self.issuer.config.issuer.as_str()) {
-            return Err(failed("the transmitter's metadata is missing or names another issuer"));
-        }
-        let streams_url = metadata
-            .get("configuration_endpoint")
-            .and_then(Value::as_str)
-            .ok_or_else(|| failed("the transmitter's metadata has no configuration_endpoint"))?
-            .to_owned();
-        let (status, existing) = self.call(reqwest::Method::GET, &streams_url, None).await?;
-        let listed: Vec<Value> = match existing {
-            Value::Array(all) if status == 200 => all,
-            single @ Value::Object(_) if status == 200 => vec![single],
-            _ => Vec::new(),
-        };
-        let poll_endpoint = |s: &Value| {
-            (s.pointer("/delivery/method").and_then(Value::as_str) == Some(POLL_DELIVERY))
-                .then(|| {
-                    s.pointer("/delivery/endpoint_url")
-                        .and_then(Value::as_str)
-                        .map(String::from)
-                })
-                .flatten()
-        };
-        if let Some(endpoint) = listed.iter().find_map(poll_endpoint) {
-            return Ok(endpoint);
-        }
-        let body = json!({
-            "delivery": { "method": POLL_DELIVERY },
-            "events_requested": [SESSION_REVOKED, CREDENTIAL_CHANGE, ACCOUNT_DISABLED],
-            "description": "mcp-sts",
-        });
-        let (status, created) = self.call(reqwest::Method::POST, &streams_url, Some(&body)).await?;
-        if status != 201 && status != 200 {
-            return Err(UpstreamError::Transmitter(format!(
-                "stream creation answered HTTP {status}"
-            )));
-        }
-        poll_endpoint(&created).ok_or_else(|| failed("the created stream has no poll endpoint"))
-    }
-
-    /// Poll until drained (or [`MAX_PAGES`] pages), applying and acknowledging, within
-    /// [`POLL_DEADLINE`]; returns how many SETs became revocations. The background task
-    /// calls this every poll interval; tests on demand.
+    /// Poll until drained, applying and acknowledging, within the poll deadline;
+    /// returns how many SETs became revocations. The background task calls this every
+    /// poll interval; tests on demand.
     pub async fn poll_once(&self, sts: &Sts, now: UnixTime) -> Result<usize, UpstreamError> {
-        match tokio::time::timeout(POLL_DEADLINE, self.poll_pages(sts, now)).await {
-            Ok(result) => result,
-            Err(_) => Err(UpstreamError::Transmitter(
-                "the poll did not finish within its deadline".into(),
-            )),
-        }
-    }
-
-    async fn poll_pages(&self, sts: &Sts, now: UnixTime) -> Result<usize, UpstreamError> {
-        let mut guard = self.endpoint.lock().await;
-        let endpoint = match guard.as_ref() {
-            Some(endpoint) => endpoint.clone(),
-            None => {
-                let endpoint = self.subscribe().await?;
-                *guard = Some(endpoint.clone());
-                endpoint
-            }
+        let sink = Apply {
+            issuer: &self.issuer,
+            sts,
         };
-        let mut applied = 0;
-        let mut acks: Vec<String> = Vec::new();
-        let mut errors = Map::new();
-        for page in 1..=MAX_PAGES {
-            let body = json!({ "ack": acks, "setErrs": errors, "maxEvents": MAX_EVENTS, "returnImmediately": true });
-            let (status, answer) = self.call(reqwest::Method::POST, &endpoint, Some(&body)).await?;
-            if status == 404 {
-                *guard = None;
-            }
-            if status != 200 {
-                return Err(UpstreamError::Transmitter(format!("poll answered HTTP {status}")));
-            }
-            acks.clear();
-            errors.clear();
-            let sets = answer
-                .get("sets")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            for (jti, set) in &sets {
-                let set = set.as_str().unwrap_or_default();
-                match self.verify(sts, set, now).await {
-                    Ok((claims, Action::Revoke(kind, value, event))) => {
-                        if self.apply(sts, &claims, kind, value, &event, now).await? {
-                            applied += 1;
-                        }
-                        acks.push(jti.clone());
-                    }
-                    Ok((_, Action::Ignore(event))) => {
-                        tracing::info!(issuer = %self.issuer.config.issuer, event = %printable(&event), "upstream event type not acted on");
-                        acks.push(jti.clone());
-                    }
-                    Err(Refused::KeysUnavailable) => {
-                        return Err(UpstreamError::Unavailable("the issuer's keys are unavailable".into()));
-                    }
-                    Err(Refused::Invalid(rule)) => {
-                        tracing::warn!(issuer = %self.issuer.config.issuer, set = %printable(jti), rule, "refused an upstream SET; not applied");
-                        let err = if rule == "signature" {
-                            "invalid_key"
-                        } else {
-                            "invalid_request"
-                        };
-                        errors.insert(jti.clone(), json!({ "err": err, "description": rule }));
-                    }
-                }
-            }
-            let more = answer.get("moreAvailable").and_then(Value::as_bool).unwrap_or(false) && page < MAX_PAGES;
-            if !more && acks.is_empty() && errors.is_empty() {
-                return Ok(applied);
-            }
-            if !more {
-                let ack_only = json!({ "ack": acks, "setErrs": errors, "maxEvents": 0, "returnImmediately": true });
-                let (status, _) = self.call(reqwest::Method::POST, &endpoint, Some(&ack_only)).await?;
-                if status != 200 {
-                    return Err(UpstreamError::Transmitter(format!(
-                        "acknowledgement answered HTTP {status}"
-                    )));
-                }
-                return Ok(applied);
-            }
-        }
-        Ok(applied)
+        self.receiver.poll(&sink, now).await.map_err(|e| match e {
+            PollError::Transmitter(why) => UpstreamError::Transmitter(why),
+            PollError::KeysUnavailable(_) => UpstreamError::Unavailable("the issuer's keys are unavailable".into()),
+            PollError::Sink(e) => e,
+        })
+    }
+}
+
+impl EventSink for Apply<'_> {
+    type Keys = TrustedIssuer;
+    type Error = UpstreamError;
+
+    fn keys(&self) -> &TrustedIssuer {
+        self.issuer
     }
 
-    /// Every rule a SET must pass before anything is applied.
-    async fn verify(&self, sts: &Sts, set: &str, now: UnixTime) -> Result<(SetClaims, Action), Refused> {
-        let issuer = &self.issuer.config.issuer;
-        // RFC 8417: typed `secevent+jwt`, dated by `iat` (a revocation applied however late
-        // fails closed, so `exp`/`nbf` are not judged); signed with the issuer's keys.
-        // Older than the replay memory, its jti may have been forgotten, so applying it
-        // could apply it twice (re-revoking a reinstated user).
-        let profile = Profile::new(
-            Types::Exactly(&[SET_TYP]),
-            sts.config.server.max_token_bytes,
-            now,
-            sts.config.tokens.leeway_seconds,
-        )
-        .validity_ignored()
-        .iat_required()
-        .max_age(replay_memory(sts));
-        let jws = read(set, &profile, self.issuer.as_ref(), NO_MEMORY)
-            .await
-            .map_err(refused_set)?;
-        let claims = jws.into_claims().map_err(refused_set)?;
-        if str_claim(&claims, "iss") != Some(issuer.as_str()) {
-            return Err(Refused::Invalid("iss"));
+    async fn apply(&self, claims: SetClaims, now: UnixTime) -> Result<bool, Rejection<UpstreamError>> {
+        match self.action(&claims).map_err(Rejection::Refused)? {
+            Action::Revoke(kind, value, event) => self
+                .revoke(&claims, kind, value, &event, now)
+                .await
+                .map_err(Rejection::Stop),
+            Action::Ignore(event) => {
+                tracing::info!(issuer = %self.issuer.config.issuer, event = %printable(&event), "upstream event type not acted on");
+                Ok(false)
+            }
         }
-        let expected = self.config.audience.as_deref().unwrap_or(sts.issuer());
-        if !audiences(&claims).contains(&expected) {
-            return Err(Refused::Invalid("aud"));
-        }
-        let claims: SetClaims =
-            serde_json::from_value(Value::Object(claims)).map_err(|_| Refused::Invalid("claims"))?;
-        if claims.jti.is_empty() || identifier::check(&claims.jti).is_err() {
-            return Err(Refused::Invalid("jti"));
-        }
-        let action = self.action(&claims)?;
-        Ok((claims, action))
     }
+}
 
+impl Apply<'_> {
     /// What a verified SET means here.
-    fn action(&self, claims: &SetClaims) -> Result<Action, Refused> {
+    fn action(&self, claims: &SetClaims) -> Result<Action, &'static str> {
         let issuer = &self.issuer.config.issuer;
-        let (event, _) = claims.single_event().ok_or(Refused::Invalid("events"))?;
+        let (event, _) = claims.single_event().ok_or("events")?;
         let subject = claims.subject();
         let user = |subject: &SubjectId| match subject {
             SubjectId::IssSub { iss, sub } if iss == issuer => Some(sub.clone()),
@@ -340,9 +185,9 @@ impl UpstreamReceiver {
             (SESSION_REVOKED | CREDENTIAL_CHANGE | ACCOUNT_DISABLED, None) => None,
             (other, _) => return Ok(Action::Ignore(other.to_owned())),
         };
-        let (kind, value) = found.ok_or(Refused::Invalid("subject"))?;
+        let (kind, value) = found.ok_or("subject")?;
         if identifier::check(&value).is_err() {
-            return Err(Refused::Invalid("subject"));
+            return Err("subject");
         }
         Ok(Action::Revoke(kind, value, event.to_owned()))
     }
@@ -350,15 +195,15 @@ impl UpstreamReceiver {
     /// Record the revocation, once per SET `jti`; `Ok(false)` for a replay. The entry
     /// names this issuer: it reaches this issuer's user or session only. A user stays
     /// revoked until reinstated; a session for `retention_seconds`.
-    async fn apply(
+    async fn revoke(
         &self,
-        sts: &Sts,
         claims: &SetClaims,
         kind: RevocationKind,
         value: String,
         event: &str,
         now: UnixTime,
     ) -> Result<bool, UpstreamError> {
+        let sts = self.sts;
         let issuer = &self.issuer.config.issuer;
         let retention = sts.config.revocation.retention_seconds;
         let event_name = event.rsplit('/').next().unwrap_or(event);
@@ -376,7 +221,7 @@ impl UpstreamReceiver {
             expires_at,
             expiry_requested: false,
         };
-        // Remembered past the age limit `verify` holds events to, leeway included, so
+        // Remembered past the age limit the receiver holds events to, leeway included, so
         // no event can outlive the memory of having been applied.
         let remember_until = now
             .saturating_add(replay_memory(sts))
@@ -387,7 +232,9 @@ impl UpstreamReceiver {
             once: Some((format!("ssf:{issuer}:{}", claims.jti), remember_until)),
         };
         let target = format!("{kind}:{}", notice.entry.value);
-        let written = super::publish::revoke(sts, notice, now)
+        let written = sts
+            .publisher()
+            .revoke(notice, now)
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
         if written {
@@ -405,25 +252,6 @@ impl UpstreamReceiver {
         }
         Ok(written)
     }
-}
-
-/// The rule an upstream SET broke, as reported in `setErrs` and logs.
-fn refused_set(refusal: Refusal) -> Refused {
-    Refused::Invalid(match refusal {
-        Refusal::KeysUnavailable(_) => return Refused::KeysUnavailable,
-        Refusal::TooLarge => "size",
-        Refusal::Encrypted | Refusal::Malformed => "shape",
-        Refusal::CriticalHeader => "crit",
-        Refusal::Type => "typ",
-        Refusal::Algorithm(_) | Refusal::AlgorithmMismatch => "alg",
-        Refusal::MissingKid | Refusal::UnknownKey(_) | Refusal::BadSignature | Refusal::UntrustedIssuer => "signature",
-        Refusal::EmbeddedKey(_) => "signature",
-        Refusal::MissingClaim("iat") | Refusal::BadClaim("iat") | Refusal::IssuedInFuture => "iat",
-        Refusal::TooOld => "iat_too_old",
-        Refusal::Expired | Refusal::LivesTooLong => "exp",
-        Refusal::NotYetValid => "nbf",
-        Refusal::MissingClaim(_) | Refusal::BadClaim(_) => "claims",
-    })
 }
 
 /// How long an applied event's `jti` is remembered, and so the age (by `iat`) past
@@ -447,7 +275,7 @@ pub fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
             let receiver = UpstreamReceiver::for_issuer(&sts, &issuer)?;
             let sts = sts.clone();
             Some(tokio::spawn(async move {
-                let interval = Duration::from_secs(receiver.config.poll_interval_seconds);
+                let interval = receiver.poll_interval;
                 loop {
                     if let Err(error) = receiver.poll_once(&sts, sts.clock.now()).await {
                         tracing::warn!(%issuer, %error, "upstream Shared Signals poll failed");

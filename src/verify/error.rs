@@ -189,12 +189,4 @@ pub(crate) fn printable_text(text: &str) -> String {
         .collect()
 }
 
-/// Cut a value taken from an untrusted token to something safe to print: at most 64
-/// characters from a conservative set, so it can never break a header or a log line.
-pub(crate) fn printable(value: &str) -> String {
-    value
-        .chars()
-        .filter(|c| c.is_ascii_alphanumeric() || "-_.:+/@=".contains(*c))
-        .take(64)
-        .collect()
-}
+pub(crate) use crate::contract::identifier::printable;

@@ -1,5 +1,6 @@
-//! The verifier as a Shared Signals receiver: it subscribes to mcp-sts's revocation
-//! events (RFC 8936 poll), keeps the revocations it heard, and refuses tokens locally
+//! The verifier as a Shared Signals receiver: through the one receiver
+//! ([`crate::receiver`]) it subscribes to mcp-sts's revocation events (RFC 8936 poll);
+//! here it keeps the revocations it heard, and refuses tokens locally
 //! by the same lineage and issuer rules mcp-sts applies (`contract::revocation`), with
 //! no call to mcp-sts per request. A user or session revocation that names an issuer
 //! refuses that issuer's users only.
@@ -29,26 +30,20 @@
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use serde_json::{Map, Value, json};
-
-use super::error::{VerifyError, printable};
+use super::error::VerifyError;
 use super::stream_state::{self, HeardRevocation, StreamState};
 use super::{KeyCacheRules, StsKeys};
 use crate::clock::{Clock, SystemClock, UnixTime};
 use crate::contract::AccessClaims;
 use crate::contract::basic::basic_authorization;
 use crate::contract::revocation::{LineageKey, RevocationKind, covers, lineage};
-use crate::contract::set::{POLL_DELIVERY, RevocationEvent, SET_TYP, SetClaims, events_supported, read_revocation};
-use crate::fetch::{FetchLimits, fetch};
-use crate::jose::compact::{audiences, str_claim};
-use crate::jose::{NO_MEMORY, Profile, Types, read};
+use crate::contract::set::{RevocationEvent, SetClaims, SetError, events_supported, read_revocation};
+use crate::jose::JwksCache;
+use crate::receiver::{Adopt, EventSink, PollError, Receiver, ReceiverConfig, Rejection, SetRules, StreamChoice};
+use crate::secret::Secret;
 
-/// Most SETs asked for per poll.
-const MAX_EVENTS: usize = 100;
-/// Largest response read from the transmitter: streamed, and cut off past this.
-const MAX_RESPONSE_BYTES: usize = 4 * 1024 * 1024;
 /// Largest SET accepted; mcp-sts's are well under 2 KiB.
 const MAX_SET_BYTES: usize = 16 * 1024;
 
@@ -167,13 +162,12 @@ type Scopes = HashMap<Option<String>, UnixTime>;
 type Scoped = (RevocationKind, String, Option<String>);
 
 /// Revocations heard so far, reinstatements heard (to put events of one poll in order),
-/// since when they cover tokens, and when the stream last answered.
+/// and since when they cover tokens.
 #[derive(Debug, Default)]
 struct Heard {
     revoked: HashMap<(RevocationKind, String), Scopes>,
     /// When each revocation was lifted: a revocation made before that is not in force.
     lifted: HashMap<Scoped, UnixTime>,
-    last_heard: Option<UnixTime>,
     /// The stream at mcp-sts these revocations came from.
     stream_id: Option<String>,
     /// Tokens issued after this (plus leeway) are covered; `None`: none yet.
@@ -197,7 +191,6 @@ impl Heard {
         Self {
             revoked,
             lifted,
-            last_heard: None,
             stream_id: state.stream_id,
             covered_since: state.covered_since,
         }
@@ -286,28 +279,13 @@ impl Heard {
     }
 }
 
-/// The stream this instance polls.
-#[derive(Debug, Clone)]
-struct Subscription {
-    endpoint: String,
-    stream_id: String,
-    /// Until the first successful poll, the latest moment (by the poll's `now`) at which
-    /// the stream may have come into existence; `None` once coverage is settled.
-    exists_from: Option<UnixTime>,
-}
-
 /// A subscription to mcp-sts's revocation events; share one per service (`Arc`) and
 /// hand it to [`super::VerifierConfig::revocation_stream`].
 pub struct RevocationStream {
     config: RevocationStreamConfig,
-    http: reqwest::Client,
-    authorization: String,
+    receiver: Receiver,
     keys: Arc<StsKeys>,
     heard: RwLock<Heard>,
-    /// The stream polled; never held across a call to the STS.
-    subscription: std::sync::Mutex<Option<Subscription>>,
-    /// One poll at a time; held at most for a poll's deadline.
-    polling: tokio::sync::Mutex<()>,
     applied: tokio::sync::watch::Sender<u64>,
 }
 
@@ -335,7 +313,29 @@ impl RevocationStream {
         }
         let http = crate::fetch::http_client(config.http_timeout)
             .map_err(|e| VerifyError::Config(format!("HTTP client: {e}")))?;
-        let authorization = basic_authorization(&config.client_id, &config.client_secret);
+        let receiver = ReceiverConfig {
+            issuer: config.issuer.clone(),
+            configuration_url: config.configuration_url.clone(),
+            authorization: Some(Secret::new(basic_authorization(
+                &config.client_id,
+                &config.client_secret,
+            ))),
+            stream: StreamChoice {
+                description: format!("mcp-sts verifier {}", config.instance),
+                events_requested: events_supported(&config.issuer),
+                adopt: Adopt::Described,
+            },
+            // mcp-sts names its key.
+            sets: SetRules {
+                audience: config.client_id.clone(),
+                max_bytes: MAX_SET_BYTES,
+                leeway: config.leeway.as_secs(),
+                kid_required: true,
+                max_age: None,
+            },
+            http_timeout: config.http_timeout,
+            poll_deadline: config.poll_deadline,
+        };
         let rules = KeyCacheRules {
             jwks_uri: config.jwks_uri.clone(),
             ttl: config.jwks_cache_ttl,
@@ -352,12 +352,9 @@ impl RevocationStream {
         };
         Ok(Self {
             config,
-            http,
-            authorization,
+            receiver: Receiver::new(receiver, http),
             keys,
             heard: RwLock::new(heard),
-            subscription: std::sync::Mutex::new(None),
-            polling: tokio::sync::Mutex::new(()),
             applied: tokio::sync::watch::channel(0).0,
         })
     }
@@ -383,7 +380,7 @@ impl RevocationStream {
 
     /// When the stream last answered, if ever.
     pub fn last_heard(&self) -> Option<UnixTime> {
-        self.read_heard(|h| h.last_heard)
+        self.receiver.last_heard()
     }
 
     /// Tokens issued after this (plus `leeway`) are covered by what the stream hears;
@@ -503,8 +500,8 @@ impl RevocationStream {
         now: UnixTime,
     ) -> Result<StreamVerdict, VerifyError> {
         let leeway = self.config.leeway.as_secs();
-        let (hit, last_heard, covered_since) =
-            self.read_heard(|heard| (self.hit(heard, keys, reach), heard.last_heard, heard.covered_since));
+        let (hit, covered_since) = self.read_heard(|heard| (self.hit(heard, keys, reach), heard.covered_since));
+        let last_heard = self.receiver.last_heard();
         if let Some(kind) = hit {
             tracing::debug!(%kind, "token refused: revoked (heard on the revocation stream)");
             return Err(VerifyError::Revoked);
@@ -536,113 +533,13 @@ impl RevocationStream {
     /// revocations were applied. Tests call this on demand; [`RevocationStream::spawn`]
     /// calls it every `poll_interval`.
     pub async fn poll_once(&self, now: UnixTime) -> Result<usize, VerifyError> {
-        let polled = tokio::time::timeout(self.config.poll_deadline, async {
-            let _turn = self.polling.lock().await;
-            self.poll_pages(now).await
-        })
-        .await;
-        match polled {
-            Ok(result) => result,
-            Err(_) => Err(unavailable("the poll did not finish within its deadline")),
-        }
-    }
-
-    fn with_subscription<T>(&self, f: impl FnOnce(&mut Option<Subscription>) -> T) -> T {
-        match self.subscription.lock() {
-            Ok(mut guard) => f(&mut guard),
-            Err(poisoned) => f(&mut poisoned.into_inner()),
-        }
-    }
-
-    /// The stream to poll: the one known, or one found or created now.
-    async fn current_subscription(&self, now: UnixTime) -> Result<Subscription, VerifyError> {
-        if let Some(known) = self.with_subscription(|s| s.clone()) {
-            return Ok(known);
-        }
-        let started = Instant::now();
-        let mut found = self.subscribe().await?;
-        // The stream exists by the end of `subscribe`: at the latest `now` plus the
-        // time it took, rounded up (`now` is read when the poll starts).
-        found.exists_from = Some(now.saturating_add(started.elapsed().as_secs()).saturating_add(1));
-        self.with_subscription(|s| *s = Some(found.clone()));
-        Ok(found)
-    }
-
-    async fn poll_pages(&self, now: UnixTime) -> Result<usize, VerifyError> {
-        let mut subscription = self.current_subscription(now).await?;
-        let forget = || self.with_subscription(|s| *s = None);
-        let mut acks: Vec<String> = Vec::new();
-        let mut errors = Map::new();
-        let mut applied = 0;
-        loop {
-            let body = json!({ "ack": acks, "setErrs": errors, "maxEvents": MAX_EVENTS, "returnImmediately": true });
-            let answer = match self.post(&subscription.endpoint, &body).await {
-                Ok(answer) => answer,
-                Err(PostError::Gone) => {
-                    forget();
-                    return Err(unavailable("the stream no longer exists; it will be created again"));
-                }
-                Err(PostError::Failed(why)) => return Err(unavailable(why)),
-            };
-            acks.clear();
-            errors.clear();
-            if let Some(exists_from) = subscription.exists_from.take() {
-                self.settle_coverage(&subscription.stream_id, exists_from)?;
-                self.with_subscription(|s| {
-                    if let Some(s) = s.as_mut() {
-                        s.exists_from = None;
-                    }
-                });
-            }
-            let sets = answer
-                .get("sets")
-                .and_then(Value::as_object)
-                .cloned()
-                .unwrap_or_default();
-            for (jti, set) in &sets {
-                match self.apply(set.as_str().unwrap_or_default(), now).await {
-                    Ok(true) => {
-                        applied += 1;
-                        acks.push(jti.clone());
-                    }
-                    Ok(false) => acks.push(jti.clone()),
-                    // Keys unreachable: leave it queued and try again later.
-                    Err(e) if e.is_unavailable() => return Err(e),
-                    Err(e) => {
-                        tracing::warn!(set = %printable(jti), error = %e, "refused a revocation SET");
-                        errors.insert(
-                            jti.clone(),
-                            json!({ "err": "invalid_request", "description": e.rule() }),
-                        );
-                    }
-                }
-            }
-            let more = answer.get("moreAvailable").and_then(Value::as_bool).unwrap_or(false);
-            if !more && acks.is_empty() && errors.is_empty() {
-                break;
-            }
-            if !acks.is_empty() {
-                // Durable before acknowledged: mcp-sts never sends them again.
-                self.save()?;
-                self.applied.send_modify(|n| *n = n.wrapping_add(1));
-            }
-            if !more {
-                let ack_only = json!({ "ack": acks, "setErrs": errors, "maxEvents": 0, "returnImmediately": true });
-                match self.post(&subscription.endpoint, &ack_only).await {
-                    Ok(_) => break,
-                    Err(PostError::Gone) => {
-                        forget();
-                        return Err(unavailable("the stream no longer exists"));
-                    }
-                    Err(PostError::Failed(why)) => return Err(unavailable(why)),
-                }
-            }
-        }
+        let applied = self.receiver.poll(self, now).await.map_err(|e| match e {
+            PollError::Transmitter(why) => unavailable(why),
+            PollError::KeysUnavailable(why) => VerifyError::JwksUnavailable(why),
+            PollError::Sink(e) => e,
+        })?;
         let retain = self.config.retain.as_secs();
-        self.write_heard(|heard| {
-            heard.last_heard = Some(now);
-            heard.prune(retain, now);
-        });
+        self.write_heard(|heard| heard.prune(retain, now));
         Ok(applied)
     }
 
@@ -692,112 +589,31 @@ impl RevocationStream {
             }
         })
     }
+}
 
-    /// Find this instance's stream at the transmitter, or create it.
-    async fn subscribe(&self) -> Result<Subscription, VerifyError> {
-        let metadata = self.get(&self.config.configuration_url).await?;
-        if metadata.get("issuer").and_then(Value::as_str) != Some(self.config.issuer.as_str()) {
-            return Err(unavailable("the transmitter's metadata names another issuer"));
-        }
-        let endpoint = metadata
-            .get("configuration_endpoint")
-            .and_then(Value::as_str)
-            .ok_or_else(|| unavailable("the transmitter's metadata has no configuration_endpoint"))?
-            .to_owned();
-        let description = format!("mcp-sts verifier {}", self.config.instance);
-        let existing = self.get(&endpoint).await?;
-        let found = existing.as_array().into_iter().flatten().find(|s| {
-            s.get("description").and_then(Value::as_str) == Some(description.as_str())
-                && s.pointer("/delivery/method").and_then(Value::as_str) == Some(POLL_DELIVERY)
-        });
-        let stream = match found {
-            Some(stream) => stream.clone(),
-            None => {
-                let body = json!({
-                    "delivery": { "method": POLL_DELIVERY },
-                    "events_requested": events_supported(&self.config.issuer),
-                    "description": description,
-                });
-                let request = self
-                    .http
-                    .post(&endpoint)
-                    .header(reqwest::header::AUTHORIZATION, &self.authorization)
-                    .json(&body);
-                let created = fetch(request, self.limits())
-                    .await
-                    .map_err(|e| unavailable(format!("cannot create the stream: {e}")))?;
-                if created.status != reqwest::StatusCode::CREATED {
-                    return Err(unavailable(format!(
-                        "stream creation answered HTTP {}",
-                        created.status.as_u16()
-                    )));
-                }
-                parse_json(&created.body)?
-            }
-        };
-        let stream_id = stream.get("stream_id").and_then(Value::as_str);
-        let poll = stream.pointer("/delivery/endpoint_url").and_then(Value::as_str);
-        match (stream_id, poll) {
-            (Some(id), Some(poll)) => {
-                tracing::info!(stream_id = %printable(id), "subscribed to the revocation stream");
-                Ok(Subscription {
-                    endpoint: poll.to_owned(),
-                    stream_id: id.to_owned(),
-                    exists_from: None,
-                })
-            }
-            _ => Err(unavailable("the stream has no id or poll endpoint")),
-        }
+/// What a revocation SET does here: remembered, kept in the state file before it is
+/// acknowledged, and counted for whoever awaits news.
+impl EventSink for RevocationStream {
+    type Keys = JwksCache;
+    type Error = VerifyError;
+
+    fn keys(&self) -> &JwksCache {
+        &self.keys.cache
     }
 
-    /// Every call to the STS is read under a byte cap within `http_timeout`.
-    fn limits(&self) -> FetchLimits {
-        FetchLimits {
-            timeout: self.config.http_timeout,
-            max_bytes: MAX_RESPONSE_BYTES,
-        }
-    }
-
-    async fn get(&self, url: &str) -> Result<Value, VerifyError> {
-        let request = self
-            .http
-            .get(url)
-            .header(reqwest::header::AUTHORIZATION, &self.authorization);
-        let fetched = fetch(request, self.limits())
-            .await
-            .map_err(|e| unavailable(format!("{url}: {e}")))?;
-        if !fetched.status.is_success() {
-            return Err(unavailable(format!("{url} answered HTTP {}", fetched.status.as_u16())));
-        }
-        parse_json(&fetched.body)
-    }
-
-    async fn post(&self, url: &str, body: &Value) -> Result<Value, PostError> {
-        let request = self
-            .http
-            .post(url)
-            .header(reqwest::header::AUTHORIZATION, &self.authorization)
-            .json(body);
-        let fetched = fetch(request, self.limits())
-            .await
-            .map_err(|e| PostError::Failed(format!("poll endpoint: {e}")))?;
-        match fetched.status.as_u16() {
-            200 => parse_json(&fetched.body).map_err(|e| PostError::Failed(e.to_string())),
-            404 => Err(PostError::Gone),
-            status => Err(PostError::Failed(format!("poll answered HTTP {status}"))),
-        }
-    }
-
-    /// Verify one SET and remember the revocation it announces. `Ok(false)` for a
-    /// verification event.
-    async fn apply(&self, set: &str, now: UnixTime) -> Result<bool, VerifyError> {
-        let claims = self.verify_set(set, now).await?;
-        let event = read_revocation(&self.config.issuer, &claims).map_err(|e| VerifyError::Malformed(e.to_string()))?;
+    /// `Ok(false)` for a verification event, which announces nothing.
+    async fn apply(&self, set: SetClaims, now: UnixTime) -> Result<bool, Rejection<VerifyError>> {
+        let event = read_revocation(&self.config.issuer, &set).map_err(|e| {
+            Rejection::Refused(match e {
+                SetError::EventCount | SetError::UnsupportedEvent => "events",
+                SetError::UnsupportedSubject => "subject",
+            })
+        })?;
         let Some(event) = event else {
             return Ok(false);
         };
         if event.revoked_at > now.saturating_add(self.config.leeway.as_secs()) {
-            return Err(VerifyError::NotYetValid);
+            return Err(Rejection::Refused("event_timestamp"));
         }
         tracing::info!(
             kind = %event.kind,
@@ -809,42 +625,17 @@ impl RevocationStream {
         Ok(true)
     }
 
-    /// The SET's signature (the STS's JWKS), `typ`, times, `iss` and `aud`.
-    async fn verify_set(&self, set: &str, now: UnixTime) -> Result<SetClaims, VerifyError> {
-        // RFC 8417: typed `secevent+jwt`; mcp-sts names its key. A revocation applied
-        // however late fails closed, so `exp`/`nbf` are not judged.
-        let profile = Profile::new(
-            Types::Exactly(&[SET_TYP]),
-            MAX_SET_BYTES,
-            now,
-            self.config.leeway.as_secs(),
-        )
-        .kid_required()
-        .validity_ignored();
-        let claims = read(set, &profile, &self.keys.cache, NO_MEMORY).await?.into_claims()?;
-        for name in ["iss", "aud"] {
-            if claims.get(name).is_none_or(Value::is_null) {
-                return Err(VerifyError::MissingClaim(name.into()));
-            }
-        }
-        if str_claim(&claims, "iss") != Some(self.config.issuer.as_str()) {
-            return Err(VerifyError::WrongIssuer);
-        }
-        if !audiences(&claims).contains(&self.config.client_id.as_str()) {
-            return Err(VerifyError::WrongAudience);
-        }
-        serde_json::from_value(Value::Object(claims))
-            .map_err(|_| VerifyError::Malformed("SET claims are not of the expected shape".into()))
+    fn confirmed(&self, stream_id: Option<&str>, exists_from: UnixTime) -> Result<(), VerifyError> {
+        let stream_id = stream_id.ok_or_else(|| unavailable("the stream has no id"))?;
+        self.settle_coverage(stream_id, exists_from)
     }
-}
 
-enum PostError {
-    Gone,
-    Failed(String),
-}
-
-fn parse_json(body: &[u8]) -> Result<Value, VerifyError> {
-    serde_json::from_slice(body).map_err(|_| unavailable("the answer is not JSON"))
+    /// Durable before acknowledged: mcp-sts never sends them again.
+    fn acknowledging(&self) -> Result<(), VerifyError> {
+        self.save()?;
+        self.applied.send_modify(|n| *n = n.wrapping_add(1));
+        Ok(())
+    }
 }
 
 #[cfg(test)]

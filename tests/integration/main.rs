@@ -40,6 +40,7 @@ mod revocation_sentinel;
 mod ssf_downstream;
 mod ssf_push_targets;
 mod ssf_queue;
+mod ssf_receivers;
 mod ssf_restart;
 mod ssf_transmitter;
 mod ssf_upstream;

@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use super::super::StoreError;
-use super::route::{Router, key_slot};
+use super::route::{RecoveryCheck, Router, key_slot};
 
 /// Why the store is not trusted.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -394,6 +394,15 @@ pub async fn read_config(
 fn refused(why: &str) -> bool {
     let lower = why.to_ascii_lowercase();
     lower.contains("unknown command") || lower.contains("noperm") || lower.contains("no permissions")
+}
+
+impl RecoveryCheck for Guard {
+    fn check<'a>(
+        &'a self,
+        router: &'a Router,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>> {
+        Box::pin(async move { self.verify(router).await.map(|_| ()) })
+    }
 }
 
 async fn read_markers(router: &Router, keys: &[String]) -> Result<Reading, StoreError> {

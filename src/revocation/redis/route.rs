@@ -13,7 +13,6 @@ use redis::{Cmd, ConnectionInfo, FromRedisValue, Value};
 
 use super::super::StoreError;
 use super::ack::Rewrite;
-use super::guard::Guard;
 use super::link::Link;
 use super::shards::{Shard, ShardMap};
 use super::topology::{Conn, Connector, RedisTopology, at_address, unavailable};
@@ -47,6 +46,13 @@ pub struct Master {
 /// How often a Cluster that failed is asked whether every master is back.
 const RECOVERY_PROBE: Duration = Duration::from_millis(50);
 
+/// What a recovered Cluster must pass before it is served again: the store guard's
+/// check of the eviction policy and the marker (a shard may be back empty).
+pub trait RecoveryCheck: Send + Sync {
+    /// Check the store through `router`; an error keeps the Cluster refused.
+    fn check<'a>(&'a self, router: &'a Router) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
+}
+
 /// The shared connection with its topology.
 pub struct Router {
     link: Arc<Link>,
@@ -63,7 +69,7 @@ pub struct Router {
     probing: AtomicBool,
     me: Weak<Router>,
     /// Checked again before a recovered Cluster is served: a shard may be back empty.
-    guard: OnceLock<Weak<Guard>>,
+    guard: OnceLock<Weak<dyn RecoveryCheck>>,
     /// The masters when the last failure began, to see whether a failover moved them.
     masters_before: Mutex<Option<Vec<(String, u16)>>>,
 }
@@ -85,7 +91,7 @@ impl Router {
     }
 
     /// The guard to consult before a recovered Cluster is served again.
-    pub fn set_guard(&self, guard: Weak<Guard>) {
+    pub fn set_guard(&self, guard: Weak<dyn RecoveryCheck>) {
         let _ = self.guard.set(guard);
     }
 
@@ -294,7 +300,7 @@ async fn probe_until_whole(router: Weak<Router>) {
         if strong.all_masters_ok().await {
             // A master may be back without its data: check the marker before serving.
             if let Some(guard) = strong.guard.get().and_then(Weak::upgrade)
-                && let Err(error) = guard.verify(&strong).await
+                && let Err(error) = guard.check(&strong).await
             {
                 tracing::debug!(%error, "revocation store check after recovery did not complete");
                 drop(strong);

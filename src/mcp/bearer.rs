@@ -20,7 +20,7 @@ const MAX_TOKEN_BYTES: usize = 16 * 1024;
 
 /// What a validated access token says about its caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct InboundToken {
+pub(crate) struct BearerToken {
     pub(crate) issuer: String,
     pub(crate) user: String,
     pub(crate) agent: Option<String>,
@@ -34,7 +34,7 @@ pub(crate) struct InboundToken {
 }
 
 /// Validates access tokens for one resource from a fixed set of issuers.
-pub(crate) struct InboundVerifier {
+pub(crate) struct BearerVerifier {
     resource: String,
     issuers: HashMap<String, JwksCache>,
     leeway: u64,
@@ -66,7 +66,7 @@ fn identifier(value: &str, claim: &str) -> Result<String, VerifyError> {
         .map_err(|e| VerifyError::Malformed(format!("claim {claim} {e}")))
 }
 
-impl InboundVerifier {
+impl BearerVerifier {
     /// A verifier for `resource`, trusting each issuer with its key cache.
     pub(crate) fn new(
         resource: String,
@@ -85,7 +85,7 @@ impl InboundVerifier {
     /// Validate `token` as of `now`. RFC 9068 asks for `at+jwt`; many IdPs send `JWT`
     /// or nothing. A JWT typed for anything else (an ID token's `id_token+jwt`, a
     /// logout token, a SET) is refused.
-    pub(crate) async fn validate(&self, token: &str, now: UnixTime) -> Result<InboundToken, VerifyError> {
+    pub(crate) async fn validate(&self, token: &str, now: UnixTime) -> Result<BearerToken, VerifyError> {
         if token.is_empty() {
             return Err(VerifyError::Missing);
         }
@@ -114,7 +114,7 @@ impl InboundVerifier {
             .find_map(|name| string_claim(&claims, name).map(|value| identifier(value, name)))
             .transpose()?;
         let session = string_claim(&claims, "sid").map(|s| identifier(s, "sid")).transpose()?;
-        Ok(InboundToken {
+        Ok(BearerToken {
             issuer,
             user,
             agent,

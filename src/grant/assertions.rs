@@ -1,11 +1,11 @@
-//! The one place the JWTs of enterprise-managed authorization are verified: the user's
+//! The one place the JWTs of enterprise-managed authorization are read: the user's
 //! ID token when a grant is issued (its audience is the client asking, not us), and the
 //! ID-JAG when it is redeemed (typed `oauth-id-jag+jwt`, addressed to us).
 //!
 //! Both are read by [`crate::jose::read`] with the [`Trust`] key source of inbound
 //! tokens (keys by `kid` from the issuer's JWKS or our own ring, never
 //! `jku`/`x5u`/`jwk`) and report the same `InboundError`s, so this module follows the
-//! inbound verification path wherever it goes.
+//! inbound path wherever it goes.
 
 use std::sync::Arc;
 
