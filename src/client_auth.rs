@@ -6,6 +6,8 @@
 //! client ids exist. Every failure is `invalid_client` (401); using more than one
 //! method at once is `invalid_request`.
 
+mod workload;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -14,7 +16,9 @@ use subtle::ConstantTimeEq;
 
 use crate::clock::UnixTime;
 use crate::config::ClientConfig;
+use crate::contract::{Actor, SubProfile};
 use crate::error::OAuthError;
+use crate::inbound::Issuers;
 use crate::jose::compact::{audiences, str_claim};
 use crate::jose::{
     JwksCache, JwksConfig, JwksSource, KeySource, NO_MEMORY, Profile, Refusal, Types, Unverified, VerificationKey, read,
@@ -32,9 +36,17 @@ pub struct RegisteredClient {
     pub config: ClientConfig,
     secret_sha256: Option<[u8; 32]>,
     jwks: Option<JwksCache>,
+    /// Who the client is as an actor: a configured client is a service acting as
+    /// itself; a workload is its SPIFFE ID or account, vouched for by its issuer.
+    acting: Actor,
 }
 
 impl RegisteredClient {
+    /// The client as the actor of a token it obtains with no actor token.
+    pub fn as_actor(&self) -> Actor {
+        self.acting.clone()
+    }
+
     /// The client's id.
     pub fn id(&self) -> &str {
         &self.config.client_id
@@ -50,6 +62,8 @@ impl RegisteredClient {
 #[derive(Debug, Default)]
 pub struct Clients {
     by_id: HashMap<String, Arc<RegisteredClient>>,
+    /// The trusted issuers whose workloads may authenticate by `[[workloads]]` rule.
+    workload_issuers: Option<Arc<Issuers>>,
 }
 
 impl Clients {
@@ -75,11 +89,21 @@ impl Clients {
                         config: config.clone(),
                         secret_sha256,
                         jwks,
+                        acting: Actor::new(config.client_id.clone(), None).with_profile(SubProfile::Service),
                     }),
                 )
             })
             .collect();
-        Self { by_id }
+        Self {
+            by_id,
+            workload_issuers: None,
+        }
+    }
+
+    /// The same clients, and workloads of these issuers as `[[workloads]]` rules say.
+    pub fn with_workload_issuers(mut self, issuers: Arc<Issuers>) -> Self {
+        self.workload_issuers = Some(issuers);
+        self
     }
 
     /// A client by id.
@@ -151,6 +175,37 @@ async fn check_credentials(
                 _ => Err(failed("client.authentication", "client authentication failed")),
             }
         }
+        ClientCredentials::Svid { svid, claimed_id } => {
+            let issuers = clients
+                .workload_issuers
+                .as_deref()
+                .ok_or_else(|| failed("client.assertion_type", "unsupported client_assertion_type"))?;
+            workload::authenticate(
+                issuers,
+                svid.expose(),
+                workload::Declared::Svid,
+                claimed_id.as_deref(),
+                ctx,
+                now,
+            )
+            .await
+        }
+        // A jwt-bearer assertion from no configured client may be a cluster's
+        // service-account token.
+        ClientCredentials::Assertion { assertion, claimed_id }
+            if let Some(issuers) = clients.workload_issuers.as_deref()
+                && !names_client(clients, assertion.expose()) =>
+        {
+            workload::authenticate(
+                issuers,
+                assertion.expose(),
+                workload::Declared::ServiceAccount,
+                claimed_id.as_deref(),
+                ctx,
+                now,
+            )
+            .await
+        }
         ClientCredentials::Assertion { assertion, claimed_id } => {
             verify_assertion(
                 clients,
@@ -163,6 +218,15 @@ async fn check_credentials(
             .await
         }
     }
+}
+
+/// Whether an assertion's (unverified) `iss` is a configured client: then it is a
+/// `private_key_jwt` assertion, never a workload's token.
+fn names_client(clients: &Clients, assertion: &str) -> bool {
+    crate::jose::compact::claims(assertion)
+        .ok()
+        .and_then(|claims| str_claim(&claims, "iss").map(|iss| clients.get(iss).is_some()))
+        .unwrap_or(true)
 }
 
 /// The keys of the client an assertion names as its issuer: its inline JWKS or its

@@ -5,8 +5,12 @@
 //! without a `jwks_uri`), so a mistake stops the service with a message naming the key.
 
 mod check;
+mod workloads;
 
 pub use check::{Problem, Severity};
+pub use workloads::{
+    IssuerKind, Pattern, SERVICE_ACCOUNT, WorkloadClient, WorkloadRule, spiffe_issuer, valid_trust_domain,
+};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -56,6 +60,9 @@ pub struct Config {
     /// grants (ID-JAGs) for, acting as the enterprise's token service.
     #[serde(default)]
     pub authorization_servers: Vec<AuthorizationServerConfig>,
+    /// Which SPIFFE IDs and service accounts may act or authenticate, and as what.
+    #[serde(default)]
+    pub workloads: Vec<WorkloadRule>,
 }
 
 /// `[server]`.
@@ -393,10 +400,23 @@ pub struct UpstreamSsfConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct IssuerConfig {
-    /// Exact `iss` value: a URL, or a name such as a Teleport cluster.
+    /// What kind of issuer: `oidc` (default), `spiffe` or `kubernetes`.
+    #[serde(default)]
+    pub kind: IssuerKind,
+    /// Exact `iss` value: a URL, or a name such as a Teleport cluster. For
+    /// `kind = "spiffe"`, set from `trust_domain` (`spiffe://<trust domain>`).
+    #[serde(default)]
     pub issuer: String,
-    /// The value that must appear in the token's `aud`.
+    /// The value that must appear in the token's `aud` (workload issuers: our issuer
+    /// URL unless set).
+    #[serde(default)]
     pub audience: String,
+    /// `kind = "spiffe"`: the trust domain whose SPIFFE IDs this issuer vouches for.
+    pub trust_domain: Option<String>,
+    /// `kind = "spiffe"`: the trust domain's SPIFFE bundle endpoint.
+    pub bundle_endpoint: Option<String>,
+    /// The actor profile of this issuer's actor tokens (default `ai_agent`).
+    pub actor_profile: Option<crate::contract::SubProfile>,
     /// Explicit JWKS URL; without it, OIDC discovery under `issuer`.
     pub jwks_uri: Option<String>,
     /// Claim holding the user's roles (dots descend into objects, e.g. `realm_access.roles`);
@@ -647,7 +667,9 @@ impl Config {
 
     /// Parse TOML text: syntax, unknown keys and types only.
     pub fn parse(text: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))
+        let mut config: Self = toml::from_str(text).map_err(|e| ConfigError::Parse(e.to_string()))?;
+        config.fill_workload_defaults();
+        Ok(config)
     }
 
     /// Make relative paths relative to `base` (the configuration file's folder).

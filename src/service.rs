@@ -24,7 +24,7 @@ pub struct Sts {
     /// The validated configuration.
     pub config: Config,
     /// Trusted upstream issuers.
-    pub issuers: Issuers,
+    pub issuers: Arc<Issuers>,
     /// Known clients.
     pub clients: Clients,
     /// Downstream audiences.
@@ -75,8 +75,8 @@ impl Sts {
         http: reqwest::Client,
     ) -> Self {
         let key_rules = JwksConfig::default();
-        let issuers = Issuers::new(&config.issuers, &http, &key_rules);
-        let clients = Clients::new(&config.clients, &http, &key_rules);
+        let issuers = Arc::new(Issuers::new(&config.issuers, &http, &key_rules).with_workloads(&config.workloads));
+        let clients = Clients::new(&config.clients, &http, &key_rules).with_workload_issuers(Arc::clone(&issuers));
         let audiences = Audiences::new(&config.audiences);
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();

@@ -41,14 +41,14 @@ impl fmt::Display for Problem {
 
 /// Problems found so far.
 #[derive(Default)]
-struct Problems(Vec<Problem>);
+pub(super) struct Problems(Vec<Problem>);
 
 impl Problems {
-    fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn error(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.push(Severity::Error, key, message);
     }
 
-    fn warning(&mut self, key: impl Into<String>, message: impl Into<String>) {
+    pub(super) fn warning(&mut self, key: impl Into<String>, message: impl Into<String>) {
         self.push(Severity::Warning, key, message);
     }
 
@@ -100,6 +100,7 @@ impl Config {
         self.check_audiences(&mut p);
         self.check_clients(&mut p);
         self.check_authorization_servers(&mut p);
+        self.check_workloads(&mut p);
         p.0
     }
 
@@ -295,6 +296,13 @@ impl Config {
         let mut seen = BTreeSet::new();
         for (i, issuer) in self.issuers.iter().enumerate() {
             let key = |field: &str| format!("issuers[{i}].{field}");
+            if issuer.kind == super::IssuerKind::Spiffe {
+                self.check_spiffe_issuer(p, i, issuer);
+                if !seen.insert(issuer.issuer.as_str()) {
+                    p.error(key("trust_domain"), "is listed twice");
+                }
+                continue;
+            }
             if issuer.issuer.is_empty() {
                 p.error(key("issuer"), "must not be empty");
             }

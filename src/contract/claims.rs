@@ -50,6 +50,30 @@ impl std::fmt::Display for DelegationMode {
     }
 }
 
+/// What kind of party an actor is (the OAuth actor profile's `sub_profile`), so a
+/// downstream service can tell an AI agent from a plain service or a person.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubProfile {
+    /// A person acting as themselves.
+    User,
+    /// An AI agent.
+    AiAgent,
+    /// A service (an MCP server, an API calling further).
+    Service,
+}
+
+impl SubProfile {
+    /// The claim value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SubProfile::User => "user",
+            SubProfile::AiAgent => "ai_agent",
+            SubProfile::Service => "service",
+        }
+    }
+}
+
 /// RFC 8693 §4.1 actor: identity claims only, earlier actors nested inside.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Actor {
@@ -58,6 +82,10 @@ pub struct Actor {
     /// Who vouched for this actor: an actor token's or an upstream token's issuer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+    /// What kind of party the actor is; set by mcp-sts from configuration, never from
+    /// the subject token (absent in tokens minted before it was recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sub_profile: Option<SubProfile>,
     /// The actor before this one in a multi-hop chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Box<Actor>>,
@@ -73,9 +101,16 @@ impl Actor {
         Self {
             sub: sub.into(),
             iss,
+            sub_profile: None,
             act: None,
             cnf_jkt: None,
         }
+    }
+
+    /// The same actor, of `profile`.
+    pub fn with_profile(mut self, profile: SubProfile) -> Self {
+        self.sub_profile = Some(profile);
+        self
     }
 
     /// This actor in front of `prior` (the chain so far, most recent first).

@@ -25,6 +25,9 @@ pub const ID_JAG_GRANT_PROFILE: &str = "urn:ietf:params:oauth:grant-profile:id-j
 /// RFC 7523 §2.2: the only client assertion type accepted (`private_key_jwt`).
 pub const JWT_BEARER_CLIENT_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
+/// draft-ietf-oauth-spiffe-client-auth: a JWT-SVID as the client's credential.
+pub const JWT_SPIFFE_CLIENT_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-spiffe";
+
 /// RFC 9068 §2.1: the JWS `typ` of minted access tokens.
 pub const ACCESS_TOKEN_TYP: &str = "at+jwt";
 

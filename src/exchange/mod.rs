@@ -1,16 +1,17 @@
 //! The token exchange decision (RFC 8693 §2): from a parsed request and `now` to a
 //! token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
+pub(crate) mod actor;
 pub mod binding;
 pub(crate) mod subject;
 
 use crate::audit::{AuditEvent, loggable};
 use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
-use crate::contract::{AccessClaims, Actor};
+use crate::contract::AccessClaims;
 use crate::dpop::{required_by_audience, spend, token_proof};
 use crate::error::OAuthError;
-use crate::inbound::validate::{Origin, Role, ValidatedToken, validate};
+use crate::inbound::validate::{Origin, Role, ValidatedToken, validate, validate_actor};
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Audiences, decide_scopes, grantable};
@@ -83,7 +84,7 @@ pub async fn exchange(
 
     let actor_token = match &params.actor {
         Some((token, declared)) => Some(
-            validate(
+            validate_actor(
                 token.expose(),
                 *declared,
                 ctx.issuers,
@@ -110,12 +111,12 @@ pub async fn exchange(
     };
     let (current_actor, prior_actors) = match &actor_token {
         Some(actor) => (
-            Actor::new(actor.sub.clone(), Some(actor.iss.clone())),
+            actor::from_actor_token(ctx.issuers, actor, minted_actor.as_ref())?,
             subject.prior_actors.clone(),
         ),
         // The agent application named in the user's token acts through the client.
         None => (
-            Actor::new(client.id(), None),
+            actor::client(&client),
             match subject.agent.clone() {
                 Some(agent) => Some(agent.followed_by(subject.prior_actors.clone())),
                 None => subject.prior_actors.clone(),

@@ -7,7 +7,7 @@ use crate::client_auth::RegisteredClient;
 use crate::config::IssuerConfig;
 use crate::contract::identifier::check as check_identifier;
 use crate::contract::revocation::Namespace;
-use crate::contract::{AccessClaims, Actor};
+use crate::contract::{AccessClaims, Actor, SubProfile};
 use crate::error::OAuthError;
 use crate::inbound::jwt::{str_claim, string_at, token_scopes};
 use crate::inbound::validate::{Origin, Role, ValidatedToken};
@@ -129,7 +129,7 @@ fn upstream(config: &IssuerConfig, token: &ValidatedToken, max_depth: usize) -> 
     let agent = match config.agent_claim.as_deref().and_then(|name| string_at(claims, name)) {
         Some(agent) => {
             check_id(&agent, Role::Subject, "agent")?;
-            Some(Actor::new(agent, Some(config.issuer.clone())))
+            Some(Actor::new(agent, Some(config.issuer.clone())).with_profile(SubProfile::AiAgent))
         }
         None => None,
     };
@@ -166,7 +166,8 @@ fn upstream_entitlement(config: &IssuerConfig, claims: &Map<String, Value>) -> E
 }
 
 /// An upstream issuer's `act`: kept as the earliest prior actors, each marked with
-/// that issuer, every `sub` held to the identifier rule.
+/// that issuer, every `sub` held to the identifier rule; each keeps the profile the
+/// issuer gave it (`ai_agent` when it gave none).
 pub(crate) fn upstream_actors(
     claims: &Map<String, Value>,
     issuer: &str,
@@ -183,6 +184,7 @@ pub(crate) fn upstream_actors(
     while let Some(actor) = next {
         check_id(&actor.sub, Role::Subject, "act")?;
         actor.iss = Some(issuer.to_owned());
+        actor.sub_profile = Some(actor.sub_profile.unwrap_or(SubProfile::AiAgent));
         next = actor.act.as_deref_mut();
     }
     Ok(Some(chain))

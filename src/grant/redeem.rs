@@ -8,7 +8,6 @@ use super::assertions::{self, Signer};
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
-use crate::contract::Actor;
 use crate::contract::identifier::check as check_identifier;
 use crate::contract::revocation::Namespace;
 use crate::dpop::{required_by_audience, spend};
@@ -112,7 +111,10 @@ pub async fn redeem(
         }
         None => claims.act.clone(),
     };
-    let chain = Actor::new(client.id(), None).followed_by(prior);
+    // The redeemer of an identity assertion grant is the agent application it names.
+    let chain = crate::contract::Actor::new(client.id(), None)
+        .with_profile(crate::contract::SubProfile::AiAgent)
+        .followed_by(prior);
     if chain.depth() > ctx.tokens.max_delegation_depth {
         let refused = too_deep();
         return Err(OAuthError::invalid_grant(refused.rule, refused.description));

@@ -5,7 +5,8 @@ use std::sync::Arc;
 
 use jsonwebtoken::Algorithm;
 
-use crate::config::IssuerConfig;
+use super::workload::{Workloads, spiffe_trust_domain};
+use crate::config::{IssuerConfig, IssuerKind, WorkloadRule, spiffe_issuer};
 use crate::jose::algorithm::parse_allowed;
 use crate::jose::{JwksCache, JwksConfig, JwksSource, JwksStats};
 
@@ -24,6 +25,7 @@ pub struct TrustedIssuer {
 #[derive(Debug, Default)]
 pub struct Issuers {
     by_iss: HashMap<String, Arc<TrustedIssuer>>,
+    workloads: Workloads,
 }
 
 impl Issuers {
@@ -33,9 +35,10 @@ impl Issuers {
         let by_iss = configs
             .iter()
             .map(|config| {
-                let source = match &config.jwks_uri {
-                    Some(uri) => JwksSource::Uri(uri.clone()),
-                    None => JwksSource::Discovery(config.issuer.clone()),
+                let source = match (&config.jwks_uri, config.kind, &config.bundle_endpoint) {
+                    (_, IssuerKind::Spiffe, Some(bundle)) => JwksSource::SpiffeBundle(bundle.clone()),
+                    (Some(uri), _, _) => JwksSource::Uri(uri.clone()),
+                    (None, _, _) => JwksSource::Discovery(config.issuer.clone()),
                 };
                 let algorithms: Vec<Algorithm> = config.algorithms.iter().filter_map(|a| parse_allowed(a)).collect();
                 let jwks_config = JwksConfig {
@@ -51,7 +54,36 @@ impl Issuers {
                 (config.issuer.clone(), Arc::new(issuer))
             })
             .collect();
-        Self { by_iss }
+        Self {
+            by_iss,
+            workloads: Workloads::default(),
+        }
+    }
+
+    /// The same issuers, with the `[[workloads]]` rules their workload tokens answer to.
+    pub fn with_workloads(mut self, rules: &[WorkloadRule]) -> Self {
+        self.workloads = Workloads::new(rules);
+        self
+    }
+
+    /// The `[[workloads]]` rules.
+    pub fn workloads(&self) -> &Workloads {
+        &self.workloads
+    }
+
+    /// The issuer of a token claiming `iss` and `sub`: the issuer named `iss`, else,
+    /// for a JWT-SVID (whose `iss` is optional and not what trust hangs on), the trust
+    /// domain of its SPIFFE ID.
+    pub fn for_token(&self, iss: Option<&str>, sub: Option<&str>) -> Option<&Arc<TrustedIssuer>> {
+        if let Some(issuer) = iss.and_then(|iss| self.by_iss.get(iss))
+            && issuer.config.kind != IssuerKind::Spiffe
+        {
+            return Some(issuer);
+        }
+        let domain = spiffe_trust_domain(sub?)?;
+        self.by_iss
+            .get(&spiffe_issuer(domain))
+            .filter(|issuer| issuer.config.kind == IssuerKind::Spiffe)
     }
 
     /// Every trusted `iss`, for log lines that explain a mismatch.

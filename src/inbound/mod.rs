@@ -5,6 +5,7 @@ pub mod issuers;
 pub mod jwt;
 pub mod trust;
 pub mod validate;
+pub mod workload;
 
 pub use issuers::{Issuers, TrustedIssuer};
 pub use trust::{Own, Trust};

@@ -5,8 +5,11 @@
 
 use std::sync::Arc;
 
+use serde_json::Value;
+
 use super::issuers::{Issuers, TrustedIssuer};
 use crate::clock::UnixTime;
+use crate::config::IssuerKind;
 use crate::jose::algorithm::name;
 use crate::jose::{KeySource, Refusal, Unverified, VerificationKey};
 use crate::keys::KeyRing;
@@ -45,12 +48,31 @@ pub struct Trust<'a> {
 }
 
 impl<'a> Trust<'a> {
-    /// Every configured upstream issuer, and ourselves when `own` is given.
+    /// Every configured identity provider (never a workload issuer: a workload is
+    /// not a user), and ourselves when `own` is given.
     pub fn all(issuers: &'a Issuers, own: Option<Own<'a>>) -> Self {
         Self {
             own,
             issuers,
+            accepts: |issuer| issuer.config.kind == IssuerKind::Oidc,
+        }
+    }
+
+    /// Every configured issuer, workload issuers too: the signers of actor tokens.
+    pub fn actors(issuers: &'a Issuers, own: Option<Own<'a>>) -> Self {
+        Self {
+            own,
+            issuers,
             accepts: |_| true,
+        }
+    }
+
+    /// Workload issuers only: the signers of workload client assertions.
+    pub fn workloads(issuers: &'a Issuers) -> Self {
+        Self {
+            own: None,
+            issuers,
+            accepts: |issuer| issuer.config.kind != IssuerKind::Oidc,
         }
     }
 }
@@ -59,12 +81,11 @@ impl KeySource for Trust<'_> {
     type Signer = Origin;
 
     async fn keys(&self, jws: &Unverified<'_>, now: UnixTime) -> Result<(Origin, Vec<Arc<VerificationKey>>), Refusal> {
-        let iss = jws.issuer().map_err(|e| match e {
-            Refusal::MissingClaim(_) => Refusal::UntrustedIssuer,
-            other => other,
-        })?;
+        let claims = jws.claims()?;
+        let iss = claims.get("iss").and_then(Value::as_str);
+        let sub = claims.get("sub").and_then(Value::as_str);
         if let Some(own) = &self.own
-            && iss == own.issuer
+            && iss == Some(own.issuer)
         {
             if own
                 .typ
@@ -75,7 +96,7 @@ impl KeySource for Trust<'_> {
             let ((), keys) = own.ring.keys(jws, now).await?;
             return Ok((Origin::Minted, keys));
         }
-        let Some(issuer) = self.issuers.get(iss).filter(|issuer| (self.accepts)(issuer)) else {
+        let Some(issuer) = self.issuers.for_token(iss, sub).filter(|issuer| (self.accepts)(issuer)) else {
             // Log only (never in the response): what arrived against what is trusted, so
             // a trailing slash or a scheme mismatch is found at a glance.
             tracing::info!(arrived = ?iss, expected = ?self.issuers.names(), "refused: token issuer is not trusted");

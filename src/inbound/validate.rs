@@ -9,11 +9,13 @@
 
 use serde_json::{Map, Value};
 
-use super::issuers::Issuers;
+use super::issuers::{Issuers, TrustedIssuer};
 use super::jwt::{audiences, str_claim};
 pub use super::trust::Origin;
 use super::trust::{Own, Trust};
+use super::workload::{MAX_WORKLOAD_LIFETIME, names_workload};
 use crate::clock::UnixTime;
+use crate::config::IssuerKind;
 use crate::contract::urn::ACCESS_TOKEN_TYP;
 use crate::error::OAuthError;
 use crate::jose::{Profile, Refusal, Times, Types, VerifiedTokens, read};
@@ -216,8 +218,9 @@ pub fn profile(declared: DeclaredType, limits: Limits, now: UnixTime) -> Profile
     Profile::new(declared.types(), limits.max_token_bytes, now, limits.leeway)
 }
 
-/// Validate an inbound subject or actor token at time `now`. A signature in
-/// `verified` is not checked again; every other rule is.
+/// Validate an inbound subject token at time `now`: from an identity provider or
+/// ourselves, never from a workload issuer. A signature in `verified` is not checked
+/// again; every other rule is.
 pub async fn validate(
     token: &str,
     declared: DeclaredType,
@@ -227,20 +230,47 @@ pub async fn validate(
     verified: &VerifiedTokens,
     now: UnixTime,
 ) -> Result<ValidatedToken, InboundError> {
-    let (issuer, ring) = own;
-    // Our own tokens: only our published keys, only at+jwt.
-    let own = Own {
+    let own = own_tokens(own);
+    let trust = Trust::all(issuers, Some(own));
+    validate_with(token, declared, &trust, limits, verified, now).await
+}
+
+/// Validate an actor token: as [`validate`], and a workload issuer's token too (a
+/// JWT-SVID or a service-account token).
+pub async fn validate_actor(
+    token: &str,
+    declared: DeclaredType,
+    issuers: &Issuers,
+    own: (&str, &KeyRing),
+    limits: Limits,
+    verified: &VerifiedTokens,
+    now: UnixTime,
+) -> Result<ValidatedToken, InboundError> {
+    let own = own_tokens(own);
+    let trust = Trust::actors(issuers, Some(own));
+    validate_with(token, declared, &trust, limits, verified, now).await
+}
+
+/// Our own tokens: only our published keys, only at+jwt.
+fn own_tokens<'a>((issuer, ring): (&'a str, &'a KeyRing)) -> Own<'a> {
+    Own {
         issuer,
         ring,
         typ: Some(ACCESS_TOKEN_TYP),
-    };
-    let jws = read(
-        token,
-        &profile(declared, limits, now),
-        &Trust::all(issuers, Some(own)),
-        Some(verified),
-    )
-    .await?;
+    }
+}
+
+/// The pipeline with `trust` as key source, then the audience of an upstream token
+/// and, for a workload issuer, the workload rules.
+pub async fn validate_with(
+    token: &str,
+    declared: DeclaredType,
+    trust: &Trust<'_>,
+    limits: Limits,
+    verified: &VerifiedTokens,
+    now: UnixTime,
+) -> Result<ValidatedToken, InboundError> {
+    let jws = read(token, &profile(declared, limits, now), trust, Some(verified)).await?;
     if let Origin::Upstream(issuer) = &jws.signer {
         let claims = jws.claims()?;
         if !audiences(claims).contains(&issuer.config.audience.as_str()) {
@@ -252,10 +282,46 @@ pub async fn validate(
             );
             return Err(InboundError::WrongAudience);
         }
+        check_workload(issuer, claims, jws.times, now)?;
     }
     jws.remember(());
     let (origin, times) = (jws.signer.clone(), jws.times);
-    validated(origin, jws.into_claims()?, times)
+    let mut token = validated(origin, jws.into_claims()?, times)?;
+    if let Origin::Upstream(issuer) = &token.origin
+        && issuer.config.kind != IssuerKind::Oidc
+    {
+        // A JWT-SVID's `iss` is optional and says nothing trust hangs on: its issuer
+        // is its trust domain.
+        token.iss = issuer.config.issuer.clone();
+    }
+    Ok(token)
+}
+
+/// A workload issuer's token names a workload of its own trust domain or cluster (a
+/// SPIFFE ID of another trust domain, or not a service account, lacks a valid `sub`) and
+/// lives at most [`MAX_WORKLOAD_LIFETIME`] ahead (it is reused, not single-use).
+fn check_workload(
+    issuer: &TrustedIssuer,
+    claims: &Map<String, Value>,
+    times: Times,
+    now: UnixTime,
+) -> Result<(), InboundError> {
+    let kind = issuer.config.kind;
+    if kind == IssuerKind::Oidc {
+        return Ok(());
+    }
+    let sub = str_claim(claims, "sub").unwrap_or_default();
+    if !names_workload(kind, &issuer.config.issuer, sub) {
+        tracing::info!(issuer = ?issuer.config.issuer, "refused: token sub is not a workload of its issuer");
+        return Err(InboundError::MissingClaim("sub"));
+    }
+    if times
+        .exp
+        .is_some_and(|exp| exp > now.saturating_add(MAX_WORKLOAD_LIFETIME))
+    {
+        return Err(InboundError::LivesTooLong);
+    }
+    Ok(())
 }
 
 /// The claims rules of every inbound token, once its signature and times hold: a

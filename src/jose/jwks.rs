@@ -33,6 +33,9 @@ pub enum JwksSource {
     Uri(String),
     /// A JWK set given in configuration; never fetched.
     Inline(Value),
+    /// A SPIFFE trust domain's bundle endpoint: only its `jwt-svid` keys count, and
+    /// its `spiffe_refresh_hint` (when shorter) says how long they are fresh.
+    SpiffeBundle(String),
 }
 
 /// How one use of the cache judges and refreshes keys.
@@ -93,6 +96,8 @@ pub struct JwksStats {
 struct Snapshot {
     keys: Vec<Arc<VerificationKey>>,
     fetched_at: Option<UnixTime>,
+    /// How long these keys are fresh, when their source said less than the TTL.
+    ttl: Option<u64>,
     /// Bumped by every successful fetch, so a waiter can tell someone else refreshed.
     generation: u64,
 }
@@ -121,6 +126,7 @@ impl std::fmt::Debug for JwksCache {
             JwksSource::Discovery(issuer) => format!("discovery {issuer}"),
             JwksSource::Uri(uri) => uri.clone(),
             JwksSource::Inline(_) => "inline".to_owned(),
+            JwksSource::SpiffeBundle(uri) => format!("SPIFFE bundle {uri}"),
         };
         f.debug_struct("JwksCache")
             .field("source", &source)
@@ -140,6 +146,7 @@ impl JwksCache {
                 Snapshot {
                     keys,
                     fetched_at: Some(0),
+                    ttl: None,
                     generation: 1,
                 }
             }
@@ -237,11 +244,12 @@ impl JwksCache {
             Err(_) => Err(format!("{}: timed out", self.describe())),
         };
         match fetched {
-            Ok(keys) => {
+            Ok((keys, ttl)) => {
                 state.last_failure = None;
                 let next = Arc::new(Snapshot {
                     keys,
                     fetched_at: Some(now),
+                    ttl,
                     generation: current.generation.saturating_add(1),
                 });
                 self.store(Arc::clone(&next));
@@ -276,9 +284,8 @@ impl JwksCache {
     }
 
     fn fresh(&self, snapshot: &Snapshot, now: UnixTime) -> bool {
-        snapshot
-            .fetched_at
-            .is_some_and(|at| now < at.saturating_add(self.config.ttl))
+        let ttl = snapshot.ttl.map_or(self.config.ttl, |hint| hint.min(self.config.ttl));
+        snapshot.fetched_at.is_some_and(|at| now < at.saturating_add(ttl))
     }
 
     /// After a failed or refused refresh: cached keys while `max_stale` allows, else 503.
@@ -305,21 +312,29 @@ impl JwksCache {
             JwksSource::Discovery(issuer) => format!("keys of {issuer}"),
             JwksSource::Uri(uri) => format!("JWKS endpoint {uri}"),
             JwksSource::Inline(_) => "inline keys".to_owned(),
+            JwksSource::SpiffeBundle(uri) => format!("SPIFFE bundle endpoint {uri}"),
         }
     }
 
-    async fn fetch_keys(&self) -> Result<Vec<Arc<VerificationKey>>, String> {
-        let uri = match &self.source {
-            JwksSource::Uri(uri) => uri.clone(),
-            JwksSource::Discovery(issuer) => self.discover(issuer).await?,
-            JwksSource::Inline(document) => return parse_jwks(document, &self.config),
+    /// The keys, and how long they are fresh when the source says (a SPIFFE bundle).
+    async fn fetch_keys(&self) -> Result<(Vec<Arc<VerificationKey>>, Option<u64>), String> {
+        let (uri, bundle) = match &self.source {
+            JwksSource::Uri(uri) => (uri.clone(), false),
+            JwksSource::Discovery(issuer) => (self.discover(issuer).await?, false),
+            JwksSource::Inline(document) => return Ok((parse_jwks(document, &self.config)?, None)),
+            JwksSource::SpiffeBundle(uri) => (uri.clone(), true),
         };
-        let document = self.get_json(&uri, "JWKS endpoint").await?;
+        let mut document = self.get_json(&uri, "JWKS endpoint").await?;
+        let mut hint = None;
+        if bundle {
+            hint = document.get("spiffe_refresh_hint").and_then(Value::as_u64);
+            document = jwt_svid_keys(&document);
+        }
         let keys = parse_jwks(&document, &self.config).map_err(|why| format!("JWKS from {uri} unusable: {why}"))?;
         if keys.is_empty() {
             return Err(format!("JWKS from {uri} holds no usable signing key"));
         }
-        Ok(keys)
+        Ok((keys, hint))
     }
 
     /// The `jwks_uri` of `issuer`'s discovery document, whose `issuer` must match.
@@ -363,6 +378,24 @@ impl JwksCache {
         }
         serde_json::from_slice(&fetched.body).map_err(|_| format!("{what} {url} answered with something not JSON"))
     }
+}
+
+/// A SPIFFE bundle's JWT-SVID keys (`use` = `jwt-svid`) as a plain JWK set of
+/// signature keys; its X.509-SVID roots and any other key are left out.
+fn jwt_svid_keys(bundle: &Value) -> Value {
+    let keys: Vec<Value> = bundle
+        .get("keys")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|key| key.get("use").and_then(Value::as_str) == Some("jwt-svid"))
+        .filter_map(|key| {
+            let mut key = key.as_object()?.clone();
+            key.insert("use".into(), Value::String("sig".into()));
+            Some(Value::Object(key))
+        })
+        .collect();
+    serde_json::json!({ "keys": keys })
 }
 
 /// Parse a JWK set, keeping only the keys this use may verify with. A key we cannot or

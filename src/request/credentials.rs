@@ -5,7 +5,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::form::Form;
-use crate::contract::urn::JWT_BEARER_CLIENT_ASSERTION;
+use crate::contract::urn::{JWT_BEARER_CLIENT_ASSERTION, JWT_SPIFFE_CLIENT_ASSERTION};
 use crate::error::OAuthError;
 use crate::secret::Secret;
 
@@ -26,6 +26,13 @@ pub enum ClientCredentials {
         /// The `client_id` parameter, which must then name the assertion's issuer.
         claimed_id: Option<String>,
     },
+    /// A workload's JWT-SVID (draft-ietf-oauth-spiffe-client-auth, `jwt-spiffe`).
+    Svid {
+        /// The JWT-SVID.
+        svid: Secret,
+        /// The `client_id` parameter, which must then be the SVID's SPIFFE ID.
+        claimed_id: Option<String>,
+    },
 }
 
 impl ClientCredentials {
@@ -33,7 +40,9 @@ impl ClientCredentials {
     pub fn claimed_id(&self) -> Option<&str> {
         match self {
             ClientCredentials::Secret { id, .. } => Some(id),
-            ClientCredentials::Assertion { claimed_id, .. } => claimed_id.as_deref(),
+            ClientCredentials::Assertion { claimed_id, .. } | ClientCredentials::Svid { claimed_id, .. } => {
+                claimed_id.as_deref()
+            }
         }
     }
 
@@ -73,11 +82,18 @@ impl ClientCredentials {
             });
         }
         if assertion.is_some() || assertion_type.is_some() {
-            if assertion_type != Some(JWT_BEARER_CLIENT_ASSERTION) {
+            let spiffe = assertion_type == Some(JWT_SPIFFE_CLIENT_ASSERTION);
+            if assertion_type != Some(JWT_BEARER_CLIENT_ASSERTION) && !spiffe {
                 return Err(failed("client.assertion_type", "unsupported client_assertion_type"));
             }
             let assertion =
                 assertion.ok_or_else(|| failed("client.assertion_missing", "client_assertion is required"))?;
+            if spiffe {
+                return Ok(Self::Svid {
+                    svid: Secret::new(assertion),
+                    claimed_id: form_id.map(String::from),
+                });
+            }
             return Ok(Self::Assertion {
                 assertion: Secret::new(assertion),
                 claimed_id: form_id.map(String::from),

@@ -63,6 +63,7 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
             .map(|a| Actor {
                 sub: a.sub.clone(),
                 iss: a.iss.clone(),
+                sub_profile: a.sub_profile,
             })
             .collect();
         let mode = claims.delegation_mode;
@@ -72,7 +73,11 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
                 if actors.is_empty()
                     && let Some(agent) = user.agent
                 {
-                    actors.push(Actor { sub: agent, iss: None });
+                    actors.push(Actor {
+                        sub: agent,
+                        iss: None,
+                        sub_profile: None,
+                    });
                 }
                 let tenant = user.tenant.or(claims.tenant);
                 (UserContext { sub: user.sub, tenant }, Some(claims.sub.clone()))

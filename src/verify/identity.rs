@@ -13,6 +13,9 @@ use crate::clock::UnixTime;
 /// How the token relates the caller to the user; chosen by STS policy per audience.
 pub use crate::contract::DelegationMode;
 
+/// The kind of party an actor is (the OAuth actor profile's `sub_profile`).
+pub use crate::contract::SubProfile;
+
 /// The human the request is ultimately for.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct UserContext {
@@ -27,8 +30,13 @@ pub struct UserContext {
 pub struct Actor {
     /// The actor's subject: an agent or a calling service.
     pub sub: String,
-    /// Who vouched for the actor (the actor token's issuer), when known.
+    /// Who vouched for the actor (the actor token's issuer, `spiffe://<trust domain>`
+    /// for a SPIFFE workload), when known.
     pub iss: Option<String>,
+    /// What kind of party it is (`user`, `ai_agent`, `service`), set by mcp-sts from
+    /// its configuration; `None` in tokens minted before it was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sub_profile: Option<SubProfile>,
 }
 
 /// The typed identity a downstream handler authorises and audits with.
@@ -78,6 +86,11 @@ impl ExecutionIdentity {
     /// The current agent (the outermost actor), the one that drives access decisions.
     pub fn agent(&self) -> Option<&str> {
         self.actors.first().map(|a| a.sub.as_str())
+    }
+
+    /// The current agent's profile: whether an AI agent, a service or a person acts.
+    pub fn agent_profile(&self) -> Option<SubProfile> {
+        self.actors.first().and_then(|a| a.sub_profile)
     }
 
     /// The whole actor chain, current actor first, earliest hop last.

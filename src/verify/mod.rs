@@ -41,7 +41,7 @@ use dpop::{Presentation, ProofChecker, Scheme};
 pub use error::VerifyError;
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
-pub use identity::{Actor, DelegationMode, ExecutionIdentity, UserContext};
+pub use identity::{Actor, DelegationMode, ExecutionIdentity, SubProfile, UserContext};
 use introspect::Introspector;
 
 /// Largest JWKS document read from the STS.

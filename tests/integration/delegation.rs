@@ -184,11 +184,15 @@ async fn depth_is_counted_through_restricted_user_tokens() {
         legacy_claims.get("act").is_none(),
         "restricted_user tokens name no actor"
     );
-    assert_eq!(legacy_claims["delegation_chain"], json!({"sub": "gateway"}));
+    assert_eq!(
+        legacy_claims["delegation_chain"],
+        json!({"sub": "gateway", "sub_profile": "service"})
+    );
     let billing = hop(&sts, LEGACY_ORDERS, &legacy.token(), "billing-api", &[]).await;
     assert_eq!(
         billing.claims()["act"],
-        json!({"sub": "legacy-orders", "act": {"sub": "gateway"}})
+        json!({"sub": "legacy-orders", "sub_profile": "service",
+               "act": {"sub": "gateway", "sub_profile": "service"}})
     );
     let ledger = hop(&sts, BILLING, &billing.token(), "ledger-api", &[]).await.token();
     // Depth 4 against a limit of 3.
@@ -206,7 +210,8 @@ async fn depth_is_counted_through_service_identity_tokens() {
     let second = hop(&sts, OPS_ORDERS, &first, "ops-orders", &[]).await;
     assert_eq!(
         second.claims()["delegation_chain"],
-        json!({"sub": "ops-orders", "act": {"sub": "gateway"}})
+        json!({"sub": "ops-orders", "sub_profile": "service",
+               "act": {"sub": "gateway", "sub_profile": "service"}})
     );
     let billing = hop(&sts, OPS_ORDERS, &second.token(), "billing-api", &[]).await.token();
     hop(&sts, BILLING, &billing, "ledger-api", &[])
@@ -300,7 +305,8 @@ async fn the_agent_named_in_the_users_token_joins_the_chain() {
     let claims = sts.exchange(&alice, &[("audience", "orders-api")]).await.claims();
     assert_eq!(
         claims["act"],
-        json!({"sub": "orders-mcp", "act": {"sub": "claude-desktop", "iss": idp}})
+        json!({"sub": "orders-mcp", "sub_profile": "service",
+               "act": {"sub": "claude-desktop", "iss": idp, "sub_profile": "ai_agent"}})
     );
     // An actor token still wins.
     let agent = sts.agent_token("cursor");
@@ -315,7 +321,10 @@ async fn the_agent_named_in_the_users_token_joins_the_chain() {
         )
         .await
         .claims();
-    assert_eq!(claims["act"], json!({"sub": "cursor", "iss": idp}));
+    assert_eq!(
+        claims["act"],
+        json!({"sub": "cursor", "iss": idp, "sub_profile": "ai_agent"})
+    );
     // In service_identity the agent rides along as context.
     let service = sts.exchange(&alice, &[("audience", "inventory-api")]).await.claims();
     assert_eq!(service["user"]["agent"], "claude-desktop");
@@ -339,8 +348,9 @@ async fn an_upstream_act_claim_is_kept_marked_with_its_issuer_and_counted() {
     let claims: Value = sts.exchange(&alice, &[("audience", "orders-api")]).await.claims();
     assert_eq!(
         claims["act"],
-        json!({"sub": "orders-mcp", "act": {"sub": "upstream-gateway", "iss": idp,
-               "act": {"sub": "upstream-agent", "iss": idp}}})
+        json!({"sub": "orders-mcp", "sub_profile": "service",
+               "act": {"sub": "upstream-gateway", "iss": idp, "sub_profile": "ai_agent",
+               "act": {"sub": "upstream-agent", "iss": idp, "sub_profile": "ai_agent"}}})
     );
     // Three actors already: one hop more is past the limit of 3.
     let orders = sts.exchange(&alice, &[("audience", "orders-api")]).await.token();

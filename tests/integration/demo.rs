@@ -240,7 +240,10 @@ async fn enterprise_managed_authorization_plays_out_and_offboarding_stops_it() {
         (&claims["sub"], &claims["aud"], &claims["client_id"]),
         (&json!("alice@example.com"), &json!(mcp), &json!("claude-desktop"))
     );
-    assert_eq!(claims["act"], json!({"sub": "claude-desktop"}));
+    assert_eq!(
+        claims["act"],
+        json!({"sub": "claude-desktop", "sub_profile": "ai_agent"})
+    );
     assert_eq!(claims["scope"], "orders:read");
     assert_eq!(claims["sid"], grant["claims"]["sid"]);
     assert_token_refused(&outcome, "alice_replays_grant", 400, "invalid_grant");

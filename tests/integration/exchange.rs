@@ -58,7 +58,10 @@ async fn on_behalf_of_mints_a_narrow_token_naming_user_and_agent() {
     assert_eq!(claims["client_id"], "orders-mcp");
     assert_eq!(claims["scope"], "orders:read");
     assert_eq!(claims["delegation_mode"], "on_behalf_of");
-    assert_eq!(claims["act"], json!({"sub": "claude-desktop", "iss": sts.idp.issuer()}));
+    assert_eq!(
+        claims["act"],
+        json!({"sub": "claude-desktop", "iss": sts.idp.issuer(), "sub_profile": "ai_agent"})
+    );
     assert_eq!(claims["sid"], "sess-1");
     assert_eq!(claims["tenant"], "acme");
     assert_eq!(claims["txn"], "4bf92f3577b34da6a3ce929d0e0e4736");
@@ -95,7 +98,7 @@ async fn without_an_actor_token_the_client_is_the_actor() {
     let sts = TestSts::start().await;
     let alice = sts.user_token("alice", &["developer"]);
     let claims = sts.exchange(&alice, &[("audience", "orders-api")]).await.claims();
-    assert_eq!(claims["act"], json!({"sub": "orders-mcp"}));
+    assert_eq!(claims["act"], json!({"sub": "orders-mcp", "sub_profile": "service"}));
     assert_eq!(claims["txn"].as_str().unwrap().len(), 32, "a trace id is generated");
 }
 
@@ -603,7 +606,8 @@ async fn hops_nest_act_narrow_scopes_require_the_audience_client_and_are_depth_l
     assert_eq!(claims["sub"], "bob");
     assert_eq!(
         claims["act"],
-        json!({"sub": "orders-api", "act": {"sub": "claude-desktop", "iss": sts.idp.issuer()}})
+        json!({"sub": "orders-api", "sub_profile": "service",
+               "act": {"sub": "claude-desktop", "iss": sts.idp.issuer(), "sub_profile": "ai_agent"}})
     );
     assert_eq!(claims["scope"], "orders:read orders:write");
     assert_eq!(claims["sid"], "s-9");

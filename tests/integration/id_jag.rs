@@ -203,7 +203,7 @@ async fn alice_logs_in_the_agent_gets_a_grant_redeems_it_and_the_mcp_server_exch
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["aud"], ORDERS_MCP_URL);
     assert_eq!(claims["client_id"], "assistant");
-    assert_eq!(claims["act"], json!({"sub": "assistant"}));
+    assert_eq!(claims["act"], json!({"sub": "assistant", "sub_profile": "ai_agent"}));
     assert_eq!(claims["scope"], "orders:read");
     assert_eq!(claims["sid"], "alice-sso-1");
     assert_eq!(claims["delegation_mode"], "on_behalf_of");
@@ -216,7 +216,11 @@ async fn alice_logs_in_the_agent_gets_a_grant_redeems_it_and_the_mcp_server_exch
     assert_eq!(claims["sub"], "alice");
     assert_eq!(claims["aud"], "orders-api");
     assert_eq!(claims["scope"], "orders:read");
-    assert_eq!(claims["act"], json!({"sub": "orders-mcp", "act": {"sub": "assistant"}}));
+    assert_eq!(
+        claims["act"],
+        json!({"sub": "orders-mcp", "sub_profile": "service",
+               "act": {"sub": "assistant", "sub_profile": "ai_agent"}})
+    );
 
     let decisions: Vec<(String, String)> = sts
         .audit_events()
@@ -555,7 +559,8 @@ async fn a_grant_from_an_independent_issuer_is_redeemed_only_when_that_issuer_is
     let idp = sts.idp.issuer().to_owned();
     assert_eq!(
         claims["act"],
-        json!({"sub": "assistant", "act": {"sub": "planner", "iss": idp}})
+        json!({"sub": "assistant", "sub_profile": "ai_agent",
+               "act": {"sub": "planner", "iss": idp, "sub_profile": "ai_agent"}})
     );
     assert!(claims["sid"].as_str().is_some_and(|s| s.starts_with("derived-")));
 

@@ -47,3 +47,4 @@ mod ssf_upstream;
 mod store_trust;
 mod verified_tokens;
 mod verify;
+mod workloads;

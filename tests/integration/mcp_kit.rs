@@ -381,7 +381,8 @@ async fn downstream_token_names_the_agent_behind_the_mcp_server() {
     let claims: Value = serde_json::from_str(&text(&result)).unwrap();
     assert_eq!(
         claims["act"],
-        json!({"sub": "orders-mcp", "act": {"sub": AGENT, "iss": world.sts.idp.issuer()}}),
+        json!({"sub": "orders-mcp", "sub_profile": "service",
+               "act": {"sub": AGENT, "iss": world.sts.idp.issuer(), "sub_profile": "ai_agent"}}),
         "{claims}"
     );
     client.cancel().await.unwrap();

@@ -139,7 +139,7 @@ def run(env, results) -> None:
             jti={"essential": True},
             exp={"essential": True},
         ).validate(token.claims)
-        assert token.claims["act"] == {"sub": sts.AGENT_ID}, token.claims
+        assert token.claims["act"] == {"sub": sts.AGENT_ID, "sub_profile": "ai_agent"}, token.claims
         assert token.claims["sid"] == state["grant_claims"].get("sid", token.claims["sid"]), token.claims
         state["access"] = body["access_token"]
 
@@ -173,7 +173,7 @@ def run(env, results) -> None:
         token = verified(r.json()["access_token"])
         claims = token.claims
         assert (claims["sub"], claims["aud"], claims["client_id"]) == ("dana", sts.JAG_RESOURCE, sts.AGENT_ID), claims
-        assert claims["act"] == {"sub": sts.AGENT_ID} and claims["scope"] == SCOPE, claims
+        assert claims["act"] == {"sub": sts.AGENT_ID, "sub_profile": "ai_agent"} and claims["scope"] == SCOPE, claims
         assert claims["iss"] == sts.url, claims
 
     results.check("id-jag: an independent issuer (joserfc, own P-256 key, JWKS over HTTP, accept_id_jag) -> "

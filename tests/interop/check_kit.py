@@ -184,7 +184,11 @@ def run(env, results) -> None:
         assert jwt.decode(token, options={"verify_signature": False})["client_id"] == AGENT
         claims = jwt.decode(sts.mint(token, ACCESS_TOKEN, audience="orders-api"), options={"verify_signature": False})
         assert claims["sub"] == "alice", claims
-        assert claims["act"] == {"sub": sts.CLIENT_ID, "act": {"sub": AGENT, "iss": env.oidc_issuer}}, claims["act"]
+        assert claims["act"] == {
+            "sub": sts.CLIENT_ID,
+            "sub_profile": "service",
+            "act": {"sub": AGENT, "iss": env.oidc_issuer, "sub_profile": "ai_agent"},
+        }, claims["act"]
 
     results.check("oidc-provider access token issued to MCP client claude-desktop, no actor_token: act names the "
                   "agent behind the MCP server", agent_from_client_id)
@@ -193,6 +197,6 @@ def run(env, results) -> None:
         bot = env.teleport.sign("ES256", "bot-claude", ["bot"])
         minted = sts.mint(agent_token(), ACCESS_TOKEN, audience="orders-api", actor_token=bot, actor_token_type=JWT_TYPE)
         claims = jwt.decode(minted, options={"verify_signature": False})
-        assert claims["act"] == {"sub": "bot-claude", "iss": env.teleport.CLUSTER}, claims["act"]
+        assert claims["act"] == {"sub": "bot-claude", "iss": env.teleport.CLUSTER, "sub_profile": "ai_agent"}, claims["act"]
 
     results.check("the same token with an actor_token: the actor token wins, act is the bot alone", actor_token_wins)

@@ -115,7 +115,7 @@ class Sts:
     JAG_RESOURCE = "https://jag-mcp.example/mcp"
 
     def __init__(self, binary: str, workdir: Path, procs: Processes, oidc_issuer: str, teleport, mcp_resources: dict,
-                 jag_issuer):
+                 jag_issuer, spiffe=None):
         self.binary = binary
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -123,7 +123,8 @@ class Sts:
         self.agent_secret = "agent-" + os.urandom(12).hex()
         self.admin_token = "admin-" + os.urandom(12).hex()
         self.config = workdir / "mcp-sts.toml"
-        self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources, jag_issuer))
+        self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources, jag_issuer)
+                               + (spiffe.toml() if spiffe else ""))
         self.proc = procs.start("mcp-sts", [binary, "serve", "--config", str(self.config)], cwd=workdir)
         wait_http(f"{self.url}/healthz", self.proc)
 

@@ -21,8 +21,10 @@ import check_mcp
 import check_ssf
 import check_upstream_ssf
 import check_verifiers
+import check_workloads
 from harness import HERE, NodePeer, Processes, Results, Sts, free_port, wait_http
 from jag_issuer import JagIssuer
+from spiffe_domain import SpiffeDomain
 from upstream import TeleportIssuer, oidc_login
 
 ROLES = {"alice": ["order-admin"], "bob": ["developer"]}  # as in peers/oidc_provider.mjs
@@ -38,12 +40,13 @@ def start_peers(env, procs: Processes, workdir: Path) -> None:
                                          env.oidc_secret, env.redirect_uri, env.kit_url], cwd=HERE)
     env.teleport = TeleportIssuer()
     env.jag_issuer = JagIssuer()
+    env.spiffe = SpiffeDomain()
     ports = {"py": free_port(), "rs": free_port()}
     env.mcp_urls = {k: f"http://127.0.0.1:{p}/mcp" for k, p in ports.items()}
     wait_http(f"{env.oidc_issuer}/.well-known/openid-configuration", oidc)
 
     env.sts = Sts(os.environ["MCP_STS_BIN"], workdir, procs, env.oidc_issuer, env.teleport, env.mcp_urls,
-                  env.jag_issuer)
+                  env.jag_issuer, env.spiffe)
     env.teleport.ssf.audience = env.sts.url  # the SETs' aud: mcp-sts's issuer (its default)
     py = procs.start("python-mcp", [sys.executable, str(HERE / "peers" / "mcp_server.py"), str(ports["py"]),
                                     env.sts.url, env.mcp_urls["py"], "mcp:tools"], cwd=HERE)
@@ -81,7 +84,7 @@ def main() -> int:
             results.fail("setup: start the peers and log alice and bob in at oidc-provider", error)
         else:
             for group in (check_idp, check_clients, check_dpop, check_id_jag, check_verifiers, check_mcp, check_kit,
-                          check_ssf, check_upstream_ssf):
+                          check_ssf, check_upstream_ssf, check_workloads):
                 try:
                     group.run(env, results)
                 except Exception as error:  # noqa: BLE001 - a crashed group is one more failure
@@ -93,6 +96,8 @@ def main() -> int:
             env.teleport.close()
         if getattr(env, "jag_issuer", None):
             env.jag_issuer.close()
+        if getattr(env, "spiffe", None):
+            env.spiffe.close()
         procs.stop_all()
     if results.failed:
         print(f"logs kept in {workdir}", flush=True)

@@ -417,7 +417,7 @@ async fn delegation_rules_hold_against_every_trick() {
             Ok(c)
                 if c["delegation_mode"] == "on_behalf_of"
                     && c["sub"] == "alice"
-                    && c["act"] == json!({"sub": "orders-mcp"}) =>
+                    && c["act"] == json!({"sub": "orders-mcp", "sub_profile": "service"}) =>
             {
                 Ok(())
             }

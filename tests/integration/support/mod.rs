@@ -10,3 +10,4 @@ pub mod redis_topologies;
 pub mod relay;
 pub mod ssf;
 pub mod sts;
+pub mod workload;
