@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
@@ -20,7 +20,10 @@ use super::Shared;
 use super::caller::Caller;
 use super::tools::ToolGate;
 use crate::verify::VerifyError;
-use crate::verify::extract::{AuthRejection, bearer_token, quoted_safe};
+use crate::verify::dpop::{Presentation, bound_key};
+use crate::verify::extract::{
+    AuthRejection, dpop_challenge, dpop_offer, dpop_proof, presented_token, quoted_safe, with_nonce,
+};
 
 /// Layer: authenticate MCP requests for one resource (see [`super::McpAuth::layer`]).
 #[derive(Clone)]
@@ -94,10 +97,12 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            match authenticate(&shared, request.headers()).await {
+            let method = request.method().clone();
+            match authenticate(&shared, &method, request.headers()).await {
                 Ok(caller) => {
                     // No token passthrough: nothing past this point can read the token.
                     request.headers_mut().remove(AUTHORIZATION);
+                    request.headers_mut().remove("dpop");
                     request.extensions_mut().insert(caller);
                     inner.call(request).await.map(IntoResponse::into_response)
                 }
@@ -107,15 +112,25 @@ where
     }
 }
 
-/// Validate the bearer token and the server-wide scopes; build the caller.
-async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, AuthRejection> {
-    let token = bearer_token(headers)?.ok_or(AuthRejection::MissingToken)?;
+/// Validate the token as presented (a bound one with the `DPoP` scheme and a proof for
+/// this request to the resource's URL) and the server-wide scopes; build the caller.
+async fn authenticate(shared: &Shared, method: &Method, headers: &HeaderMap) -> Result<Caller, AuthRejection> {
+    let (scheme, token) = presented_token(headers)?.ok_or(AuthRejection::MissingToken)?;
+    let proof = dpop_proof(headers)?;
     let now = shared.clock.now();
     let validated = shared
         .verifier
         .validate(token, now)
         .await
         .map_err(AuthRejection::from)?;
+    let jkt = bound_key(&validated.claims)?;
+    let presented = Presentation {
+        scheme,
+        proof,
+        method: method.as_str(),
+        url: shared.metadata.resource(),
+    };
+    shared.proofs.check(token, jkt, presented, now).await?;
     if let Some(revocations) = &shared.revocations {
         revocations.check(&validated, now).map_err(AuthRejection::from)?;
     }
@@ -149,7 +164,12 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
             } else {
                 format!(", scope=\"{}\"", quoted_safe(&required))
             };
-            (StatusCode::UNAUTHORIZED, format!("Bearer {metadata}{scope}"))
+            let offer = dpop_offer(&format!(", {metadata}"));
+            let mut response = bare(StatusCode::UNAUTHORIZED, format!("Bearer {metadata}{scope}"));
+            if let Ok(offer) = HeaderValue::from_str(&offer) {
+                response.headers_mut().append(WWW_AUTHENTICATE, offer);
+            }
+            return response;
         }
         AuthRejection::InvalidRequest(why) => (
             StatusCode::BAD_REQUEST,
@@ -158,6 +178,11 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
                 quoted_safe(why)
             ),
         ),
+        AuthRejection::InvalidToken(error) if error.is_dpop() => {
+            tracing::info!(rule = error.rule(), error = %error, "MCP DPoP presentation refused");
+            let value = dpop_challenge(&error, &format!(", {metadata}"));
+            return with_nonce(bare(StatusCode::UNAUTHORIZED, value), &error);
+        }
         AuthRejection::InvalidToken(error) => {
             tracing::info!(rule = error.rule(), error = %error, "MCP access token refused");
             (
@@ -177,6 +202,11 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
         ),
         AuthRejection::Unavailable(error) => return unavailable(&error),
     };
+    bare(status, value)
+}
+
+/// A response with one challenge.
+fn bare(status: StatusCode, value: String) -> Response {
     let header = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
     (status, [(WWW_AUTHENTICATE, header)]).into_response()
 }
