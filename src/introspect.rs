@@ -42,7 +42,7 @@ pub async fn introspect(
         "jti": claims.jti,
         "sid": claims.sid,
         "delegation_mode": claims.delegation_mode,
-        "token_type": crate::exchange::token_type(&claims),
+        "token_type": claims.token_type(),
     });
     // RFC 9449 §6.2: a bound token's key, so a resource server can check the proof.
     if let (Some(cnf), Some(map)) = (&claims.cnf, answer.as_object_mut()) {

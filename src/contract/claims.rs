@@ -357,6 +357,12 @@ impl AccessClaims {
         agents
     }
 
+    /// `DPoP` for a token bound to a key, else `Bearer` (RFC 9449 §5): how it must be
+    /// presented, as the token response and introspection say.
+    pub fn token_type(&self) -> &'static str {
+        if self.cnf.is_some() { "DPoP" } else { "Bearer" }
+    }
+
     /// Granted scopes as a list.
     pub fn scopes(&self) -> Vec<String> {
         scope_list(&self.scope)

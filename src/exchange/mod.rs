@@ -195,15 +195,10 @@ pub async fn exchange(
     Ok(TokenResponse {
         access_token,
         issued_token_type: Some(params.issued_type),
-        token_type: token_type(&claims),
+        token_type: claims.token_type(),
         expires_in: ttl,
         scope,
     })
-}
-
-/// `DPoP` for a token bound to a key, else `Bearer` (RFC 9449 §5).
-pub fn token_type(claims: &AccessClaims) -> &'static str {
-    if claims.cnf.is_some() { "DPoP" } else { "Bearer" }
 }
 
 /// A minted actor token: presented by the client that was its audience, naming an

@@ -13,7 +13,6 @@ use crate::contract::revocation::Namespace;
 use crate::dpop::{required_by_audience, spend};
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
-use crate::exchange::token_type;
 use crate::exchanger::{Exchanger, TokenResponse};
 use crate::jose::dpop::Proof;
 use crate::lineage::Lineage;
@@ -187,7 +186,7 @@ pub async fn redeem(
     Ok(TokenResponse {
         access_token,
         issued_token_type: None,
-        token_type: token_type(&token),
+        token_type: token.token_type(),
         expires_in: ttl,
         scope,
     })
