@@ -7,19 +7,23 @@
 
 use std::sync::Arc;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mcp_sts::audit::AuditEvent;
+use mcp_sts::client::DpopKey;
 use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::contract::{AccessClaims, Actor, Audience};
 use mcp_sts::dev_idp::DevIdp;
+use mcp_sts::dpop::ProofHeader;
 use mcp_sts::exchange::exchange;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts::jose::VerifiedTokens;
+use mcp_sts::jose::dpop::read_proof;
 use mcp_sts::keys::SigningKey;
 use mcp_sts::mint::sign;
 use mcp_sts::request::{RawRequest, TokenRequest};
 use mcp_sts::service::Sts;
+use mcp_sts::verify::dpop::Scheme;
 use mcp_sts::verify::{Verifier, VerifierConfig};
 use serde_json::json;
 
@@ -78,6 +82,7 @@ fn claims() -> AccessClaims {
             iss: "https://idp.example.com".into(),
             sub: "alice@example.com".into(),
         }),
+        cnf: None,
     }
 }
 
@@ -227,6 +232,82 @@ fn bench(c: &mut Criterion) {
                 .iter(|| async { verifier.verify(&minted_token).await.expect("verified") })
         });
     }
+
+    // DPoP (RFC 9449): a proof read through the one pipeline with its own key, a proof
+    // signed by the client, and the exchange and the verifier with a fresh proof each.
+    let key = DpopKey::generate().expect("key");
+    let token_endpoint = sts_memory.token_endpoint().to_owned();
+    let proof = key.proof("POST", &token_endpoint, now, None, None).expect("proof");
+    c.bench_function("dpop/read_proof_es256", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { read_proof(&proof, now).await.expect("proof") })
+    });
+    c.bench_function("dpop/client_signs_proof_es256", |b| {
+        b.iter(|| key.proof("POST", &token_endpoint, now, None, None).expect("proof"))
+    });
+    let bound_request = || {
+        let mut request = TokenRequest::parse(RawRequest {
+            content_type: Some("application/x-www-form-urlencoded"),
+            authorization: None,
+            traceparent: None,
+            body: body.as_bytes(),
+        })
+        .expect("request");
+        request.dpop = ProofHeader::One(key.proof("POST", &token_endpoint, now, None, None).expect("proof"));
+        request
+    };
+    c.bench_function("exchange/decision_memory_store_seen_before_dpop", |b| {
+        b.to_async(&runtime).iter_batched(
+            bound_request,
+            |request| {
+                let sts = sts_memory.clone();
+                async move {
+                    let mut audit = AuditEvent::new("token_exchange", now);
+                    let ring = sts.keys.current();
+                    exchange(sts.exchanger(&ring), request, now, &mut audit)
+                        .await
+                        .expect("exchange")
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let bound_token = runtime
+        .block_on(async {
+            let mut audit = AuditEvent::new("token_exchange", now);
+            let ring = sts_memory.keys.current();
+            exchange(sts_memory.exchanger(&ring), bound_request(), now, &mut audit).await
+        })
+        .expect("bound exchange")
+        .access_token;
+    let api = "https://orders.example.com";
+    let mut config = VerifierConfig::new(url.clone(), "orders-api").public_url(api);
+    config.dpop_replay_capacity = 10_000_000;
+    let verifier = Verifier::new(config).expect("verifier");
+    c.bench_function("verifier/verify_dpop_seen_before", |b| {
+        b.to_async(&runtime).iter_batched(
+            || {
+                key.proof(
+                    "GET",
+                    &format!("{api}/orders"),
+                    SystemClock.now(),
+                    Some(&bound_token),
+                    None,
+                )
+                .expect("proof")
+            },
+            |proof| {
+                let (verifier, token) = (&verifier, &bound_token);
+                async move {
+                    verifier
+                        .verify_request(token, Scheme::Dpop, Some(&proof), "GET", "/orders")
+                        .await
+                        .expect("verified")
+                }
+            },
+            BatchSize::SmallInput,
+        )
+    });
 
     // Memory of a full memory of verified tokens: the default bound, filled.
     let filled = VerifiedTokens::new(100_000);

@@ -13,6 +13,7 @@
 
 mod assertion;
 mod cache;
+mod dpop;
 mod error;
 mod request;
 
@@ -29,6 +30,7 @@ use crate::fetch::{FetchError, FetchLimits, fetch, http_client};
 pub use crate::secret::Secret;
 pub use assertion::{AssertionKey, JWT_BEARER_CLIENT_ASSERTION};
 use cache::{CacheKey, TokenCache};
+pub use dpop::DpopKey;
 pub use error::{OAuthErrorCode, StsError};
 pub use request::{ACCESS_TOKEN_TYPE, ExchangeRequest, ID_JAG_TOKEN_TYPE, ID_TOKEN_TYPE, JWT_TOKEN_TYPE, MintedToken};
 
@@ -69,6 +71,9 @@ pub struct StsClientConfig {
     /// The time source of the token cache (default [`SystemClock`]); tests inject a
     /// [`crate::clock::ManualClock`].
     pub clock: Arc<dyn Clock>,
+    /// The key to prove possession of (RFC 9449): with one, every request carries a
+    /// proof and the tokens mcp-sts mints are bound to it (`token_type` `DPoP`).
+    pub dpop: Option<DpopKey>,
 }
 
 impl std::fmt::Debug for StsClientConfig {
@@ -80,6 +85,7 @@ impl std::fmt::Debug for StsClientConfig {
             .field("auth", &self.auth)
             .field("http_timeout", &self.http_timeout)
             .field("cache_capacity", &self.cache_capacity)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }
@@ -107,7 +113,15 @@ impl StsClientConfig {
             http_timeout: Duration::from_secs(10),
             cache_capacity: 1024,
             clock: Arc::new(SystemClock),
+            dpop: None,
         }
+    }
+
+    /// Bind the tokens obtained to `key` (a configured key, or
+    /// [`DpopKey::generate`] for one per process).
+    pub fn with_dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
+        self
     }
 }
 
@@ -134,6 +148,8 @@ pub struct StsClient {
     http: reqwest::Client,
     config: StsClientConfig,
     cache: TokenCache,
+    /// The last server nonce mcp-sts gave, for the next proof.
+    nonce: std::sync::Mutex<Option<String>>,
 }
 
 impl std::fmt::Debug for StsClient {
@@ -152,7 +168,12 @@ impl StsClient {
             return Err(StsError::InvalidInput("client_id is empty".into()));
         }
         let cache = TokenCache::new(config.cache_capacity);
-        Ok(Self { http, config, cache })
+        Ok(Self {
+            http,
+            config,
+            cache,
+            nonce: std::sync::Mutex::new(None),
+        })
     }
 
     /// Read time from `clock` (the token cache and the `iat`/`exp` of
@@ -191,6 +212,25 @@ impl StsClient {
         Ok(token)
     }
 
+    /// The headers that present `token` to the service it is for, on a `method`
+    /// request to `url`: `Authorization: DPoP` and a fresh proof bound to the token
+    /// (`ath`) when the token is bound to this client's key, else `Authorization: Bearer`.
+    pub fn authorization(
+        &self,
+        token: &MintedToken,
+        method: &str,
+        url: &str,
+    ) -> Result<Vec<(&'static str, String)>, StsError> {
+        let access = token.access_token.expose();
+        match &self.config.dpop {
+            Some(key) if token.token_type.eq_ignore_ascii_case("dpop") => {
+                let proof = key.proof(method, url, self.config.clock.now(), Some(access), None)?;
+                Ok(vec![("authorization", format!("DPoP {access}")), ("dpop", proof)])
+            }
+            _ => Ok(vec![("authorization", format!("Bearer {access}"))]),
+        }
+    }
+
     /// How many minted tokens are cached now.
     pub fn cached_tokens(&self) -> usize {
         self.cache.len()
@@ -207,7 +247,9 @@ impl StsClient {
         if request.subject_token.expose().is_empty() {
             return Err(StsError::InvalidInput("subject token is empty".into()));
         }
-        let token = self.post(self.form(request)?, request.traceparent.as_deref()).await?;
+        let token = self
+            .post(&|| self.form(request), request.traceparent.as_deref())
+            .await?;
         if token.issued_token_type.is_empty() {
             return Err(StsError::InvalidResponse("not an RFC 8693 token response".into()));
         }
@@ -226,21 +268,51 @@ impl StsClient {
         if grant.expose().is_empty() {
             return Err(StsError::InvalidInput("grant is empty".into()));
         }
-        let mut form = form_urlencoded::Serializer::new(String::new());
-        form.append_pair("grant_type", JWT_BEARER_GRANT)
-            .append_pair("assertion", grant.expose());
-        let scope = scopes.join(" ");
-        if !scope.is_empty() {
-            form.append_pair("scope", &scope);
-        }
-        self.authenticate(&mut form)?;
-        let token = self.post(form.finish(), None).await?;
+        let form = || {
+            let mut form = form_urlencoded::Serializer::new(String::new());
+            form.append_pair("grant_type", JWT_BEARER_GRANT)
+                .append_pair("assertion", grant.expose());
+            let scope = scopes.join(" ");
+            if !scope.is_empty() {
+                form.append_pair("scope", &scope);
+            }
+            self.authenticate(&mut form)?;
+            Ok(form.finish())
+        };
+        let token = self.post(&form, None).await?;
         tracing::debug!(expires_in = token.expires_in.map(|d| d.as_secs()), "grant redeemed");
         Ok(token)
     }
 
-    /// Post `form` to the token endpoint and read the answer (RFC 6749 §5.1, §5.2).
-    async fn post(&self, form: String, traceparent: Option<&str>) -> Result<MintedToken, StsError> {
+    /// Post the form `form` builds to the token endpoint and read the answer (RFC 6749
+    /// §5.1, §5.2). With a DPoP key, each attempt carries a fresh proof, and a
+    /// `use_dpop_nonce` answer is retried once with the nonce it gave (the form is
+    /// built again: a client assertion is never sent twice).
+    async fn post(
+        &self,
+        form: &(dyn Fn() -> Result<String, StsError> + Sync),
+        traceparent: Option<&str>,
+    ) -> Result<MintedToken, StsError> {
+        match self.post_once(form()?, traceparent).await {
+            Err(error)
+                if self.config.dpop.is_some()
+                    && error.code().and_then(OAuthErrorCode::known) == Some(ErrorCode::UseDpopNonce) =>
+            {
+                self.post_once(form()?, traceparent).await
+            }
+            other => other,
+        }
+    }
+
+    /// The last nonce mcp-sts gave.
+    fn nonce(&self) -> Option<String> {
+        self.nonce
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    async fn post_once(&self, form: String, traceparent: Option<&str>) -> Result<MintedToken, StsError> {
         let mut http = self
             .http
             .post(&self.config.token_endpoint)
@@ -248,6 +320,17 @@ impl StsClient {
             .header(ACCEPT, "application/json");
         if let Some(traceparent) = traceparent {
             http = http.header("traceparent", traceparent);
+        }
+        if let Some(key) = &self.config.dpop {
+            let nonce = self.nonce();
+            let proof = key.proof(
+                "POST",
+                &self.config.token_endpoint,
+                self.config.clock.now(),
+                None,
+                nonce.as_deref(),
+            )?;
+            http = http.header("dpop", proof);
         }
         if matches!(self.config.auth, ClientAuth::ClientSecretBasic) {
             http = http.header(
@@ -264,6 +347,9 @@ impl StsClient {
             FetchError::Unreachable => StsError::Transport("connection failed".into()),
             FetchError::Failed | FetchError::TimedOut => StsError::Transport(e.to_string()),
         })?;
+        if let Some(nonce) = fetched.dpop_nonce {
+            *self.nonce.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Some(nonce);
+        }
         let (status, body) = (fetched.status, fetched.body);
         if !status.is_success() {
             return Err(match serde_json::from_slice::<ErrorResponse>(&body) {

@@ -44,6 +44,9 @@ pub struct Config {
     /// The Shared Signals transmitter (docs/shared-signals.md).
     #[serde(default)]
     pub ssf: SsfConfig,
+    /// Sender-constrained tokens (RFC 9449 DPoP).
+    #[serde(default)]
+    pub dpop: DpopConfig,
     /// Where traces go (OpenTelemetry over OTLP/HTTP); none are exported by default.
     #[serde(default)]
     pub telemetry: TelemetryConfig,
@@ -301,6 +304,28 @@ pub struct LimitsConfig {
     pub subject_burst: Option<u32>,
 }
 
+/// `[dpop]`: sender-constrained tokens (RFC 9449).
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DpopConfig {
+    /// Demand server nonces (`DPoP-Nonce`) in proofs at `/token`.
+    #[serde(default)]
+    pub nonce: bool,
+}
+
+/// Whether a client's tokens are bound to its key (`[[clients]] dpop`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DpopMode {
+    /// A proof binds the token; without one the token is a bearer token.
+    #[default]
+    Optional,
+    /// Every request must carry a proof.
+    Required,
+    /// A proof is ignored: bearer tokens only.
+    Off,
+}
+
 /// `[admin]`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -439,6 +464,10 @@ pub struct IssuerConfig {
     /// the path forge any user's token.
     #[serde(default)]
     pub allow_plain_http: bool,
+    /// Client ids this issuer's DPoP-bound tokens may be delegated to (bound to the
+    /// caller's key) when the token's own `may_act` does not name the caller.
+    #[serde(default)]
+    pub dpop_delegates: Vec<String>,
 }
 
 /// Where a user's entitlement comes from, for tokens of one upstream issuer.
@@ -506,6 +535,9 @@ pub struct ClientConfig {
     /// application) may obtain identity assertion grants for.
     #[serde(default)]
     pub authorization_servers: Vec<String>,
+    /// Whether this client's tokens are bound to its DPoP key.
+    #[serde(default)]
+    pub dpop: DpopMode,
 }
 
 /// Delegation mode of an audience, chosen by policy, never by the caller.
@@ -529,6 +561,9 @@ pub struct AudienceConfig {
     pub role_scopes: BTreeMap<String, Vec<String>>,
     /// Lifetime of tokens for this audience (restricted_user defaults to 60 s).
     pub ttl_seconds: Option<u64>,
+    /// Never mint a bearer token for this audience: every request needs a DPoP proof.
+    #[serde(default)]
+    pub require_dpop: bool,
 }
 
 impl AudienceConfig {
@@ -844,6 +879,35 @@ developer = ["orders:read"]
                 .iter()
                 .any(|p| p.key == "revocation.min_replicas_acked" && p.severity == Severity::Warning)
         );
+    }
+
+    #[test]
+    fn dpop_keys_parse_and_an_off_client_may_not_reach_a_bound_only_audience() {
+        let config = Config::from_toml(&format!("{BASE}{OWN_SERVER}")).unwrap();
+        assert!(!config.dpop.nonce);
+        assert_eq!(config.clients.first().map(|c| c.dpop), Some(DpopMode::Optional));
+        assert!(config.audiences.iter().all(|a| !a.require_dpop));
+        let with = |client: &str, audience: &str| {
+            BASE.replace(
+                "authorization_servers = [\"https://sts.example\"]\n",
+                &format!("authorization_servers = [\"https://sts.example\"]\n{client}\n"),
+            )
+            .replace(
+                "scopes = [\"orders:read\"]\n",
+                &format!("scopes = [\"orders:read\"]\n{audience}\n"),
+            ) + OWN_SERVER
+                + "\n[dpop]\nnonce = true\n"
+        };
+        let bound = Config::from_toml(&with("dpop = \"required\"", "require_dpop = true")).unwrap();
+        assert!(bound.dpop.nonce);
+        assert_eq!(bound.clients.first().map(|c| c.dpop), Some(DpopMode::Required));
+        assert!(bound.audiences.iter().all(|a| a.require_dpop));
+        assert_eq!(
+            key_of(&with("dpop = \"off\"", "require_dpop = true")),
+            "clients[0].dpop"
+        );
+        assert!(Config::from_toml(&with("dpop = \"off\"", "")).is_ok());
+        assert!(Config::from_toml(&with("dpop = \"sometimes\"", "")).is_err());
     }
 
     fn key_of(toml: &str) -> String {

@@ -20,6 +20,8 @@ pub struct OAuthError {
     pub description: Cow<'static, str>,
     /// Seconds the caller should wait before retrying (`Retry-After`), when known.
     pub retry_after: Option<u64>,
+    /// A fresh server nonce for the `DPoP-Nonce` header (RFC 9449 §8), when one is due.
+    pub dpop_nonce: Option<String>,
     /// For `invalid_scope`: the requested scopes that were refused, space-separated
     /// (the audit line names them; the description does too).
     pub refused_scope: Option<String>,
@@ -39,6 +41,7 @@ impl OAuthError {
             rule,
             description,
             retry_after: None,
+            dpop_nonce: None,
             refused_scope: None,
         }
     }
@@ -86,6 +89,23 @@ impl OAuthError {
                 ErrorCode::TooManyRequests,
                 rule,
                 "too many requests; retry after the time in Retry-After",
+            )
+        }
+    }
+
+    /// `invalid_dpop_proof` (RFC 9449 §5).
+    pub fn invalid_dpop_proof(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(ErrorCode::InvalidDpopProof, rule, description)
+    }
+
+    /// `use_dpop_nonce` (RFC 9449 §8) with the nonce to use.
+    pub fn use_dpop_nonce(rule: &'static str, nonce: String) -> Self {
+        Self {
+            dpop_nonce: Some(nonce),
+            ..Self::new(
+                ErrorCode::UseDpopNonce,
+                rule,
+                "the DPoP proof must carry the server nonce given in the DPoP-Nonce header",
             )
         }
     }

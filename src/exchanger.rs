@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::client_auth::{AuthContext, Clients};
 use crate::config::TokensConfig;
+use crate::dpop::TokenEndpoint;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;
@@ -41,6 +42,19 @@ pub struct Exchanger<'a> {
     pub auth: AuthContext<'a>,
     /// Per-client and per-subject rate limits.
     pub rate_limits: &'a crate::rate_limit::RateLimits,
+    /// `[dpop]`: whether proofs must carry server nonces.
+    pub dpop: crate::config::DpopConfig,
+}
+
+impl Exchanger<'_> {
+    /// What checking a DPoP proof at `/token` needs.
+    pub fn token_endpoint(&self) -> TokenEndpoint<'_> {
+        TokenEndpoint {
+            url: self.auth.token_endpoint,
+            nonce: self.dpop.nonce,
+            keys: self.keys,
+        }
+    }
 }
 
 /// RFC 8693 §2.2.1 (and RFC 6749 §5.1) successful response.
@@ -51,7 +65,8 @@ pub struct TokenResponse {
     /// What kind of token it is (token exchange only).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub issued_token_type: Option<&'static str>,
-    /// `Bearer`, or `N_A` for an identity assertion grant.
+    /// `Bearer`, `DPoP` for a token bound to the caller's key (RFC 9449 §5), or `N_A`
+    /// for an identity assertion grant.
     pub token_type: &'static str,
     /// Seconds until expiry.
     pub expires_in: u64,

@@ -27,6 +27,9 @@ pub struct Fetched {
     pub status: StatusCode,
     /// The body, at most `max_bytes` long.
     pub body: Vec<u8>,
+    /// A server nonce the answer carried (RFC 9449 §8, `DPoP-Nonce`), for a token
+    /// client's next proof.
+    pub dpop_nonce: Option<String>,
 }
 
 /// Why a fetch gave nothing usable. Messages never carry the URL or the body.
@@ -60,6 +63,11 @@ pub async fn fetch(request: reqwest::RequestBuilder, limits: FetchLimits) -> Res
 async fn read_capped(request: reqwest::RequestBuilder, max_bytes: usize) -> Result<Fetched, FetchError> {
     let mut response = request.send().await.map_err(classify)?;
     let status = response.status();
+    let dpop_nonce = response
+        .headers()
+        .get("dpop-nonce")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let announced = response.content_length();
     if announced.is_some_and(|n| n > max_bytes as u64) {
         return Err(FetchError::TooLarge(max_bytes));
@@ -72,7 +80,11 @@ async fn read_capped(request: reqwest::RequestBuilder, max_bytes: usize) -> Resu
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Fetched { status, body })
+    Ok(Fetched {
+        status,
+        body,
+        dpop_nonce,
+    })
 }
 
 fn classify(error: reqwest::Error) -> FetchError {

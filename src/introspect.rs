@@ -42,8 +42,12 @@ pub async fn introspect(
         "jti": claims.jti,
         "sid": claims.sid,
         "delegation_mode": claims.delegation_mode,
-        "token_type": "Bearer",
+        "token_type": claims.token_type(),
     });
+    // RFC 9449 §6.2: a bound token's key, so a resource server can check the proof.
+    if let (Some(cnf), Some(map)) = (&claims.cnf, answer.as_object_mut()) {
+        map.insert("cnf".into(), serde_json::json!({ "jkt": cnf.jkt }));
+    }
     if let (Some(act), Some(map)) = (&claims.act, answer.as_object_mut()) {
         map.insert("act".into(), serde_json::to_value(act).unwrap_or(Value::Null));
     }

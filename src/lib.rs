@@ -27,6 +27,8 @@ pub mod demo;
 #[cfg(feature = "server")]
 pub mod dev_idp;
 #[cfg(feature = "server")]
+pub mod dpop;
+#[cfg(feature = "server")]
 pub mod error;
 #[cfg(feature = "server")]
 pub mod exchange;

@@ -244,6 +244,7 @@ mod tests {
             tenant: None,
             user: None,
             sub_id: None,
+            cnf: None,
         }
     }
 

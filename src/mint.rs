@@ -4,7 +4,7 @@
 use crate::clock::UnixTime;
 use crate::contract::set::SubjectId;
 use crate::contract::urn::{ACCESS_TOKEN_TYP, ID_JAG_TYP};
-use crate::contract::{AccessClaims, Actor, Audience, DelegationMode, IdJagClaims, UserContext};
+use crate::contract::{AccessClaims, Actor, Audience, Confirmation, DelegationMode, IdJagClaims, UserContext};
 use crate::error::OAuthError;
 use crate::keys::SigningKey;
 
@@ -61,6 +61,8 @@ pub struct NewToken {
     pub now: UnixTime,
     /// How long it lives.
     pub ttl: u64,
+    /// The thumbprint of the DPoP key the token is bound to, if any.
+    pub cnf_jkt: Option<String>,
 }
 
 impl NewToken {
@@ -117,6 +119,7 @@ impl NewToken {
             tenant: self.tenant,
             user,
             sub_id,
+            cnf: self.cnf_jkt.map(|jkt| Confirmation { jkt }),
         }
     }
 }

@@ -259,6 +259,7 @@ mod tests {
             .into_iter()
             .collect(),
             ttl_seconds: None,
+            require_dpop: false,
         }
     }
 

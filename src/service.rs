@@ -177,6 +177,7 @@ impl Sts {
             verified: &self.verified_tokens,
             auth: self.auth_context(),
             rate_limits: &self.rate_limits,
+            dpop: self.config.dpop,
         }
     }
 }

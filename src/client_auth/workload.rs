@@ -89,6 +89,7 @@ pub(super) async fn authenticate(
             jwks_uri: None,
             audiences: rule.audiences.clone(),
             authorization_servers: Vec::new(),
+            dpop: crate::config::DpopMode::default(),
         },
         secret_sha256: None,
         jwks: None,

@@ -477,6 +477,23 @@ impl Config {
                     p.error(key("audiences"), format!("{audience:?} is not a configured audience"));
                 }
             }
+            self.check_client_dpop(p, i, client);
+        }
+    }
+
+    /// A client whose tokens are never bound cannot be allowed an audience that takes
+    /// only bound tokens: every one of its requests there would be refused.
+    fn check_client_dpop(&self, p: &mut Problems, i: usize, client: &super::ClientConfig) {
+        if client.dpop != super::DpopMode::Off {
+            return;
+        }
+        for audience in &client.audiences {
+            if self.audiences.iter().any(|a| &a.id == audience && a.require_dpop) {
+                p.error(
+                    format!("clients[{i}].dpop"),
+                    format!("is \"off\" but audience {audience:?} has require_dpop = true"),
+                );
+            }
         }
     }
 }

@@ -89,6 +89,10 @@ pub struct Actor {
     /// The actor before this one in a multi-hop chain.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub act: Option<Box<Actor>>,
+    /// The thumbprint of the DPoP key this actor's token was bound to, recorded when a
+    /// bound token was delegated to another key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf_jkt: Option<String>,
 }
 
 impl Actor {
@@ -99,6 +103,7 @@ impl Actor {
             iss,
             sub_profile: None,
             act: None,
+            cnf_jkt: None,
         }
     }
 
@@ -146,6 +151,14 @@ pub struct UserContext {
     /// issuers were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
+}
+
+/// RFC 7800 `cnf`: the key a token is bound to. mcp-sts binds only to DPoP keys
+/// (RFC 9449 §6.1, `jkt`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// RFC 7638 thumbprint (SHA-256) of the holder's DPoP key.
+    pub jkt: String,
 }
 
 /// `aud`: one audience for every token we mint; an array is read for tokens made
@@ -228,6 +241,9 @@ pub struct AccessClaims {
     /// tokens minted before issuers were recorded.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_id: Option<SubjectId>,
+    /// The DPoP key the token is bound to: presented only with a proof by that key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<Confirmation>,
 }
 
 /// Why a claims set is not an mcp-sts access token.
@@ -339,6 +355,12 @@ impl AccessClaims {
             agents.push(agent);
         }
         agents
+    }
+
+    /// `DPoP` for a token bound to a key, else `Bearer` (RFC 9449 §5): how it must be
+    /// presented, as the token response and introspection say.
+    pub fn token_type(&self) -> &'static str {
+        if self.cnf.is_some() { "DPoP" } else { "Bearer" }
     }
 
     /// Granted scopes as a list.

@@ -31,11 +31,15 @@ pub enum ErrorCode {
     /// Extension: the client or subject went over its configured rate limit. HTTP 429
     /// (RFC 6585 §4) with `Retry-After`.
     TooManyRequests,
+    /// RFC 9449 §5: the DPoP proof is missing where required, or invalid. HTTP 400.
+    InvalidDpopProof,
+    /// RFC 9449 §8: the proof must carry the server nonce given in `DPoP-Nonce`. HTTP 400.
+    UseDpopNonce,
 }
 
 impl ErrorCode {
     /// Every code, for parsing and tests.
-    pub const ALL: [ErrorCode; 10] = [
+    pub const ALL: [ErrorCode; 12] = [
         ErrorCode::InvalidRequest,
         ErrorCode::InvalidClient,
         ErrorCode::InvalidGrant,
@@ -46,6 +50,8 @@ impl ErrorCode {
         ErrorCode::TemporarilyUnavailable,
         ErrorCode::ServerError,
         ErrorCode::TooManyRequests,
+        ErrorCode::InvalidDpopProof,
+        ErrorCode::UseDpopNonce,
     ];
 
     /// The wire value of the `error` field.
@@ -61,6 +67,8 @@ impl ErrorCode {
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
             ErrorCode::TooManyRequests => "too_many_requests",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -77,7 +85,9 @@ impl ErrorCode {
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType
             | ErrorCode::InvalidScope
-            | ErrorCode::InvalidTarget => 400,
+            | ErrorCode::InvalidTarget
+            | ErrorCode::InvalidDpopProof
+            | ErrorCode::UseDpopNonce => 400,
             ErrorCode::InvalidClient => 401,
             ErrorCode::TemporarilyUnavailable => 503,
             ErrorCode::ServerError => 500,

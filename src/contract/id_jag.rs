@@ -63,6 +63,10 @@ pub struct IdJagClaims {
     /// grants mcp-sts issues), so issuer-scoped revocations reach what the grant leads to.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sub_id: Option<SubjectId>,
+    /// The DPoP key the grant is bound to (draft §8.6.1): redeemed only with a proof
+    /// by that key, and the access token is bound to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf: Option<super::Confirmation>,
 }
 
 /// Claims every ID-JAG carries as non-empty strings.

@@ -17,7 +17,7 @@ pub mod set;
 pub mod subject_id;
 pub mod urn;
 
-pub use claims::{AccessClaims, Actor, Audience, ClaimsError, DelegationMode, SubProfile, UserContext};
+pub use claims::{AccessClaims, Actor, Audience, ClaimsError, Confirmation, DelegationMode, SubProfile, UserContext};
 pub use error_code::ErrorCode;
 pub use id_jag::IdJagClaims;
 pub use identifier::{Identifier, IdentifierError};

@@ -222,11 +222,15 @@ impl OrdersMcp {
             Ok(minted) => minted,
             Err(error) => return denied(sts_denial(&error)),
         };
-        let mut http = self
-            .backend
-            .http
-            .request(call.method, &call.url)
-            .bearer_auth(minted.access_token.expose());
+        // Bound to the MCP server's key: presented with a fresh proof for this request.
+        let headers = match caller.authorization(&minted, call.method.as_str(), &call.url) {
+            Ok(headers) => headers,
+            Err(error) => return denied(sts_denial(&error)),
+        };
+        let mut http = self.backend.http.request(call.method, &call.url);
+        for (name, value) in headers {
+            http = http.header(name, value);
+        }
         if let Some(body) = call.body {
             http = http.json(&body);
         }

@@ -35,7 +35,7 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 
 use crate::audit::AuditLog;
-use crate::client::{Secret, StsClient, StsClientConfig, StsError};
+use crate::client::{DpopKey, Secret, StsClient, StsClientConfig, StsError};
 use crate::client_auth::hash_secret;
 use crate::clock::SystemClock;
 use crate::config::{Config, ConfigError};
@@ -115,6 +115,8 @@ pub struct Demo {
     pub mcp_signals: signals::Signals,
     /// The client secret of `orders-mcp` (for the example commands).
     pub orders_mcp_secret: Secret,
+    /// The MCP server's DPoP key: the tokens it obtains are bound to it.
+    pub mcp_server_key: DpopKey,
     /// The client secret of `notes-api`, with which the example downstream API
     /// subscribes to mcp-sts's revocation stream.
     pub notes_api_secret: Secret,
@@ -350,18 +352,18 @@ impl Demo {
             secrets.orders_api.expose(),
         )
         .await?;
-        let mut orders_config = VerifierConfig::new(&sts_url, orders_api::AUDIENCE);
+        // Each API knows its public URL, so it can check DPoP proofs made for it.
+        let (listener, orders) = bind().await?;
+        let mut orders_config = VerifierConfig::new(&sts_url, orders_api::AUDIENCE).public_url(&orders);
         orders_config.revocation_stream = Some(Arc::clone(&orders_signals.stream));
         let orders_verifier = Arc::new(Verifier::new(orders_config)?);
-        let (listener, orders) = bind().await?;
         let app = orders_api::router(orders_verifier, trail.clone());
         trail::spawn_server(listener, app, stop.clone(), "orders-api");
 
-        let verifier = Arc::new(Verifier::new(VerifierConfig::new(
-            &sts_url,
-            services::INVENTORY_AUDIENCE,
-        ))?);
         let (listener, inventory) = bind().await?;
+        let verifier = Arc::new(Verifier::new(
+            VerifierConfig::new(&sts_url, services::INVENTORY_AUDIENCE).public_url(&inventory),
+        )?);
         trail::spawn_server(
             listener,
             services::inventory_router(verifier, trail.clone()),
@@ -369,8 +371,10 @@ impl Demo {
             "inventory-api",
         );
 
-        let verifier = Arc::new(Verifier::new(VerifierConfig::new(&sts_url, services::LEGACY_AUDIENCE))?);
         let (listener, legacy) = bind().await?;
+        let verifier = Arc::new(Verifier::new(
+            VerifierConfig::new(&sts_url, services::LEGACY_AUDIENCE).public_url(&legacy),
+        )?);
         trail::spawn_server(
             listener,
             services::legacy_router(verifier, trail.clone()),
@@ -383,11 +387,17 @@ impl Demo {
             inventory: inventory.clone(),
             legacy: legacy.clone(),
         };
-        let sts_client = StsClient::new(StsClientConfig::new(
-            format!("{sts_url}/token"),
-            mcp_server::CLIENT_ID,
-            secrets.orders_mcp.clone(),
-        ))?;
+        // The MCP server proves possession of a key of its own (RFC 9449): the tokens
+        // mcp-sts mints for it are bound to it, so a copied one is useless.
+        let mcp_server_key = DpopKey::generate()?;
+        let sts_client = StsClient::new(
+            StsClientConfig::new(
+                format!("{sts_url}/token"),
+                mcp_server::CLIENT_ID,
+                secrets.orders_mcp.clone(),
+            )
+            .with_dpop(mcp_server_key.clone()),
+        )?;
         let backend = Arc::new(mcp_server::Backend::new(downstreams));
         // The MCP server hears revocations too, and refuses an offboarded user itself.
         let stream = signals::config(&sts_url, mcp_server::CLIENT_ID, secrets.orders_mcp.expose(), "demo");
@@ -419,6 +429,7 @@ impl Demo {
             orders_signals,
             mcp_signals,
             orders_mcp_secret: secrets.orders_mcp,
+            mcp_server_key,
             notes_api_secret: secrets.notes_api,
             agent_secret: secrets.agent,
             notes_mcp_key: notes_mcp.pem,
@@ -464,6 +475,19 @@ impl Demo {
             mcp_server::CLIENT_ID,
             self.orders_mcp_secret.clone(),
         );
+        config.cache_capacity = 0;
+        Ok(StsClient::new(config)?)
+    }
+
+    /// The MCP server's exchange client as the MCP server runs it: holding its DPoP key,
+    /// so what it obtains is bound to that key.
+    pub fn mcp_server_bound_client(&self) -> Result<StsClient, DemoError> {
+        let mut config = StsClientConfig::new(
+            format!("{}/token", self.urls.sts),
+            mcp_server::CLIENT_ID,
+            self.orders_mcp_secret.clone(),
+        )
+        .with_dpop(self.mcp_server_key.clone());
         config.cache_capacity = 0;
         Ok(StsClient::new(config)?)
     }

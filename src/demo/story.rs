@@ -96,6 +96,26 @@ pub async fn play(demo: &Demo, narrator: Narrator) -> Result<DemoOutcome, DemoEr
         .await?;
     alice.close().await;
 
+    // What a copied token is worth: one the MCP server holds for alice, bound to its
+    // DPoP key, replayed by someone who read it from a log but has no key.
+    let alice_token = ALICE.token_for(&demo.idp, &demo.urls.mcp, "", demo.now())?;
+    let copied = demo
+        .mcp_server_bound_client()?
+        .exchange_uncached(&ExchangeRequest::new(Secret::new(alice_token)).audience(super::orders_api::AUDIENCE))
+        .await?
+        .access_token;
+    scene
+        .direct(
+            ALICE,
+            "copied_token_refused",
+            "an orders-api token the MCP server holds for alice, copied and replayed as a bearer token",
+            Direct::OrdersApi {
+                token: copied.expose(),
+                path: "/orders/42",
+            },
+        )
+        .await?;
+
     let bob = scene.connect(BOB).await?;
     scene
         .call(

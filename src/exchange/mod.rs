@@ -2,12 +2,14 @@
 //! token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
 pub(crate) mod actor;
+pub mod binding;
 pub(crate) mod subject;
 
 use crate::audit::{AuditEvent, loggable};
 use crate::client_auth::{RegisteredClient, authenticate};
 use crate::clock::UnixTime;
 use crate::contract::AccessClaims;
+use crate::dpop::{required_by_audience, spend, token_proof};
 use crate::error::OAuthError;
 use crate::inbound::validate::{Origin, Role, ValidatedToken, validate, validate_actor};
 use crate::lineage::Lineage;
@@ -38,12 +40,13 @@ pub async fn exchange(
     let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
     audit.client_id = Some(client.id().to_owned());
     ctx.rate_limits.check_client(client.id())?;
+    let proof = token_proof(ctx.token_endpoint(), &request.dpop, &client, now).await?;
     let params = match request.grant {
         Grant::TokenExchange(params) => params,
-        Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, now, audit).await,
+        Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, proof, now, audit).await,
         Grant::JwtBearer(params) => {
             let traceparent = request.traceparent.as_deref();
-            return crate::grant::redeem(ctx, &client, params, traceparent, now, audit).await;
+            return crate::grant::redeem(ctx, &client, params, proof, traceparent, now, audit).await;
         }
     };
     if client.config.audiences.is_empty() {
@@ -59,6 +62,7 @@ pub async fn exchange(
         .resolve(params.audience.as_deref(), params.resource.as_deref(), &client)?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
+    required_by_audience(proof.as_ref(), &target.audience)?;
 
     let own = (ctx.issuer, ctx.keys);
     let subject_token = validate(
@@ -73,7 +77,7 @@ pub async fn exchange(
     .await
     .map_err(|e| e.into_oauth(Role::Subject))?;
     let max_depth = ctx.tokens.max_delegation_depth;
-    let subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
+    let mut subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
     audit.sub = Some(subject.user.clone());
     audit.sid = Some(subject.sid.clone());
     ctx.rate_limits.check_subject(&subject.user)?;
@@ -94,6 +98,13 @@ pub async fn exchange(
         ),
         None => None,
     };
+    binding::keep_bound(
+        &subject_token,
+        &mut subject,
+        actor_token.as_ref(),
+        proof.as_ref(),
+        &client,
+    )?;
     let minted_actor = match &actor_token {
         Some(actor) => actor_claims(ctx.audiences, actor, &client)?,
         None => None,
@@ -158,6 +169,7 @@ pub async fn exchange(
         .or_else(crate::spans::current_trace_id)
         .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
+    spend(proof.as_ref(), ctx.revocations, now).await?;
     let claims = NewToken {
         issuer: ctx.issuer.to_owned(),
         aud: target.aud.clone(),
@@ -176,6 +188,7 @@ pub async fn exchange(
         txn,
         now,
         ttl,
+        cnf_jkt: proof.map(|p| p.jkt),
     }
     .into_claims();
     audit.jti = Some(claims.jti.clone());
@@ -183,7 +196,7 @@ pub async fn exchange(
     Ok(TokenResponse {
         access_token,
         issued_token_type: Some(params.issued_type),
-        token_type: "Bearer",
+        token_type: claims.token_type(),
         expires_in: ttl,
         scope,
     })

@@ -82,6 +82,15 @@ impl Subject {
         }
     }
 
+    /// Whether `may_act` is present and names `sub` (a delegation of a bound token).
+    pub fn may_act_names(&self, sub: &str) -> bool {
+        self.may_act
+            .as_ref()
+            .and_then(|m| m.get("sub"))
+            .and_then(Value::as_str)
+            .is_some_and(|named| named == sub)
+    }
+
     /// RFC 8693 §4.4: when `may_act` is present, the actor must be the one it names.
     pub fn check_may_act(&self, actor: &Actor, from_actor_token: bool) -> Result<(), OAuthError> {
         let Some(may_act) = &self.may_act else {

@@ -115,12 +115,14 @@ pub async fn id_jag(
     if !aud_ok {
         return Err(refused_grant(InboundError::WrongAudience));
     }
-    // draft §8.6.1: a grant bound to a key is redeemed only with a proof by that key.
-    // Until sender-constrained tokens are supported, no bound grant is redeemed.
-    if claims.contains_key("cnf") {
+    // draft §8.6.1: a grant bound to a key is redeemed only with a proof by that key
+    // (checked by `redeem`); only DPoP bindings (`jkt`) can be proven here.
+    if let Some(cnf) = claims.get("cnf")
+        && crate::exchange::binding::jkt(cnf).is_none()
+    {
         return Err(OAuthError::invalid_grant(
             "assertion.cnf",
-            "the assertion is bound to a key (cnf); key-bound grants are not accepted",
+            "the assertion is bound to a key other than by a DPoP key thumbprint (cnf.jkt)",
         ));
     }
     let signer = match &jws.signer {

@@ -10,12 +10,14 @@ use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
 use crate::contract::set::SubjectId;
 use crate::contract::urn::{ID_JAG_TOKEN_TYPE, NOT_APPLICABLE_TOKEN_TYPE};
-use crate::contract::{Actor, Audience, IdJagClaims};
+use crate::contract::{Actor, Audience, Confirmation, IdJagClaims};
+use crate::dpop::spend;
 use crate::error::OAuthError;
 use crate::exchange::subject::Subject;
 use crate::exchanger::{Exchanger, TokenResponse};
 use crate::inbound::jwt::{str_claim, time_claim};
 use crate::inbound::validate::{DeclaredType, Role};
+use crate::jose::dpop::Proof;
 use crate::lineage::Lineage;
 use crate::mint::{new_jti, sign_id_jag};
 use crate::policy::{decide_scopes, grantable};
@@ -28,6 +30,7 @@ pub async fn issue(
     ctx: Exchanger<'_>,
     client: &RegisteredClient,
     params: Result<IdJagParams, OAuthError>,
+    proof: Option<Proof>,
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
@@ -113,8 +116,10 @@ pub async fn issue(
             iss,
             sub: subject.user.clone(),
         }),
+        cnf: proof.as_ref().map(|p| Confirmation { jkt: p.jkt.clone() }),
     };
     audit.jti = Some(claims.jti.clone());
+    spend(proof.as_ref(), ctx.revocations, now).await?;
     let grant = sign_id_jag(ctx.keys.signing_key(now), &claims)?;
     Ok(TokenResponse {
         access_token: grant,

@@ -52,6 +52,7 @@ impl AuthorizationServers {
                             scopes: r.scopes.clone(),
                             role_scopes: r.role_scopes.clone(),
                             ttl_seconds: None,
+                            require_dpop: false,
                         };
                         (r.resource.clone(), Arc::new(policy))
                     })

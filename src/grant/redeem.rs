@@ -10,9 +10,11 @@ use crate::client_auth::RegisteredClient;
 use crate::clock::UnixTime;
 use crate::contract::identifier::check as check_identifier;
 use crate::contract::revocation::Namespace;
+use crate::dpop::{required_by_audience, spend};
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
 use crate::exchanger::{Exchanger, TokenResponse};
+use crate::jose::dpop::Proof;
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Entitlement, decide_scopes, grantable};
@@ -27,6 +29,7 @@ pub async fn redeem(
     ctx: Exchanger<'_>,
     client: &RegisteredClient,
     params: Result<AssertionParams, OAuthError>,
+    proof: Option<Proof>,
     traceparent: Option<&str>,
     now: UnixTime,
     audit: &mut AuditEvent,
@@ -48,6 +51,15 @@ pub async fn redeem(
         return Err(OAuthError::invalid_grant(
             "assertion.client_id",
             "the assertion was issued to another client",
+        ));
+    }
+    // draft §8.6.1: a bound grant is redeemed only with a proof by its key.
+    if let Some(cnf) = &claims.cnf
+        && proof.as_ref().is_none_or(|p| p.jkt != cnf.jkt)
+    {
+        return Err(OAuthError::invalid_grant(
+            "assertion.cnf",
+            "the assertion is bound to a key; redeem it with a DPoP proof by that key",
         ));
     }
     for (what, value) in [("sub", Some(&claims.sub)), ("sid", claims.sid.as_ref())] {
@@ -83,6 +95,7 @@ pub async fn redeem(
         })?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
+    required_by_audience(proof.as_ref(), &target.audience)?;
 
     let grant_issuer = match &grant.signer {
         Signer::Own => None,
@@ -166,14 +179,16 @@ pub async fn redeem(
         txn,
         now,
         ttl,
+        cnf_jkt: proof.as_ref().map(|p| p.jkt.clone()),
     }
     .into_claims();
     audit.jti = Some(token.jti.clone());
+    spend(proof.as_ref(), ctx.revocations, now).await?;
     let access_token = sign(ctx.keys.signing_key(now), &token)?;
     Ok(TokenResponse {
         access_token,
         issued_token_type: None,
-        token_type: "Bearer",
+        token_type: token.token_type(),
         expires_in: ttl,
         scope,
     })

@@ -45,6 +45,8 @@ pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
         "scopes_supported": sts.audiences.all_scopes(),
+        // RFC 9449 §5.1: proofs are accepted with the one asymmetric list.
+        "dpop_signing_alg_values_supported": signing_algs,
     });
     // §7.1: as the enterprise's token service we issue ID-JAGs, when configured to.
     if !sts.authorization_servers.is_empty()

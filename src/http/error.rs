@@ -7,6 +7,9 @@ use serde_json::json;
 
 use crate::error::{ErrorCode, OAuthError};
 
+/// RFC 9449 §8: the header carrying a server nonce.
+pub const DPOP_NONCE: &str = "dpop-nonce";
+
 /// Seconds a client should wait after a 503 before retrying.
 const RETRY_AFTER_SECONDS: &str = "1";
 
@@ -32,12 +35,17 @@ impl IntoResponse for OAuthError {
                 headers.insert(header::RETRY_AFTER, HeaderValue::from(seconds));
             }
             ErrorCode::InvalidRequest
+            | ErrorCode::InvalidDpopProof
+            | ErrorCode::UseDpopNonce
             | ErrorCode::InvalidGrant
             | ErrorCode::UnauthorizedClient
             | ErrorCode::UnsupportedGrantType
             | ErrorCode::InvalidScope
             | ErrorCode::InvalidTarget
             | ErrorCode::ServerError => {}
+        }
+        if let Some(nonce) = self.dpop_nonce.and_then(|n| HeaderValue::from_str(&n).ok()) {
+            headers.insert(DPOP_NONCE, nonce);
         }
         response
     }

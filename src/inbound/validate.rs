@@ -190,7 +190,7 @@ impl From<Refusal> for InboundError {
             Refusal::Algorithm(_) | Refusal::AlgorithmMismatch => InboundError::Algorithm,
             Refusal::Type => InboundError::TypeMismatch,
             Refusal::UntrustedIssuer => InboundError::UntrustedIssuer,
-            Refusal::MissingKid | Refusal::UnknownKey(_) => InboundError::UnknownKey,
+            Refusal::MissingKid | Refusal::UnknownKey(_) | Refusal::EmbeddedKey(_) => InboundError::UnknownKey,
             Refusal::KeysUnavailable(_) => InboundError::KeysUnavailable,
             Refusal::BadSignature => InboundError::BadSignature,
             Refusal::MissingClaim(claim) | Refusal::BadClaim(claim) => InboundError::MissingClaim(claim),

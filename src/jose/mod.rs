@@ -17,8 +17,10 @@
 
 pub mod algorithm;
 pub mod compact;
+pub mod dpop;
 pub mod jwks;
 mod key;
+pub mod nonce;
 pub mod profile;
 mod read;
 mod refusal;

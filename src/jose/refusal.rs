@@ -67,6 +67,10 @@ pub enum Refusal {
     /// `iat` is as old as the profile's oldest age, or older.
     #[error("too old")]
     TooOld,
+    /// A proof of possession's own key (its `jwk` header) is absent, private or
+    /// unusable.
+    #[error("{0}")]
+    EmbeddedKey(&'static str),
 }
 
 impl Refusal {

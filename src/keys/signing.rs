@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer;
+use aws_lc_rs::hmac;
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::KeySize;
 use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair, RSA_PKCS1_SHA256, RsaKeyPair};
@@ -40,6 +41,9 @@ pub struct SigningKey {
     pub verification: Arc<VerificationKey>,
     pair: Pair,
     rng: SystemRandom,
+    /// A MAC key derived from the private key, so every replica loading the same key
+    /// file derives the same one: server nonces (DPoP) any replica can check.
+    nonce_key: hmac::Key,
 }
 
 impl fmt::Debug for SigningKey {
@@ -57,7 +61,7 @@ impl SigningKey {
     pub fn from_pkcs8(der: &[u8], created: UnixTime) -> Result<Self, KeyError> {
         if let Ok(pair) = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, der) {
             let jwk = ec_p256_jwk(pair.public_key().as_ref()).ok_or(KeyError::Unsupported)?;
-            return Self::assemble(Pair::Ec(pair), SigningAlgorithm::ES256, jwk, created);
+            return Self::assemble(Pair::Ec(pair), SigningAlgorithm::ES256, jwk, created, der);
         }
         if let Ok(pair) = RsaKeyPair::from_pkcs8(der) {
             if pair.public_modulus_len() < 256 {
@@ -68,7 +72,7 @@ impl SigningKey {
                 public.modulus().big_endian_without_leading_zero(),
                 public.exponent().big_endian_without_leading_zero(),
             );
-            return Self::assemble(Pair::Rsa(pair), SigningAlgorithm::RS256, jwk, created);
+            return Self::assemble(Pair::Rsa(pair), SigningAlgorithm::RS256, jwk, created, der);
         }
         Err(KeyError::Unsupported)
     }
@@ -87,7 +91,13 @@ impl SigningKey {
         Ok((Self::from_pkcs8(&der, created)?, der))
     }
 
-    fn assemble(pair: Pair, algorithm: SigningAlgorithm, mut jwk: Value, created: UnixTime) -> Result<Self, KeyError> {
+    fn assemble(
+        pair: Pair,
+        algorithm: SigningAlgorithm,
+        mut jwk: Value,
+        created: UnixTime,
+        der: &[u8],
+    ) -> Result<Self, KeyError> {
         let kid = thumbprint(&jwk).ok_or(KeyError::Unsupported)?;
         let decoding_key =
             DecodingKey::from_jwk(&serde_json::from_value(jwk.clone()).map_err(|_| KeyError::Unsupported)?)
@@ -111,7 +121,15 @@ impl SigningKey {
             verification,
             pair,
             rng: SystemRandom::new(),
+            nonce_key: crate::jose::nonce::key(
+                hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, b"mcp-sts server nonce"), der).as_ref(),
+            ),
         })
+    }
+
+    /// The MAC key of server nonces, derived from this private key.
+    pub fn nonce_key(&self) -> &hmac::Key {
+        &self.nonce_key
     }
 
     /// The `jsonwebtoken` algorithm matching this key.

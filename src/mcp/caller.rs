@@ -162,6 +162,23 @@ impl Caller {
         .await
     }
 
+    /// The headers that present `token` (from [`Self::token_for`]) on a `method`
+    /// request to `url`: with a proof when the exchange client holds a DPoP key and
+    /// the token is bound to it.
+    pub fn authorization(
+        &self,
+        token: &MintedToken,
+        method: &str,
+        url: &str,
+    ) -> Result<Vec<(&'static str, String)>, TokenError> {
+        let sts =
+            self.inner.sts.as_deref().ok_or_else(|| {
+                TokenError::NotConfigured("no exchange client; see McpAuthBuilder::exchange_with".into())
+            })?;
+        sts.authorization(token, method, url)
+            .map_err(|e| TokenError::from_sts(url, e))
+    }
+
     /// A token for `audience` with exactly `scopes` (mcp-sts refuses more than policy
     /// allows with `invalid_scope`).
     pub async fn token_for_scopes(&self, audience: &str, scopes: &[&str]) -> Result<MintedToken, TokenError> {

@@ -16,7 +16,7 @@ use std::task::{Context, Poll};
 
 use axum::body::{Body, Bytes, HttpBody};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
-use axum::http::{HeaderMap, HeaderValue, Request, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
@@ -25,7 +25,10 @@ use super::operation::{self, Operation};
 use super::tools::ToolGate;
 use super::{OFFLINE_ACCESS, Shared};
 use crate::verify::VerifyError;
-use crate::verify::extract::{AuthRejection, bearer_token, quoted_safe};
+use crate::verify::dpop::{Presentation, bound_key};
+use crate::verify::extract::{
+    AuthRejection, dpop_challenge, dpop_offer, dpop_proof, presented_token, quoted_safe, with_nonce,
+};
 
 /// Layer: authenticate MCP requests for one resource (see [`super::McpAuth::layer`]).
 #[derive(Clone)]
@@ -100,7 +103,8 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
-            let caller = match authenticate(&shared, request.headers()).await {
+            let method = request.method().clone();
+            let caller = match authenticate(&shared, &method, request.headers()).await {
                 Ok(caller) => caller,
                 Err(rejection) => return Ok(challenge(&shared, rejection)),
             };
@@ -123,21 +127,32 @@ where
             }
             // No token passthrough: nothing past this point can read the token.
             request.headers_mut().remove(AUTHORIZATION);
+            request.headers_mut().remove("dpop");
             request.extensions_mut().insert(caller);
             inner.call(request).await.map(IntoResponse::into_response)
         })
     }
 }
 
-/// Validate the bearer token and the server-wide scopes; build the caller.
-async fn authenticate(shared: &Shared, headers: &HeaderMap) -> Result<Caller, AuthRejection> {
-    let token = bearer_token(headers)?.ok_or(AuthRejection::MissingToken)?;
+/// Validate the token as presented (a bound one with the `DPoP` scheme and a proof for
+/// this request to the resource's URL) and the server-wide scopes; build the caller.
+async fn authenticate(shared: &Shared, method: &Method, headers: &HeaderMap) -> Result<Caller, AuthRejection> {
+    let (scheme, token) = presented_token(headers)?.ok_or(AuthRejection::MissingToken)?;
+    let proof = dpop_proof(headers)?;
     let now = shared.clock.now();
     let validated = shared
         .verifier
         .validate(token, now)
         .await
         .map_err(AuthRejection::from)?;
+    let jkt = bound_key(&validated.claims)?;
+    let presented = Presentation {
+        scheme,
+        proof,
+        method: method.as_str(),
+        url: shared.metadata.resource(),
+    };
+    shared.proofs.check(token, jkt, presented, now).await?;
     if let Some(revocations) = &shared.revocations {
         revocations.check(&validated, now).map_err(AuthRejection::from)?;
     }
@@ -188,7 +203,12 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
             } else {
                 format!(", scope=\"{}\"", quoted_safe(&required))
             };
-            (StatusCode::UNAUTHORIZED, format!("Bearer {metadata}{scope}"))
+            let offer = dpop_offer(&format!(", {metadata}"));
+            let mut response = bare(StatusCode::UNAUTHORIZED, format!("Bearer {metadata}{scope}"));
+            if let Ok(offer) = HeaderValue::from_str(&offer) {
+                response.headers_mut().append(WWW_AUTHENTICATE, offer);
+            }
+            return response;
         }
         AuthRejection::InvalidRequest(why) => (
             StatusCode::BAD_REQUEST,
@@ -197,6 +217,11 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
                 quoted_safe(why)
             ),
         ),
+        AuthRejection::InvalidToken(error) if error.is_dpop() => {
+            tracing::info!(rule = error.rule(), error = %error, "MCP DPoP presentation refused");
+            let value = dpop_challenge(&error, &format!(", {metadata}"));
+            return with_nonce(bare(StatusCode::UNAUTHORIZED, value), &error);
+        }
         AuthRejection::InvalidToken(error) => {
             tracing::info!(rule = error.rule(), error = %error, "MCP access token refused");
             (
@@ -216,6 +241,11 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
         ),
         AuthRejection::Unavailable(error) => return unavailable(&error),
     };
+    bare(status, value)
+}
+
+/// A response with one challenge.
+fn bare(status: StatusCode, value: String) -> Response {
     let header = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("Bearer"));
     (status, [(WWW_AUTHENTICATE, header)]).into_response()
 }

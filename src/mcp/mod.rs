@@ -42,6 +42,7 @@ mod operation;
 mod revocation;
 mod tools;
 
+use crate::verify::dpop::{DEFAULT_REPLAY_CAPACITY, ProofChecker};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -110,6 +111,7 @@ pub struct McpAuthBuilder {
     http_timeout: Duration,
     jwks_cache_ttl: Duration,
     jwks_min_refresh_interval: Duration,
+    dpop_nonce_secret: Option<crate::secret::Secret>,
 }
 
 impl std::fmt::Debug for McpAuthBuilder {
@@ -172,6 +174,13 @@ impl McpAuthBuilder {
     /// issued before it covers) are refused with 503 until they expire.
     pub fn revocations(mut self, config: RevocationStreamConfig) -> Self {
         self.revocations = Some(config);
+        self
+    }
+
+    /// Demand server nonces (RFC 9449 §9) in the DPoP proofs of bound tokens, made
+    /// with `secret` (shared by the replicas of this server).
+    pub fn dpop_nonces(mut self, secret: impl Into<crate::secret::Secret>) -> Self {
+        self.dpop_nonce_secret = Some(secret.into());
         self
     }
 
@@ -248,6 +257,10 @@ impl McpAuthBuilder {
                 sts: self.sts,
                 revocations,
                 clock: self.clock,
+                proofs: match &self.dpop_nonce_secret {
+                    Some(secret) => ProofChecker::new(DEFAULT_REPLAY_CAPACITY).with_nonces(secret.expose().as_bytes()),
+                    None => ProofChecker::new(DEFAULT_REPLAY_CAPACITY),
+                },
             }),
         })
     }
@@ -275,6 +288,8 @@ pub(crate) struct Shared {
     pub(crate) sts: Option<Arc<StsClient>>,
     pub(crate) revocations: Option<Arc<Revocations>>,
     pub(crate) clock: Arc<dyn Clock>,
+    /// DPoP proofs seen, for tokens bound to a key (RFC 9449 §7).
+    pub(crate) proofs: ProofChecker,
 }
 
 /// The kit for one MCP server: its resource, the issuers it trusts, its exchange client.
@@ -308,6 +323,7 @@ impl McpAuth {
             revocations: None,
             clock: Arc::new(SystemClock),
             leeway: Duration::from_secs(30),
+            dpop_nonce_secret: None,
             http_timeout: Duration::from_secs(5),
             jwks_cache_ttl: Duration::from_secs(300),
             jwks_min_refresh_interval: Duration::from_secs(10),

@@ -104,6 +104,7 @@ fn unread(refusal: Refusal) -> Unread {
         Refusal::Type => "typ",
         Refusal::Algorithm(_) | Refusal::AlgorithmMismatch => "alg",
         Refusal::MissingKid | Refusal::UnknownKey(_) | Refusal::BadSignature | Refusal::UntrustedIssuer => "signature",
+        Refusal::EmbeddedKey(_) => "signature",
         Refusal::MissingClaim("iat") | Refusal::BadClaim("iat") | Refusal::IssuedInFuture => "iat",
         Refusal::TooOld => "iat_too_old",
         Refusal::Expired | Refusal::LivesTooLong => "exp",

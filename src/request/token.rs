@@ -26,6 +26,8 @@ pub struct TokenRequest {
     pub traceparent: Option<String>,
     /// The grant and its parameters.
     pub grant: Grant,
+    /// The `DPoP` header (RFC 9449), set by the HTTP layer.
+    pub dpop: crate::dpop::ProofHeader,
 }
 
 /// The grants `/token` answers, told apart by `grant_type` (and, for token exchange,
@@ -114,6 +116,7 @@ impl TokenRequest {
             credentials: ClientCredentials::from_request(raw.authorization, &form),
             traceparent: raw.traceparent.map(String::from),
             grant,
+            dpop: crate::dpop::ProofHeader::Absent,
         })
     }
 }

@@ -9,6 +9,9 @@ use super::queue::{QueuedEvent, StreamRecord};
 use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
 use crate::clock::UnixTime;
 
+/// Once-only markers stored between two prunings of expired ones.
+const PRUNE_EVERY: usize = 1024;
+
 /// Streams and their queues, behind the store's queue mutex.
 #[derive(Debug, Default)]
 pub(super) struct QueueState {
@@ -67,11 +70,15 @@ impl RevocationStore for MemoryStore {
 
     async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, StoreError> {
         let mut used = self.used_once.lock().map_err(poisoned)?;
-        used.retain(|_, exp| *exp > now);
-        if used.contains_key(id) {
+        if used.get(id).is_some_and(|exp| *exp > now) {
             return Ok(false);
         }
         used.insert(id.to_owned(), expires_at);
+        // Expired markers go in batches: a scan on every call would make each use cost
+        // as much as every marker alive (a DPoP proof per request is one).
+        if used.len() % PRUNE_EVERY == 0 {
+            used.retain(|_, exp| *exp > now);
+        }
         Ok(true)
     }
 
@@ -137,5 +144,16 @@ mod tests {
         assert!(store.use_once("a", 200, 100).await.unwrap());
         assert!(!store.use_once("a", 200, 150).await.unwrap());
         assert!(store.use_once("a", 300, 200).await.unwrap());
+    }
+
+    #[tokio::test]
+    async fn expired_markers_are_pruned_in_batches() {
+        let store = MemoryStore::new();
+        for n in 0..PRUNE_EVERY - 1 {
+            assert!(store.use_once(&format!("old-{n}"), 200, 100).await.unwrap());
+        }
+        assert!(store.use_once("live", 900, 300).await.unwrap());
+        assert_eq!(store.used_once.lock().unwrap().len(), 1);
+        assert!(!store.use_once("live", 900, 301).await.unwrap());
     }
 }

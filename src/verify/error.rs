@@ -78,6 +78,22 @@ pub enum VerifyError {
     /// not be built).
     #[error("verifier configuration: {0}")]
     Config(String),
+    /// A token bound to a DPoP key (`cnf.jkt`) was sent as a bearer token (RFC 9449 §7.2).
+    #[error("the token is bound to a key; send it with the DPoP scheme and a proof")]
+    BoundToKey,
+    /// A token bound to no key was sent with the `DPoP` scheme.
+    #[error("the token is not bound to a key; send it as a bearer token")]
+    NotBound,
+    /// The DPoP proof is missing or breaks a rule (RFC 9449 §4.3, §7.1).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidProof(String),
+    /// The proof must carry the server nonce given here (RFC 9449 §9): answer
+    /// `use_dpop_nonce` with it in `DPoP-Nonce`.
+    #[error("the DPoP proof must carry the server nonce given in the DPoP-Nonce header")]
+    UseDpopNonce(String),
+    /// The memory of proofs seen is full of proofs still in their window: fail closed.
+    #[error("the DPoP replay memory is full")]
+    ReplayMemoryFull,
 }
 
 impl VerifyError {
@@ -90,6 +106,7 @@ impl VerifyError {
                 | VerifyError::RevocationStreamStale(_)
                 | VerifyError::RevocationStreamUnavailable(_)
                 | VerifyError::Config(_)
+                | VerifyError::ReplayMemoryFull
         )
     }
 
@@ -115,7 +132,23 @@ impl VerifyError {
             VerifyError::RevocationStreamStale(_) => "revocation_stream_stale",
             VerifyError::RevocationStreamUnavailable(_) => "revocation_stream_unavailable",
             VerifyError::Config(_) => "config",
+            VerifyError::BoundToKey => "bound_to_key",
+            VerifyError::NotBound => "not_bound",
+            VerifyError::InvalidProof(_) => "invalid_dpop_proof",
+            VerifyError::UseDpopNonce(_) => "use_dpop_nonce",
+            VerifyError::ReplayMemoryFull => "dpop_replay_memory_full",
         }
+    }
+
+    /// Whether the refusal is about DPoP (its challenge is `DPoP`, RFC 9449 §7.1).
+    pub fn is_dpop(&self) -> bool {
+        matches!(
+            self,
+            VerifyError::BoundToKey
+                | VerifyError::NotBound
+                | VerifyError::InvalidProof(_)
+                | VerifyError::UseDpopNonce(_)
+        )
     }
 }
 
@@ -142,8 +175,18 @@ impl From<Refusal> for VerifyError {
             Refusal::Expired | Refusal::TooOld => VerifyError::Expired,
             Refusal::NotYetValid | Refusal::IssuedInFuture => VerifyError::NotYetValid,
             Refusal::LivesTooLong => malformed("token lives longer than allowed"),
+            Refusal::EmbeddedKey(why) => malformed(why),
         }
     }
+}
+
+/// A refusal's text made safe for a header: printable ASCII without quotes or
+/// backslashes, at most 200 characters.
+pub(crate) fn printable_text(text: &str) -> String {
+    text.chars()
+        .filter(|c| matches!(*c, ' '..='~') && *c != '"' && *c != '\\')
+        .take(200)
+        .collect()
 }
 
 pub(crate) use crate::contract::identifier::printable;

@@ -13,10 +13,11 @@ use std::task::{Context, Poll};
 use axum::extract::{FromRef, FromRequestParts, Request};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::request::Parts;
-use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
+use super::dpop::{Scheme, challenge_algs};
 use super::{ExecutionIdentity, Verifier, VerifyError};
 
 /// Why a request was not let through; its response follows RFC 6750 §3.
@@ -58,10 +59,46 @@ fn challenge(status: StatusCode, value: String) -> Response {
     (status, [(WWW_AUTHENTICATE, header)]).into_response()
 }
 
+/// The `DPoP` challenge of a refusal about proof of possession (RFC 9449 §7.1):
+/// `invalid_dpop_proof` for the proof, `invalid_token` for how the token was sent.
+pub(crate) fn dpop_challenge(error: &VerifyError, extra: &str) -> String {
+    let code = match error {
+        VerifyError::InvalidProof(_) => "invalid_dpop_proof",
+        VerifyError::UseDpopNonce(_) => "use_dpop_nonce",
+        _ => "invalid_token",
+    };
+    format!(
+        "DPoP error=\"{code}\", error_description=\"{}\", algs=\"{}\"{extra}",
+        quoted_safe(&error.to_string()),
+        challenge_algs()
+    )
+}
+
+/// Add the `DPoP-Nonce` header of a `use_dpop_nonce` refusal.
+pub(crate) fn with_nonce(mut response: Response, error: &VerifyError) -> Response {
+    if let VerifyError::UseDpopNonce(nonce) = error
+        && let Ok(value) = HeaderValue::from_str(nonce)
+    {
+        response.headers_mut().insert("dpop-nonce", value);
+    }
+    response
+}
+
+/// A bare `DPoP` challenge, offered beside `Bearer` when no token was sent.
+pub(crate) fn dpop_offer(extra: &str) -> String {
+    format!("DPoP algs=\"{}\"{extra}", challenge_algs())
+}
+
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         match self {
-            AuthRejection::MissingToken => challenge(StatusCode::UNAUTHORIZED, "Bearer".into()),
+            AuthRejection::MissingToken => {
+                let mut response = challenge(StatusCode::UNAUTHORIZED, "Bearer".into());
+                if let Ok(offer) = HeaderValue::from_str(&dpop_offer("")) {
+                    response.headers_mut().append(WWW_AUTHENTICATE, offer);
+                }
+                response
+            }
             AuthRejection::InvalidRequest(why) => challenge(
                 StatusCode::BAD_REQUEST,
                 format!(
@@ -69,6 +106,10 @@ impl IntoResponse for AuthRejection {
                     quoted_safe(why)
                 ),
             ),
+            AuthRejection::InvalidToken(e) if e.is_dpop() => {
+                tracing::debug!(rule = e.rule(), error = %e, "DPoP presentation refused");
+                with_nonce(challenge(StatusCode::UNAUTHORIZED, dpop_challenge(&e, "")), &e)
+            }
             AuthRejection::InvalidToken(e) => {
                 tracing::debug!(rule = e.rule(), error = %e, "bearer token refused");
                 challenge(
@@ -120,8 +161,48 @@ pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthReje
     Ok(Some(token))
 }
 
-/// Verify the request's bearer token and check `scopes`; the shared core of the
-/// extractor and the layer.
+/// The token of the `Authorization` header with its scheme (`Bearer` or `DPoP`),
+/// `None` when there is none (or the header uses another scheme).
+pub(crate) fn presented_token(headers: &HeaderMap) -> Result<Option<(Scheme, &str)>, AuthRejection> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(AuthRejection::InvalidRequest("more than one Authorization header"));
+    }
+    let value = value
+        .to_str()
+        .map_err(|_| AuthRejection::InvalidRequest("Authorization header is not visible ASCII"))?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    let scheme = if scheme.eq_ignore_ascii_case("bearer") {
+        Scheme::Bearer
+    } else if scheme.eq_ignore_ascii_case("dpop") {
+        Scheme::Dpop
+    } else {
+        return Ok(None);
+    };
+    let token = rest.trim();
+    if token.is_empty() || token.contains(' ') {
+        return Err(AuthRejection::InvalidRequest("malformed access token"));
+    }
+    Ok(Some((scheme, token)))
+}
+
+/// The request's `DPoP` proof, when there is one; more than one is refused (RFC 9449 §4.3).
+pub(crate) fn dpop_proof(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
+    let mut values = headers.get_all("dpop").iter();
+    let (first, second) = (values.next(), values.next());
+    let refused = |why: &str| AuthRejection::InvalidToken(VerifyError::InvalidProof(why.into()));
+    match (first, second) {
+        (None, _) => Ok(None),
+        (Some(_), Some(_)) => Err(refused("more than one DPoP header")),
+        (Some(value), None) => value.to_str().map(Some).map_err(|_| refused("malformed DPoP header")),
+    }
+}
+
+/// Verify the request's bearer token and check `scopes` (a token bound to a key is
+/// refused: see [`authenticate_request`]).
 pub async fn authenticate(
     verifier: &Verifier,
     headers: &HeaderMap,
@@ -129,6 +210,26 @@ pub async fn authenticate(
 ) -> Result<ExecutionIdentity, AuthRejection> {
     let token = bearer_token(headers)?.ok_or(AuthRejection::MissingToken)?;
     let identity = verifier.verify(token).await?;
+    for scope in scopes {
+        require_scope(&identity, scope)?;
+    }
+    Ok(identity)
+}
+
+/// Verify the request's token as presented (`Bearer`, or `DPoP` with a proof for
+/// `method` on `path`) and check `scopes`; the shared core of the extractor and the layer.
+pub async fn authenticate_request(
+    verifier: &Verifier,
+    method: &Method,
+    path: &str,
+    headers: &HeaderMap,
+    scopes: &[String],
+) -> Result<ExecutionIdentity, AuthRejection> {
+    let (scheme, token) = presented_token(headers)?.ok_or(AuthRejection::MissingToken)?;
+    let proof = dpop_proof(headers)?;
+    let identity = verifier
+        .verify_request(token, scheme, proof, method.as_str(), path)
+        .await?;
     for scope in scopes {
         require_scope(&identity, scope)?;
     }
@@ -189,7 +290,7 @@ where
             return Ok(identity.clone());
         }
         let verifier = Arc::<Verifier>::from_ref(state);
-        let identity = authenticate(&verifier, &parts.headers, &[]).await?;
+        let identity = authenticate_request(&verifier, &parts.method, parts.uri.path(), &parts.headers, &[]).await?;
         parts.extensions.insert(identity.clone());
         Ok(identity)
     }
@@ -264,7 +365,8 @@ where
         let verifier = Arc::clone(&self.verifier);
         let scopes = Arc::clone(&self.scopes);
         Box::pin(async move {
-            match authenticate(&verifier, request.headers(), &scopes).await {
+            let (method, path) = (request.method().clone(), request.uri().path().to_owned());
+            match authenticate_request(&verifier, &method, &path, request.headers(), &scopes).await {
                 Ok(identity) => {
                     request.extensions_mut().insert(identity);
                     inner.call(request).await.map(IntoResponse::into_response)

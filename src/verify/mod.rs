@@ -13,6 +13,7 @@
 #![warn(missing_docs)]
 
 mod claims;
+pub mod dpop;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
@@ -36,6 +37,7 @@ use crate::jose::{
     VerifiedTokens, read,
 };
 use claims::Claims;
+use dpop::{Presentation, ProofChecker, Scheme};
 pub use error::VerifyError;
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authenticated, BearerAuth, BearerAuthLayer};
@@ -119,6 +121,17 @@ pub struct VerifierConfig {
     /// rules, revocation (stream or introspection) and key removal still apply on
     /// every request.
     pub verified_token_cache: usize,
+    /// This service's public base URL (scheme, host, port, e.g.
+    /// `https://api.example.com`): a DPoP proof's `htu` must be it followed by the
+    /// request's path. Without it, tokens bound to a key are refused.
+    pub public_url: Option<String>,
+    /// How many DPoP proofs to remember at once for replay detection (default
+    /// [`dpop::DEFAULT_REPLAY_CAPACITY`]); when full of proofs still in their window,
+    /// bound tokens are refused until room is made.
+    pub dpop_replay_capacity: usize,
+    /// Demand server nonces in DPoP proofs (RFC 9449 §9), made with this secret; the
+    /// replicas of one service share it. `None`: no nonces.
+    pub dpop_nonce_secret: Option<crate::secret::Secret>,
 }
 
 impl std::fmt::Debug for VerifierConfig {
@@ -154,7 +167,16 @@ impl VerifierConfig {
             clock: Arc::new(SystemClock),
             revocation_stream: None,
             verified_token_cache: 10_000,
+            public_url: None,
+            dpop_replay_capacity: dpop::DEFAULT_REPLAY_CAPACITY,
+            dpop_nonce_secret: None,
         }
+    }
+
+    /// Accept DPoP-bound tokens for requests to this public base URL.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
     }
 
     /// Also accept tokens whose `aud` is `audience`, typically the service's resource
@@ -175,6 +197,8 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     revocation_stream: Option<std::sync::Arc<RevocationStream>>,
     verified: VerifiedTokens<Arc<Checked>>,
+    public_url: Option<String>,
+    proofs: ProofChecker,
 }
 
 /// What a verified token says, checked against this verifier's issuer, audiences and
@@ -230,6 +254,11 @@ impl Verifier {
             clock: config.clock,
             revocation_stream: config.revocation_stream,
             verified: VerifiedTokens::new(config.verified_token_cache),
+            public_url: config.public_url.map(|u| u.trim_end_matches('/').to_owned()),
+            proofs: match &config.dpop_nonce_secret {
+                Some(secret) => ProofChecker::new(config.dpop_replay_capacity).with_nonces(secret.expose().as_bytes()),
+                None => ProofChecker::new(config.dpop_replay_capacity),
+            },
         })
     }
 
@@ -240,7 +269,47 @@ impl Verifier {
 
     /// Verify `token` with its time claims judged at `now` (seconds since the epoch);
     /// the key and introspection caches keep their own time by the configured clock.
+    /// The token is taken as a bearer token: one bound to a key is refused.
     pub async fn verify_at(&self, token: &str, now: UnixTime) -> Result<ExecutionIdentity, VerifyError> {
+        let bearer = Presentation {
+            scheme: Scheme::Bearer,
+            proof: None,
+            method: "",
+            url: "",
+        };
+        self.verify_presented(token, bearer, now).await
+    }
+
+    /// Verify `token` as it was presented: its scheme, its DPoP proof, and the method
+    /// and path of the request (the proof's `htu` is the configured public URL plus
+    /// `path`). A bound token needs the `DPoP` scheme and a proof by its key.
+    pub async fn verify_request(
+        &self,
+        token: &str,
+        scheme: Scheme,
+        proof: Option<&str>,
+        method: &str,
+        path: &str,
+    ) -> Result<ExecutionIdentity, VerifyError> {
+        let url = match &self.public_url {
+            Some(base) => format!("{base}{path}"),
+            None => String::new(),
+        };
+        let presented = Presentation {
+            scheme,
+            proof,
+            method,
+            url: &url,
+        };
+        self.verify_presented(token, presented, self.clock.now()).await
+    }
+
+    async fn verify_presented(
+        &self,
+        token: &str,
+        presented: Presentation<'_>,
+        now: UnixTime,
+    ) -> Result<ExecutionIdentity, VerifyError> {
         if token.is_empty() {
             return Err(VerifyError::Missing);
         }
@@ -259,6 +328,13 @@ impl Verifier {
         };
         let audience = checked.audience.as_str();
         let claims = checked.claims.clone();
+        let jkt = claims.cnf.as_ref().map(|cnf| cnf.jkt.as_str());
+        if jkt.is_some() && presented.scheme == Scheme::Dpop && self.public_url.is_none() {
+            return Err(VerifyError::InvalidProof(
+                "this service has no public URL configured to check proofs against".into(),
+            ));
+        }
+        self.proofs.check(token, jkt, presented, now).await?;
         // With a stream, revocation is decided locally; introspection only stands in
         // for a stale stream (and without it a stale stream fails closed).
         let ask_introspection = match &self.revocation_stream {

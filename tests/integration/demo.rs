@@ -72,6 +72,15 @@ async fn the_story_plays_out_over_the_real_protocols() {
     );
     assert_eq!(read.trail[0].mode, "on_behalf_of");
 
+    // A token the MCP server holds is bound to its DPoP key: copied and replayed as a
+    // bearer token, the orders API refuses it.
+    let copied = denial(&outcome, "copied_token_refused");
+    assert_eq!(
+        (copied.by.as_str(), copied.status, copied.code.as_str()),
+        ("orders-api", 401, "invalid_token")
+    );
+    assert!(copied.description.contains("bound to a key"), "{copied:?}");
+
     // "For whom" comes from the verified token, not from an argument.
     let activity = allowed(&outcome, "alice_recent_activity");
     assert_eq!(activity["user"], "alice@example.com");

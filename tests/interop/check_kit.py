@@ -205,7 +205,10 @@ def run(env, results) -> None:
     def challenges():
         none = httpx2.post(url, json={}, timeout=5)
         assert none.status_code == 401, none.status_code
-        assert none.headers["www-authenticate"] == f'Bearer resource_metadata="{prm_url}"', none.headers
+        # Two challenges (RFC 9110 §11.6.1): Bearer, and DPoP with the accepted algorithms.
+        offered = none.headers.get_list("www-authenticate")
+        assert offered[0] == f'Bearer resource_metadata="{prm_url}"', offered
+        assert offered[1].startswith('DPoP algs="ES256') and offered[1].endswith(f'resource_metadata="{prm_url}"'), offered
         assert extract_resource_metadata_from_www_auth(none) == prm_url
         # alice's oidc-provider token for mcp-sts: a real token, for another resource.
         other = httpx2.post(url, json={}, headers={"Authorization": f"Bearer {env.upstream['alice']['access_token']}"},

@@ -13,6 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import check_clients
+import check_dpop
 import check_id_jag
 import check_idp
 import check_kit
@@ -85,8 +86,8 @@ def main() -> int:
         except Exception as error:  # noqa: BLE001
             results.fail("setup: start the peers and log alice and bob in at oidc-provider", error)
         else:
-            for group in (check_idp, check_clients, check_id_jag, check_verifiers, check_mcp, check_kit, check_ssf,
-                          check_upstream_ssf, check_workloads, check_traces):
+            for group in (check_idp, check_clients, check_dpop, check_id_jag, check_verifiers, check_mcp, check_kit,
+                          check_ssf, check_upstream_ssf, check_workloads, check_traces):
                 try:
                     group.run(env, results)
                 except Exception as error:  # noqa: BLE001 - a crashed group is one more failure
