@@ -47,6 +47,9 @@ pub struct Config {
     /// Sender-constrained tokens (RFC 9449 DPoP).
     #[serde(default)]
     pub dpop: DpopConfig,
+    /// Where traces go (OpenTelemetry over OTLP/HTTP); none are exported by default.
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
     /// Upstream identity providers trusted for subject and actor tokens.
     #[serde(default)]
     pub issuers: Vec<IssuerConfig>,
@@ -337,6 +340,18 @@ pub struct AdminConfig {
 pub struct AuditConfig {
     /// Append audit events to this file instead of stdout.
     pub file: Option<PathBuf>,
+}
+
+/// `[telemetry]`: OpenTelemetry traces, exported over OTLP/HTTP (protobuf) when an
+/// endpoint is set.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TelemetryConfig {
+    /// The collector's OTLP/HTTP base URL (`http://collector:4318`); spans are sent to
+    /// `<otlp_endpoint>/v1/traces`. Unset: no spans leave the process.
+    pub otlp_endpoint: Option<String>,
+    /// The `service.name` resource attribute (default `mcp-sts`).
+    pub service_name: Option<String>,
 }
 
 /// `[ssf]`: how the Shared Signals transmitter serves its receivers. The transmitter

@@ -77,7 +77,10 @@ pub mod server;
 #[cfg(feature = "server")]
 pub mod service;
 #[cfg(feature = "server")]
+pub mod spans;
+#[cfg(feature = "server")]
 pub mod ssf;
 #[cfg(feature = "server")]
 pub mod telemetry;
+pub mod trace_context;
 pub mod verify;

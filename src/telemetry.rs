@@ -4,6 +4,9 @@
 //! Audit lines are written by a thread of their own, so a slow disk or pipe never
 //! stalls a request on the runtime; none is dropped (a full buffer makes emitters
 //! wait) and what is buffered is flushed when the [`LogGuard`] drops at shutdown.
+//!
+//! With `[telemetry] otlp_endpoint` set, spans (see [`crate::spans`]) are exported over
+//! OTLP/HTTP too; the logs never show spans, so they read the same with or without.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -13,6 +16,7 @@ use tracing_subscriber::fmt;
 use tracing_subscriber::prelude::*;
 
 use crate::audit::TARGET;
+use crate::config::TelemetryConfig;
 
 /// How the operational log (not the audit log) is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
@@ -37,6 +41,9 @@ pub enum TelemetryError {
         /// Why.
         source: std::io::Error,
     },
+    /// The OTLP exporter could not be built.
+    #[error(transparent)]
+    Exporter(#[from] crate::spans::ExporterError),
     /// Another subscriber was installed first.
     #[error("cannot set up logging: {0}")]
     Install(String),
@@ -46,6 +53,20 @@ pub enum TelemetryError {
 #[must_use = "dropping the guard stops the audit writer"]
 pub struct LogGuard {
     _audit: tracing_appender::non_blocking::WorkerGuard,
+    traces: Option<opentelemetry_sdk::trace::SdkTracerProvider>,
+}
+
+impl Drop for LogGuard {
+    /// Export the spans still batched. On a thread of its own: the exporter's HTTP
+    /// client blocks, which the async runtime must not.
+    fn drop(&mut self) {
+        if let Some(provider) = self.traces.take() {
+            let flushed = std::thread::spawn(move || provider.shutdown());
+            if let Ok(Err(error)) = flushed.join() {
+                tracing::warn!(%error, "spans not exported at shutdown");
+            }
+        }
+    }
 }
 
 /// Open the audit file for appending, creating its folder first (as the embedded
@@ -60,6 +81,15 @@ fn open_audit_file(path: &Path) -> std::io::Result<std::fs::File> {
 /// Install the global subscriber. `RUST_LOG` tunes the operational logs. Hold the
 /// guard until the process ends.
 pub fn init(audit_file: Option<&Path>, format: LogFormat) -> Result<LogGuard, TelemetryError> {
+    init_with_traces(audit_file, format, &TelemetryConfig::default())
+}
+
+/// [`init`], and export spans as `traces` says.
+pub fn init_with_traces(
+    audit_file: Option<&Path>,
+    format: LogFormat,
+    traces: &TelemetryConfig,
+) -> Result<LogGuard, TelemetryError> {
     let audit_format = fmt::format()
         .without_time()
         .with_level(false)
@@ -89,11 +119,21 @@ pub fn init(audit_file: Option<&Path>, format: LogFormat) -> Result<LogGuard, Te
         LogFormat::Json => fmt::layer().json().with_writer(std::io::stderr).boxed(),
     }
     .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
-    .with_filter(filter_fn(|meta| meta.target() != TARGET));
+    .with_filter(filter_fn(|meta| {
+        meta.target() != TARGET && !(meta.is_span() && meta.target() == crate::spans::TARGET)
+    }));
+    let provider = crate::spans::provider(traces)?;
+    let spans = provider
+        .as_ref()
+        .map(|provider| crate::spans::layer(provider).with_filter(filter_fn(|meta| meta.is_span())));
     tracing_subscriber::registry()
         .with(audit_layer)
         .with(logs)
+        .with(spans)
         .try_init()
         .map_err(|e| TelemetryError::Install(e.to_string()))?;
-    Ok(LogGuard { _audit: guard })
+    Ok(LogGuard {
+        _audit: guard,
+        traces: provider,
+    })
 }

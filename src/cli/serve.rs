@@ -12,7 +12,7 @@ use mcp_sts::telemetry::LogFormat;
 /// Load the configuration, start the service and serve until interrupted.
 pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let config = Config::load(config_path)?;
-    let _logs = mcp_sts::telemetry::init(config.audit.file.as_deref(), log_format)?;
+    let _logs = mcp_sts::telemetry::init_with_traces(config.audit.file.as_deref(), log_format, &config.telemetry)?;
     // The same warnings `config check` prints, from the same source.
     for warning in config.warnings() {
         tracing::warn!(key = %warning.key, "configuration: {}", warning.message);

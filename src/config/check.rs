@@ -174,6 +174,9 @@ impl Config {
         if self.revocation.timeout_ms == 0 || self.revocation.timeout_ms > 10_000 {
             p.error("revocation.timeout_ms", "must be between 1 and 10000");
         }
+        if let Some(endpoint) = &self.telemetry.otlp_endpoint {
+            check_http_url(p, "telemetry.otlp_endpoint", endpoint);
+        }
         if self.ssf.long_poll_seconds > 300 {
             p.error("ssf.long_poll_seconds", "must be at most 300");
         }

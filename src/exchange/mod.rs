@@ -166,6 +166,7 @@ pub async fn exchange(
     }
     let txn = trace_id(request.traceparent.as_deref())
         .or_else(|| subject.txn.clone())
+        .or_else(crate::spans::current_trace_id)
         .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
     spend(proof.as_ref(), ctx.revocations, now).await?;

@@ -160,7 +160,9 @@ pub async fn redeem(
         .tokens
         .default_ttl_seconds
         .min(audience.ttl_cap().unwrap_or(u64::MAX));
-    let txn = trace_id(traceparent).unwrap_or_else(new_jti);
+    let txn = trace_id(traceparent)
+        .or_else(crate::spans::current_trace_id)
+        .unwrap_or_else(new_jti);
     audit.txn = Some(txn.clone());
     let token = NewToken {
         issuer: ctx.issuer.to_owned(),

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use http_body_util::BodyExt;
+use tracing::Instrument;
 
 use super::limits::EdgeLimits;
 use crate::audit::AuditEvent;
@@ -48,7 +49,11 @@ pub async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Next) -> 
     let started = tokio::time::Instant::now();
     let route = route_of(request.uri().path());
     let method = method_label(request.method());
-    let response = read_and_answer(&sts, request, next).await;
+    let traceparent = request.headers().get("traceparent").and_then(|v| v.to_str().ok());
+    let span = crate::spans::request_span(method, route, traceparent);
+    let answer = read_and_answer(&sts, request, next).instrument(span.clone());
+    let response = crate::spans::within(span.clone(), answer).await;
+    span.record("http.response.status_code", i64::from(response.status().as_u16()));
     sts.metrics
         .request(route, method, response.status().as_u16(), started.elapsed());
     response

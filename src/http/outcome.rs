@@ -68,6 +68,7 @@ pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Resp
     match result {
         Ok(mut response) => {
             sts.metrics.decision(audit.event, "allow");
+            crate::spans::record_outcome(&audit, "allow");
             audit.decision = "allow";
             sts.audit.emit(&audit);
             no_store(response.headers_mut());
@@ -75,6 +76,7 @@ pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Resp
         }
         Err(refusal) => {
             sts.metrics.decision(audit.event, refusal.outcome());
+            crate::spans::record_outcome(&audit, refusal.outcome());
             if let Some(reason) = refusal.audit_reason() {
                 audit.reason = Some(reason);
                 audit.refused_scope = refusal.refused_scope();

@@ -317,6 +317,7 @@ impl JwksCache {
     }
 
     /// The keys, and how long they are fresh when the source says (a SPIFFE bundle).
+    #[tracing::instrument(name = "jwks_fetch", target = "mcp_sts::trace", skip_all, fields(otel.kind = "client", source = %self.describe()))]
     async fn fetch_keys(&self) -> Result<(Vec<Arc<VerificationKey>>, Option<u64>), String> {
         let (uri, bundle) = match &self.source {
             JwksSource::Uri(uri) => (uri.clone(), false),

@@ -3,7 +3,10 @@
 //! request, sessions or not). On success the `Authorization` header is removed and a
 //! [`Caller`] is put in the request's extensions, which rmcp hands to handlers with the
 //! request parts; on failure the answer is an RFC 6750 challenge that also points at
-//! the protected resource metadata (RFC 9728 §5.1).
+//! the protected resource metadata (RFC 9728 §5.1). A `tools/call` of a tool whose
+//! scopes the token lacks is refused here with `403 insufficient_scope` naming the
+//! scopes that call needs (MCP authorization, scope challenge; SEP-2350), so the client
+//! can step up instead of reading a tool error.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -11,14 +14,16 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
+use axum::body::{Body, Bytes, HttpBody};
 use axum::http::header::{AUTHORIZATION, RETRY_AFTER, WWW_AUTHENTICATE};
 use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode};
 use axum::response::{IntoResponse, Response};
 use tower::{Layer, Service};
 
-use super::Shared;
 use super::caller::Caller;
+use super::operation::{self, Operation};
 use super::tools::ToolGate;
+use super::{OFFLINE_ACCESS, Shared};
 use crate::verify::VerifyError;
 use crate::verify::dpop::{Presentation, bound_key};
 use crate::verify::extract::{
@@ -46,7 +51,7 @@ impl McpAuthLayer {
 
     /// The gate for the handlers of the service this layer is put around.
     pub fn gate(&self) -> ToolGate {
-        ToolGate::new()
+        ToolGate::new(Arc::clone(&self.shared.tool_scopes))
     }
 }
 
@@ -78,10 +83,11 @@ impl<S> std::fmt::Debug for McpAuthService<S> {
 
 impl<S, B> Service<Request<B>> for McpAuthService<S>
 where
-    S: Service<Request<B>, Error = Infallible> + Clone + Send + 'static,
+    S: Service<Request<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Response: IntoResponse,
     S::Future: Send + 'static,
-    B: Send + 'static,
+    B: HttpBody<Data = Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError>,
 {
     type Response = Response;
     type Error = Infallible;
@@ -91,23 +97,39 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         // Take the service that was polled ready; leave a fresh clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let shared = Arc::clone(&self.shared);
         Box::pin(async move {
             let method = request.method().clone();
-            match authenticate(&shared, &method, request.headers()).await {
-                Ok(caller) => {
-                    // No token passthrough: nothing past this point can read the token.
-                    request.headers_mut().remove(AUTHORIZATION);
-                    request.headers_mut().remove("dpop");
-                    request.extensions_mut().insert(caller);
-                    inner.call(request).await.map(IntoResponse::into_response)
-                }
-                Err(rejection) => Ok(challenge(&shared, rejection)),
+            let caller = match authenticate(&shared, &method, request.headers()).await {
+                Ok(caller) => caller,
+                Err(rejection) => return Ok(challenge(&shared, rejection)),
+            };
+            let Ok((mut request, operation)) = operation::read(request).await else {
+                return Ok((
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "MCP request body too large or unreadable",
+                )
+                    .into_response());
+            };
+            if let Some(scope) = operation.as_ref().and_then(|op| step_up_scope(&shared, &caller, op)) {
+                tracing::info!(
+                    user = caller.user(),
+                    agent = caller.agent().unwrap_or("-"),
+                    tool = operation.as_ref().and_then(Operation::tool).unwrap_or("-"),
+                    scope = %scope,
+                    "tool call refused: insufficient scope"
+                );
+                return Ok(challenge(&shared, AuthRejection::InsufficientScope(scope)));
             }
+            // No token passthrough: nothing past this point can read the token.
+            request.headers_mut().remove(AUTHORIZATION);
+            request.headers_mut().remove("dpop");
+            request.extensions_mut().insert(caller);
+            inner.call(request).await.map(IntoResponse::into_response)
         })
     }
 }
@@ -149,6 +171,23 @@ async fn authenticate(shared: &Shared, method: &Method, headers: &HeaderMap) -> 
         shared.sts.clone(),
         shared.revocations.clone(),
     ))
+}
+
+/// For a `tools/call` of a tool whose scopes `caller` lacks: the scopes that call needs
+/// (the server-wide ones and the tool's, never `offline_access`), for the challenge.
+/// `None` when the caller may go on.
+fn step_up_scope(shared: &Shared, caller: &Caller, operation: &Operation) -> Option<String> {
+    let declared = shared.tool_scopes.of(operation.tool()?);
+    if declared.iter().all(|scope| caller.has_scope(scope)) {
+        return None;
+    }
+    let mut needed: Vec<&str> = Vec::new();
+    for scope in shared.required_scopes.iter().chain(&declared) {
+        if scope != OFFLINE_ACCESS && !needed.contains(&scope.as_str()) {
+            needed.push(scope);
+        }
+    }
+    Some(needed.join(" "))
 }
 
 /// The refusal, with `resource_metadata` in every challenge so a client can find the

@@ -15,8 +15,11 @@
 //! - With [`McpAuthBuilder::revocations`], the kit subscribes to mcp-sts's Shared
 //!   Signals stream and refuses tokens of revoked users, sessions and agents itself,
 //!   dropping cached downstream tokens of a revoked lineage.
-//! - [`ScopedTools`] hides tools the caller lacks the scope for from `tools/list` and
-//!   refuses them on `tools/call`; a tool declares its scope with [`requires_scope`].
+//! - [`ScopedTools`] hides tools the caller lacks the scope for from `tools/list`
+//!   (`cacheScope: private`); a `tools/call` of such a tool gets `403` with
+//!   `WWW-Authenticate: Bearer error="insufficient_scope", scope="..."` naming the
+//!   scopes that tool needs, so the client can re-authorize with them (step-up). A tool
+//!   declares its scope with [`requires_scope`].
 //!
 //! ```ignore
 //! let auth = McpAuth::builder("https://orders-mcp.example.com/mcp")
@@ -35,6 +38,7 @@ mod discovery;
 mod error;
 mod layer;
 mod metadata;
+mod operation;
 mod revocation;
 mod tools;
 
@@ -59,6 +63,7 @@ use crate::verify::{RevocationStream, RevocationStreamConfig};
 use bearer::BearerVerifier;
 use metadata::ResourceMetadata;
 use revocation::Revocations;
+use tools::ToolScopes;
 
 /// An authorization server whose access tokens this MCP server accepts.
 #[derive(Debug, Clone)]
@@ -126,15 +131,18 @@ impl McpAuthBuilder {
     }
 
     /// The scopes this server understands, published as `scopes_supported` so clients
-    /// know what to ask the authorization server for.
+    /// know what to ask the authorization server for. `offline_access` is never
+    /// published: it is the client's business with the authorization server, not a
+    /// scope of this resource (SEP-2207).
     pub fn scopes_supported<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
-        self.scopes_supported = scopes.into_iter().map(Into::into).collect();
+        self.scopes_supported = resource_scopes(scopes);
         self
     }
 
-    /// Scopes every request needs; a token without them gets `403 insufficient_scope`.
+    /// Scopes every request needs; a token without them gets `403 insufficient_scope`
+    /// (`offline_access` is ignored here, as in `scopes_supported`).
     pub fn require_scopes<I: IntoIterator<Item = S>, S: Into<String>>(mut self, scopes: I) -> Self {
-        self.required_scopes = scopes.into_iter().map(Into::into).collect();
+        self.required_scopes = resource_scopes(scopes);
         self
     }
 
@@ -245,6 +253,7 @@ impl McpAuthBuilder {
                 metadata,
                 verifier,
                 required_scopes: self.required_scopes,
+                tool_scopes: Arc::default(),
                 sts: self.sts,
                 revocations,
                 clock: self.clock,
@@ -257,11 +266,25 @@ impl McpAuthBuilder {
     }
 }
 
+/// The scope a client asks the authorization server for to get refresh tokens; never a
+/// scope of a resource, so never published nor challenged for (SEP-2207).
+const OFFLINE_ACCESS: &str = "offline_access";
+
+/// `scopes` without `offline_access`.
+fn resource_scopes<I: IntoIterator<Item = S>, S: Into<String>>(scopes: I) -> Vec<String> {
+    scopes
+        .into_iter()
+        .map(Into::into)
+        .filter(|scope| scope != OFFLINE_ACCESS)
+        .collect()
+}
+
 /// What the layer and every [`Caller`] share.
 pub(crate) struct Shared {
     pub(crate) metadata: ResourceMetadata,
     pub(crate) verifier: BearerVerifier,
     pub(crate) required_scopes: Vec<String>,
+    pub(crate) tool_scopes: Arc<ToolScopes>,
     pub(crate) sts: Option<Arc<StsClient>>,
     pub(crate) revocations: Option<Arc<Revocations>>,
     pub(crate) clock: Arc<dyn Clock>,
@@ -354,7 +377,12 @@ impl McpAuth {
         M: SessionManager,
         F: Fn(ToolGate) -> S + Send + Sync + 'static,
     {
-        let service = StreamableHttpService::new(move || Ok(factory(ToolGate::new())), sessions, config);
+        let scopes = Arc::clone(&self.shared.tool_scopes);
+        let service = StreamableHttpService::new(
+            move || Ok(factory(ToolGate::new(Arc::clone(&scopes)))),
+            sessions,
+            config,
+        );
         let protected = tower::Layer::layer(&self.layer(), service);
         let router = self.metadata_router();
         match self.shared.metadata.path() {

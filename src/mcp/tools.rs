@@ -7,7 +7,8 @@
 //! holding one is served behind the layer; [`Protected`] states that at the type level
 //! and is what lets tools take a [`Caller`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, PoisonError, RwLock};
 
 use rmcp::handler::server::common::FromContextPart;
 use rmcp::handler::server::router::tool::ToolRouter;
@@ -61,21 +62,50 @@ pub(crate) fn not_behind_layer() -> ErrorData {
     ErrorData::internal_error("the request was not authenticated by the MCP auth layer", None)
 }
 
+/// The scopes each tool of the server declares, as its [`ScopedTools`] were made: what
+/// the layer names in the scope challenge of a `tools/call` before rmcp runs it.
+#[derive(Debug, Default)]
+pub(crate) struct ToolScopes {
+    by_tool: RwLock<HashMap<String, Vec<String>>>,
+}
+
+impl ToolScopes {
+    /// Remember the scopes of every tool of `router`.
+    fn learn<S: MaybeSend + 'static>(&self, router: &ToolRouter<S>) {
+        let mut by_tool = self.by_tool.write().unwrap_or_else(PoisonError::into_inner);
+        for tool in router.list_all() {
+            let scopes = required_scopes(&tool).into_iter().map(str::to_owned).collect();
+            by_tool.insert(tool.name.to_string(), scopes);
+        }
+    }
+
+    /// The scopes `tool` declares; empty for a tool that declares none or is unknown.
+    pub(crate) fn of(&self, tool: &str) -> Vec<String> {
+        self.by_tool
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(tool)
+            .cloned()
+            .unwrap_or_default()
+    }
+}
+
 /// Proof that requests reach the handler through the kit's layer; the only way to make
 /// [`ScopedTools`].
 #[derive(Debug, Clone)]
 pub struct ToolGate {
-    _private: (),
+    scopes: Arc<ToolScopes>,
 }
 
 impl ToolGate {
-    /// Only the kit makes gates.
-    pub(crate) fn new() -> Self {
-        Self { _private: () }
+    /// Only the kit makes gates; the layer reads what its tools declare.
+    pub(crate) fn new(scopes: Arc<ToolScopes>) -> Self {
+        Self { scopes }
     }
 
     /// Wrap `router` so its tools are filtered by the caller's scopes.
-    pub fn tools<S>(&self, router: ToolRouter<S>) -> ScopedTools<S> {
+    pub fn tools<S: MaybeSend + 'static>(&self, router: ToolRouter<S>) -> ScopedTools<S> {
+        self.scopes.learn(&router);
         ScopedTools { router }
     }
 }
@@ -134,7 +164,9 @@ impl<S: MaybeSend + 'static> ScopedTools<S> {
     }
 
     /// `tools/call`: run the tool when the caller holds its scopes; otherwise a tool
-    /// error `insufficient_scope` naming them, and the tool never runs.
+    /// error `insufficient_scope` naming them, and the tool never runs. The layer
+    /// answers such a call with an HTTP scope challenge first; this is the check of
+    /// last resort, on the body rmcp parsed.
     pub async fn call(&self, context: ToolCallContext<'_, S>) -> Result<CallToolResponse, ErrorData> {
         let caller = Caller::from_request_context(context.request_context()).ok_or_else(not_behind_layer)?;
         if let Some(tool) = self.router.get(context.name()) {

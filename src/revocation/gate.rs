@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use prometheus_client::metrics::counter::Counter;
 
@@ -81,7 +82,14 @@ impl RevocationGate {
         deadline: Duration,
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
-        match tokio::time::timeout(deadline, operation).await {
+        let span = tracing::info_span!(target: crate::spans::TARGET, "revocation_store", otel.kind = "client", error.type = tracing::field::Empty);
+        let answer = tokio::time::timeout(deadline, operation).instrument(span.clone()).await;
+        if let Ok(Err(error)) = &answer {
+            span.record("error.type", store_error(error).code.as_str());
+        } else if answer.is_err() {
+            span.record("error.type", "timeout");
+        }
+        match answer {
             Ok(Ok(value)) => {
                 if let Some(Change::Recovered { failed_calls }) = self.outages.answered() {
                     tracing::info!(failed_calls, "revocation store answers again");

@@ -44,6 +44,7 @@ pub struct PollRequest {
 }
 
 /// Acknowledge, then return what waits (waiting for it when asked to).
+#[tracing::instrument(name = "ssf_poll", target = "mcp_sts::trace", skip_all, fields(receiver = %caller.config.client_id))]
 pub async fn poll(sts: &Sts, caller: &RegisteredClient, stream_id: &str, body: &[u8]) -> Result<Value, SsfError> {
     let request: PollRequest = if body.is_empty() {
         PollRequest::default()

@@ -210,6 +210,7 @@ impl StreamDelivery {
         Ok(delivered)
     }
 
+    #[tracing::instrument(name = "ssf_push", target = "mcp_sts::trace", skip_all, fields(otel.kind = "client", receiver = %self.stream.owner))]
     async fn push(&self, url: &str, authorization: Option<&str>, event: &QueuedEvent) -> Outcome {
         // Streams registered under an earlier, looser rule are held, not pushed.
         let allowed = url::Url::parse(url)

@@ -38,3 +38,18 @@ fn deep_actor_chains_are_refused() {
     }));
     assert!(matches!(c.into_identity("a"), Err(VerifyError::Malformed(_))));
 }
+
+#[test]
+fn the_identity_continues_the_tokens_trace() {
+    let identity = |txn: &str| {
+        claims(json!({
+            "iss": "i", "sub": "u", "aud": "a", "exp": 1, "jti": "j", "client_id": "c", "sid": "s",
+            "txn": txn, "delegation_mode": "on_behalf_of"
+        }))
+        .into_identity("a")
+        .unwrap()
+    };
+    let traced = identity("4bf92f3577b34da6a3ce929d0e0e4736").traceparent().unwrap();
+    assert!(traced.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"), "{traced}");
+    assert_eq!(identity("a-jti-not-a-trace").traceparent(), None);
+}

@@ -133,6 +133,14 @@ impl ExecutionIdentity {
         &self.transaction_id
     }
 
+    /// A W3C `traceparent` continuing the token's trace (its `txn`, which mcp-sts takes
+    /// from the `traceparent` of the exchange) under a new span id: send it on the
+    /// calls made for this request so they join the caller's trace. `None` when `txn`
+    /// is not a trace id.
+    pub fn traceparent(&self) -> Option<String> {
+        crate::trace_context::child_of(&self.transaction_id)
+    }
+
     /// The audience this token was accepted for (this service).
     pub fn audience(&self) -> &str {
         &self.audience

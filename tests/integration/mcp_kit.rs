@@ -309,15 +309,22 @@ async fn tools_list_and_call_are_filtered_by_scope() {
     let alice = world.connect(&world.alice()).await.unwrap();
     let names = |tools: Vec<rmcp::model::Tool>| tools.into_iter().map(|t| t.name.to_string()).collect::<Vec<_>>();
 
-    // alice holds orders:read only: update_order is hidden, and refused when called anyway.
+    // alice holds orders:read only: update_order is hidden, and when called anyway the
+    // call never reaches the tool: rmcp's client reads the 403 scope challenge.
     let listed = names(alice.list_all_tools().await.unwrap());
     assert_eq!(listed, ["orders_token", "payroll_token", "whoami"]);
-    let refused = call(&alice, "update_order", json!({"order_id": 42})).await;
-    assert_eq!(refused.is_error, Some(true));
-    let error = refused.structured_content.unwrap();
-    assert_eq!(error["error"], "insufficient_scope");
-    assert_eq!(error["scope"], "orders:write");
-    alice.cancel().await.unwrap();
+    let refused = alice
+        .call_tool(
+            CallToolRequestParams::new("update_order")
+                .with_arguments(json!({"order_id": 42}).as_object().unwrap().clone()),
+        )
+        .await
+        .unwrap_err();
+    let challenged = format!("{refused:?}");
+    assert!(
+        challenged.contains("insufficient_scope") && challenged.contains("scope=\\\"orders:write\\\""),
+        "{challenged}"
+    );
 
     // bob holds both scopes and sees, and may use, every tool; the declared scope is
     // published in the tool's _meta.
@@ -342,6 +349,94 @@ async fn tools_list_and_call_are_filtered_by_scope() {
     assert_ne!(done.is_error, Some(true), "{done:?}");
     assert_eq!(text(&done), "bob@example.com updated order 42");
     bob.cancel().await.unwrap();
+}
+
+/// A JSON-RPC `tools/call` of `tool` with `token`, sent as a client of protocol
+/// 2026-07-28 would when `with_headers` (naming the call in `Mcp-Method`/`Mcp-Name`),
+/// else as an older client that only has the body.
+async fn post_tool_call(world: &World, token: &str, tool: &str, with_headers: bool) -> reqwest::Response {
+    let mut request = reqwest::Client::new()
+        .post(&world.resource)
+        .bearer_auth(token)
+        .header("accept", "application/json, text/event-stream")
+        .json(&json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call",
+                      "params": {"name": tool, "arguments": {"order_id": 42}}}));
+    if with_headers {
+        request = request.header("mcp-method", "tools/call").header("mcp-name", tool);
+    }
+    request.send().await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tool_call_without_the_tools_scope_is_challenged_with_only_that_scope() {
+    let world = World::start().await;
+    let metadata = format!("resource_metadata=\"{}\"", world.metadata_url());
+    // A session makes the server's tools known to the layer.
+    let alice = world.connect(&world.alice()).await.unwrap();
+    let token = world.alice();
+
+    for with_headers in [true, false] {
+        let response = post_tool_call(&world, &token, "update_order", with_headers).await;
+        assert_eq!(response.status(), 403, "headers: {with_headers}");
+        assert_eq!(
+            challenge(&response),
+            format!("Bearer error=\"insufficient_scope\", scope=\"orders:write\", {metadata}"),
+            "headers: {with_headers}"
+        );
+    }
+    // SEP-2243 sends a name that is not plain ASCII base64-wrapped; the layer decodes it.
+    let named = reqwest::Client::new()
+        .post(&world.resource)
+        .bearer_auth(&token)
+        .header("accept", "application/json, text/event-stream")
+        .header("mcp-method", "tools/call")
+        .header("mcp-name", "=?base64?dXBkYXRlX29yZGVy?=")
+        .json(&json!({"jsonrpc": "2.0", "id": 8, "method": "tools/call", "params": {"name": "update_order"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(named.status(), 403, "a base64-encoded Mcp-Name is decoded");
+
+    // A tool alice's scope covers, and a tool that declares none, pass the layer.
+    for tool in ["orders_token", "whoami"] {
+        let response = post_tool_call(&world, &token, tool, true).await;
+        assert_ne!(response.status(), 403, "{tool}");
+        assert!(response.headers().get("www-authenticate").is_none(), "{tool}");
+    }
+    assert_ne!(
+        call(&alice, "whoami", json!({})).await.is_error,
+        Some(true),
+        "the session still works"
+    );
+    alice.cancel().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_challenge_adds_the_server_wide_scopes_and_never_offline_access() {
+    let world = World::start_with(|b| {
+        b.require_scopes(["orders:read", "offline_access"]).scopes_supported([
+            "orders:read",
+            "orders:write",
+            "offline_access",
+        ])
+    })
+    .await;
+    let metadata = format!("resource_metadata=\"{}\"", world.metadata_url());
+    let alice = world.connect(&world.alice()).await.unwrap();
+
+    let response = post_tool_call(&world, &world.alice(), "update_order", true).await;
+    assert_eq!(response.status(), 403);
+    assert_eq!(
+        challenge(&response),
+        format!("Bearer error=\"insufficient_scope\", scope=\"orders:read orders:write\", {metadata}")
+    );
+    assert_eq!(
+        challenge(&world.post(None).await),
+        format!("Bearer {metadata}, scope=\"orders:read\"")
+    );
+    let document: Value = reqwest::get(world.metadata_url()).await.unwrap().json().await.unwrap();
+    assert_eq!(document["scopes_supported"], json!(["orders:read", "orders:write"]));
+    alice.cancel().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

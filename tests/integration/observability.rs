@@ -160,3 +160,39 @@ async fn the_alert_rules_and_the_dashboard_read_metrics_the_service_exports() {
         assert!(!panel["targets"].as_array().unwrap().is_empty(), "{panel}");
     }
 }
+
+/// `[telemetry]` is optional and checked: the example configuration with an OTLP
+/// endpoint passes `config check`; a non-http(s) endpoint or an unknown key is an error
+/// naming the key.
+#[test]
+fn the_telemetry_section_is_optional_and_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("mcp-sts.toml");
+    let example = std::fs::read_to_string("config/mcp-sts.toml").unwrap();
+    let run = |text: String| {
+        std::fs::write(&path, text).unwrap();
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mcp-sts"))
+            .args(["config", "check", "--config", path.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let with = |section: &str| format!("{example}\n[telemetry]\n{section}\n");
+    let (code, out) = run(example.clone());
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(with(
+        "otlp_endpoint = \"http://127.0.0.1:4318\"\nservice_name = \"sts-eu\"",
+    ));
+    assert_eq!(code, Some(0), "{out}");
+    let (code, out) = run(with("otlp_endpoint = \"ftp://collector:4318\""));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("telemetry.otlp_endpoint"), "{out}");
+    let (code, out) = run(with("otlp_url = \"http://127.0.0.1:4318\""));
+    assert_ne!(code, Some(0), "{out}");
+    assert!(out.contains("otlp_url"), "{out}");
+}

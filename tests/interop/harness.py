@@ -115,7 +115,7 @@ class Sts:
     JAG_RESOURCE = "https://jag-mcp.example/mcp"
 
     def __init__(self, binary: str, workdir: Path, procs: Processes, oidc_issuer: str, teleport, mcp_resources: dict,
-                 jag_issuer, spiffe=None):
+                 jag_issuer, otlp_endpoint: str, spiffe=None):
         self.binary = binary
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -123,12 +123,15 @@ class Sts:
         self.agent_secret = "agent-" + os.urandom(12).hex()
         self.admin_token = "admin-" + os.urandom(12).hex()
         self.config = workdir / "mcp-sts.toml"
-        self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources, jag_issuer)
+        self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources, jag_issuer, otlp_endpoint)
                                + (spiffe.toml() if spiffe else ""))
-        self.proc = procs.start("mcp-sts", [binary, "serve", "--config", str(self.config)], cwd=workdir)
+        # Spans are exported in batches; a short schedule delay keeps the trace checks quick.
+        self.proc = procs.start("mcp-sts", [binary, "serve", "--config", str(self.config)], cwd=workdir,
+                                env={**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "200"})
         wait_http(f"{self.url}/healthz", self.proc)
 
-    def _toml(self, workdir: Path, oidc_issuer: str, teleport, mcp_resources: dict, jag_issuer) -> str:
+    def _toml(self, workdir: Path, oidc_issuer: str, teleport, mcp_resources: dict, jag_issuer,
+              otlp_endpoint: str) -> str:
         return f"""
 [server]
 listen = "127.0.0.1:{self.port}"
@@ -153,6 +156,10 @@ file = "{workdir / 'audit.jsonl'}"
 
 [admin]
 token_sha256 = "{sha256_hex(self.admin_token)}"
+
+[telemetry]
+otlp_endpoint = "{otlp_endpoint}"
+service_name = "mcp-sts-interop"
 
 # node oidc-provider: trusted through OIDC discovery (no jwks_uri). Its access tokens
 # name the OAuth client that obtained them in client_id: the agent application.
