@@ -10,6 +10,10 @@ use super::relay::Relay;
 
 /// How long a set-up may take to settle (cluster state ok, sentinels agreeing).
 const SETTLE: Duration = Duration::from_secs(30);
+/// How long a restarted old master may take to become an in-sync replica: the sentinels
+/// first see it up (`down-after-milliseconds`), then convert it, then the new master sends
+/// a full copy after its diskless-sync delay; on a loaded machine each step is slow.
+const REJOIN: Duration = Duration::from_secs(60);
 
 /// Poll `ready` until it holds or `within` passes; panic with `what` otherwise.
 /// Real processes settle in real time, so this pauses briefly between looks.
@@ -252,7 +256,7 @@ impl SentinelSet {
     pub fn rejoin_old_master(&mut self) {
         self.master.start_again();
         let promoted = &self.replica;
-        wait_for("the old master rejoined as a replica", SETTLE, || {
+        wait_for("the old master rejoined as a replica", REJOIN, || {
             let info: String = redis::cmd("INFO")
                 .arg("replication")
                 .query(&mut promoted.connection())
