@@ -6,15 +6,22 @@
 FROM rust:1-bookworm AS build
 WORKDIR /src
 COPY Cargo.toml Cargo.lock ./
-RUN mkdir -p src benches examples \
+COPY crates/contract/Cargo.toml crates/contract/
+COPY crates/downstream/Cargo.toml crates/downstream/
+COPY crates/demo/Cargo.toml crates/demo/
+COPY crates/test-kit/Cargo.toml crates/test-kit/
+RUN mkdir -p src benches examples crates/downstream/examples \
     && echo 'fn main() {}' > src/main.rs && touch src/lib.rs \
     && echo 'fn main() {}' > benches/exchange.rs \
-    && for e in load interop_rmcp_server; do echo 'fn main() {}' > examples/$e.rs; done \
+    && for e in load bench_rig interop_rmcp_server ssf_latency ssf_fanout durable_acks; do echo 'fn main() {}' > examples/$e.rs; done \
+    && for e in mcp_server downstream_api; do echo 'fn main() {}' > crates/downstream/examples/$e.rs; done \
+    && for c in contract downstream demo test-kit; do mkdir -p crates/$c/src && touch crates/$c/src/lib.rs; done \
     && cargo build --release --locked --bin mcp-sts \
-    && rm -rf src benches examples
+    && rm -rf src benches examples crates
 COPY src src
-# Make sure cargo rebuilds the crate itself, not the cached stub.
-RUN touch src/main.rs src/lib.rs && cargo build --release --locked --bin mcp-sts
+COPY crates crates
+# Make sure cargo rebuilds our crates, not the cached stubs.
+RUN touch src/main.rs src/lib.rs crates/*/src/lib.rs && cargo build --release --locked --bin mcp-sts
 
 FROM debian:bookworm-slim
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl \

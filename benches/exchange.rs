@@ -9,22 +9,22 @@ use std::sync::Arc;
 
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mcp_sts::audit::AuditEvent;
-use mcp_sts::client::DpopKey;
-use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, SigningAlgorithm};
-use mcp_sts::contract::{AccessClaims, Actor, Audience};
-use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::dpop::ProofHeader;
 use mcp_sts::exchange::exchange;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
-use mcp_sts::jose::VerifiedTokens;
-use mcp_sts::jose::dpop::read_proof;
 use mcp_sts::keys::SigningKey;
 use mcp_sts::mint::sign;
 use mcp_sts::request::{RawRequest, TokenRequest};
 use mcp_sts::service::Sts;
-use mcp_sts::verify::dpop::Scheme;
-use mcp_sts::verify::{Verifier, VerifierConfig};
+use mcp_sts_contract::clock::{Clock, SystemClock};
+use mcp_sts_contract::jose::VerifiedTokens;
+use mcp_sts_contract::jose::dpop::read_proof;
+use mcp_sts_contract::{AccessClaims, Actor, Audience};
+use mcp_sts_demo::dev_idp::DevIdp;
+use mcp_sts_downstream::client::DpopKey;
+use mcp_sts_downstream::verify::dpop::Scheme;
+use mcp_sts_downstream::verify::{Verifier, VerifierConfig};
 use serde_json::json;
 
 const SECRET: &str = "bench-secret";
@@ -78,7 +78,7 @@ fn claims() -> AccessClaims {
         txn: "4bf92f3577b34da6a3ce929d0e0e4736".into(),
         tenant: None,
         user: None,
-        sub_id: Some(mcp_sts::contract::set::SubjectId::IssSub {
+        sub_id: Some(mcp_sts_contract::set::SubjectId::IssSub {
             iss: "https://idp.example.com".into(),
             sub: "alice@example.com".into(),
         }),

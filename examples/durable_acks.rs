@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Parser;
-use mcp_sts::clock::{Clock, SystemClock};
-use mcp_sts::dev_idp::DevIdp;
+use mcp_sts_contract::clock::{Clock, SystemClock};
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::json;
 
 #[derive(Debug, Parser)]

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use mcp_sts::clock::{Clock, SystemClock};
-use mcp_sts::dev_idp::DevIdp;
+use mcp_sts_contract::clock::{Clock, SystemClock};
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::json;
 
 #[derive(Debug, Parser)]

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use mcp_sts::client_auth::hash_secret;
-use mcp_sts::dev_idp::DevIdp;
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]

@@ -17,13 +17,13 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use mcp_sts::audit::AuditLog;
-use mcp_sts::client::{StsClient, StsClientConfig};
 use mcp_sts::client_auth::hash_secret;
-use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::Config;
-use mcp_sts::dev_idp::{AgentGrant, DevIdp};
-use mcp_sts::mcp::{McpAuth, TrustedIssuer};
-use mcp_sts::verify::{RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError};
+use mcp_sts_contract::clock::{Clock, SystemClock};
+use mcp_sts_demo::dev_idp::{AgentGrant, DevIdp};
+use mcp_sts_downstream::client::{StsClient, StsClientConfig};
+use mcp_sts_downstream::mcp::{McpAuth, TrustedIssuer};
+use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError};
 use serde_json::{Value, json};
 
 #[derive(Debug, Parser)]

@@ -6,11 +6,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::audit::AuditEvent;
-use crate::clock::UnixTime;
-use crate::contract::Identifier;
 use crate::revocation::{Initiator, RevocationNotice};
 use crate::revocation::{NEVER, Revocation, RevocationKey, RevocationKind};
 use crate::service::Sts;
+use mcp_sts_contract::Identifier;
+use mcp_sts_contract::clock::UnixTime;
 
 /// Longest reason or operator name accepted.
 const MAX_TEXT_LEN: usize = 1024;

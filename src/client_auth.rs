@@ -14,17 +14,17 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use crate::clock::UnixTime;
 use crate::config::ClientConfig;
-use crate::contract::{Actor, SubProfile};
 use crate::error::OAuthError;
 use crate::inbound::Issuers;
-use crate::jose::compact::{audiences, str_claim};
-use crate::jose::{
-    JwksCache, JwksConfig, JwksSource, KeySource, NO_MEMORY, Profile, Refusal, Types, Unverified, VerificationKey, read,
-};
 use crate::request::ClientCredentials;
 use crate::revocation::RevocationGate;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::compact::{audiences, str_claim};
+use mcp_sts_contract::jose::{
+    JwksCache, JwksConfig, JwksSource, KeySource, NO_MEMORY, Profile, Refusal, Types, Unverified, VerificationKey, read,
+};
+use mcp_sts_contract::{Actor, SubProfile};
 
 /// Longest client assertion lifetime we accept: bounds how long a `jti` is remembered.
 const MAX_ASSERTION_LIFETIME: u64 = 600;
@@ -112,10 +112,7 @@ impl Clients {
     }
 }
 
-/// Hex SHA-256 of a secret, the form `secret_sha256` takes in configuration.
-pub fn hash_secret(secret: &str) -> String {
-    hex::encode(Sha256::digest(secret.as_bytes()))
-}
+pub use mcp_sts_contract::secret::hash_secret;
 
 /// What client authentication needs besides the request.
 #[derive(Debug, Clone, Copy)]
@@ -223,7 +220,7 @@ async fn check_credentials(
 /// Whether an assertion's (unverified) `iss` is a configured client: then it is a
 /// `private_key_jwt` assertion, never a workload's token.
 fn names_client(clients: &Clients, assertion: &str) -> bool {
-    crate::jose::compact::claims(assertion)
+    mcp_sts_contract::jose::compact::claims(assertion)
         .ok()
         .and_then(|claims| str_claim(&claims, "iss").map(|iss| clients.get(iss).is_some()))
         .unwrap_or(true)

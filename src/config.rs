@@ -107,15 +107,7 @@ pub struct ServerConfig {
     pub shutdown_timeout_ms: u64,
 }
 
-/// Signing algorithm of the keys this service generates and uses.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
-pub enum SigningAlgorithm {
-    /// ECDSA P-256 with SHA-256: the default.
-    #[default]
-    ES256,
-    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 9068 §2.1 requires support).
-    RS256,
-}
+pub use mcp_sts_contract::jose::SigningAlgorithm;
 
 /// `[keys]`.
 #[derive(Debug, Clone, Deserialize)]
@@ -401,9 +393,9 @@ pub struct UpstreamSsfConfig {
     /// Client id mcp-sts authenticates with (HTTP Basic, with `client_secret`).
     pub client_id: Option<String>,
     /// Client secret for HTTP Basic.
-    pub client_secret: Option<crate::secret::Secret>,
+    pub client_secret: Option<mcp_sts_contract::secret::Secret>,
     /// A Bearer token instead of Basic credentials.
-    pub bearer_token: Option<crate::secret::Secret>,
+    pub bearer_token: Option<mcp_sts_contract::secret::Secret>,
     /// The `aud` the transmitter puts in our SETs; default: our issuer URL.
     pub audience: Option<String>,
     /// Seconds between polls.
@@ -431,7 +423,7 @@ pub struct IssuerConfig {
     /// `kind = "spiffe"`: the trust domain's SPIFFE bundle endpoint.
     pub bundle_endpoint: Option<String>,
     /// The actor profile of this issuer's actor tokens (default `ai_agent`).
-    pub actor_profile: Option<crate::contract::SubProfile>,
+    pub actor_profile: Option<mcp_sts_contract::SubProfile>,
     /// Explicit JWKS URL; without it, OIDC discovery under `issuer`.
     pub jwks_uri: Option<String>,
     /// Claim holding the user's roles (dots descend into objects, e.g. `realm_access.roles`);
@@ -541,7 +533,7 @@ pub struct ClientConfig {
 }
 
 /// Delegation mode of an audience, chosen by policy, never by the caller.
-pub use crate::contract::DelegationMode;
+pub use mcp_sts_contract::DelegationMode;
 
 /// One downstream audience (`[[audiences]]`).
 #[derive(Debug, Clone, Deserialize)]
@@ -811,7 +803,9 @@ fn default_roles_claim() -> String {
     "roles".into()
 }
 fn default_inbound_algorithms() -> Vec<String> {
-    crate::jose::algorithm::asymmetric_names().map(String::from).collect()
+    mcp_sts_contract::jose::algorithm::asymmetric_names()
+        .map(String::from)
+        .collect()
 }
 
 #[cfg(test)]

@@ -10,10 +10,10 @@ use crate::dpop::TokenEndpoint;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;
-use crate::jose::VerifiedTokens;
 use crate::keys::KeyRing;
 use crate::policy::Audiences;
 use crate::revocation::RevocationGate;
+use mcp_sts_contract::jose::VerifiedTokens;
 
 /// What the exchange needs of the service, and nothing more.
 #[derive(Clone, Copy)]

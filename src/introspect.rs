@@ -4,11 +4,11 @@
 use serde_json::{Value, json};
 
 use crate::audit::AuditEvent;
-use crate::clock::UnixTime;
 use crate::error::OAuthError;
 use crate::issued::{caller_may_see, check_lineage, presented};
 use crate::request::TokenQuery;
 use crate::service::Sts;
+use mcp_sts_contract::clock::UnixTime;
 
 /// The introspection answer to `query` (RFC 7662 §2.2).
 pub async fn introspect(

@@ -6,22 +6,24 @@ use std::sync::Arc;
 
 use crate::audit::AuditEvent;
 use crate::client_auth::{RegisteredClient, authenticate};
-use crate::clock::UnixTime;
-use crate::contract::AccessClaims;
-use crate::contract::urn::ACCESS_TOKEN_TYP;
 use crate::error::OAuthError;
-use crate::jose::{NO_MEMORY, Profile, Types};
 use crate::keys::KeyRing;
 use crate::lineage::Lineage;
 use crate::request::TokenQuery;
 use crate::service::Sts;
+use mcp_sts_contract::AccessClaims;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::{NO_MEMORY, Profile, Types};
+use mcp_sts_contract::urn::ACCESS_TOKEN_TYP;
 
 /// Read a token as one of ours at `now`: `at+jwt`, signed by a published key of
 /// ours, our issuer, one audience, and its times with no leeway (our clock is the
 /// one that minted it). `None` for anything else.
 pub async fn read(token: &str, issuer: &str, ring: &KeyRing, max_bytes: usize, now: UnixTime) -> Option<AccessClaims> {
     let profile = Profile::new(Types::Exactly(&[ACCESS_TOKEN_TYP]), max_bytes, now, 0).kid_required();
-    let jws = crate::jose::read(token, &profile, ring, NO_MEMORY).await.ok()?;
+    let jws = mcp_sts_contract::jose::read(token, &profile, ring, NO_MEMORY)
+        .await
+        .ok()?;
     let claims = AccessClaims::from_claims(jws.into_claims().ok()?).ok()?;
     (claims.iss == issuer && claims.aud.single().is_some()).then_some(claims)
 }

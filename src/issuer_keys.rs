@@ -7,11 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::UnixTime;
 use crate::inbound::Issuers;
 use crate::inbound::issuers::TrustedIssuer;
-use crate::jose::JwsError;
 use crate::service::Sts;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::JwsError;
 
 /// How often an issuer without keys is tried again (its cache also spaces failed
 /// fetches by its own minimum interval).

@@ -9,11 +9,11 @@
 
 use std::collections::BTreeSet;
 
-use crate::clock::UnixTime;
-use crate::contract::revocation::{LineageKey, Namespace};
-use crate::contract::{AccessClaims, Actor};
 use crate::error::OAuthError;
 use crate::revocation::{Revocation, RevocationGate, RevocationKey, RevocationKind};
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::revocation::{LineageKey, Namespace};
+use mcp_sts_contract::{AccessClaims, Actor};
 
 /// The revocation keys one request answers to, gathered before one store round trip.
 /// A user or session answers to the entry for every issuer and to the entry for its
@@ -91,7 +91,7 @@ impl Lineage {
     /// (`contract::revocation::lineage`), which the downstream verifier and the MCP
     /// server kit apply too.
     pub fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
-        for key in crate::contract::revocation::lineage(claims) {
+        for key in mcp_sts_contract::revocation::lineage(claims) {
             self.insert(key);
         }
         self
@@ -222,8 +222,8 @@ fn revoked(kind: RevocationKind) -> OAuthError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::contract::{Actor, Audience, DelegationMode, UserContext};
     use crate::error::ErrorCode;
+    use mcp_sts_contract::{Actor, Audience, DelegationMode, UserContext};
 
     fn claims() -> AccessClaims {
         AccessClaims {
@@ -333,7 +333,7 @@ mod tests {
         const B: &str = "https://idp-b";
         let scoped = |kind, issuer: &str, value: &str| RevocationKey::scoped(kind, Some(issuer.to_owned()), value);
         let mut c = claims();
-        c.sub_id = Some(crate::contract::set::SubjectId::IssSub {
+        c.sub_id = Some(mcp_sts_contract::set::SubjectId::IssSub {
             iss: A.into(),
             sub: "alice".into(),
         });

@@ -308,7 +308,7 @@ impl Metrics {
     }
 
     /// Copy in the verified-token memory's figures.
-    pub fn verified_tokens(&self, stats: crate::jose::VerifiedStats) {
+    pub fn verified_tokens(&self, stats: mcp_sts_contract::jose::VerifiedStats) {
         let _one_at_a_time = self.verified.copying.lock();
         let m = &self.verified;
         m.hits.inc_by(stats.hits.saturating_sub(m.hits.get()));
@@ -355,7 +355,7 @@ impl Metrics {
     }
 
     /// Copy in one issuer's key fetch figures; `available` is `None` before any fetch.
-    pub fn issuer_keys(&self, issuer: &str, stats: crate::jose::JwksStats, available: Option<bool>) {
+    pub fn issuer_keys(&self, issuer: &str, stats: mcp_sts_contract::jose::JwksStats, available: Option<bool>) {
         let _one_at_a_time = self.copying_issuers.lock();
         let labels = IssuerLabels {
             issuer: issuer.to_owned(),

@@ -1,12 +1,12 @@
 //! Minting: signing the claims of the token contract (`contract::claims`,
 //! `contract::id_jag`) with the current key.
 
-use crate::clock::UnixTime;
-use crate::contract::set::SubjectId;
-use crate::contract::urn::{ACCESS_TOKEN_TYP, ID_JAG_TYP};
-use crate::contract::{AccessClaims, Actor, Audience, Confirmation, DelegationMode, IdJagClaims, UserContext};
 use crate::error::OAuthError;
 use crate::keys::SigningKey;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::set::SubjectId;
+use mcp_sts_contract::urn::{ACCESS_TOKEN_TYP, ID_JAG_TYP};
+use mcp_sts_contract::{AccessClaims, Actor, Audience, Confirmation, DelegationMode, IdJagClaims, UserContext};
 
 /// Sign claims with the current key; a signing failure is a server error.
 pub fn sign(key: &SigningKey, claims: &AccessClaims) -> Result<String, OAuthError> {

@@ -3,13 +3,13 @@
 //! of it.
 
 use crate::audit::AuditEvent;
-use crate::clock::UnixTime;
 use crate::error::OAuthError;
 use crate::issued::{caller_may_see, check_lineage, presented};
 use crate::request::TokenQuery;
 use crate::revocation::{Initiator, RevocationNotice};
 use crate::revocation::{Revocation, RevocationKind};
 use crate::service::Sts;
+use mcp_sts_contract::clock::UnixTime;
 
 /// Revoke the token in `query` for its caller. Unknown or invalid tokens succeed
 /// without change (RFC 7009 §2.2); a token issued neither to nor for the caller is

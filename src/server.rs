@@ -8,15 +8,15 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::audit::{AuditEvent, AuditLog};
-use crate::clock::Clock;
 use crate::config::{Config, RevocationBackend, RevocationConfig};
-use crate::fetch::http_client;
 use crate::keys::{KeyDir, KeyRing, SharedKeyRing};
 use crate::revocation::embedded::EmbeddedStore;
 use crate::revocation::memory::MemoryStore;
 use crate::revocation::redis::{Distrust, RedisOptions, RedisStore, RedisTopology, Trust};
 use crate::revocation::{EventQueue, RevocationStore};
 use crate::service::Sts;
+use mcp_sts_contract::clock::Clock;
+use mcp_sts_contract::fetch::http_client;
 
 pub use crate::revocation::backend::{Backend, ack_policy};
 

@@ -5,19 +5,19 @@ use std::time::Duration;
 
 use crate::audit::AuditLog;
 use crate::client_auth::{AuthContext, Clients};
-use crate::clock::Clock;
 use crate::config::Config;
 use crate::error::OAuthError;
 use crate::exchanger::Exchanger;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
 use crate::inbound::validate::Limits;
-use crate::jose::{JwksConfig, VerifiedTokens};
 use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
 use crate::revocation::timed::TimedStore;
 use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore, StoreError};
+use mcp_sts_contract::clock::Clock;
+use mcp_sts_contract::jose::{JwksConfig, VerifiedTokens};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
 pub struct Sts {

@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
     let _ = form.refuse_repeats();
     for name in NAMES {
         if let Some(value) = form.get(name) {
-            let _ = mcp_sts::contract::Identifier::parse(value);
+            let _ = mcp_sts_contract::Identifier::parse(value);
         }
     }
     let _ = mcp_sts::policy::parse_scope(form.get("scope"));

@@ -13,12 +13,12 @@ use std::sync::OnceLock;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use mcp_sts::config::{Config, SigningAlgorithm};
-use mcp_sts::contract::IdJagClaims;
+use mcp_sts_contract::IdJagClaims;
 use mcp_sts::grant::assertions::{id_jag, identity_assertion};
 use mcp_sts::inbound::Issuers;
 use mcp_sts::inbound::validate::{DeclaredType, Limits};
-use mcp_sts::jose::JwksConfig;
-use mcp_sts::jose::compact::claims;
+use mcp_sts_contract::jose::JwksConfig;
+use mcp_sts_contract::jose::compact::claims;
 use mcp_sts::keys::{KeyRing, SigningKey};
 
 /// Our issuer in this harness; seeds use it as `iss` and `aud`.
@@ -52,7 +52,7 @@ fn fixture() -> &'static Fixture {
         let key = SigningKey::from_pkcs8(&der, 0).unwrap();
         let ring = KeyRing::new(vec![key], SigningAlgorithm::ES256, 600).unwrap();
         let config = Config::parse(CONFIG).unwrap();
-        let http = mcp_sts::fetch::http_client(std::time::Duration::from_millis(200)).unwrap();
+        let http = mcp_sts_contract::fetch::http_client(std::time::Duration::from_millis(200)).unwrap();
         let issuers = Issuers::new(&config.issuers, &http, &JwksConfig::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -13,11 +13,11 @@ use std::sync::OnceLock;
 use base64::Engine;
 use libfuzzer_sys::fuzz_target;
 use mcp_sts::config::{Config, SigningAlgorithm};
-use mcp_sts::contract::AccessClaims;
+use mcp_sts_contract::AccessClaims;
 use mcp_sts::inbound::Issuers;
 use mcp_sts::inbound::jwt::{audiences, peek, str_claim, string_at, string_list_at, time_claim, token_scopes};
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
-use mcp_sts::jose::{JwksConfig, VerifiedTokens};
+use mcp_sts_contract::jose::{JwksConfig, VerifiedTokens};
 use mcp_sts::keys::{KeyRing, SigningKey};
 use mcp_sts::lineage::Lineage;
 
@@ -52,7 +52,7 @@ fn fixture() -> &'static Fixture {
         let key = SigningKey::from_pkcs8(&der, 0).unwrap();
         let ring = KeyRing::new(vec![key], SigningAlgorithm::ES256, 600).unwrap();
         let config = Config::from_toml(CONFIG).unwrap();
-        let http = mcp_sts::fetch::http_client(std::time::Duration::from_millis(200)).unwrap();
+        let http = mcp_sts_contract::fetch::http_client(std::time::Duration::from_millis(200)).unwrap();
         let issuers = Issuers::new(&config.issuers, &http, &JwksConfig::default());
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

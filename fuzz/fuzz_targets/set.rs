@@ -13,10 +13,10 @@ use std::sync::{Arc, OnceLock};
 use base64::Engine;
 use jsonwebtoken::Algorithm;
 use libfuzzer_sys::fuzz_target;
-use mcp_sts::contract::identifier;
-use mcp_sts::contract::set::{SetClaims, read_revocation};
-use mcp_sts::jose::compact::{audiences, claims, header, str_claim, time_claim};
-use mcp_sts::jose::{JwksCache, JwksConfig, JwksSource, VerificationKey, verify_signature};
+use mcp_sts_contract::identifier;
+use mcp_sts_contract::set::{SetClaims, read_revocation};
+use mcp_sts_contract::jose::compact::{audiences, claims, header, str_claim, time_claim};
+use mcp_sts_contract::jose::{JwksCache, JwksConfig, JwksSource, VerificationKey, verify_signature};
 use mcp_sts::keys::SigningKey;
 use serde_json::{Value, json};
 

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use std::time::Duration;
 
-use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, EntitlementSource, IssuerConfig, Severity};
 use mcp_sts::inbound::Issuers;
 use mcp_sts::issuer_keys::fetch_all;
-use mcp_sts::jose::JwksConfig;
+use mcp_sts_contract::clock::{Clock, SystemClock};
+use mcp_sts_contract::jose::JwksConfig;
 
 /// Configuration actions.
 #[derive(Debug, Subcommand)]
@@ -68,7 +68,7 @@ pub async fn run(action: ConfigAction) -> anyhow::Result<ExitCode> {
 /// Fetch every issuer's keys as the service does at start; print what was found.
 /// Returns how many issuers have no usable key.
 async fn check_online(config: &Config) -> anyhow::Result<usize> {
-    let http = mcp_sts::fetch::http_client(Duration::from_secs(5))?;
+    let http = mcp_sts_contract::fetch::http_client(Duration::from_secs(5))?;
     let issuers = Issuers::new(&config.issuers, &http, &JwksConfig::default());
     let found = fetch_all(&issuers, SystemClock.now()).await;
     let mut failed = 0;

@@ -1,18 +1,19 @@
 //! `mcp-sts demo [--keep-running]`: the whole flow in one process, narrated.
 
+use mcp_sts::demo_host::InProcess;
 use mcp_sts::say;
 use std::process::ExitCode;
 
-use mcp_sts::demo::examples::{NOTES_API_RESOURCE, NOTES_MCP_RESOURCE};
-use mcp_sts::demo::story::{self, Narrator};
-use mcp_sts::demo::users::{AGENT, ALICE, BOB, CAROL};
-use mcp_sts::demo::{Demo, DemoOutcome};
+use mcp_sts_demo::examples::{NOTES_API_RESOURCE, NOTES_MCP_RESOURCE};
+use mcp_sts_demo::story::{self, Narrator};
+use mcp_sts_demo::users::{AGENT, ALICE, BOB, CAROL};
+use mcp_sts_demo::{Demo, DemoOutcome};
 use serde_json::Value;
 
 /// Start everything, play the story, print the audit trails; optionally stay up.
 pub async fn run(keep_running: bool) -> anyhow::Result<ExitCode> {
-    let demo = Demo::start().await?;
-    let narrator = Narrator::stdout();
+    let demo = Demo::start(&InProcess).await?;
+    let narrator = Narrator::printing(|line| say!("{line}"));
     narrator.say("mcp-sts demo: a development IdP, mcp-sts, an MCP server and three APIs on loopback");
     print_urls(&demo);
     let outcome = story::play(&demo, narrator).await?;
@@ -150,12 +151,12 @@ fn print_examples(demo: &Demo) -> anyhow::Result<()> {
     say!("\n== The MCP server kit's examples, against this demo ==");
     say!("# A downstream API using the verifier (notes-api, {NOTES_API_RESOURCE}):");
     say!(
-        "MCP_STS_URL={sts} NOTES_API_SECRET_FILE={} {cargo_run} --example downstream_api",
+        "MCP_STS_URL={sts} NOTES_API_SECRET_FILE={} {cargo_run} -p mcp-sts-downstream --example downstream_api",
         notes_api_secret.display()
     );
     say!("# An MCP server protected by the kit ({NOTES_MCP_RESOURCE}, private_key_jwt as notes-mcp):");
     say!(
-        "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} {cargo_run} --example mcp_server",
+        "MCP_STS_URL={sts} IDP_ISSUER={idp} NOTES_MCP_KEY_FILE={} {cargo_run} -p mcp-sts-downstream --features mcp-server --example mcp_server",
         key_file.display()
     );
     say!("# Then, as the agent, with bob's token for it ({dir}/{{alice,bob,carol}}.notes-mcp.jwt):");

@@ -5,10 +5,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::Subcommand;
-use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::Config;
 use mcp_sts::keys::KeyDir;
 use mcp_sts::server::{publish_grace, ring_from};
+use mcp_sts_contract::clock::{Clock, SystemClock};
 
 use super::time::rfc3339;
 

@@ -104,7 +104,7 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
     let credential = std::env::var(&args.admin_token_env)
         .with_context(|| format!("set {} to the admin credential", args.admin_token_env))?;
     let base = format!("{}/admin/revocations", args.url.trim_end_matches('/'));
-    let http = mcp_sts::fetch::http_client(std::time::Duration::from_secs(5))?;
+    let http = mcp_sts_contract::fetch::http_client(std::time::Duration::from_secs(5))?;
     let request = if args.list {
         http.get(&base)
     } else {
@@ -140,11 +140,11 @@ pub async fn run(args: RevokeArgs) -> anyhow::Result<ExitCode> {
         }
     };
     // Read like every outbound answer: streamed under a cap, within a deadline.
-    let limits = mcp_sts::fetch::FetchLimits {
+    let limits = mcp_sts_contract::fetch::FetchLimits {
         timeout: std::time::Duration::from_secs(30),
         max_bytes: MAX_ANSWER_BYTES,
     };
-    let answer = mcp_sts::fetch::fetch(request.bearer_auth(credential), limits)
+    let answer = mcp_sts_contract::fetch::fetch(request.bearer_auth(credential), limits)
         .await
         .context("cannot reach mcp-sts")?;
     let status = answer.status;

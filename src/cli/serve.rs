@@ -5,9 +5,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use mcp_sts::audit::AuditLog;
-use mcp_sts::clock::SystemClock;
 use mcp_sts::config::Config;
 use mcp_sts::telemetry::LogFormat;
+use mcp_sts_contract::clock::SystemClock;
 
 /// Load the configuration, start the service and serve until interrupted.
 pub async fn run(config_path: &Path, log_format: LogFormat) -> anyhow::Result<ExitCode> {

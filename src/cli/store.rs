@@ -11,11 +11,11 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::Subcommand;
 use mcp_sts::audit::{AuditEvent, AuditLog};
-use mcp_sts::clock::{Clock, SystemClock};
 use mcp_sts::config::{Config, RevocationBackend};
 use mcp_sts::revocation::redis::{Reading, RedisStore, Trust};
 use mcp_sts::server::{redis_options, redis_topology};
 use mcp_sts::telemetry::LogFormat;
+use mcp_sts_contract::clock::{Clock, SystemClock};
 
 /// Store actions.
 #[derive(Debug, Subcommand)]

@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
-use mcp_sts::client::{
+use mcp_sts_downstream::client::{
     ACCESS_TOKEN_TYPE, ExchangeRequest, JWT_TOKEN_TYPE, Secret, StsClient, StsClientConfig, StsError,
 };
-use mcp_sts::verify::{Verifier, VerifierConfig};
+use mcp_sts_downstream::verify::{Verifier, VerifierConfig};
 use serde_json::json;
 
 /// Token helpers.

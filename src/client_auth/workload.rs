@@ -9,14 +9,14 @@
 use std::sync::Arc;
 
 use super::{AuthContext, RegisteredClient, failed, refused_assertion};
-use crate::clock::UnixTime;
 use crate::config::{ClientConfig, IssuerKind};
-use crate::contract::Actor;
 use crate::error::OAuthError;
 use crate::inbound::workload::{MAX_WORKLOAD_LIFETIME, names_workload};
 use crate::inbound::{Issuers, Trust};
-use crate::jose::compact::{audiences, str_claim};
-use crate::jose::{NO_MEMORY, Profile, Types, read};
+use mcp_sts_contract::Actor;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::compact::{audiences, str_claim};
+use mcp_sts_contract::jose::{NO_MEMORY, Profile, Types, read};
 
 /// Which credential the caller declared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

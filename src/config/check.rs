@@ -116,7 +116,7 @@ impl Config {
                     || issuer.fragment().is_some()
                 {
                     p.error("server.issuer", "must be an http(s) URL without query or fragment");
-                } else if crate::fetch::plain_http_off_loopback(&issuer) {
+                } else if mcp_sts_contract::fetch::plain_http_off_loopback(&issuer) {
                     p.warning(
                         "server.issuer",
                         "is not https: tokens and client secrets would cross the network in clear",
@@ -368,7 +368,7 @@ impl Config {
                 p.error(key("algorithms"), "must list at least one algorithm");
             }
             for alg in &issuer.algorithms {
-                if crate::jose::algorithm::parse_allowed(alg).is_none() {
+                if mcp_sts_contract::jose::algorithm::parse_allowed(alg).is_none() {
                     p.error(
                         key("algorithms"),
                         format!("{alg:?} is not an allowed asymmetric JWS algorithm"),
@@ -436,7 +436,7 @@ impl Config {
         let mut ids = BTreeSet::new();
         for (i, client) in self.clients.iter().enumerate() {
             let key = |field: &str| format!("clients[{i}].{field}");
-            if let Err(e) = crate::contract::identifier::check(&client.client_id) {
+            if let Err(e) = mcp_sts_contract::identifier::check(&client.client_id) {
                 p.error(key("client_id"), e.to_string());
             }
             if !ids.insert(client.client_id.as_str()) {
@@ -458,7 +458,7 @@ impl Config {
             }
             if let Some(uri) = &client.jwks_uri {
                 check_http_url(p, &key("jwks_uri"), uri);
-                if url::Url::parse(uri).is_ok_and(|u| crate::fetch::plain_http_off_loopback(&u)) {
+                if url::Url::parse(uri).is_ok_and(|u| mcp_sts_contract::fetch::plain_http_off_loopback(&u)) {
                     p.warning(
                         key("jwks_uri"),
                         "is plain http from a host that is not loopback: anyone on the path can \
@@ -607,7 +607,7 @@ fn check_key_transport(p: &mut Problems, i: usize, issuer: &super::IssuerConfig)
         Some(uri) => ("jwks_uri", uri.as_str(), "its JWKS is"),
         None => ("issuer", issuer.issuer.as_str(), "its discovery document and JWKS are"),
     };
-    if !url::Url::parse(url).is_ok_and(|u| crate::fetch::plain_http_off_loopback(&u)) {
+    if !url::Url::parse(url).is_ok_and(|u| mcp_sts_contract::fetch::plain_http_off_loopback(&u)) {
         return;
     }
     let key = format!("issuers[{i}].{field}");

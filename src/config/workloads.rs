@@ -5,7 +5,7 @@ use serde::Deserialize;
 
 use super::check::Problems;
 use super::{Config, IssuerConfig};
-use crate::contract::SubProfile;
+use mcp_sts_contract::SubProfile;
 
 /// What kind of party a trusted issuer is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
@@ -92,7 +92,7 @@ impl Config {
             None => p.error(key("bundle_endpoint"), "is required for kind = \"spiffe\""),
             Some(endpoint) => match url::Url::parse(endpoint) {
                 Ok(url) if url.scheme() == "https" => {}
-                Ok(url) if url.scheme() == "http" && !crate::fetch::plain_http_off_loopback(&url) => {}
+                Ok(url) if url.scheme() == "http" && !mcp_sts_contract::fetch::plain_http_off_loopback(&url) => {}
                 _ => p.error(key("bundle_endpoint"), "must be an https URL (or http on loopback)"),
             },
         }

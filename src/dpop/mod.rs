@@ -1,5 +1,5 @@
 //! DPoP at the token endpoint (RFC 9449 §5): a proof read by the one pipeline
-//! ([`crate::jose::dpop`]), made for `POST` on our token endpoint, carrying a current
+//! ([`mcp_sts_contract::jose::dpop`]), made for `POST` on our token endpoint, carrying a current
 //! server nonce when `[dpop] nonce` demands one, and never seen before on any replica
 //! (its `jti`, scoped by its key, is a once-only marker in the revocation store, spent
 //! just before a token is minted so a refusal does not use it up). What it binds: the
@@ -8,12 +8,12 @@
 pub mod nonce;
 
 use crate::client_auth::RegisteredClient;
-use crate::clock::UnixTime;
 use crate::config::{AudienceConfig, DpopMode};
 use crate::error::OAuthError;
-use crate::jose::dpop::{Proof, ProofError, read_proof};
 use crate::keys::KeyRing;
 use crate::revocation::RevocationGate;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::dpop::{Proof, ProofError, read_proof};
 
 /// The `DPoP` request header as received (RFC 9449 §4.3: at most one).
 #[derive(Debug, Clone, Default)]

@@ -1,11 +1,11 @@
 //! Server nonces at `/token` (RFC 9449 §8) that any replica can check: the stateless
-//! nonces of [`crate::jose::nonce`] under a key derived from the signing key, which
+//! nonces of [`mcp_sts_contract::jose::nonce`] under a key derived from the signing key, which
 //! every replica loads from the same key directory. Issued under the current signing
 //! key; accepted under any published one, so a rotation does not void them.
 
-use crate::clock::UnixTime;
-use crate::jose::nonce;
 use crate::keys::KeyRing;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::nonce;
 
 /// A fresh nonce at `now`.
 pub fn issue(keys: &KeyRing, now: UnixTime) -> String {

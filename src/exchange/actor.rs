@@ -3,10 +3,10 @@
 
 use crate::client_auth::RegisteredClient;
 use crate::config::IssuerKind;
-use crate::contract::{AccessClaims, Actor, DelegationMode, SubProfile};
 use crate::error::OAuthError;
 use crate::inbound::Issuers;
 use crate::inbound::validate::{Origin, ValidatedToken};
+use mcp_sts_contract::{AccessClaims, Actor, DelegationMode, SubProfile};
 
 /// The actor an actor token names, with its issuer and profile: an identity
 /// provider's actor is `ai_agent` unless the issuer says `actor_profile`; a workload

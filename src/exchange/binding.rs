@@ -10,10 +10,10 @@ use serde_json::Value;
 
 use super::subject::Subject;
 use crate::client_auth::RegisteredClient;
-use crate::contract::Actor;
 use crate::error::OAuthError;
 use crate::inbound::validate::{Origin, Role, ValidatedToken};
-use crate::jose::dpop::Proof;
+use mcp_sts_contract::Actor;
+use mcp_sts_contract::jose::dpop::Proof;
 
 /// The DPoP key thumbprint a `cnf` claim binds to, when it binds by one.
 pub fn jkt(cnf: &Value) -> Option<&str> {

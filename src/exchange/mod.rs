@@ -7,8 +7,6 @@ pub(crate) mod subject;
 
 use crate::audit::{AuditEvent, loggable};
 use crate::client_auth::{RegisteredClient, authenticate};
-use crate::clock::UnixTime;
-use crate::contract::AccessClaims;
 use crate::dpop::{required_by_audience, spend, token_proof};
 use crate::error::OAuthError;
 use crate::inbound::validate::{Origin, Role, ValidatedToken, validate, validate_actor};
@@ -16,12 +14,14 @@ use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Audiences, decide_scopes, grantable};
 use crate::request::{Grant, TokenRequest};
+use mcp_sts_contract::AccessClaims;
+use mcp_sts_contract::clock::UnixTime;
 
 use subject::Subject;
 
-pub use crate::contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 pub use crate::exchanger::{Exchanger, TokenResponse};
 pub use crate::request::trace_id;
+pub use mcp_sts_contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
 
 /// Answer one `/token` request: authenticate the caller, then decide its grant (an
 /// exchange here; identity assertion grants in `crate::grant`). `audit` is filled in

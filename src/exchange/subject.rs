@@ -5,13 +5,13 @@ use serde_json::{Map, Value};
 
 use crate::client_auth::RegisteredClient;
 use crate::config::IssuerConfig;
-use crate::contract::identifier::check as check_identifier;
-use crate::contract::revocation::Namespace;
-use crate::contract::{AccessClaims, Actor, SubProfile};
 use crate::error::OAuthError;
 use crate::inbound::jwt::{str_claim, string_at, token_scopes};
 use crate::inbound::validate::{Origin, Role, ValidatedToken};
 use crate::policy::{Audiences, Entitlement};
+use mcp_sts_contract::identifier::check as check_identifier;
+use mcp_sts_contract::revocation::Namespace;
+use mcp_sts_contract::{AccessClaims, Actor, SubProfile};
 
 /// The user behind a subject token.
 #[derive(Debug, Clone)]
@@ -282,7 +282,7 @@ pub fn too_deep() -> OAuthError {
 /// A stable session id for tokens without `sid`: the contract's one derivation, which
 /// the MCP server kit applies too.
 pub(crate) fn derive_sid(iss: &str, jti: Option<&str>, claims: &Map<String, Value>) -> String {
-    crate::contract::revocation::derived_session_id(iss, jti, claims)
+    mcp_sts_contract::revocation::derived_session_id(iss, jti, claims)
 }
 
 #[cfg(test)]

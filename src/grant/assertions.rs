@@ -2,7 +2,7 @@
 //! ID token when a grant is issued (its audience is the client asking, not us), and the
 //! ID-JAG when it is redeemed (typed `oauth-id-jag+jwt`, addressed to us).
 //!
-//! Both are read by [`crate::jose::read`] with the [`Trust`] key source of inbound
+//! Both are read by [`mcp_sts_contract::jose::read`] with the [`Trust`] key source of inbound
 //! tokens (keys by `kid` from the issuer's JWKS or our own ring, never
 //! `jku`/`x5u`/`jwk`) and report the same `InboundError`s, so this module follows the
 //! inbound path wherever it goes.
@@ -11,15 +11,15 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::clock::UnixTime;
-use crate::contract::IdJagClaims;
-use crate::contract::urn::ID_JAG_TYP;
 use crate::error::OAuthError;
 use crate::inbound::jwt::{audiences, str_claim};
 use crate::inbound::validate::{DeclaredType, InboundError, Limits, Origin, ValidatedToken, profile, validated};
 use crate::inbound::{Issuers, Own, Trust, TrustedIssuer};
-use crate::jose::{NO_MEMORY, Profile, Types, read};
 use crate::keys::KeyRing;
+use mcp_sts_contract::IdJagClaims;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::{NO_MEMORY, Profile, Types, read};
+use mcp_sts_contract::urn::ID_JAG_TYP;
 
 /// Longest remaining lifetime of a grant we redeem: bounds how long its `jti` is kept.
 pub const MAX_GRANT_LIFETIME: u64 = 3_600;

@@ -7,21 +7,21 @@ use serde_json::Value;
 use super::assertions;
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
-use crate::clock::UnixTime;
-use crate::contract::set::SubjectId;
-use crate::contract::urn::{ID_JAG_TOKEN_TYPE, NOT_APPLICABLE_TOKEN_TYPE};
-use crate::contract::{Actor, Audience, Confirmation, IdJagClaims};
 use crate::dpop::spend;
 use crate::error::OAuthError;
 use crate::exchange::subject::Subject;
 use crate::exchanger::{Exchanger, TokenResponse};
 use crate::inbound::jwt::{str_claim, time_claim};
 use crate::inbound::validate::{DeclaredType, Role};
-use crate::jose::dpop::Proof;
 use crate::lineage::Lineage;
 use crate::mint::{new_jti, sign_id_jag};
 use crate::policy::{decide_scopes, grantable};
 use crate::request::IdJagParams;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::dpop::Proof;
+use mcp_sts_contract::set::SubjectId;
+use mcp_sts_contract::urn::{ID_JAG_TOKEN_TYPE, NOT_APPLICABLE_TOKEN_TYPE};
+use mcp_sts_contract::{Actor, Audience, Confirmation, IdJagClaims};
 
 /// Issue a grant to the authenticated `client` (the agent application). Refusals follow
 /// RFC 8693 §2.2.2: an unacceptable or revoked subject is `invalid_request`, an unknown

@@ -7,19 +7,19 @@
 use super::assertions::{self, Signer};
 use crate::audit::AuditEvent;
 use crate::client_auth::RegisteredClient;
-use crate::clock::UnixTime;
-use crate::contract::identifier::check as check_identifier;
-use crate::contract::revocation::Namespace;
 use crate::dpop::{required_by_audience, spend};
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
 use crate::exchanger::{Exchanger, TokenResponse};
-use crate::jose::dpop::Proof;
 use crate::lineage::Lineage;
 use crate::mint::{NewToken, new_jti, sign};
 use crate::policy::{Entitlement, decide_scopes, grantable};
 use crate::request::AssertionParams;
 use crate::request::trace_id;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::identifier::check as check_identifier;
+use mcp_sts_contract::jose::dpop::Proof;
+use mcp_sts_contract::revocation::Namespace;
 
 /// Redeem a grant presented by the authenticated `client`. A grant that is invalid,
 /// expired, replayed, revoked, bound to a key, addressed elsewhere, issued to another
@@ -111,8 +111,8 @@ pub async fn redeem(
         None => claims.act.clone(),
     };
     // The redeemer of an identity assertion grant is the agent application it names.
-    let chain = crate::contract::Actor::new(client.id(), None)
-        .with_profile(crate::contract::SubProfile::AiAgent)
+    let chain = mcp_sts_contract::Actor::new(client.id(), None)
+        .with_profile(mcp_sts_contract::SubProfile::AiAgent)
         .followed_by(prior);
     if chain.depth() > ctx.tokens.max_delegation_depth {
         let refused = too_deep();

@@ -8,8 +8,8 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::contract::urn::{ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 use crate::service::Sts;
+use mcp_sts_contract::urn::{ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 
 /// The public keys that can still have live tokens.
 pub async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
@@ -26,7 +26,7 @@ pub async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
 pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
     let issuer = sts.issuer();
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
-    let signing_algs: Vec<&str> = crate::jose::algorithm::asymmetric_names().collect();
+    let signing_algs: Vec<&str> = mcp_sts_contract::jose::algorithm::asymmetric_names().collect();
     let mut metadata = json!({
         "issuer": issuer,
         "token_endpoint": sts.token_endpoint(),

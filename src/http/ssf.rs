@@ -13,9 +13,9 @@ use serde_json::json;
 
 use super::outcome::{header_str, respond};
 use crate::audit::AuditEvent;
-use crate::contract::set::{POLL_DELIVERY, PUSH_DELIVERY};
 use crate::service::Sts;
 use crate::ssf::{self, SsfError, streams};
+use mcp_sts_contract::set::{POLL_DELIVERY, PUSH_DELIVERY};
 
 /// `GET /.well-known/ssf-configuration` (SSF 1.0 §7.2).
 pub async fn configuration(State(sts): State<Arc<Sts>>) -> Response {

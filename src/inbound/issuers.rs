@@ -7,8 +7,8 @@ use jsonwebtoken::Algorithm;
 
 use super::workload::{Workloads, spiffe_trust_domain};
 use crate::config::{IssuerConfig, IssuerKind, WorkloadRule, spiffe_issuer};
-use crate::jose::algorithm::parse_allowed;
-use crate::jose::{JwksCache, JwksConfig, JwksSource, JwksStats};
+use mcp_sts_contract::jose::algorithm::parse_allowed;
+use mcp_sts_contract::jose::{JwksCache, JwksConfig, JwksSource, JwksStats};
 
 /// One trusted issuer with its key cache.
 #[derive(Debug)]

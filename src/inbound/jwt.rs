@@ -1,11 +1,11 @@
 //! Reading subject and actor token claims. Splitting and decoding the JWS itself is
-//! [`crate::jose::compact`]'s job; its readers are re-exported here for the exchange,
-//! and so is the one scope reader of [`crate::contract::claims`].
+//! [`mcp_sts_contract::jose::compact`]'s job; its readers are re-exported here for the exchange,
+//! and so is the one scope reader of [`mcp_sts_contract::claims`].
 
 use serde_json::{Map, Value};
 
-pub use crate::contract::claims::token_scopes;
-pub use crate::jose::compact::{JwtShapeError, UnverifiedJwt, audiences, peek, str_claim, time_claim};
+pub use mcp_sts_contract::claims::token_scopes;
+pub use mcp_sts_contract::jose::compact::{JwtShapeError, UnverifiedJwt, audiences, peek, str_claim, time_claim};
 
 /// A claim found by a dotted path (`realm_access.roles`), read as a list of strings.
 pub fn string_list_at(claims: &Map<String, Value>, path: &str) -> Vec<String> {

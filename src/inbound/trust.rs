@@ -8,11 +8,11 @@ use std::sync::Arc;
 use serde_json::Value;
 
 use super::issuers::{Issuers, TrustedIssuer};
-use crate::clock::UnixTime;
 use crate::config::IssuerKind;
-use crate::jose::algorithm::name;
-use crate::jose::{KeySource, Refusal, Unverified, VerificationKey};
 use crate::keys::KeyRing;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::algorithm::name;
+use mcp_sts_contract::jose::{KeySource, Refusal, Unverified, VerificationKey};
 
 /// Where a validated token came from.
 #[derive(Debug, Clone)]

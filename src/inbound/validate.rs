@@ -1,6 +1,6 @@
 //! Strict validation of subject and actor tokens (DESIGN "Rules the exchange enforces").
 //!
-//! The JWS itself is read by [`crate::jose::read`] with the subject-token profile
+//! The JWS itself is read by [`mcp_sts_contract::jose::read`] with the subject-token profile
 //! ([`profile`]: size, shape, no `crit`, an allowed `alg`, a `typ` consistent with the
 //! declared type, the time rule with leeway) and the [`Trust`] key source (our own
 //! ring for our issuer, else the trusted issuer's JWKS, never `jku`/`x5u`/`jwk`). What
@@ -14,12 +14,12 @@ use super::jwt::{audiences, str_claim};
 pub use super::trust::Origin;
 use super::trust::{Own, Trust};
 use super::workload::{MAX_WORKLOAD_LIFETIME, names_workload};
-use crate::clock::UnixTime;
 use crate::config::IssuerKind;
-use crate::contract::urn::ACCESS_TOKEN_TYP;
 use crate::error::OAuthError;
-use crate::jose::{Profile, Refusal, Times, Types, VerifiedTokens, read};
 use crate::keys::KeyRing;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::{Profile, Refusal, Times, Types, VerifiedTokens, read};
+use mcp_sts_contract::urn::ACCESS_TOKEN_TYP;
 
 /// Which parameter a token came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -2,7 +2,7 @@
 //! the `[[workloads]]` patterns, and the rule a workload token answers to.
 
 use crate::config::{IssuerKind, Pattern, WorkloadRule, valid_trust_domain};
-use crate::contract::SubProfile;
+use mcp_sts_contract::SubProfile;
 
 use crate::config::SERVICE_ACCOUNT;
 

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::SigningAlgorithm;
+use mcp_sts_contract::jose::{SigningAlgorithm, SigningKeyError};
 
 /// Why keys could not be loaded, generated or used.
 #[derive(Debug, thiserror::Error)]
@@ -20,15 +20,9 @@ pub enum KeyError {
     /// A file is not a PEM private key we can use.
     #[error("key file {0} is not a PKCS#8 P-256 or RSA (2048 bits or more) private key")]
     BadKeyFile(PathBuf),
-    /// The key type is not one we sign with.
-    #[error("unsupported key type")]
-    Unsupported,
-    /// The system could not generate a key.
-    #[error("key generation failed")]
-    Generate,
-    /// Signing failed.
-    #[error("signing failed")]
-    Sign,
+    /// A key could not be read, generated or used.
+    #[error(transparent)]
+    Key(#[from] SigningKeyError),
     /// No key of the configured algorithm exists.
     #[error("no {0:?} key in the key directory")]
     NoSigningKey(SigningAlgorithm),

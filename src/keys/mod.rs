@@ -6,22 +6,19 @@
 //! expired. Replicas share the directory, so they sign and verify alike.
 
 mod error;
-mod jwk;
-mod signing;
 mod store;
 
 pub use error::KeyError;
-pub use jwk::thumbprint;
-pub use signing::SigningKey;
+pub use mcp_sts_contract::jose::{SigningKey, thumbprint};
 pub use store::KeyDir;
 
 use std::sync::{Arc, RwLock};
 
 use jsonwebtoken::Algorithm;
 
-use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
-use crate::jose::{JwsError, KeySource, Refusal, Unverified, VerificationKey, select};
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::{JwsError, KeySource, Refusal, Unverified, VerificationKey, select};
 
 /// The keys of a directory and the rules that say which signs and which are published.
 ///
@@ -116,7 +113,7 @@ impl KeyRing {
     }
 
     /// The published key that may verify a token we minted, named by its `kid` and
-    /// `alg`: this ring is the key source for our own tokens (see [`crate::jose`]).
+    /// `alg`: this ring is the key source for our own tokens (see [`mcp_sts_contract::jose`]).
     pub fn verification_keys(
         &self,
         kid: Option<&str>,

@@ -4,9 +4,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::error::KeyError;
-use super::signing::{SigningKey, algorithm_name};
-use crate::clock::UnixTime;
 use crate::config::SigningAlgorithm;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::jose::{SigningKey, algorithm_name};
 
 /// A directory of signing keys.
 #[derive(Debug, Clone)]

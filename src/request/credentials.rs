@@ -5,9 +5,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 
 use super::form::Form;
-use crate::contract::urn::{JWT_BEARER_CLIENT_ASSERTION, JWT_SPIFFE_CLIENT_ASSERTION};
 use crate::error::OAuthError;
-use crate::secret::Secret;
+use mcp_sts_contract::secret::Secret;
+use mcp_sts_contract::urn::{JWT_BEARER_CLIENT_ASSERTION, JWT_SPIFFE_CLIENT_ASSERTION};
 
 /// The credentials a request presents, exactly one method.
 #[derive(Debug, Clone)]

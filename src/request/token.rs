@@ -5,13 +5,13 @@
 use super::RawRequest;
 use super::credentials::ClientCredentials;
 use super::form::Form;
-use crate::contract::urn::{
-    ACCESS_TOKEN_TYPE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT,
-};
 use crate::error::{ErrorCode, OAuthError};
 use crate::inbound::validate::DeclaredType;
 use crate::policy::parse_scope;
-use crate::secret::Secret;
+use mcp_sts_contract::secret::Secret;
+use mcp_sts_contract::urn::{
+    ACCESS_TOKEN_TYPE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT,
+};
 
 /// A token request. Failures that must wait until the caller is authenticated (so an
 /// unauthenticated caller learns nothing about its parameters) are kept as results
@@ -242,7 +242,7 @@ mod tests {
         let body = format!(
             "grant_type={TOKEN_EXCHANGE_GRANT}&requested_token_type={ID_JAG_TOKEN_TYPE}&subject_token=t\
              &subject_token_type={}&audience=https://as.example&resource=https://mcp.example",
-            crate::contract::urn::ID_TOKEN_TYPE
+            mcp_sts_contract::urn::ID_TOKEN_TYPE
         );
         let request = TokenRequest::parse(raw(body.as_bytes())).unwrap();
         assert!(matches!(request.grant, Grant::IdJag(Ok(_))));

@@ -4,7 +4,7 @@
 use super::RawRequest;
 use super::credentials::ClientCredentials;
 use crate::error::OAuthError;
-use crate::secret::Secret;
+use mcp_sts_contract::secret::Secret;
 
 /// A request about one token.
 #[derive(Debug)]

@@ -17,7 +17,7 @@ use redb::{Database, ReadableDatabase, ReadableTable};
 
 use super::embedded_tables::{ENTRIES, USED_ONCE, create_tables, db_err};
 use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
-use crate::clock::UnixTime;
+use mcp_sts_contract::clock::UnixTime;
 
 /// Prune expired rows on every this-many `use_once` calls: often enough to keep the
 /// file small, rarely enough that the full scan costs nothing noticeable.

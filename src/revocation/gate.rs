@@ -9,8 +9,8 @@ use prometheus_client::metrics::counter::Counter;
 
 use super::outage::{Change, OutageLog};
 use super::{Revocation, RevocationKey, RevocationStore, StoreError};
-use crate::clock::UnixTime;
 use crate::error::OAuthError;
+use mcp_sts_contract::clock::UnixTime;
 
 /// A revocation store with a deadline on every call and a count of failures.
 #[derive(Clone)]

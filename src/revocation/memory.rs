@@ -7,7 +7,7 @@ use async_trait::async_trait;
 
 use super::queue::{QueuedEvent, StreamRecord};
 use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
-use crate::clock::UnixTime;
+use mcp_sts_contract::clock::UnixTime;
 
 /// Once-only markers stored between two prunings of expired ones.
 const PRUNE_EVERY: usize = 1024;

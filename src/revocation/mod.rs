@@ -35,10 +35,10 @@ pub mod upgrade;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
-use crate::clock::UnixTime;
+use mcp_sts_contract::clock::UnixTime;
 
-pub use crate::contract::RevocationKind;
 pub use gate::RevocationGate;
+pub use mcp_sts_contract::RevocationKind;
 pub use publish::{Initiator, Publisher, RevocationNotice};
 pub use queue::{Delivery, EventQueue, Pending, Publication, QueuedEvent, StreamRecord, StreamStatus};
 

@@ -13,11 +13,11 @@ use super::queue::VERIFICATION_JTI_PREFIX;
 use super::{
     EventQueue, Publication, QueuedEvent, Revocation, RevocationGate, RevocationKind, StreamRecord, StreamStatus,
 };
-use crate::clock::UnixTime;
 use crate::config::IssuerConfig;
-use crate::contract::set::{Announcement, SET_TYP, SetClaims, verification_claims};
 use crate::error::OAuthError;
 use crate::keys::SharedKeyRing;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::set::{Announcement, SET_TYP, SetClaims, verification_claims};
 
 /// What the revocation door needs of the service, and nothing more.
 #[derive(Clone, Copy)]

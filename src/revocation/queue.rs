@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
 use super::{Revocation, StoreError};
-use crate::clock::UnixTime;
+use mcp_sts_contract::clock::UnixTime;
 
 /// Whether a stream receives events (SSF 1.0 §8.1.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

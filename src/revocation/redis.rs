@@ -47,11 +47,11 @@ use redis::cluster_routing::{RoutingInfo, SingleNodeRoutingInfo};
 use redis::{Cmd, FromRedisValue, Value};
 
 use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
-use crate::clock::UnixTime;
 use ack::{Acks, Rewrite};
 pub(super) use ack::{Withdrawal, attempt_id};
 use guard::Guard;
 use link::Link;
+use mcp_sts_contract::clock::UnixTime;
 use route::Router;
 use topology::{Connector, unavailable};
 

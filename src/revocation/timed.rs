@@ -7,8 +7,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{KeptOffboardings, Revocation, RevocationKey, RevocationStore, StoreError};
-use crate::clock::UnixTime;
 use crate::metrics::StoreLatency;
+use mcp_sts_contract::clock::UnixTime;
 
 /// Any [`RevocationStore`], timed.
 pub struct TimedStore {

@@ -41,4 +41,4 @@ pub fn spawn_workers(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     workers
 }
 
-pub(crate) use crate::contract::identifier::printable;
+pub(crate) use mcp_sts_contract::identifier::printable;

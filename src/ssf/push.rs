@@ -20,9 +20,9 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::push_target::PushTargets;
-use crate::fetch::{FetchLimits, fetch};
 use crate::revocation::{Delivery, QueuedEvent, StreamRecord, StreamStatus};
 use crate::service::Sts;
+use mcp_sts_contract::fetch::{FetchLimits, fetch};
 
 /// SETs pushed per stream per round.
 const BATCH: usize = 100;

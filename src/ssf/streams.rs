@@ -11,12 +11,12 @@ use serde_json::{Value, json};
 use super::SsfError;
 use super::push_target::PushTargets;
 use crate::client_auth::{RegisteredClient, authenticate};
-use crate::clock::UnixTime;
-use crate::contract::set::events_supported;
 use crate::lineage::Lineage;
 use crate::request::{ClientCredentials, Form};
 use crate::revocation::{Delivery, StreamRecord, StreamStatus};
 use crate::service::Sts;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::set::events_supported;
 
 /// Longest description or status reason kept.
 const MAX_TEXT: usize = 1024;
@@ -69,13 +69,13 @@ fn parse_request(body: &[u8]) -> Result<StreamRequest, SsfError> {
 
 fn parse_delivery(sts: &Sts, request: DeliveryRequest) -> Result<Delivery, SsfError> {
     match request.method.as_str() {
-        crate::contract::set::POLL_DELIVERY => {
+        mcp_sts_contract::set::POLL_DELIVERY => {
             if request.endpoint_url.is_some() || request.authorization_header.is_some() {
                 return Err(bad("poll delivery takes no endpoint_url: the transmitter supplies it"));
             }
             Ok(Delivery::Poll)
         }
-        crate::contract::set::PUSH_DELIVERY => {
+        mcp_sts_contract::set::PUSH_DELIVERY => {
             let endpoint_url = request
                 .endpoint_url
                 .ok_or_else(|| bad("push delivery needs delivery.endpoint_url"))?;
@@ -125,11 +125,11 @@ fn check_events(sts: &Sts, requested: Vec<String>) -> Result<(Vec<String>, Vec<S
 pub fn render(sts: &Sts, stream: &StreamRecord) -> Value {
     let delivery = match &stream.delivery {
         Delivery::Poll => json!({
-            "method": crate::contract::set::POLL_DELIVERY,
+            "method": mcp_sts_contract::set::POLL_DELIVERY,
             "endpoint_url": format!("{}{}/{}", sts.issuer(), super::POLL_PATH, stream.stream_id),
         }),
         Delivery::Push { endpoint_url, .. } => json!({
-            "method": crate::contract::set::PUSH_DELIVERY,
+            "method": mcp_sts_contract::set::PUSH_DELIVERY,
             "endpoint_url": endpoint_url,
         }),
     };

@@ -1,7 +1,7 @@
 //! mcp-sts as a Shared Signals receiver of its upstream IdPs.
 //!
 //! For each `[[issuers]]` entry with an `[issuers.ssf]` table, the one receiver
-//! ([`crate::receiver`]) finds (or creates) our poll stream at the IdP's transmitter,
+//! ([`mcp_sts_downstream::receiver`]) finds (or creates) our poll stream at the IdP's transmitter,
 //! polls it, and verifies every SET against that issuer's keys: `typ` `secevent+jwt`,
 //! an allowed algorithm, the signature, `iss` exactly the issuer, `aud` naming us,
 //! `iat` not in the future. What an event does here is this module's: CAEP
@@ -18,15 +18,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audit::AuditEvent;
-use crate::clock::UnixTime;
-use crate::contract::basic::basic_authorization;
-use crate::contract::identifier;
-use crate::contract::set::{ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED, SetClaims, SubjectId};
 use crate::inbound::TrustedIssuer;
-use crate::receiver::{Adopt, EventSink, PollError, Receiver, ReceiverConfig, Rejection, SetRules, StreamChoice};
 use crate::revocation::{Initiator, NEVER, Revocation, RevocationKind, RevocationNotice};
-use crate::secret::Secret;
 use crate::service::Sts;
+use mcp_sts_contract::basic::basic_authorization;
+use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::identifier;
+use mcp_sts_contract::secret::Secret;
+use mcp_sts_contract::set::{ACCOUNT_DISABLED, CREDENTIAL_CHANGE, SESSION_REVOKED, SetClaims, SubjectId};
+use mcp_sts_downstream::receiver::{
+    Adopt, EventSink, PollError, Receiver, ReceiverConfig, Rejection, SetRules, StreamChoice,
+};
 
 use super::printable;
 
@@ -82,7 +84,7 @@ impl UpstreamReceiver {
     pub fn for_issuer(sts: &Sts, issuer: &str) -> Option<Self> {
         let trusted = sts.issuers.get(issuer)?.clone();
         let config = trusted.config.ssf.clone()?;
-        let http = crate::fetch::http_client(CONNECT_TIMEOUT).ok()?;
+        let http = mcp_sts_contract::fetch::http_client(CONNECT_TIMEOUT).ok()?;
         let authorization = match (&config.client_id, &config.client_secret, &config.bearer_token) {
             (Some(id), Some(secret), _) => Some(Secret::new(basic_authorization(id, secret.expose()))),
             (_, _, Some(token)) => Some(Secret::new(format!("Bearer {}", token.expose()))),

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::support::sts::{ADMIN_TOKEN, ORDERS_MCP_SECRET, Reply, basic_header, config_toml_with, decode_header};
-use mcp_sts::dev_idp::DevIdp;
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");
@@ -116,7 +116,7 @@ async fn exchange(url: &str, subject: &str) -> Reply {
 }
 
 fn now() -> u64 {
-    mcp_sts::clock::Clock::now(&mcp_sts::clock::SystemClock)
+    mcp_sts_contract::clock::Clock::now(&mcp_sts_contract::clock::SystemClock)
 }
 
 #[test]

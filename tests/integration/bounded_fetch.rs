@@ -7,7 +7,7 @@ use std::time::Duration;
 use crate::support::downstream::{AUDIENCE, ISSUER, NOW, TestKey, obo_claims, start_sts};
 use crate::support::hostile::{Flood, silent};
 use crate::support::sts::{Options, TestSts};
-use mcp_sts::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
+use mcp_sts_downstream::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
 
 /// Far more than any cap: a client that reads it whole has no cap.
 const HUGE: usize = 64 * 1024 * 1024;

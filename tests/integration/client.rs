@@ -11,11 +11,11 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use base64::Engine;
-use mcp_sts::client::{
+use mcp_sts_contract::clock::ManualClock;
+use mcp_sts_downstream::client::{
     ClientAuth, ErrorCode, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
     TOKEN_EXCHANGE_GRANT,
 };
-use mcp_sts::clock::ManualClock;
 use serde_json::json;
 
 /// One request as the endpoint saw it.

@@ -1,13 +1,14 @@
 //! The one-command demo, run in-process: every step of the story over the real
 //! protocols (MCP over streamable HTTP, RFC 8693 exchange, JWKS, Shared Signals, admin API).
 
-use mcp_sts::demo::outcome::TokenStep;
-use mcp_sts::demo::story::{self, Narrator};
-use mcp_sts::demo::{Demo, DemoOutcome, Denial};
+use mcp_sts::demo_host::InProcess;
+use mcp_sts_demo::outcome::TokenStep;
+use mcp_sts_demo::story::{self, Narrator};
+use mcp_sts_demo::{Demo, DemoOutcome, Denial};
 use serde_json::json;
 
 async fn play() -> DemoOutcome {
-    let demo = Demo::start().await.expect("demo starts");
+    let demo = Demo::start(&InProcess).await.expect("demo starts");
     story::play(&demo, Narrator::quiet()).await.expect("story plays")
 }
 
@@ -201,7 +202,7 @@ async fn the_story_plays_out_over_the_real_protocols() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enterprise_managed_authorization_plays_out_and_offboarding_stops_it() {
-    let demo = Demo::start().await.expect("demo starts");
+    let demo = Demo::start(&InProcess).await.expect("demo starts");
     let outcome = story::play(&demo, Narrator::quiet()).await.expect("story plays");
     let (sts, mcp) = (demo.urls.sts.as_str(), demo.urls.mcp.as_str());
 

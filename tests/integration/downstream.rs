@@ -5,13 +5,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::support::sts::{ORDERS_API_SECRET, ORDERS_MCP_SECRET, Options, TestSts, decode_header};
-use mcp_sts::client::{
-    ErrorCode, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
-};
-use mcp_sts::clock::{Clock, ManualClock, SystemClock};
 use mcp_sts::config::SigningAlgorithm;
 use mcp_sts::keys::{KeyDir, KeyRing};
-use mcp_sts::verify::{DelegationMode, IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
+use mcp_sts_contract::clock::{Clock, ManualClock, SystemClock};
+use mcp_sts_downstream::client::{
+    ErrorCode, ExchangeRequest, JWT_TOKEN_TYPE, OAuthErrorCode, StsClient, StsClientConfig, StsError,
+};
+use mcp_sts_downstream::verify::{DelegationMode, IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
 
 /// A verifier for `audience` at the test STS; optionally checking revocation by introspection.
 fn verifier(sts: &TestSts, audience: &str, introspect: bool) -> Verifier {

@@ -11,10 +11,10 @@ use crate::dpop::{header, new_key, sign};
 use crate::support::sts::{ORDERS_MCP_SECRET, Options, TestSts, decode_claims};
 use axum::routing::get;
 use axum::{Extension, Router};
-use mcp_sts::client::{DpopKey, ExchangeRequest, StsClient, StsClientConfig};
-use mcp_sts::jose::dpop::token_hash;
-use mcp_sts::mcp::{McpAuth, TrustedIssuer};
-use mcp_sts::verify::{BearerAuthLayer, ExecutionIdentity, Verifier, VerifierConfig};
+use mcp_sts_contract::jose::dpop::token_hash;
+use mcp_sts_downstream::client::{DpopKey, ExchangeRequest, StsClient, StsClientConfig};
+use mcp_sts_downstream::mcp::{McpAuth, TrustedIssuer};
+use mcp_sts_downstream::verify::{BearerAuthLayer, ExecutionIdentity, Verifier, VerifierConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
 

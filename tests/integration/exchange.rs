@@ -442,8 +442,8 @@ async fn header_rules_alg_none_hmac_crit_typ_and_key_headers() {
     // alg none: header claims none, no signature.
     let none = format!(
         "{}.{}.",
-        mcp_sts::dev_idp::b64_json(&json!({"alg": "none"})),
-        mcp_sts::dev_idp::b64_json(&claims)
+        mcp_sts_demo::dev_idp::b64_json(&json!({"alg": "none"})),
+        mcp_sts_demo::dev_idp::b64_json(&claims)
     );
     sts.exchange(&none, &aud).await.assert_error(400, "invalid_request");
     // HS256 with the public key as the secret.

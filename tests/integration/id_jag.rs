@@ -618,7 +618,9 @@ async fn a_grant_from_an_independent_issuer_is_redeemed_only_when_that_issuer_is
 
 #[tokio::test]
 async fn the_client_library_obtains_and_redeems_a_grant_once() {
-    use mcp_sts::client::{ErrorCode, ExchangeRequest, OAuthErrorCode, StsClient, StsClientConfig, StsError};
+    use mcp_sts_downstream::client::{
+        ErrorCode, ExchangeRequest, OAuthErrorCode, StsClient, StsClientConfig, StsError,
+    };
     let sts = start().await;
     let mut config = StsClientConfig::new(format!("{}/token", sts.url), ASSISTANT.0, ASSISTANT.1);
     config.cache_capacity = 0;

@@ -13,9 +13,9 @@ use crate::durable_acks::user_on;
 use crate::support::redis_server::RedisServer;
 use crate::support::redis_topologies::{RedisCluster, wait_for};
 use crate::support::sts::{JWT, Options, T0, TestSts, WATCHER_SECRET, config_toml_with};
-use mcp_sts::clock::ManualClock;
 use mcp_sts::revocation::redis::RedisStore;
 use mcp_sts::revocation::{KeptOffboardings, NEVER, RevocationStore};
+use mcp_sts_contract::clock::ManualClock;
 use reqwest::Method;
 use serde_json::{Value, json};
 

@@ -11,9 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use crate::support::sts::*;
-use mcp_sts::clock::Clock;
 use mcp_sts::keys::KeyDir;
-use mcp_sts::verify::{Verifier, VerifierConfig};
+use mcp_sts_contract::clock::Clock;
+use mcp_sts_downstream::verify::{Verifier, VerifierConfig};
 use tokio::task::JoinHandle;
 
 /// Tallies of the load loop.

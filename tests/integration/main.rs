@@ -2,7 +2,7 @@
 //! over real HTTP. One test binary holds them all, so the suite links once; each
 //! module below is one area (`cargo test --test integration revocation_flow::`).
 
-mod support;
+use mcp_sts_test_kit as support;
 
 mod adversarial;
 mod algorithms;

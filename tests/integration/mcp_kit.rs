@@ -9,12 +9,12 @@ use crate::support::sts::{ORDERS_MCP_SECRET, Options, TestSts, decode_claims};
 use axum::http::header::AUTHORIZATION;
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
-use mcp_sts::client::{StsClient, StsClientConfig};
-use mcp_sts::dev_idp::{AgentGrant, DevIdp};
-use mcp_sts::mcp::{
+use mcp_sts_demo::dev_idp::{AgentGrant, DevIdp};
+use mcp_sts_downstream::client::{StsClient, StsClientConfig};
+use mcp_sts_downstream::mcp::{
     Caller, McpAuth, McpAuthError, Protected, ScopedTools, TokenError, ToolGate, TrustedIssuer, requires_scope,
 };
-use mcp_sts::verify::{RevocationStream, RevocationStreamConfig};
+use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig};
 use rmcp::handler::server::tool::Extension;
 use rmcp::handler::server::wrapper::Parameters;
 use rmcp::model::{CallToolRequestParams, CallToolResult, ListToolsResult, PaginatedRequestParams};
@@ -109,7 +109,9 @@ impl World {
         Self::start_with(|builder| builder).await
     }
 
-    async fn start_with(configure: impl FnOnce(mcp_sts::mcp::McpAuthBuilder) -> mcp_sts::mcp::McpAuthBuilder) -> Self {
+    async fn start_with(
+        configure: impl FnOnce(mcp_sts_downstream::mcp::McpAuthBuilder) -> mcp_sts_downstream::mcp::McpAuthBuilder,
+    ) -> Self {
         Self::start_full(false, |_, builder| configure(builder)).await.0
     }
 
@@ -129,7 +131,7 @@ impl World {
 
     async fn start_full(
         admin: bool,
-        configure: impl FnOnce(&str, mcp_sts::mcp::McpAuthBuilder) -> mcp_sts::mcp::McpAuthBuilder,
+        configure: impl FnOnce(&str, mcp_sts_downstream::mcp::McpAuthBuilder) -> mcp_sts_downstream::mcp::McpAuthBuilder,
     ) -> (Self, McpAuth) {
         let sts = TestSts::start_opts(Options {
             issuer_extra: "agent_claim = \"client_id\"".into(),

@@ -12,8 +12,8 @@ use std::time::Duration;
 use crate::support::attack::{high_s_twin, segments, with_signature};
 use crate::support::sts::*;
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::keys::SigningKey;
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");
@@ -172,7 +172,7 @@ async fn admin(url: &str, method: reqwest::Method, path: &str, credential: &str,
 }
 
 fn now() -> u64 {
-    mcp_sts::clock::Clock::now(&mcp_sts::clock::SystemClock)
+    mcp_sts_contract::clock::Clock::now(&mcp_sts_contract::clock::SystemClock)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,7 +341,7 @@ async fn a_whole_run_at_trace_level_writes_no_secret() {
     let twin = high_s_twin(&alice);
     let unsigned = format!(
         "{}.{}.",
-        mcp_sts::dev_idp::b64_json(&json!({"alg": "none"})),
+        mcp_sts_demo::dev_idp::b64_json(&json!({"alg": "none"})),
         segments(&alice).1
     );
     let foreign = idp

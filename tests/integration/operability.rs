@@ -19,7 +19,7 @@ async fn a_store_outage_is_one_warning_with_its_cause_and_a_count_when_it_ends()
     let port = free_port();
     let config = write_config(dir.path(), port, "backend = \"redis\"");
     // The issuer's keys come from a real local IdP, so readiness waits on the store only.
-    let idp = mcp_sts::dev_idp::DevIdp::start_local().await.unwrap();
+    let idp = mcp_sts_demo::dev_idp::DevIdp::start_local().await.unwrap();
     let text = std::fs::read_to_string(&config)
         .unwrap()
         .replace("redis://127.0.0.1:6379/0", &redis.url())
@@ -168,8 +168,14 @@ fn the_demo_prints_commands_that_reuse_this_build_and_work() {
     // This test's binary is a debug build: the examples run in that profile, and the
     // CLI commands name the very binary that runs.
     assert!(!text.contains("--release"), "{text}");
-    assert!(text.contains("cargo run --example downstream_api"), "{text}");
-    assert!(text.contains("cargo run --example mcp_server"), "{text}");
+    assert!(
+        text.contains("cargo run -p mcp-sts-downstream --example downstream_api"),
+        "{text}"
+    );
+    assert!(
+        text.contains("cargo run -p mcp-sts-downstream --features mcp-server --example mcp_server"),
+        "{text}"
+    );
     let bin = std::fs::canonicalize(BIN).unwrap();
     let bin = bin.display().to_string();
     assert!(text.contains(&format!("{bin} token exchange --sts ")), "{text}");

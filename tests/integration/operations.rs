@@ -415,7 +415,7 @@ fn serve_logs_exactly_the_warnings_config_check_reports() {
             continue;
         };
         // The example's IdP is not reachable from a test: a runtime state, not a setting.
-        let unreachable_idp = event["target"] == "mcp_sts::jose::jwks"
+        let unreachable_idp = event["target"] == "mcp_sts_contract::jose::jwks"
             || event["fields"]["message"]
                 .as_str()
                 .is_some_and(|m| m.starts_with("issuer keys unavailable"));

@@ -2,8 +2,8 @@
 
 use crate::support::sts::*;
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::keys::SigningKey;
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::{Value, json};
 
 const ASSERTION_TYPE: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -179,7 +179,7 @@ fn client_key(algorithm: SigningAlgorithm) -> (SigningKey, String) {
 async fn the_exchange_client_authenticates_with_private_key_jwt() {
     use std::sync::Arc;
 
-    use mcp_sts::client::{
+    use mcp_sts_downstream::client::{
         AssertionKey, ErrorCode, ExchangeRequest, OAuthErrorCode, StsClient, StsClientConfig, StsError,
     };
 
@@ -245,7 +245,7 @@ async fn the_exchange_client_authenticates_with_private_key_jwt() {
         AssertionKey::from_pem(ec_pem.as_bytes(), None).unwrap(),
     ))
     .unwrap()
-    .with_clock(Arc::new(mcp_sts::clock::ManualClock::new(T0 - 3600)));
+    .with_clock(Arc::new(mcp_sts_contract::clock::ManualClock::new(T0 - 3600)));
     let refused = stale.exchange_uncached(&request).await.unwrap_err();
     assert_eq!(
         refused.code(),

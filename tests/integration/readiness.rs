@@ -9,7 +9,7 @@ use std::process::Command;
 use crate::operations::Serving;
 use crate::support::redis_server::free_port;
 use crate::support::sts::{ADMIN_TOKEN, TestSts, config_toml_with};
-use mcp_sts::dev_idp::DevIdp;
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mcp-sts");

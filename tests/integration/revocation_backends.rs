@@ -5,11 +5,11 @@ use std::any::Any;
 use std::time::Duration;
 
 use crate::support::redis_server::RedisServer;
-use mcp_sts::clock::UnixTime;
 use mcp_sts::revocation::embedded::EmbeddedStore;
 use mcp_sts::revocation::memory::MemoryStore;
 use mcp_sts::revocation::redis::{DEFAULT_TIMEOUT, RedisStore};
 use mcp_sts::revocation::{KeptOffboardings, NEVER, Revocation, RevocationKey, RevocationKind, RevocationStore};
+use mcp_sts_contract::clock::UnixTime;
 
 /// A store plus whatever must outlive it (a temp dir, a redis-server).
 struct Backend {
@@ -46,7 +46,7 @@ async fn redis() -> Backend {
 
 /// Real time: Redis expires keys by its own clock, so logical times must be near it.
 fn wall_now() -> UnixTime {
-    mcp_sts::clock::Clock::now(&mcp_sts::clock::SystemClock)
+    mcp_sts_contract::clock::Clock::now(&mcp_sts_contract::clock::SystemClock)
 }
 
 fn entry(kind: RevocationKind, value: &str, expires_at: UnixTime) -> Revocation {

@@ -10,10 +10,10 @@ use std::time::Duration;
 use crate::support::redis_server::RedisServer;
 use crate::support::ssf::{Receiver, SESSION_REVOKED, all_events, verify_set};
 use crate::support::sts::{ACCESS_TOKEN, JWT, ORDERS_API_SECRET, Options, Reply, TestSts, decode_claims};
-use mcp_sts::contract::revocation::RevocationKind;
-use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::revocation::NEVER;
-use mcp_sts::verify::{RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError};
+use mcp_sts_contract::revocation::RevocationKind;
+use mcp_sts_demo::dev_idp::DevIdp;
+use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -389,7 +389,7 @@ async fn a_verifiers_state_file_from_before_issuers_covers_every_issuer() {
             "jti": "j", "client_id": "orders-mcp", "delegation_mode": "on_behalf_of", "sid": "s", "txn": "t",
             "sub_id": {"format": "iss_sub", "iss": issuer, "sub": "alice"},
         });
-        mcp_sts::contract::AccessClaims::from_claims(value.as_object().unwrap().clone()).unwrap()
+        mcp_sts_contract::AccessClaims::from_claims(value.as_object().unwrap().clone()).unwrap()
     };
     for issuer in ["https://idp-a", "https://idp-b"] {
         assert_eq!(stream.check(&claims(issuer), 300).unwrap_err(), VerifyError::Revoked);

@@ -6,9 +6,9 @@ use std::future::Future;
 use std::time::{Duration, Instant};
 
 use crate::support::redis_server::{RedisOptions, RedisServer};
-use mcp_sts::clock::UnixTime;
 use mcp_sts::revocation::redis::{DEFAULT_TIMEOUT, RedisStore};
 use mcp_sts::revocation::{Revocation, RevocationKind, RevocationStore, StoreError};
+use mcp_sts_contract::clock::UnixTime;
 
 /// Longer than any single operation may take: past this, the store is hanging.
 const HANG: Duration = Duration::from_secs(2);
@@ -16,7 +16,7 @@ const HANG: Duration = Duration::from_secs(2);
 const RECOVERY: Duration = Duration::from_secs(5);
 
 fn wall_now() -> UnixTime {
-    mcp_sts::clock::Clock::now(&mcp_sts::clock::SystemClock)
+    mcp_sts_contract::clock::Clock::now(&mcp_sts_contract::clock::SystemClock)
 }
 
 fn entry(kind: RevocationKind, value: &str) -> Revocation {

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use crate::support::redis_server::{RedisOptions, RedisServer};
 use crate::support::ssf::{Receiver, all_events};
 use crate::support::sts::{ACCESS_TOKEN, BILLING_API_SECRET, JWT, ORDERS_API_SECRET, Options, TestSts};
-use mcp_sts::verify::{RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError};
+use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError};
 use reqwest::Method;
 use serde_json::json;
 
@@ -230,8 +230,11 @@ async fn a_stale_stream_falls_back_to_introspection_when_configured() {
     let stream = Arc::new(RevocationStream::new(config).unwrap());
     let mut verifier = VerifierConfig::new(&sts.url, "orders-api");
     verifier.revocation_stream = Some(stream.clone());
-    let mut introspection =
-        mcp_sts::verify::IntrospectionConfig::new(format!("{}/introspect", sts.url), "orders-api", ORDERS_API_SECRET);
+    let mut introspection = mcp_sts_downstream::verify::IntrospectionConfig::new(
+        format!("{}/introspect", sts.url),
+        "orders-api",
+        ORDERS_API_SECRET,
+    );
     introspection.cache_ttl = Duration::ZERO;
     verifier.introspection = Some(introspection);
     let verifier = Verifier::new(verifier).unwrap();

@@ -10,9 +10,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::ssf::upstream::UpstreamReceiver;
-use mcp_sts::verify::{RevocationStream, RevocationStreamConfig};
+use mcp_sts_demo::dev_idp::DevIdp;
+use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig};
 use serde_json::{Value, json};
 
 use crate::support::sts::{Options, T0, TestSts};
@@ -175,7 +175,7 @@ async fn both_receivers_refuse_bad_sets_alike_and_apply_nothing() {
     assert_eq!(stream.poll_once(T0).await.unwrap(), 0);
     assert_eq!(told(&downstream, &sets), expected(&sets));
     assert_eq!(
-        stream.heard(mcp_sts::contract::revocation::RevocationKind::Subject, "mallory"),
+        stream.heard(mcp_sts_contract::revocation::RevocationKind::Subject, "mallory"),
         None
     );
 }

@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use crate::support::ssf::Receiver;
 use crate::support::sts::{ORDERS_API_SECRET, Options, TestSts};
-use mcp_sts::contract::revocation::RevocationKind;
-use mcp_sts::verify::{
+use mcp_sts_contract::revocation::RevocationKind;
+use mcp_sts_downstream::verify::{
     IntrospectionConfig, RevocationStream, RevocationStreamConfig, Verifier, VerifierConfig, VerifyError,
 };
 use reqwest::Method;

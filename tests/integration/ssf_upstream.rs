@@ -12,8 +12,8 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::ssf::upstream::UpstreamReceiver;
+use mcp_sts_demo::dev_idp::DevIdp;
 use reqwest::Method;
 use serde_json::{Value, json};
 

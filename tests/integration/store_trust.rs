@@ -8,9 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mcp_sts::audit::AuditLog;
-use mcp_sts::clock::ManualClock;
 use mcp_sts::config::Config;
-use mcp_sts::dev_idp::DevIdp;
+use mcp_sts_contract::clock::ManualClock;
+use mcp_sts_demo::dev_idp::DevIdp;
 
 use crate::support::redis_server::{RedisOptions, RedisServer};
 use crate::support::redis_topologies::wait_for;

@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use crate::support::sts::{ACCESS_TOKEN, JWT, ORDERS_API_SECRET, Options, TestSts, decode_header};
-use mcp_sts::clock::Clock;
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
+use mcp_sts_contract::clock::Clock;
+use mcp_sts_downstream::verify::{IntrospectionConfig, Verifier, VerifierConfig, VerifyError};
 
 const ORDERS_API: (&str, &str) = ("orders-api", ORDERS_API_SECRET);
 
@@ -60,7 +60,9 @@ async fn a_token_seen_before_is_still_refused_once_its_user_or_agent_is_revoked(
 async fn a_token_seen_before_expires_on_time() {
     let sts = TestSts::start().await;
     let alice = sts.user_token("alice@example.com", &["developer"]);
-    let exp = mcp_sts::jose::compact::claims(&alice).unwrap()["exp"].as_u64().unwrap();
+    let exp = mcp_sts_contract::jose::compact::claims(&alice).unwrap()["exp"]
+        .as_u64()
+        .unwrap();
     assert_eq!(sts.exchange(&alice, &[("audience", "orders-api")]).await.status, 200);
     assert_eq!(sts.exchange(&alice, &[("audience", "orders-api")]).await.status, 200);
     let leeway = sts.sts.config.tokens.leeway_seconds;
@@ -173,7 +175,7 @@ async fn the_verifier_checks_a_signature_once_and_still_refuses_revoked_and_expi
     let minted = sts.exchange(&alice, &[("audience", "orders-api")]).await.token();
     assert!(verifier.verify(&minted).await.is_ok());
     assert!(verifier.verify(&minted).await.is_ok());
-    let exp = mcp_sts::jose::compact::claims(&minted).unwrap()["exp"]
+    let exp = mcp_sts_contract::jose::compact::claims(&minted).unwrap()["exp"]
         .as_u64()
         .unwrap();
     sts.clock.advance(exp + 30 - sts.clock.now());

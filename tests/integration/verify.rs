@@ -8,8 +8,8 @@ use crate::support::downstream::{AUDIENCE, ISSUER, NOW, TestKey, b64, dead_url, 
 use axum::Router;
 use axum::routing::{get, post};
 use base64::Engine;
-use mcp_sts::clock::{Clock, ManualClock, SystemClock};
-use mcp_sts::verify::{
+use mcp_sts_contract::clock::{Clock, ManualClock, SystemClock};
+use mcp_sts_downstream::verify::{
     AuthRejection, Authenticated, BearerAuthLayer, DelegationMode, ExecutionIdentity, IntrospectionConfig, Verifier,
     VerifierConfig, VerifyError,
 };

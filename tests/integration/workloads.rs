@@ -4,8 +4,8 @@
 
 use crate::support::sts::{JWT, Options, Reply, TestSts};
 use crate::support::workload::{TrustDomain, bundle_of};
-use mcp_sts::dev_idp::DevIdp;
-use mcp_sts::verify::{SubProfile, Verifier, VerifierConfig};
+use mcp_sts_demo::dev_idp::DevIdp;
+use mcp_sts_downstream::verify::{SubProfile, Verifier, VerifierConfig};
 use serde_json::{Value, json};
 
 const PLANNER: &str = "spiffe://example.org/agents/planner";

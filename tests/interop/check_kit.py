@@ -1,4 +1,4 @@
-"""The MCP server kit (examples/mcp_server.rs: rmcp + mcp-sts's kit), trusting oidc-provider,
+"""The MCP server kit (crates/downstream/examples/mcp_server.rs: rmcp + mcp-sts's kit), trusting oidc-provider,
 called by the official Python MCP SDK: its OAuth client finds the protected resource
 metadata (RFC 9728), signs in at oidc-provider as the registered MCP client `claude-desktop`
 and calls tools with the JWT access token it got. Also the exchange side of the same idea:

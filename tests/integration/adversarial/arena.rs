@@ -4,8 +4,8 @@
 //! two `private_key_jwt` clients.
 
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::keys::SigningKey;
+use mcp_sts_demo::dev_idp::DevIdp;
 use serde_json::json;
 
 use crate::support::attack::ForgeIdp;

@@ -4,8 +4,8 @@
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::dev_idp::b64_json;
 use mcp_sts::keys::SigningKey;
+use mcp_sts_demo::dev_idp::b64_json;
 use serde_json::{Value, json};
 
 use super::arena::Arena;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::routing::{get, post};
 use mcp_sts::ssf::upstream::UpstreamReceiver;
-use mcp_sts::verify::{RevocationStream, RevocationStreamConfig};
+use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
