@@ -18,7 +18,7 @@ const MAX_TEXT_LEN: usize = 1024;
 /// Why an admin request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum AdminError {
+pub(crate) enum AdminError {
     /// No admin credential is configured: the API does not exist (404).
     #[error("the admin API is not enabled")]
     Disabled,
@@ -56,7 +56,7 @@ impl AdminError {
 
 impl AdminError {
     /// The `error` code of the answer (RFC 6750 §3.1 names for credential failures).
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             AdminError::Disabled | AdminError::NotFound => "not_found",
             AdminError::Unauthorized => "invalid_token",
@@ -67,7 +67,7 @@ impl AdminError {
 }
 
 /// Check the admin Bearer credential in constant time.
-pub fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminError> {
+pub(crate) fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminError> {
     let Some(expected) = sts
         .config
         .admin
@@ -93,7 +93,7 @@ pub fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminErro
 /// `POST /admin/revocations` body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct RevokeRequest {
+pub(crate) struct RevokeRequest {
     /// subject, session, agent, client or token.
     pub kind: String,
     /// The id it names.
@@ -118,7 +118,7 @@ pub struct RevokeRequest {
 /// A revocation as the admin API answers it: the entry, and whom a user or session
 /// entry covers ("every issuer", or "issuer <url>").
 #[derive(Debug, Serialize)]
-pub struct AdminRevocation {
+pub(crate) struct AdminRevocation {
     /// The stored entry.
     #[serde(flatten)]
     pub entry: Revocation,
@@ -135,7 +135,7 @@ impl From<Revocation> for AdminRevocation {
 }
 
 /// Parse and check a kind and value from a request.
-pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
+pub(crate) fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
     let kind: RevocationKind = kind.parse().map_err(AdminError::BadRequest)?;
     // The same rule the exchange holds presented identifiers to: what it accepts can
     // be revoked here, and nothing else.
@@ -145,7 +145,7 @@ pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
 
 /// Limit `key` to `issuer`: only users and sessions belong to an issuer (agents,
 /// clients and tokens are mcp-sts's own names).
-pub fn scope_key(mut key: RevocationKey, issuer: Option<String>) -> Result<RevocationKey, AdminError> {
+pub(crate) fn scope_key(mut key: RevocationKey, issuer: Option<String>) -> Result<RevocationKey, AdminError> {
     match (key.kind, issuer) {
         (_, None) => Ok(key),
         (RevocationKind::Subject | RevocationKind::Session, Some(issuer)) => {
@@ -186,7 +186,7 @@ fn expiry(sts: &Sts, kind: RevocationKind, asked: Option<u64>, now: UnixTime) ->
 
 /// Record a revocation and queue its Shared Signals events, as one write;
 /// acknowledged only once both are in the store (if not, nothing was changed).
-pub async fn revoke(
+pub(crate) async fn revoke(
     sts: &Sts,
     request: RevokeRequest,
     now: UnixTime,
@@ -250,7 +250,7 @@ fn describe(answer: &AdminRevocation) -> String {
 }
 
 /// Every revocation in force.
-pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation>, AdminError> {
+pub(crate) async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation>, AdminError> {
     sts.store_call(sts.store.list(now))
         .await
         .map(|entries| entries.into_iter().map(AdminRevocation::from).collect())
@@ -261,7 +261,7 @@ pub async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation>, Admi
 /// one, the one for every issuer). Subscribed receivers are told first (a
 /// reinstatement SET), then the entry is removed; if either fails the answer is 503 and
 /// retrying is safe.
-pub async fn reinstate(
+pub(crate) async fn reinstate(
     sts: &Sts,
     key: &RevocationKey,
     now: UnixTime,

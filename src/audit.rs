@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 
 /// The tracing target of audit events.
-pub const TARGET: &str = "audit";
+pub(crate) const TARGET: &str = "audit";
 
 /// One audited decision.
 #[derive(Debug, Clone, Default, Serialize)]
@@ -81,7 +81,7 @@ const MAX_LOGGED_CHARS: usize = 128;
 /// A caller-supplied identifier (a claimed client id) as a log line may carry it:
 /// control characters, quotes and backslashes escaped, at most 128 characters, a
 /// longer one cut and marked with `...`. Nothing a caller sends can forge a line.
-pub fn loggable(text: &str) -> String {
+pub(crate) fn loggable(text: &str) -> String {
     let mut out: String = text
         .chars()
         .take(MAX_LOGGED_CHARS)

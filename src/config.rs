@@ -8,9 +8,7 @@ mod check;
 mod workloads;
 
 pub use check::{Problem, Severity};
-pub use workloads::{
-    IssuerKind, Pattern, SERVICE_ACCOUNT, WorkloadClient, WorkloadRule, spiffe_issuer, valid_trust_domain,
-};
+pub(crate) use workloads::{IssuerKind, Pattern, SERVICE_ACCOUNT, WorkloadRule, spiffe_issuer, valid_trust_domain};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -485,12 +483,12 @@ impl EntitlementSource {
     }
 
     /// Whether the user's roles entitle.
-    pub fn uses_roles(self) -> bool {
+    pub(crate) fn uses_roles(self) -> bool {
         matches!(self, Self::Roles | Self::Both)
     }
 
     /// Whether the subject token's `scope` entitles.
-    pub fn uses_token_scopes(self) -> bool {
+    pub(crate) fn uses_token_scopes(self) -> bool {
         matches!(self, Self::TokenScopes | Self::Both)
     }
 }
@@ -560,7 +558,7 @@ pub struct AudienceConfig {
 
 impl AudienceConfig {
     /// The lifetime cap this audience puts on its tokens.
-    pub fn ttl_cap(&self) -> Option<u64> {
+    pub(crate) fn ttl_cap(&self) -> Option<u64> {
         match (self.ttl_seconds, self.mode) {
             (Some(ttl), _) => Some(ttl),
             (None, DelegationMode::RestrictedUser) => Some(RESTRICTED_USER_DEFAULT_TTL),
@@ -584,7 +582,7 @@ pub struct AuthorizationServerConfig {
 
 impl AuthorizationServerConfig {
     /// The lifetime of grants for this authorization server.
-    pub fn grant_ttl(&self) -> u64 {
+    pub(crate) fn grant_ttl(&self) -> u64 {
         self.ttl_seconds.unwrap_or(DEFAULT_GRANT_TTL)
     }
 }
@@ -604,13 +602,13 @@ pub struct ProtectedResourceConfig {
 }
 
 /// Default lifetime of identity assertion grants: long enough to redeem, no longer.
-pub const DEFAULT_GRANT_TTL: u64 = 300;
+pub(crate) const DEFAULT_GRANT_TTL: u64 = 300;
 
 /// Longest lifetime of identity assertion grants we issue.
-pub const MAX_GRANT_TTL: u64 = 600;
+pub(crate) const MAX_GRANT_TTL: u64 = 600;
 
 /// Default lifetime of `restricted_user` tokens.
-pub const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
+pub(crate) const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
 
 /// A configuration mistake, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -680,7 +678,7 @@ impl Config {
     }
 
     /// Make relative paths relative to `base` (the configuration file's folder).
-    pub fn resolve_paths(&mut self, base: &Path) {
+    pub(crate) fn resolve_paths(&mut self, base: &Path) {
         let resolve = |path: &mut PathBuf| {
             if path.is_relative() {
                 *path = base.join(&*path);
@@ -694,7 +692,7 @@ impl Config {
     }
 
     /// The longest lifetime any minted token can have: keys and revocations must outlive it.
-    pub fn max_token_ttl(&self) -> u64 {
+    pub(crate) fn max_token_ttl(&self) -> u64 {
         self.audiences
             .iter()
             .filter_map(AudienceConfig::ttl_cap)
@@ -709,13 +707,13 @@ impl Config {
     }
 
     /// The token endpoint URL, as advertised and as accepted in client assertions.
-    pub fn token_endpoint(&self) -> String {
+    pub(crate) fn token_endpoint(&self) -> String {
         format!("{}/token", self.server.issuer)
     }
 }
 
 /// RFC 8707 §2: a resource is an absolute URI without a fragment.
-pub fn check_resource_uri(value: &str) -> Result<(), String> {
+pub(crate) fn check_resource_uri(value: &str) -> Result<(), String> {
     let parsed = url::Url::parse(value).map_err(|_| "must be an absolute URI".to_owned())?;
     if parsed.fragment().is_some() || value.contains('#') {
         return Err("must not contain a fragment".into());

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-pub use mcp_sts_contract::ErrorCode;
+pub(crate) use mcp_sts_contract::ErrorCode;
 
 /// A refusal: the code, the rule that refused, and a description safe to return.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,7 +29,7 @@ pub struct OAuthError {
 
 impl OAuthError {
     /// Build an error; the description is cleaned to the RFC 6749 §5.2 character set.
-    pub fn new(code: ErrorCode, rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn new(code: ErrorCode, rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         let description = description.into();
         let description = if description.chars().all(is_description_char) {
             description
@@ -47,42 +47,42 @@ impl OAuthError {
     }
 
     /// `invalid_request`.
-    pub fn invalid_request(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_request(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidRequest, rule, description)
     }
 
     /// `invalid_client`.
-    pub fn invalid_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidClient, rule, description)
     }
 
     /// `invalid_grant` (RFC 6749 §5.2, RFC 7523 §3.1): an unacceptable assertion grant.
-    pub fn invalid_grant(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_grant(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidGrant, rule, description)
     }
 
     /// `unauthorized_client`.
-    pub fn unauthorized_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn unauthorized_client(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::UnauthorizedClient, rule, description)
     }
 
     /// `invalid_scope`.
-    pub fn invalid_scope(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_scope(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidScope, rule, description)
     }
 
     /// `invalid_target`.
-    pub fn invalid_target(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_target(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidTarget, rule, description)
     }
 
     /// `temporarily_unavailable` (HTTP 503): a dependency is down, so we refuse.
-    pub fn unavailable(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn unavailable(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::TemporarilyUnavailable, rule, description)
     }
 
     /// `too_many_requests` (HTTP 429): a rate limit refused; retry after `seconds`.
-    pub fn rate_limited(rule: &'static str, seconds: u64) -> Self {
+    pub(crate) fn rate_limited(rule: &'static str, seconds: u64) -> Self {
         Self {
             retry_after: Some(seconds),
             ..Self::new(
@@ -94,12 +94,12 @@ impl OAuthError {
     }
 
     /// `invalid_dpop_proof` (RFC 9449 §5).
-    pub fn invalid_dpop_proof(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
+    pub(crate) fn invalid_dpop_proof(rule: &'static str, description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(ErrorCode::InvalidDpopProof, rule, description)
     }
 
     /// `use_dpop_nonce` (RFC 9449 §8) with the nonce to use.
-    pub fn use_dpop_nonce(rule: &'static str, nonce: String) -> Self {
+    pub(crate) fn use_dpop_nonce(rule: &'static str, nonce: String) -> Self {
         Self {
             dpop_nonce: Some(nonce),
             ..Self::new(
@@ -111,12 +111,12 @@ impl OAuthError {
     }
 
     /// `server_error`: the caller sees a generic text; log the detail separately.
-    pub fn server_error(rule: &'static str) -> Self {
+    pub(crate) fn server_error(rule: &'static str) -> Self {
         Self::new(ErrorCode::ServerError, rule, "internal error")
     }
 
     /// The audit reason: the error code plus the rule name.
-    pub fn reason(&self) -> String {
+    pub(crate) fn reason(&self) -> String {
         format!("{}:{}", self.code.as_str(), self.rule)
     }
 }

@@ -48,7 +48,7 @@ pub struct Exchanger<'a> {
 
 impl Exchanger<'_> {
     /// What checking a DPoP proof at `/token` needs.
-    pub fn token_endpoint(&self) -> TokenEndpoint<'_> {
+    pub(crate) fn token_endpoint(&self) -> TokenEndpoint<'_> {
         TokenEndpoint {
             url: self.auth.token_endpoint,
             nonce: self.dpop.nonce,

@@ -11,7 +11,7 @@ use crate::service::Sts;
 use mcp_sts_contract::clock::UnixTime;
 
 /// The introspection answer to `query` (RFC 7662 §2.2).
-pub async fn introspect(
+pub(crate) async fn introspect(
     sts: &Sts,
     query: TokenQuery,
     now: UnixTime,

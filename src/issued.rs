@@ -19,7 +19,13 @@ use mcp_sts_contract::urn::ACCESS_TOKEN_TYP;
 /// Read a token as one of ours at `now`: `at+jwt`, signed by a published key of
 /// ours, our issuer, one audience, and its times with no leeway (our clock is the
 /// one that minted it). `None` for anything else.
-pub async fn read(token: &str, issuer: &str, ring: &KeyRing, max_bytes: usize, now: UnixTime) -> Option<AccessClaims> {
+pub(crate) async fn read(
+    token: &str,
+    issuer: &str,
+    ring: &KeyRing,
+    max_bytes: usize,
+    now: UnixTime,
+) -> Option<AccessClaims> {
     let profile = Profile::new(Types::Exactly(&[ACCESS_TOKEN_TYP]), max_bytes, now, 0).kid_required();
     let jws = mcp_sts_contract::jose::read(token, &profile, ring, NO_MEMORY)
         .await
@@ -55,7 +61,7 @@ pub(crate) async fn presented(
 
 /// Whether `caller` may learn about or revoke `claims`: it is the token's audience or
 /// the client it was issued to (RFC 7662 §2.2, RFC 7009 §2.1).
-pub fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaims) -> bool {
+pub(crate) fn caller_may_see(sts: &Sts, caller: &RegisteredClient, claims: &AccessClaims) -> bool {
     let aud = claims.aud.single().unwrap_or_default();
     let audience_id = sts.audiences.by_aud(aud).map_or(aud, |a| a.id.as_str());
     caller.id() == claims.client_id || caller.id() == audience_id

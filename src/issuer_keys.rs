@@ -73,7 +73,7 @@ async fn fetch_one(issuer: &TrustedIssuer, now: UnixTime) -> Found {
 
 /// Per issuer: `Some(true)` keys held, `Some(false)` fetched without success and none
 /// held, `None` not fetched yet (no start-up fetch ran, as in an embedded router).
-pub fn availability(issuers: &Issuers, now: UnixTime) -> BTreeMap<String, Option<bool>> {
+pub(crate) fn availability(issuers: &Issuers, now: UnixTime) -> BTreeMap<String, Option<bool>> {
     issuers
         .names()
         .into_iter()
@@ -92,7 +92,7 @@ pub fn availability(issuers: &Issuers, now: UnixTime) -> BTreeMap<String, Option
 }
 
 /// At start: fetch every issuer's keys and log what was found.
-pub async fn fetch_at_start(sts: &Sts) {
+pub(crate) async fn fetch_at_start(sts: &Sts) {
     for found in fetch_all(&sts.issuers, sts.clock.now()).await {
         match &found.keys {
             Ok(kids) => tracing::info!(issuer = %found.issuer, keys = kids.len(), "issuer keys fetched"),
@@ -106,7 +106,7 @@ pub async fn fetch_at_start(sts: &Sts) {
 }
 
 /// Try again, in the background, the issuers that hold no keys.
-pub fn spawn_refresher(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_refresher(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RETRY_EVERY).await;

@@ -20,7 +20,7 @@ use mcp_sts_contract::{AccessClaims, Actor};
 /// own issuer; one whose issuer a minted token does not record answers to the entry
 /// of every trusted issuer (the contract's issuer rule, `covers`).
 #[derive(Debug, Clone, Default)]
-pub struct Lineage {
+pub(crate) struct Lineage {
     caller: Option<String>,
     trusted: Vec<String>,
     keys: BTreeSet<RevocationKey>,
@@ -30,7 +30,7 @@ impl Lineage {
     /// The lineage of a request made by the authenticated client `caller`, for a
     /// service trusting the issuers named `trusted` (`Issuers::names`): a revoked
     /// caller fails authentication, whatever else is found.
-    pub fn for_caller(caller: &str, trusted: &[&str]) -> Self {
+    pub(crate) fn for_caller(caller: &str, trusted: &[&str]) -> Self {
         let mut trusted: Vec<String> = trusted.iter().map(|s| (*s).to_owned()).collect();
         trusted.sort();
         let mut lineage = Self {
@@ -61,20 +61,20 @@ impl Lineage {
     }
 
     /// A user, as subject, of `namespace` (see [`Namespace::of_user`]).
-    pub fn user(&mut self, sub: &str, namespace: Namespace<'_>) -> &mut Self {
+    pub(crate) fn user(&mut self, sub: &str, namespace: Namespace<'_>) -> &mut Self {
         self.insert(LineageKey::user(sub, namespace));
         self
     }
 
     /// A session of `namespace`.
-    pub fn session(&mut self, sid: &str, namespace: Namespace<'_>) -> &mut Self {
+    pub(crate) fn session(&mut self, sid: &str, namespace: Namespace<'_>) -> &mut Self {
         self.insert(LineageKey::session(sid, namespace));
         self
     }
 
     /// An actor in a chain: revoked as an agent, or offboarded as a user of its
     /// issuer (none: a registered client).
-    pub fn actor(&mut self, actor: &Actor) -> &mut Self {
+    pub(crate) fn actor(&mut self, actor: &Actor) -> &mut Self {
         for key in LineageKey::actor(&actor.sub, actor.iss.as_deref()) {
             self.insert(key);
         }
@@ -82,7 +82,7 @@ impl Lineage {
     }
 
     /// One token or grant by its `jti` (an identity assertion grant, at redemption).
-    pub fn token(&mut self, jti: &str) -> &mut Self {
+    pub(crate) fn token(&mut self, jti: &str) -> &mut Self {
         self.insert(LineageKey::token(jti));
         self
     }
@@ -90,7 +90,7 @@ impl Lineage {
     /// Everything a minted token came from, by the contract's one lineage rule
     /// (`contract::revocation::lineage`), which the downstream verifier and the MCP
     /// server kit apply too.
-    pub fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
+    pub(crate) fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
         for key in mcp_sts_contract::revocation::lineage(claims) {
             self.insert(key);
         }
@@ -98,7 +98,7 @@ impl Lineage {
     }
 
     /// Every actor of `chain`, current first.
-    pub fn chain(&mut self, chain: &Actor) -> &mut Self {
+    pub(crate) fn chain(&mut self, chain: &Actor) -> &mut Self {
         for actor in chain.iter() {
             self.actor(actor);
         }
@@ -107,19 +107,19 @@ impl Lineage {
 
     /// Ask the store behind `gate` about every key in one round trip and read the
     /// answer; a store that cannot answer is the gate's 503.
-    pub async fn check(&self, gate: &RevocationGate, now: UnixTime) -> Result<Verdict, OAuthError> {
+    pub(crate) async fn check(&self, gate: &RevocationGate, now: UnixTime) -> Result<Verdict, OAuthError> {
         let keys = self.keys();
         let found = gate.check(&keys, now).await?;
         Ok(self.verdict(&keys, &found))
     }
 
     /// The keys to ask the store about, in a stable order.
-    pub fn keys(&self) -> Vec<RevocationKey> {
+    pub(crate) fn keys(&self) -> Vec<RevocationKey> {
         self.keys.iter().cloned().collect()
     }
 
     /// Read the store's answer to [`Lineage::keys`] (same order).
-    pub fn verdict(&self, keys: &[RevocationKey], found: &[Option<Revocation>]) -> Verdict {
+    pub(crate) fn verdict(&self, keys: &[RevocationKey], found: &[Option<Revocation>]) -> Verdict {
         let mut hits: Vec<&RevocationKey> = keys
             .iter()
             .zip(found)
@@ -152,7 +152,7 @@ fn precedence(kind: RevocationKind) -> u8 {
 
 /// What the store said about a lineage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Nothing in the lineage is revoked.
     Clear,
     /// The authenticated caller itself is revoked: it fails authentication.
@@ -164,7 +164,7 @@ pub enum Verdict {
 impl Verdict {
     /// The answer at `/token` (RFC 8693 §2.2.2): a revoked caller is `invalid_client`,
     /// anything else revoked makes the presented token unacceptable (`invalid_request`).
-    pub fn into_exchange_result(self) -> Result<(), OAuthError> {
+    pub(crate) fn into_exchange_result(self) -> Result<(), OAuthError> {
         match self {
             Verdict::Clear => Ok(()),
             Verdict::CallerRevoked => Err(caller_revoked()),
@@ -174,7 +174,7 @@ impl Verdict {
 
     /// The answer when an authorization grant is redeemed (RFC 6749 §5.2): a revoked
     /// caller is `invalid_client`; anything else revoked makes the grant `invalid_grant`.
-    pub fn into_grant_result(self) -> Result<(), OAuthError> {
+    pub(crate) fn into_grant_result(self) -> Result<(), OAuthError> {
         match self {
             Verdict::Clear => Ok(()),
             Verdict::CallerRevoked => Err(caller_revoked()),
@@ -188,7 +188,7 @@ impl Verdict {
     /// The answer for doors that answer about a token rather than refuse it
     /// (introspection, `/revoke`): only a revoked caller is an error; `Ok(true)` when
     /// the token is still good.
-    pub fn token_active(self) -> Result<bool, OAuthError> {
+    pub(crate) fn token_active(self) -> Result<bool, OAuthError> {
         match self {
             Verdict::Clear => Ok(true),
             Verdict::CallerRevoked => Err(caller_revoked()),
@@ -198,7 +198,7 @@ impl Verdict {
 }
 
 /// A revoked client fails authentication, exactly as an unknown one does.
-pub fn caller_revoked() -> OAuthError {
+pub(crate) fn caller_revoked() -> OAuthError {
     OAuthError::invalid_client("client.revoked", "client authentication failed")
 }
 

@@ -14,7 +14,7 @@ use prometheus_client::registry::Registry;
 
 /// Labels of one decision.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct DecisionLabels {
+pub(crate) struct DecisionLabels {
     /// The audited event: `token_exchange` or `revoke`.
     pub endpoint: &'static str,
     /// `allow` or the RFC error code.
@@ -23,7 +23,7 @@ pub struct DecisionLabels {
 
 /// Labels of one revocation store call.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct StoreLabels {
+pub(crate) struct StoreLabels {
     /// `check`, `revoke`, `reinstate`, `list`, `use_once` or `ping`.
     pub operation: &'static str,
     /// `ok` or `error`.
@@ -32,28 +32,28 @@ pub struct StoreLabels {
 
 /// Labels of a rate-limit refusal.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct LimitLabels {
+pub(crate) struct LimitLabels {
     /// `client` or `subject`.
     pub limit: &'static str,
 }
 
 /// Labels of a connection the server closed.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ConnectionLabels {
+pub(crate) struct ConnectionLabels {
     /// `idle`: no request came within the header or keep-alive deadline.
     pub reason: &'static str,
 }
 
 /// Labels of one upstream issuer.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct IssuerLabels {
+pub(crate) struct IssuerLabels {
     /// The issuer's `iss`.
     pub issuer: String,
 }
 
 /// Labels of one HTTP request.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct RequestLabels {
+pub(crate) struct RequestLabels {
     /// The route (a path template, never the path a client sent).
     pub route: &'static str,
     /// `GET`, `POST`, ... (`other` for the rest).
@@ -64,7 +64,7 @@ pub struct RequestLabels {
 
 /// Labels of one Shared Signals receiver.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReceiverLabels {
+pub(crate) struct ReceiverLabels {
     /// The client that owns the stream.
     pub receiver: String,
     /// `poll` or `push`.
@@ -73,11 +73,11 @@ pub struct ReceiverLabels {
 
 /// Store latency by operation: cheap to clone, handed to the store wrapper.
 #[derive(Debug, Clone)]
-pub struct StoreLatency(Family<StoreLabels, Histogram>);
+pub(crate) struct StoreLatency(Family<StoreLabels, Histogram>);
 
 impl StoreLatency {
     /// Record one call.
-    pub fn observe(&self, operation: &'static str, ok: bool, elapsed: Duration) {
+    pub(crate) fn observe(&self, operation: &'static str, ok: bool, elapsed: Duration) {
         let outcome = if ok { "ok" } else { "error" };
         self.0
             .get_or_create(&StoreLabels { operation, outcome })
@@ -128,7 +128,7 @@ impl Default for Metrics {
 
 impl Metrics {
     /// A fresh registry with every metric registered.
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("mcp_sts");
         let decisions = Family::<DecisionLabels, Counter>::default();
         registry.register("decisions", "Decisions by endpoint and outcome", decisions.clone());
@@ -269,46 +269,41 @@ impl Metrics {
     }
 
     /// Count a connection closed at a deadline.
-    pub fn connection_closed(&self, reason: &'static str) {
+    pub(crate) fn connection_closed(&self, reason: &'static str) {
         self.connections_closed
             .get_or_create(&ConnectionLabels { reason })
             .inc();
     }
 
     /// Count one decision.
-    pub fn decision(&self, endpoint: &'static str, outcome: &'static str) {
+    pub(crate) fn decision(&self, endpoint: &'static str, outcome: &'static str) {
         self.decisions
             .get_or_create(&DecisionLabels { endpoint, outcome })
             .inc();
     }
 
     /// Record how long an exchange took.
-    pub fn exchange_took(&self, elapsed: Duration) {
+    pub(crate) fn exchange_took(&self, elapsed: Duration) {
         self.exchange_seconds.observe(elapsed.as_secs_f64());
     }
 
-    /// Count a store failure.
-    pub fn store_failed(&self) {
-        self.store_failures.inc();
-    }
-
     /// The store failure counter, shared with the revocation gate.
-    pub fn store_failures(&self) -> Counter {
+    pub(crate) fn store_failures(&self) -> Counter {
         self.store_failures.clone()
     }
 
     /// The handle the store wrapper records latency with.
-    pub fn store_latency(&self) -> StoreLatency {
+    pub(crate) fn store_latency(&self) -> StoreLatency {
         self.store_latency.clone()
     }
 
     /// Set how many keys the JWKS holds now.
-    pub fn keys_published(&self, count: usize) {
+    pub(crate) fn keys_published(&self, count: usize) {
         self.keys_published.set(i64::try_from(count).unwrap_or(i64::MAX));
     }
 
     /// Copy in the verified-token memory's figures.
-    pub fn verified_tokens(&self, stats: mcp_sts_contract::jose::VerifiedStats) {
+    pub(crate) fn verified_tokens(&self, stats: mcp_sts_contract::jose::VerifiedStats) {
         let _one_at_a_time = self.verified.copying.lock();
         let m = &self.verified;
         m.hits.inc_by(stats.hits.saturating_sub(m.hits.get()));
@@ -317,7 +312,7 @@ impl Metrics {
     }
 
     /// Record one HTTP request.
-    pub fn request(&self, route: &'static str, method: &'static str, status: u16, elapsed: Duration) {
+    pub(crate) fn request(&self, route: &'static str, method: &'static str, status: u16, elapsed: Duration) {
         let status = match status {
             200..=299 => "2xx",
             300..=399 => "3xx",
@@ -330,7 +325,7 @@ impl Metrics {
     }
 
     /// Record what a receiver's stream held when it was last served at `now`.
-    pub fn stream_served(&self, receiver: &str, delivery: &'static str, backlog: usize, now: u64) {
+    pub(crate) fn stream_served(&self, receiver: &str, delivery: &'static str, backlog: usize, now: u64) {
         let labels = ReceiverLabels {
             receiver: receiver.to_owned(),
             delivery,
@@ -344,18 +339,18 @@ impl Metrics {
     }
 
     /// Record what readiness found at this scrape.
-    pub fn readiness(&self, ready: bool, store_up: bool) {
+    pub(crate) fn readiness(&self, ready: bool, store_up: bool) {
         self.ready.set(i64::from(ready));
         self.store_up.set(i64::from(store_up));
     }
 
     /// Set the signing key's age.
-    pub fn signing_key_age(&self, seconds: u64) {
+    pub(crate) fn signing_key_age(&self, seconds: u64) {
         self.signing_key_age.set(i64::try_from(seconds).unwrap_or(i64::MAX));
     }
 
     /// Copy in one issuer's key fetch figures; `available` is `None` before any fetch.
-    pub fn issuer_keys(&self, issuer: &str, stats: mcp_sts_contract::jose::JwksStats, available: Option<bool>) {
+    pub(crate) fn issuer_keys(&self, issuer: &str, stats: mcp_sts_contract::jose::JwksStats, available: Option<bool>) {
         let _one_at_a_time = self.copying_issuers.lock();
         let labels = IssuerLabels {
             issuer: issuer.to_owned(),
@@ -372,12 +367,12 @@ impl Metrics {
     }
 
     /// The refusal counters, shared with the rate limiter.
-    pub fn rate_limit_refusals(&self) -> Family<LimitLabels, Counter> {
+    pub(crate) fn rate_limit_refusals(&self) -> Family<LimitLabels, Counter> {
         self.rate_limited.clone()
     }
 
     /// The text exposition format.
-    pub fn render(&self) -> String {
+    pub(crate) fn render(&self) -> String {
         let mut out = String::new();
         if prometheus_client::encoding::text::encode(&mut out, &self.registry).is_err() {
             out.clear();

@@ -17,7 +17,7 @@ pub fn sign(key: &SigningKey, claims: &AccessClaims) -> Result<String, OAuthErro
 }
 
 /// Sign an identity assertion grant (`typ` `oauth-id-jag+jwt`) with the current key.
-pub fn sign_id_jag(key: &SigningKey, claims: &IdJagClaims) -> Result<String, OAuthError> {
+pub(crate) fn sign_id_jag(key: &SigningKey, claims: &IdJagClaims) -> Result<String, OAuthError> {
     key.sign_jwt(ID_JAG_TYP, claims).map_err(|e| {
         tracing::error!(error = %e, kid = %key.kid, "signing failed");
         OAuthError::server_error("mint.sign")
@@ -31,7 +31,7 @@ pub fn new_jti() -> String {
 
 /// Everything a new access token says, before its audience's mode decides how.
 #[derive(Debug, Clone)]
-pub struct NewToken {
+pub(crate) struct NewToken {
     /// Our issuer.
     pub issuer: String,
     /// The `aud` value (audience id or resource URI).
@@ -72,7 +72,7 @@ impl NewToken {
     /// `service_identity` is the client acting as itself with the user as context. The
     /// user's issuer is `sub_id` (`iss_sub`) in the user modes and `user.iss` in
     /// `service_identity`, where `sub` is the client.
-    pub fn into_claims(self) -> AccessClaims {
+    pub(crate) fn into_claims(self) -> AccessClaims {
         let sub_id = |user: &str, issuer: Option<String>| {
             issuer.map(|iss| SubjectId::IssSub {
                 iss,

@@ -17,7 +17,7 @@ pub struct Audiences {
 
 /// The audience a request resolved to, and the `aud` value the token will carry.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(crate) struct Target {
     /// The audience's policy.
     pub audience: Arc<AudienceConfig>,
     /// The `aud` claim: the id, or the resource URI when asked by `resource` (RFC 9068 §3).
@@ -26,7 +26,7 @@ pub struct Target {
 
 impl Audiences {
     /// Build from configuration (already validated).
-    pub fn new(configs: &[AudienceConfig]) -> Self {
+    pub(crate) fn new(configs: &[AudienceConfig]) -> Self {
         let mut audiences = Self::default();
         for config in configs {
             let config = Arc::new(config.clone());
@@ -38,23 +38,18 @@ impl Audiences {
         audiences
     }
 
-    /// An audience by id.
-    pub fn get(&self, id: &str) -> Option<&Arc<AudienceConfig>> {
-        self.by_id.get(id)
-    }
-
     /// The audience an `aud` value names (an id or a resource URI).
-    pub fn by_aud(&self, aud: &str) -> Option<&Arc<AudienceConfig>> {
+    pub(crate) fn by_aud(&self, aud: &str) -> Option<&Arc<AudienceConfig>> {
         self.by_id.get(aud).or_else(|| self.by_resource.get(aud))
     }
 
     /// Every scope any audience knows (for the metadata document).
-    pub fn all_scopes(&self) -> BTreeSet<String> {
+    pub(crate) fn all_scopes(&self) -> BTreeSet<String> {
         self.by_id.values().flat_map(|a| a.scopes.iter().cloned()).collect()
     }
 
     /// Resolve `audience` and/or `resource` to one configured audience this client may reach.
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         audience: Option<&str>,
         resource: Option<&str>,
@@ -109,7 +104,7 @@ impl Audiences {
 }
 
 /// Parse a `scope` parameter (RFC 6749 §3.3): space-separated scope tokens.
-pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
+pub(crate) fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
     let Some(scope) = scope else {
         return Ok(Vec::new());
     };
@@ -133,7 +128,7 @@ pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
 
 /// Where the user's entitlement comes from.
 #[derive(Debug, Clone)]
-pub enum Entitlement {
+pub(crate) enum Entitlement {
     /// An upstream token: the audience's `role_scopes` for these roles, plus these scopes
     /// (each empty unless the issuer's `entitlement` setting selects it).
     Upstream {
@@ -150,7 +145,7 @@ pub enum Entitlement {
 }
 
 /// The scopes that may be granted for `audience` in its mode, in the audience's order.
-pub fn grantable(audience: &AudienceConfig, entitlement: &Entitlement) -> Vec<String> {
+pub(crate) fn grantable(audience: &AudienceConfig, entitlement: &Entitlement) -> Vec<String> {
     let allowed: BTreeSet<&str> = match (audience.mode, entitlement) {
         (DelegationMode::ServiceIdentity, Entitlement::Upstream { .. }) => {
             return audience.scopes.clone();
@@ -174,7 +169,7 @@ pub fn grantable(audience: &AudienceConfig, entitlement: &Entitlement) -> Vec<St
 
 /// RFC 6749 §3.3 as DESIGN decides it: nothing asked grants everything grantable;
 /// asking for anything outside the grantable set is `invalid_scope` (no silent narrowing).
-pub fn decide_scopes(
+pub(crate) fn decide_scopes(
     requested: &[String],
     grantable: &[String],
     audience: &AudienceConfig,

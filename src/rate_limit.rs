@@ -27,7 +27,7 @@ const PRUNE_EVERY: u64 = 4096;
 
 /// What a limit applies to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LimitScope {
+pub(crate) enum LimitScope {
     /// The authenticated client of `/token`.
     Client,
     /// The user named by the subject token.
@@ -36,7 +36,7 @@ pub enum LimitScope {
 
 impl LimitScope {
     /// The metric label and rule suffix.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             LimitScope::Client => "client",
             LimitScope::Subject => "subject",
@@ -47,7 +47,7 @@ impl LimitScope {
 /// A refused request: which limit, and how long until one more would be allowed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("{} rate limit reached; retry in {retry_after:?}", scope.as_str())]
-pub struct RateLimited {
+pub(crate) struct RateLimited {
     /// The limit that refused.
     pub scope: LimitScope,
     /// The earliest a retry can succeed.
@@ -88,7 +88,7 @@ impl<C: Clock> std::fmt::Debug for RateLimits<C> {
 
 impl RateLimits<DefaultClock> {
     /// Limits from `[limits]`, on the monotonic clock, counting refusals in `refused`.
-    pub fn new(config: &LimitsConfig, refused: Family<LimitLabels, Counter>) -> Self {
+    pub(crate) fn new(config: &LimitsConfig, refused: Family<LimitLabels, Counter>) -> Self {
         Self {
             refused,
             ..Self::with_clock(config, DefaultClock::default())
@@ -98,7 +98,7 @@ impl RateLimits<DefaultClock> {
 
 impl<C: Clock + Clone> RateLimits<C> {
     /// Limits on a given clock (tests advance a fake one).
-    pub fn with_clock(config: &LimitsConfig, clock: C) -> Self {
+    pub(crate) fn with_clock(config: &LimitsConfig, clock: C) -> Self {
         let limiter = |rate: Option<u32>, burst: Option<u32>| {
             let rate = NonZeroU32::new(rate?)?;
             let burst = burst.and_then(NonZeroU32::new).unwrap_or(rate);
@@ -117,12 +117,12 @@ impl<C: Clock + Clone> RateLimits<C> {
     }
 
     /// Count one exchange by `client_id`; refused when its bucket is empty.
-    pub fn check_client(&self, client_id: &str) -> Result<(), RateLimited> {
+    pub(crate) fn check_client(&self, client_id: &str) -> Result<(), RateLimited> {
         self.check(self.client.as_ref(), LimitScope::Client, client_id)
     }
 
     /// Count one exchange for `subject`; refused when its bucket is empty.
-    pub fn check_subject(&self, subject: &str) -> Result<(), RateLimited> {
+    pub(crate) fn check_subject(&self, subject: &str) -> Result<(), RateLimited> {
         self.check(self.subject.as_ref(), LimitScope::Subject, subject)
     }
 

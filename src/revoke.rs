@@ -14,7 +14,12 @@ use mcp_sts_contract::clock::UnixTime;
 /// Revoke the token in `query` for its caller. Unknown or invalid tokens succeed
 /// without change (RFC 7009 §2.2); a token issued neither to nor for the caller is
 /// refused.
-pub async fn revoke(sts: &Sts, query: TokenQuery, now: UnixTime, audit: &mut AuditEvent) -> Result<(), OAuthError> {
+pub(crate) async fn revoke(
+    sts: &Sts,
+    query: TokenQuery,
+    now: UnixTime,
+    audit: &mut AuditEvent,
+) -> Result<(), OAuthError> {
     let (caller, claims) = presented(sts, query, now, audit).await?;
     let caller = caller.as_ref();
     check_lineage(sts, caller, claims.as_ref(), now).await?;

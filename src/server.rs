@@ -18,7 +18,7 @@ use crate::service::Sts;
 use mcp_sts_contract::clock::Clock;
 use mcp_sts_contract::fetch::http_client;
 
-pub use crate::revocation::backend::{Backend, ack_policy};
+pub(crate) use crate::revocation::backend::{Backend, ack_policy};
 
 /// Connect timeout of outbound fetches; each fetch also has its own deadline.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -30,7 +30,7 @@ const STARTUP_STORE_WAIT: Duration = Duration::from_secs(1);
 const STARTUP_STORE_CHECK: Duration = Duration::from_secs(5);
 
 /// Load (generating on first start) the signing keys named by the configuration.
-pub fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
+pub(crate) fn load_keys(config: &Config, now: u64) -> anyhow::Result<KeyRing> {
     let dir = KeyDir::new(&config.keys.dir);
     let hint = || {
         format!(
@@ -68,7 +68,7 @@ fn backend<T: RevocationStore + EventQueue>(backend: Arc<T>) -> Backend {
 }
 
 /// Open the configured revocation store.
-pub async fn open_store(config: &Config) -> anyhow::Result<Backend> {
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Backend> {
     Ok(match config.revocation.backend {
         RevocationBackend::Memory => backend(Arc::new(MemoryStore::new())),
         RevocationBackend::Embedded => {
@@ -121,7 +121,7 @@ pub fn redis_options(config: &Config) -> RedisOptions {
 }
 
 /// The file beside the signing keys where a replica remembers the store marker.
-pub const STORE_MARKER_RECORD: &str = "store-id";
+pub(crate) const STORE_MARKER_RECORD: &str = "store-id";
 
 /// At start: a store that may evict (or hides whether it does) stops the service; a
 /// store that lost its data is served 503 until adopted; and the log says what an
@@ -258,7 +258,7 @@ pub fn reload_keys(sts: &Sts) -> anyhow::Result<()> {
 
 /// Re-read the key directory now and then, so a rotation done by `mcp-sts keys rotate`
 /// (on any replica sharing the directory) takes effect without a restart.
-pub fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let dir = KeyDir::new(&sts.config.keys.dir);
         let mut listing = dir.listing().unwrap_or_default();

@@ -66,7 +66,7 @@ impl std::fmt::Debug for Sts {
 
 impl Sts {
     /// Assemble the service from its parts.
-    pub fn new(
+    pub(crate) fn new(
         config: Config,
         keys: SharedKeyRing,
         backend: crate::revocation::backend::Backend,
@@ -124,7 +124,7 @@ impl Sts {
     }
 
     /// What client authentication needs.
-    pub fn auth_context(&self) -> AuthContext<'_> {
+    pub(crate) fn auth_context(&self) -> AuthContext<'_> {
         AuthContext {
             issuer: self.issuer(),
             token_endpoint: &self.token_endpoint,
@@ -134,7 +134,7 @@ impl Sts {
     }
 
     /// Limits for inbound token validation.
-    pub fn limits(&self) -> Limits {
+    pub(crate) fn limits(&self) -> Limits {
         Limits {
             max_token_bytes: self.config.server.max_token_bytes,
             leeway: self.config.tokens.leeway_seconds,
@@ -142,7 +142,7 @@ impl Sts {
     }
 
     /// Run a store operation under the configured deadline; any failure is a 503.
-    pub async fn store_call<T>(
+    pub(crate) async fn store_call<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
@@ -151,7 +151,7 @@ impl Sts {
 
     /// The one door revocations are written through (with their SETs), and SETs
     /// queued: the narrow view of the service it needs.
-    pub fn publisher(&self) -> Publisher<'_> {
+    pub(crate) fn publisher(&self) -> Publisher<'_> {
         Publisher {
             issuer: self.issuer(),
             trusted_issuers: &self.config.issuers,
@@ -181,5 +181,3 @@ impl Sts {
         }
     }
 }
-
-pub use crate::revocation::gate::store_unavailable;

@@ -25,7 +25,7 @@ use crate::audit::AuditEvent;
 use crate::config::TelemetryConfig;
 
 /// The target of the spans made for traces, which the logs leave out.
-pub const TARGET: &str = "mcp_sts::trace";
+pub(crate) const TARGET: &str = "mcp_sts::trace";
 
 tokio::task_local! {
     /// The span of the request being answered, for the endpoints to record their
@@ -34,13 +34,13 @@ tokio::task_local! {
 }
 
 /// Run `answer` with `span` as the request span [`record_outcome`] writes to.
-pub async fn within<F: std::future::Future>(span: Span, answer: F) -> F::Output {
+pub(crate) async fn within<F: std::future::Future>(span: Span, answer: F) -> F::Output {
     REQUEST.scope(span, answer).await
 }
 
 /// The span of one HTTP request to `route`, child of the caller's `traceparent` when it
 /// sent a valid one. The outcome fields are filled in by [`record_outcome`].
-pub fn request_span(method: &str, route: &str, traceparent: Option<&str>) -> Span {
+pub(crate) fn request_span(method: &str, route: &str, traceparent: Option<&str>) -> Span {
     let span = tracing::info_span!(
         target: TARGET,
         "request",
@@ -68,7 +68,7 @@ pub fn request_span(method: &str, route: &str, traceparent: Option<&str>) -> Spa
 }
 
 /// Put the decision of `audit` on the request span: `allow` or the error code.
-pub fn record_outcome(audit: &AuditEvent, outcome: &str) {
+pub(crate) fn record_outcome(audit: &AuditEvent, outcome: &str) {
     let span = REQUEST.try_with(Span::clone).unwrap_or_else(|_| Span::current());
     span.record("mcp_sts.event", audit.event);
     span.record("mcp_sts.decision", if outcome == "allow" { "allow" } else { "deny" });
@@ -89,7 +89,7 @@ pub fn record_outcome(audit: &AuditEvent, outcome: &str) {
 /// The trace id of the current span (32 hex digits), when it belongs to a trace
 /// OpenTelemetry records: a token minted without a `traceparent` takes it as `txn`, so
 /// its `txn` still finds the exported trace.
-pub fn current_trace_id() -> Option<String> {
+pub(crate) fn current_trace_id() -> Option<String> {
     let context = Span::current().context();
     let span = context.span();
     let span_context = span.span_context();
@@ -103,7 +103,7 @@ pub struct ExporterError(String);
 
 /// The tracer provider exporting to `config.otlp_endpoint` in batches over OTLP/HTTP
 /// (protobuf); `None` when no endpoint is set.
-pub fn provider(config: &TelemetryConfig) -> Result<Option<SdkTracerProvider>, ExporterError> {
+pub(crate) fn provider(config: &TelemetryConfig) -> Result<Option<SdkTracerProvider>, ExporterError> {
     let Some(endpoint) = &config.otlp_endpoint else {
         return Ok(None);
     };
@@ -123,7 +123,7 @@ pub fn provider(config: &TelemetryConfig) -> Result<Option<SdkTracerProvider>, E
 }
 
 /// The `tracing` layer feeding `provider`.
-pub fn layer<S>(
+pub(crate) fn layer<S>(
     provider: &SdkTracerProvider,
 ) -> tracing_opentelemetry::OpenTelemetryLayer<S, opentelemetry_sdk::trace::Tracer>
 where

@@ -63,7 +63,7 @@ impl Problems {
 
 impl Config {
     /// Every error, if any (warnings do not stop the service; `serve` logs them).
-    pub fn validate(&self) -> Result<(), ConfigError> {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
         let errors: Vec<Problem> = self
             .problems()
             .into_iter()

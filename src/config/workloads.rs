@@ -49,7 +49,7 @@ pub struct WorkloadClient {
 }
 
 /// The issuer id of a trust domain: what its SVIDs' actors carry as `iss`.
-pub fn spiffe_issuer(trust_domain: &str) -> String {
+pub(crate) fn spiffe_issuer(trust_domain: &str) -> String {
     format!("spiffe://{trust_domain}")
 }
 
@@ -164,12 +164,12 @@ impl Config {
 }
 
 /// The subject prefix of a Kubernetes service-account token.
-pub const SERVICE_ACCOUNT: &str = "system:serviceaccount:";
+pub(crate) const SERVICE_ACCOUNT: &str = "system:serviceaccount:";
 
 /// A `[[workloads]]` pattern: literal parts and `*`, each `*` exactly one path segment
 /// (SPIFFE) or name part (service account).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Pattern {
+pub(crate) struct Pattern {
     separator: char,
     parts: Vec<String>,
     /// How many bytes precede the first `*`: the longest wins.
@@ -178,7 +178,7 @@ pub struct Pattern {
 
 impl Pattern {
     /// Parse a pattern, explaining what is wrong with a bad one.
-    pub fn parse(pattern: &str) -> Result<Self, String> {
+    pub(crate) fn parse(pattern: &str) -> Result<Self, String> {
         let separator = if pattern.starts_with("spiffe://") {
             '/'
         } else if pattern.starts_with(SERVICE_ACCOUNT) {
@@ -217,12 +217,12 @@ impl Pattern {
     }
 
     /// How many bytes precede the first `*`: among matching rules, the longest wins.
-    pub fn literal_prefix(&self) -> usize {
+    pub(crate) fn literal_prefix(&self) -> usize {
         self.literal_prefix
     }
 
     /// Whether `sub` matches: every part equal, or `*` against one non-empty part.
-    pub fn matches(&self, sub: &str) -> bool {
+    pub(crate) fn matches(&self, sub: &str) -> bool {
         let mut given = sub.split(self.separator);
         let all = self.parts.iter().all(|part| {
             given
@@ -234,7 +234,7 @@ impl Pattern {
 }
 
 /// SPIFFE ID spec §2.1: lowercase letters, digits, `.`, `-` and `_`.
-pub fn valid_trust_domain(domain: &str) -> bool {
+pub(crate) fn valid_trust_domain(domain: &str) -> bool {
     !domain.is_empty()
         && domain.len() <= 255
         && domain

@@ -5,7 +5,7 @@
 //! just before a token is minted so a refusal does not use it up). What it binds: the
 //! minted token's `cnf.jkt` (and, for identity assertion grants, the grant's).
 
-pub mod nonce;
+pub(crate) mod nonce;
 
 use crate::client_auth::RegisteredClient;
 use crate::config::{AudienceConfig, DpopMode};
@@ -29,7 +29,7 @@ pub enum ProofHeader {
 
 /// What checking a proof at `/token` needs of the service.
 #[derive(Debug, Clone, Copy)]
-pub struct TokenEndpoint<'a> {
+pub(crate) struct TokenEndpoint<'a> {
     /// Our token endpoint URL, as metadata publishes it: what `htu` must name.
     pub url: &'a str,
     /// Demand server nonces.
@@ -41,7 +41,7 @@ pub struct TokenEndpoint<'a> {
 /// The proof of a `/token` request by `client`, checked but not yet spent; `None`
 /// when there is none (allowed unless the client requires one) or the client's
 /// tokens are never bound (`dpop = "off"` ignores a proof).
-pub async fn token_proof(
+pub(crate) async fn token_proof(
     endpoint: TokenEndpoint<'_>,
     header: &ProofHeader,
     client: &RegisteredClient,
@@ -79,7 +79,7 @@ pub async fn token_proof(
 }
 
 /// An audience with `require_dpop` never receives a bearer token.
-pub fn required_by_audience(proof: Option<&Proof>, audience: &AudienceConfig) -> Result<(), OAuthError> {
+pub(crate) fn required_by_audience(proof: Option<&Proof>, audience: &AudienceConfig) -> Result<(), OAuthError> {
     if audience.require_dpop && proof.is_none() {
         return Err(OAuthError::invalid_dpop_proof(
             "dpop.required_by_audience",
@@ -90,7 +90,11 @@ pub fn required_by_audience(proof: Option<&Proof>, audience: &AudienceConfig) ->
 }
 
 /// Spend the proof: its `jti` is refused if any replica saw it within the window.
-pub async fn spend(proof: Option<&Proof>, revocations: &RevocationGate, now: UnixTime) -> Result<(), OAuthError> {
+pub(crate) async fn spend(
+    proof: Option<&Proof>,
+    revocations: &RevocationGate,
+    now: UnixTime,
+) -> Result<(), OAuthError> {
     let Some(proof) = proof else {
         return Ok(());
     };
@@ -108,7 +112,7 @@ pub async fn spend(proof: Option<&Proof>, revocations: &RevocationGate, now: Uni
 }
 
 /// A proof's refusal as `invalid_dpop_proof`, naming the rule.
-pub fn refused(error: ProofError) -> OAuthError {
+pub(crate) fn refused(error: ProofError) -> OAuthError {
     let rule = match &error {
         ProofError::Jws(_) => "dpop.invalid",
         ProofError::Claim(_) => "dpop.claims",

@@ -8,13 +8,13 @@ use mcp_sts_contract::clock::UnixTime;
 use mcp_sts_contract::jose::nonce;
 
 /// A fresh nonce at `now`.
-pub fn issue(keys: &KeyRing, now: UnixTime) -> String {
+pub(crate) fn issue(keys: &KeyRing, now: UnixTime) -> String {
     nonce::issue(keys.signing_key(now).nonce_key(), now)
 }
 
 /// Whether `presented` was issued by a replica sharing these keys, in this window or
 /// the one before.
-pub fn is_current(keys: &KeyRing, presented: &str, now: UnixTime) -> bool {
+pub(crate) fn is_current(keys: &KeyRing, presented: &str, now: UnixTime) -> bool {
     nonce::is_current(keys.published(now).map(|key| key.nonce_key()), presented, now)
 }
 

@@ -13,7 +13,7 @@ use mcp_sts_contract::{AccessClaims, Actor, DelegationMode, SubProfile};
 /// (SPIFFE ID or service account) must match a `[[workloads]]` rule with
 /// `actor = true` and takes that rule's profile; one of our own tokens acting as
 /// itself keeps the profile it was minted with.
-pub fn from_actor_token(
+pub(crate) fn from_actor_token(
     issuers: &Issuers,
     token: &ValidatedToken,
     minted: Option<&AccessClaims>,
@@ -41,7 +41,7 @@ pub fn from_actor_token(
 
 /// The calling client acting for the user itself: a service, or a workload client
 /// with its issuer and its rule's profile.
-pub fn client(client: &RegisteredClient) -> Actor {
+pub(crate) fn client(client: &RegisteredClient) -> Actor {
     client.as_actor()
 }
 

@@ -16,7 +16,7 @@ use mcp_sts_contract::Actor;
 use mcp_sts_contract::jose::dpop::Proof;
 
 /// The DPoP key thumbprint a `cnf` claim binds to, when it binds by one.
-pub fn jkt(cnf: &Value) -> Option<&str> {
+pub(crate) fn jkt(cnf: &Value) -> Option<&str> {
     cnf.get("jkt")?.as_str().filter(|jkt| !jkt.is_empty())
 }
 
@@ -42,7 +42,7 @@ fn bound_key(token: &ValidatedToken, role: Role) -> Result<Option<&str>, OAuthEr
 
 /// Check the bindings of the subject and actor tokens against the request's proof,
 /// and record a delegated subject's key on its earlier holder in `subject`'s chain.
-pub fn keep_bound(
+pub(crate) fn keep_bound(
     subject_token: &ValidatedToken,
     subject: &mut Subject,
     actor_token: Option<&ValidatedToken>,

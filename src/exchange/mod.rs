@@ -2,7 +2,7 @@
 //! token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
 pub(crate) mod actor;
-pub mod binding;
+pub(crate) mod binding;
 pub(crate) mod subject;
 
 use crate::audit::{AuditEvent, loggable};
@@ -19,9 +19,8 @@ use mcp_sts_contract::clock::UnixTime;
 
 use subject::Subject;
 
-pub use crate::exchanger::{Exchanger, TokenResponse};
-pub use crate::request::trace_id;
-pub use mcp_sts_contract::urn::{ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE, TOKEN_EXCHANGE_GRANT};
+pub(crate) use crate::exchanger::{Exchanger, TokenResponse};
+pub(crate) use crate::request::trace_id;
 
 /// Answer one `/token` request: authenticate the caller, then decide its grant (an
 /// exchange here; identity assertion grants in `crate::grant`). `audit` is filled in

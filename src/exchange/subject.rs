@@ -15,7 +15,7 @@ use mcp_sts_contract::{AccessClaims, Actor, SubProfile};
 
 /// The user behind a subject token.
 #[derive(Debug, Clone)]
-pub struct Subject {
+pub(crate) struct Subject {
     /// The user's `sub`.
     pub user: String,
     /// The user's issuer: the upstream issuer, or what a minted token records (`None`
@@ -42,12 +42,12 @@ pub struct Subject {
 
 impl Subject {
     /// Whose user and session this is, for the issuer rule of revocations.
-    pub fn namespace(&self) -> Namespace<'_> {
+    pub(crate) fn namespace(&self) -> Namespace<'_> {
         Namespace::of_user(self.issuer.as_deref())
     }
 
     /// Read the subject from a validated token presented by `client`.
-    pub fn from_token(
+    pub(crate) fn from_token(
         audiences: &Audiences,
         token: &ValidatedToken,
         client: &RegisteredClient,
@@ -83,7 +83,7 @@ impl Subject {
     }
 
     /// Whether `may_act` is present and names `sub` (a delegation of a bound token).
-    pub fn may_act_names(&self, sub: &str) -> bool {
+    pub(crate) fn may_act_names(&self, sub: &str) -> bool {
         self.may_act
             .as_ref()
             .and_then(|m| m.get("sub"))
@@ -92,7 +92,7 @@ impl Subject {
     }
 
     /// RFC 8693 §4.4: when `may_act` is present, the actor must be the one it names.
-    pub fn check_may_act(&self, actor: &Actor, from_actor_token: bool) -> Result<(), OAuthError> {
+    pub(crate) fn check_may_act(&self, actor: &Actor, from_actor_token: bool) -> Result<(), OAuthError> {
         let Some(may_act) = &self.may_act else {
             return Ok(());
         };
@@ -212,12 +212,12 @@ fn roles(claims: &Map<String, Value>, path: &str, delimiter: Option<&str>) -> Ve
 }
 
 /// The claims of a token we minted, presented back to us.
-pub fn minted_claims(token: &ValidatedToken, role: Role) -> Result<AccessClaims, OAuthError> {
+pub(crate) fn minted_claims(token: &ValidatedToken, role: Role) -> Result<AccessClaims, OAuthError> {
     AccessClaims::from_claims(token.claims.clone()).map_err(|_| malformed(role, "claims"))
 }
 
 /// A minted token may be exchanged further only by the client that was its audience.
-pub fn check_minted_audience(
+pub(crate) fn check_minted_audience(
     audiences: &Audiences,
     token: &ValidatedToken,
     client: &RegisteredClient,
@@ -241,7 +241,7 @@ pub fn check_minted_audience(
 /// A minted token used as `actor_token` names an actor acting as itself: a token that
 /// carries a delegation chain of its own (anyone but its own subject) is refused, so
 /// a chain can never be dropped by presenting it as the actor.
-pub fn check_minted_actor(claims: &AccessClaims) -> Result<(), OAuthError> {
+pub(crate) fn check_minted_actor(claims: &AccessClaims) -> Result<(), OAuthError> {
     if claims.agents().iter().any(|agent| *agent != claims.sub) {
         return Err(OAuthError::invalid_request(
             "actor_token.delegated",
@@ -252,7 +252,7 @@ pub fn check_minted_actor(claims: &AccessClaims) -> Result<(), OAuthError> {
 }
 
 /// The identifier rule for a value read from a presented token.
-pub fn check_id(value: &str, role: Role, what: &'static str) -> Result<(), OAuthError> {
+pub(crate) fn check_id(value: &str, role: Role, what: &'static str) -> Result<(), OAuthError> {
     check_identifier(value).map_err(|e| {
         OAuthError::invalid_request(
             match role {
@@ -275,7 +275,7 @@ fn malformed(role: Role, claim: &str) -> OAuthError {
 }
 
 /// The chain is longer than `max_delegation_depth`.
-pub fn too_deep() -> OAuthError {
+pub(crate) fn too_deep() -> OAuthError {
     OAuthError::invalid_request("delegation.too_deep", "the delegation chain is longer than allowed")
 }
 

@@ -26,7 +26,7 @@ use mcp_sts_contract::{Actor, Audience, Confirmation, IdJagClaims};
 /// Issue a grant to the authenticated `client` (the agent application). Refusals follow
 /// RFC 8693 §2.2.2: an unacceptable or revoked subject is `invalid_request`, an unknown
 /// or forbidden authorization server or resource `invalid_target`.
-pub async fn issue(
+pub(crate) async fn issue(
     ctx: Exchanger<'_>,
     client: &RegisteredClient,
     params: Result<IdJagParams, OAuthError>,

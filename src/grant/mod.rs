@@ -11,11 +11,11 @@
 //! `policy` says which authorization servers and resources grants may name; `assertions`
 //! is the one place inbound JWTs of this flow are read.
 
-pub mod assertions;
+pub(crate) mod assertions;
 mod issue;
-pub mod policy;
+pub(crate) mod policy;
 mod redeem;
 
-pub use issue::issue;
-pub use policy::{AuthorizationServers, GrantTarget};
-pub use redeem::redeem;
+pub(crate) use issue::issue;
+pub(crate) use policy::AuthorizationServers;
+pub(crate) use redeem::redeem;

@@ -16,7 +16,7 @@ pub struct AuthorizationServers {
 
 /// One authorization server with the scope policy of each resource it fronts.
 #[derive(Debug)]
-pub struct AuthorizationServer {
+pub(crate) struct AuthorizationServer {
     /// Its configuration.
     pub config: AuthorizationServerConfig,
     /// Scope policy per resource, in the shape `policy::grantable` reads.
@@ -25,7 +25,7 @@ pub struct AuthorizationServer {
 
 /// What a grant request resolved to.
 #[derive(Debug, Clone)]
-pub struct GrantTarget {
+pub(crate) struct GrantTarget {
     /// The authorization server: the grant's `aud`.
     pub server: Arc<AuthorizationServer>,
     /// The resource: the grant's `resource`.
@@ -37,7 +37,7 @@ pub struct GrantTarget {
 
 impl AuthorizationServers {
     /// Build from configuration (already validated).
-    pub fn new(configs: &[AuthorizationServerConfig]) -> Self {
+    pub(crate) fn new(configs: &[AuthorizationServerConfig]) -> Self {
         let by_issuer = configs
             .iter()
             .map(|config| {
@@ -68,18 +68,18 @@ impl AuthorizationServers {
     }
 
     /// The authorization server with this issuer identifier.
-    pub fn get(&self, issuer: &str) -> Option<&Arc<AuthorizationServer>> {
+    pub(crate) fn get(&self, issuer: &str) -> Option<&Arc<AuthorizationServer>> {
         self.by_issuer.get(issuer)
     }
 
     /// Whether any authorization server is configured (we issue grants at all).
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.by_issuer.is_empty()
     }
 
     /// Resolve `audience` (an authorization server) and `resource` (one it fronts)
     /// for `client`; anything unknown or not allowed is `invalid_target` (RFC 8693 §2.2.2).
-    pub fn resolve(
+    pub(crate) fn resolve(
         &self,
         audience: &str,
         resource: &str,

@@ -25,7 +25,7 @@ use mcp_sts_contract::revocation::Namespace;
 /// expired, replayed, revoked, bound to a key, addressed elsewhere, issued to another
 /// client or naming a resource not served here is `invalid_grant`; a served resource
 /// the client may not reach `invalid_target`; the user's rate limit applies (429).
-pub async fn redeem(
+pub(crate) async fn redeem(
     ctx: Exchanger<'_>,
     client: &RegisteredClient,
     params: Result<AssertionParams, OAuthError>,

@@ -20,7 +20,7 @@ fn authorize(sts: &Sts, headers: &HeaderMap) -> Result<(), AdminError> {
 
 /// `POST /admin/revocations`.
 #[tracing::instrument(name = "admin_revoke", skip_all)]
-pub async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("admin_revoke", now);
     let result = async {
@@ -39,7 +39,7 @@ pub async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
 }
 
 /// `GET /admin/revocations`.
-pub async fn list(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Response {
+pub(crate) async fn list(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Response {
     let now = sts.clock.now();
     let audit = AuditEvent::new("admin_list", now);
     let result = async {
@@ -54,7 +54,7 @@ pub async fn list(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Response {
 /// `DELETE /admin/revocations/{kind}/{value}[?issuer=...]`: a user's or session's
 /// revocation for that issuer, or, without one, the one for every issuer.
 #[tracing::instrument(name = "admin_reinstate", skip_all)]
-pub async fn reinstate(
+pub(crate) async fn reinstate(
     State(sts): State<Arc<Sts>>,
     headers: HeaderMap,
     Path((kind, value)): Path<(String, String)>,

@@ -30,14 +30,14 @@ use tower::ServiceExt;
 use crate::audit::AuditEvent;
 use crate::service::Sts;
 
-pub use super::limits::EdgeLimits;
+pub(crate) use super::limits::EdgeLimits;
 
 /// Pause after a failed `accept` (out of file descriptors, say) before trying again.
 const ACCEPT_RETRY: Duration = Duration::from_millis(100);
 
 /// Serve `app` on `listener` until `shutdown` resolves, then give requests in flight
 /// their deadline and abandon the rest.
-pub async fn serve(
+pub(crate) async fn serve(
     listener: TcpListener,
     app: Router,
     sts: Arc<Sts>,

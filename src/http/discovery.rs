@@ -12,7 +12,7 @@ use crate::service::Sts;
 use mcp_sts_contract::urn::{ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, JWT_BEARER_GRANT, TOKEN_EXCHANGE_GRANT};
 
 /// The public keys that can still have live tokens.
-pub async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
+pub(crate) async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
     let now = sts.clock.now();
     let mut response = Json(sts.keys.current().jwks(now)).into_response();
     // Short: verifiers also refetch on an unknown kid, so rotation stays seamless.
@@ -23,7 +23,7 @@ pub async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
 }
 
 /// RFC 8414 authorization server metadata.
-pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
+pub(crate) async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
     let issuer = sts.issuer();
     let auth_methods = ["client_secret_basic", "client_secret_post", "private_key_jwt"];
     let signing_algs: Vec<&str> = mcp_sts_contract::jose::algorithm::asymmetric_names().collect();

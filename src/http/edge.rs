@@ -20,7 +20,7 @@ use crate::error::OAuthError;
 use crate::service::Sts;
 
 /// The audit event and decision counter of refusals made at the edge.
-pub const EVENT: &str = "request";
+pub(crate) const EVENT: &str = "request";
 
 /// Bytes read and dropped past the body cap before answering 413 (more: the
 /// connection is closed without reading them).
@@ -28,10 +28,10 @@ const DRAIN_BYTES: usize = 1024 * 1024;
 
 /// Marks a response an endpoint gave (and audited, or chose not to): the edge leaves it be.
 #[derive(Debug, Clone, Copy)]
-pub struct Answered;
+pub(crate) struct Answered;
 
 /// Mark `response` as an endpoint's answer.
-pub fn answered(mut response: Response) -> Response {
+pub(crate) fn answered(mut response: Response) -> Response {
     response.extensions_mut().insert(Answered);
     response
 }
@@ -45,7 +45,7 @@ enum BodyRefusal {
 
 /// The middleware: read the body under its limits, run the endpoint, and audit any
 /// refusal no endpoint answered; every request is counted and timed by route.
-pub async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Next) -> Response {
+pub(crate) async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Next) -> Response {
     let started = tokio::time::Instant::now();
     let route = route_of(request.uri().path());
     let method = method_label(request.method());

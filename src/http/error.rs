@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::error::{ErrorCode, OAuthError};
 
 /// RFC 9449 §8: the header carrying a server nonce.
-pub const DPOP_NONCE: &str = "dpop-nonce";
+pub(crate) const DPOP_NONCE: &str = "dpop-nonce";
 
 /// Seconds a client should wait after a 503 before retrying.
 const RETRY_AFTER_SECONDS: &str = "1";
@@ -52,7 +52,7 @@ impl IntoResponse for OAuthError {
 }
 
 /// RFC 6749 §5.1: responses carrying tokens or errors must not be cached.
-pub fn no_store(headers: &mut axum::http::HeaderMap) {
+pub(crate) fn no_store(headers: &mut axum::http::HeaderMap) {
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
 }

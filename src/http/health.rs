@@ -12,12 +12,12 @@ use serde_json::json;
 use crate::service::Sts;
 
 /// The process is up.
-pub async fn healthz() -> Response {
+pub(crate) async fn healthz() -> Response {
     Json(json!({ "status": "ok" })).into_response()
 }
 
 /// Prometheus text exposition.
-pub async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
+pub(crate) async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
     let now = sts.clock.now();
     let ring = sts.keys.current();
     sts.metrics.keys_published(ring.published(now).count());
@@ -67,7 +67,7 @@ async fn readiness(sts: &Sts) -> Readiness {
 
 /// Ready to serve (see [`Readiness::ready`]); `issuers` says, per issuer, whether its
 /// keys are held (`null`: not fetched yet).
-pub async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
+pub(crate) async fn readyz(State(sts): State<Arc<Sts>>) -> Response {
     let ready = readiness(&sts).await;
     let status = if ready.ready() {
         StatusCode::OK

@@ -7,7 +7,7 @@ use crate::config::ServerConfig;
 
 /// What a connection may cost, from `[server]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EdgeLimits {
+pub(crate) struct EdgeLimits {
     /// Longest wait for a complete request head.
     pub header_read: Duration,
     /// Longest wait for a complete request body, once the head is read.
@@ -24,7 +24,7 @@ pub struct EdgeLimits {
 
 impl EdgeLimits {
     /// The limits `[server]` configures.
-    pub fn from_config(server: &ServerConfig) -> Self {
+    pub(crate) fn from_config(server: &ServerConfig) -> Self {
         Self {
             header_read: Duration::from_millis(server.header_read_timeout_ms),
             body_read: Duration::from_millis(server.body_read_timeout_ms),

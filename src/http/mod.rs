@@ -1,14 +1,14 @@
 //! HTTP: routing and adapters. Handlers are thin; decisions live in the modules below.
 
 mod admin;
-pub mod connection;
+pub(crate) mod connection;
 mod discovery;
-pub mod edge;
-pub mod error;
+pub(crate) mod edge;
+pub(crate) mod error;
 mod health;
 mod introspect;
-pub mod limits;
-pub mod outcome;
+pub(crate) mod limits;
+pub(crate) mod outcome;
 mod revoke;
 mod ssf;
 mod token;
@@ -23,10 +23,8 @@ use tokio::net::TcpListener;
 
 use crate::service::Sts;
 
-pub use outcome::header_str;
-
 /// The full router.
-pub fn router(sts: Arc<Sts>) -> Router {
+pub(crate) fn router(sts: Arc<Sts>) -> Router {
     let max_body = sts.config.server.max_body_bytes;
     Router::new()
         .route("/token", post(token::token))

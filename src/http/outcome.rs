@@ -14,7 +14,7 @@ use crate::request::RawRequest;
 use crate::service::Sts;
 
 /// A refusal an endpoint can answer with, as the audit log and metrics name it.
-pub trait Refusal: IntoResponse {
+pub(crate) trait Refusal: IntoResponse {
     /// The audit `reason`, or `None` when the request is not worth an audit line.
     fn audit_reason(&self) -> Option<String>;
     /// The `outcome` label of the decision counter.
@@ -64,7 +64,7 @@ impl Refusal for crate::ssf::SsfError {
 }
 
 /// Audit and count an outcome, then answer with it.
-pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Response, E>) -> Response {
+pub(crate) fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Response, E>) -> Response {
     match result {
         Ok(mut response) => {
             sts.metrics.decision(audit.event, "allow");
@@ -88,12 +88,12 @@ pub fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Resp
 }
 
 /// A header as text, when present and valid.
-pub fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+pub(crate) fn header_str<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers.get(name).and_then(|v| v.to_str().ok())
 }
 
 /// The parts of an HTTP request the parsers read.
-pub fn raw_request<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> RawRequest<'a> {
+pub(crate) fn raw_request<'a>(headers: &'a HeaderMap, body: &'a [u8]) -> RawRequest<'a> {
     RawRequest {
         content_type: header_str(headers, header::CONTENT_TYPE.as_str()),
         authorization: header_str(headers, header::AUTHORIZATION.as_str()),

@@ -18,7 +18,7 @@ use crate::ssf::{self, SsfError, streams};
 use mcp_sts_contract::set::{POLL_DELIVERY, PUSH_DELIVERY};
 
 /// `GET /.well-known/ssf-configuration` (SSF 1.0 §7.2).
-pub async fn configuration(State(sts): State<Arc<Sts>>) -> Response {
+pub(crate) async fn configuration(State(sts): State<Arc<Sts>>) -> Response {
     let issuer = sts.issuer();
     Json(json!({
         "spec_version": "1_0",
@@ -47,7 +47,7 @@ fn stream_id(query: &HashMap<String, String>) -> Result<&str, SsfError> {
 
 /// `POST /ssf/streams`: create a stream (201).
 #[tracing::instrument(name = "ssf_stream_create", skip_all)]
-pub async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_stream_create", now);
     let result = async {
@@ -62,7 +62,7 @@ pub async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
 }
 
 /// `GET /ssf/streams[?stream_id=]`: one stream, or all of the caller's.
-pub async fn read(
+pub(crate) async fn read(
     State(sts): State<Arc<Sts>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -79,12 +79,12 @@ pub async fn read(
 }
 
 /// `PATCH /ssf/streams`: change the fields given.
-pub async fn patch(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn patch(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     update(sts, headers, body, false).await
 }
 
 /// `PUT /ssf/streams`: replace the receiver-supplied fields.
-pub async fn put(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn put(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     update(sts, headers, body, true).await
 }
 
@@ -105,7 +105,7 @@ async fn update(sts: Arc<Sts>, headers: HeaderMap, body: Bytes, replace: bool) -
 
 /// `DELETE /ssf/streams?stream_id=`: the stream and its queue go (204).
 #[tracing::instrument(name = "ssf_stream_delete", skip_all)]
-pub async fn delete(
+pub(crate) async fn delete(
     State(sts): State<Arc<Sts>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -125,7 +125,7 @@ pub async fn delete(
 }
 
 /// `GET /ssf/status?stream_id=`.
-pub async fn status(
+pub(crate) async fn status(
     State(sts): State<Arc<Sts>>,
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
@@ -143,7 +143,7 @@ pub async fn status(
 
 /// `POST /ssf/status`: enable, pause or disable.
 #[tracing::instrument(name = "ssf_status_update", skip_all)]
-pub async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_status_update", now);
     let result = async {
@@ -159,7 +159,7 @@ pub async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: B
 }
 
 /// `POST /ssf/verify`: queue a verification event (204).
-pub async fn verify(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn verify(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_verify", now);
     let result = async {
@@ -172,7 +172,7 @@ pub async fn verify(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
 }
 
 /// `POST /ssf/poll/{stream_id}` (RFC 8936).
-pub async fn poll(
+pub(crate) async fn poll(
     State(sts): State<Arc<Sts>>,
     headers: HeaderMap,
     Path(stream): Path<String>,

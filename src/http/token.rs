@@ -18,7 +18,7 @@ use crate::service::Sts;
 
 /// Handle a token exchange request.
 #[tracing::instrument(name = "token", skip_all)]
-pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = std::time::Instant::now();
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("token_exchange", now);

@@ -61,20 +61,20 @@ impl Issuers {
     }
 
     /// The same issuers, with the `[[workloads]]` rules their workload tokens answer to.
-    pub fn with_workloads(mut self, rules: &[WorkloadRule]) -> Self {
+    pub(crate) fn with_workloads(mut self, rules: &[WorkloadRule]) -> Self {
         self.workloads = Workloads::new(rules);
         self
     }
 
     /// The `[[workloads]]` rules.
-    pub fn workloads(&self) -> &Workloads {
+    pub(crate) fn workloads(&self) -> &Workloads {
         &self.workloads
     }
 
     /// The issuer of a token claiming `iss` and `sub`: the issuer named `iss`, else,
     /// for a JWT-SVID (whose `iss` is optional and not what trust hangs on), the trust
     /// domain of its SPIFFE ID.
-    pub fn for_token(&self, iss: Option<&str>, sub: Option<&str>) -> Option<&Arc<TrustedIssuer>> {
+    pub(crate) fn for_token(&self, iss: Option<&str>, sub: Option<&str>) -> Option<&Arc<TrustedIssuer>> {
         if let Some(issuer) = iss.and_then(|iss| self.by_iss.get(iss))
             && issuer.config.kind != IssuerKind::Spiffe
         {
@@ -87,17 +87,17 @@ impl Issuers {
     }
 
     /// Every trusted `iss`, for log lines that explain a mismatch.
-    pub fn names(&self) -> Vec<&str> {
+    pub(crate) fn names(&self) -> Vec<&str> {
         self.by_iss.keys().map(String::as_str).collect()
     }
 
     /// The issuer whose `iss` is exactly `iss`.
-    pub fn get(&self, iss: &str) -> Option<&Arc<TrustedIssuer>> {
+    pub(crate) fn get(&self, iss: &str) -> Option<&Arc<TrustedIssuer>> {
         self.by_iss.get(iss)
     }
 
     /// Key fetch outcomes per issuer, for metrics.
-    pub fn jwks_stats(&self) -> impl Iterator<Item = (&str, JwksStats)> {
+    pub(crate) fn jwks_stats(&self) -> impl Iterator<Item = (&str, JwksStats)> {
         self.by_iss
             .iter()
             .map(|(iss, issuer)| (iss.as_str(), issuer.jwks.stats()))

@@ -25,7 +25,7 @@ pub enum Origin {
 
 /// Our own issuer as a signer a door accepts.
 #[derive(Debug, Clone, Copy)]
-pub struct Own<'a> {
+pub(crate) struct Own<'a> {
     /// Our issuer URL: tokens with this `iss` are read with our keys only.
     pub issuer: &'a str,
     /// Our published keys.
@@ -38,7 +38,7 @@ pub struct Own<'a> {
 /// The signers a door accepts: perhaps ourselves, and the upstream issuers `accepts`
 /// admits.
 #[derive(Debug, Clone, Copy)]
-pub struct Trust<'a> {
+pub(crate) struct Trust<'a> {
     /// Ourselves, when our own tokens are acceptable here.
     pub own: Option<Own<'a>>,
     /// Every configured upstream issuer.
@@ -50,7 +50,7 @@ pub struct Trust<'a> {
 impl<'a> Trust<'a> {
     /// Every configured identity provider (never a workload issuer: a workload is
     /// not a user), and ourselves when `own` is given.
-    pub fn all(issuers: &'a Issuers, own: Option<Own<'a>>) -> Self {
+    pub(crate) fn all(issuers: &'a Issuers, own: Option<Own<'a>>) -> Self {
         Self {
             own,
             issuers,
@@ -59,7 +59,7 @@ impl<'a> Trust<'a> {
     }
 
     /// Every configured issuer, workload issuers too: the signers of actor tokens.
-    pub fn actors(issuers: &'a Issuers, own: Option<Own<'a>>) -> Self {
+    pub(crate) fn actors(issuers: &'a Issuers, own: Option<Own<'a>>) -> Self {
         Self {
             own,
             issuers,
@@ -68,7 +68,7 @@ impl<'a> Trust<'a> {
     }
 
     /// Workload issuers only: the signers of workload client assertions.
-    pub fn workloads(issuers: &'a Issuers) -> Self {
+    pub(crate) fn workloads(issuers: &'a Issuers) -> Self {
         Self {
             own: None,
             issuers,

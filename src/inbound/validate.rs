@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::issuers::{Issuers, TrustedIssuer};
 use super::jwt::{audiences, str_claim};
-pub use super::trust::Origin;
+pub(crate) use super::trust::Origin;
 use super::trust::{Own, Trust};
 use super::workload::{MAX_WORKLOAD_LIFETIME, names_workload};
 use crate::config::IssuerKind;
@@ -23,7 +23,7 @@ use mcp_sts_contract::urn::ACCESS_TOKEN_TYP;
 
 /// Which parameter a token came in.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
+pub(crate) enum Role {
     /// `subject_token`.
     Subject,
     /// `actor_token`.
@@ -32,7 +32,7 @@ pub enum Role {
 
 impl Role {
     /// The parameter name, for descriptions.
-    pub fn param(self) -> &'static str {
+    pub(crate) fn param(self) -> &'static str {
         match self {
             Role::Subject => "subject_token",
             Role::Actor => "actor_token",
@@ -53,7 +53,7 @@ pub enum DeclaredType {
 
 impl DeclaredType {
     /// Parse a token type URI; `None` for types we do not accept.
-    pub fn parse(uri: &str) -> Option<Self> {
+    pub(crate) fn parse(uri: &str) -> Option<Self> {
         match uri {
             "urn:ietf:params:oauth:token-type:jwt" => Some(Self::Jwt),
             "urn:ietf:params:oauth:token-type:access_token" => Some(Self::AccessToken),
@@ -65,7 +65,7 @@ impl DeclaredType {
     /// The `typ` values a token of this declared type may carry (RFC 8725 §3.11): a
     /// generic `JWT` (or none) fits any type, `at+jwt` only an access token (or a
     /// generic JWT); any other explicit type is never a subject or actor token.
-    pub fn types(self) -> Types<'static> {
+    pub(crate) fn types(self) -> Types<'static> {
         match self {
             Self::AccessToken | Self::Jwt => Types::OrUntyped(&["jwt", ACCESS_TOKEN_TYP]),
             Self::IdToken => Types::OrUntyped(&["jwt"]),
@@ -132,7 +132,7 @@ pub enum InboundError {
 
 impl InboundError {
     /// The protocol error, naming the rule and the parameter, never the token.
-    pub fn into_oauth(self, role: Role) -> OAuthError {
+    pub(crate) fn into_oauth(self, role: Role) -> OAuthError {
         macro_rules! rule {
             ($name:literal) => {
                 match role {
@@ -214,7 +214,7 @@ pub struct Limits {
 /// The profile of a subject or actor token (and of an identity assertion): the `typ`
 /// its declared type allows, every allowed algorithm (each issuer narrows it), `kid`
 /// optional, `exp` required.
-pub fn profile(declared: DeclaredType, limits: Limits, now: UnixTime) -> Profile<'static> {
+pub(crate) fn profile(declared: DeclaredType, limits: Limits, now: UnixTime) -> Profile<'static> {
     Profile::new(declared.types(), limits.max_token_bytes, now, limits.leeway)
 }
 
@@ -237,7 +237,7 @@ pub async fn validate(
 
 /// Validate an actor token: as [`validate`], and a workload issuer's token too (a
 /// JWT-SVID or a service-account token).
-pub async fn validate_actor(
+pub(crate) async fn validate_actor(
     token: &str,
     declared: DeclaredType,
     issuers: &Issuers,
@@ -262,7 +262,7 @@ fn own_tokens<'a>((issuer, ring): (&'a str, &'a KeyRing)) -> Own<'a> {
 
 /// The pipeline with `trust` as key source, then the audience of an upstream token
 /// and, for a workload issuer, the workload rules.
-pub async fn validate_with(
+pub(crate) async fn validate_with(
     token: &str,
     declared: DeclaredType,
     trust: &Trust<'_>,
@@ -326,7 +326,11 @@ fn check_workload(
 
 /// The claims rules of every inbound token, once its signature and times hold: a
 /// non-empty `sub`, and `jti`, when present, a non-empty string.
-pub fn validated(origin: Origin, claims: Map<String, Value>, times: Times) -> Result<ValidatedToken, InboundError> {
+pub(crate) fn validated(
+    origin: Origin,
+    claims: Map<String, Value>,
+    times: Times,
+) -> Result<ValidatedToken, InboundError> {
     let exp = times.exp.ok_or(InboundError::MissingClaim("exp"))?;
     let sub = match str_claim(&claims, "sub") {
         Some(sub) if !sub.is_empty() => sub.to_owned(),

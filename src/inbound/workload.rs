@@ -8,12 +8,12 @@ use crate::config::SERVICE_ACCOUNT;
 
 /// Longest a workload token may live ahead of now: platforms reuse these tokens
 /// (SPIRE caches SVIDs, kubelet rotates projected tokens), so `exp` bounds replay.
-pub const MAX_WORKLOAD_LIFETIME: u64 = 3_600;
+pub(crate) const MAX_WORKLOAD_LIFETIME: u64 = 3_600;
 
 /// The trust domain of a SPIFFE ID (`spiffe://<trust domain>/<path>`) that names a
 /// workload: a valid trust domain (no port or userinfo), a non-empty path of
 /// non-empty segments that are not `.` or `..`, no query or fragment.
-pub fn spiffe_trust_domain(id: &str) -> Option<&str> {
+pub(crate) fn spiffe_trust_domain(id: &str) -> Option<&str> {
     let rest = id.strip_prefix("spiffe://")?;
     let (domain, path) = rest.split_once('/')?;
     if !valid_trust_domain(domain) || path.is_empty() {
@@ -31,7 +31,7 @@ pub fn spiffe_trust_domain(id: &str) -> Option<&str> {
 
 /// Whether `sub` is `system:serviceaccount:<namespace>:<name>` with a DNS-label
 /// namespace and a DNS-subdomain name.
-pub fn is_service_account(sub: &str) -> bool {
+pub(crate) fn is_service_account(sub: &str) -> bool {
     let Some((namespace, name)) = sub.strip_prefix(SERVICE_ACCOUNT).and_then(|r| r.split_once(':')) else {
         return false;
     };
@@ -46,7 +46,7 @@ pub fn is_service_account(sub: &str) -> bool {
 
 /// Whether a verified token's `sub` names a workload of an issuer of `kind` whose
 /// issuer id is `issuer_id`.
-pub fn names_workload(kind: IssuerKind, issuer_id: &str, sub: &str) -> bool {
+pub(crate) fn names_workload(kind: IssuerKind, issuer_id: &str, sub: &str) -> bool {
     match kind {
         IssuerKind::Spiffe => {
             spiffe_trust_domain(sub).is_some_and(|domain| issuer_id.strip_prefix("spiffe://") == Some(domain))
@@ -58,13 +58,13 @@ pub fn names_workload(kind: IssuerKind, issuer_id: &str, sub: &str) -> bool {
 
 /// The `[[workloads]]` rules, parsed once.
 #[derive(Debug, Default)]
-pub struct Workloads {
+pub(crate) struct Workloads {
     rules: Vec<(Pattern, WorkloadRule)>,
 }
 
 impl Workloads {
     /// Parse the configured rules (validation refused bad patterns already).
-    pub fn new(rules: &[WorkloadRule]) -> Self {
+    pub(crate) fn new(rules: &[WorkloadRule]) -> Self {
         let rules = rules
             .iter()
             .filter_map(|rule| Pattern::parse(&rule.pattern).ok().map(|p| (p, rule.clone())))
@@ -74,7 +74,7 @@ impl Workloads {
 
     /// The rule for `sub` vouched for by `issuer_id`: among the matching rules (an
     /// `issuer` restriction must name it), the one with the longest literal prefix.
-    pub fn rule(&self, issuer_id: &str, sub: &str) -> Option<&WorkloadRule> {
+    pub(crate) fn rule(&self, issuer_id: &str, sub: &str) -> Option<&WorkloadRule> {
         self.rules
             .iter()
             .filter(|(pattern, rule)| {
@@ -87,7 +87,7 @@ impl Workloads {
 
 impl WorkloadRule {
     /// The actor profile of a workload this rule matched.
-    pub fn profile(&self) -> SubProfile {
+    pub(crate) fn profile(&self) -> SubProfile {
         self.sub_profile.unwrap_or(SubProfile::AiAgent)
     }
 }

@@ -44,7 +44,7 @@ impl KeyRing {
     }
 
     /// Build a ring whose new keys start signing `activation_delay` seconds after creation.
-    pub fn with_activation_delay(
+    pub(crate) fn with_activation_delay(
         mut keys: Vec<SigningKey>,
         algorithm: SigningAlgorithm,
         publish_grace: u64,
@@ -100,7 +100,7 @@ impl KeyRing {
     }
 
     /// Keys that can still have live tokens at `now`, plus pre-published ones: the JWKS.
-    pub fn published(&self, now: UnixTime) -> impl Iterator<Item = &Arc<SigningKey>> {
+    pub(crate) fn published(&self, now: UnixTime) -> impl Iterator<Item = &Arc<SigningKey>> {
         self.keys.iter().filter(move |k| {
             self.retired_at(k, now)
                 .is_none_or(|at| at.saturating_add(self.publish_grace) > now)
@@ -108,13 +108,13 @@ impl KeyRing {
     }
 
     /// A published key by `kid`, for verifying tokens this service minted.
-    pub fn published_by_kid(&self, kid: &str, now: UnixTime) -> Option<&Arc<SigningKey>> {
+    pub(crate) fn published_by_kid(&self, kid: &str, now: UnixTime) -> Option<&Arc<SigningKey>> {
         self.published(now).find(|k| k.kid == kid)
     }
 
     /// The published key that may verify a token we minted, named by its `kid` and
     /// `alg`: this ring is the key source for our own tokens (see [`mcp_sts_contract::jose`]).
-    pub fn verification_keys(
+    pub(crate) fn verification_keys(
         &self,
         kid: Option<&str>,
         alg: Algorithm,
@@ -130,13 +130,8 @@ impl KeyRing {
         &self.keys
     }
 
-    /// How long a retired key stays published.
-    pub fn publish_grace(&self) -> u64 {
-        self.publish_grace
-    }
-
     /// The JWKS document published at `/.well-known/jwks.json`.
-    pub fn jwks(&self, now: UnixTime) -> serde_json::Value {
+    pub(crate) fn jwks(&self, now: UnixTime) -> serde_json::Value {
         let keys: Vec<serde_json::Value> = self.published(now).map(|k| k.public_jwk.clone()).collect();
         serde_json::json!({ "keys": keys })
     }
@@ -158,7 +153,7 @@ pub struct SharedKeyRing(Arc<RwLock<Arc<KeyRing>>>);
 
 impl SharedKeyRing {
     /// Wrap a ring.
-    pub fn new(ring: KeyRing) -> Self {
+    pub(crate) fn new(ring: KeyRing) -> Self {
         Self(Arc::new(RwLock::new(Arc::new(ring))))
     }
 

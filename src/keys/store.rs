@@ -26,7 +26,7 @@ impl KeyDir {
     }
 
     /// Names of the key files, sorted: cheap enough to poll for rotations.
-    pub fn listing(&self) -> Result<Vec<PathBuf>, KeyError> {
+    pub(crate) fn listing(&self) -> Result<Vec<PathBuf>, KeyError> {
         let entries = match std::fs::read_dir(&self.dir) {
             Ok(entries) => entries,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),

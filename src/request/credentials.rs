@@ -37,7 +37,7 @@ pub enum ClientCredentials {
 
 impl ClientCredentials {
     /// The client id the caller claims, for the audit line of a refused request.
-    pub fn claimed_id(&self) -> Option<&str> {
+    pub(crate) fn claimed_id(&self) -> Option<&str> {
         match self {
             ClientCredentials::Secret { id, .. } => Some(id),
             ClientCredentials::Assertion { claimed_id, .. } | ClientCredentials::Svid { claimed_id, .. } => {
@@ -48,7 +48,7 @@ impl ClientCredentials {
 
     /// Read the credentials; more than one method is `invalid_request`, none or a
     /// malformed one `invalid_client`.
-    pub fn from_request(authorization: Option<&str>, form: &Form) -> Result<Self, OAuthError> {
+    pub(crate) fn from_request(authorization: Option<&str>, form: &Form) -> Result<Self, OAuthError> {
         let basic = authorization.map(parse_basic).transpose()?;
         let post_secret = form.get("client_secret");
         let assertion = form.get("client_assertion");

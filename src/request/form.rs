@@ -28,14 +28,14 @@ const KNOWN_PARAMETERS: [&str; 17] = [
 
 /// A parsed `application/x-www-form-urlencoded` body.
 #[derive(Debug, Default)]
-pub struct Form {
+pub(crate) struct Form {
     values: HashMap<String, String>,
     repeated: BTreeSet<String>,
 }
 
 impl Form {
     /// Parse a body. Never fails: problems are judged by [`Form::refuse_repeats`].
-    pub fn parse(body: &[u8]) -> Self {
+    pub(crate) fn parse(body: &[u8]) -> Self {
         let mut form = Form::default();
         for (name, value) in form_urlencoded::parse(body) {
             if value.is_empty() {
@@ -52,7 +52,7 @@ impl Form {
 
     /// Refuse repeated parameters: `audience`/`resource` as `invalid_target` (one
     /// audience per token), anything else as `invalid_request`.
-    pub fn refuse_repeats(&self) -> Result<(), OAuthError> {
+    pub(crate) fn refuse_repeats(&self) -> Result<(), OAuthError> {
         if self.repeated.iter().any(|n| n == "audience" || n == "resource") {
             return Err(OAuthError::invalid_target(
                 "target.multiple",
@@ -71,12 +71,12 @@ impl Form {
     }
 
     /// A parameter's value, if present and non-empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
+    pub(crate) fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 
     /// A required parameter.
-    pub fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
+    pub(crate) fn require(&self, name: &'static str) -> Result<&str, OAuthError> {
         self.get(name).ok_or_else(|| {
             OAuthError::invalid_request("request.missing_parameter", format!("parameter {name} is required"))
         })

@@ -2,17 +2,17 @@
 //! typed `/token`, `/introspect` or `/revoke` request with typed client credentials,
 //! and nothing below it reads the raw form again.
 
-pub mod credentials;
-pub mod form;
-pub mod token;
-pub mod token_query;
+pub(crate) mod credentials;
+pub(crate) mod form;
+pub(crate) mod token;
+pub(crate) mod token_query;
 mod traceparent;
 
-pub use credentials::ClientCredentials;
-pub use form::Form;
+pub(crate) use credentials::ClientCredentials;
+pub(crate) use form::Form;
 pub use token::{AssertionParams, ExchangeParams, Grant, IdJagParams, TokenRequest};
-pub use token_query::TokenQuery;
-pub use traceparent::trace_id;
+pub(crate) use token_query::TokenQuery;
+pub(crate) use traceparent::trace_id;
 
 use crate::error::OAuthError;
 

@@ -10,7 +10,7 @@ use super::{EventQueue, RevocationStore};
 use crate::config::{MinReplicasAcked, RevocationConfig};
 
 /// The configured backend, seen as the revocation store and as the event queue.
-pub struct Backend {
+pub(crate) struct Backend {
     /// Revocation entries.
     pub store: Arc<dyn RevocationStore>,
     /// Shared Signals streams and queued SETs, in the same backend.
@@ -20,7 +20,7 @@ pub struct Backend {
 }
 
 /// What acknowledging a write requires, from `[revocation]`.
-pub fn ack_policy(revocation: &RevocationConfig) -> AckPolicy {
+pub(crate) fn ack_policy(revocation: &RevocationConfig) -> AckPolicy {
     AckPolicy {
         min_replicas: match revocation.min_replicas_acked {
             MinReplicasAcked::Auto => MinReplicas::Auto,

@@ -32,7 +32,7 @@ impl std::fmt::Debug for RevocationGate {
 
 impl RevocationGate {
     /// Guard `store` with `timeout`, counting failures in `failures`.
-    pub fn new(store: Arc<dyn RevocationStore>, timeout: Duration, failures: Counter) -> Self {
+    pub(crate) fn new(store: Arc<dyn RevocationStore>, timeout: Duration, failures: Counter) -> Self {
         Self {
             store,
             outages: Arc::default(),
@@ -44,18 +44,13 @@ impl RevocationGate {
 
     /// Give writes that wait for replicas (see [`RevocationGate::write`]) this longer
     /// deadline; reads keep the short one.
-    pub fn with_write_timeout(mut self, write_timeout: Duration) -> Self {
+    pub(crate) fn with_write_timeout(mut self, write_timeout: Duration) -> Self {
         self.write_timeout = write_timeout.max(self.timeout);
         self
     }
 
-    /// The store itself, for callers that map its errors their own way.
-    pub fn store(&self) -> &dyn RevocationStore {
-        self.store.as_ref()
-    }
-
     /// Run a store operation under the deadline; any failure is a 503.
-    pub async fn call<T>(
+    pub(crate) async fn call<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
@@ -64,7 +59,7 @@ impl RevocationGate {
 
     /// Run a write that carries a promise (a revocation, its events, a once-only
     /// marker): it may wait for replicas, so its deadline is the longer one.
-    pub async fn write<T>(
+    pub(crate) async fn write<T>(
         &self,
         operation: impl std::future::Future<Output = Result<T, StoreError>>,
     ) -> Result<T, OAuthError> {
@@ -73,7 +68,7 @@ impl RevocationGate {
 
     /// Mark a once-only id as used: `Ok(true)` the first time. A write that waits for
     /// replicas; see [`RevocationStore::use_once`].
-    pub async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, OAuthError> {
+    pub(crate) async fn use_once(&self, id: &str, expires_at: UnixTime, now: UnixTime) -> Result<bool, OAuthError> {
         self.write(self.store.use_once(id, expires_at, now)).await
     }
 
@@ -129,14 +124,18 @@ impl RevocationGate {
     }
 
     /// For each key, the entry in force at `now`, in one round trip.
-    pub async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, OAuthError> {
+    pub(crate) async fn check(
+        &self,
+        keys: &[RevocationKey],
+        now: UnixTime,
+    ) -> Result<Vec<Option<Revocation>>, OAuthError> {
         self.call(self.store.check(keys, now)).await
     }
 }
 
 /// The 503 a store failure becomes: unconfirmed writes and an untrusted store say so,
 /// anything else is the plain "unavailable".
-pub fn store_error(error: &StoreError) -> OAuthError {
+pub(crate) fn store_error(error: &StoreError) -> OAuthError {
     match error {
         StoreError::Unconfirmed(_) => store_unconfirmed(),
         StoreError::Untrusted(_) => OAuthError::unavailable(
@@ -148,7 +147,7 @@ pub fn store_error(error: &StoreError) -> OAuthError {
 }
 
 /// The 503 of a write the master took but too few replicas confirmed in time.
-pub fn store_unconfirmed() -> OAuthError {
+pub(crate) fn store_unconfirmed() -> OAuthError {
     OAuthError::unavailable(
         "revocation_store.unconfirmed",
         "not confirmed by a replica; retry (retrying is safe)",
@@ -156,7 +155,7 @@ pub fn store_unconfirmed() -> OAuthError {
 }
 
 /// The 503 every caller gets while the revocation store cannot answer.
-pub fn store_unavailable() -> OAuthError {
+pub(crate) fn store_unavailable() -> OAuthError {
     OAuthError::unavailable(
         "revocation_store.unavailable",
         "the revocation store is unavailable; retry later",

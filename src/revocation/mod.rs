@@ -29,7 +29,7 @@ pub mod publish;
 pub mod queue;
 pub mod redis;
 mod redis_queue;
-pub mod timed;
+pub(crate) mod timed;
 pub mod upgrade;
 
 use async_trait::async_trait;
@@ -72,7 +72,7 @@ impl RevocationKey {
     }
 
     /// A key limited to `issuer` (`None`: every issuer).
-    pub fn scoped(kind: RevocationKind, issuer: Option<String>, value: impl Into<String>) -> Self {
+    pub(crate) fn scoped(kind: RevocationKind, issuer: Option<String>, value: impl Into<String>) -> Self {
         Self {
             kind,
             value: value.into(),
@@ -85,7 +85,7 @@ impl RevocationKey {
     /// `{kind}@{issuer length}:{issuer}:{value}` for one issuer. The kind is a fixed
     /// word without `:` or `@` and the issuer's length is spelled out, so no two keys
     /// share a name whatever the value or issuer holds.
-    pub fn storage_name(&self) -> String {
+    pub(crate) fn storage_name(&self) -> String {
         match &self.issuer {
             None => format!("{}:{}", self.kind.as_str(), self.value),
             Some(issuer) => format!("{}@{}:{issuer}:{}", self.kind.as_str(), issuer.len(), self.value),
@@ -93,7 +93,7 @@ impl RevocationKey {
     }
 
     /// Who the entry covers, as the admin answer and the audit say it.
-    pub fn covers(&self) -> Option<String> {
+    pub(crate) fn covers(&self) -> Option<String> {
         match (self.kind, &self.issuer) {
             (RevocationKind::Subject | RevocationKind::Session, None) => Some("every issuer".into()),
             (_, Some(issuer)) => Some(format!("issuer {issuer}")),
@@ -150,7 +150,7 @@ impl Revocation {
     /// Whether this entry was written before offboarding held until reinstated: a
     /// subject, agent or client entry whose end nobody asked for (the retention that
     /// earlier releases gave every entry). Such an offboarding was never meant to lapse.
-    pub fn predates_lasting_offboarding(&self) -> bool {
+    pub(crate) fn predates_lasting_offboarding(&self) -> bool {
         matches!(
             self.kind,
             RevocationKind::Subject | RevocationKind::Agent | RevocationKind::Client
@@ -160,7 +160,7 @@ impl Revocation {
 
     /// The entry as it is in force: one that predates lasting offboarding holds until
     /// reinstated, like every offboarding written since. Every backend reads through this.
-    pub fn kept(mut self) -> Self {
+    pub(crate) fn kept(mut self) -> Self {
         if self.predates_lasting_offboarding() {
             self.expires_at = NEVER;
         }
@@ -241,18 +241,6 @@ pub trait RevocationStore: Send + Sync + 'static {
     /// since it was read (reinstated, above all) is never written back. Durable like
     /// a revocation.
     async fn keep_offboardings(&self) -> Result<KeptOffboardings, StoreError>;
-}
-
-/// Convenience: the first entry in force among `keys`, if any.
-pub async fn first_revoked(
-    store: &dyn RevocationStore,
-    keys: &[RevocationKey],
-    now: UnixTime,
-) -> Result<Option<Revocation>, StoreError> {
-    if keys.is_empty() {
-        return Ok(None);
-    }
-    Ok(store.check(keys, now).await?.into_iter().flatten().next())
 }
 
 #[cfg(test)]

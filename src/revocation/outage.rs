@@ -12,7 +12,7 @@ const MAX_KINDS: usize = 8;
 
 /// Failures since the store last answered, shared by every clone of the gate.
 #[derive(Debug, Default)]
-pub struct OutageLog {
+pub(crate) struct OutageLog {
     /// Fast path: calls that succeed while nothing is failing take no lock.
     failing: AtomicBool,
     state: Mutex<Outage>,
@@ -28,7 +28,7 @@ struct Outage {
 
 /// A change the log reports.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Change {
+pub(crate) enum Change {
     /// Calls started failing, or fail in a way not reported yet in this outage.
     Failing {
         /// Calls that failed earlier in this outage (0 when it just began).
@@ -44,7 +44,7 @@ pub enum Change {
 impl OutageLog {
     /// A call failed with `error`: a change when it opens an outage or fails in a way
     /// this outage has not reported.
-    pub fn failed(&self, error: &str) -> Option<Change> {
+    pub(crate) fn failed(&self, error: &str) -> Option<Change> {
         let mut outage = self.state.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         self.failing.store(true, Ordering::Release);
         let earlier_failures = outage.failed_calls;
@@ -57,7 +57,7 @@ impl OutageLog {
     }
 
     /// A call succeeded: a change when it ends an outage.
-    pub fn answered(&self) -> Option<Change> {
+    pub(crate) fn answered(&self) -> Option<Change> {
         if !self.failing.load(Ordering::Acquire) {
             return None;
         }

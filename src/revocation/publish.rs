@@ -111,7 +111,7 @@ impl Publisher<'_> {
     /// Record a revocation and queue its SETs, atomically. `Ok(false)` when the notice's
     /// once-only id was already used (nothing written). Any store failure is a 503 and
     /// nothing was changed.
-    pub async fn revoke(&self, notice: RevocationNotice, now: UnixTime) -> Result<bool, OAuthError> {
+    pub(crate) async fn revoke(&self, notice: RevocationNotice, now: UnixTime) -> Result<bool, OAuthError> {
         let announcement = Announcement {
             issuer: self.issuer,
             user_issuer: self.announced_issuer(&notice.entry),
@@ -169,7 +169,7 @@ impl Publisher<'_> {
     /// for reinstatements, queued before the entry is removed (so a receiver never keeps
     /// refusing what mcp-sts allows again for want of the news; a failure here leaves
     /// the entry in place and changes nothing a receiver would act on wrongly).
-    pub async fn reinstatement(&self, entry: &Revocation, now: UnixTime) -> Result<(), OAuthError> {
+    pub(crate) async fn reinstatement(&self, entry: &Revocation, now: UnixTime) -> Result<(), OAuthError> {
         let announcement = Announcement {
             issuer: self.issuer,
             user_issuer: self.announced_issuer(entry),
@@ -195,7 +195,7 @@ impl Publisher<'_> {
 
     /// Queue a verification event (SSF 1.0 §8.1.4) for `stream` unless `max_pending` of
     /// its verification events already wait; `Ok(false)` (nothing queued) when they do.
-    pub async fn verification(
+    pub(crate) async fn verification(
         &self,
         stream: &StreamRecord,
         state: Option<&str>,

@@ -70,7 +70,7 @@ pub struct StreamRecord {
 
 impl StreamRecord {
     /// Whether an event of `event_type` is queued for this stream.
-    pub fn wants(&self, event_type: &str) -> bool {
+    pub(crate) fn wants(&self, event_type: &str) -> bool {
         self.status != StreamStatus::Disabled && self.events_delivered.iter().any(|e| e == event_type)
     }
 }
@@ -107,7 +107,7 @@ pub struct Pending {
 }
 
 /// The `jti` prefix of verification SETs, so a queue can count those waiting.
-pub const VERIFICATION_JTI_PREFIX: &str = "verify-";
+pub(crate) const VERIFICATION_JTI_PREFIX: &str = "verify-";
 
 /// Where streams and their queued SETs live; implemented by every revocation backend.
 #[async_trait]

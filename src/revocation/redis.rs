@@ -70,7 +70,7 @@ const MAX_RECONNECT_DELAY: Duration = Duration::from_millis(500);
 
 /// How often the eviction policy and the store marker are checked besides at every
 /// reconnection.
-pub const CHECK_PERIOD: Duration = Duration::from_secs(2);
+pub(crate) const CHECK_PERIOD: Duration = Duration::from_secs(2);
 
 /// How many keys one SCAN page or MGET batch asks for.
 const BATCH: usize = 500;
@@ -215,7 +215,7 @@ impl RedisStore {
     }
 
     /// The longest a write that waits for replicas may take, queueing included.
-    pub fn write_deadline(timeout: Duration, acks: AckPolicy) -> Duration {
+    pub(crate) fn write_deadline(timeout: Duration, acks: AckPolicy) -> Duration {
         acks.batch_bound(timeout, CONNECT_TIMEOUT) * 2
     }
 
@@ -242,13 +242,13 @@ impl RedisStore {
     }
 
     /// The guard's conclusion once it has checked the store (waiting up to `within`).
-    pub async fn checked(&self, within: Duration) -> Trust {
+    pub(crate) async fn checked(&self, within: Duration) -> Trust {
         let _ = self.guard.ensure(within).await;
         self.guard.trust()
     }
 
     /// Changes of the store's trust (for audit events and readiness).
-    pub fn trust_changes(&self) -> tokio::sync::watch::Receiver<Trust> {
+    pub(crate) fn trust_changes(&self) -> tokio::sync::watch::Receiver<Trust> {
         self.guard.subscribe()
     }
 

@@ -11,14 +11,14 @@ use crate::metrics::StoreLatency;
 use mcp_sts_contract::clock::UnixTime;
 
 /// Any [`RevocationStore`], timed.
-pub struct TimedStore {
+pub(crate) struct TimedStore {
     inner: Arc<dyn RevocationStore>,
     latency: StoreLatency,
 }
 
 impl TimedStore {
     /// Wrap `inner`, recording into `latency`.
-    pub fn new(inner: Arc<dyn RevocationStore>, latency: StoreLatency) -> Self {
+    pub(crate) fn new(inner: Arc<dyn RevocationStore>, latency: StoreLatency) -> Self {
         Self { inner, latency }
     }
 

@@ -18,7 +18,7 @@ const RETRY_EVERY: Duration = Duration::from_secs(5);
 
 /// One pass now; if the store cannot take it now, again in the background until a pass
 /// succeeds (or the store is dropped).
-pub async fn keep_offboardings_at_start(store: Arc<dyn RevocationStore>) {
+pub(crate) async fn keep_offboardings_at_start(store: Arc<dyn RevocationStore>) {
     if pass(store.as_ref()).await.is_ok() {
         return;
     }

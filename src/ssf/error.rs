@@ -5,7 +5,7 @@ use crate::error::OAuthError;
 /// A refusal of a stream management, verification or poll request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub enum SsfError {
+pub(crate) enum SsfError {
     /// Client authentication failed (401 `invalid_client`), or the store behind it is
     /// down (503): the OAuth answer as is.
     #[error("{0}")]
@@ -31,7 +31,7 @@ pub enum SsfError {
 
 impl SsfError {
     /// The `error` code of the answer.
-    pub fn code(&self) -> &'static str {
+    pub(crate) fn code(&self) -> &'static str {
         match self {
             SsfError::OAuth(e) => e.code.as_str(),
             SsfError::BadRequest(_) => "invalid_request",

@@ -18,24 +18,24 @@ pub mod upstream;
 
 use std::sync::Arc;
 
-pub use error::SsfError;
+pub(crate) use error::SsfError;
 
 use crate::service::Sts;
 
 /// Path of the transmitter's configuration document (SSF 1.0 §7.2).
-pub const CONFIGURATION_PATH: &str = "/.well-known/ssf-configuration";
+pub(crate) const CONFIGURATION_PATH: &str = "/.well-known/ssf-configuration";
 /// Path of the stream configuration endpoint.
-pub const STREAMS_PATH: &str = "/ssf/streams";
+pub(crate) const STREAMS_PATH: &str = "/ssf/streams";
 /// Path of the stream status endpoint.
-pub const STATUS_PATH: &str = "/ssf/status";
+pub(crate) const STATUS_PATH: &str = "/ssf/status";
 /// Path of the verification endpoint.
-pub const VERIFY_PATH: &str = "/ssf/verify";
+pub(crate) const VERIFY_PATH: &str = "/ssf/verify";
 /// Prefix of each poll stream's endpoint: `/ssf/poll/{stream_id}`.
-pub const POLL_PATH: &str = "/ssf/poll";
+pub(crate) const POLL_PATH: &str = "/ssf/poll";
 
 /// Start the background work of the Shared Signals side: the push deliverer and one
 /// receiver per upstream issuer that names a transmitter.
-pub fn spawn_workers(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
+pub(crate) fn spawn_workers(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     let mut workers = vec![push::spawn(sts.clone())];
     workers.extend(upstream::spawn_all(sts));
     workers

@@ -24,12 +24,12 @@ const MAX_EVENTS: usize = 1_000;
 /// Most acknowledgements or errors read from one poll.
 const MAX_ACKS: usize = 10_000;
 /// How often a waiting poll looks at the shared queue for events queued elsewhere.
-pub const RECHECK: Duration = Duration::from_millis(500);
+pub(crate) const RECHECK: Duration = Duration::from_millis(500);
 
 /// An RFC 8936 §2.4 poll request.
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
-pub struct PollRequest {
+pub(crate) struct PollRequest {
     /// SET ids the receiver has processed.
     pub ack: Vec<String>,
     /// SET ids the receiver could not accept, with why (RFC 8936 §2.4.4).
@@ -45,7 +45,12 @@ pub struct PollRequest {
 
 /// Acknowledge, then return what waits (waiting for it when asked to).
 #[tracing::instrument(name = "ssf_poll", target = "mcp_sts::trace", skip_all, fields(receiver = %caller.config.client_id))]
-pub async fn poll(sts: &Sts, caller: &RegisteredClient, stream_id: &str, body: &[u8]) -> Result<Value, SsfError> {
+pub(crate) async fn poll(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    stream_id: &str,
+    body: &[u8],
+) -> Result<Value, SsfError> {
     let request: PollRequest = if body.is_empty() {
         PollRequest::default()
     } else {

@@ -27,7 +27,7 @@ use mcp_sts_contract::fetch::{FetchLimits, fetch};
 /// SETs pushed per stream per round.
 const BATCH: usize = 100;
 /// Streams delivered at once by one replica.
-pub const PUSH_CONCURRENCY: usize = 32;
+pub(crate) const PUSH_CONCURRENCY: usize = 32;
 /// Deadline to connect to a receiver.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 /// Deadline of one push: connecting, sending the SET, reading the answer.

@@ -25,7 +25,7 @@ pub struct PushTargets {
 }
 
 /// True for an address no registered client should make mcp-sts call.
-pub fn is_internal(ip: IpAddr) -> bool {
+pub(crate) fn is_internal(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => {
             let [a, b, ..] = v4.octets();
@@ -78,7 +78,7 @@ impl PushTargets {
 
     /// Whether a push endpoint URL may be registered (and pushed to); the reason when
     /// not, naming no part of the URL.
-    pub fn check(&self, url: &url::Url) -> Result<(), &'static str> {
+    pub(crate) fn check(&self, url: &url::Url) -> Result<(), &'static str> {
         let host = match url.host() {
             Some(url::Host::Domain(name)) => name.to_owned(),
             Some(url::Host::Ipv4(ip)) => ip.to_string(),
@@ -105,7 +105,7 @@ impl PushTargets {
 
     /// The resolver push connections use: it drops internal addresses unless the rule
     /// allows them or the host is listed.
-    pub fn resolver(&self) -> Arc<dyn Resolve> {
+    pub(crate) fn resolver(&self) -> Arc<dyn Resolve> {
         Arc::new(self.clone())
     }
 }

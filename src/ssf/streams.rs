@@ -23,11 +23,11 @@ const MAX_TEXT: usize = 1024;
 /// Most event types a stream may request.
 const MAX_EVENT_TYPES: usize = 32;
 /// Most verification events waiting (unacknowledged) in one stream.
-pub const MAX_PENDING_VERIFICATIONS: usize = 4;
+pub(crate) const MAX_PENDING_VERIFICATIONS: usize = 4;
 
 /// Authenticate the receiver from its `Authorization` header (HTTP Basic with its
 /// client credentials); a revoked client fails as an unknown one does.
-pub async fn receiver(
+pub(crate) async fn receiver(
     sts: &Sts,
     authorization: Option<&str>,
     now: UnixTime,
@@ -122,7 +122,7 @@ fn check_events(sts: &Sts, requested: Vec<String>) -> Result<(Vec<String>, Vec<S
 
 /// The stream as the receiver sees it (SSF 1.0 §8.1.1.1): the push authorization
 /// header is never echoed back.
-pub fn render(sts: &Sts, stream: &StreamRecord) -> Value {
+pub(crate) fn render(sts: &Sts, stream: &StreamRecord) -> Value {
     let delivery = match &stream.delivery {
         Delivery::Poll => json!({
             "method": mcp_sts_contract::set::POLL_DELIVERY,
@@ -149,13 +149,13 @@ pub fn render(sts: &Sts, stream: &StreamRecord) -> Value {
 }
 
 /// A stream of `caller`'s by id: anyone else's is reported as absent.
-pub async fn owned(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Result<StreamRecord, SsfError> {
+pub(crate) async fn owned(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Result<StreamRecord, SsfError> {
     let stream = sts.store_call(sts.events.stream(stream_id)).await?;
     stream.filter(|s| s.owner == caller.id()).ok_or(SsfError::NotFound)
 }
 
 /// `POST` configuration endpoint: create a stream (201).
-pub async fn create(
+pub(crate) async fn create(
     sts: &Sts,
     caller: &RegisteredClient,
     body: &[u8],
@@ -193,7 +193,7 @@ pub async fn create(
 }
 
 /// `GET` configuration endpoint: one stream, or every stream of the caller.
-pub async fn read(sts: &Sts, caller: &RegisteredClient, stream_id: Option<&str>) -> Result<Value, SsfError> {
+pub(crate) async fn read(sts: &Sts, caller: &RegisteredClient, stream_id: Option<&str>) -> Result<Value, SsfError> {
     match stream_id {
         Some(id) => Ok(render(sts, &owned(sts, caller, id).await?)),
         None => {
@@ -210,7 +210,7 @@ pub async fn read(sts: &Sts, caller: &RegisteredClient, stream_id: Option<&str>)
 
 /// `PATCH` (only the fields given change) or `PUT` (every receiver-supplied field is
 /// replaced) on the configuration endpoint.
-pub async fn update(
+pub(crate) async fn update(
     sts: &Sts,
     caller: &RegisteredClient,
     body: &[u8],
@@ -250,7 +250,7 @@ pub async fn update(
 }
 
 /// `DELETE` on the configuration endpoint: the stream and its queue go.
-pub async fn delete(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Result<(), SsfError> {
+pub(crate) async fn delete(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Result<(), SsfError> {
     owned(sts, caller, stream_id).await?;
     sts.store_call(sts.events.delete_stream(stream_id)).await?;
     tracing::info!(%stream_id, receiver = %caller.id(), "stream deleted");
@@ -258,7 +258,7 @@ pub async fn delete(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Re
 }
 
 /// The status document of a stream (SSF 1.0 §8.1.2.1).
-pub fn status_document(stream: &StreamRecord) -> Value {
+pub(crate) fn status_document(stream: &StreamRecord) -> Value {
     let mut doc = json!({ "stream_id": stream.stream_id, "status": stream.status });
     if let (Some(reason), Some(map)) = (&stream.status_reason, doc.as_object_mut()) {
         map.insert("reason".into(), json!(reason));
@@ -276,7 +276,7 @@ struct StatusRequest {
 
 /// `POST` status endpoint: enable, pause or disable a stream (SSF 1.0 §8.1.2.2).
 /// Disabling drops what is queued, as the transmitter will not deliver it.
-pub async fn set_status(sts: &Sts, caller: &RegisteredClient, body: &[u8]) -> Result<StreamRecord, SsfError> {
+pub(crate) async fn set_status(sts: &Sts, caller: &RegisteredClient, body: &[u8]) -> Result<StreamRecord, SsfError> {
     let request: StatusRequest =
         serde_json::from_slice(body).map_err(|e| bad(format!("body must be JSON with stream_id and status: {e}")))?;
     let mut stream = owned(sts, caller, &request.stream_id).await?;
@@ -305,7 +305,7 @@ struct VerifyRequest {
 /// `POST` verification endpoint: queue a verification event (SSF 1.0 §8.1.4.2), at
 /// most [`MAX_PENDING_VERIFICATIONS`] waiting per stream (more: 429), so a receiver
 /// cannot pile work on the transmitter that it never collects.
-pub async fn verify(sts: &Sts, caller: &RegisteredClient, body: &[u8], now: UnixTime) -> Result<(), SsfError> {
+pub(crate) async fn verify(sts: &Sts, caller: &RegisteredClient, body: &[u8], now: UnixTime) -> Result<(), SsfError> {
     let request: VerifyRequest =
         serde_json::from_slice(body).map_err(|e| bad(format!("body must be JSON with stream_id: {e}")))?;
     let state = check_text("state", request.state)?;

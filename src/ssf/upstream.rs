@@ -263,7 +263,7 @@ fn replay_memory(sts: &Sts) -> u64 {
 }
 
 /// Start one receiver per issuer that names a transmitter, polling at its interval.
-pub fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
+pub(crate) fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     let issuers: Vec<String> = sts
         .config
         .issuers

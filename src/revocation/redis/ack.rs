@@ -63,7 +63,7 @@ impl Default for AckPolicy {
 impl AckPolicy {
     /// How long one batch may take at most: the write, `WAIT` and `WAITAOF`, plus
     /// opening the connection.
-    pub fn batch_bound(&self, op_timeout: Duration, connect_timeout: Duration) -> Duration {
+    pub(crate) fn batch_bound(&self, op_timeout: Duration, connect_timeout: Duration) -> Duration {
         let waits = if self.fsync { 2 } else { 1 };
         connect_timeout + op_timeout + self.replication_timeout * waits
     }
@@ -87,7 +87,7 @@ return 0
 
 /// A once-only marker to withdraw if its write is not confirmed.
 #[derive(Debug, Clone)]
-pub struct Withdrawal {
+pub(crate) struct Withdrawal {
     /// The marker's key.
     pub key: String,
     /// The random value this attempt wrote.
@@ -115,13 +115,13 @@ struct Job {
 
 /// Where a withdrawal that could not be made at once is retried from (the master of
 /// its key may have changed by then).
-pub trait Rewrite: Send + Sync + 'static {
+pub(crate) trait Rewrite: Send + Sync + 'static {
     /// Send `cmd` (no waiting for replicas) to the master that owns `key` now.
     fn send(&self, key: String, cmd: Cmd) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + '_>>;
 }
 
 /// The dedicated connections, one writer task per master address.
-pub struct Acks {
+pub(crate) struct Acks {
     policy: AckPolicy,
     op_timeout: Duration,
     connect_timeout: Duration,
@@ -130,7 +130,7 @@ pub struct Acks {
 
 impl Acks {
     /// No connection is opened until the first write to a master.
-    pub fn new(policy: AckPolicy, op_timeout: Duration, connect_timeout: Duration) -> Self {
+    pub(crate) fn new(policy: AckPolicy, op_timeout: Duration, connect_timeout: Duration) -> Self {
         Self {
             policy,
             op_timeout,
@@ -140,13 +140,13 @@ impl Acks {
     }
 
     /// The configured policy.
-    pub fn policy(&self) -> AckPolicy {
+    pub(crate) fn policy(&self) -> AckPolicy {
         self.policy
     }
 
     /// Replicas a write to a master must reach: the configured number, or for
     /// `auto` one where the topology gives the master replicas.
-    pub fn required(&self, topology_has_replicas: bool) -> u32 {
+    pub(crate) fn required(&self, topology_has_replicas: bool) -> u32 {
         match self.policy.min_replicas {
             MinReplicas::Exactly(n) => n,
             MinReplicas::Auto => u32::from(topology_has_replicas),
@@ -154,14 +154,14 @@ impl Acks {
     }
 
     /// Whether a write with `replicas` required needs the dedicated connection at all.
-    pub fn waits(&self, replicas: u32) -> bool {
+    pub(crate) fn waits(&self, replicas: u32) -> bool {
         replicas > 0 || self.policy.fsync
     }
 
     /// Write `cmd` on `master`'s dedicated connection and wait for `replicas` of them
     /// (and the fsync when configured). `withdrawal` names a once-only marker the
     /// write sets, removed again if the write is not confirmed.
-    pub async fn write(
+    pub(crate) async fn write(
         &self,
         master: &ConnectionInfo,
         replicas: u32,
@@ -443,6 +443,6 @@ async fn supports_waitaof(conn: &mut MultiplexedConnection) -> Result<bool, Stor
 }
 
 /// A random value identifying one attempt at a once-only write.
-pub fn attempt_id() -> String {
+pub(crate) fn attempt_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }

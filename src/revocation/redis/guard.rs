@@ -116,7 +116,7 @@ pub enum Reading {
 
 /// What to do after a reading.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
+pub(crate) enum Verdict {
     /// Trust the store, remembering this marker.
     Trust(Marker),
     /// A new deployment: write a marker.
@@ -126,7 +126,7 @@ pub enum Verdict {
 }
 
 /// Decide from the marker reading and the id this replica knows.
-pub fn judge(reading: Reading, known: Option<&str>) -> Verdict {
+pub(crate) fn judge(reading: Reading, known: Option<&str>) -> Verdict {
     match (reading, known) {
         (Reading::Present(marker), None) => Verdict::Trust(marker),
         (Reading::Present(marker), Some(id)) if marker.id == id || marker.origin == Origin::Adopted => {
@@ -164,7 +164,7 @@ fn copy_tags() -> Vec<String> {
 }
 
 /// The store's trust, kept up to date.
-pub struct Guard {
+pub(crate) struct Guard {
     prefix: String,
     accept_unknown_policy: bool,
     record: Option<PathBuf>,
@@ -176,7 +176,7 @@ pub struct Guard {
 
 impl Guard {
     /// A guard for the keys under `prefix`, remembering marker ids in `record`.
-    pub fn new(prefix: &str, accept_unknown_policy: bool, record: Option<PathBuf>) -> Self {
+    pub(crate) fn new(prefix: &str, accept_unknown_policy: bool, record: Option<PathBuf>) -> Self {
         let known = record.as_ref().and_then(|path| read_record(path).remove(prefix));
         Self {
             prefix: prefix.to_owned(),
@@ -190,7 +190,7 @@ impl Guard {
     }
 
     /// The main marker key.
-    pub fn marker_key(&self) -> String {
+    pub(crate) fn marker_key(&self) -> String {
         format!("{}store-id", self.prefix)
     }
 
@@ -208,22 +208,22 @@ impl Guard {
     }
 
     /// The current conclusion, and its changes.
-    pub fn subscribe(&self) -> watch::Receiver<Trust> {
+    pub(crate) fn subscribe(&self) -> watch::Receiver<Trust> {
         self.state.subscribe()
     }
 
     /// The current conclusion.
-    pub fn trust(&self) -> Trust {
+    pub(crate) fn trust(&self) -> Trust {
         self.state.borrow().clone()
     }
 
     /// The marker id this replica knows.
-    pub fn known(&self) -> Option<String> {
+    pub(crate) fn known(&self) -> Option<String> {
         self.known.lock().ok().and_then(|known| known.clone())
     }
 
     /// Ok when trusted; waits up to `within` for the first check.
-    pub async fn ensure(&self, within: Duration) -> Result<(), StoreError> {
+    pub(crate) async fn ensure(&self, within: Duration) -> Result<(), StoreError> {
         let mut changes = self.state.subscribe();
         let checked = tokio::time::timeout(within, changes.wait_for(|t| *t != Trust::Unchecked)).await;
         match self.trust() {
@@ -237,7 +237,7 @@ impl Guard {
     }
 
     /// A read found the marker missing: refuse from now on.
-    pub fn marker_missing_on_read(&self) -> StoreError {
+    pub(crate) fn marker_missing_on_read(&self) -> StoreError {
         let why = Distrust::Lost("the store marker is gone".into());
         self.set(Trust::Untrusted(why.clone()));
         StoreError::Untrusted(why.describe())
@@ -290,7 +290,7 @@ impl Guard {
 
     /// Check the eviction policy and the marker, and update the conclusion. A store
     /// that cannot be reached leaves the conclusion as it was.
-    pub async fn verify(&self, router: &Router) -> Result<Trust, StoreError> {
+    pub(crate) async fn verify(&self, router: &Router) -> Result<Trust, StoreError> {
         if let Some(distrust) = self.check_policy(router).await? {
             self.set(Trust::Untrusted(distrust));
             return Ok(self.trust());
@@ -353,7 +353,7 @@ impl Guard {
     }
 
     /// Write a new marker as an operator's adoption of the store as it is now.
-    pub async fn adopt(&self, router: &Router) -> Result<Marker, StoreError> {
+    pub(crate) async fn adopt(&self, router: &Router) -> Result<Marker, StoreError> {
         let marker = Marker::new(Origin::Adopted);
         write_markers(router, &self.marker_keys(router.is_cluster()), &marker, false).await?;
         self.remember(&marker);
@@ -362,14 +362,14 @@ impl Guard {
     }
 
     /// What the marker keys hold now.
-    pub async fn read(&self, router: &Router) -> Result<Reading, StoreError> {
+    pub(crate) async fn read(&self, router: &Router) -> Result<Reading, StoreError> {
         read_markers(router, &self.marker_keys(router.is_cluster())).await
     }
 }
 
 /// Each master's value of a `CONFIG GET` of one setting; `Err` with Redis's words when
 /// the server refuses `CONFIG`.
-pub async fn read_config(
+pub(crate) async fn read_config(
     router: &Router,
     cmd: redis::Cmd,
 ) -> Result<Result<Vec<(String, String)>, String>, StoreError> {
@@ -464,7 +464,7 @@ fn read_record(path: &PathBuf) -> BTreeMap<String, String> {
 
 /// Keep the conclusion fresh: check at once, after every reconnection and every
 /// `period`, until the store is dropped.
-pub async fn watch(router: std::sync::Weak<Router>, guard: std::sync::Weak<Guard>, period: Duration) {
+pub(crate) async fn watch(router: std::sync::Weak<Router>, guard: std::sync::Weak<Guard>, period: Duration) {
     let mut attempts = match router.upgrade() {
         Some(router) => router.link().attempts(),
         None => return,

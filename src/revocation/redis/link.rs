@@ -22,7 +22,7 @@ const RESET_AFTER_FAILURES: u32 = 3;
 const FIRST_RETRY_DELAY: Duration = Duration::from_millis(50);
 
 /// A connection that replaces itself when it keeps failing.
-pub struct Link {
+pub(crate) struct Link {
     connector: Arc<Connector>,
     connect_timeout: Duration,
     state: Mutex<State>,
@@ -44,7 +44,7 @@ struct State {
 
 impl Link {
     /// A link with no connection yet; the first call (or [`Link::start`]) opens one.
-    pub fn new(connector: Arc<Connector>, connect_timeout: Duration) -> Arc<Self> {
+    pub(crate) fn new(connector: Arc<Connector>, connect_timeout: Duration) -> Arc<Self> {
         Arc::new(Self {
             connector,
             connect_timeout,
@@ -54,12 +54,12 @@ impl Link {
     }
 
     /// How connections are opened (for diagnostics).
-    pub fn connector(&self) -> &Connector {
+    pub(crate) fn connector(&self) -> &Connector {
         &self.connector
     }
 
     /// Begin connecting in the background.
-    pub fn start(self: &Arc<Self>) {
+    pub(crate) fn start(self: &Arc<Self>) {
         if let Ok(mut state) = self.state.lock() {
             self.reconnect_locked(&mut state);
         }
@@ -68,7 +68,7 @@ impl Link {
     /// The current connection, waiting for one being opened. A caller bounds the wait
     /// with its own deadline; when an attempt has already failed it gets that error
     /// at once instead of waiting.
-    pub async fn conn(self: &Arc<Self>) -> Result<Conn, StoreError> {
+    pub(crate) async fn conn(self: &Arc<Self>) -> Result<Conn, StoreError> {
         let mut attempts = self.attempts.subscribe();
         loop {
             {
@@ -89,23 +89,23 @@ impl Link {
     }
 
     /// The master the current connection reaches (none for a cluster or while down).
-    pub fn master(&self) -> Option<redis::ConnectionInfo> {
+    pub(crate) fn master(&self) -> Option<redis::ConnectionInfo> {
         self.state.lock().ok().and_then(|state| state.master.clone())
     }
 
     /// A receiver that changes whenever a connection attempt ends.
-    pub fn attempts(&self) -> watch::Receiver<u64> {
+    pub(crate) fn attempts(&self) -> watch::Receiver<u64> {
         self.attempts.subscribe()
     }
 
     /// Count a failure; after several in a row, drop the connection and open another.
-    pub fn failed(self: &Arc<Self>) {
+    pub(crate) fn failed(self: &Arc<Self>) {
         self.failed_with(false);
     }
 
     /// A failure that shows the connection itself is confused (its view of a Cluster
     /// no longer matches the answers): replace it now.
-    pub fn broken(self: &Arc<Self>) {
+    pub(crate) fn broken(self: &Arc<Self>) {
         self.failed_with(true);
     }
 
@@ -123,7 +123,7 @@ impl Link {
     }
 
     /// A command succeeded: the failure streak is over.
-    pub fn succeeded(&self) {
+    pub(crate) fn succeeded(&self) {
         if let Ok(mut state) = self.state.lock() {
             state.failures = 0;
         }

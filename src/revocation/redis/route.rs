@@ -21,7 +21,7 @@ use super::topology::{Conn, Connector, RedisTopology, at_address, unavailable};
 const SLOTS: u16 = 16_384;
 
 /// The slot of `key`, honouring a `{hash tag}` as Redis does.
-pub fn key_slot(key: &[u8]) -> u16 {
+pub(crate) fn key_slot(key: &[u8]) -> u16 {
     let tagged = key
         .iter()
         .position(|b| *b == b'{')
@@ -36,7 +36,7 @@ pub fn key_slot(key: &[u8]) -> u16 {
 
 /// A master a write goes to, and whether the topology gives it replicas.
 #[derive(Debug, Clone)]
-pub struct Master {
+pub(crate) struct Master {
     /// How to reach it.
     pub info: ConnectionInfo,
     /// Sentinel masters and Cluster shards with replicas: true; one server: false.
@@ -48,13 +48,13 @@ const RECOVERY_PROBE: Duration = Duration::from_millis(50);
 
 /// What a recovered Cluster must pass before it is served again: the store guard's
 /// check of the eviction policy and the marker (a shard may be back empty).
-pub trait RecoveryCheck: Send + Sync {
+pub(crate) trait RecoveryCheck: Send + Sync {
     /// Check the store through `router`; an error keeps the Cluster refused.
     fn check<'a>(&'a self, router: &'a Router) -> Pin<Box<dyn Future<Output = Result<(), StoreError>> + Send + 'a>>;
 }
 
 /// The shared connection with its topology.
-pub struct Router {
+pub(crate) struct Router {
     link: Arc<Link>,
     topology: RedisTopology,
     timeout: Duration,
@@ -76,7 +76,7 @@ pub struct Router {
 
 impl Router {
     /// Route over `link`, each operation bounded by `timeout`.
-    pub fn new(link: Arc<Link>, topology: RedisTopology, timeout: Duration) -> Arc<Self> {
+    pub(crate) fn new(link: Arc<Link>, topology: RedisTopology, timeout: Duration) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             link,
             topology,
@@ -91,23 +91,23 @@ impl Router {
     }
 
     /// The guard to consult before a recovered Cluster is served again.
-    pub fn set_guard(&self, guard: Weak<dyn RecoveryCheck>) {
+    pub(crate) fn set_guard(&self, guard: Weak<dyn RecoveryCheck>) {
         let _ = self.guard.set(guard);
     }
 
     /// The link (for its reconnection signals and diagnostics).
-    pub fn link(&self) -> &Arc<Link> {
+    pub(crate) fn link(&self) -> &Arc<Link> {
         &self.link
     }
 
     /// Whether this is a Redis Cluster.
-    pub fn is_cluster(&self) -> bool {
+    pub(crate) fn is_cluster(&self) -> bool {
         matches!(self.topology, RedisTopology::Cluster(_))
     }
 
     /// One operation on the shared connection, bounded by the store's timeout
     /// (including any wait for a connection being opened); failures are counted.
-    pub async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
+    pub(crate) async fn with_conn<T, F, Fut>(&self, op: F) -> Result<T, StoreError>
     where
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
@@ -165,21 +165,21 @@ impl Router {
     }
 
     /// One command, one round trip (per shard, in a cluster).
-    pub async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn run<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.with_conn(|mut conn| async move { conn.query::<T>(cmd).await.map_err(unavailable) })
             .await
     }
 
     /// One command for the store's own checks: it passes while a Cluster recovers,
     /// since the checks decide whether it may be served again.
-    pub async fn run_check<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
+    pub(crate) async fn run_check<T: FromRedisValue>(&self, cmd: &Cmd) -> Result<T, StoreError> {
         self.counted(|mut conn| async move { conn.query::<T>(cmd).await.map_err(unavailable) })
             .await
     }
 
     /// `cmd` on every master: one answer per master (the one server or Sentinel
     /// master answers alone). For the store's checks: not held back by a recovery.
-    pub async fn on_every_master(&self, cmd: Cmd) -> Result<Vec<(String, Value)>, StoreError> {
+    pub(crate) async fn on_every_master(&self, cmd: Cmd) -> Result<Vec<(String, Value)>, StoreError> {
         if !self.is_cluster() {
             let value: Value = self.run_check(&cmd).await?;
             return Ok(vec![(self.topology.describe(), value)]);
@@ -203,7 +203,7 @@ impl Router {
     }
 
     /// The master that owns `key` now.
-    pub async fn master_for(&self, key: &str) -> Result<Master, StoreError> {
+    pub(crate) async fn master_for(&self, key: &str) -> Result<Master, StoreError> {
         match &self.topology {
             RedisTopology::Single(_) | RedisTopology::Sentinel { .. } => {
                 if self.link.master().is_none() {
@@ -227,7 +227,7 @@ impl Router {
     }
 
     /// Every master with whether it has replicas (one, for one server or Sentinel).
-    pub async fn masters(&self) -> Result<Vec<Master>, StoreError> {
+    pub(crate) async fn masters(&self) -> Result<Vec<Master>, StoreError> {
         if !self.is_cluster() {
             return Ok(vec![self.master_for("").await?]);
         }
@@ -278,7 +278,7 @@ impl Router {
     /// A write to a master failed: forget the shard map (a slot may have moved, a
     /// replica been promoted) and count the failure on the link (a Sentinel master
     /// that died or was demoted is asked for again after a few).
-    pub fn write_failed(&self) {
+    pub(crate) fn write_failed(&self) {
         if let Ok(mut known) = self.shards.lock() {
             *known = None;
         }
@@ -286,7 +286,7 @@ impl Router {
     }
 
     /// How to open connections (for diagnostics).
-    pub fn connector(&self) -> &Connector {
+    pub(crate) fn connector(&self) -> &Connector {
         self.link.connector()
     }
 }

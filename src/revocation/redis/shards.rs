@@ -6,7 +6,7 @@ use super::super::StoreError;
 
 /// One master serving slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     /// The master's host.
     pub host: String,
     /// The master's port.
@@ -18,14 +18,14 @@ pub struct Shard {
 
 /// The slot map: every range with the index of its master.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct ShardMap {
+pub(crate) struct ShardMap {
     ranges: Vec<(u16, u16, usize)>,
     masters: Vec<Shard>,
 }
 
 impl ShardMap {
     /// Parse the text `CLUSTER NODES` answers.
-    pub fn parse(text: &str) -> Result<Self, StoreError> {
+    pub(crate) fn parse(text: &str) -> Result<Self, StoreError> {
         struct Node<'a> {
             id: &'a str,
             address: Option<(String, u16)>,
@@ -69,7 +69,7 @@ impl ShardMap {
     }
 
     /// The master serving `slot`, if any.
-    pub fn for_slot(&self, slot: u16) -> Option<&Shard> {
+    pub(crate) fn for_slot(&self, slot: u16) -> Option<&Shard> {
         let at = self.ranges.partition_point(|(start, _, _)| *start <= slot);
         let (start, end, index) = self.ranges.get(at.checked_sub(1)?)?;
         (*start <= slot && slot <= *end)
@@ -78,7 +78,7 @@ impl ShardMap {
     }
 
     /// Every master serving slots.
-    pub fn masters(&self) -> &[Shard] {
+    pub(crate) fn masters(&self) -> &[Shard] {
         &self.masters
     }
 }

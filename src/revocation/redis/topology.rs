@@ -45,7 +45,7 @@ impl fmt::Debug for RedisTopology {
 
 impl RedisTopology {
     /// Addresses only (never a password), for logs and start-up warnings.
-    pub fn describe(&self) -> String {
+    pub(crate) fn describe(&self) -> String {
         match self {
             RedisTopology::Single(url) => address(url),
             RedisTopology::Cluster(nodes) => format!("cluster {}", addresses(nodes)),
@@ -71,7 +71,7 @@ fn address(url: &str) -> String {
 /// An open connection of either shape. Both reconnect by themselves after I/O errors;
 /// the cluster one also follows `MOVED`/`ASK` and refreshes its slot map.
 #[derive(Clone)]
-pub enum Conn {
+pub(crate) enum Conn {
     /// One server (directly or as the current Sentinel master).
     Single(ConnectionManager),
     /// A cluster: commands are routed by key slot.
@@ -81,7 +81,7 @@ pub enum Conn {
 impl Conn {
     /// Send one command. In a cluster, a multi-key command (MGET) is split by slot
     /// and the parts go out together, one round trip per shard touched.
-    pub async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
+    pub(crate) async fn query<T: FromRedisValue>(&mut self, cmd: &Cmd) -> RedisResult<T> {
         match self {
             Conn::Single(manager) => cmd.query_async(manager).await,
             Conn::Cluster(cluster) => cmd.query_async(cluster).await,
@@ -89,7 +89,7 @@ impl Conn {
     }
 
     /// Send a command to the nodes `routing` names (cluster only).
-    pub async fn route(&mut self, cmd: Cmd, routing: RoutingInfo) -> Result<Value, StoreError> {
+    pub(crate) async fn route(&mut self, cmd: Cmd, routing: RoutingInfo) -> Result<Value, StoreError> {
         match self {
             Conn::Cluster(cluster) => cluster.route_command(cmd, routing).await.map_err(unavailable),
             Conn::Single(_) => Err(StoreError::Unavailable("node routing needs a cluster".into())),
@@ -99,7 +99,7 @@ impl Conn {
 
 /// A Redis error as a store error: a timeout stays a timeout, anything else keeps
 /// Redis's own wording ("Connection refused", "READONLY", "CLUSTERDOWN", ...).
-pub fn unavailable(error: redis::RedisError) -> StoreError {
+pub(crate) fn unavailable(error: redis::RedisError) -> StoreError {
     if error.is_timeout() {
         StoreError::Timeout
     } else {
@@ -109,7 +109,7 @@ pub fn unavailable(error: redis::RedisError) -> StoreError {
 
 /// What opens a [`Conn`]: built once from the topology, used at start and after
 /// repeated failures (when a Sentinel master may have moved).
-pub enum Connector {
+pub(crate) enum Connector {
     /// One server: a lazy connection manager that connects on first use.
     Single {
         /// The server.
@@ -135,7 +135,11 @@ pub enum Connector {
 
 impl Connector {
     /// Validate the URLs and build the connector; nothing is contacted yet.
-    pub fn new(topology: &RedisTopology, op_timeout: Duration, connect_timeout: Duration) -> Result<Self, StoreError> {
+    pub(crate) fn new(
+        topology: &RedisTopology,
+        op_timeout: Duration,
+        connect_timeout: Duration,
+    ) -> Result<Self, StoreError> {
         // Parse errors never echo a URL, which may hold a password.
         let bad = |e: redis::RedisError| StoreError::Unavailable(format!("invalid Redis URL: {e}"));
         let config = ConnectionManagerConfig::new()
@@ -195,7 +199,7 @@ impl Connector {
     /// Connect once, directly, and report exactly what went wrong ("Connection
     /// refused", a timeout, an authentication error): for start-up diagnostics, where
     /// the lazy connection of a single server would only say it timed out.
-    pub async fn probe(&self) -> RedisResult<()> {
+    pub(crate) async fn probe(&self) -> RedisResult<()> {
         match self {
             Connector::Single { client, .. } => {
                 let mut conn = client.get_multiplexed_async_connection().await?;
@@ -207,7 +211,7 @@ impl Connector {
 
     /// The connection settings of the configured nodes (the first cluster URL), for
     /// dedicated connections to nodes found later.
-    pub fn node_settings(&self) -> Option<ConnectionInfo> {
+    pub(crate) fn node_settings(&self) -> Option<ConnectionInfo> {
         match self {
             Connector::Single { client, .. } => Some(client.get_connection_info().clone()),
             Connector::Cluster { settings, .. } => Some(settings.clone()),
@@ -219,7 +223,7 @@ impl Connector {
     /// master; none for a cluster, whose masters are found per slot). For one server
     /// this only sets up a lazy manager; for a cluster or a Sentinel master it talks to
     /// the network.
-    pub async fn connect(&self) -> RedisResult<(Conn, Option<ConnectionInfo>)> {
+    pub(crate) async fn connect(&self) -> RedisResult<(Conn, Option<ConnectionInfo>)> {
         match self {
             Connector::Single { client, config } => Ok((
                 Conn::Single(ConnectionManager::new_lazy_with_config(client.clone(), config.clone())?),
@@ -240,7 +244,7 @@ impl Connector {
 }
 
 /// `info` (credentials, database, TLS settings) pointed at another node.
-pub fn at_address(info: &ConnectionInfo, host: &str, port: u16) -> ConnectionInfo {
+pub(crate) fn at_address(info: &ConnectionInfo, host: &str, port: u16) -> ConnectionInfo {
     let addr = match info.addr() {
         ConnectionAddr::TcpTls {
             insecure, tls_params, ..
