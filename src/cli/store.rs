@@ -89,7 +89,7 @@ pub async fn run(action: StoreAction) -> anyhow::Result<ExitCode> {
 }
 
 async fn migrate(store: &RedisStore) -> anyhow::Result<ExitCode> {
-    if let Trust::Untrusted(why) = store.verify().await? {
+    if let Trust::Untrusted(why) = store.check_trust().await? {
         eprintln!("NOT DONE: the revocation store is not trusted: {}", why.describe());
         return Ok(ExitCode::FAILURE);
     }

@@ -47,7 +47,7 @@ pub(crate) fn router(sts: Arc<Sts>) -> Router {
                 .delete(ssf::delete),
         )
         .route(crate::ssf::STATUS_PATH, get(ssf::status).post(ssf::set_status))
-        .route(crate::ssf::VERIFY_PATH, post(ssf::verify))
+        .route(crate::ssf::VERIFY_PATH, post(ssf::request_verification))
         .route("/ssf/poll/{stream_id}", post(ssf::poll))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))

@@ -159,12 +159,12 @@ pub(crate) async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, 
 }
 
 /// `POST /ssf/verify`: queue a verification event (204).
-pub(crate) async fn verify(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn request_verification(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_verify", now);
     let result = async {
         let caller = streams::receiver(&sts, authorization(&headers), now).await?;
-        streams::verify(&sts, &caller, &body, now).await?;
+        streams::request_verification(&sts, &caller, &body, now).await?;
         Ok::<_, SsfError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;

@@ -253,8 +253,8 @@ impl RedisStore {
     }
 
     /// Check the eviction policy and the marker now.
-    pub async fn verify(&self) -> Result<Trust, StoreError> {
-        self.guard.verify(&self.router).await
+    pub async fn check_trust(&self) -> Result<Trust, StoreError> {
+        self.guard.check_trust(&self.router).await
     }
 
     /// The eviction policy of every master; `Err` with Redis's words when `CONFIG`

@@ -305,7 +305,12 @@ struct VerifyRequest {
 /// `POST` verification endpoint: queue a verification event (SSF 1.0 §8.1.4.2), at
 /// most [`MAX_PENDING_VERIFICATIONS`] waiting per stream (more: 429), so a receiver
 /// cannot pile work on the transmitter that it never collects.
-pub(crate) async fn verify(sts: &Sts, caller: &RegisteredClient, body: &[u8], now: UnixTime) -> Result<(), SsfError> {
+pub(crate) async fn request_verification(
+    sts: &Sts,
+    caller: &RegisteredClient,
+    body: &[u8],
+    now: UnixTime,
+) -> Result<(), SsfError> {
     let request: VerifyRequest =
         serde_json::from_slice(body).map_err(|e| bad(format!("body must be JSON with stream_id: {e}")))?;
     let state = check_text("state", request.state)?;

@@ -290,7 +290,7 @@ impl Guard {
 
     /// Check the eviction policy and the marker, and update the conclusion. A store
     /// that cannot be reached leaves the conclusion as it was.
-    pub(crate) async fn verify(&self, router: &Router) -> Result<Trust, StoreError> {
+    pub(crate) async fn check_trust(&self, router: &Router) -> Result<Trust, StoreError> {
         if let Some(distrust) = self.check_policy(router).await? {
             self.set(Trust::Untrusted(distrust));
             return Ok(self.trust());
@@ -401,7 +401,7 @@ impl RecoveryCheck for Guard {
         &'a self,
         router: &'a Router,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), StoreError>> + Send + 'a>> {
-        Box::pin(async move { self.verify(router).await.map(|_| ()) })
+        Box::pin(async move { self.check_trust(router).await.map(|_| ()) })
     }
 }
 
@@ -473,7 +473,7 @@ pub(crate) async fn watch(router: std::sync::Weak<Router>, guard: std::sync::Wea
         let (Some(router), Some(guard)) = (router.upgrade(), guard.upgrade()) else {
             return;
         };
-        if let Err(error) = guard.verify(&router).await {
+        if let Err(error) = guard.check_trust(&router).await {
             tracing::debug!(%error, "revocation store check did not complete");
         }
         drop((router, guard));
