@@ -151,11 +151,12 @@ impl UrlClients {
 
     /// The URL client `id` names, from cache or its document.
     pub(super) async fn resolve(&self, id: &str, now: UnixTime) -> Result<Arc<RegisteredClient>, DocumentRefusal> {
-        let url = self.fetchable(id, true)?;
+        let url = self.well_formed(id, true)?;
         let rule = url
             .host_str()
             .and_then(|h| self.rules.rule(h))
             .ok_or(DocumentRefusal::HostNotAllowed)?;
+        self.reachable(&url)?;
         if let Some(client) = self.cache.get(id, now) {
             return Ok(client);
         }
@@ -182,10 +183,10 @@ impl UrlClients {
         Ok(client)
     }
 
-    /// `raw` as a URL this service may fetch: `https` (or `http` to a loopback host
-    /// listed by name), no userinfo, fragment or dot segments, a path when it is a
-    /// client id, and no internal literal address unless listed by name.
-    fn fetchable(&self, raw: &str, client_id: bool) -> Result<url::Url, DocumentRefusal> {
+    /// `raw` as a URL this service may fetch from: `https` (or `http` to a loopback
+    /// host listed by name), no userinfo, fragment or dot segments, and a path when it
+    /// is a client id.
+    fn well_formed(&self, raw: &str, client_id: bool) -> Result<url::Url, DocumentRefusal> {
         let bad = DocumentRefusal::BadClientId;
         crate::contract::identifier::check(raw).map_err(|_| bad)?;
         let url = url::Url::parse(raw).map_err(|_| bad)?;
@@ -203,14 +204,18 @@ impl UrlClients {
             && !raw.contains('#')
             && !has_dot_segment(raw)
             && (!client_id || url.path() != "/");
-        if !well_formed {
-            return Err(bad);
-        }
-        if !vouched && literal_address(&url).is_some_and(is_internal) {
+        if well_formed { Ok(url) } else { Err(bad) }
+    }
+
+    /// Refuse an internal literal address no `[[cimd.allow]]` entry lists by name (a
+    /// name is checked on every connection by the guarded resolver).
+    fn reachable(&self, url: &url::Url) -> Result<(), DocumentRefusal> {
+        let vouched = url.host_str().is_some_and(|h| self.rules.vouches_for(h));
+        if !vouched && literal_address(url).is_some_and(is_internal) {
             tracing::info!("URL client refused: an internal address not listed in [[cimd.allow]]");
             return Err(DocumentRefusal::Unavailable);
         }
-        Ok(url)
+        Ok(())
     }
 
     /// The client a document registers, or why it registers none.
@@ -228,7 +233,8 @@ impl UrlClients {
         let source = match (document.get("jwks"), document.get("jwks_uri")) {
             (Some(jwks), None) if jwks.get("keys").is_some_and(Value::is_array) => JwksSource::Inline(jwks.clone()),
             (None, Some(Value::String(uri))) => {
-                self.fetchable(uri, false).map_err(|_| invalid)?;
+                let keys_at = self.well_formed(uri, false).map_err(|_| invalid)?;
+                self.reachable(&keys_at)?;
                 JwksSource::Uri(uri.clone())
             }
             _ => return Err(invalid),

@@ -56,8 +56,8 @@ pub struct CimdAllow {
 /// Why a host pattern is unusable, if it is.
 pub fn host_pattern_problem(pattern: &str) -> Option<&'static str> {
     let name = pattern.strip_prefix("*.").unwrap_or(pattern);
-    if name.is_empty() || (!name.contains('.') && pattern.starts_with("*.")) {
-        return Some("a wildcard must name a domain, such as *.agents.example.com");
+    if name.is_empty() {
+        return Some("must name a host, or a domain after `*.` such as *.agents.example.com");
     }
     if name.contains('*') {
         return Some("`*.` is allowed only as a prefix");
@@ -191,7 +191,6 @@ audiences = ["orders-api"]
         for bad in [
             "",
             "*.",
-            "*.com",
             "a.*.example.com",
             "Agents.example.com",
             "https://agents.example.com",
