@@ -289,9 +289,7 @@ impl KeySource for OneClient<'_> {
         if jws.issuer()? != self.0.id() {
             return Err(Refusal::UntrustedIssuer);
         }
-        let jwks = self.0.jwks.as_ref().ok_or(Refusal::UntrustedIssuer)?;
-        let ((), keys) = jwks.keys(jws, now).await?;
-        Ok((Arc::clone(self.0), keys))
+        keys_of(self.0, jws, now).await
     }
 }
 
@@ -308,10 +306,20 @@ impl KeySource for AssertionKeys<'_> {
         now: UnixTime,
     ) -> Result<(Arc<RegisteredClient>, Vec<Arc<VerificationKey>>), Refusal> {
         let client = self.0.get(jws.issuer()?).ok_or(Refusal::UntrustedIssuer)?;
-        let jwks = client.jwks.as_ref().ok_or(Refusal::UntrustedIssuer)?;
-        let ((), keys) = jwks.keys(jws, now).await?;
-        Ok((Arc::clone(client), keys))
+        keys_of(client, jws, now).await
     }
+}
+
+/// A client's `private_key_jwt` keys (inline or from its `jwks_uri`), never keys the
+/// assertion names itself.
+async fn keys_of(
+    client: &Arc<RegisteredClient>,
+    jws: &Unverified<'_>,
+    now: UnixTime,
+) -> Result<(Arc<RegisteredClient>, Vec<Arc<VerificationKey>>), Refusal> {
+    let jwks = client.jwks.as_ref().ok_or(Refusal::UntrustedIssuer)?;
+    let ((), keys) = jwks.keys(jws, now).await?;
+    Ok((Arc::clone(client), keys))
 }
 
 /// What a refused assertion is answered with: `invalid_client` naming the rule, or 503

@@ -108,32 +108,8 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use super::super::workloads::tests::{BASE, problems};
     use super::*;
-
-    const BASE: &str = r#"
-[server]
-listen = "127.0.0.1:0"
-issuer = "https://sts.example.com"
-
-[[issuers]]
-issuer = "https://idp.example.com"
-audience = "mcp-sts"
-
-[[audiences]]
-id = "orders-api"
-mode = "on_behalf_of"
-scopes = ["orders:read"]
-
-[[clients]]
-client_id = "orders-mcp"
-secret_sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-audiences = ["orders-api"]
-"#;
-
-    fn problems(extra: &str) -> Vec<String> {
-        let config = Config::parse(&format!("{BASE}{extra}")).unwrap();
-        config.problems().into_iter().map(|p| p.key).collect()
-    }
 
     #[test]
     fn defaults_allow_no_url_client_and_bound_caching_from_a_minute_to_an_hour() {

@@ -193,21 +193,11 @@ impl World {
     }
 
     fn allows(&self) -> usize {
-        self.sts
-            .audit_events()
-            .iter()
-            .filter(|e| e["decision"] == "allow")
-            .count()
+        self.sts.allows()
     }
 
     fn last_denial(&self) -> String {
-        self.sts
-            .audit_events()
-            .iter()
-            .rev()
-            .find(|e| e["decision"] == "deny")
-            .and_then(|e| e["reason"].as_str().map(String::from))
-            .unwrap_or_default()
+        self.sts.last_denial()
     }
 
     /// `client_id` signing with `key` is refused with 401 `invalid_client` for `rule`,
