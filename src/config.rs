@@ -5,9 +5,11 @@
 //! without a `jwks_uri`), so a mistake stops the service with a message naming the key.
 
 mod check;
+mod cimd;
 mod workloads;
 
 pub use check::{Problem, Severity};
+pub(crate) use cimd::{CimdAllow, CimdConfig};
 pub(crate) use workloads::{IssuerKind, Pattern, SERVICE_ACCOUNT, WorkloadRule, spiffe_issuer, valid_trust_domain};
 
 use std::collections::BTreeMap;
@@ -64,6 +66,9 @@ pub struct Config {
     /// Which SPIFFE IDs and service accounts may act or authenticate, and as what.
     #[serde(default)]
     pub workloads: Vec<WorkloadRule>,
+    /// URL clients: client ID metadata documents.
+    #[serde(default)]
+    pub cimd: CimdConfig,
 }
 
 /// `[server]`.

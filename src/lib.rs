@@ -32,6 +32,7 @@ pub mod keys;
 pub mod lineage;
 pub mod metrics;
 pub mod mint;
+pub mod outbound_guard;
 pub mod output;
 pub mod policy;
 pub mod rate_limit;

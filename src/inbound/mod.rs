@@ -5,7 +5,7 @@ pub(crate) mod issuers;
 pub(crate) mod jwt;
 pub mod trust;
 pub mod validate;
-pub mod workload;
+pub(crate) mod workload;
 
 pub use issuers::{Issuers, TrustedIssuer};
 pub(crate) use trust::{Own, Trust};
