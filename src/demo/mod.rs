@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod dpop_transport;
 pub mod enterprise;
 pub mod examples;
 pub mod mcp_server;
