@@ -7,7 +7,7 @@
 use rmcp::model::CallToolRequestParams;
 use rmcp::service::RunningService;
 use rmcp::transport::StreamableHttpClientTransport;
-use rmcp::transport::streamable_http_client::StreamableHttpClientTransportConfig;
+use rmcp::transport::streamable_http_client::{StreamableHttpClient, StreamableHttpClientTransportConfig};
 use rmcp::{RoleClient, ServiceExt};
 use serde_json::Value;
 
@@ -35,34 +35,33 @@ impl AgentSession {
     /// Connect to the MCP endpoint `url` with the agent's access token for a user.
     pub async fn connect(url: &str, access_token: &str) -> Result<Self, DemoError> {
         let config = StreamableHttpClientTransportConfig::with_uri(url).auth_header(access_token);
-        let transport = StreamableHttpClientTransport::from_config(config);
-        let client = ()
-            .serve(transport)
-            .await
-            .map_err(|e| DemoError::Mcp(format!("cannot initialise the MCP session: {e}")))?;
-        Ok(Self {
-            client,
-            url: url.to_owned(),
-            access_token: Secret::new(access_token),
-            key: None,
-        })
+        Self::open(reqwest::Client::default(), config, access_token, None).await
     }
 
     /// Connect with an access token bound to `key`: every request carries it as
     /// `DPoP` with a proof for that request, so the token alone opens nothing.
     pub async fn connect_bound(url: &str, access_token: &str, key: DpopKey) -> Result<Self, DemoError> {
         let http = DpopHttpClient::new(key.clone(), access_token, std::sync::Arc::new(SystemClock));
-        let transport =
-            StreamableHttpClientTransport::with_client(http, StreamableHttpClientTransportConfig::with_uri(url));
+        let config = StreamableHttpClientTransportConfig::with_uri(url);
+        Self::open(http, config, access_token, Some(key)).await
+    }
+
+    async fn open<C: StreamableHttpClient>(
+        http: C,
+        config: StreamableHttpClientTransportConfig,
+        access_token: &str,
+        key: Option<DpopKey>,
+    ) -> Result<Self, DemoError> {
+        let url = config.uri.to_string();
         let client = ()
-            .serve(transport)
+            .serve(StreamableHttpClientTransport::with_client(http, config))
             .await
             .map_err(|e| DemoError::Mcp(format!("cannot initialise the MCP session: {e}")))?;
         Ok(Self {
             client,
-            url: url.to_owned(),
+            url,
             access_token: Secret::new(access_token),
-            key: Some(key),
+            key,
         })
     }
 

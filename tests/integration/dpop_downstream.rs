@@ -50,7 +50,8 @@ async fn get_with(url: &str, headers: &[(&str, String)]) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-fn challenge(response: &reqwest::Response) -> String {
+/// Every `WWW-Authenticate` value of `response`, joined with ` | `.
+pub(crate) fn challenge(response: &reqwest::Response) -> String {
     response
         .headers()
         .get_all("www-authenticate")

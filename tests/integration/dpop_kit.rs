@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::dpop_downstream::challenge;
 use crate::support::sts::{ORDERS_MCP_SECRET, Options, TestSts, decode_claims};
 use mcp_sts::client::{DpopKey, StsClient, StsClientConfig};
 use mcp_sts::demo::dpop_transport::DpopHttpClient;
@@ -186,16 +187,6 @@ async fn call(client: &RunningService<RoleClient, ()>, tool: &'static str) -> Ca
 
 fn text(result: &CallToolResult) -> String {
     result.content.first().and_then(|c| c.as_text()).unwrap().text.clone()
-}
-
-fn challenge(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get_all("www-authenticate")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_owned())
-        .collect::<Vec<_>>()
-        .join(" | ")
 }
 
 /// The audit's last event.
