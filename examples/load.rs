@@ -2,6 +2,11 @@
 //! binary as a child process, then runs concurrent token exchanges over loopback for a
 //! fixed time and prints throughput and latency percentiles.
 //!
+//! With `--mode dpop` each worker holds its own DPoP key and every request carries a
+//! fresh proof (RFC 9449), so each minted token is bound; `--mode dpop-nonce` also has
+//! mcp-sts demand server nonces, which each worker follows (the nonce of the last answer,
+//! one retry on `use_dpop_nonce`).
+//!
 //! `scripts/load` builds everything in release mode and runs it (optionally against a
 //! redis-server it starts). Bounded in time and requests; loopback only.
 
@@ -9,9 +14,10 @@ use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, ValueEnum};
 use mcp_sts_contract::clock::{Clock, SystemClock};
 use mcp_sts_demo::dev_idp::DevIdp;
+use mcp_sts_downstream::client::DpopKey;
 use serde_json::json;
 
 #[derive(Debug, Parser)]
@@ -35,6 +41,36 @@ struct Args {
     /// scraping it would show).
     #[arg(long)]
     metrics_out: Option<std::path::PathBuf>,
+    /// How tokens are asked for: bearer, or bound with a proof per request.
+    #[arg(long, value_enum, default_value_t = Mode::Bearer)]
+    mode: Mode,
+}
+
+/// How each request asks for its token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// No proof: a bearer token.
+    Bearer,
+    /// A fresh DPoP proof by the worker's key on every request: a bound token.
+    Dpop,
+    /// The same, with mcp-sts demanding server nonces (`[dpop] nonce = true`).
+    DpopNonce,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Bearer => "bearer",
+            Mode::Dpop => "dpop",
+            Mode::DpopNonce => "dpop-nonce",
+        }
+    }
+}
+
+/// One worker's DPoP state: its key and the last server nonce it was given.
+struct Prover {
+    key: DpopKey,
+    nonce: Option<String>,
 }
 
 #[tokio::main]
@@ -59,7 +95,9 @@ async fn main() -> anyhow::Result<()> {
          [[issuers]]\nissuer = \"{iss}\"\naudience = \"mcp-sts\"\n\
          [[clients]]\nclient_id = \"orders-mcp\"\nsecret_sha256 = \"{hash}\"\naudiences = [\"orders-api\"]\n\
          [[audiences]]\nid = \"orders-api\"\nmode = \"on_behalf_of\"\nscopes = [\"orders:read\", \"orders:write\"]\n\
-         [audiences.role_scopes]\ndeveloper = [\"orders:read\"]\n",
+         [audiences.role_scopes]\ndeveloper = [\"orders:read\"]\n\
+         [dpop]\nnonce = {nonce}\n",
+        nonce = args.mode == Mode::DpopNonce,
         keys = dir.path().join("keys").display(),
         audit = dir.path().join("audit.jsonl").display(),
         iss = idp.issuer(),
@@ -114,25 +152,66 @@ async fn main() -> anyhow::Result<()> {
     let deadline = started + Duration::from_secs(args.seconds);
     let per_task = args.max_requests / args.concurrency.max(1);
     let mut tasks = Vec::new();
+    let token_endpoint = format!("{url}/token");
     for _ in 0..args.concurrency {
-        let (http, body, url) = (http.clone(), body.clone(), url.clone());
+        let (http, body, token_endpoint) = (http.clone(), body.clone(), token_endpoint.clone());
+        let mut prover = match args.mode {
+            Mode::Bearer => None,
+            Mode::Dpop | Mode::DpopNonce => Some(Prover {
+                key: DpopKey::generate()?,
+                nonce: None,
+            }),
+        };
         tasks.push(tokio::spawn(async move {
             let mut latencies = Vec::new();
             let mut failures = 0usize;
             while Instant::now() < deadline && latencies.len() + failures < per_task {
                 let t = Instant::now();
-                let response = http
-                    .post(format!("{url}/token"))
-                    .header("content-type", "application/x-www-form-urlencoded")
-                    .body(body.as_str().to_owned())
-                    .send()
-                    .await;
-                match response {
-                    Ok(r) if r.status() == 200 => {
-                        let _ = r.bytes().await;
-                        latencies.push(t.elapsed());
+                // A nonce demanded (or renewed) by mcp-sts is followed once.
+                let mut ok = false;
+                for _attempt in 0..2 {
+                    let mut request = http
+                        .post(&token_endpoint)
+                        .header("content-type", "application/x-www-form-urlencoded")
+                        .body(body.as_str().to_owned());
+                    if let Some(prover) = &prover {
+                        let Ok(proof) = prover.key.proof(
+                            "POST",
+                            &token_endpoint,
+                            SystemClock.now(),
+                            None,
+                            prover.nonce.as_deref(),
+                        ) else {
+                            break;
+                        };
+                        request = request.header("dpop", proof);
                     }
-                    _ => failures += 1,
+                    let Ok(response) = request.send().await else {
+                        break;
+                    };
+                    let status = response.status();
+                    if let Some(prover) = &mut prover
+                        && let Some(nonce) = response.headers().get("dpop-nonce").and_then(|v| v.to_str().ok())
+                    {
+                        prover.nonce = Some(nonce.to_owned());
+                    }
+                    let answer = response.bytes().await;
+                    if status == 200 {
+                        // A bound token is what DPoP mode measures; anything else fails.
+                        let bound = |a: &[u8]| a.windows(6).any(|w| w == b"\"DPoP\"");
+                        ok = answer.is_ok_and(|a| prover.is_none() || bound(&a));
+                        break;
+                    }
+                    let asked_for_nonce =
+                        status == 400 && answer.is_ok_and(|a| a.windows(14).any(|w| w == b"use_dpop_nonce"));
+                    if !asked_for_nonce {
+                        break;
+                    }
+                }
+                if ok {
+                    latencies.push(t.elapsed());
+                } else {
+                    failures += 1;
                 }
             }
             (latencies, failures)
@@ -158,7 +237,8 @@ async fn main() -> anyhow::Result<()> {
         latencies.get(i).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(f64::NAN)
     };
     println!(
-        "backend={} concurrency={} seconds={:.1} ok={} failed={} throughput={:.0}/s p50={:.2}ms p90={:.2}ms p99={:.2}ms",
+        "mode={} backend={} concurrency={} seconds={:.1} ok={} failed={} throughput={:.0}/s p50={:.2}ms p90={:.2}ms p99={:.2}ms",
+        args.mode.name(),
         args.backend,
         args.concurrency,
         elapsed.as_secs_f64(),

@@ -75,6 +75,27 @@ async fn the_story_plays_out_over_the_real_protocols() {
     );
     assert_eq!(read.trail[0].mode, "on_behalf_of");
 
+    // alice's session presented her token bound to the agent's key, with a proof on
+    // every request: the same token copied and replayed as a bearer token is refused
+    // by the MCP server, and nothing reaches an API.
+    let session_copy = denial(&outcome, "alice_copied_session_token_refused");
+    assert_eq!(
+        (
+            session_copy.by.as_str(),
+            session_copy.status,
+            session_copy.code.as_str()
+        ),
+        ("orders-mcp", 401, "invalid_token")
+    );
+    assert!(session_copy.description.contains("bound to a key"), "{session_copy:?}");
+    assert!(
+        outcome
+            .call("alice_copied_session_token_refused")
+            .unwrap()
+            .trail
+            .is_empty()
+    );
+
     // A token the MCP server holds is bound to its DPoP key: copied and replayed as a
     // bearer token, the orders API refuses it.
     let copied = denial(&outcome, "copied_token_refused");
@@ -286,15 +307,20 @@ async fn enterprise_managed_authorization_plays_out_and_offboarding_stops_it() {
         claims["sid"].as_str().is_some_and(|s| s.starts_with("sso-")),
         "{claims}"
     );
+    // The agent asked with a DPoP proof: the grant is bound to the agent's key.
+    let agent_key = demo.agent_key.thumbprint();
+    assert_eq!(claims["cnf"]["jkt"], agent_key);
 
-    // Redeemed at mcp-sts (jwt-bearer): an access token to the MCP server for alice,
-    // with the agent acting; presenting the same grant again is refused.
+    // Redeemed at mcp-sts (jwt-bearer) with a proof by that key: an access token to
+    // the MCP server for alice, with the agent acting, bound to the agent's key;
+    // presenting the same grant again is refused.
     let access = granted(&outcome, "alice_redeems_grant");
     assert_eq!(token_step(&outcome, "alice_redeems_grant").grant_type, "jwt-bearer");
     assert_eq!(
         (&access["token_type"], &access["header"]["typ"]),
-        (&json!("Bearer"), &json!("at+jwt"))
+        (&json!("DPoP"), &json!("at+jwt"))
     );
+    assert_eq!(access["claims"]["cnf"]["jkt"], agent_key);
     let claims = &access["claims"];
     assert_eq!(
         (&claims["sub"], &claims["aud"], &claims["client_id"]),
@@ -330,6 +356,19 @@ async fn enterprise_managed_authorization_plays_out_and_offboarding_stops_it() {
         "alice@example.com via agent claude-desktop (orders-mcp) read order 42"
     );
     granted(&outcome, "alice_gets_second_grant");
+
+    // The session presented that token with a fresh proof on every request; the same
+    // token copied and replayed as a bearer token is refused by the MCP server.
+    let copied = denial(&outcome, "alice_copied_mcp_token_refused");
+    assert_eq!(
+        (copied.by.as_str(), copied.status, copied.code.as_str()),
+        ("orders-mcp", 401, "invalid_token")
+    );
+    assert!(copied.description.contains("bound to a key"), "{copied:?}");
+    assert!(
+        outcome.call("alice_copied_mcp_token_refused").unwrap().trail.is_empty(),
+        "nothing reached an API"
+    );
 
     // Offboarded: the MCP server refuses the token mcp-sts minted for her itself, and
     // an exchange of it, a new grant and the redemption of the grant the agent kept

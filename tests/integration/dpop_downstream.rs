@@ -14,7 +14,7 @@ use axum::{Extension, Router};
 use mcp_sts_contract::jose::dpop::token_hash;
 use mcp_sts_downstream::client::{DpopKey, ExchangeRequest, StsClient, StsClientConfig};
 use mcp_sts_downstream::mcp::{McpAuth, TrustedIssuer};
-use mcp_sts_downstream::verify::{BearerAuthLayer, ExecutionIdentity, Verifier, VerifierConfig};
+use mcp_sts_downstream::verify::{Authenticated, BearerAuthLayer, ExecutionIdentity, Verifier, VerifierConfig};
 use serde_json::json;
 use tokio::net::TcpListener;
 
@@ -50,7 +50,8 @@ async fn get_with(url: &str, headers: &[(&str, String)]) -> reqwest::Response {
     request.send().await.unwrap()
 }
 
-fn challenge(response: &reqwest::Response) -> String {
+/// Every `WWW-Authenticate` value of `response`, joined with ` | `.
+pub(crate) fn challenge(response: &reqwest::Response) -> String {
     response
         .headers()
         .get_all("www-authenticate")
@@ -291,6 +292,59 @@ async fn the_mcp_kit_accepts_a_bound_token_only_with_a_proof_for_its_resource() 
     }
     let none = post(vec![]).await;
     assert!(challenge(&none).contains("DPoP algs=\""));
+}
+
+#[tokio::test]
+async fn a_bound_token_short_of_a_scope_is_challenged_in_the_dpop_scheme() {
+    let sts = TestSts::start().await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    let mut config = VerifierConfig::new(&sts.url, "orders-api").public_url(&base);
+    config.clock = Arc::new(sts.clock.clone());
+    let verifier = Arc::new(Verifier::new(config).unwrap());
+    let layered = Router::new()
+        .route("/admin", get(|| async { "admin" }))
+        .layer(BearerAuthLayer::new(Arc::clone(&verifier)).require_scope("orders:admin"));
+    let app = Router::new()
+        .route(
+            "/extracted",
+            get(|auth: Authenticated| async move { auth.require_scope("orders:admin").map(|_| "admin") }),
+        )
+        .with_state(verifier)
+        .merge(layered);
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+
+    let key = DpopKey::generate().unwrap();
+    let alice = sts.user_token("alice@example.com", &["developer"]);
+    let bound = sts_client(&sts, Some(key.clone()))
+        .exchange(&ExchangeRequest::new(alice.clone()).audience("orders-api"))
+        .await
+        .unwrap();
+    let unbound = sts_client(&sts, None)
+        .exchange(&ExchangeRequest::new(alice).audience("orders-api"))
+        .await
+        .unwrap();
+    let algs = mcp_sts_downstream::verify::dpop::challenge_algs();
+    for path in ["/admin", "/extracted"] {
+        let url = format!("{base}{path}");
+        let access = bound.access_token.expose();
+        let proof = key.proof("GET", &url, sts.clock_now(), Some(access), None).unwrap();
+        let response = get_with(&url, &[("authorization", format!("DPoP {access}")), ("dpop", proof)]).await;
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(
+            challenge(&response),
+            format!("DPoP error=\"insufficient_scope\", scope=\"orders:admin\", algs=\"{algs}\""),
+            "{path}"
+        );
+        let plain = unbound.access_token.expose();
+        let response = get_with(&url, &[("authorization", format!("Bearer {plain}"))]).await;
+        assert_eq!(response.status(), 403, "{path}");
+        assert_eq!(
+            challenge(&response),
+            "Bearer error=\"insufficient_scope\", scope=\"orders:admin\"",
+            "{path}"
+        );
+    }
 }
 
 /// An MCP server with no tools: the layer is what is under test.

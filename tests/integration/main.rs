@@ -16,6 +16,7 @@ mod downstream;
 mod dpop;
 mod dpop_delegation;
 mod dpop_downstream;
+mod dpop_kit;
 mod durable_acks;
 mod entitlement;
 mod exchange;

@@ -65,10 +65,10 @@ pub(super) async fn play(scene: &mut Scene<'_>) -> Result<(), DemoError> {
     };
 
     scene.narrator.say(&format!(
-        "\n== {} opens a session with agent {AGENT}, presenting the redeemed token (issuer mcp-sts) ==",
+        "\n== {} opens a session with agent {AGENT}, presenting the redeemed token (issuer mcp-sts, bound to the agent's key) with a DPoP proof on every request ==",
         ALICE.name
     ));
-    let mcp_session = AgentSession::connect(&mcp, access.expose()).await?;
+    let mcp_session = AgentSession::connect_bound(&mcp, access.expose(), demo.agent_key.clone()).await?;
     scene
         .call(
             &mcp_session,
@@ -79,6 +79,11 @@ pub(super) async fn play(scene: &mut Scene<'_>) -> Result<(), DemoError> {
             json!({ "order_id": 42 }),
         )
         .await?;
+
+    // What that token is worth without the agent's key.
+    scene
+        .replay_copied(&mcp_session, ALICE, "alice_copied_mcp_token_refused")
+        .await;
 
     // A grant obtained before the offboarding and not yet redeemed.
     scene

@@ -17,6 +17,7 @@
 
 pub mod agent;
 pub mod dev_idp;
+pub mod dpop_transport;
 pub mod enterprise;
 pub mod examples;
 mod host;
@@ -122,6 +123,10 @@ pub struct Demo {
     /// The client secret of the agent application at mcp-sts, with which it obtains and
     /// redeems identity assertion grants.
     pub agent_secret: Secret,
+    /// The agent's DPoP key: the users' tokens from the IdP and the grants and access
+    /// tokens it obtains from mcp-sts are bound to it, and it proves possession on
+    /// every request to the MCP server.
+    pub agent_key: DpopKey,
     /// The private key (PKCS#8 PEM) `notes-mcp`, the example MCP server, authenticates
     /// with (`private_key_jwt`).
     pub notes_mcp_key: Secret,
@@ -169,7 +174,8 @@ struct Secrets {
 }
 
 /// The demo's mcp-sts configuration. The IdP's `agent_claim` makes the agent named in a
-/// user token's `client_id` part of the chain; `notes-mcp` and `notes-api` are there for
+/// user token's `client_id` part of the chain, and its `dpop_delegates` lets the MCP
+/// server rebind the agent's bound tokens to its own key; `notes-mcp` and `notes-api` are there for
 /// the examples (`mcp_server` and `downstream_api` of `mcp-sts-downstream`). The agent
 /// `claude-desktop` is a client too, for enterprise-managed authorization: it may obtain
 /// grants from mcp-sts for the MCP server at `mcp` (mcp-sts is that server's
@@ -211,6 +217,9 @@ issuer = "{idp}"
 audience = "{sts_audience}"
 roles_claim = "roles"
 agent_claim = "client_id"
+# The IdP binds the agent's tokens to the agent's DPoP key; the MCP server may exchange
+# them with its own key (the delegation is named here rather than in each token).
+dpop_delegates = ["{orders_mcp_id}"]
 
 [[clients]]
 client_id = "orders-mcp"
@@ -421,6 +430,7 @@ impl Demo {
             mcp_server_key,
             notes_api_secret: secrets.notes_api,
             agent_secret: secrets.agent,
+            agent_key: DpopKey::generate()?,
             notes_mcp_key: notes_mcp.pem,
             trust_domain,
             admin_token: secrets.admin,
@@ -445,13 +455,15 @@ impl Demo {
         self.sts_audit.lock().map(|e| e.clone()).unwrap_or_default()
     }
 
-    /// The agent application's client at mcp-sts (`client_secret_basic`).
+    /// The agent application's client at mcp-sts (`client_secret_basic`), holding the
+    /// agent's DPoP key: what it obtains is bound to that key.
     pub fn agent_client(&self) -> Result<StsClient, DemoError> {
         let mut config = StsClientConfig::new(
             format!("{}/token", self.urls.sts),
             users::AGENT,
             self.agent_secret.clone(),
-        );
+        )
+        .with_dpop(self.agent_key.clone());
         // Grants and their redemptions are one-off; the story wants every answer fresh.
         config.cache_capacity = 0;
         Ok(StsClient::new(config)?)

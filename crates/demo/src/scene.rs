@@ -44,9 +44,10 @@ pub(super) struct Scene<'a> {
 impl Scene<'_> {
     pub(super) async fn connect(&self, user: DemoUser) -> Result<AgentSession, DemoError> {
         let now = self.demo.now();
-        let token = user.token_for(&self.demo.idp, &self.demo.urls.mcp, "", now)?;
+        let key = self.demo.agent_key.clone();
+        let token = user.bound_token_for(&self.demo.idp, &self.demo.urls.mcp, now, key.thumbprint())?;
         self.narrator.say(&format!(
-            "\n== {} ({}, roles: {}) opens a session with agent {} ==",
+            "\n== {} ({}, roles: {}) opens a session with agent {} (its token bound to the agent's DPoP key, a proof on every request) ==",
             user.name,
             user.sub,
             if user.roles.is_empty() {
@@ -56,7 +57,7 @@ impl Scene<'_> {
             },
             users::AGENT
         ));
-        AgentSession::connect(&self.demo.urls.mcp, &token).await
+        AgentSession::connect_bound(&self.demo.urls.mcp, &token, key).await
     }
 
     pub(super) async fn call(
@@ -73,6 +74,21 @@ impl Scene<'_> {
         let outcome = session.call(tool, arguments).await?;
         self.record(step, user, tool, outcome, seen);
         Ok(())
+    }
+
+    /// `session`'s token copied (say, from a log) and replayed at the MCP server as a
+    /// bearer token by someone without the agent's key.
+    pub(super) async fn replay_copied(&mut self, session: &AgentSession, user: DemoUser, step: &'static str) {
+        self.narrator.say(&format!(
+            "-> {}'s token copied from the agent (say, from a log) and replayed as a bearer token at the MCP server",
+            user.name
+        ));
+        let seen = self.demo.trail.entries().len();
+        let outcome = match session.replay_as_bearer().await {
+            Some(denial) => CallOutcome::Denied(denial),
+            None => CallOutcome::Allowed(Value::String("the MCP server accepted a copied token".into())),
+        };
+        self.record(step, user, "-", outcome, seen);
     }
 
     /// A request that does not go through the MCP server: what a holder of `token`
@@ -142,7 +158,8 @@ pub(super) enum Direct<'a> {
         /// The path, e.g. `/orders/77`.
         path: &'a str,
     },
-    /// Exchange `token` at mcp-sts for `audience` with the MCP server's credentials.
+    /// Exchange `token` at mcp-sts for `audience` with the MCP server's credentials and
+    /// its DPoP key.
     Exchange {
         /// The subject token.
         token: &'a str,
@@ -194,11 +211,11 @@ async fn call_orders_api(base: &str, token: &str, path: &str) -> CallOutcome {
     })
 }
 
-/// Exchange `token` for `audience` as the MCP server (`orders-mcp`) would; the minted
-/// token's claims when granted.
+/// Exchange `token` for `audience` as the MCP server (`orders-mcp`) would, proving
+/// possession of its key; the minted token's claims when granted.
 async fn exchange_as_mcp_server(demo: &Demo, token: &str, audience: &str) -> CallOutcome {
     let exchanged = async {
-        let client = demo.mcp_server_client()?;
+        let client = demo.mcp_server_bound_client()?;
         let request = ExchangeRequest::new(Secret::new(token)).audience(audience);
         Ok::<_, DemoError>(client.exchange_uncached(&request).await)
     }

@@ -94,6 +94,10 @@ pub async fn play(demo: &Demo, narrator: Narrator) -> Result<DemoOutcome, DemoEr
             json!({}),
         )
         .await?;
+    // Her session's token is bound to the agent's key: a copy is worth nothing.
+    scene
+        .replay_copied(&alice, ALICE, "alice_copied_session_token_refused")
+        .await;
     alice.close().await;
 
     // What a copied token is worth: one the MCP server holds for alice, bound to its

@@ -62,6 +62,19 @@ impl DemoUser {
         idp.agent_token(&grant, now, TOKEN_TTL)
     }
 
+    /// The same token as [`DemoUser::token_for`] (no scope), bound to the agent's DPoP
+    /// key `jkt` (`cnf.jkt`, RFC 9449 §6), as the IdP issues it when the agent proves
+    /// possession of that key at its token endpoint: only with a proof by that key does
+    /// the MCP server accept it.
+    pub fn bound_token_for(&self, idp: &DevIdp, resource: &str, now: u64, jkt: &str) -> Result<String, DevIdpError> {
+        let extra = serde_json::json!({
+            "aud": [resource, STS_AUDIENCE],
+            "client_id": AGENT,
+            "cnf": {"jkt": jkt},
+        });
+        idp.user_token(self.sub, resource, self.roles, now, TOKEN_TTL, &extra)
+    }
+
     /// The ID token the IdP issued to the agent application when the user signed in
     /// (single sign-on), valid for an hour from `now`: `aud` is the agent's client id,
     /// as OpenID Connect says, with the user's session, e-mail and roles.

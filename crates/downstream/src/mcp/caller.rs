@@ -18,6 +18,7 @@ use super::bearer::BearerToken;
 use super::error::TokenError;
 use super::revocation::Revocations;
 use crate::client::{ExchangeRequest, MintedToken, Secret, StsClient};
+use crate::verify::dpop::{Scheme, bound_key};
 use mcp_sts_contract::clock::UnixTime;
 
 /// The identity of whoever calls a tool, derived from the validated access token.
@@ -139,6 +140,20 @@ impl Caller {
     /// When the token expires (`exp`, seconds since the epoch).
     pub fn expires_at(&self) -> UnixTime {
         self.inner.token.expires_at
+    }
+
+    /// The thumbprint of the DPoP key the caller's token is bound to (`cnf.jkt`);
+    /// `None` for a bearer token. A bound token got here only with a proof by that key.
+    pub fn key_thumbprint(&self) -> Option<&str> {
+        bound_key(&self.inner.token.claims).ok().flatten()
+    }
+
+    /// How the caller's token is presented: `DPoP` when bound, else `Bearer`.
+    pub(crate) fn scheme(&self) -> Scheme {
+        match self.key_thumbprint() {
+            Some(_) => Scheme::Dpop,
+            None => Scheme::Bearer,
+        }
     }
 
     /// This server's resource URI (the token's audience).

@@ -27,7 +27,8 @@ use super::{OFFLINE_ACCESS, Shared};
 use crate::verify::VerifyError;
 use crate::verify::dpop::{Presentation, bound_key};
 use crate::verify::extract::{
-    AuthRejection, dpop_challenge, dpop_offer, dpop_proof, presented_token, quoted_safe, with_nonce,
+    AuthRejection, dpop_challenge, dpop_offer, dpop_proof, insufficient_scope_challenge, presented_token, quoted_safe,
+    with_nonce,
 };
 
 /// Layer: authenticate MCP requests for one resource (see [`super::McpAuth::layer`]).
@@ -123,7 +124,8 @@ where
                     scope = %scope,
                     "tool call refused: insufficient scope"
                 );
-                return Ok(challenge(&shared, AuthRejection::InsufficientScope(scope)));
+                let scheme = caller.scheme();
+                return Ok(challenge(&shared, AuthRejection::InsufficientScope { scope, scheme }));
             }
             // No token passthrough: nothing past this point can read the token.
             request.headers_mut().remove(AUTHORIZATION);
@@ -161,7 +163,10 @@ async fn authenticate(shared: &Shared, method: &Method, headers: &HeaderMap) -> 
         .iter()
         .find(|scope| !validated.scopes.contains(*scope))
     {
-        return Err(AuthRejection::InsufficientScope(missing.clone()));
+        return Err(AuthRejection::InsufficientScope {
+            scope: missing.clone(),
+            scheme,
+        });
     }
     Ok(Caller::new(
         validated,
@@ -232,12 +237,9 @@ fn challenge(shared: &Shared, rejection: AuthRejection) -> Response {
                 ),
             )
         }
-        AuthRejection::InsufficientScope(scope) => (
+        AuthRejection::InsufficientScope { scope, scheme } => (
             StatusCode::FORBIDDEN,
-            format!(
-                "Bearer error=\"insufficient_scope\", scope=\"{}\", {metadata}",
-                quoted_safe(&scope)
-            ),
+            insufficient_scope_challenge(scheme, &scope, &format!(", {metadata}")),
         ),
         AuthRejection::Unavailable(error) => return unavailable(&error),
     };

@@ -92,6 +92,7 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
             ),
         };
         let scopes: BTreeSet<String> = scope_list(&claims.scope).into_iter().collect();
+        let key_thumbprint = claims.cnf.as_ref().map(|cnf| cnf.jkt.clone());
         Ok(ExecutionIdentity {
             issuer: claims.iss,
             subject: claims.sub,
@@ -108,6 +109,7 @@ pub(crate) fn identity_from(claims: AccessClaims, audience: &str) -> Result<Exec
             expires_at: claims.exp,
             issued_at: claims.iat,
             token_id: claims.jti,
+            key_thumbprint,
         })
     }
 }

@@ -30,8 +30,14 @@ pub enum AuthRejection {
     InvalidRequest(&'static str),
     /// The token was refused: 401 `invalid_token` with a description.
     InvalidToken(VerifyError),
-    /// The token lacks a needed scope: 403 `insufficient_scope` naming it.
-    InsufficientScope(String),
+    /// The token lacks a needed scope: 403 `insufficient_scope` naming it, in the
+    /// scheme the token is used with (`DPoP` for a bound token, RFC 9449 §7.1).
+    InsufficientScope {
+        /// The scopes the request needs.
+        scope: String,
+        /// How the token is presented: the challenge uses the same scheme.
+        scheme: Scheme,
+    },
     /// A dependency of verification (JWKS, introspection) is down: 503, fail closed.
     Unavailable(VerifyError),
 }
@@ -84,6 +90,20 @@ pub(crate) fn with_nonce(mut response: Response, error: &VerifyError) -> Respons
     response
 }
 
+/// The 403 challenge naming the scopes a request needs, in the scheme its token was
+/// accepted with: a client holding a bound token steps up with its key, so it is told
+/// which algorithms proofs may use.
+pub(crate) fn insufficient_scope_challenge(scheme: Scheme, scope: &str, extra: &str) -> String {
+    let scope = quoted_safe(scope);
+    match scheme {
+        Scheme::Bearer => format!("Bearer error=\"insufficient_scope\", scope=\"{scope}\"{extra}"),
+        Scheme::Dpop => format!(
+            "DPoP error=\"insufficient_scope\", scope=\"{scope}\", algs=\"{}\"{extra}",
+            challenge_algs()
+        ),
+    }
+}
+
 /// A bare `DPoP` challenge, offered beside `Bearer` when no token was sent.
 pub(crate) fn dpop_offer(extra: &str) -> String {
     format!("DPoP algs=\"{}\"{extra}", challenge_algs())
@@ -120,10 +140,9 @@ impl IntoResponse for AuthRejection {
                     ),
                 )
             }
-            AuthRejection::InsufficientScope(scope) => challenge(
-                StatusCode::FORBIDDEN,
-                format!("Bearer error=\"insufficient_scope\", scope=\"{}\"", quoted_safe(&scope)),
-            ),
+            AuthRejection::InsufficientScope { scope, scheme } => {
+                challenge(StatusCode::FORBIDDEN, insufficient_scope_challenge(scheme, &scope, ""))
+            }
             AuthRejection::Unavailable(e) => {
                 tracing::warn!(rule = e.rule(), error = %e, "token verification unavailable");
                 (
@@ -236,13 +255,21 @@ pub async fn authenticate_request(
     Ok(identity)
 }
 
-/// `Ok` when `identity` holds `scope`, else the 403 `insufficient_scope` rejection.
+/// `Ok` when `identity` holds `scope`, else the 403 `insufficient_scope` rejection
+/// (a `DPoP` challenge when the token is bound to a key).
 pub fn require_scope(identity: &ExecutionIdentity, scope: &str) -> Result<(), AuthRejection> {
     if identity.has_scope(scope) {
         Ok(())
     } else {
         tracing::debug!(user = identity.user(), scope, "insufficient scope");
-        Err(AuthRejection::InsufficientScope(scope.to_owned()))
+        let scheme = match identity.key_thumbprint() {
+            Some(_) => Scheme::Dpop,
+            None => Scheme::Bearer,
+        };
+        Err(AuthRejection::InsufficientScope {
+            scope: scope.to_owned(),
+            scheme,
+        })
     }
 }
 

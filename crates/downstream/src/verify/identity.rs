@@ -58,9 +58,18 @@ pub struct ExecutionIdentity {
     pub(crate) expires_at: UnixTime,
     pub(crate) issued_at: Option<UnixTime>,
     pub(crate) token_id: String,
+    /// The RFC 7638 thumbprint of the key the token is bound to (`cnf.jkt`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(crate) key_thumbprint: Option<String>,
 }
 
 impl ExecutionIdentity {
+    /// The thumbprint of the DPoP key the token is bound to (`cnf.jkt`); `None` for a
+    /// bearer token. A bound token was accepted only with a proof by that key.
+    pub fn key_thumbprint(&self) -> Option<&str> {
+        self.key_thumbprint.as_deref()
+    }
+
     /// The user's subject: per-user filtering keys on this, never on tool arguments.
     pub fn user(&self) -> &str {
         &self.user.sub
