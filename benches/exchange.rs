@@ -15,7 +15,6 @@ use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::contract::{AccessClaims, Actor, Audience};
 use mcp_sts::dev_idp::DevIdp;
 use mcp_sts::dpop::ProofHeader;
-use mcp_sts::exchange::exchange;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts::jose::VerifiedTokens;
 use mcp_sts::jose::dpop::read_proof;
@@ -23,6 +22,7 @@ use mcp_sts::keys::SigningKey;
 use mcp_sts::mint::sign;
 use mcp_sts::request::{RawRequest, TokenRequest};
 use mcp_sts::service::Sts;
+use mcp_sts::token_endpoint::answer;
 use mcp_sts::verify::dpop::Scheme;
 use mcp_sts::verify::{Verifier, VerifierConfig};
 use serde_json::json;
@@ -187,7 +187,7 @@ fn bench(c: &mut Criterion) {
                 .expect("request");
                 let mut audit = AuditEvent::new("token_exchange", now);
                 let ring = sts.keys.current();
-                exchange(sts.exchanger(&ring), request, now, &mut audit)
+                answer(sts.exchanger(&ring), request, now, &mut audit)
                     .await
                     .expect("exchange")
             }
@@ -264,7 +264,7 @@ fn bench(c: &mut Criterion) {
                 async move {
                     let mut audit = AuditEvent::new("token_exchange", now);
                     let ring = sts.keys.current();
-                    exchange(sts.exchanger(&ring), request, now, &mut audit)
+                    answer(sts.exchanger(&ring), request, now, &mut audit)
                         .await
                         .expect("exchange")
                 }
@@ -276,7 +276,7 @@ fn bench(c: &mut Criterion) {
         .block_on(async {
             let mut audit = AuditEvent::new("token_exchange", now);
             let ring = sts_memory.keys.current();
-            exchange(sts_memory.exchanger(&ring), bound_request(), now, &mut audit).await
+            answer(sts_memory.exchanger(&ring), bound_request(), now, &mut audit).await
         })
         .expect("bound exchange")
         .access_token;

@@ -82,5 +82,7 @@ pub mod spans;
 pub mod ssf;
 #[cfg(feature = "server")]
 pub mod telemetry;
+#[cfg(feature = "server")]
+pub mod token_endpoint;
 pub mod trace_context;
 pub mod verify;

@@ -1,4 +1,4 @@
-//! `POST /token`: parse, exchange, record.
+//! `POST /token`: parse, answer (`token_endpoint`), record.
 
 use std::sync::Arc;
 
@@ -12,11 +12,11 @@ use super::error::DPOP_NONCE;
 use super::outcome::{raw_request, respond};
 use crate::audit::AuditEvent;
 use crate::dpop::{ProofHeader, nonce};
-use crate::exchange::exchange;
 use crate::request::TokenRequest;
 use crate::service::Sts;
+use crate::token_endpoint::answer;
 
-/// Handle a token exchange request.
+/// Handle a token request (any grant `/token` answers).
 #[tracing::instrument(name = "token", skip_all)]
 pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = std::time::Instant::now();
@@ -26,7 +26,7 @@ pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes)
     let result = match TokenRequest::parse(raw_request(&headers, &body)) {
         Ok(mut request) => {
             request.dpop = proof_header(&headers);
-            exchange(sts.exchanger(&ring), request, now, &mut audit).await
+            answer(sts.exchanger(&ring), request, now, &mut audit).await
         }
         Err(e) => Err(e),
     };
