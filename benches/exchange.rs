@@ -133,7 +133,7 @@ fn bench(c: &mut Criterion) {
         )
         .expect("token");
 
-    let ring = sts_memory.keys.current();
+    let ring = sts_memory.keys().current();
     let limits = Limits {
         max_token_bytes: 16 * 1024,
         leeway: 30,
@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
                 validate(
                     &subject,
                     DeclaredType::AccessToken,
-                    &sts_memory.issuers,
+                    sts_memory.issuers(),
                     (sts_memory.issuer(), &ring),
                     limits,
                     &remembered,
@@ -186,7 +186,7 @@ fn bench(c: &mut Criterion) {
                 })
                 .expect("request");
                 let mut audit = AuditEvent::new("token_exchange", now);
-                let ring = sts.keys.current();
+                let ring = sts.keys().current();
                 answer(sts.exchanger(&ring), request, now, &mut audit)
                     .await
                     .expect("exchange")
@@ -263,7 +263,7 @@ fn bench(c: &mut Criterion) {
                 let sts = sts_memory.clone();
                 async move {
                     let mut audit = AuditEvent::new("token_exchange", now);
-                    let ring = sts.keys.current();
+                    let ring = sts.keys().current();
                     answer(sts.exchanger(&ring), request, now, &mut audit)
                         .await
                         .expect("exchange")
@@ -275,7 +275,7 @@ fn bench(c: &mut Criterion) {
     let bound_token = runtime
         .block_on(async {
             let mut audit = AuditEvent::new("token_exchange", now);
-            let ring = sts_memory.keys.current();
+            let ring = sts_memory.keys().current();
             answer(sts_memory.exchanger(&ring), bound_request(), now, &mut audit).await
         })
         .expect("bound exchange")
@@ -327,7 +327,7 @@ fn bench(c: &mut Criterion) {
             validate(
                 &token,
                 DeclaredType::AccessToken,
-                &sts_memory.issuers,
+                sts_memory.issuers(),
                 (sts_memory.issuer(), &ring),
                 limits,
                 &filled,

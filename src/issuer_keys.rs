@@ -7,11 +7,10 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::clock::UnixTime;
+use crate::clock::{Clock, UnixTime};
 use crate::inbound::Issuers;
 use crate::inbound::issuers::TrustedIssuer;
 use crate::jose::JwsError;
-use crate::service::Sts;
 
 /// How often an issuer without keys is tried again (its cache also spaces failed
 /// fetches by its own minimum interval).
@@ -92,8 +91,8 @@ pub fn availability(issuers: &Issuers, now: UnixTime) -> BTreeMap<String, Option
 }
 
 /// At start: fetch every issuer's keys and log what was found.
-pub async fn fetch_at_start(sts: &Sts) {
-    for found in fetch_all(&sts.issuers, sts.clock.now()).await {
+pub async fn fetch_at_start(issuers: &Issuers, now: UnixTime) {
+    for found in fetch_all(issuers, now).await {
         match &found.keys {
             Ok(kids) => tracing::info!(issuer = %found.issuer, keys = kids.len(), "issuer keys fetched"),
             Err(error) => tracing::warn!(
@@ -106,16 +105,16 @@ pub async fn fetch_at_start(sts: &Sts) {
 }
 
 /// Try again, in the background, the issuers that hold no keys.
-pub fn spawn_refresher(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
+pub fn spawn_refresher(issuers: Arc<Issuers>, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RETRY_EVERY).await;
-            let now = sts.clock.now();
-            for (iss, state) in availability(&sts.issuers, now) {
+            let now = clock.now();
+            for (iss, state) in availability(&issuers, now) {
                 if state == Some(true) {
                     continue;
                 }
-                let Some(issuer) = sts.issuers.get(&iss) else { continue };
+                let Some(issuer) = issuers.get(&iss) else { continue };
                 if let Found { keys: Ok(kids), .. } = fetch_one(issuer, now).await {
                     tracing::info!(issuer = %iss, keys = kids.len(), "issuer keys fetched");
                 }

@@ -20,39 +20,38 @@ use crate::revocation::timed::TimedStore;
 use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore, StoreError};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
+/// Its parts are private: each feature reaches what it needs through a narrow view
+/// built here (`exchanger`, `publisher`, `issued`, `admin`, ...), and the revocation
+/// store only through its deadline (`revocations`).
 pub struct Sts {
     /// The validated configuration.
-    pub config: Config,
+    config: Config,
     /// Trusted upstream issuers.
-    pub issuers: Arc<Issuers>,
+    issuers: Arc<Issuers>,
     /// Known clients.
-    pub clients: Clients,
+    clients: Clients,
     /// Downstream audiences.
-    pub audiences: Audiences,
+    audiences: Audiences,
     /// Authorization servers we issue identity assertion grants for.
-    pub authorization_servers: AuthorizationServers,
+    authorization_servers: AuthorizationServers,
     /// Signing and published keys.
-    pub keys: SharedKeyRing,
-    /// Revocations.
-    pub store: Arc<dyn RevocationStore>,
+    keys: SharedKeyRing,
     /// Shared Signals streams and queued SETs (the same backend as `store`).
-    pub events: Arc<dyn EventQueue>,
+    events: Arc<dyn EventQueue>,
     /// Wakes long polls on this replica when an event is queued.
-    pub ssf_wake: Arc<tokio::sync::Notify>,
+    ssf_wake: Arc<tokio::sync::Notify>,
     /// The same store behind its deadline: how decisions reach it.
-    pub revocations: RevocationGate,
-    /// The clock.
+    revocations: RevocationGate,
+    /// The clock (read by the demo too; everything else is reached through views).
     pub clock: Arc<dyn Clock>,
     /// Audit events.
-    pub audit: AuditLog,
+    audit: AuditLog,
     /// Prometheus metrics.
-    pub metrics: crate::metrics::Metrics,
+    metrics: crate::metrics::Metrics,
     /// Per-client and per-subject exchange rate limits.
-    pub rate_limits: RateLimits,
+    rate_limits: RateLimits,
     /// Signatures of subject and actor tokens already verified.
-    pub verified_tokens: VerifiedTokens,
-    /// Whether the revocation store can be trusted, as it changes (Redis only).
-    pub store_trust: Option<tokio::sync::watch::Receiver<crate::revocation::redis::Trust>>,
+    verified_tokens: VerifiedTokens,
     token_endpoint: String,
 }
 
@@ -81,11 +80,11 @@ impl Sts {
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
-        let crate::revocation::backend::Backend { store, events, trust } = backend;
+        let crate::revocation::backend::Backend { store, events, .. } = backend;
         let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
         let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
         let timeout = Duration::from_millis(config.revocation.timeout_ms);
-        let revocations = RevocationGate::new(store.clone(), timeout, metrics.store_failures()).with_write_timeout(
+        let revocations = RevocationGate::new(store, timeout, metrics.store_failures()).with_write_timeout(
             crate::revocation::redis::RedisStore::write_deadline(
                 timeout,
                 crate::revocation::backend::ack_policy(&config.revocation),
@@ -100,7 +99,6 @@ impl Sts {
             audiences,
             authorization_servers,
             keys,
-            store,
             events,
             ssf_wake: Arc::new(tokio::sync::Notify::new()),
             revocations,
@@ -108,7 +106,6 @@ impl Sts {
             audit,
             metrics,
             rate_limits,
-            store_trust: trust,
             token_endpoint,
         }
     }
@@ -141,6 +138,73 @@ impl Sts {
         }
     }
 
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Trusted upstream issuers.
+    pub fn issuers(&self) -> &Arc<Issuers> {
+        &self.issuers
+    }
+
+    /// Signing and published keys.
+    pub fn keys(&self) -> &SharedKeyRing {
+        &self.keys
+    }
+
+    /// Downstream audiences.
+    pub fn audiences(&self) -> &Audiences {
+        &self.audiences
+    }
+
+    /// Authorization servers we issue identity assertion grants for.
+    pub fn authorization_servers(&self) -> &AuthorizationServers {
+        &self.authorization_servers
+    }
+
+    /// Audit events.
+    pub fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Prometheus metrics.
+    pub fn metrics(&self) -> &crate::metrics::Metrics {
+        &self.metrics
+    }
+
+    /// Signatures of subject and actor tokens already verified.
+    pub fn verified_tokens(&self) -> &VerifiedTokens {
+        &self.verified_tokens
+    }
+
+    /// Known clients.
+    pub fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// Shared Signals streams and queued SETs: reached under the store deadline
+    /// (`store_call`).
+    pub fn events(&self) -> &dyn EventQueue {
+        self.events.as_ref()
+    }
+
+    /// Wakes long polls on this replica when an event is queued.
+    pub fn ssf_wake(&self) -> &tokio::sync::Notify {
+        &self.ssf_wake
+    }
+
+    /// The revocation store behind its deadline: the only way to it.
+    pub fn revocations(&self) -> &RevocationGate {
+        &self.revocations
+    }
+
+    /// At start: carry kept offboardings over from an older store layout (in the
+    /// background if the store cannot answer yet).
+    pub async fn keep_offboardings_at_start(&self) {
+        crate::revocation::upgrade::keep_offboardings_at_start(self.revocations.shared_store()).await;
+    }
+
     /// Run a store operation under the configured deadline; any failure is a 503.
     pub async fn store_call<T>(
         &self,
@@ -159,6 +223,55 @@ impl Sts {
             events: self.events.as_ref(),
             gate: &self.revocations,
             wake: &self.ssf_wake,
+        }
+    }
+
+    /// The narrow view of the service the admin API needs.
+    pub fn admin(&self) -> crate::admin::Admin<'_> {
+        crate::admin::Admin {
+            config: &self.config.admin,
+            retention_seconds: self.config.revocation.retention_seconds,
+            token_lifetime: self
+                .config
+                .max_token_ttl()
+                .saturating_add(self.config.tokens.leeway_seconds),
+            issuers: &self.issuers,
+            revocations: &self.revocations,
+            publisher: self.publisher(),
+        }
+    }
+
+    /// The narrow view of the service the doors for our own tokens (`/introspect`,
+    /// `/revoke`) need.
+    pub fn issued(&self) -> crate::issued::Issued<'_> {
+        crate::issued::Issued {
+            issuer: self.issuer(),
+            clients: &self.clients,
+            auth: self.auth_context(),
+            keys: &self.keys,
+            audiences: &self.audiences,
+            issuers: &self.issuers,
+            revocations: &self.revocations,
+            max_token_bytes: self.config.server.max_token_bytes,
+            leeway: self.config.tokens.leeway_seconds,
+            publisher: self.publisher(),
+        }
+    }
+
+    /// The narrow view of the service the Shared Signals transmitter's endpoints need.
+    pub fn transmitter(&self) -> crate::ssf::Transmitter<'_> {
+        crate::ssf::Transmitter {
+            issuer: self.issuer(),
+            config: &self.config.ssf,
+            clients: &self.clients,
+            auth: self.auth_context(),
+            issuers: &self.issuers,
+            revocations: &self.revocations,
+            events: self.events.as_ref(),
+            wake: &self.ssf_wake,
+            metrics: &self.metrics,
+            clock: self.clock.as_ref(),
+            publisher: self.publisher(),
         }
     }
 

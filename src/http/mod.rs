@@ -27,7 +27,7 @@ pub use outcome::header_str;
 
 /// The full router.
 pub fn router(sts: Arc<Sts>) -> Router {
-    let max_body = sts.config.server.max_body_bytes;
+    let max_body = sts.config().server.max_body_bytes;
     Router::new()
         .route("/token", post(token::token))
         .route("/introspect", post(introspect::introspect))

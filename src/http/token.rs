@@ -22,7 +22,7 @@ pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes)
     let started = std::time::Instant::now();
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("token_exchange", now);
-    let ring = sts.keys.current();
+    let ring = sts.keys().current();
     let result = match TokenRequest::parse(raw_request(&headers, &body)) {
         Ok(mut request) => {
             request.dpop = proof_header(&headers);
@@ -30,11 +30,11 @@ pub async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes)
         }
         Err(e) => Err(e),
     };
-    sts.metrics.exchange_took(started.elapsed());
+    sts.metrics().exchange_took(started.elapsed());
     let result = result.map(|r| {
         let mut response = Json(r).into_response();
         // RFC 9449 §8.2: a fresh nonce with every answer, so the next proof has one.
-        if sts.config.dpop.nonce
+        if sts.config().dpop.nonce
             && let Ok(nonce) = HeaderValue::from_str(&nonce::issue(&ring, now))
         {
             response.headers_mut().insert(DPOP_NONCE, nonce);

@@ -128,6 +128,27 @@ impl RevocationGate {
         });
     }
 
+    /// Every entry in force at `now`.
+    pub async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, OAuthError> {
+        self.call(self.store.list(now)).await
+    }
+
+    /// Remove the entry at `key`: `Ok(false)` when there was none.
+    pub async fn reinstate(&self, key: &RevocationKey) -> Result<bool, OAuthError> {
+        self.call(self.store.reinstate(key)).await
+    }
+
+    /// Whether the store answers within the deadline.
+    pub async fn ping(&self) -> Result<(), OAuthError> {
+        self.call(self.store.ping()).await
+    }
+
+    /// The store itself, shared, for work that outlives a request (the start-up
+    /// upgrade of kept offboardings).
+    pub(crate) fn shared_store(&self) -> Arc<dyn RevocationStore> {
+        Arc::clone(&self.store)
+    }
+
     /// For each key, the entry in force at `now`, in one round trip.
     pub async fn check(&self, keys: &[RevocationKey], now: UnixTime) -> Result<Vec<Option<Revocation>>, OAuthError> {
         self.call(self.store.check(keys, now)).await

@@ -20,7 +20,51 @@ use std::sync::Arc;
 
 pub use error::SsfError;
 
+use crate::client_auth::{AuthContext, Clients};
+use crate::clock::Clock;
+use crate::config::SsfConfig;
+use crate::inbound::Issuers;
+use crate::metrics::Metrics;
+use crate::revocation::{EventQueue, Publisher, RevocationGate, StoreError};
 use crate::service::Sts;
+
+/// What the transmitter's endpoints (stream management and polling) need of the
+/// service, and nothing more.
+#[derive(Clone, Copy)]
+pub struct Transmitter<'a> {
+    /// Our issuer URL: the streams' `iss`.
+    pub issuer: &'a str,
+    /// `[ssf]`.
+    pub config: &'a SsfConfig,
+    /// The registered callers (receivers are clients).
+    pub clients: &'a Clients,
+    /// What client authentication needs.
+    pub auth: AuthContext<'a>,
+    /// The trusted upstream issuers (the issuer rule of a caller's lineage).
+    pub issuers: &'a Issuers,
+    /// The revocation store, behind its deadline.
+    pub revocations: &'a RevocationGate,
+    /// Streams and queued SETs: reached only through `store_call`.
+    pub events: &'a dyn EventQueue,
+    /// Wakes long polls on this replica when an event is queued.
+    pub wake: &'a tokio::sync::Notify,
+    /// Prometheus metrics.
+    pub metrics: &'a Metrics,
+    /// The clock.
+    pub clock: &'a dyn Clock,
+    /// The one door SETs are queued through (a verification event).
+    pub publisher: Publisher<'a>,
+}
+
+impl Transmitter<'_> {
+    /// Run a stream or queue operation under the store deadline; any failure is a 503.
+    pub async fn store_call<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, crate::error::OAuthError> {
+        self.revocations.call(operation).await
+    }
+}
 
 /// Path of the transmitter's configuration document (SSF 1.0 §7.2).
 pub const CONFIGURATION_PATH: &str = "/.well-known/ssf-configuration";

@@ -107,7 +107,7 @@ impl Pusher {
     /// already being delivered or backing off; returns at once.
     async fn start_round(&mut self, sts: &Arc<Sts>) {
         let Some(http) = self.http.clone() else { return };
-        let streams = match sts.store_call(sts.events.streams()).await {
+        let streams = match sts.store_call(sts.events().streams()).await {
             Ok(streams) => streams,
             Err(_) => return,
         };
@@ -181,7 +181,7 @@ impl StreamDelivery {
         };
         let sts = &self.sts;
         let pending = sts
-            .store_call(sts.events.pending(&self.stream.stream_id, BATCH))
+            .store_call(sts.events().pending(&self.stream.stream_id, BATCH))
             .await
             .map_err(|_| ())?;
         let backlog = pending.events.len() + usize::from(pending.more);
@@ -195,13 +195,13 @@ impl StreamDelivery {
                 Outcome::Delivered => delivered += 1,
             }
             sts.store_call(
-                sts.events
+                sts.events()
                     .acknowledge(&self.stream.stream_id, std::slice::from_ref(&event.jti)),
             )
             .await
             .map_err(|_| ())?;
         }
-        sts.metrics.stream_served(
+        sts.metrics().stream_served(
             &self.stream.owner,
             "push",
             backlog.saturating_sub(delivered),
@@ -246,11 +246,11 @@ impl StreamDelivery {
 /// being delivered while the next rounds start the others.
 pub fn spawn(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let interval = Duration::from_millis(sts.config.ssf.push_interval_ms);
-        let mut pusher = Pusher::new(interval, PushTargets::from_config(&sts.config.ssf));
+        let interval = Duration::from_millis(sts.config().ssf.push_interval_ms);
+        let mut pusher = Pusher::new(interval, PushTargets::from_config(&sts.config().ssf));
         loop {
             // Listening before the round starts: a revocation queued meanwhile is not missed.
-            let wake = sts.ssf_wake.notified();
+            let wake = sts.ssf_wake().notified();
             tokio::pin!(wake);
             wake.as_mut().enable();
             pusher.start_round(&sts).await;

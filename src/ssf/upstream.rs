@@ -80,7 +80,7 @@ struct Apply<'a> {
 impl UpstreamReceiver {
     /// The receiver for `issuer`, when its config names a transmitter.
     pub fn for_issuer(sts: &Sts, issuer: &str) -> Option<Self> {
-        let trusted = sts.issuers.get(issuer)?.clone();
+        let trusted = sts.issuers().get(issuer)?.clone();
         let config = trusted.config.ssf.clone()?;
         let http = crate::fetch::http_client(CONNECT_TIMEOUT).ok()?;
         let authorization = match (&config.client_id, &config.client_secret, &config.bearer_token) {
@@ -106,8 +106,8 @@ impl UpstreamReceiver {
             // twice (re-revoking a reinstated user).
             sets: SetRules {
                 audience: config.audience.clone().unwrap_or_else(|| sts.issuer().to_owned()),
-                max_bytes: sts.config.server.max_token_bytes,
-                leeway: sts.config.tokens.leeway_seconds,
+                max_bytes: sts.config().server.max_token_bytes,
+                leeway: sts.config().tokens.leeway_seconds,
                 kid_required: false,
                 max_age: Some(replay_memory(sts)),
             },
@@ -205,7 +205,7 @@ impl Apply<'_> {
     ) -> Result<bool, UpstreamError> {
         let sts = self.sts;
         let issuer = &self.issuer.config.issuer;
-        let retention = sts.config.revocation.retention_seconds;
+        let retention = sts.config().revocation.retention_seconds;
         let event_name = event.rsplit('/').next().unwrap_or(event);
         let expires_at = match kind {
             RevocationKind::Session => now.saturating_add(retention),
@@ -225,7 +225,7 @@ impl Apply<'_> {
         // no event can outlive the memory of having been applied.
         let remember_until = now
             .saturating_add(replay_memory(sts))
-            .saturating_add(sts.config.tokens.leeway_seconds);
+            .saturating_add(sts.config().tokens.leeway_seconds);
         let notice = RevocationNotice {
             entry,
             initiator: Initiator::Policy,
@@ -245,8 +245,8 @@ impl Apply<'_> {
             audit.target = Some(target);
             audit.client_id = Some(format!("ssf:{issuer}"));
             audit.detail = Some(format!("{event_name} event {} from {issuer}", printable(&claims.jti)));
-            sts.audit.emit(&audit);
-            sts.metrics.decision("upstream_revoke", "allow");
+            sts.audit().emit(&audit);
+            sts.metrics().decision("upstream_revoke", "allow");
         } else {
             tracing::info!(%issuer, set = %printable(&claims.jti), "upstream SET already applied; ignored");
         }
@@ -257,13 +257,13 @@ impl Apply<'_> {
 /// How long an applied event's `jti` is remembered, and so the age (by `iat`) past
 /// which an event is refused: `revocation.retention_seconds`.
 fn replay_memory(sts: &Sts) -> u64 {
-    sts.config.revocation.retention_seconds
+    sts.config().revocation.retention_seconds
 }
 
 /// Start one receiver per issuer that names a transmitter, polling at its interval.
 pub fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     let issuers: Vec<String> = sts
-        .config
+        .config()
         .issuers
         .iter()
         .filter(|i| i.ssf.is_some())

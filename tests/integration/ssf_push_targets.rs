@@ -30,7 +30,7 @@ fn push_stream(endpoint: &str, issuer: &str) -> serde_json::Value {
 }
 
 fn pusher(sts: &TestSts) -> Pusher {
-    Pusher::new(Duration::ZERO, PushTargets::from_config(&sts.sts.config.ssf))
+    Pusher::new(Duration::ZERO, PushTargets::from_config(&sts.sts.config().ssf))
 }
 
 #[tokio::test]
