@@ -1,9 +1,9 @@
 //! mcp-sts: an OAuth 2.0 Token Exchange (RFC 8693) service for agent and MCP deployments.
 //!
 //! The request travels one way: `http` -> `token_endpoint` -> `exchange` (or `grant`)
-//! -> `inbound` -> `policy` -> `mint` -> `audit`, with `revocation` behind a trait. `verify` and `client` are
-//! the downstream side, and `mcp` (feature `mcp-server`) the kit for MCP servers built
-//! on them; they depend on none of the server modules.
+//! -> `inbound` -> `policy` -> `mint` -> `audit`, with `revocation` behind a trait.
+//! `verify` and `client` are the downstream side, and `mcp` (feature `mcp-server`) the
+//! kit for MCP servers built on them; they depend on none of the server modules.
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 #![cfg_attr(
