@@ -21,8 +21,9 @@ use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore, 
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
 /// Its parts are private: each feature reaches what it needs through a narrow view
-/// built here (`exchanger`, `publisher`, `issued`, `admin`, ...), and the revocation
-/// store only through its deadline (`revocations`).
+/// built here (`exchanger`, `publisher`, `issued`, `admin`; the Shared Signals
+/// transmitter's by `ssf::Transmitter::of`, as `ssf` depends on the service and not
+/// the other way), and the revocation store only through its deadline (`revocations`).
 pub struct Sts {
     /// The validated configuration.
     config: Config,
@@ -254,23 +255,6 @@ impl Sts {
             revocations: &self.revocations,
             max_token_bytes: self.config.server.max_token_bytes,
             leeway: self.config.tokens.leeway_seconds,
-            publisher: self.publisher(),
-        }
-    }
-
-    /// The narrow view of the service the Shared Signals transmitter's endpoints need.
-    pub fn transmitter(&self) -> crate::ssf::Transmitter<'_> {
-        crate::ssf::Transmitter {
-            issuer: self.issuer(),
-            config: &self.config.ssf,
-            clients: &self.clients,
-            auth: self.auth_context(),
-            issuers: &self.issuers,
-            revocations: &self.revocations,
-            events: self.events.as_ref(),
-            wake: &self.ssf_wake,
-            metrics: &self.metrics,
-            clock: self.clock.as_ref(),
             publisher: self.publisher(),
         }
     }

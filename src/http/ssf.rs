@@ -15,7 +15,7 @@ use super::outcome::{header_str, respond};
 use crate::audit::AuditEvent;
 use crate::contract::set::{POLL_DELIVERY, PUSH_DELIVERY};
 use crate::service::Sts;
-use crate::ssf::{self, SsfError, streams};
+use crate::ssf::{self, SsfError, Transmitter, streams};
 
 /// `GET /.well-known/ssf-configuration` (SSF 1.0 §7.2).
 pub async fn configuration(State(sts): State<Arc<Sts>>) -> Response {
@@ -51,11 +51,17 @@ pub async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_stream_create", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
-        let stream = streams::create(sts.transmitter(), &caller, &body, now).await?;
+        let stream = streams::create(Transmitter::of(&sts), &caller, &body, now).await?;
         audit.target = Some(format!("stream:{}", stream.stream_id));
-        Ok::<_, SsfError>((StatusCode::CREATED, Json(streams::render(sts.transmitter(), &stream))).into_response())
+        Ok::<_, SsfError>(
+            (
+                StatusCode::CREATED,
+                Json(streams::render(Transmitter::of(&sts), &stream)),
+            )
+                .into_response(),
+        )
     }
     .await;
     respond(&sts, audit, result)
@@ -70,8 +76,13 @@ pub async fn read(
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_stream_read", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
-        let doc = streams::read(sts.transmitter(), &caller, query.get("stream_id").map(String::as_str)).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        let doc = streams::read(
+            Transmitter::of(&sts),
+            &caller,
+            query.get("stream_id").map(String::as_str),
+        )
+        .await?;
         Ok::<_, SsfError>(Json(doc).into_response())
     }
     .await;
@@ -93,11 +104,11 @@ async fn update(sts: Arc<Sts>, headers: HeaderMap, body: Bytes, replace: bool) -
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_stream_update", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
-        let stream = streams::update(sts.transmitter(), &caller, &body, replace).await?;
+        let stream = streams::update(Transmitter::of(&sts), &caller, &body, replace).await?;
         audit.target = Some(format!("stream:{}", stream.stream_id));
-        Ok::<_, SsfError>(Json(streams::render(sts.transmitter(), &stream)).into_response())
+        Ok::<_, SsfError>(Json(streams::render(Transmitter::of(&sts), &stream)).into_response())
     }
     .await;
     respond(&sts, audit, result)
@@ -113,11 +124,11 @@ pub async fn delete(
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_stream_delete", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
         let id = stream_id(&query)?;
         audit.target = Some(format!("stream:{}", ssf::printable(id)));
-        streams::delete(sts.transmitter(), &caller, id).await?;
+        streams::delete(Transmitter::of(&sts), &caller, id).await?;
         Ok::<_, SsfError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;
@@ -133,8 +144,8 @@ pub async fn status(
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_status_read", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
-        let stream = streams::owned(sts.transmitter(), &caller, stream_id(&query)?).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        let stream = streams::owned(Transmitter::of(&sts), &caller, stream_id(&query)?).await?;
         Ok::<_, SsfError>(Json(streams::status_document(&stream)).into_response())
     }
     .await;
@@ -147,9 +158,9 @@ pub async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: B
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_status_update", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
-        let stream = streams::set_status(sts.transmitter(), &caller, &body).await?;
+        let stream = streams::set_status(Transmitter::of(&sts), &caller, &body).await?;
         audit.target = Some(format!("stream:{}", stream.stream_id));
         audit.detail = Some(format!("status {:?}", stream.status));
         Ok::<_, SsfError>(Json(streams::status_document(&stream)).into_response())
@@ -163,8 +174,8 @@ pub async fn verify(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_verify", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
-        streams::verify(sts.transmitter(), &caller, &body, now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        streams::verify(Transmitter::of(&sts), &caller, &body, now).await?;
         Ok::<_, SsfError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;
@@ -181,8 +192,8 @@ pub async fn poll(
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_poll", now);
     let result = async {
-        let caller = streams::receiver(sts.transmitter(), authorization(&headers), now).await?;
-        let answer = ssf::poll::poll(sts.transmitter(), &caller, &stream, &body).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        let answer = ssf::poll::poll(Transmitter::of(&sts), &caller, &stream, &body).await?;
         Ok::<_, SsfError>(Json(answer).into_response())
     }
     .await;

@@ -56,7 +56,24 @@ pub struct Transmitter<'a> {
     pub publisher: Publisher<'a>,
 }
 
-impl Transmitter<'_> {
+impl<'a> Transmitter<'a> {
+    /// The view of `sts`.
+    pub fn of(sts: &'a Sts) -> Self {
+        Self {
+            issuer: sts.issuer(),
+            config: &sts.config().ssf,
+            clients: sts.clients(),
+            auth: sts.auth_context(),
+            issuers: sts.issuers(),
+            revocations: sts.revocations(),
+            events: sts.events(),
+            wake: sts.ssf_wake(),
+            metrics: sts.metrics(),
+            clock: sts.clock.as_ref(),
+            publisher: sts.publisher(),
+        }
+    }
+
     /// Run a stream or queue operation under the store deadline; any failure is a 503.
     pub async fn store_call<T>(
         &self,
