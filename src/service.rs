@@ -7,7 +7,6 @@ use crate::audit::AuditLog;
 use crate::client_auth::{AuthContext, Clients};
 use crate::clock::Clock;
 use crate::config::Config;
-use crate::error::OAuthError;
 use crate::exchanger::Exchanger;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
@@ -17,13 +16,14 @@ use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
 use crate::revocation::timed::TimedStore;
-use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore, StoreError};
+use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
 /// Its parts are private: each feature reaches what it needs through a narrow view
-/// built here (`exchanger`, `publisher`, `issued`, `admin`; the Shared Signals
-/// transmitter's by `ssf::Transmitter::of`, as `ssf` depends on the service and not
-/// the other way), and the revocation store only through its deadline (`revocations`).
+/// built here (`exchanger`, `publisher`, `issued`, `admin`; Shared Signals' by
+/// `ssf::Transmitter::of`, `ssf::upstream::Upstream::of` and `ssf::push::Pushing::of`,
+/// as `ssf` depends on the service and not the other way), and the revocation store
+/// only through its deadline (`revocations`).
 pub struct Sts {
     /// The validated configuration.
     config: Config,
@@ -37,18 +37,18 @@ pub struct Sts {
     authorization_servers: AuthorizationServers,
     /// Signing and published keys.
     keys: SharedKeyRing,
-    /// Shared Signals streams and queued SETs (the same backend as `store`).
+    /// Shared Signals streams and queued SETs (the same backend as the revocations).
     events: Arc<dyn EventQueue>,
     /// Wakes long polls on this replica when an event is queued.
     ssf_wake: Arc<tokio::sync::Notify>,
-    /// The same store behind its deadline: how decisions reach it.
+    /// The revocation store behind its deadlines: the only way to it.
     revocations: RevocationGate,
     /// The clock (read by the demo too; everything else is reached through views).
     pub clock: Arc<dyn Clock>,
     /// Audit events.
     audit: AuditLog,
     /// Prometheus metrics.
-    metrics: crate::metrics::Metrics,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Per-client and per-subject exchange rate limits.
     rate_limits: RateLimits,
     /// Signatures of subject and actor tokens already verified.
@@ -105,7 +105,7 @@ impl Sts {
             revocations,
             clock,
             audit,
-            metrics,
+            metrics: Arc::new(metrics),
             rate_limits,
             token_endpoint,
         }
@@ -170,7 +170,7 @@ impl Sts {
     }
 
     /// Prometheus metrics.
-    pub fn metrics(&self) -> &crate::metrics::Metrics {
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
         &self.metrics
     }
 
@@ -185,13 +185,13 @@ impl Sts {
     }
 
     /// Shared Signals streams and queued SETs: reached under the store deadline
-    /// (`store_call`).
-    pub fn events(&self) -> &dyn EventQueue {
-        self.events.as_ref()
+    /// (`RevocationGate::call`).
+    pub fn events(&self) -> &Arc<dyn EventQueue> {
+        &self.events
     }
 
-    /// Wakes long polls on this replica when an event is queued.
-    pub fn ssf_wake(&self) -> &tokio::sync::Notify {
+    /// Wakes long polls and push delivery on this replica when an event is queued.
+    pub fn ssf_wake(&self) -> &Arc<tokio::sync::Notify> {
         &self.ssf_wake
     }
 
@@ -204,14 +204,6 @@ impl Sts {
     /// background if the store cannot answer yet).
     pub async fn keep_offboardings_at_start(&self) {
         crate::revocation::upgrade::keep_offboardings_at_start(self.revocations.shared_store()).await;
-    }
-
-    /// Run a store operation under the configured deadline; any failure is a 503.
-    pub async fn store_call<T>(
-        &self,
-        operation: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, OAuthError> {
-        self.revocations.call(operation).await
     }
 
     /// The one door revocations are written through (with their SETs), and SETs

@@ -66,7 +66,7 @@ impl<'a> Transmitter<'a> {
             auth: sts.auth_context(),
             issuers: sts.issuers(),
             revocations: sts.revocations(),
-            events: sts.events(),
+            events: sts.events().as_ref(),
             wake: sts.ssf_wake(),
             metrics: sts.metrics(),
             clock: sts.clock.as_ref(),
@@ -97,7 +97,7 @@ pub const POLL_PATH: &str = "/ssf/poll";
 /// Start the background work of the Shared Signals side: the push deliverer and one
 /// receiver per upstream issuer that names a transmitter.
 pub fn spawn_workers(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
-    let mut workers = vec![push::spawn(sts.clone())];
+    let mut workers = vec![push::spawn(push::Pushing::of(&sts))];
     workers.extend(upstream::spawn_all(sts));
     workers
 }

@@ -439,9 +439,13 @@ async fn push_delivery_sends_each_set_with_the_receivers_authorization_and_retri
     // backoff delivers it. A zero base backoff makes the retry immediate.
     let targets = mcp_sts::ssf::push_target::PushTargets::from_config(&sts.sts.config().ssf);
     let mut pusher = mcp_sts::ssf::push::Pusher::new(std::time::Duration::ZERO, targets);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 0);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 1);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 0, "acknowledged by the 202");
+    assert_eq!(pusher.deliver_once(&mcp_sts::ssf::push::Pushing::of(&sts.sts)).await, 0);
+    assert_eq!(pusher.deliver_once(&mcp_sts::ssf::push::Pushing::of(&sts.sts)).await, 1);
+    assert_eq!(
+        pusher.deliver_once(&mcp_sts::ssf::push::Pushing::of(&sts.sts)).await,
+        0,
+        "acknowledged by the 202"
+    );
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0], seen[1], "the same SET was retried");

@@ -267,7 +267,7 @@ async fn a_hostile_push_receiver_cannot_delay_another_receivers_revocation() {
     let created = good.call(Method::POST, "/ssf/streams", Some(push_to(&good_url))).await;
     assert_eq!(created.status, 201, "{}", created.text);
 
-    let worker = mcp_sts::ssf::push::spawn(sts.sts.clone());
+    let worker = mcp_sts::ssf::push::spawn(mcp_sts::ssf::push::Pushing::of(&sts.sts));
     // The push interval is 200 ms; 3 s is the same bound with room for a loaded machine
     // (a stalled receiver used to hold every other stream 5 s per stream and event).
     let deadline = Duration::from_secs(3);
