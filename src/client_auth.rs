@@ -4,9 +4,14 @@
 //! Secrets are stored as SHA-256 digests and compared in constant time; an unknown
 //! client is compared against a dummy digest so timing does not reveal which
 //! client ids exist. Every failure is `invalid_client` (401); using more than one
-//! method at once is `invalid_request`.
+//! method at once is `invalid_request`. A `client_id` that is a URL names its own
+//! registration (`url_client`).
 
+mod document_cache;
+mod url_client;
 mod workload;
+
+pub use url_client::DocumentRefusal;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -64,6 +69,8 @@ pub struct Clients {
     by_id: HashMap<String, Arc<RegisteredClient>>,
     /// The trusted issuers whose workloads may authenticate by `[[workloads]]` rule.
     workload_issuers: Option<Arc<Issuers>>,
+    /// URL clients, when `[[cimd.allow]]` lists any host.
+    url_clients: Option<url_client::UrlClients>,
 }
 
 impl Clients {
@@ -97,7 +104,14 @@ impl Clients {
         Self {
             by_id,
             workload_issuers: None,
+            url_clients: None,
         }
+    }
+
+    /// The same clients, and URL clients as `[cimd]` allows.
+    pub fn with_url_clients(mut self, config: &crate::config::CimdConfig, keys: &JwksConfig) -> Self {
+        self.url_clients = url_client::UrlClients::new(config, keys);
+        self
     }
 
     /// The same clients, and workloads of these issuers as `[[workloads]]` rules say.
@@ -190,6 +204,23 @@ async fn check_credentials(
             )
             .await
         }
+        // An assertion from a URL no client is configured as: a URL client.
+        ClientCredentials::Assertion { assertion, claimed_id }
+            if let Some(id) = url_client_id(clients, assertion.expose(), claimed_id.as_deref()) =>
+        {
+            let urls = clients.url_clients.as_ref().ok_or(DocumentRefusal::HostNotAllowed)?;
+            let client = urls.resolve(&id, now).await?;
+            verify_assertion(
+                &OneClient(&client),
+                refused_url_client_assertion,
+                assertion.expose(),
+                claimed_id.as_deref(),
+                ctx,
+                revocations,
+                now,
+            )
+            .await
+        }
         // A jwt-bearer assertion from no configured client may be a cluster's
         // service-account token.
         ClientCredentials::Assertion { assertion, claimed_id }
@@ -208,7 +239,8 @@ async fn check_credentials(
         }
         ClientCredentials::Assertion { assertion, claimed_id } => {
             verify_assertion(
-                clients,
+                &AssertionKeys(clients),
+                refused_assertion,
                 assertion.expose(),
                 claimed_id.as_deref(),
                 ctx,
@@ -229,6 +261,38 @@ fn names_client(clients: &Clients, assertion: &str) -> bool {
         .unwrap_or(true)
 }
 
+/// The URL client an assertion claims to come from: the `client_id` parameter, else
+/// the assertion's (unverified) `iss` when its `sub` is the same; never a configured id.
+fn url_client_id(clients: &Clients, assertion: &str, claimed_id: Option<&str>) -> Option<String> {
+    let id = match claimed_id {
+        Some(id) => id.to_owned(),
+        None => {
+            let claims = crate::jose::compact::claims(assertion).ok()?;
+            let iss = str_claim(&claims, "iss")?;
+            (str_claim(&claims, "sub") == Some(iss)).then(|| iss.to_owned())?
+        }
+    };
+    (url_client::looks_like_url(&id) && clients.get(&id).is_none()).then_some(id)
+}
+
+/// The keys of one URL client, resolved from its document before the assertion is read.
+struct OneClient<'a>(&'a Arc<RegisteredClient>);
+
+impl KeySource for OneClient<'_> {
+    type Signer = Arc<RegisteredClient>;
+
+    async fn keys(
+        &self,
+        jws: &Unverified<'_>,
+        now: UnixTime,
+    ) -> Result<(Arc<RegisteredClient>, Vec<Arc<VerificationKey>>), Refusal> {
+        if jws.issuer()? != self.0.id() {
+            return Err(Refusal::UntrustedIssuer);
+        }
+        keys_of(self.0, jws, now).await
+    }
+}
+
 /// The keys of the client an assertion names as its issuer: its inline JWKS or its
 /// `jwks_uri`, never keys the assertion names itself.
 struct AssertionKeys<'a>(&'a Clients);
@@ -242,10 +306,20 @@ impl KeySource for AssertionKeys<'_> {
         now: UnixTime,
     ) -> Result<(Arc<RegisteredClient>, Vec<Arc<VerificationKey>>), Refusal> {
         let client = self.0.get(jws.issuer()?).ok_or(Refusal::UntrustedIssuer)?;
-        let jwks = client.jwks.as_ref().ok_or(Refusal::UntrustedIssuer)?;
-        let ((), keys) = jwks.keys(jws, now).await?;
-        Ok((Arc::clone(client), keys))
+        keys_of(client, jws, now).await
     }
+}
+
+/// A client's `private_key_jwt` keys (inline or from its `jwks_uri`), never keys the
+/// assertion names itself.
+async fn keys_of(
+    client: &Arc<RegisteredClient>,
+    jws: &Unverified<'_>,
+    now: UnixTime,
+) -> Result<(Arc<RegisteredClient>, Vec<Arc<VerificationKey>>), Refusal> {
+    let jwks = client.jwks.as_ref().ok_or(Refusal::UntrustedIssuer)?;
+    let ((), keys) = jwks.keys(jws, now).await?;
+    Ok((Arc::clone(client), keys))
 }
 
 /// What a refused assertion is answered with: `invalid_client` naming the rule, or 503
@@ -261,8 +335,39 @@ fn refused_assertion(refusal: Refusal) -> OAuthError {
     }
 }
 
+/// What refuses a URL client: always `invalid_client`, naming the rule.
+impl From<DocumentRefusal> for OAuthError {
+    fn from(refusal: DocumentRefusal) -> Self {
+        let rule = match refusal {
+            DocumentRefusal::BadClientId => "client.url_client_id",
+            DocumentRefusal::HostNotAllowed => "client.url_client_host",
+            DocumentRefusal::Unavailable => "client.metadata_document_unavailable",
+            DocumentRefusal::Invalid => "client.metadata_document_invalid",
+        };
+        failed(
+            rule,
+            match refusal {
+                DocumentRefusal::BadClientId => "client_id is not a usable client ID metadata document URL",
+                DocumentRefusal::HostNotAllowed => "this host may not be a URL client",
+                DocumentRefusal::Unavailable => "the client's metadata document could not be fetched",
+                DocumentRefusal::Invalid => "the client's metadata document is invalid",
+            },
+        )
+    }
+}
+
+/// What a refused URL client assertion is answered with: as any assertion, except that
+/// keys its document names and that cannot be fetched make it `invalid_client`.
+fn refused_url_client_assertion(refusal: Refusal) -> OAuthError {
+    match refusal {
+        Refusal::KeysUnavailable(_) => DocumentRefusal::Unavailable.into(),
+        other => refused_assertion(other),
+    }
+}
+
 async fn verify_assertion(
-    clients: &Clients,
+    keys: &impl KeySource<Signer = Arc<RegisteredClient>>,
+    refused: fn(Refusal) -> OAuthError,
     assertion: &str,
     claimed_id: Option<&str>,
     ctx: AuthContext<'_>,
@@ -272,10 +377,8 @@ async fn verify_assertion(
     let bad = || failed("client.assertion_invalid", "client assertion is invalid");
     // RFC 7523 names no `typ`; `exp` is required and bounds how long the `jti` is kept.
     let profile = Profile::new(Types::Any, ctx.max_token_bytes, now, ctx.leeway).max_lifetime(MAX_ASSERTION_LIFETIME);
-    let jws = read(assertion, &profile, &AssertionKeys(clients), NO_MEMORY)
-        .await
-        .map_err(refused_assertion)?;
-    let claims = jws.claims().map_err(refused_assertion)?;
+    let jws = read(assertion, &profile, keys, NO_MEMORY).await.map_err(refused)?;
+    let claims = jws.claims().map_err(refused)?;
     let iss = str_claim(claims, "iss").ok_or_else(bad)?;
     if str_claim(claims, "sub") != Some(iss) || claimed_id.is_some_and(|c| c != iss) {
         return Err(failed(

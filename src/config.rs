@@ -5,9 +5,11 @@
 //! without a `jwks_uri`), so a mistake stops the service with a message naming the key.
 
 mod check;
+mod cimd;
 mod workloads;
 
 pub use check::{Problem, Severity};
+pub use cimd::{CimdAllow, CimdConfig, host_pattern_problem};
 pub use workloads::{
     IssuerKind, Pattern, SERVICE_ACCOUNT, WorkloadClient, WorkloadRule, spiffe_issuer, valid_trust_domain,
 };
@@ -66,6 +68,9 @@ pub struct Config {
     /// Which SPIFFE IDs and service accounts may act or authenticate, and as what.
     #[serde(default)]
     pub workloads: Vec<WorkloadRule>,
+    /// URL clients: client ID metadata documents.
+    #[serde(default)]
+    pub cimd: CimdConfig,
 }
 
 /// `[server]`.

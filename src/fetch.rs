@@ -30,6 +30,8 @@ pub struct Fetched {
     /// A server nonce the answer carried (RFC 9449 §8, `DPoP-Nonce`), for a token
     /// client's next proof.
     pub dpop_nonce: Option<String>,
+    /// The `Cache-Control` header, for callers that cache what they fetched.
+    pub cache_control: Option<String>,
 }
 
 /// Why a fetch gave nothing usable. Messages never carry the URL or the body.
@@ -68,6 +70,11 @@ async fn read_capped(request: reqwest::RequestBuilder, max_bytes: usize) -> Resu
         .get("dpop-nonce")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let cache_control = response
+        .headers()
+        .get(reqwest::header::CACHE_CONTROL)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
     let announced = response.content_length();
     if announced.is_some_and(|n| n > max_bytes as u64) {
         return Err(FetchError::TooLarge(max_bytes));
@@ -84,6 +91,7 @@ async fn read_capped(request: reqwest::RequestBuilder, max_bytes: usize) -> Resu
         status,
         body,
         dpop_nonce,
+        cache_control,
     })
 }
 

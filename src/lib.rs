@@ -59,6 +59,8 @@ pub mod metrics;
 #[cfg(feature = "server")]
 pub mod mint;
 #[cfg(feature = "server")]
+pub mod outbound_guard;
+#[cfg(feature = "server")]
 pub mod output;
 #[cfg(feature = "server")]
 pub mod policy;

@@ -76,7 +76,9 @@ impl Sts {
     ) -> Self {
         let key_rules = JwksConfig::default();
         let issuers = Arc::new(Issuers::new(&config.issuers, &http, &key_rules).with_workloads(&config.workloads));
-        let clients = Clients::new(&config.clients, &http, &key_rules).with_workload_issuers(Arc::clone(&issuers));
+        let clients = Clients::new(&config.clients, &http, &key_rules)
+            .with_workload_issuers(Arc::clone(&issuers))
+            .with_url_clients(&config.cimd, &key_rules);
         let audiences = Audiences::new(&config.audiences);
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();

@@ -101,6 +101,7 @@ impl Config {
         self.check_clients(&mut p);
         self.check_authorization_servers(&mut p);
         self.check_workloads(&mut p);
+        self.check_cimd(&mut p);
         p.0
     }
 

@@ -243,10 +243,11 @@ pub fn valid_trust_domain(domain: &str) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
-    const BASE: &str = r#"
+    /// A small valid configuration the checks of workload and URL client tables extend.
+    pub(in crate::config) const BASE: &str = r#"
 [server]
 listen = "127.0.0.1:0"
 issuer = "https://sts.example.com"
@@ -266,7 +267,8 @@ secret_sha256 = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015a
 audiences = ["orders-api"]
 "#;
 
-    fn problems(extra: &str) -> Vec<String> {
+    /// The keys of every problem `BASE` + `extra` has.
+    pub(in crate::config) fn problems(extra: &str) -> Vec<String> {
         let config = Config::parse(&format!("{BASE}{extra}")).unwrap();
         config.problems().into_iter().map(|p| p.key).collect()
     }

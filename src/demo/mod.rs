@@ -27,6 +27,7 @@ pub mod signals;
 pub mod story;
 pub mod trail;
 pub mod users;
+pub mod workload;
 
 use std::sync::{Arc, Mutex};
 
@@ -80,6 +81,9 @@ pub enum DemoError {
     /// A revocation did not reach a subscribed service through Shared Signals.
     #[error("Shared Signals: {0}")]
     Stream(String),
+    /// The demo's SPIFFE trust domain could not sign.
+    #[error("workload identity: {0}")]
+    Workload(String),
 }
 
 /// Base URLs of everything the demo runs.
@@ -126,6 +130,8 @@ pub struct Demo {
     /// The private key (PKCS#8 PEM) `notes-mcp`, the example MCP server, authenticates
     /// with (`private_key_jwt`).
     pub notes_mcp_key: Secret,
+    /// The SPIFFE trust domain the workload agent's SVIDs come from.
+    pub trust_domain: workload::DemoTrustDomain,
     admin_token: Secret,
     sts_audit: Arc<Mutex<Vec<Value>>>,
     dir: tempfile::TempDir,
@@ -319,13 +325,11 @@ impl Demo {
         // The MCP server's address is part of mcp-sts's configuration (its resource).
         let (mcp_listener, mcp_base) = bind().await?;
         let mcp = format!("{mcp_base}/mcp");
-        let config = Config::from_toml(&sts_config(
-            &sts_url,
-            &mcp,
-            &idp,
-            dir.path(),
-            &secrets,
-            &notes_mcp.jwks_toml()?,
+        let trust_domain = workload::DemoTrustDomain::start(stop.clone()).await?;
+        let config = Config::from_toml(&format!(
+            "{}{}",
+            sts_config(&sts_url, &mcp, &idp, dir.path(), &secrets, &notes_mcp.jwks_toml()?),
+            trust_domain.toml()
         ))?;
         let (audit_log, sts_audit) = AuditLog::with_tap();
         let sts = crate::server::build(config, Arc::new(SystemClock), audit_log)
@@ -433,6 +437,7 @@ impl Demo {
             notes_api_secret: secrets.notes_api,
             agent_secret: secrets.agent,
             notes_mcp_key: notes_mcp.pem,
+            trust_domain,
             admin_token: secrets.admin,
             sts_audit,
             dir,
@@ -510,10 +515,25 @@ impl Demo {
     }
 
     async fn revoke_subject(&self, subject: &str) -> Result<(), DemoError> {
+        self.revoke(
+            crate::contract::revocation::RevocationKind::Subject,
+            subject,
+            "offboarding",
+        )
+        .await
+    }
+
+    /// Revoke `value` as `kind` through the admin API.
+    async fn revoke(
+        &self,
+        kind: crate::contract::revocation::RevocationKind,
+        value: &str,
+        reason: &str,
+    ) -> Result<(), DemoError> {
         let body = serde_json::json!({
-            "kind": "subject",
-            "value": subject,
-            "reason": "offboarding",
+            "kind": kind.to_string(),
+            "value": value,
+            "reason": reason,
             "revoked_by": "demo",
         });
         let response = reqwest::Client::new()

@@ -216,6 +216,7 @@ pub async fn play(demo: &Demo, narrator: Narrator) -> Result<DemoOutcome, DemoEr
         )
         .await?;
 
+    super::workload::play(&mut scene).await?;
     super::enterprise::play(&mut scene).await?;
 
     outcome.trail = demo.trail.entries();

@@ -47,6 +47,8 @@ pub async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
         "scopes_supported": sts.audiences().all_scopes(),
         // RFC 9449 §5.1: proofs are accepted with the one asymmetric list.
         "dpop_signing_alg_values_supported": signing_algs,
+        // A client_id may be the URL of its metadata document ([cimd] says which hosts).
+        "client_id_metadata_document_supported": true,
     });
     // §7.1: as the enterprise's token service we issue ID-JAGs, when configured to.
     if !sts.authorization_servers().is_empty()

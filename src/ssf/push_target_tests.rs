@@ -1,3 +1,5 @@
+use reqwest::dns::Name;
+
 use super::*;
 
 fn targets(allowed: &[&str], allow_private: bool) -> PushTargets {
@@ -69,10 +71,16 @@ fn an_allow_list_admits_only_its_hosts_internal_or_not() {
 #[tokio::test]
 async fn the_resolver_drops_internal_addresses_unless_allowed() {
     let name = |n: &str| n.parse::<Name>().unwrap();
-    assert!(targets(&[], false).resolve(name("localhost")).await.is_err());
-    let allowed: Vec<_> = targets(&[], true).resolve(name("localhost")).await.unwrap().collect();
+    assert!(targets(&[], false).resolver().resolve(name("localhost")).await.is_err());
+    let allowed: Vec<_> = targets(&[], true)
+        .resolver()
+        .resolve(name("localhost"))
+        .await
+        .unwrap()
+        .collect();
     assert!(allowed.iter().all(|a| a.ip().is_loopback()) && !allowed.is_empty());
     let listed: Vec<_> = targets(&["localhost"], false)
+        .resolver()
         .resolve(name("localhost"))
         .await
         .unwrap()

@@ -6,6 +6,8 @@ use mcp_sts::demo::story::{self, Narrator};
 use mcp_sts::demo::{Demo, DemoOutcome, Denial};
 use serde_json::json;
 
+const PLANNER: &str = "spiffe://demo.example/agents/planner";
+
 async fn play() -> DemoOutcome {
     let demo = Demo::start().await.expect("demo starts");
     story::play(&demo, Narrator::quiet()).await.expect("story plays")
@@ -180,8 +182,12 @@ async fn the_story_plays_out_over_the_real_protocols() {
         .filter(|e| e["event"] == "token_exchange" && e["decision"] == "allow")
         .collect();
     assert!(!exchanges.is_empty());
+    let (by_workload, by_claude): (Vec<&&serde_json::Value>, Vec<_>) = exchanges
+        .iter()
+        .partition(|e| e["actor_chain"] == serde_json::json!([PLANNER]));
+    assert_eq!(by_workload.len(), 1, "{exchanges:?}");
     assert!(
-        exchanges
+        by_claude
             .iter()
             .all(|e| e["actor_chain"] == serde_json::json!(["orders-mcp", "claude-desktop"])),
         "{exchanges:?}"
@@ -194,9 +200,62 @@ async fn the_story_plays_out_over_the_real_protocols() {
         "{:?}",
         outcome.sts_audit
     );
+    assert_workload_agent_story(&outcome);
     // No raw token in any audit event.
     let audit = serde_json::to_string(&outcome.sts_audit).unwrap();
     assert!(!audit.contains("eyJ"), "a token leaked into the audit trail");
+}
+
+/// The workload agent: a JWT-SVID from the demo's own trust domain acts for alice; the
+/// orders API and mcp-sts's audit name its SPIFFE ID; revoked by that ID, its earlier
+/// token is refused downstream and a new exchange at mcp-sts.
+#[track_caller]
+fn assert_workload_agent_story(outcome: &DemoOutcome) {
+    let read = allowed(outcome, "workload_agent_reads_order");
+    assert_eq!(
+        (read["id"].clone(), read["owner"].clone()),
+        (json!(42), json!("alice@example.com"))
+    );
+    let call = outcome.call("workload_agent_reads_order").unwrap();
+    assert_eq!(call.trail.len(), 1, "{:?}", call.trail);
+    assert_eq!(
+        call.trail[0].line,
+        format!("alice@example.com via agent {PLANNER} (orders-mcp) read order 42")
+    );
+    let allowed_exchange = outcome
+        .sts_audit
+        .iter()
+        .find(|e| e["event"] == "token_exchange" && e["actor_chain"] == json!([PLANNER]) && e["decision"] == "allow")
+        .expect("mcp-sts audited the workload agent's exchange");
+    assert_eq!(
+        (&allowed_exchange["sub"], &allowed_exchange["client_id"]),
+        (&json!("alice@example.com"), &json!("orders-mcp"))
+    );
+    assert!(
+        outcome
+            .sts_audit
+            .iter()
+            .any(|e| e["event"] == "admin_revoke" && e["target"] == format!("agent:{PLANNER}")),
+        "{:?}",
+        outcome.sts_audit
+    );
+    let held = denial(outcome, "workload_agent_token_after_revocation");
+    assert_eq!(
+        (held.by.as_str(), held.status, held.code.as_str()),
+        ("orders-api", 401, "invalid_token")
+    );
+    let fresh = denial(outcome, "workload_agent_refused_after_revocation");
+    assert_eq!(
+        (fresh.by.as_str(), fresh.status, fresh.code.as_str()),
+        ("mcp-sts", 400, "invalid_request")
+    );
+    assert!(
+        outcome.sts_audit.iter().any(|e| e["event"] == "token_exchange"
+            && e["actor_chain"] == json!([PLANNER])
+            && e["reason"] == "invalid_request:revoked.agent"),
+        "{:?}",
+        outcome.sts_audit
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

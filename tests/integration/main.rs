@@ -45,6 +45,7 @@ mod ssf_restart;
 mod ssf_transmitter;
 mod ssf_upstream;
 mod store_trust;
+mod url_clients;
 mod verified_tokens;
 mod verify;
 mod workloads;

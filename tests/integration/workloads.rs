@@ -111,21 +111,11 @@ impl World {
     }
 
     fn allows(&self) -> usize {
-        self.sts
-            .audit_events()
-            .iter()
-            .filter(|e| e["decision"] == "allow")
-            .count()
+        self.sts.allows()
     }
 
     fn last_denial(&self) -> String {
-        self.sts
-            .audit_events()
-            .iter()
-            .rev()
-            .find(|e| e["decision"] == "deny")
-            .and_then(|e| e["reason"].as_str().map(String::from))
-            .unwrap_or_default()
+        self.sts.last_denial()
     }
 
     /// Refused with `invalid_request` for `rule`, and nothing minted.

@@ -115,7 +115,7 @@ class Sts:
     JAG_RESOURCE = "https://jag-mcp.example/mcp"
 
     def __init__(self, binary: str, workdir: Path, procs: Processes, oidc_issuer: str, teleport, mcp_resources: dict,
-                 jag_issuer, otlp_endpoint: str, spiffe=None):
+                 jag_issuer, otlp_endpoint: str, spiffe=None, url_client=None):
         self.binary = binary
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -124,7 +124,7 @@ class Sts:
         self.admin_token = "admin-" + os.urandom(12).hex()
         self.config = workdir / "mcp-sts.toml"
         self.config.write_text(self._toml(workdir, oidc_issuer, teleport, mcp_resources, jag_issuer, otlp_endpoint)
-                               + (spiffe.toml() if spiffe else ""))
+                               + (spiffe.toml() if spiffe else "") + (url_client.toml() if url_client else ""))
         # Spans are exported in batches; a short schedule delay keeps the trace checks quick.
         self.proc = procs.start("mcp-sts", [binary, "serve", "--config", str(self.config)], cwd=workdir,
                                 env={**os.environ, "OTEL_BSP_SCHEDULE_DELAY": "200"})

@@ -20,6 +20,7 @@ import check_kit
 import check_mcp
 import check_ssf
 import check_traces
+import check_url_clients
 import check_upstream_ssf
 import check_verifiers
 import check_workloads
@@ -28,6 +29,7 @@ from jag_issuer import JagIssuer
 from otlp_receiver import OtlpReceiver
 from spiffe_domain import SpiffeDomain
 from upstream import TeleportIssuer, oidc_login
+from url_client import UrlClient
 
 ROLES = {"alice": ["order-admin"], "bob": ["developer"]}  # as in peers/oidc_provider.mjs
 
@@ -43,13 +45,14 @@ def start_peers(env, procs: Processes, workdir: Path) -> None:
     env.teleport = TeleportIssuer()
     env.jag_issuer = JagIssuer()
     env.spiffe = SpiffeDomain()
+    env.url_client = UrlClient()
     ports = {"py": free_port(), "rs": free_port()}
     env.mcp_urls = {k: f"http://127.0.0.1:{p}/mcp" for k, p in ports.items()}
     wait_http(f"{env.oidc_issuer}/.well-known/openid-configuration", oidc)
 
     env.otlp = OtlpReceiver()
     env.sts = Sts(os.environ["MCP_STS_BIN"], workdir, procs, env.oidc_issuer, env.teleport, env.mcp_urls,
-                  env.jag_issuer, env.otlp.url, env.spiffe)
+                  env.jag_issuer, env.otlp.url, env.spiffe, env.url_client)
     env.teleport.ssf.audience = env.sts.url  # the SETs' aud: mcp-sts's issuer (its default)
     py = procs.start("python-mcp", [sys.executable, str(HERE / "peers" / "mcp_server.py"), str(ports["py"]),
                                     env.sts.url, env.mcp_urls["py"], "mcp:tools"], cwd=HERE)
@@ -87,7 +90,7 @@ def main() -> int:
             results.fail("setup: start the peers and log alice and bob in at oidc-provider", error)
         else:
             for group in (check_idp, check_clients, check_dpop, check_id_jag, check_verifiers, check_mcp, check_kit,
-                          check_ssf, check_upstream_ssf, check_workloads, check_traces):
+                          check_ssf, check_upstream_ssf, check_workloads, check_url_clients, check_traces):
                 try:
                     group.run(env, results)
                 except Exception as error:  # noqa: BLE001 - a crashed group is one more failure
@@ -103,6 +106,8 @@ def main() -> int:
             env.otlp.close()
         if getattr(env, "spiffe", None):
             env.spiffe.close()
+        if getattr(env, "url_client", None):
+            env.url_client.close()
         procs.stop_all()
     if results.failed:
         print(f"logs kept in {workdir}", flush=True)

@@ -371,6 +371,21 @@ impl TestSts {
     pub fn audit_events(&self) -> Vec<Value> {
         self.audit.lock().unwrap().clone()
     }
+
+    /// How many decisions the audit trail records as allowed: unchanged when nothing was minted.
+    pub fn allows(&self) -> usize {
+        self.audit_events().iter().filter(|e| e["decision"] == "allow").count()
+    }
+
+    /// The `reason` (`code:rule`) of the latest refusal in the audit trail.
+    pub fn last_denial(&self) -> String {
+        self.audit_events()
+            .iter()
+            .rev()
+            .find(|e| e["decision"] == "deny")
+            .and_then(|e| e["reason"].as_str().map(String::from))
+            .unwrap_or_default()
+    }
 }
 
 impl Drop for TestSts {
