@@ -11,12 +11,12 @@ use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use mcp_sts::audit::AuditEvent;
 use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts::dpop::ProofHeader;
-use mcp_sts::exchange::exchange;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts::keys::SigningKey;
 use mcp_sts::mint::sign;
 use mcp_sts::request::{RawRequest, TokenRequest};
 use mcp_sts::service::Sts;
+use mcp_sts::token_endpoint::answer;
 use mcp_sts_contract::clock::{Clock, SystemClock};
 use mcp_sts_contract::jose::VerifiedTokens;
 use mcp_sts_contract::jose::dpop::read_proof;
@@ -133,7 +133,7 @@ fn bench(c: &mut Criterion) {
         )
         .expect("token");
 
-    let ring = sts_memory.keys.current();
+    let ring = sts_memory.keys().current();
     let limits = Limits {
         max_token_bytes: 16 * 1024,
         leeway: 30,
@@ -150,7 +150,7 @@ fn bench(c: &mut Criterion) {
                 validate(
                     &subject,
                     DeclaredType::AccessToken,
-                    &sts_memory.issuers,
+                    sts_memory.issuers(),
                     (sts_memory.issuer(), &ring),
                     limits,
                     &remembered,
@@ -186,8 +186,8 @@ fn bench(c: &mut Criterion) {
                 })
                 .expect("request");
                 let mut audit = AuditEvent::new("token_exchange", now);
-                let ring = sts.keys.current();
-                exchange(sts.exchanger(&ring), request, now, &mut audit)
+                let ring = sts.keys().current();
+                answer(sts.exchanger(&ring), request, now, &mut audit)
                     .await
                     .expect("exchange")
             }
@@ -263,8 +263,8 @@ fn bench(c: &mut Criterion) {
                 let sts = sts_memory.clone();
                 async move {
                     let mut audit = AuditEvent::new("token_exchange", now);
-                    let ring = sts.keys.current();
-                    exchange(sts.exchanger(&ring), request, now, &mut audit)
+                    let ring = sts.keys().current();
+                    answer(sts.exchanger(&ring), request, now, &mut audit)
                         .await
                         .expect("exchange")
                 }
@@ -275,8 +275,8 @@ fn bench(c: &mut Criterion) {
     let bound_token = runtime
         .block_on(async {
             let mut audit = AuditEvent::new("token_exchange", now);
-            let ring = sts_memory.keys.current();
-            exchange(sts_memory.exchanger(&ring), bound_request(), now, &mut audit).await
+            let ring = sts_memory.keys().current();
+            answer(sts_memory.exchanger(&ring), bound_request(), now, &mut audit).await
         })
         .expect("bound exchange")
         .access_token;
@@ -327,7 +327,7 @@ fn bench(c: &mut Criterion) {
             validate(
                 &token,
                 DeclaredType::AccessToken,
-                &sts_memory.issuers,
+                sts_memory.issuers(),
                 (sts_memory.issuer(), &ring),
                 limits,
                 &filled,

@@ -6,9 +6,11 @@ use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::audit::AuditEvent;
+use crate::config::AdminConfig;
+use crate::inbound::Issuers;
 use crate::revocation::{Initiator, RevocationNotice};
 use crate::revocation::{NEVER, Revocation, RevocationKey, RevocationKind};
-use crate::service::Sts;
+use crate::revocation::{Publisher, RevocationGate};
 use mcp_sts_contract::Identifier;
 use mcp_sts_contract::clock::UnixTime;
 
@@ -18,7 +20,7 @@ const MAX_TEXT_LEN: usize = 1024;
 /// Why an admin request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
-pub(crate) enum AdminError {
+pub enum AdminError {
     /// No admin credential is configured: the API does not exist (404).
     #[error("the admin API is not enabled")]
     Disabled,
@@ -66,15 +68,26 @@ impl AdminError {
     }
 }
 
+/// What the admin API needs of the service, and nothing more.
+#[derive(Clone, Copy)]
+pub(crate) struct Admin<'a> {
+    /// `[admin]`: the credential's hash.
+    pub config: &'a AdminConfig,
+    /// How long a revoked session is remembered (`revocation.retention_seconds`).
+    pub retention_seconds: u64,
+    /// How long any token mcp-sts mints can live, leeway included.
+    pub token_lifetime: u64,
+    /// The trusted upstream issuers an entry may be scoped to.
+    pub issuers: &'a Issuers,
+    /// The revocation store, behind its deadline.
+    pub revocations: &'a RevocationGate,
+    /// The one door revocations are written through.
+    pub publisher: Publisher<'a>,
+}
+
 /// Check the admin Bearer credential in constant time.
-pub(crate) fn authorize(sts: &Sts, authorization: Option<&str>) -> Result<(), AdminError> {
-    let Some(expected) = sts
-        .config
-        .admin
-        .token_sha256
-        .as_deref()
-        .and_then(|h| hex::decode(h).ok())
-    else {
+pub(crate) fn authorize(admin: Admin<'_>, authorization: Option<&str>) -> Result<(), AdminError> {
+    let Some(expected) = admin.config.token_sha256.as_deref().and_then(|h| hex::decode(h).ok()) else {
         return Err(AdminError::Disabled);
     };
     let presented = authorization
@@ -135,7 +148,7 @@ impl From<Revocation> for AdminRevocation {
 }
 
 /// Parse and check a kind and value from a request.
-pub(crate) fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
+pub fn parse_key(kind: &str, value: &str) -> Result<RevocationKey, AdminError> {
     let kind: RevocationKind = kind.parse().map_err(AdminError::BadRequest)?;
     // The same rule the exchange holds presented identifiers to: what it accepts can
     // be revoked here, and nothing else.
@@ -164,7 +177,7 @@ pub(crate) fn scope_key(mut key: RevocationKey, issuer: Option<String>) -> Resul
 /// When an entry revoked at `now` may be forgotten: what was asked for, else by kind
 /// (offboarding holds until reinstated; a session for `retention_seconds`; a token
 /// as long as any token mcp-sts mints can live, plus leeway).
-fn expiry(sts: &Sts, kind: RevocationKind, asked: Option<u64>, now: UnixTime) -> Result<UnixTime, AdminError> {
+fn expiry(admin: Admin<'_>, kind: RevocationKind, asked: Option<u64>, now: UnixTime) -> Result<UnixTime, AdminError> {
     if let Some(seconds) = asked {
         let at = now.saturating_add(seconds);
         if seconds == 0 || at >= NEVER {
@@ -174,27 +187,24 @@ fn expiry(sts: &Sts, kind: RevocationKind, asked: Option<u64>, now: UnixTime) ->
         }
         return Ok(at);
     }
-    let config = &sts.config;
     Ok(match kind {
         RevocationKind::Subject | RevocationKind::Agent | RevocationKind::Client => NEVER,
-        RevocationKind::Session => now.saturating_add(config.revocation.retention_seconds),
-        RevocationKind::Token => now
-            .saturating_add(config.max_token_ttl())
-            .saturating_add(config.tokens.leeway_seconds),
+        RevocationKind::Session => now.saturating_add(admin.retention_seconds),
+        RevocationKind::Token => now.saturating_add(admin.token_lifetime),
     })
 }
 
 /// Record a revocation and queue its Shared Signals events, as one write;
 /// acknowledged only once both are in the store (if not, nothing was changed).
 pub(crate) async fn revoke(
-    sts: &Sts,
+    admin: Admin<'_>,
     request: RevokeRequest,
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<AdminRevocation, AdminError> {
     let key = scope_key(parse_key(&request.kind, &request.value)?, request.issuer)?;
     if let Some(issuer) = &key.issuer
-        && sts.issuers.get(issuer).is_none()
+        && admin.issuers.get(issuer).is_none()
     {
         return Err(AdminError::BadRequest("issuer must be a trusted issuer".into()));
     }
@@ -207,7 +217,7 @@ pub(crate) async fn revoke(
             "reason and revoked_by must be at most 1024 characters".into(),
         ));
     }
-    let expires_at = expiry(sts, key.kind, request.expires_in, now)?;
+    let expires_at = expiry(admin, key.kind, request.expires_in, now)?;
     let entry = Revocation {
         kind: key.kind,
         value: key.value,
@@ -226,7 +236,8 @@ pub(crate) async fn revoke(
         initiator: Initiator::Admin,
         once: None,
     };
-    sts.publisher()
+    admin
+        .publisher
         .revoke(notice, now)
         .await
         .map_err(|e| AdminError::from_store(&e))?;
@@ -250,8 +261,10 @@ fn describe(answer: &AdminRevocation) -> String {
 }
 
 /// Every revocation in force.
-pub(crate) async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation>, AdminError> {
-    sts.store_call(sts.store.list(now))
+pub(crate) async fn list(admin: Admin<'_>, now: UnixTime) -> Result<Vec<AdminRevocation>, AdminError> {
+    admin
+        .revocations
+        .list(now)
         .await
         .map(|entries| entries.into_iter().map(AdminRevocation::from).collect())
         .map_err(|e| AdminError::from_store(&e))
@@ -262,25 +275,27 @@ pub(crate) async fn list(sts: &Sts, now: UnixTime) -> Result<Vec<AdminRevocation
 /// reinstatement SET), then the entry is removed; if either fails the answer is 503 and
 /// retrying is safe.
 pub(crate) async fn reinstate(
-    sts: &Sts,
+    admin: Admin<'_>,
     key: &RevocationKey,
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<(), AdminError> {
     audit.target = Some(format!("{}:{}", key.kind, key.value));
     audit.detail = key.covers().map(|covers| format!("covers {covers}"));
-    let found = sts
-        .store_call(sts.store.check(std::slice::from_ref(key), now))
+    let found = admin
+        .revocations
+        .check(std::slice::from_ref(key), now)
         .await
         .map_err(|_| AdminError::Unavailable)?;
     let Some(entry) = found.into_iter().flatten().next() else {
         return Err(AdminError::NotFound);
     };
-    sts.publisher()
+    admin
+        .publisher
         .reinstatement(&entry, now)
         .await
         .map_err(|e| AdminError::from_store(&e))?;
-    match sts.store_call(sts.store.reinstate(key)).await {
+    match admin.revocations.reinstate(key).await {
         Ok(true) => Ok(()),
         Ok(false) => Err(AdminError::NotFound),
         Err(_) => Err(AdminError::Unavailable),

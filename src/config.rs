@@ -613,7 +613,7 @@ pub(crate) const DEFAULT_GRANT_TTL: u64 = 300;
 pub(crate) const MAX_GRANT_TTL: u64 = 600;
 
 /// Default lifetime of `restricted_user` tokens.
-pub const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
+pub(crate) const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
 
 /// A configuration mistake, naming the key at fault.
 #[derive(Debug, thiserror::Error)]
@@ -718,7 +718,7 @@ impl Config {
 }
 
 /// RFC 8707 §2: a resource is an absolute URI without a fragment.
-pub(crate) fn check_resource_uri(value: &str) -> Result<(), String> {
+pub fn check_resource_uri(value: &str) -> Result<(), String> {
     let parsed = url::Url::parse(value).map_err(|_| "must be an absolute URI".to_owned())?;
     if parsed.fragment().is_some() || value.contains('#') {
         return Err("must not contain a fragment".into());

@@ -1,10 +1,17 @@
 //! The narrow view of the service that a decision at the token endpoint needs (an
-//! exchange, an identity assertion grant issued or redeemed), and the answer each
+//! exchange, an identity assertion grant issued or redeemed), the authenticated call
+//! each starts from, the final steps each ends with (`finish`), and the answer each
 //! gives: what `exchange` and `grant` share, so neither reaches into the other.
+
+mod finish;
+
+use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::client_auth::{AuthContext, Clients};
+pub(crate) use finish::{Decision, Minted, Presented};
+
+use crate::client_auth::{AuthContext, Clients, RegisteredClient};
 use crate::config::TokensConfig;
 use crate::dpop::TokenEndpoint;
 use crate::grant::AuthorizationServers;
@@ -13,7 +20,9 @@ use crate::inbound::validate::Limits;
 use crate::keys::KeyRing;
 use crate::policy::Audiences;
 use crate::revocation::RevocationGate;
+use mcp_sts_contract::clock::UnixTime;
 use mcp_sts_contract::jose::VerifiedTokens;
+use mcp_sts_contract::jose::dpop::Proof;
 
 /// What the exchange needs of the service, and nothing more.
 #[derive(Clone, Copy)]
@@ -54,6 +63,28 @@ impl Exchanger<'_> {
             nonce: self.dpop.nonce,
             keys: self.keys,
         }
+    }
+}
+
+/// One call at `/token` once the front has authenticated the caller and checked its
+/// DPoP proof (not yet spent): what every grant's decision starts from.
+pub(crate) struct Call<'a> {
+    /// The service as the decision sees it.
+    pub ctx: Exchanger<'a>,
+    /// The authenticated caller.
+    pub client: Arc<RegisteredClient>,
+    /// The request's DPoP proof, checked but not spent; `None` when there is none.
+    pub proof: Option<Proof>,
+    /// The W3C `traceparent` header.
+    pub traceparent: Option<&'a str>,
+    /// The time the request is judged at.
+    pub now: UnixTime,
+}
+
+impl Call<'_> {
+    /// The thumbprint of the key what this call mints is bound to: the proof's.
+    pub(crate) fn bound_key(&self) -> Option<String> {
+        self.proof.as_ref().map(|p| p.jkt.clone())
     }
 }
 

@@ -5,27 +5,26 @@ use serde_json::{Value, json};
 
 use crate::audit::AuditEvent;
 use crate::error::OAuthError;
-use crate::issued::{caller_may_see, check_lineage, presented};
+use crate::issued::{Issued, caller_may_see, check_lineage, presented};
 use crate::request::TokenQuery;
-use crate::service::Sts;
 use mcp_sts_contract::clock::UnixTime;
 
 /// The introspection answer to `query` (RFC 7662 §2.2).
 pub(crate) async fn introspect(
-    sts: &Sts,
+    issued: Issued<'_>,
     query: TokenQuery,
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<Value, OAuthError> {
-    let (caller, claims) = presented(sts, query, now, audit).await?;
+    let (caller, claims) = presented(issued, query, now, audit).await?;
     let caller = caller.as_ref();
     let inactive = json!({ "active": false });
     if let Some(claims) = &claims {
         audit.jti = Some(claims.jti.clone());
         audit.sub = Some(claims.user_sub().to_owned());
     }
-    let active = check_lineage(sts, caller, claims.as_ref(), now).await?;
-    let Some(claims) = claims.filter(|c| active && caller_may_see(sts, caller, c)) else {
+    let active = check_lineage(issued, caller, claims.as_ref(), now).await?;
+    let Some(claims) = claims.filter(|c| active && caller_may_see(issued, caller, c)) else {
         audit.detail = Some("inactive".into());
         return Ok(inactive);
     };

@@ -9,8 +9,7 @@ use std::time::Duration;
 
 use crate::inbound::Issuers;
 use crate::inbound::issuers::TrustedIssuer;
-use crate::service::Sts;
-use mcp_sts_contract::clock::UnixTime;
+use mcp_sts_contract::clock::{Clock, UnixTime};
 use mcp_sts_contract::jose::JwsError;
 
 /// How often an issuer without keys is tried again (its cache also spaces failed
@@ -92,8 +91,8 @@ pub(crate) fn availability(issuers: &Issuers, now: UnixTime) -> BTreeMap<String,
 }
 
 /// At start: fetch every issuer's keys and log what was found.
-pub(crate) async fn fetch_at_start(sts: &Sts) {
-    for found in fetch_all(&sts.issuers, sts.clock.now()).await {
+pub(crate) async fn fetch_at_start(issuers: &Issuers, now: UnixTime) {
+    for found in fetch_all(issuers, now).await {
         match &found.keys {
             Ok(kids) => tracing::info!(issuer = %found.issuer, keys = kids.len(), "issuer keys fetched"),
             Err(error) => tracing::warn!(
@@ -106,16 +105,16 @@ pub(crate) async fn fetch_at_start(sts: &Sts) {
 }
 
 /// Try again, in the background, the issuers that hold no keys.
-pub(crate) fn spawn_refresher(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
+pub(crate) fn spawn_refresher(issuers: Arc<Issuers>, clock: Arc<dyn Clock>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         loop {
             tokio::time::sleep(RETRY_EVERY).await;
-            let now = sts.clock.now();
-            for (iss, state) in availability(&sts.issuers, now) {
+            let now = clock.now();
+            for (iss, state) in availability(&issuers, now) {
                 if state == Some(true) {
                     continue;
                 }
-                let Some(issuer) = sts.issuers.get(&iss) else { continue };
+                let Some(issuer) = issuers.get(&iss) else { continue };
                 if let Found { keys: Ok(kids), .. } = fetch_one(issuer, now).await {
                     tracing::info!(issuer = %iss, keys = kids.len(), "issuer keys fetched");
                 }

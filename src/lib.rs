@@ -1,9 +1,9 @@
 //! mcp-sts: an OAuth 2.0 Token Exchange (RFC 8693) service for agent and MCP deployments.
 //!
-//! The request travels one way: `http` -> `exchange` -> `inbound` -> `policy` ->
-//! `mint` -> `audit`, with `revocation` behind a trait. The wire contract (claims, the one
-//! JWS pipeline, the capped fetch, the clock) is the `mcp-sts-contract` crate; the
-//! downstream side (verifier, Shared Signals receiver, STS client, MCP kit) is
+//! The request travels one way: `http` -> `token_endpoint` -> `exchange` (or `grant`)
+//! -> `inbound` -> `policy` -> `mint` -> `audit`, with `revocation` behind a trait. The
+//! wire contract (claims, the one JWS pipeline, the capped fetch, the clock) is the
+//! `mcp-sts-contract` crate; the downstream side (verifier, Shared Signals receiver, STS client, MCP kit) is
 //! `mcp-sts-downstream`, which never depends on this crate; the demo and the development
 //! IdP are `mcp-sts-demo`, started here through [`demo_host`].
 
@@ -44,3 +44,4 @@ pub mod service;
 pub mod spans;
 pub mod ssf;
 pub mod telemetry;
+pub mod token_endpoint;

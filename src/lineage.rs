@@ -20,7 +20,7 @@ use mcp_sts_contract::{AccessClaims, Actor};
 /// own issuer; one whose issuer a minted token does not record answers to the entry
 /// of every trusted issuer (the contract's issuer rule, `covers`).
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Lineage {
+pub struct Lineage {
     caller: Option<String>,
     trusted: Vec<String>,
     keys: BTreeSet<RevocationKey>,
@@ -30,7 +30,7 @@ impl Lineage {
     /// The lineage of a request made by the authenticated client `caller`, for a
     /// service trusting the issuers named `trusted` (`Issuers::names`): a revoked
     /// caller fails authentication, whatever else is found.
-    pub(crate) fn for_caller(caller: &str, trusted: &[&str]) -> Self {
+    pub fn for_caller(caller: &str, trusted: &[&str]) -> Self {
         let mut trusted: Vec<String> = trusted.iter().map(|s| (*s).to_owned()).collect();
         trusted.sort();
         let mut lineage = Self {
@@ -90,7 +90,7 @@ impl Lineage {
     /// Everything a minted token came from, by the contract's one lineage rule
     /// (`contract::revocation::lineage`), which the downstream verifier and the MCP
     /// server kit apply too.
-    pub(crate) fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
+    pub fn minted(&mut self, claims: &AccessClaims) -> &mut Self {
         for key in mcp_sts_contract::revocation::lineage(claims) {
             self.insert(key);
         }
@@ -114,7 +114,7 @@ impl Lineage {
     }
 
     /// The keys to ask the store about, in a stable order.
-    pub(crate) fn keys(&self) -> Vec<RevocationKey> {
+    pub fn keys(&self) -> Vec<RevocationKey> {
         self.keys.iter().cloned().collect()
     }
 

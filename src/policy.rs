@@ -104,7 +104,7 @@ impl Audiences {
 }
 
 /// Parse a `scope` parameter (RFC 6749 §3.3): space-separated scope tokens.
-pub(crate) fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
+pub fn parse_scope(scope: Option<&str>) -> Result<Vec<String>, OAuthError> {
     let Some(scope) = scope else {
         return Ok(Vec::new());
     };

@@ -4,25 +4,24 @@
 
 use crate::audit::AuditEvent;
 use crate::error::OAuthError;
-use crate::issued::{caller_may_see, check_lineage, presented};
+use crate::issued::{Issued, caller_may_see, check_lineage, presented};
 use crate::request::TokenQuery;
 use crate::revocation::{Initiator, RevocationNotice};
 use crate::revocation::{Revocation, RevocationKind};
-use crate::service::Sts;
 use mcp_sts_contract::clock::UnixTime;
 
 /// Revoke the token in `query` for its caller. Unknown or invalid tokens succeed
 /// without change (RFC 7009 §2.2); a token issued neither to nor for the caller is
 /// refused.
 pub(crate) async fn revoke(
-    sts: &Sts,
+    issued: Issued<'_>,
     query: TokenQuery,
     now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<(), OAuthError> {
-    let (caller, claims) = presented(sts, query, now, audit).await?;
+    let (caller, claims) = presented(issued, query, now, audit).await?;
     let caller = caller.as_ref();
-    check_lineage(sts, caller, claims.as_ref(), now).await?;
+    check_lineage(issued, caller, claims.as_ref(), now).await?;
     let Some(claims) = claims else {
         audit.detail = Some("unknown, invalid or expired token; nothing to revoke".into());
         return Ok(());
@@ -31,7 +30,7 @@ pub(crate) async fn revoke(
     audit.sub = Some(claims.user_sub().to_owned());
     audit.sid = Some(claims.sid.clone());
     audit.audience = claims.aud.single().map(String::from);
-    if !caller_may_see(sts, caller, &claims) {
+    if !caller_may_see(issued, caller, &claims) {
         return Err(OAuthError::unauthorized_client(
             "revoke.not_yours",
             "the token was not issued to or for this client",
@@ -44,7 +43,7 @@ pub(crate) async fn revoke(
         reason: "revoked through /revoke".into(),
         revoked_by: caller.id().to_owned(),
         revoked_at: now,
-        expires_at: claims.exp.saturating_add(sts.config.tokens.leeway_seconds),
+        expires_at: claims.exp.saturating_add(issued.leeway),
         expiry_requested: false,
     };
     audit.target = Some(format!("token:{}", claims.jti));
@@ -53,5 +52,5 @@ pub(crate) async fn revoke(
         initiator: Initiator::User,
         once: None,
     };
-    sts.publisher().revoke(notice, now).await.map(|_| ())
+    issued.publisher.revoke(notice, now).await.map(|_| ())
 }

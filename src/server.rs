@@ -205,7 +205,7 @@ pub async fn build(config: Config, clock: Arc<dyn Clock>, audit: AuditLog) -> an
         audit,
         http_client(CONNECT_TIMEOUT).context("cannot build the HTTP client for key fetches")?,
     ));
-    crate::revocation::upgrade::keep_offboardings_at_start(sts.store.clone()).await;
+    sts.keep_offboardings_at_start().await;
     Ok(sts)
 }
 
@@ -244,15 +244,15 @@ async fn audit_store_trust(mut trust: tokio::sync::watch::Receiver<Trust>, audit
 /// Load the key directory again and swap the ring in (what the reloader does when the
 /// directory changes, and what a test does to play a replica picking up a rotation).
 pub fn reload_keys(sts: &Sts) -> anyhow::Result<()> {
-    let dir = KeyDir::new(&sts.config.keys.dir);
-    let ring = ring_from(&sts.config, dir.load()?)?;
+    let dir = KeyDir::new(&sts.config().keys.dir);
+    let ring = ring_from(sts.config(), dir.load()?)?;
     let now = sts.clock.now();
     tracing::info!(
         signing = %ring.signing_key(now).kid,
         published = ring.published(now).count(),
         "signing keys reloaded"
     );
-    sts.keys.replace(ring);
+    sts.keys().replace(ring);
     Ok(())
 }
 
@@ -260,9 +260,9 @@ pub fn reload_keys(sts: &Sts) -> anyhow::Result<()> {
 /// (on any replica sharing the directory) takes effect without a restart.
 pub(crate) fn spawn_key_reloader(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let dir = KeyDir::new(&sts.config.keys.dir);
+        let dir = KeyDir::new(&sts.config().keys.dir);
         let mut listing = dir.listing().unwrap_or_default();
-        let period = Duration::from_secs(sts.config.keys.reload_seconds.max(1));
+        let period = Duration::from_secs(sts.config().keys.reload_seconds.max(1));
         loop {
             tokio::time::sleep(period).await;
             let Ok(now_listing) = dir.listing() else {
@@ -288,15 +288,18 @@ pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     // handled like any other.
     let shutdown = shutdown_signal()?;
     // Before listening, so readiness knows every issuer's keys from the first probe.
-    crate::issuer_keys::fetch_at_start(&sts).await;
-    let listen = sts.config.server.listen.clone();
+    crate::issuer_keys::fetch_at_start(sts.issuers(), sts.clock.now()).await;
+    let listen = sts.config().server.listen.clone();
     let listener = TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen} (server.listen)"))?;
     tracing::info!(listen = %listener.local_addr()?, issuer = %sts.issuer(), "mcp-sts listening");
     let reloader = spawn_key_reloader(sts.clone());
     let mut workers = crate::ssf::spawn_workers(sts.clone());
-    workers.push(crate::issuer_keys::spawn_refresher(sts.clone()));
+    workers.push(crate::issuer_keys::spawn_refresher(
+        Arc::clone(sts.issuers()),
+        Arc::clone(&sts.clock),
+    ));
     crate::http::serve(listener, sts, shutdown).await?;
     reloader.abort();
     for worker in workers {

@@ -6,7 +6,6 @@ use std::time::Duration;
 use crate::audit::AuditLog;
 use crate::client_auth::{AuthContext, Clients};
 use crate::config::Config;
-use crate::error::OAuthError;
 use crate::exchanger::Exchanger;
 use crate::grant::AuthorizationServers;
 use crate::inbound::Issuers;
@@ -15,44 +14,45 @@ use crate::keys::{KeyRing, SharedKeyRing};
 use crate::policy::Audiences;
 use crate::rate_limit::RateLimits;
 use crate::revocation::timed::TimedStore;
-use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore, StoreError};
+use crate::revocation::{EventQueue, Publisher, RevocationGate, RevocationStore};
 use mcp_sts_contract::clock::Clock;
 use mcp_sts_contract::jose::{JwksConfig, VerifiedTokens};
 
 /// Everything a request needs, shared by all handlers (cheap to clone behind `Arc`).
+/// Its parts are private: each feature reaches what it needs through a narrow view
+/// built here (`exchanger`, `publisher`, `issued`, `admin`; Shared Signals' by
+/// `ssf::Transmitter::of`, `ssf::upstream::Upstream::of` and `ssf::push::Pushing::of`,
+/// as `ssf` depends on the service and not the other way), and the revocation store
+/// only through its deadline (`revocations`).
 pub struct Sts {
     /// The validated configuration.
-    pub config: Config,
+    config: Config,
     /// Trusted upstream issuers.
-    pub issuers: Arc<Issuers>,
+    issuers: Arc<Issuers>,
     /// Known clients.
-    pub clients: Clients,
+    clients: Clients,
     /// Downstream audiences.
-    pub audiences: Audiences,
+    audiences: Audiences,
     /// Authorization servers we issue identity assertion grants for.
-    pub authorization_servers: AuthorizationServers,
+    authorization_servers: AuthorizationServers,
     /// Signing and published keys.
-    pub keys: SharedKeyRing,
-    /// Revocations.
-    pub store: Arc<dyn RevocationStore>,
-    /// Shared Signals streams and queued SETs (the same backend as `store`).
-    pub events: Arc<dyn EventQueue>,
+    keys: SharedKeyRing,
+    /// Shared Signals streams and queued SETs (the same backend as the revocations).
+    events: Arc<dyn EventQueue>,
     /// Wakes long polls on this replica when an event is queued.
-    pub ssf_wake: Arc<tokio::sync::Notify>,
-    /// The same store behind its deadline: how decisions reach it.
-    pub revocations: RevocationGate,
-    /// The clock.
+    ssf_wake: Arc<tokio::sync::Notify>,
+    /// The revocation store behind its deadlines: the only way to it.
+    revocations: RevocationGate,
+    /// The clock (read by the demo too; everything else is reached through views).
     pub clock: Arc<dyn Clock>,
     /// Audit events.
-    pub audit: AuditLog,
+    audit: AuditLog,
     /// Prometheus metrics.
-    pub metrics: crate::metrics::Metrics,
+    metrics: Arc<crate::metrics::Metrics>,
     /// Per-client and per-subject exchange rate limits.
-    pub rate_limits: RateLimits,
+    rate_limits: RateLimits,
     /// Signatures of subject and actor tokens already verified.
-    pub verified_tokens: VerifiedTokens,
-    /// Whether the revocation store can be trusted, as it changes (Redis only).
-    pub store_trust: Option<tokio::sync::watch::Receiver<crate::revocation::redis::Trust>>,
+    verified_tokens: VerifiedTokens,
     token_endpoint: String,
 }
 
@@ -83,11 +83,11 @@ impl Sts {
         let authorization_servers = AuthorizationServers::new(&config.authorization_servers);
         let token_endpoint = config.token_endpoint();
         let metrics = crate::metrics::Metrics::new();
-        let crate::revocation::backend::Backend { store, events, trust } = backend;
+        let crate::revocation::backend::Backend { store, events, .. } = backend;
         let store: Arc<dyn RevocationStore> = Arc::new(TimedStore::new(store, metrics.store_latency()));
         let rate_limits = RateLimits::new(&config.limits, metrics.rate_limit_refusals());
         let timeout = Duration::from_millis(config.revocation.timeout_ms);
-        let revocations = RevocationGate::new(store.clone(), timeout, metrics.store_failures()).with_write_timeout(
+        let revocations = RevocationGate::new(store, timeout, metrics.store_failures()).with_write_timeout(
             crate::revocation::redis::RedisStore::write_deadline(
                 timeout,
                 crate::revocation::backend::ack_policy(&config.revocation),
@@ -102,15 +102,13 @@ impl Sts {
             audiences,
             authorization_servers,
             keys,
-            store,
             events,
             ssf_wake: Arc::new(tokio::sync::Notify::new()),
             revocations,
             clock,
             audit,
-            metrics,
+            metrics: Arc::new(metrics),
             rate_limits,
-            store_trust: trust,
             token_endpoint,
         }
     }
@@ -143,12 +141,71 @@ impl Sts {
         }
     }
 
-    /// Run a store operation under the configured deadline; any failure is a 503.
-    pub(crate) async fn store_call<T>(
-        &self,
-        operation: impl std::future::Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, OAuthError> {
-        self.revocations.call(operation).await
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Trusted upstream issuers.
+    pub fn issuers(&self) -> &Arc<Issuers> {
+        &self.issuers
+    }
+
+    /// Signing and published keys.
+    pub fn keys(&self) -> &SharedKeyRing {
+        &self.keys
+    }
+
+    /// Downstream audiences.
+    pub(crate) fn audiences(&self) -> &Audiences {
+        &self.audiences
+    }
+
+    /// Authorization servers we issue identity assertion grants for.
+    pub(crate) fn authorization_servers(&self) -> &AuthorizationServers {
+        &self.authorization_servers
+    }
+
+    /// Audit events.
+    pub(crate) fn audit(&self) -> &AuditLog {
+        &self.audit
+    }
+
+    /// Prometheus metrics.
+    pub(crate) fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.metrics
+    }
+
+    /// Signatures of subject and actor tokens already verified.
+    pub fn verified_tokens(&self) -> &VerifiedTokens {
+        &self.verified_tokens
+    }
+
+    /// Known clients.
+    pub(crate) fn clients(&self) -> &Clients {
+        &self.clients
+    }
+
+    /// Shared Signals streams and queued SETs: reached under the store deadline
+    /// (`RevocationGate::call`).
+    pub(crate) fn events(&self) -> &Arc<dyn EventQueue> {
+        &self.events
+    }
+
+    /// Wakes long polls and push delivery on this replica when an event is queued.
+    pub(crate) fn ssf_wake(&self) -> &Arc<tokio::sync::Notify> {
+        &self.ssf_wake
+    }
+
+    /// The revocation store behind its deadline: the only way to it.
+    pub fn revocations(&self) -> &RevocationGate {
+        &self.revocations
+    }
+
+    /// At start: carry kept offboardings over from an older store layout (in the
+    /// background if the store cannot answer yet).
+    pub(crate) async fn keep_offboardings_at_start(&self) {
+        crate::revocation::upgrade::keep_offboardings_at_start(self.revocations.shared_store()).await;
     }
 
     /// The one door revocations are written through (with their SETs), and SETs
@@ -161,6 +218,38 @@ impl Sts {
             events: self.events.as_ref(),
             gate: &self.revocations,
             wake: &self.ssf_wake,
+        }
+    }
+
+    /// The narrow view of the service the admin API needs.
+    pub(crate) fn admin(&self) -> crate::admin::Admin<'_> {
+        crate::admin::Admin {
+            config: &self.config.admin,
+            retention_seconds: self.config.revocation.retention_seconds,
+            token_lifetime: self
+                .config
+                .max_token_ttl()
+                .saturating_add(self.config.tokens.leeway_seconds),
+            issuers: &self.issuers,
+            revocations: &self.revocations,
+            publisher: self.publisher(),
+        }
+    }
+
+    /// The narrow view of the service the doors for our own tokens (`/introspect`,
+    /// `/revoke`) need.
+    pub(crate) fn issued(&self) -> crate::issued::Issued<'_> {
+        crate::issued::Issued {
+            issuer: self.issuer(),
+            clients: &self.clients,
+            auth: self.auth_context(),
+            keys: &self.keys,
+            audiences: &self.audiences,
+            issuers: &self.issuers,
+            revocations: &self.revocations,
+            max_token_bytes: self.config.server.max_token_bytes,
+            leeway: self.config.tokens.leeway_seconds,
+            publisher: self.publisher(),
         }
     }
 

@@ -43,7 +43,7 @@ fuzz_target!(|data: &[u8]| {
         let _ = mcp_sts::admin::parse_key(kind, value);
     }
     let text = std::str::from_utf8(data).ok();
-    let _ = mcp_sts::exchange::trace_id(text);
+    let _ = mcp_sts::request::trace_id(text);
 
     // The whole request, once without credentials and once with the first line of the
     // input as the Authorization header.

@@ -15,7 +15,8 @@ use libfuzzer_sys::fuzz_target;
 use mcp_sts::config::{Config, SigningAlgorithm};
 use mcp_sts_contract::AccessClaims;
 use mcp_sts::inbound::Issuers;
-use mcp_sts::inbound::jwt::{audiences, peek, str_claim, string_at, string_list_at, time_claim, token_scopes};
+use mcp_sts::inbound::jwt::{audiences, str_claim, string_at, time_claim, token_scopes};
+use mcp_sts_contract::jose::peek;
 use mcp_sts::inbound::validate::{DeclaredType, Limits, validate};
 use mcp_sts_contract::jose::{JwksConfig, VerifiedTokens};
 use mcp_sts::keys::{KeyRing, SigningKey};
@@ -82,8 +83,6 @@ fuzz_target!(|data: &[u8]| {
         }
         let _ = audiences(&jwt.claims);
         let _ = token_scopes(&jwt.claims);
-        let _ = string_list_at(&jwt.claims, "roles");
-        let _ = string_list_at(&jwt.claims, "realm_access.roles");
         let _ = string_at(&jwt.claims, "tenant");
         // The minted-token contract and the revocation lineage it implies.
         if let Ok(claims) = AccessClaims::from_claims(jwt.claims) {

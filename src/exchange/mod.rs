@@ -1,156 +1,91 @@
-//! The token exchange decision (RFC 8693 §2): from a parsed request and `now` to a
-//! token or a refusal. No HTTP types here; the HTTP layer only adapts.
+//! The token exchange decision (RFC 8693 §2): from an authenticated call and its
+//! parameters to a token or a refusal. No HTTP types here; the HTTP layer only adapts.
 
 pub(crate) mod actor;
 pub(crate) mod binding;
+mod parties;
 pub(crate) mod subject;
 
-use crate::audit::{AuditEvent, loggable};
-use crate::client_auth::{RegisteredClient, authenticate};
-use crate::dpop::{required_by_audience, spend, token_proof};
+use crate::audit::AuditEvent;
+use crate::dpop::required_by_audience;
 use crate::error::OAuthError;
-use crate::inbound::validate::{Origin, Role, ValidatedToken, validate, validate_actor};
+use crate::exchanger::{Call, Decision, Minted, Presented};
 use crate::lineage::Lineage;
-use crate::mint::{NewToken, new_jti, sign};
-use crate::policy::{Audiences, decide_scopes, grantable};
-use crate::request::{Grant, TokenRequest};
-use mcp_sts_contract::AccessClaims;
-use mcp_sts_contract::clock::UnixTime;
+use crate::mint::NewToken;
+use crate::policy::Target;
+use crate::request::ExchangeParams;
 
-use subject::Subject;
+use parties::Parties;
 
-pub(crate) use crate::exchanger::{Exchanger, TokenResponse};
-pub(crate) use crate::request::trace_id;
+pub(crate) use crate::exchanger::TokenResponse;
 
-/// Answer one `/token` request: authenticate the caller, then decide its grant (an
-/// exchange here; identity assertion grants in `crate::grant`). `audit` is filled in
-/// as facts become known, for both outcomes; the caller records it.
-pub async fn exchange(
-    ctx: Exchanger<'_>,
-    request: TokenRequest,
-    now: UnixTime,
+/// Exchange the subject (and actor) token of an authenticated call for a token to the
+/// audience asked for. Refusals follow RFC 8693 §2.2.2.
+pub(crate) async fn exchange(
+    call: &Call<'_>,
+    params: Result<ExchangeParams, OAuthError>,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
-    audit.client_id = request.claimed_client_id.as_deref().map(loggable);
-    let credentials = request.credentials?;
-    if let Some(claimed) = credentials.claimed_id() {
-        audit.client_id = Some(loggable(claimed));
-    }
-    let client = authenticate(ctx.clients, &credentials, ctx.auth, ctx.revocations, now).await?;
-    audit.client_id = Some(client.id().to_owned());
-    ctx.rate_limits.check_client(client.id())?;
-    let proof = token_proof(ctx.token_endpoint(), &request.dpop, &client, now).await?;
-    let params = match request.grant {
-        Grant::TokenExchange(params) => params,
-        Grant::IdJag(params) => return crate::grant::issue(ctx, &client, params, proof, now, audit).await,
-        Grant::JwtBearer(params) => {
-            let traceparent = request.traceparent.as_deref();
-            return crate::grant::redeem(ctx, &client, params, proof, traceparent, now, audit).await;
-        }
-    };
-    if client.config.audiences.is_empty() {
+    if call.client.config.audiences.is_empty() {
         return Err(OAuthError::unauthorized_client(
             "client.no_exchange",
             "this client may not use token exchange",
         ));
     }
-
     let params = params?;
-    let target = ctx
+    let target = call
+        .ctx
         .audiences
-        .resolve(params.audience.as_deref(), params.resource.as_deref(), &client)?;
+        .resolve(params.audience.as_deref(), params.resource.as_deref(), &call.client)?;
     audit.audience = Some(target.aud.clone());
     audit.mode = Some(target.audience.mode.as_str());
-    required_by_audience(proof.as_ref(), &target.audience)?;
+    required_by_audience(call.proof.as_ref(), &target.audience)?;
 
-    let own = (ctx.issuer, ctx.keys);
-    let subject_token = validate(
-        params.subject_token.expose(),
-        params.subject_type,
-        ctx.issuers,
-        own,
-        ctx.limits,
-        ctx.verified,
-        now,
+    let parties = Parties::read(call, &params, audit).await?;
+    let decision = Decision {
+        lineage: lineage(call, &parties),
+        presented: Presented::Token,
+        requested: &params.scopes,
+        entitlement: &parties.subject.entitlement,
+        policy: &target.audience,
+    };
+    let scope = call.settle(decision, audit).await?;
+    let ttl = lifetime(call, &parties, &target)?;
+    let txn = call.txn(parties.subject.txn.clone(), audit);
+    let token = new_token(call, parties, &target, scope, txn, ttl);
+    let issued_token_type = Some(params.issued_type);
+    call.mint(
+        Minted::Access {
+            token,
+            issued_token_type,
+        },
+        audit,
     )
     .await
-    .map_err(|e| e.into_oauth(Role::Subject))?;
-    let max_depth = ctx.tokens.max_delegation_depth;
-    let mut subject = Subject::from_token(ctx.audiences, &subject_token, &client, max_depth)?;
-    audit.sub = Some(subject.user.clone());
-    audit.sid = Some(subject.sid.clone());
-    ctx.rate_limits.check_subject(&subject.user)?;
+}
 
-    let actor_token = match &params.actor {
-        Some((token, declared)) => Some(
-            validate_actor(
-                token.expose(),
-                *declared,
-                ctx.issuers,
-                own,
-                ctx.limits,
-                ctx.verified,
-                now,
-            )
-            .await
-            .map_err(|e| e.into_oauth(Role::Actor))?,
-        ),
-        None => None,
-    };
-    binding::keep_bound(
-        &subject_token,
-        &mut subject,
-        actor_token.as_ref(),
-        proof.as_ref(),
-        &client,
-    )?;
-    let minted_actor = match &actor_token {
-        Some(actor) => actor_claims(ctx.audiences, actor, &client)?,
-        None => None,
-    };
-    let (current_actor, prior_actors) = match &actor_token {
-        Some(actor) => (
-            actor::from_actor_token(ctx.issuers, actor, minted_actor.as_ref())?,
-            subject.prior_actors.clone(),
-        ),
-        // The agent application named in the user's token acts through the client.
-        None => (
-            actor::client(&client),
-            match subject.agent.clone() {
-                Some(agent) => Some(agent.followed_by(subject.prior_actors.clone())),
-                None => subject.prior_actors.clone(),
-            },
-        ),
-    };
-    subject.check_may_act(&current_actor, actor_token.is_some())?;
-    let chain = current_actor.followed_by(prior_actors);
-    audit.actor_chain = chain.chain();
-    if chain.depth() > max_depth {
-        return Err(subject::too_deep());
-    }
-
-    let mut lineage = Lineage::for_caller(client.id(), &ctx.issuers.names());
+/// Everything the exchange answers for: the caller, the user and session, every actor
+/// of the new chain, and the whole lineage of minted subject and actor tokens.
+fn lineage(call: &Call<'_>, parties: &Parties) -> Lineage {
+    let subject = &parties.subject;
+    let mut lineage = Lineage::for_caller(call.client.id(), &call.ctx.issuers.names());
     lineage
         .user(&subject.user, subject.namespace())
         .session(&subject.sid, subject.namespace());
-    lineage.chain(&chain);
-    for minted in subject.minted.iter().chain(minted_actor.iter()) {
+    lineage.chain(&parties.chain);
+    for minted in subject.minted.iter().chain(parties.minted_actor.iter()) {
         lineage.minted(minted);
     }
-    lineage.check(ctx.revocations, now).await?.into_exchange_result()?;
+    lineage
+}
 
-    let audience = &target.audience;
-    let granted = decide_scopes(&params.scopes, &grantable(audience, &subject.entitlement), audience)?;
-    let scope = granted.join(" ");
-    audit.scope = Some(scope.clone());
-
-    let remaining = subject_token
-        .exp
-        .min(actor_token.as_ref().map_or(u64::MAX, |a| a.exp))
-        .saturating_sub(now);
+/// The new token's lifetime: the default, capped by the audience and by what is left of
+/// the subject and actor tokens; none left is an expired subject.
+fn lifetime(call: &Call<'_>, parties: &Parties, target: &Target) -> Result<u64, OAuthError> {
+    let remaining = parties.expires_at.saturating_sub(call.now);
     let ttl = [
-        Some(ctx.tokens.default_ttl_seconds),
-        audience.ttl_cap(),
+        Some(call.ctx.tokens.default_ttl_seconds),
+        target.audience.ttl_cap(),
         Some(remaining),
     ]
     .into_iter()
@@ -163,57 +98,29 @@ pub async fn exchange(
             "subject_token has expired",
         ));
     }
-    let txn = trace_id(request.traceparent.as_deref())
-        .or_else(|| subject.txn.clone())
-        .or_else(crate::spans::current_trace_id)
-        .unwrap_or_else(new_jti);
-    audit.txn = Some(txn.clone());
-    spend(proof.as_ref(), ctx.revocations, now).await?;
-    let claims = NewToken {
-        issuer: ctx.issuer.to_owned(),
-        aud: target.aud.clone(),
-        mode: audience.mode,
-        client_id: client.id().to_owned(),
-        user: subject.user.clone(),
-        user_issuer: subject.issuer.clone(),
-        tenant: subject.tenant.clone(),
-        agent: actor_token
-            .as_ref()
-            .map(|a| a.sub.clone())
-            .or_else(|| subject.agent.as_ref().map(|a| a.sub.clone())),
-        chain,
-        scope: scope.clone(),
-        sid: subject.sid.clone(),
-        txn,
-        now,
-        ttl,
-        cnf_jkt: proof.map(|p| p.jkt),
-    }
-    .into_claims();
-    audit.jti = Some(claims.jti.clone());
-    let access_token = sign(ctx.keys.signing_key(now), &claims)?;
-    Ok(TokenResponse {
-        access_token,
-        issued_token_type: Some(params.issued_type),
-        token_type: claims.token_type(),
-        expires_in: ttl,
-        scope,
-    })
+    Ok(ttl)
 }
 
-/// A minted actor token: presented by the client that was its audience, naming an
-/// actor acting as itself; its claims join the lineage.
-fn actor_claims(
-    audiences: &Audiences,
-    actor: &ValidatedToken,
-    client: &RegisteredClient,
-) -> Result<Option<AccessClaims>, OAuthError> {
-    subject::check_id(&actor.sub, Role::Actor, "sub")?;
-    if !matches!(actor.origin, Origin::Minted) {
-        return Ok(None);
+/// What the new token says.
+fn new_token(call: &Call<'_>, parties: Parties, target: &Target, scope: String, txn: String, ttl: u64) -> NewToken {
+    let Parties {
+        subject, actor, chain, ..
+    } = parties;
+    NewToken {
+        issuer: call.ctx.issuer.to_owned(),
+        aud: target.aud.clone(),
+        mode: target.audience.mode,
+        client_id: call.client.id().to_owned(),
+        user: subject.user,
+        user_issuer: subject.issuer,
+        tenant: subject.tenant,
+        agent: actor.or_else(|| subject.agent.map(|a| a.sub)),
+        chain,
+        scope,
+        sid: subject.sid,
+        txn,
+        now: call.now,
+        ttl,
+        cnf_jkt: call.bound_key(),
     }
-    subject::check_minted_audience(audiences, actor, client, Role::Actor)?;
-    let claims = subject::minted_claims(actor, Role::Actor)?;
-    subject::check_minted_actor(&claims)?;
-    Ok(Some(claims))
 }

@@ -22,11 +22,11 @@ use mcp_sts_contract::jose::{NO_MEMORY, Profile, Types, read};
 use mcp_sts_contract::urn::ID_JAG_TYP;
 
 /// Longest remaining lifetime of a grant we redeem: bounds how long its `jti` is kept.
-pub(crate) const MAX_GRANT_LIFETIME: u64 = 3_600;
+pub const MAX_GRANT_LIFETIME: u64 = 3_600;
 
 /// Who signed a JWT that verified.
 #[derive(Debug, Clone)]
-pub(crate) enum Signer {
+pub enum Signer {
     /// This service.
     Own,
     /// A trusted upstream issuer.
@@ -35,7 +35,7 @@ pub(crate) enum Signer {
 
 /// A verified ID-JAG.
 #[derive(Debug, Clone)]
-pub(crate) struct VerifiedGrant {
+pub struct VerifiedGrant {
     /// Who issued it.
     pub signer: Signer,
     /// Its claims.
@@ -46,7 +46,7 @@ pub(crate) struct VerifiedGrant {
 /// to the client asking (draft §4.3.3): its `aud` names that client and, when it
 /// names an authorized party (`azp`, OpenID Connect Core §2), that is the client too.
 /// An access token is not an identity assertion, and our own tokens are none either.
-pub(crate) async fn identity_assertion(
+pub async fn identity_assertion(
     token: &str,
     declared: DeclaredType,
     client_id: &str,
@@ -77,7 +77,7 @@ pub(crate) async fn identity_assertion(
 /// addressed to exactly our issuer, with `iat`, `exp` and a bounded lifetime.
 /// Every refusal is `invalid_grant` naming the rule (RFC 6749 §5.2, RFC 7523 §3.1);
 /// unreachable keys are a 503.
-pub(crate) async fn id_jag(
+pub async fn id_jag(
     assertion: &str,
     own: (&str, &KeyRing),
     accept_own: bool,

@@ -4,37 +4,30 @@
 
 use serde_json::Value;
 
+use super::GrantTarget;
 use super::assertions;
 use crate::audit::AuditEvent;
-use crate::client_auth::RegisteredClient;
-use crate::dpop::spend;
 use crate::error::OAuthError;
 use crate::exchange::subject::Subject;
-use crate::exchanger::{Exchanger, TokenResponse};
+use crate::exchanger::{Call, Decision, Minted, Presented, TokenResponse};
 use crate::inbound::jwt::{str_claim, time_claim};
-use crate::inbound::validate::{DeclaredType, Role};
+use crate::inbound::validate::{DeclaredType, Role, ValidatedToken};
 use crate::lineage::Lineage;
-use crate::mint::{new_jti, sign_id_jag};
-use crate::policy::{decide_scopes, grantable};
+use crate::mint::new_jti;
 use crate::request::IdJagParams;
-use mcp_sts_contract::clock::UnixTime;
-use mcp_sts_contract::jose::dpop::Proof;
 use mcp_sts_contract::set::SubjectId;
-use mcp_sts_contract::urn::{ID_JAG_TOKEN_TYPE, NOT_APPLICABLE_TOKEN_TYPE};
 use mcp_sts_contract::{Actor, Audience, Confirmation, IdJagClaims};
 
-/// Issue a grant to the authenticated `client` (the agent application). Refusals follow
+/// Issue a grant to the authenticated caller (the agent application). Refusals follow
 /// RFC 8693 §2.2.2: an unacceptable or revoked subject is `invalid_request`, an unknown
 /// or forbidden authorization server or resource `invalid_target`.
 pub(crate) async fn issue(
-    ctx: Exchanger<'_>,
-    client: &RegisteredClient,
+    call: &Call<'_>,
     params: Result<IdJagParams, OAuthError>,
-    proof: Option<Proof>,
-    now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
     audit.event = "id_jag_issue";
+    let (ctx, client) = (call.ctx, &call.client);
     if client.config.authorization_servers.is_empty() {
         return Err(OAuthError::unauthorized_client(
             "client.no_id_jag",
@@ -61,7 +54,7 @@ pub(crate) async fn issue(
         client.id(),
         ctx.issuers,
         ctx.limits,
-        now,
+        call.now,
     )
     .await
     .map_err(|e| e.into_oauth(Role::Subject))?;
@@ -71,40 +64,65 @@ pub(crate) async fn issue(
     audit.actor_chain = vec![client.id().to_owned()];
     ctx.rate_limits.check_subject(&subject.user)?;
 
-    // The client is the agent the grant lets act; whoever the user's token already
-    // names as acting answers too.
-    let mut lineage = Lineage::for_caller(client.id(), &ctx.issuers.names());
-    lineage
-        .user(&subject.user, subject.namespace())
-        .session(&subject.sid, subject.namespace())
-        .actor(&Actor::new(client.id(), None));
-    for chain in subject.agent.iter().chain(subject.prior_actors.iter()) {
-        lineage.chain(chain);
-    }
-    lineage.check(ctx.revocations, now).await?.into_exchange_result()?;
-
-    let policy = &target.policy;
-    let granted = decide_scopes(&params.scopes, &grantable(policy, &subject.entitlement), policy)?;
-    let scope = granted.join(" ");
-    audit.scope = Some(scope.clone());
-
-    let ttl = target.server.config.grant_ttl().min(token.exp.saturating_sub(now));
+    let decision = Decision {
+        lineage: lineage(call, &subject),
+        presented: Presented::Token,
+        requested: &params.scopes,
+        entitlement: &subject.entitlement,
+        policy: &target.policy,
+    };
+    let scope = call.settle(decision, audit).await?;
+    let ttl = target.server.config.grant_ttl().min(token.exp.saturating_sub(call.now));
     if ttl == 0 {
         return Err(OAuthError::invalid_request(
             "subject_token.expired",
             "subject_token has expired",
         ));
     }
-    let claims = IdJagClaims {
-        iss: ctx.issuer.to_owned(),
+    let claims = grant_claims(call, &subject, &token, &target, &scope, ttl);
+    let minted = Minted::IdJag {
+        claims,
+        expires_in: ttl,
+        scope,
+    };
+    call.mint(minted, audit).await
+}
+
+/// The client is the agent the grant lets act; whoever the user's token already names
+/// as acting answers too.
+fn lineage(call: &Call<'_>, subject: &Subject) -> Lineage {
+    let client = call.client.id();
+    let mut lineage = Lineage::for_caller(client, &call.ctx.issuers.names());
+    lineage
+        .user(&subject.user, subject.namespace())
+        .session(&subject.sid, subject.namespace())
+        .actor(&Actor::new(client, None));
+    for chain in subject.agent.iter().chain(subject.prior_actors.iter()) {
+        lineage.chain(chain);
+    }
+    lineage
+}
+
+/// What the grant says: the user as single sign-on knows them, addressed to the
+/// authorization server, for one resource, bound to the caller's key when it proved one.
+fn grant_claims(
+    call: &Call<'_>,
+    subject: &Subject,
+    token: &ValidatedToken,
+    target: &GrantTarget,
+    scope: &str,
+    ttl: u64,
+) -> IdJagClaims {
+    IdJagClaims {
+        iss: call.ctx.issuer.to_owned(),
         sub: subject.user.clone(),
         aud: Audience::One(target.server.config.issuer.clone()),
-        client_id: client.id().to_owned(),
+        client_id: call.client.id().to_owned(),
         jti: new_jti(),
-        exp: now + ttl,
-        iat: now,
+        exp: call.now + ttl,
+        iat: call.now,
         resource: Some(Audience::One(target.resource.clone())),
-        scope: (!scope.is_empty()).then(|| scope.clone()),
+        scope: (!scope.is_empty()).then(|| scope.to_owned()),
         tenant: subject.tenant.clone(),
         sid: Some(subject.sid.clone()),
         auth_time: time_claim(&token.claims, "auth_time").and_then(Result::ok),
@@ -116,18 +134,8 @@ pub(crate) async fn issue(
             iss,
             sub: subject.user.clone(),
         }),
-        cnf: proof.as_ref().map(|p| Confirmation { jkt: p.jkt.clone() }),
-    };
-    audit.jti = Some(claims.jti.clone());
-    spend(proof.as_ref(), ctx.revocations, now).await?;
-    let grant = sign_id_jag(ctx.keys.signing_key(now), &claims)?;
-    Ok(TokenResponse {
-        access_token: grant,
-        issued_token_type: Some(ID_JAG_TOKEN_TYPE),
-        token_type: NOT_APPLICABLE_TOKEN_TYPE,
-        expires_in: ttl,
-        scope,
-    })
+        cnf: call.bound_key().map(|jkt| Confirmation { jkt }),
+    }
 }
 
 /// An array of strings, carried only when every element is one.

@@ -11,11 +11,11 @@
 //! `policy` says which authorization servers and resources grants may name; `assertions`
 //! is the one place inbound JWTs of this flow are read.
 
-pub(crate) mod assertions;
+pub mod assertions;
 mod issue;
 pub(crate) mod policy;
 mod redeem;
 
 pub(crate) use issue::issue;
-pub(crate) use policy::AuthorizationServers;
+pub(crate) use policy::{AuthorizationServers, GrantTarget};
 pub(crate) use redeem::redeem;

@@ -4,38 +4,32 @@
 //! an ordinary mcp-sts access token (the user as `sub`, the client as the agent), so
 //! the MCP server can exchange it further like any other.
 
-use super::assertions::{self, Signer};
+use super::assertions::{self, Signer, VerifiedGrant};
 use crate::audit::AuditEvent;
-use crate::client_auth::RegisteredClient;
-use crate::dpop::{required_by_audience, spend};
+use crate::dpop::required_by_audience;
 use crate::error::OAuthError;
 use crate::exchange::subject::{derive_sid, too_deep, upstream_actors};
-use crate::exchanger::{Exchanger, TokenResponse};
+use crate::exchanger::{Call, Decision, Minted, Presented, TokenResponse};
 use crate::lineage::Lineage;
-use crate::mint::{NewToken, new_jti, sign};
-use crate::policy::{Entitlement, decide_scopes, grantable};
+use crate::mint::NewToken;
+use crate::policy::{Entitlement, Target};
 use crate::request::AssertionParams;
-use crate::request::trace_id;
-use mcp_sts_contract::clock::UnixTime;
 use mcp_sts_contract::identifier::check as check_identifier;
-use mcp_sts_contract::jose::dpop::Proof;
 use mcp_sts_contract::revocation::Namespace;
+use mcp_sts_contract::{Actor, IdJagClaims, SubProfile};
 
-/// Redeem a grant presented by the authenticated `client`. A grant that is invalid,
+/// Redeem a grant presented by the authenticated caller. A grant that is invalid,
 /// expired, replayed, revoked, bound to a key, addressed elsewhere, issued to another
 /// client or naming a resource not served here is `invalid_grant`; a served resource
 /// the client may not reach `invalid_target`; the user's rate limit applies (429).
 pub(crate) async fn redeem(
-    ctx: Exchanger<'_>,
-    client: &RegisteredClient,
+    call: &Call<'_>,
     params: Result<AssertionParams, OAuthError>,
-    proof: Option<Proof>,
-    traceparent: Option<&str>,
-    now: UnixTime,
     audit: &mut AuditEvent,
 ) -> Result<TokenResponse, OAuthError> {
     audit.event = "id_jag_redeem";
-    if client.config.audiences.is_empty() {
+    let ctx = call.ctx;
+    if call.client.config.audiences.is_empty() {
         return Err(OAuthError::unauthorized_client(
             "client.no_grant",
             "this client may not redeem authorization grants",
@@ -45,9 +39,70 @@ pub(crate) async fn redeem(
     // We redeem our own grants only when we issue grants for ourselves.
     let accept_own = ctx.authorization_servers.get(ctx.issuer).is_some();
     let own = (ctx.issuer, ctx.keys);
-    let grant = assertions::id_jag(params.assertion.expose(), own, accept_own, ctx.issuers, ctx.limits, now).await?;
+    let assertion = params.assertion.expose();
+    let grant = assertions::id_jag(assertion, own, accept_own, ctx.issuers, ctx.limits, call.now).await?;
     let claims = &grant.claims;
-    if claims.client_id != client.id() {
+    check_presented(call, claims)?;
+    audit.sub = Some(claims.sub.clone());
+    ctx.rate_limits.check_subject(&claims.sub)?;
+    let target = target(call, claims)?;
+    audit.audience = Some(target.aud.clone());
+    audit.mode = Some(target.audience.mode.as_str());
+    required_by_audience(call.proof.as_ref(), &target.audience)?;
+
+    let redeemed = Redeemed::read(call, &grant)?;
+    audit.actor_chain = redeemed.chain.chain();
+    audit.sid = Some(redeemed.sid.clone());
+    let entitlement = Entitlement::Minted {
+        scopes: claims.scopes(),
+    };
+    let decision = Decision {
+        lineage: redeemed.lineage(call, claims),
+        presented: Presented::Grant,
+        requested: &params.scopes,
+        entitlement: &entitlement,
+        policy: &target.audience,
+    };
+    let scope = call.settle(decision, audit).await?;
+    use_once(call, claims).await?;
+
+    let ttl = ctx
+        .tokens
+        .default_ttl_seconds
+        .min(target.audience.ttl_cap().unwrap_or(u64::MAX));
+    let txn = call.txn(None, audit);
+    let token = NewToken {
+        issuer: ctx.issuer.to_owned(),
+        aud: target.aud.clone(),
+        mode: target.audience.mode,
+        client_id: call.client.id().to_owned(),
+        user: claims.sub.clone(),
+        user_issuer: redeemed.user_issuer.map(str::to_owned),
+        tenant: claims.tenant.clone(),
+        agent: None,
+        chain: redeemed.chain,
+        scope,
+        sid: redeemed.sid,
+        txn,
+        now: call.now,
+        ttl,
+        cnf_jkt: call.bound_key(),
+    };
+    let issued_token_type = None;
+    call.mint(
+        Minted::Access {
+            token,
+            issued_token_type,
+        },
+        audit,
+    )
+    .await
+}
+
+/// The grant was issued to this caller, is redeemed with its key when bound to one,
+/// and names its user and session by identifiers we accept.
+fn check_presented(call: &Call<'_>, claims: &IdJagClaims) -> Result<(), OAuthError> {
+    if claims.client_id != call.client.id() {
         return Err(OAuthError::invalid_grant(
             "assertion.client_id",
             "the assertion was issued to another client",
@@ -55,7 +110,7 @@ pub(crate) async fn redeem(
     }
     // draft §8.6.1: a bound grant is redeemed only with a proof by its key.
     if let Some(cnf) = &claims.cnf
-        && proof.as_ref().is_none_or(|p| p.jkt != cnf.jkt)
+        && call.proof.as_ref().is_none_or(|p| p.jkt != cnf.jkt)
     {
         return Err(OAuthError::invalid_grant(
             "assertion.cnf",
@@ -72,10 +127,12 @@ pub(crate) async fn redeem(
             ));
         }
     }
-    audit.sub = Some(claims.sub.clone());
-    ctx.rate_limits.check_subject(&claims.sub)?;
-    // MCP's profile: the grant names exactly one resource, the MCP server, and one
-    // this server does not serve makes the grant unusable here (`invalid_grant`).
+    Ok(())
+}
+
+/// MCP's profile: the grant names exactly one resource, the MCP server, and one this
+/// server does not serve makes the grant unusable here (`invalid_grant`).
+fn target(call: &Call<'_>, claims: &IdJagClaims) -> Result<Target, OAuthError> {
     let resources = claims.resources();
     let [resource] = resources.as_slice() else {
         return Err(OAuthError::invalid_grant(
@@ -83,113 +140,89 @@ pub(crate) async fn redeem(
             "the assertion must name exactly one resource",
         ));
     };
-    let target = ctx
+    call.ctx
         .audiences
-        .resolve(None, Some(resource), client)
+        .resolve(None, Some(resource), &call.client)
         .map_err(|e| match e.rule {
             "target.unknown_resource" | "target.invalid_resource" => OAuthError::invalid_grant(
                 "assertion.resource_unknown",
                 "the assertion names a resource this server does not serve",
             ),
             _ => e,
-        })?;
-    audit.audience = Some(target.aud.clone());
-    audit.mode = Some(target.audience.mode.as_str());
-    required_by_audience(proof.as_ref(), &target.audience)?;
+        })
+}
 
-    let grant_issuer = match &grant.signer {
-        Signer::Own => None,
-        Signer::Upstream(issuer) => Some(issuer.config.issuer.as_str()),
-    };
-    let prior = match grant_issuer {
-        Some(issuer) => {
-            let act = claims.act.as_ref().map(|a| ("act".to_owned(), serde_json::json!(a)));
-            let map = act.into_iter().collect();
-            upstream_actors(&map, issuer, ctx.tokens.max_delegation_depth)
-                .map_err(|e| OAuthError::invalid_grant("assertion.act", e.description))?
+/// Who a redeemed grant speaks for: the chain led by the redeemer, the session, and
+/// the user's issuer.
+struct Redeemed<'g> {
+    chain: Actor,
+    sid: String,
+    user_issuer: Option<&'g str>,
+}
+
+impl<'g> Redeemed<'g> {
+    /// The redeemer of an identity assertion grant is the agent application it names,
+    /// followed by whoever the grant says already acts (an upstream grant's `act` marked
+    /// with its issuer). The user belongs to the independent issuer that signed the
+    /// grant, or to the issuer our own grant records.
+    fn read(call: &Call<'_>, grant: &'g VerifiedGrant) -> Result<Self, OAuthError> {
+        let claims = &grant.claims;
+        let max_depth = call.ctx.tokens.max_delegation_depth;
+        let grant_issuer = match &grant.signer {
+            Signer::Own => None,
+            Signer::Upstream(issuer) => Some(issuer.config.issuer.as_str()),
+        };
+        let prior = match grant_issuer {
+            Some(issuer) => {
+                let act = claims.act.as_ref().map(|a| ("act".to_owned(), serde_json::json!(a)));
+                let map = act.into_iter().collect();
+                upstream_actors(&map, issuer, max_depth)
+                    .map_err(|e| OAuthError::invalid_grant("assertion.act", e.description))?
+            }
+            None => claims.act.clone(),
+        };
+        let chain = Actor::new(call.client.id(), None)
+            .with_profile(SubProfile::AiAgent)
+            .followed_by(prior);
+        if chain.depth() > max_depth {
+            let refused = too_deep();
+            return Err(OAuthError::invalid_grant(refused.rule, refused.description));
         }
-        None => claims.act.clone(),
-    };
-    // The redeemer of an identity assertion grant is the agent application it names.
-    let chain = mcp_sts_contract::Actor::new(client.id(), None)
-        .with_profile(mcp_sts_contract::SubProfile::AiAgent)
-        .followed_by(prior);
-    if chain.depth() > ctx.tokens.max_delegation_depth {
-        let refused = too_deep();
-        return Err(OAuthError::invalid_grant(refused.rule, refused.description));
+        let sid = match &claims.sid {
+            Some(sid) => sid.clone(),
+            None => derive_sid(&claims.iss, Some(&claims.jti), &serde_json::Map::new()),
+        };
+        let user_issuer = grant_issuer.or_else(|| claims.user_issuer());
+        Ok(Self {
+            chain,
+            sid,
+            user_issuer,
+        })
     }
-    audit.actor_chain = chain.chain();
-    let sid = match &claims.sid {
-        Some(sid) => sid.clone(),
-        None => derive_sid(&claims.iss, Some(&claims.jti), &serde_json::Map::new()),
-    };
-    audit.sid = Some(sid.clone());
 
-    // The user belongs to the independent issuer that signed the grant, or to the
-    // issuer our own grant records.
-    let user_issuer = grant_issuer.or_else(|| claims.user_issuer());
-    let namespace = Namespace::of_user(user_issuer);
-    let mut lineage = Lineage::for_caller(client.id(), &ctx.issuers.names());
-    lineage
-        .user(&claims.sub, namespace)
-        .session(&sid, namespace)
-        .token(&claims.jti)
-        .chain(&chain);
-    lineage.check(ctx.revocations, now).await?.into_grant_result()?;
+    /// The caller, the user and session, the grant itself and every actor.
+    fn lineage(&self, call: &Call<'_>, claims: &IdJagClaims) -> Lineage {
+        let namespace = Namespace::of_user(self.user_issuer);
+        let mut lineage = Lineage::for_caller(call.client.id(), &call.ctx.issuers.names());
+        lineage
+            .user(&claims.sub, namespace)
+            .session(&self.sid, namespace)
+            .token(&claims.jti)
+            .chain(&self.chain);
+        lineage
+    }
+}
 
-    let audience = &target.audience;
-    let entitlement = Entitlement::Minted {
-        scopes: claims.scopes(),
-    };
-    let granted = decide_scopes(&params.scopes, &grantable(audience, &entitlement), audience)?;
-    let scope = granted.join(" ");
-    audit.scope = Some(scope.clone());
-
-    // Single use across replicas, decided last so a refusal above does not spend it.
+/// Single use across replicas, decided after every other check so a refusal does not
+/// spend the grant.
+async fn use_once(call: &Call<'_>, claims: &IdJagClaims) -> Result<(), OAuthError> {
     let once = format!("id-jag:{}:{}", claims.iss, claims.jti);
-    let expires = claims.exp.saturating_add(ctx.limits.leeway);
-    let first_use = ctx.revocations.use_once(&once, expires, now).await?;
-    if !first_use {
-        return Err(OAuthError::invalid_grant(
-            "assertion.replay",
-            "the assertion has already been used",
-        ));
+    let expires = claims.exp.saturating_add(call.ctx.limits.leeway);
+    if call.ctx.revocations.use_once(&once, expires, call.now).await? {
+        return Ok(());
     }
-
-    let ttl = ctx
-        .tokens
-        .default_ttl_seconds
-        .min(audience.ttl_cap().unwrap_or(u64::MAX));
-    let txn = trace_id(traceparent)
-        .or_else(crate::spans::current_trace_id)
-        .unwrap_or_else(new_jti);
-    audit.txn = Some(txn.clone());
-    let token = NewToken {
-        issuer: ctx.issuer.to_owned(),
-        aud: target.aud.clone(),
-        mode: audience.mode,
-        client_id: client.id().to_owned(),
-        user: claims.sub.clone(),
-        user_issuer: user_issuer.map(str::to_owned),
-        tenant: claims.tenant.clone(),
-        agent: None,
-        chain,
-        scope: scope.clone(),
-        sid,
-        txn,
-        now,
-        ttl,
-        cnf_jkt: proof.as_ref().map(|p| p.jkt.clone()),
-    }
-    .into_claims();
-    audit.jti = Some(token.jti.clone());
-    spend(proof.as_ref(), ctx.revocations, now).await?;
-    let access_token = sign(ctx.keys.signing_key(now), &token)?;
-    Ok(TokenResponse {
-        access_token,
-        issued_token_type: None,
-        token_type: token.token_type(),
-        expires_in: ttl,
-        scope,
-    })
+    Err(OAuthError::invalid_grant(
+        "assertion.replay",
+        "the assertion has already been used",
+    ))
 }

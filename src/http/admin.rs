@@ -15,7 +15,7 @@ use crate::audit::AuditEvent;
 use crate::service::Sts;
 
 fn authorize(sts: &Sts, headers: &HeaderMap) -> Result<(), AdminError> {
-    admin::authorize(sts, header_str(headers, header::AUTHORIZATION.as_str()))
+    admin::authorize(sts.admin(), header_str(headers, header::AUTHORIZATION.as_str()))
 }
 
 /// `POST /admin/revocations`.
@@ -31,7 +31,7 @@ pub(crate) async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body
                     "body must be a JSON object with kind, value and reason (and optionally issuer, expires_in and revoked_by), nothing else".into(),
                 )
             })?;
-        let entry = admin::revoke(&sts, request, now, &mut audit).await?;
+        let entry = admin::revoke(sts.admin(), request, now, &mut audit).await?;
         Ok::<_, AdminError>((StatusCode::CREATED, Json(entry)).into_response())
     }
     .await;
@@ -44,7 +44,7 @@ pub(crate) async fn list(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Res
     let audit = AuditEvent::new("admin_list", now);
     let result = async {
         authorize(&sts, &headers)?;
-        let entries = admin::list(&sts, now).await?;
+        let entries = admin::list(sts.admin(), now).await?;
         Ok::<_, AdminError>(Json(json!({ "revocations": entries })).into_response())
     }
     .await;
@@ -66,7 +66,7 @@ pub(crate) async fn reinstate(
         authorize(&sts, &headers)?;
         let issuer = issuer_param(query.0.as_deref())?;
         let key = admin::scope_key(admin::parse_key(&kind, &value)?, issuer)?;
-        admin::reinstate(&sts, &key, now, &mut audit).await?;
+        admin::reinstate(sts.admin(), &key, now, &mut audit).await?;
         let mut reinstated = json!({ "kind": key.kind, "value": key.value });
         if let (Some(covers), Some(map)) = (key.covers(), reinstated.as_object_mut()) {
             if let Some(issuer) = &key.issuer {

@@ -43,7 +43,7 @@ pub(crate) async fn serve(
     sts: Arc<Sts>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    let limits = EdgeLimits::from_config(&sts.config.server);
+    let limits = EdgeLimits::from_config(&sts.config().server);
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let (stop, stopped) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -287,7 +287,7 @@ impl Connection {
                 "request.header_timeout",
                 "the request head was not complete within server.header_read_timeout_ms",
             ),
-            Expiry::Idle => self.sts.metrics.connection_closed("idle"),
+            Expiry::Idle => self.sts.metrics().connection_closed("idle"),
         }
     }
 
@@ -306,8 +306,8 @@ pub(super) fn refused_at_the_edge(sts: &Sts, rule: &str, detail: &str) {
     let mut audit = AuditEvent::new(super::edge::EVENT, sts.clock.now());
     audit.reason = Some(format!("invalid_request:{rule}"));
     audit.detail = Some(detail.to_owned());
-    sts.metrics.decision(super::edge::EVENT, "invalid_request");
-    sts.audit.emit(&audit);
+    sts.metrics().decision(super::edge::EVENT, "invalid_request");
+    sts.audit().emit(&audit);
 }
 
 #[cfg(test)]

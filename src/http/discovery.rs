@@ -14,7 +14,7 @@ use mcp_sts_contract::urn::{ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, JWT_BEARER_
 /// The public keys that can still have live tokens.
 pub(crate) async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
     let now = sts.clock.now();
-    let mut response = Json(sts.keys.current().jwks(now)).into_response();
+    let mut response = Json(sts.keys().current().jwks(now)).into_response();
     // Short: verifiers also refetch on an unknown kid, so rotation stays seamless.
     response
         .headers_mut()
@@ -44,14 +44,14 @@ pub(crate) async fn metadata(State(sts): State<Arc<Sts>>) -> Response {
         "introspection_endpoint": format!("{issuer}/introspect"),
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_signing_alg_values_supported": signing_algs,
-        "scopes_supported": sts.audiences.all_scopes(),
+        "scopes_supported": sts.audiences().all_scopes(),
         // RFC 9449 §5.1: proofs are accepted with the one asymmetric list.
         "dpop_signing_alg_values_supported": signing_algs,
         // A client_id may be the URL of its metadata document ([cimd] says which hosts).
         "client_id_metadata_document_supported": true,
     });
     // §7.1: as the enterprise's token service we issue ID-JAGs, when configured to.
-    if !sts.authorization_servers.is_empty()
+    if !sts.authorization_servers().is_empty()
         && let Some(map) = metadata.as_object_mut()
     {
         map.insert(

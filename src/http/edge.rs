@@ -54,7 +54,7 @@ pub(crate) async fn edge(State(sts): State<Arc<Sts>>, request: Request, next: Ne
     let answer = read_and_answer(&sts, request, next).instrument(span.clone());
     let response = crate::spans::within(span.clone(), answer).await;
     span.record("http.response.status_code", i64::from(response.status().as_u16()));
-    sts.metrics
+    sts.metrics()
         .request(route, method, response.status().as_u16(), started.elapsed());
     response
 }
@@ -74,7 +74,7 @@ fn method_label(method: &axum::http::Method) -> &'static str {
 }
 
 async fn read_and_answer(sts: &Arc<Sts>, request: Request, next: Next) -> Response {
-    let limits = EdgeLimits::from_config(&sts.config.server);
+    let limits = EdgeLimits::from_config(&sts.config().server);
     let method = request.method().clone();
     let route = route_of(request.uri().path());
     let (parts, body) = request.into_parts();
@@ -196,8 +196,8 @@ fn refused_before_the_endpoint(sts: &Sts, response: Response, method: &str, rout
     let mut audit = AuditEvent::new(EVENT, sts.clock.now());
     audit.reason = Some(format!("{code}:{rule}"));
     audit.detail = Some(format!("{method} {route}"));
-    sts.metrics.decision(EVENT, code);
-    sts.audit.emit(&audit);
+    sts.metrics().decision(EVENT, code);
+    sts.audit().emit(&audit);
     if response.extensions().get::<EdgeRule>().is_some() {
         return response;
     }

@@ -19,18 +19,18 @@ pub(crate) async fn healthz() -> Response {
 /// Prometheus text exposition.
 pub(crate) async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
     let now = sts.clock.now();
-    let ring = sts.keys.current();
-    sts.metrics.keys_published(ring.published(now).count());
-    sts.metrics
+    let ring = sts.keys().current();
+    sts.metrics().keys_published(ring.published(now).count());
+    sts.metrics()
         .signing_key_age(now.saturating_sub(ring.signing_key(now).created));
-    sts.metrics.verified_tokens(sts.verified_tokens.stats());
+    sts.metrics().verified_tokens(sts.verified_tokens().stats());
     let ready = readiness(&sts).await;
-    for (issuer, stats) in sts.issuers.jwks_stats() {
+    for (issuer, stats) in sts.issuers().jwks_stats() {
         let held = ready.issuers.get(issuer).copied().flatten();
-        sts.metrics.issuer_keys(issuer, stats, held);
+        sts.metrics().issuer_keys(issuer, stats, held);
     }
-    sts.metrics.readiness(ready.ready(), ready.store);
-    let body = sts.metrics.render();
+    sts.metrics().readiness(ready.ready(), ready.store);
+    let body = sts.metrics().render();
     (
         [(
             axum::http::header::CONTENT_TYPE,
@@ -59,9 +59,9 @@ impl Readiness {
 async fn readiness(sts: &Sts) -> Readiness {
     let now = sts.clock.now();
     Readiness {
-        keys: !sts.keys.current().signing_key(now).kid.is_empty(),
-        store: sts.store_call(sts.store.ping()).await.is_ok(),
-        issuers: crate::issuer_keys::availability(&sts.issuers, now),
+        keys: !sts.keys().current().signing_key(now).kid.is_empty(),
+        store: sts.revocations().ping().await.is_ok(),
+        issuers: crate::issuer_keys::availability(sts.issuers(), now),
     }
 }
 

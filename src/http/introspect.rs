@@ -19,7 +19,7 @@ pub(crate) async fn introspect(State(sts): State<Arc<Sts>>, headers: HeaderMap, 
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("introspect", now);
     let result = match TokenQuery::parse(raw_request(&headers, &body)) {
-        Ok(query) => crate::introspect::introspect(&sts, query, now, &mut audit).await,
+        Ok(query) => crate::introspect::introspect(sts.issued(), query, now, &mut audit).await,
         Err(e) => Err(e),
     };
     respond(&sts, audit, result.map(|answer| Json(answer).into_response()))

@@ -25,7 +25,7 @@ use crate::service::Sts;
 
 /// The full router.
 pub(crate) fn router(sts: Arc<Sts>) -> Router {
-    let max_body = sts.config.server.max_body_bytes;
+    let max_body = sts.config().server.max_body_bytes;
     Router::new()
         .route("/token", post(token::token))
         .route("/introspect", post(introspect::introspect))

@@ -67,20 +67,20 @@ impl Refusal for crate::ssf::SsfError {
 pub(crate) fn respond<E: Refusal>(sts: &Sts, mut audit: AuditEvent, result: Result<Response, E>) -> Response {
     match result {
         Ok(mut response) => {
-            sts.metrics.decision(audit.event, "allow");
+            sts.metrics().decision(audit.event, "allow");
             crate::spans::record_outcome(&audit, "allow");
             audit.decision = "allow";
-            sts.audit.emit(&audit);
+            sts.audit().emit(&audit);
             no_store(response.headers_mut());
             answered(response)
         }
         Err(refusal) => {
-            sts.metrics.decision(audit.event, refusal.outcome());
+            sts.metrics().decision(audit.event, refusal.outcome());
             crate::spans::record_outcome(&audit, refusal.outcome());
             if let Some(reason) = refusal.audit_reason() {
                 audit.reason = Some(reason);
                 audit.refused_scope = refusal.refused_scope();
-                sts.audit.emit(&audit);
+                sts.audit().emit(&audit);
             }
             answered(refusal.into_response())
         }

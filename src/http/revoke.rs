@@ -18,7 +18,7 @@ pub(crate) async fn revoke(State(sts): State<Arc<Sts>>, headers: HeaderMap, body
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("revoke", now);
     let result = match TokenQuery::parse(raw_request(&headers, &body)) {
-        Ok(query) => crate::revoke::revoke(&sts, query, now, &mut audit).await,
+        Ok(query) => crate::revoke::revoke(sts.issued(), query, now, &mut audit).await,
         Err(e) => Err(e),
     };
     respond(&sts, audit, result.map(|()| StatusCode::OK.into_response()))

@@ -14,7 +14,7 @@ use serde_json::json;
 use super::outcome::{header_str, respond};
 use crate::audit::AuditEvent;
 use crate::service::Sts;
-use crate::ssf::{self, SsfError, streams};
+use crate::ssf::{self, SsfError, Transmitter, streams};
 use mcp_sts_contract::set::{POLL_DELIVERY, PUSH_DELIVERY};
 
 /// `GET /.well-known/ssf-configuration` (SSF 1.0 §7.2).
@@ -51,11 +51,17 @@ pub(crate) async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_stream_create", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
-        let stream = streams::create(&sts, &caller, &body, now).await?;
+        let stream = streams::create(Transmitter::of(&sts), &caller, &body, now).await?;
         audit.target = Some(format!("stream:{}", stream.stream_id));
-        Ok::<_, SsfError>((StatusCode::CREATED, Json(streams::render(&sts, &stream))).into_response())
+        Ok::<_, SsfError>(
+            (
+                StatusCode::CREATED,
+                Json(streams::render(Transmitter::of(&sts), &stream)),
+            )
+                .into_response(),
+        )
     }
     .await;
     respond(&sts, audit, result)
@@ -70,8 +76,13 @@ pub(crate) async fn read(
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_stream_read", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
-        let doc = streams::read(&sts, &caller, query.get("stream_id").map(String::as_str)).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        let doc = streams::read(
+            Transmitter::of(&sts),
+            &caller,
+            query.get("stream_id").map(String::as_str),
+        )
+        .await?;
         Ok::<_, SsfError>(Json(doc).into_response())
     }
     .await;
@@ -93,11 +104,11 @@ async fn update(sts: Arc<Sts>, headers: HeaderMap, body: Bytes, replace: bool) -
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_stream_update", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
-        let stream = streams::update(&sts, &caller, &body, replace).await?;
+        let stream = streams::update(Transmitter::of(&sts), &caller, &body, replace).await?;
         audit.target = Some(format!("stream:{}", stream.stream_id));
-        Ok::<_, SsfError>(Json(streams::render(&sts, &stream)).into_response())
+        Ok::<_, SsfError>(Json(streams::render(Transmitter::of(&sts), &stream)).into_response())
     }
     .await;
     respond(&sts, audit, result)
@@ -113,11 +124,11 @@ pub(crate) async fn delete(
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_stream_delete", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
         let id = stream_id(&query)?;
         audit.target = Some(format!("stream:{}", ssf::printable(id)));
-        streams::delete(&sts, &caller, id).await?;
+        streams::delete(Transmitter::of(&sts), &caller, id).await?;
         Ok::<_, SsfError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;
@@ -133,8 +144,8 @@ pub(crate) async fn status(
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_status_read", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
-        let stream = streams::owned(&sts, &caller, stream_id(&query)?).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        let stream = streams::owned(Transmitter::of(&sts), &caller, stream_id(&query)?).await?;
         Ok::<_, SsfError>(Json(streams::status_document(&stream)).into_response())
     }
     .await;
@@ -147,9 +158,9 @@ pub(crate) async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, 
     let now = sts.clock.now();
     let mut audit = AuditEvent::new("ssf_status_update", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
         audit.client_id = Some(caller.id().to_owned());
-        let stream = streams::set_status(&sts, &caller, &body).await?;
+        let stream = streams::set_status(Transmitter::of(&sts), &caller, &body).await?;
         audit.target = Some(format!("stream:{}", stream.stream_id));
         audit.detail = Some(format!("status {:?}", stream.status));
         Ok::<_, SsfError>(Json(streams::status_document(&stream)).into_response())
@@ -163,8 +174,8 @@ pub(crate) async fn request_verification(State(sts): State<Arc<Sts>>, headers: H
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_verify", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
-        streams::request_verification(&sts, &caller, &body, now).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        streams::request_verification(Transmitter::of(&sts), &caller, &body, now).await?;
         Ok::<_, SsfError>(StatusCode::NO_CONTENT.into_response())
     }
     .await;
@@ -181,8 +192,8 @@ pub(crate) async fn poll(
     let now = sts.clock.now();
     let audit = AuditEvent::new("ssf_poll", now);
     let result = async {
-        let caller = streams::receiver(&sts, authorization(&headers), now).await?;
-        let answer = ssf::poll::poll(&sts, &caller, &stream, &body).await?;
+        let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
+        let answer = ssf::poll::poll(Transmitter::of(&sts), &caller, &stream, &body).await?;
         Ok::<_, SsfError>(Json(answer).into_response())
     }
     .await;
@@ -193,7 +204,7 @@ pub(crate) async fn poll(
 fn respond_quietly(sts: &Sts, audit: AuditEvent, result: Result<Response, SsfError>) -> Response {
     match result {
         Ok(mut response) => {
-            sts.metrics.decision(audit.event, "allow");
+            sts.metrics().decision(audit.event, "allow");
             super::error::no_store(response.headers_mut());
             super::edge::answered(response)
         }

@@ -4,11 +4,11 @@
 
 use serde_json::{Map, Value};
 
-pub(crate) use mcp_sts_contract::claims::token_scopes;
-pub(crate) use mcp_sts_contract::jose::compact::{audiences, str_claim, time_claim};
+pub use mcp_sts_contract::claims::token_scopes;
+pub use mcp_sts_contract::jose::compact::{audiences, str_claim, time_claim};
 
 /// A claim found by a dotted path, read as one string.
-pub(crate) fn string_at(claims: &Map<String, Value>, path: &str) -> Option<String> {
+pub fn string_at(claims: &Map<String, Value>, path: &str) -> Option<String> {
     let mut parts = path.split('.');
     let mut current = claims.get(parts.next()?);
     for part in parts {

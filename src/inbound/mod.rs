@@ -2,7 +2,7 @@
 //! which token (`trust`), and the rules of subject and actor tokens.
 
 pub(crate) mod issuers;
-pub(crate) mod jwt;
+pub mod jwt;
 pub mod trust;
 pub mod validate;
 pub(crate) mod workload;

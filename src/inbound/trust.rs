@@ -25,7 +25,7 @@ pub enum Origin {
 
 /// Our own issuer as a signer a door accepts.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Own<'a> {
+pub struct Own<'a> {
     /// Our issuer URL: tokens with this `iss` are read with our keys only.
     pub issuer: &'a str,
     /// Our published keys.
@@ -38,7 +38,7 @@ pub(crate) struct Own<'a> {
 /// The signers a door accepts: perhaps ourselves, and the upstream issuers `accepts`
 /// admits.
 #[derive(Debug, Clone, Copy)]
-pub(crate) struct Trust<'a> {
+pub struct Trust<'a> {
     /// Ourselves, when our own tokens are acceptable here.
     pub own: Option<Own<'a>>,
     /// Every configured upstream issuer.

@@ -28,14 +28,14 @@ const KNOWN_PARAMETERS: [&str; 17] = [
 
 /// A parsed `application/x-www-form-urlencoded` body.
 #[derive(Debug, Default)]
-pub(crate) struct Form {
+pub struct Form {
     values: HashMap<String, String>,
     repeated: BTreeSet<String>,
 }
 
 impl Form {
     /// Parse a body. Never fails: problems are judged by [`Form::refuse_repeats`].
-    pub(crate) fn parse(body: &[u8]) -> Self {
+    pub fn parse(body: &[u8]) -> Self {
         let mut form = Form::default();
         for (name, value) in form_urlencoded::parse(body) {
             if value.is_empty() {
@@ -52,7 +52,7 @@ impl Form {
 
     /// Refuse repeated parameters: `audience`/`resource` as `invalid_target` (one
     /// audience per token), anything else as `invalid_request`.
-    pub(crate) fn refuse_repeats(&self) -> Result<(), OAuthError> {
+    pub fn refuse_repeats(&self) -> Result<(), OAuthError> {
         if self.repeated.iter().any(|n| n == "audience" || n == "resource") {
             return Err(OAuthError::invalid_target(
                 "target.multiple",
@@ -71,7 +71,7 @@ impl Form {
     }
 
     /// A parameter's value, if present and non-empty.
-    pub(crate) fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.values.get(name).map(String::as_str)
     }
 

@@ -9,10 +9,10 @@ pub(crate) mod token_query;
 mod traceparent;
 
 pub(crate) use credentials::ClientCredentials;
-pub(crate) use form::Form;
+pub use form::Form;
 pub use token::{AssertionParams, ExchangeParams, Grant, IdJagParams, TokenRequest};
-pub(crate) use token_query::TokenQuery;
-pub(crate) use traceparent::trace_id;
+pub use token_query::TokenQuery;
+pub use traceparent::trace_id;
 
 use crate::error::OAuthError;
 

@@ -8,7 +8,7 @@ use mcp_sts_contract::secret::Secret;
 
 /// A request about one token.
 #[derive(Debug)]
-pub(crate) struct TokenQuery {
+pub struct TokenQuery {
     /// The credentials, or why they are unusable.
     pub credentials: Result<ClientCredentials, OAuthError>,
     /// The `token` parameter, or why it is missing; read after authentication.
@@ -17,7 +17,7 @@ pub(crate) struct TokenQuery {
 
 impl TokenQuery {
     /// Parse a request; `token_type_hint` is only a hint and is not needed.
-    pub(crate) fn parse(raw: RawRequest<'_>) -> Result<Self, OAuthError> {
+    pub fn parse(raw: RawRequest<'_>) -> Result<Self, OAuthError> {
         let form = raw.form()?;
         Ok(Self {
             credentials: ClientCredentials::from_request(raw.authorization, &form),

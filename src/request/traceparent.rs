@@ -2,7 +2,7 @@
 //! id that the decision's audit event and minted token carry.
 
 /// The trace id of a W3C `traceparent` (version-traceid-parentid-flags), if valid.
-pub(crate) fn trace_id(traceparent: Option<&str>) -> Option<String> {
+pub fn trace_id(traceparent: Option<&str>) -> Option<String> {
     let mut parts = traceparent?.trim().split('-');
     let (version, trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
     let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));

@@ -123,6 +123,27 @@ impl RevocationGate {
         });
     }
 
+    /// Every entry in force at `now`.
+    pub(crate) async fn list(&self, now: UnixTime) -> Result<Vec<Revocation>, OAuthError> {
+        self.call(self.store.list(now)).await
+    }
+
+    /// Remove the entry at `key`: `Ok(false)` when there was none.
+    pub(crate) async fn reinstate(&self, key: &RevocationKey) -> Result<bool, OAuthError> {
+        self.call(self.store.reinstate(key)).await
+    }
+
+    /// Whether the store answers within the deadline.
+    pub(crate) async fn ping(&self) -> Result<(), OAuthError> {
+        self.call(self.store.ping()).await
+    }
+
+    /// The store itself, shared, for work that outlives a request (the start-up
+    /// upgrade of kept offboardings).
+    pub fn shared_store(&self) -> Arc<dyn RevocationStore> {
+        Arc::clone(&self.store)
+    }
+
     /// For each key, the entry in force at `now`, in one round trip.
     pub(crate) async fn check(
         &self,

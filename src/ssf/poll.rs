@@ -13,9 +13,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::SsfError;
+use super::Transmitter;
 use crate::client_auth::RegisteredClient;
 use crate::revocation::{Delivery, Pending, StreamStatus};
-use crate::service::Sts;
 
 /// SETs handed out per poll when the receiver does not say.
 const DEFAULT_MAX_EVENTS: usize = 100;
@@ -46,7 +46,7 @@ pub(crate) struct PollRequest {
 /// Acknowledge, then return what waits (waiting for it when asked to).
 #[tracing::instrument(name = "ssf_poll", target = "mcp_sts::trace", skip_all, fields(receiver = %caller.config.client_id))]
 pub(crate) async fn poll(
-    sts: &Sts,
+    tx: Transmitter<'_>,
     caller: &RegisteredClient,
     stream_id: &str,
     body: &[u8],
@@ -60,7 +60,7 @@ pub(crate) async fn poll(
     if request.ack.len() > MAX_ACKS || request.set_errs.len() > MAX_ACKS {
         return Err(SsfError::BadRequest("too many acknowledgements in one poll".into()));
     }
-    let stream = super::streams::owned(sts, caller, stream_id).await?;
+    let stream = super::streams::owned(tx, caller, stream_id).await?;
     if stream.delivery != Delivery::Poll {
         return Err(SsfError::BadRequest(
             "this stream is delivered by push, not poll".into(),
@@ -73,26 +73,26 @@ pub(crate) async fn poll(
         tracing::warn!(%stream_id, set = %super::printable(&jti), error = %super::printable(code), "receiver refused a SET");
         done.push(jti);
     }
-    sts.store_call(sts.events.acknowledge(stream_id, &done)).await?;
+    tx.store_call(tx.events.acknowledge(stream_id, &done)).await?;
     let max = request.max_events.unwrap_or(DEFAULT_MAX_EVENTS).min(MAX_EVENTS);
     if max == 0 {
         return Ok(answer(Pending::default()));
     }
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(sts.config.ssf.long_poll_seconds);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(tx.config.long_poll_seconds);
     loop {
         // Registered before reading, so an event queued in between still wakes us.
-        let woken = sts.ssf_wake.notified();
+        let woken = tx.wake.notified();
         tokio::pin!(woken);
         woken.as_mut().enable();
         let pending = if stream.status == StreamStatus::Enabled {
-            sts.store_call(sts.events.pending(stream_id, max)).await?
+            tx.store_call(tx.events.pending(stream_id, max)).await?
         } else {
             Pending::default()
         };
         let now = tokio::time::Instant::now();
         if !pending.events.is_empty() || request.return_immediately || now >= deadline {
             let backlog = pending.events.len() + usize::from(pending.more);
-            sts.metrics.stream_served(caller.id(), "poll", backlog, sts.clock.now());
+            tx.metrics.stream_served(caller.id(), "poll", backlog, tx.clock.now());
             return Ok(answer(pending));
         }
         let wait = RECHECK.min(deadline.saturating_duration_since(now));

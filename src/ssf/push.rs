@@ -20,8 +20,12 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use super::push_target::PushTargets;
-use crate::revocation::{Delivery, QueuedEvent, StreamRecord, StreamStatus};
+use crate::config::SsfConfig;
+use crate::error::OAuthError;
+use crate::metrics::Metrics;
+use crate::revocation::{Delivery, EventQueue, QueuedEvent, RevocationGate, StoreError, StreamRecord, StreamStatus};
 use crate::service::Sts;
+use mcp_sts_contract::clock::Clock;
 use mcp_sts_contract::fetch::{FetchLimits, fetch};
 
 /// SETs pushed per stream per round.
@@ -60,9 +64,49 @@ enum Outcome {
     Retry,
 }
 
+/// What push delivery needs of the service, and nothing more: owned, so each
+/// stream's task holds its own.
+#[derive(Clone)]
+pub struct Pushing {
+    /// `[ssf]`: the round interval and where pushes may go.
+    pub config: Arc<SsfConfig>,
+    /// Streams and queued SETs: reached only under the store deadline.
+    pub events: Arc<dyn EventQueue>,
+    /// The revocation store's deadline, which the queue shares.
+    pub revocations: RevocationGate,
+    /// Wakes delivery when an event is queued.
+    pub wake: Arc<tokio::sync::Notify>,
+    /// Prometheus metrics.
+    pub metrics: Arc<Metrics>,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Pushing {
+    /// The view of `sts`.
+    pub fn of(sts: &Sts) -> Self {
+        Self {
+            config: Arc::new(sts.config().ssf.clone()),
+            events: Arc::clone(sts.events()),
+            revocations: sts.revocations().clone(),
+            wake: Arc::clone(sts.ssf_wake()),
+            metrics: Arc::clone(sts.metrics()),
+            clock: Arc::clone(&sts.clock),
+        }
+    }
+
+    /// Run a stream or queue operation under the store deadline.
+    async fn store_call<T>(
+        &self,
+        operation: impl std::future::Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, OAuthError> {
+        self.revocations.call(operation).await
+    }
+}
+
 /// What one stream's delivery needs, moved into its task.
 struct StreamDelivery {
-    sts: Arc<Sts>,
+    pushing: Pushing,
     http: reqwest::Client,
     targets: PushTargets,
     stream: StreamRecord,
@@ -94,8 +138,8 @@ impl Pusher {
 
     /// One round over every enabled push stream, waiting until every delivery under
     /// way has ended; returns how many SETs were delivered.
-    pub async fn deliver_once(&mut self, sts: &Arc<Sts>) -> usize {
-        self.start_round(sts).await;
+    pub async fn deliver_once(&mut self, pushing: &Pushing) -> usize {
+        self.start_round(pushing).await;
         let mut delivered = 0;
         while let Some(joined) = self.running.join_next_with_id().await {
             delivered += self.finished(joined);
@@ -105,9 +149,9 @@ impl Pusher {
 
     /// Start delivering every enabled push stream that has something due and is not
     /// already being delivered or backing off; returns at once.
-    async fn start_round(&mut self, sts: &Arc<Sts>) {
+    async fn start_round(&mut self, pushing: &Pushing) {
         let Some(http) = self.http.clone() else { return };
-        let streams = match sts.store_call(sts.events.streams()).await {
+        let streams = match pushing.store_call(pushing.events.streams()).await {
             Ok(streams) => streams,
             Err(_) => return,
         };
@@ -124,7 +168,7 @@ impl Pusher {
             let stream_id = stream.stream_id.clone();
             let permits = self.permits.clone();
             let delivery = StreamDelivery {
-                sts: sts.clone(),
+                pushing: pushing.clone(),
                 http: http.clone(),
                 targets: self.targets.clone(),
                 stream,
@@ -179,9 +223,9 @@ impl StreamDelivery {
         else {
             return Ok(0);
         };
-        let sts = &self.sts;
-        let pending = sts
-            .store_call(sts.events.pending(&self.stream.stream_id, BATCH))
+        let pushing = &self.pushing;
+        let pending = pushing
+            .store_call(pushing.events.pending(&self.stream.stream_id, BATCH))
             .await
             .map_err(|_| ())?;
         let backlog = pending.events.len() + usize::from(pending.more);
@@ -194,18 +238,20 @@ impl StreamDelivery {
                 }
                 Outcome::Delivered => delivered += 1,
             }
-            sts.store_call(
-                sts.events
-                    .acknowledge(&self.stream.stream_id, std::slice::from_ref(&event.jti)),
-            )
-            .await
-            .map_err(|_| ())?;
+            pushing
+                .store_call(
+                    pushing
+                        .events
+                        .acknowledge(&self.stream.stream_id, std::slice::from_ref(&event.jti)),
+                )
+                .await
+                .map_err(|_| ())?;
         }
-        sts.metrics.stream_served(
+        pushing.metrics.stream_served(
             &self.stream.owner,
             "push",
             backlog.saturating_sub(delivered),
-            sts.clock.now(),
+            pushing.clock.now(),
         );
         Ok(delivered)
     }
@@ -244,16 +290,16 @@ impl StreamDelivery {
 /// Run the deliverer every `[ssf] push_interval_ms`, and at once when a revocation is
 /// queued, until aborted. Deliveries run beside the loop: a slow stream is still
 /// being delivered while the next rounds start the others.
-pub fn spawn(sts: Arc<Sts>) -> tokio::task::JoinHandle<()> {
+pub fn spawn(pushing: Pushing) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let interval = Duration::from_millis(sts.config.ssf.push_interval_ms);
-        let mut pusher = Pusher::new(interval, PushTargets::from_config(&sts.config.ssf));
+        let interval = Duration::from_millis(pushing.config.push_interval_ms);
+        let mut pusher = Pusher::new(interval, PushTargets::from_config(&pushing.config));
         loop {
             // Listening before the round starts: a revocation queued meanwhile is not missed.
-            let wake = sts.ssf_wake.notified();
+            let wake = pushing.wake.notified();
             tokio::pin!(wake);
             wake.as_mut().enable();
-            pusher.start_round(&sts).await;
+            pusher.start_round(&pushing).await;
             let next_round = tokio::time::sleep(interval);
             tokio::pin!(next_round);
             loop {

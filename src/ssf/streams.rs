@@ -9,12 +9,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::SsfError;
+use super::Transmitter;
 use super::push_target::PushTargets;
 use crate::client_auth::{RegisteredClient, authenticate};
 use crate::lineage::Lineage;
 use crate::request::{ClientCredentials, Form};
 use crate::revocation::{Delivery, StreamRecord, StreamStatus};
-use crate::service::Sts;
 use mcp_sts_contract::clock::UnixTime;
 use mcp_sts_contract::set::events_supported;
 
@@ -28,14 +28,14 @@ pub(crate) const MAX_PENDING_VERIFICATIONS: usize = 4;
 /// Authenticate the receiver from its `Authorization` header (HTTP Basic with its
 /// client credentials); a revoked client fails as an unknown one does.
 pub(crate) async fn receiver(
-    sts: &Sts,
+    tx: Transmitter<'_>,
     authorization: Option<&str>,
     now: UnixTime,
 ) -> Result<Arc<RegisteredClient>, SsfError> {
     let credentials = ClientCredentials::from_request(authorization, &Form::parse(b""))?;
-    let client = authenticate(&sts.clients, &credentials, sts.auth_context(), &sts.revocations, now).await?;
-    Lineage::for_caller(client.id(), &sts.issuers.names())
-        .check(&sts.revocations, now)
+    let client = authenticate(tx.clients, &credentials, tx.auth, tx.revocations, now).await?;
+    Lineage::for_caller(client.id(), &tx.issuers.names())
+        .check(tx.revocations, now)
         .await?
         .into_exchange_result()?;
     Ok(client)
@@ -67,7 +67,7 @@ fn parse_request(body: &[u8]) -> Result<StreamRequest, SsfError> {
     serde_json::from_slice(body).map_err(|e| bad(format!("body must be a JSON stream configuration: {e}")))
 }
 
-fn parse_delivery(sts: &Sts, request: DeliveryRequest) -> Result<Delivery, SsfError> {
+fn parse_delivery(tx: Transmitter<'_>, request: DeliveryRequest) -> Result<Delivery, SsfError> {
     match request.method.as_str() {
         mcp_sts_contract::set::POLL_DELIVERY => {
             if request.endpoint_url.is_some() || request.authorization_header.is_some() {
@@ -83,7 +83,7 @@ fn parse_delivery(sts: &Sts, request: DeliveryRequest) -> Result<Delivery, SsfEr
             if !matches!(parsed.scheme(), "http" | "https") || parsed.fragment().is_some() {
                 return Err(bad("delivery.endpoint_url must be an http(s) URL without fragment"));
             }
-            PushTargets::from_config(&sts.config.ssf).check(&parsed).map_err(bad)?;
+            PushTargets::from_config(tx.config).check(&parsed).map_err(bad)?;
             if request
                 .authorization_header
                 .as_deref()
@@ -111,22 +111,22 @@ fn check_text(field: &str, value: Option<String>) -> Result<Option<String>, SsfE
     }
 }
 
-fn check_events(sts: &Sts, requested: Vec<String>) -> Result<(Vec<String>, Vec<String>), SsfError> {
+fn check_events(tx: Transmitter<'_>, requested: Vec<String>) -> Result<(Vec<String>, Vec<String>), SsfError> {
     if requested.len() > MAX_EVENT_TYPES || requested.iter().any(|e| e.len() > MAX_TEXT) {
         return Err(bad("events_requested lists too many or too long event types"));
     }
-    let supported = events_supported(sts.issuer());
+    let supported = events_supported(tx.issuer);
     let delivered = supported.iter().filter(|e| requested.contains(e)).cloned().collect();
     Ok((requested, delivered))
 }
 
 /// The stream as the receiver sees it (SSF 1.0 §8.1.1.1): the push authorization
 /// header is never echoed back.
-pub(crate) fn render(sts: &Sts, stream: &StreamRecord) -> Value {
+pub(crate) fn render(tx: Transmitter<'_>, stream: &StreamRecord) -> Value {
     let delivery = match &stream.delivery {
         Delivery::Poll => json!({
             "method": mcp_sts_contract::set::POLL_DELIVERY,
-            "endpoint_url": format!("{}{}/{}", sts.issuer(), super::POLL_PATH, stream.stream_id),
+            "endpoint_url": format!("{}{}/{}", tx.issuer, super::POLL_PATH, stream.stream_id),
         }),
         Delivery::Push { endpoint_url, .. } => json!({
             "method": mcp_sts_contract::set::PUSH_DELIVERY,
@@ -135,10 +135,10 @@ pub(crate) fn render(sts: &Sts, stream: &StreamRecord) -> Value {
     };
     let mut doc = json!({
         "stream_id": stream.stream_id,
-        "iss": sts.issuer(),
+        "iss": tx.issuer,
         "aud": stream.owner,
         "delivery": delivery,
-        "events_supported": events_supported(sts.issuer()),
+        "events_supported": events_supported(tx.issuer),
         "events_requested": stream.events_requested,
         "events_delivered": stream.events_delivered,
     });
@@ -149,14 +149,18 @@ pub(crate) fn render(sts: &Sts, stream: &StreamRecord) -> Value {
 }
 
 /// A stream of `caller`'s by id: anyone else's is reported as absent.
-pub(crate) async fn owned(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Result<StreamRecord, SsfError> {
-    let stream = sts.store_call(sts.events.stream(stream_id)).await?;
+pub(crate) async fn owned(
+    tx: Transmitter<'_>,
+    caller: &RegisteredClient,
+    stream_id: &str,
+) -> Result<StreamRecord, SsfError> {
+    let stream = tx.store_call(tx.events.stream(stream_id)).await?;
     stream.filter(|s| s.owner == caller.id()).ok_or(SsfError::NotFound)
 }
 
 /// `POST` configuration endpoint: create a stream (201).
 pub(crate) async fn create(
-    sts: &Sts,
+    tx: Transmitter<'_>,
     caller: &RegisteredClient,
     body: &[u8],
     now: UnixTime,
@@ -166,10 +170,10 @@ pub(crate) async fn create(
         return Err(bad("stream_id is assigned by the transmitter"));
     }
     let delivery = match request.delivery {
-        Some(d) => parse_delivery(sts, d)?,
+        Some(d) => parse_delivery(tx, d)?,
         None => Delivery::Poll,
     };
-    let (events_requested, events_delivered) = check_events(sts, request.events_requested.unwrap_or_default())?;
+    let (events_requested, events_delivered) = check_events(tx, request.events_requested.unwrap_or_default())?;
     let description = check_text("description", request.description)?;
     let stream = StreamRecord {
         stream_id: uuid::Uuid::new_v4().simple().to_string(),
@@ -184,8 +188,8 @@ pub(crate) async fn create(
     };
     // Counted and written in one step of the store: simultaneous creations cannot
     // pass the quota between a count and a write.
-    let quota = sts.config.ssf.max_streams_per_client;
-    if !sts.store_call(sts.events.create_stream(&stream, quota)).await? {
+    let quota = tx.config.max_streams_per_client;
+    if !tx.store_call(tx.events.create_stream(&stream, quota)).await? {
         return Err(SsfError::TooManyStreams);
     }
     tracing::info!(stream_id = %stream.stream_id, receiver = %stream.owner, "stream created");
@@ -193,15 +197,19 @@ pub(crate) async fn create(
 }
 
 /// `GET` configuration endpoint: one stream, or every stream of the caller.
-pub(crate) async fn read(sts: &Sts, caller: &RegisteredClient, stream_id: Option<&str>) -> Result<Value, SsfError> {
+pub(crate) async fn read(
+    tx: Transmitter<'_>,
+    caller: &RegisteredClient,
+    stream_id: Option<&str>,
+) -> Result<Value, SsfError> {
     match stream_id {
-        Some(id) => Ok(render(sts, &owned(sts, caller, id).await?)),
+        Some(id) => Ok(render(tx, &owned(tx, caller, id).await?)),
         None => {
-            let all = sts.store_call(sts.events.streams()).await?;
+            let all = tx.store_call(tx.events.streams()).await?;
             let mine: Vec<Value> = all
                 .iter()
                 .filter(|s| s.owner == caller.id())
-                .map(|s| render(sts, s))
+                .map(|s| render(tx, s))
                 .collect();
             Ok(Value::Array(mine))
         }
@@ -211,7 +219,7 @@ pub(crate) async fn read(sts: &Sts, caller: &RegisteredClient, stream_id: Option
 /// `PATCH` (only the fields given change) or `PUT` (every receiver-supplied field is
 /// replaced) on the configuration endpoint.
 pub(crate) async fn update(
-    sts: &Sts,
+    tx: Transmitter<'_>,
     caller: &RegisteredClient,
     body: &[u8],
     replace: bool,
@@ -221,15 +229,15 @@ pub(crate) async fn update(
         .stream_id
         .as_deref()
         .ok_or_else(|| bad("stream_id is required"))?;
-    let mut stream = owned(sts, caller, id).await?;
+    let mut stream = owned(tx, caller, id).await?;
     match request.delivery {
-        Some(d) => stream.delivery = parse_delivery(sts, d)?,
+        Some(d) => stream.delivery = parse_delivery(tx, d)?,
         None if replace => stream.delivery = Delivery::Poll,
         None => {}
     }
     match request.events_requested {
         Some(requested) => {
-            (stream.events_requested, stream.events_delivered) = check_events(sts, requested)?;
+            (stream.events_requested, stream.events_delivered) = check_events(tx, requested)?;
         }
         None if replace => {
             stream.events_requested = Vec::new();
@@ -243,16 +251,16 @@ pub(crate) async fn update(
         None => {}
     }
     // A stream deleted meanwhile is not brought back (nor counted again).
-    if !sts.store_call(sts.events.replace_stream(&stream)).await? {
+    if !tx.store_call(tx.events.replace_stream(&stream)).await? {
         return Err(SsfError::NotFound);
     }
     Ok(stream)
 }
 
 /// `DELETE` on the configuration endpoint: the stream and its queue go.
-pub(crate) async fn delete(sts: &Sts, caller: &RegisteredClient, stream_id: &str) -> Result<(), SsfError> {
-    owned(sts, caller, stream_id).await?;
-    sts.store_call(sts.events.delete_stream(stream_id)).await?;
+pub(crate) async fn delete(tx: Transmitter<'_>, caller: &RegisteredClient, stream_id: &str) -> Result<(), SsfError> {
+    owned(tx, caller, stream_id).await?;
+    tx.store_call(tx.events.delete_stream(stream_id)).await?;
     tracing::info!(%stream_id, receiver = %caller.id(), "stream deleted");
     Ok(())
 }
@@ -276,20 +284,22 @@ struct StatusRequest {
 
 /// `POST` status endpoint: enable, pause or disable a stream (SSF 1.0 §8.1.2.2).
 /// Disabling drops what is queued, as the transmitter will not deliver it.
-pub(crate) async fn set_status(sts: &Sts, caller: &RegisteredClient, body: &[u8]) -> Result<StreamRecord, SsfError> {
+pub(crate) async fn set_status(
+    tx: Transmitter<'_>,
+    caller: &RegisteredClient,
+    body: &[u8],
+) -> Result<StreamRecord, SsfError> {
     let request: StatusRequest =
         serde_json::from_slice(body).map_err(|e| bad(format!("body must be JSON with stream_id and status: {e}")))?;
-    let mut stream = owned(sts, caller, &request.stream_id).await?;
+    let mut stream = owned(tx, caller, &request.stream_id).await?;
     stream.status = request.status;
     stream.status_reason = check_text("reason", request.reason)?;
     if stream.status == StreamStatus::Disabled {
-        let pending = sts
-            .store_call(sts.events.pending(&stream.stream_id, usize::MAX))
-            .await?;
+        let pending = tx.store_call(tx.events.pending(&stream.stream_id, usize::MAX)).await?;
         let jtis: Vec<String> = pending.events.into_iter().map(|e| e.jti).collect();
-        sts.store_call(sts.events.acknowledge(&stream.stream_id, &jtis)).await?;
+        tx.store_call(tx.events.acknowledge(&stream.stream_id, &jtis)).await?;
     }
-    if !sts.store_call(sts.events.replace_stream(&stream)).await? {
+    if !tx.store_call(tx.events.replace_stream(&stream)).await? {
         return Err(SsfError::NotFound);
     }
     Ok(stream)
@@ -306,7 +316,7 @@ struct VerifyRequest {
 /// most [`MAX_PENDING_VERIFICATIONS`] waiting per stream (more: 429), so a receiver
 /// cannot pile work on the transmitter that it never collects.
 pub(crate) async fn request_verification(
-    sts: &Sts,
+    tx: Transmitter<'_>,
     caller: &RegisteredClient,
     body: &[u8],
     now: UnixTime,
@@ -314,12 +324,12 @@ pub(crate) async fn request_verification(
     let request: VerifyRequest =
         serde_json::from_slice(body).map_err(|e| bad(format!("body must be JSON with stream_id: {e}")))?;
     let state = check_text("state", request.state)?;
-    let stream = owned(sts, caller, &request.stream_id).await?;
+    let stream = owned(tx, caller, &request.stream_id).await?;
     if stream.status == StreamStatus::Disabled {
         return Err(bad("the stream is disabled"));
     }
-    if !sts
-        .publisher()
+    if !tx
+        .publisher
         .verification(&stream, state.as_deref(), MAX_PENDING_VERIFICATIONS, now)
         .await?
     {

@@ -17,9 +17,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::audit::AuditEvent;
-use crate::inbound::TrustedIssuer;
-use crate::revocation::{Initiator, NEVER, Revocation, RevocationKind, RevocationNotice};
+use crate::audit::{AuditEvent, AuditLog};
+use crate::inbound::{Issuers, TrustedIssuer};
+use crate::metrics::Metrics;
+use crate::revocation::{Initiator, NEVER, Publisher, Revocation, RevocationKind, RevocationNotice};
 use crate::service::Sts;
 use mcp_sts_contract::basic::basic_authorization;
 use mcp_sts_contract::clock::UnixTime;
@@ -73,16 +74,55 @@ impl std::fmt::Debug for UpstreamReceiver {
     }
 }
 
+/// What receiving an upstream IdP's events needs of the service, and nothing more.
+#[derive(Clone, Copy)]
+pub struct Upstream<'a> {
+    /// Our issuer URL: the SETs' default audience.
+    pub issuer: &'a str,
+    /// The trusted upstream issuers.
+    pub issuers: &'a Issuers,
+    /// The size cap of a SET.
+    pub max_token_bytes: usize,
+    /// Clock-skew leeway.
+    pub leeway: u64,
+    /// How long an applied event's `jti` is remembered, and so the age (by `iat`)
+    /// past which an event is refused: `revocation.retention_seconds`.
+    pub replay_memory: u64,
+    /// The one door revocations are written through.
+    pub publisher: Publisher<'a>,
+    /// Audit events.
+    pub audit: &'a AuditLog,
+    /// Prometheus metrics.
+    pub metrics: &'a Metrics,
+}
+
+impl<'a> Upstream<'a> {
+    /// The view of `sts`.
+    pub fn of(sts: &'a Sts) -> Self {
+        let config = sts.config();
+        Self {
+            issuer: sts.issuer(),
+            issuers: sts.issuers(),
+            max_token_bytes: config.server.max_token_bytes,
+            leeway: config.tokens.leeway_seconds,
+            replay_memory: config.revocation.retention_seconds,
+            publisher: sts.publisher(),
+            audit: sts.audit(),
+            metrics: sts.metrics(),
+        }
+    }
+}
+
 /// What an upstream SET does here: applied to the store through `publish`.
 struct Apply<'a> {
     issuer: &'a TrustedIssuer,
-    sts: &'a Sts,
+    upstream: Upstream<'a>,
 }
 
 impl UpstreamReceiver {
     /// The receiver for `issuer`, when its config names a transmitter.
-    pub fn for_issuer(sts: &Sts, issuer: &str) -> Option<Self> {
-        let trusted = sts.issuers.get(issuer)?.clone();
+    pub fn for_issuer(upstream: Upstream<'_>, issuer: &str) -> Option<Self> {
+        let trusted = upstream.issuers.get(issuer)?.clone();
         let config = trusted.config.ssf.clone()?;
         let http = mcp_sts_contract::fetch::http_client(CONNECT_TIMEOUT).ok()?;
         let authorization = match (&config.client_id, &config.client_secret, &config.bearer_token) {
@@ -107,11 +147,11 @@ impl UpstreamReceiver {
             // memory, its jti may have been forgotten, so applying it could apply it
             // twice (re-revoking a reinstated user).
             sets: SetRules {
-                audience: config.audience.clone().unwrap_or_else(|| sts.issuer().to_owned()),
-                max_bytes: sts.config.server.max_token_bytes,
-                leeway: sts.config.tokens.leeway_seconds,
+                audience: config.audience.clone().unwrap_or_else(|| upstream.issuer.to_owned()),
+                max_bytes: upstream.max_token_bytes,
+                leeway: upstream.leeway,
                 kid_required: false,
-                max_age: Some(replay_memory(sts)),
+                max_age: Some(upstream.replay_memory),
             },
             http_timeout: HTTP_TIMEOUT,
             poll_deadline: POLL_DEADLINE,
@@ -126,10 +166,10 @@ impl UpstreamReceiver {
     /// Poll until drained, applying and acknowledging, within the poll deadline;
     /// returns how many SETs became revocations. The background task calls this every
     /// poll interval; tests on demand.
-    pub async fn poll_once(&self, sts: &Sts, now: UnixTime) -> Result<usize, UpstreamError> {
+    pub async fn poll_once(&self, upstream: Upstream<'_>, now: UnixTime) -> Result<usize, UpstreamError> {
         let sink = Apply {
             issuer: &self.issuer,
-            sts,
+            upstream,
         };
         self.receiver.poll(&sink, now).await.map_err(|e| match e {
             PollError::Transmitter(why) => UpstreamError::Transmitter(why),
@@ -205,9 +245,9 @@ impl Apply<'_> {
         event: &str,
         now: UnixTime,
     ) -> Result<bool, UpstreamError> {
-        let sts = self.sts;
+        let upstream = self.upstream;
         let issuer = &self.issuer.config.issuer;
-        let retention = sts.config.revocation.retention_seconds;
+        let retention = upstream.replay_memory;
         let event_name = event.rsplit('/').next().unwrap_or(event);
         let expires_at = match kind {
             RevocationKind::Session => now.saturating_add(retention),
@@ -226,16 +266,16 @@ impl Apply<'_> {
         // Remembered past the age limit the receiver holds events to, leeway included, so
         // no event can outlive the memory of having been applied.
         let remember_until = now
-            .saturating_add(replay_memory(sts))
-            .saturating_add(sts.config.tokens.leeway_seconds);
+            .saturating_add(upstream.replay_memory)
+            .saturating_add(upstream.leeway);
         let notice = RevocationNotice {
             entry,
             initiator: Initiator::Policy,
             once: Some((format!("ssf:{issuer}:{}", claims.jti), remember_until)),
         };
         let target = format!("{kind}:{}", notice.entry.value);
-        let written = sts
-            .publisher()
+        let written = upstream
+            .publisher
             .revoke(notice, now)
             .await
             .map_err(|e| UpstreamError::Unavailable(e.to_string()))?;
@@ -247,8 +287,8 @@ impl Apply<'_> {
             audit.target = Some(target);
             audit.client_id = Some(format!("ssf:{issuer}"));
             audit.detail = Some(format!("{event_name} event {} from {issuer}", printable(&claims.jti)));
-            sts.audit.emit(&audit);
-            sts.metrics.decision("upstream_revoke", "allow");
+            upstream.audit.emit(&audit);
+            upstream.metrics.decision("upstream_revoke", "allow");
         } else {
             tracing::info!(%issuer, set = %printable(&claims.jti), "upstream SET already applied; ignored");
         }
@@ -256,16 +296,10 @@ impl Apply<'_> {
     }
 }
 
-/// How long an applied event's `jti` is remembered, and so the age (by `iat`) past
-/// which an event is refused: `revocation.retention_seconds`.
-fn replay_memory(sts: &Sts) -> u64 {
-    sts.config.revocation.retention_seconds
-}
-
 /// Start one receiver per issuer that names a transmitter, polling at its interval.
 pub(crate) fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     let issuers: Vec<String> = sts
-        .config
+        .config()
         .issuers
         .iter()
         .filter(|i| i.ssf.is_some())
@@ -274,12 +308,12 @@ pub(crate) fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
     issuers
         .into_iter()
         .filter_map(|issuer| {
-            let receiver = UpstreamReceiver::for_issuer(&sts, &issuer)?;
+            let receiver = UpstreamReceiver::for_issuer(Upstream::of(&sts), &issuer)?;
             let sts = sts.clone();
             Some(tokio::spawn(async move {
                 let interval = receiver.poll_interval;
                 loop {
-                    if let Err(error) = receiver.poll_once(&sts, sts.clock.now()).await {
+                    if let Err(error) = receiver.poll_once(Upstream::of(&sts), sts.clock.now()).await {
                         tracing::warn!(%issuer, %error, "upstream Shared Signals poll failed");
                     }
                     tokio::time::sleep(interval).await;

@@ -77,9 +77,9 @@ async fn rotation_while_verifying_keeps_old_tokens_and_accepts_new_ones() {
     sts.clock.advance(10);
     let dir = KeyDir::new(&sts.keys_dir);
     dir.generate(SigningAlgorithm::ES256, sts.clock_now()).unwrap();
-    let grace = mcp_sts::server::publish_grace(&sts.sts.config);
+    let grace = mcp_sts::server::publish_grace(sts.sts.config());
     let ring = KeyRing::new(dir.load().unwrap(), SigningAlgorithm::ES256, grace).unwrap();
-    sts.sts.keys.replace(ring);
+    sts.sts.keys().replace(ring);
 
     let new = orders_token(&sts).await;
     assert_ne!(

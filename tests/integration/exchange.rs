@@ -48,7 +48,7 @@ async fn on_behalf_of_mints_a_narrow_token_naming_user_and_agent() {
     let header = decode_header(&token);
     assert_eq!(header["typ"], "at+jwt");
     assert_eq!(header["alg"], "ES256");
-    let kid = sts.sts.keys.current().signing_key(T0).kid.clone();
+    let kid = sts.sts.keys().current().signing_key(T0).kid.clone();
     assert_eq!(header["kid"], kid.as_str());
 
     let claims = reply.claims();

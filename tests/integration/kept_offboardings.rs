@@ -120,7 +120,7 @@ async fn a_reinstated_offboarding_stays_reinstated(sts: &TestSts) {
     assert_eq!(sts.admin(Method::DELETE, "/subject/carol", None).await.status, 200);
     assert_eq!(exchange_status(sts, "carol").await.0, 200);
     assert_eq!(
-        sts.sts.store.keep_offboardings().await.unwrap(),
+        sts.sts.revocations().shared_store().keep_offboardings().await.unwrap(),
         KeptOffboardings::default()
     );
     assert_eq!(exchange_status(sts, "carol").await.0, 200);
@@ -183,7 +183,7 @@ async fn offboardings_from_an_earlier_release_hold_past_their_old_end_in_the_emb
     earlier_offboardings_still_refuse(&sts).await;
     // The start rewrote them: another pass finds nothing left to do.
     assert_eq!(
-        sts.sts.store.keep_offboardings().await.unwrap(),
+        sts.sts.revocations().shared_store().keep_offboardings().await.unwrap(),
         KeptOffboardings::default()
     );
     let held: Vec<(String, String, u64)> = [

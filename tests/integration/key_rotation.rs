@@ -117,7 +117,7 @@ async fn rotate_under_load(delay: Option<u64>) -> (usize, usize, Vec<String>) {
     // `mcp-sts keys rotate` (a second after the first key was made), then A's
     // reloader notices first; B's a little later.
     a.clock.advance(1);
-    let algorithm = a.sts.config.keys.algorithm;
+    let algorithm = a.sts.config().keys.algorithm;
     KeyDir::new(&a.keys_dir).generate(algorithm, a.clock_now()).unwrap();
     mcp_sts::server::reload_keys(&a.sts).unwrap();
     run_for(&tally, 20).await;
@@ -125,7 +125,7 @@ async fn rotate_under_load(delay: Option<u64>) -> (usize, usize, Vec<String>) {
     run_for(&tally, 20).await;
 
     // The activation delay passes; the new key signs.
-    a.clock.advance(a.sts.config.keys.activate_after_seconds + 1);
+    a.clock.advance(a.sts.config().keys.activate_after_seconds + 1);
     run_for(&tally, 50).await;
     tally.stop.store(true, Ordering::SeqCst);
     let kids = worker.await.unwrap();

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::support::ssf::{Receiver, all_events, push_receiver};
 use crate::support::sts::{ORDERS_API_SECRET, Options, TestSts};
-use mcp_sts::ssf::push::Pusher;
+use mcp_sts::ssf::push::{Pusher, Pushing};
 use mcp_sts::ssf::push_target::PushTargets;
 use reqwest::Method;
 use serde_json::json;
@@ -30,7 +30,7 @@ fn push_stream(endpoint: &str, issuer: &str) -> serde_json::Value {
 }
 
 fn pusher(sts: &TestSts) -> Pusher {
-    Pusher::new(Duration::ZERO, PushTargets::from_config(&sts.sts.config.ssf))
+    Pusher::new(Duration::ZERO, PushTargets::from_config(&sts.sts.config().ssf))
 }
 
 #[tokio::test]
@@ -81,8 +81,8 @@ async fn internal_push_endpoints_are_refused_by_default() {
     assert_eq!(created.status, 201, "{}", created.text);
     sts.admin_revoke("session", "s-internal").await;
     let mut pusher = pusher(&sts);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 0);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 0);
+    assert_eq!(pusher.deliver_once(&Pushing::of(&sts.sts)).await, 0);
+    assert_eq!(pusher.deliver_once(&Pushing::of(&sts.sts)).await, 0);
     assert!(seen.lock().unwrap().is_empty(), "nothing reached the internal address");
 }
 
@@ -101,7 +101,7 @@ async fn an_operator_can_allow_internal_receivers() {
             .await;
         assert_eq!(created.status, 201, "{rule}: {}", created.text);
         sts.admin_revoke("session", "s-allowed").await;
-        assert_eq!(pusher(&sts).deliver_once(&sts.sts).await, 1, "{rule}");
+        assert_eq!(pusher(&sts).deliver_once(&Pushing::of(&sts.sts)).await, 1, "{rule}");
         assert_eq!(seen.lock().unwrap().len(), 1, "{rule}");
     }
     // With a list, hosts off the list are refused, public or not.

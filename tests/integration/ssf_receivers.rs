@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use mcp_sts::config::SigningAlgorithm;
-use mcp_sts::ssf::upstream::UpstreamReceiver;
+use mcp_sts::ssf::upstream::{Upstream, UpstreamReceiver};
 use mcp_sts_demo::dev_idp::DevIdp;
 use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig};
 use serde_json::{Value, json};
@@ -158,8 +158,14 @@ async fn both_receivers_refuse_bad_sets_alike_and_apply_nothing() {
     .await;
     let sets = bad_sets(&idp, &forger, &sts.url);
     queue(&upstream, &sets);
-    let receiver = UpstreamReceiver::for_issuer(&sts.sts, idp.issuer()).unwrap();
-    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 0);
+    let receiver = UpstreamReceiver::for_issuer(Upstream::of(&sts.sts), idp.issuer()).unwrap();
+    assert_eq!(
+        receiver
+            .poll_once(Upstream::of(&sts.sts), sts.clock_now())
+            .await
+            .unwrap(),
+        0
+    );
     assert_eq!(told(&upstream, &sets), expected(&sets));
     let listed = sts.admin(reqwest::Method::GET, "", None).await;
     assert_eq!(listed.body["revocations"], json!([]), "nothing is revoked");

@@ -437,11 +437,15 @@ async fn push_delivery_sends_each_set_with_the_receivers_authorization_and_retri
 
     // First attempt fails (503): nothing is lost, and the next round after the
     // backoff delivers it. A zero base backoff makes the retry immediate.
-    let targets = mcp_sts::ssf::push_target::PushTargets::from_config(&sts.sts.config.ssf);
+    let targets = mcp_sts::ssf::push_target::PushTargets::from_config(&sts.sts.config().ssf);
     let mut pusher = mcp_sts::ssf::push::Pusher::new(std::time::Duration::ZERO, targets);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 0);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 1);
-    assert_eq!(pusher.deliver_once(&sts.sts).await, 0, "acknowledged by the 202");
+    assert_eq!(pusher.deliver_once(&mcp_sts::ssf::push::Pushing::of(&sts.sts)).await, 0);
+    assert_eq!(pusher.deliver_once(&mcp_sts::ssf::push::Pushing::of(&sts.sts)).await, 1);
+    assert_eq!(
+        pusher.deliver_once(&mcp_sts::ssf::push::Pushing::of(&sts.sts)).await,
+        0,
+        "acknowledged by the 202"
+    );
     let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 2);
     assert_eq!(seen[0], seen[1], "the same SET was retried");

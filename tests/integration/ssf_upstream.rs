@@ -202,8 +202,14 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
         u.queued.extend(bad.iter().map(|(j, s, _)| (j.to_string(), s.clone())));
     }
 
-    let receiver = UpstreamReceiver::for_issuer(&sts.sts, &iss).unwrap();
-    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 3);
+    let receiver = UpstreamReceiver::for_issuer(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), &iss).unwrap();
+    assert_eq!(
+        receiver
+            .poll_once(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), sts.clock_now())
+            .await
+            .unwrap(),
+        3
+    );
 
     let listed = sts.admin(Method::GET, "", None).await;
     let mut revoked: Vec<(String, String)> = listed.body["revocations"]
@@ -277,7 +283,13 @@ async fn upstream_events_become_revocations_exactly_once_and_forgeries_are_refus
     );
     assert_eq!(sts.admin(Method::DELETE, &reinstate, None).await.status, 200);
     upstream.lock().unwrap().queued.push(("e2".into(), good[1].1.clone()));
-    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 0);
+    assert_eq!(
+        receiver
+            .poll_once(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), sts.clock_now())
+            .await
+            .unwrap(),
+        0
+    );
     assert!(downstream.poll_now(&our_poll, &[]).await.is_empty());
     assert_eq!(audited(&sts).len(), 3, "a replay is not audited as a revocation");
     let listed = sts.admin(Method::GET, "", None).await;
@@ -395,8 +407,14 @@ async fn upstream_events_reach_only_their_own_issuers_users_and_sessions_never_a
         .unwrap()
         .queued
         .extend(events.iter().map(|(j, s)| (j.to_string(), s.clone())));
-    let receiver = UpstreamReceiver::for_issuer(&sts.sts, &iss).unwrap();
-    assert_eq!(receiver.poll_once(&sts.sts, now).await.unwrap(), 3);
+    let receiver = UpstreamReceiver::for_issuer(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), &iss).unwrap();
+    assert_eq!(
+        receiver
+            .poll_once(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), now)
+            .await
+            .unwrap(),
+        3
+    );
 
     // Every entry names the IdP the event came from; none is an agent or a client, and
     // users stay revoked until reinstated while a session lasts the retention.
@@ -476,7 +494,7 @@ async fn an_event_older_than_the_replay_memory_is_refused_and_never_applied_twic
     let (transmitter, upstream) = start_transmitter(idp.issuer().to_owned()).await;
     let sts = two_issuers(&idp, &transmitter, &other).await;
     let (iss, me) = (idp.issuer().to_owned(), sts.url.clone());
-    let receiver = UpstreamReceiver::for_issuer(&sts.sts, &iss).unwrap();
+    let receiver = UpstreamReceiver::for_issuer(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), &iss).unwrap();
     let disable = |jti: &str, sub: &str, iat: u64| {
         let claims = json!({
             "iss": iss, "aud": me, "jti": jti, "iat": iat,
@@ -490,7 +508,13 @@ async fn an_event_older_than_the_replay_memory_is_refused_and_never_applied_twic
     // carol is disabled upstream, then reinstated by an admin.
     let first = disable("o1", "carol", sts.clock_now());
     upstream.lock().unwrap().queued.push(("o1".into(), first.clone()));
-    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 1);
+    assert_eq!(
+        receiver
+            .poll_once(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), sts.clock_now())
+            .await
+            .unwrap(),
+        1
+    );
     let path = format!(
         "/subject/carol?issuer={}",
         form_urlencoded::byte_serialize(iss.as_bytes()).collect::<String>()
@@ -504,7 +528,13 @@ async fn an_event_older_than_the_replay_memory_is_refused_and_never_applied_twic
     // So is an event that was already older than the memory when it first arrived.
     let stale = disable("o2", "dave", sts.clock_now() - retention);
     upstream.lock().unwrap().queued.push(("o2".into(), stale));
-    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 0);
+    assert_eq!(
+        receiver
+            .poll_once(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), sts.clock_now())
+            .await
+            .unwrap(),
+        0
+    );
     {
         let u = upstream.lock().unwrap();
         let mut errors = u.errors.clone();
@@ -531,5 +561,11 @@ async fn an_event_older_than_the_replay_memory_is_refused_and_never_applied_twic
     // A fresh event is still applied.
     let fresh = disable("o3", "erin", sts.clock_now());
     upstream.lock().unwrap().queued.push(("o3".into(), fresh));
-    assert_eq!(receiver.poll_once(&sts.sts, sts.clock_now()).await.unwrap(), 1);
+    assert_eq!(
+        receiver
+            .poll_once(mcp_sts::ssf::upstream::Upstream::of(&sts.sts), sts.clock_now())
+            .await
+            .unwrap(),
+        1
+    );
 }

@@ -20,7 +20,7 @@ async fn with_admin() -> TestSts {
 }
 
 fn hits(sts: &TestSts) -> u64 {
-    sts.sts.verified_tokens.stats().hits
+    sts.sts.verified_tokens().stats().hits
 }
 
 #[tokio::test]
@@ -65,7 +65,7 @@ async fn a_token_seen_before_expires_on_time() {
         .unwrap();
     assert_eq!(sts.exchange(&alice, &[("audience", "orders-api")]).await.status, 200);
     assert_eq!(sts.exchange(&alice, &[("audience", "orders-api")]).await.status, 200);
-    let leeway = sts.sts.config.tokens.leeway_seconds;
+    let leeway = sts.sts.config().tokens.leeway_seconds;
     sts.clock.advance(exp + leeway - sts.clock.now());
     let reply = sts.exchange(&alice, &[("audience", "orders-api")]).await;
     reply.assert_error(400, "invalid_request");
@@ -122,7 +122,7 @@ async fn a_token_whose_issuer_key_is_retired_stops_validating_at_the_next_key_re
 #[tokio::test]
 async fn the_memory_can_be_turned_off() {
     let sts = TestSts::start().await;
-    assert!(sts.sts.config.server.verified_token_cache > 0, "on by default");
+    assert!(sts.sts.config().server.verified_token_cache > 0, "on by default");
 
     let off = TestSts::start_opts(Options {
         server_extra: "verified_token_cache = 0\n".into(),
@@ -133,7 +133,7 @@ async fn the_memory_can_be_turned_off() {
     for _ in 0..3 {
         assert_eq!(off.exchange(&alice, &[("audience", "orders-api")]).await.status, 200);
     }
-    let stats = off.sts.verified_tokens.stats();
+    let stats = off.sts.verified_tokens().stats();
     assert_eq!((stats.hits, stats.entries), (0, 0));
 }
 

@@ -245,7 +245,7 @@ async fn client_authentication_cannot_be_tricked() {
         .remote_keys
         .sign(SigningAlgorithm::ES256, None, &claims("x-remote-key"))
         .unwrap();
-    let ring = sts.sts.keys.current();
+    let ring = sts.sts.keys().current();
     let own = ring.signing_key(now).clone();
     let (h, p, _) = segments(&sign(&claims("x-none")));
     let user_token = arena.user("jwt-inline", &[]);

@@ -108,7 +108,7 @@ async fn jws_header_and_crypto_tricks_are_refused() {
     let fvalid = forge.sign(&forge.header(), &fbase);
     let (h, p, s) = segments(&valid);
     let (r_raw, s_raw) = ecdsa_parts(&valid);
-    let ring = sts.sts.keys.current();
+    let ring = sts.sts.keys().current();
     let own = ring.signing_key(now).clone();
     let (rogue, _) = SigningKey::generate(SigningAlgorithm::ES256, 0).unwrap();
     let lure = ForgeIdp::start("lure-1").await;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::routing::{get, post};
-use mcp_sts::ssf::upstream::UpstreamReceiver;
+use mcp_sts::ssf::upstream::{Upstream, UpstreamReceiver};
 use mcp_sts_downstream::verify::{RevocationStream, RevocationStreamConfig};
 use reqwest::Method;
 use serde_json::{Value, json};
@@ -267,7 +267,7 @@ async fn a_hostile_push_receiver_cannot_delay_another_receivers_revocation() {
     let created = good.call(Method::POST, "/ssf/streams", Some(push_to(&good_url))).await;
     assert_eq!(created.status, 201, "{}", created.text);
 
-    let worker = mcp_sts::ssf::push::spawn(sts.sts.clone());
+    let worker = mcp_sts::ssf::push::spawn(mcp_sts::ssf::push::Pushing::of(&sts.sts));
     // The push interval is 200 ms; 3 s is the same bound with room for a loaded machine
     // (a stalled receiver used to hold every other stream 5 s per stream and event).
     let deadline = Duration::from_secs(3);
@@ -331,10 +331,13 @@ async fn transmitters_that_flood_or_stall_cost_bounded_memory_and_time() {
     })
     .await;
     let outcome = async {
-        let receiver = UpstreamReceiver::for_issuer(&sts.sts, sts.idp.issuer()).ok_or("no receiver")?;
-        let polled = tokio::time::timeout(Duration::from_secs(30), receiver.poll_once(&sts.sts, sts.clock_now()))
-            .await
-            .map_err(|_| "the poll did not end")?;
+        let receiver = UpstreamReceiver::for_issuer(Upstream::of(&sts.sts), sts.idp.issuer()).ok_or("no receiver")?;
+        let polled = tokio::time::timeout(
+            Duration::from_secs(30),
+            receiver.poll_once(Upstream::of(&sts.sts), sts.clock_now()),
+        )
+        .await
+        .map_err(|_| "the poll did not end")?;
         if polled.is_ok() {
             return Err("a 64 MiB answer was accepted".to_owned());
         }
