@@ -159,25 +159,10 @@ impl IntoResponse for AuthRejection {
 /// The bearer token of the `Authorization` header, `None` when there is none (or the
 /// header uses another scheme). Tokens in query strings are not accepted.
 pub(crate) fn bearer_token(headers: &HeaderMap) -> Result<Option<&str>, AuthRejection> {
-    let mut values = headers.get_all(AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(AuthRejection::InvalidRequest("more than one Authorization header"));
-    }
-    let value = value
-        .to_str()
-        .map_err(|_| AuthRejection::InvalidRequest("Authorization header is not visible ASCII"))?;
-    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
-        return Ok(None);
-    }
-    let token = rest.trim();
-    if token.is_empty() || token.contains(' ') {
-        return Err(AuthRejection::InvalidRequest("malformed bearer token"));
-    }
-    Ok(Some(token))
+    Ok(match presented_token(headers)? {
+        Some((Scheme::Bearer, token)) => Some(token),
+        _ => None,
+    })
 }
 
 /// The token of the `Authorization` header with its scheme (`Bearer` or `DPoP`),
