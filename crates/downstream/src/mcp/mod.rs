@@ -21,7 +21,7 @@
 //!   scopes that tool needs, so the client can re-authorize with them (step-up). A tool
 //!   declares its scope with [`requires_scope`].
 //!
-//! ```ignore
+//! ```text
 //! let auth = McpAuth::builder("https://orders-mcp.example.com/mcp")
 //!     .trust(TrustedIssuer::discover("https://idp.example.com"))
 //!     .exchange_with(StsClient::new(sts_config)?)
