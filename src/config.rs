@@ -613,7 +613,7 @@ pub(crate) const DEFAULT_GRANT_TTL: u64 = 300;
 pub(crate) const MAX_GRANT_TTL: u64 = 600;
 
 /// Default lifetime of `restricted_user` tokens.
-pub(crate) const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
+pub const RESTRICTED_USER_DEFAULT_TTL: u64 = 60;
 
 /// A configuration mistake, naming the key at fault.
 #[derive(Debug, thiserror::Error)]

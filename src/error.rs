@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
-pub(crate) use mcp_sts_contract::ErrorCode;
+pub use mcp_sts_contract::ErrorCode;
 
 /// A refusal: the code, the rule that refused, and a description safe to return.
 #[derive(Debug, Clone, PartialEq, Eq)]

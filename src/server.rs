@@ -246,7 +246,7 @@ async fn audit_store_trust(mut trust: tokio::sync::watch::Receiver<Trust>, audit
 pub fn reload_keys(sts: &Sts) -> anyhow::Result<()> {
     let dir = KeyDir::new(&sts.config().keys.dir);
     let ring = ring_from(sts.config(), dir.load()?)?;
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     tracing::info!(
         signing = %ring.signing_key(now).kid,
         published = ring.published(now).count(),
@@ -288,7 +288,7 @@ pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     // handled like any other.
     let shutdown = shutdown_signal()?;
     // Before listening, so readiness knows every issuer's keys from the first probe.
-    crate::issuer_keys::fetch_at_start(sts.issuers(), sts.clock.now()).await;
+    crate::issuer_keys::fetch_at_start(sts.issuers(), sts.clock().now()).await;
     let listen = sts.config().server.listen.clone();
     let listener = TcpListener::bind(&listen)
         .await
@@ -298,7 +298,7 @@ pub async fn run(sts: Arc<Sts>) -> anyhow::Result<()> {
     let mut workers = crate::ssf::spawn_workers(sts.clone());
     workers.push(crate::issuer_keys::spawn_refresher(
         Arc::clone(sts.issuers()),
-        Arc::clone(&sts.clock),
+        Arc::clone(sts.clock()),
     ));
     crate::http::serve(listener, sts, shutdown).await?;
     reloader.abort();

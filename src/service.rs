@@ -43,8 +43,8 @@ pub struct Sts {
     ssf_wake: Arc<tokio::sync::Notify>,
     /// The revocation store behind its deadlines: the only way to it.
     revocations: RevocationGate,
-    /// The clock (read by the demo too; everything else is reached through views).
-    pub clock: Arc<dyn Clock>,
+    /// The clock every decision takes its `now` from.
+    clock: Arc<dyn Clock>,
     /// Audit events.
     audit: AuditLog,
     /// Prometheus metrics.
@@ -139,6 +139,11 @@ impl Sts {
             max_token_bytes: self.config.server.max_token_bytes,
             leeway: self.config.tokens.leeway_seconds,
         }
+    }
+
+    /// The clock every decision takes its `now` from (tests inject a manual one).
+    pub(crate) fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
     }
 
     /// The validated configuration.

@@ -21,7 +21,7 @@ fn authorize(sts: &Sts, headers: &HeaderMap) -> Result<(), AdminError> {
 /// `POST /admin/revocations`.
 #[tracing::instrument(name = "admin_revoke", skip_all)]
 pub(crate) async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("admin_revoke", now);
     let result = async {
         authorize(&sts, &headers)?;
@@ -40,7 +40,7 @@ pub(crate) async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body
 
 /// `GET /admin/revocations`.
 pub(crate) async fn list(State(sts): State<Arc<Sts>>, headers: HeaderMap) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let audit = AuditEvent::new("admin_list", now);
     let result = async {
         authorize(&sts, &headers)?;
@@ -60,7 +60,7 @@ pub(crate) async fn reinstate(
     Path((kind, value)): Path<(String, String)>,
     query: RawQuery,
 ) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("admin_reinstate", now);
     let result = async {
         authorize(&sts, &headers)?;

@@ -303,7 +303,7 @@ impl Connection {
 
 /// Audit and count a refusal made before any endpoint saw the request.
 pub(super) fn refused_at_the_edge(sts: &Sts, rule: &str, detail: &str) {
-    let mut audit = AuditEvent::new(super::edge::EVENT, sts.clock.now());
+    let mut audit = AuditEvent::new(super::edge::EVENT, sts.clock().now());
     audit.reason = Some(format!("invalid_request:{rule}"));
     audit.detail = Some(detail.to_owned());
     sts.metrics().decision(super::edge::EVENT, "invalid_request");

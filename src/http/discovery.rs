@@ -13,7 +13,7 @@ use mcp_sts_contract::urn::{ID_JAG_GRANT_PROFILE, ID_JAG_TOKEN_TYPE, JWT_BEARER_
 
 /// The public keys that can still have live tokens.
 pub(crate) async fn jwks(State(sts): State<Arc<Sts>>) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut response = Json(sts.keys().current().jwks(now)).into_response();
     // Short: verifiers also refetch on an unknown kid, so rotation stays seamless.
     response

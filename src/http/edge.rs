@@ -193,7 +193,7 @@ fn refused_before_the_endpoint(sts: &Sts, response: Response, method: &str, rout
             "the request is malformed (path, query or headers)",
         ),
     };
-    let mut audit = AuditEvent::new(EVENT, sts.clock.now());
+    let mut audit = AuditEvent::new(EVENT, sts.clock().now());
     audit.reason = Some(format!("{code}:{rule}"));
     audit.detail = Some(format!("{method} {route}"));
     sts.metrics().decision(EVENT, code);

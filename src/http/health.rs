@@ -18,7 +18,7 @@ pub(crate) async fn healthz() -> Response {
 
 /// Prometheus text exposition.
 pub(crate) async fn metrics(State(sts): State<Arc<Sts>>) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let ring = sts.keys().current();
     sts.metrics().keys_published(ring.published(now).count());
     sts.metrics()
@@ -57,7 +57,7 @@ impl Readiness {
 }
 
 async fn readiness(sts: &Sts) -> Readiness {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     Readiness {
         keys: !sts.keys().current().signing_key(now).kid.is_empty(),
         store: sts.revocations().ping().await.is_ok(),

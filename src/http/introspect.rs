@@ -16,7 +16,7 @@ use crate::service::Sts;
 /// Introspect a token this service issued, for its audience or its client.
 #[tracing::instrument(name = "introspect", skip_all)]
 pub(crate) async fn introspect(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("introspect", now);
     let result = match TokenQuery::parse(raw_request(&headers, &body)) {
         Ok(query) => crate::introspect::introspect(sts.issued(), query, now, &mut audit).await,

@@ -15,7 +15,7 @@ use crate::service::Sts;
 /// Revoke a token this service issued (RFC 7009); unknown tokens still get 200.
 #[tracing::instrument(name = "revoke", skip_all)]
 pub(crate) async fn revoke(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("revoke", now);
     let result = match TokenQuery::parse(raw_request(&headers, &body)) {
         Ok(query) => crate::revoke::revoke(sts.issued(), query, now, &mut audit).await,

@@ -48,7 +48,7 @@ fn stream_id(query: &HashMap<String, String>) -> Result<&str, SsfError> {
 /// `POST /ssf/streams`: create a stream (201).
 #[tracing::instrument(name = "ssf_stream_create", skip_all)]
 pub(crate) async fn create(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("ssf_stream_create", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
@@ -73,7 +73,7 @@ pub(crate) async fn read(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let audit = AuditEvent::new("ssf_stream_read", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
@@ -101,7 +101,7 @@ pub(crate) async fn put(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: B
 
 #[tracing::instrument(name = "ssf_stream_update", skip_all)]
 async fn update(sts: Arc<Sts>, headers: HeaderMap, body: Bytes, replace: bool) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("ssf_stream_update", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
@@ -121,7 +121,7 @@ pub(crate) async fn delete(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("ssf_stream_delete", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
@@ -141,7 +141,7 @@ pub(crate) async fn status(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let audit = AuditEvent::new("ssf_status_read", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
@@ -155,7 +155,7 @@ pub(crate) async fn status(
 /// `POST /ssf/status`: enable, pause or disable.
 #[tracing::instrument(name = "ssf_status_update", skip_all)]
 pub(crate) async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("ssf_status_update", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
@@ -171,7 +171,7 @@ pub(crate) async fn set_status(State(sts): State<Arc<Sts>>, headers: HeaderMap, 
 
 /// `POST /ssf/verify`: queue a verification event (204).
 pub(crate) async fn request_verification(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let audit = AuditEvent::new("ssf_verify", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;
@@ -189,7 +189,7 @@ pub(crate) async fn poll(
     Path(stream): Path<String>,
     body: Bytes,
 ) -> Response {
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let audit = AuditEvent::new("ssf_poll", now);
     let result = async {
         let caller = streams::receiver(Transmitter::of(&sts), authorization(&headers), now).await?;

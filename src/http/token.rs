@@ -20,7 +20,7 @@ use crate::token_endpoint::answer;
 #[tracing::instrument(name = "token", skip_all)]
 pub(crate) async fn token(State(sts): State<Arc<Sts>>, headers: HeaderMap, body: Bytes) -> Response {
     let started = std::time::Instant::now();
-    let now = sts.clock.now();
+    let now = sts.clock().now();
     let mut audit = AuditEvent::new("token_exchange", now);
     let ring = sts.keys().current();
     let result = match TokenRequest::parse(raw_request(&headers, &body)) {

@@ -5,7 +5,7 @@ pub(crate) mod issuers;
 pub mod jwt;
 pub mod trust;
 pub mod validate;
-pub(crate) mod workload;
+pub mod workload;
 
 pub use issuers::{Issuers, TrustedIssuer};
 pub(crate) use trust::{Own, Trust};

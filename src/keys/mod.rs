@@ -8,7 +8,7 @@
 mod error;
 mod store;
 
-pub(crate) use error::KeyError;
+pub use error::KeyError;
 pub use mcp_sts_contract::jose::{SigningKey, thumbprint};
 pub use store::KeyDir;
 

@@ -69,7 +69,7 @@ impl<'a> Transmitter<'a> {
             events: sts.events().as_ref(),
             wake: sts.ssf_wake(),
             metrics: sts.metrics(),
-            clock: sts.clock.as_ref(),
+            clock: sts.clock().as_ref(),
             publisher: sts.publisher(),
         }
     }

@@ -91,7 +91,7 @@ impl Pushing {
             revocations: sts.revocations().clone(),
             wake: Arc::clone(sts.ssf_wake()),
             metrics: Arc::clone(sts.metrics()),
-            clock: Arc::clone(&sts.clock),
+            clock: Arc::clone(sts.clock()),
         }
     }
 

@@ -313,7 +313,7 @@ pub(crate) fn spawn_all(sts: Arc<Sts>) -> Vec<tokio::task::JoinHandle<()>> {
             Some(tokio::spawn(async move {
                 let interval = receiver.poll_interval;
                 loop {
-                    if let Err(error) = receiver.poll_once(Upstream::of(&sts), sts.clock.now()).await {
+                    if let Err(error) = receiver.poll_once(Upstream::of(&sts), sts.clock().now()).await {
                         tracing::warn!(%issuer, %error, "upstream Shared Signals poll failed");
                     }
                     tokio::time::sleep(interval).await;
