@@ -147,8 +147,8 @@ async fn check_store_at_start(store: &RedisStore) -> anyhow::Result<()> {
                     tracing::warn!(
                         master = %master.address,
                         persistence = master.persistence.as_deref().unwrap_or("unknown: CONFIG refused"),
-                        "writes to this master are acknowledged without a replica: its append-only file \
-                         (appendonly yes, appendfsync always) is the only promise"
+                        "writes to this master are acknowledged without a replica: only its own persistence \
+                         (shown) keeps them, and only appendonly yes with appendfsync always loses none"
                     );
                 } else {
                     tracing::info!(
