@@ -173,6 +173,7 @@ async fn a_master_restarted_from_its_aof_serves_every_request_after_the_first_su
             }
             reply.assert_error(503, "temporarily_unavailable");
             assert!(started.elapsed() < recovery, "no success within {recovery:?}");
+            // Poll interval of a deadline-bounded wait on real redis-server processes.
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
         eprintln!("first success {:?} after the restart began", started.elapsed());

@@ -73,6 +73,7 @@ async fn wait_until_ready(store: &RedisStore) {
             Err(e) if started.elapsed() > RECOVERY => {
                 panic!("store did not recover within {RECOVERY:?}: {e}")
             }
+            // Poll interval of a deadline-bounded wait on a real redis-server restart.
             Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
         }
     }

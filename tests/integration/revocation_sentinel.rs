@@ -54,6 +54,7 @@ async fn a_failover_keeps_revocations_and_service_resumes_without_restart() {
             break;
         }
         reply.assert_error(503, "temporarily_unavailable");
+        // Poll interval of a deadline-bounded wait on a real Sentinel failover.
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert!(

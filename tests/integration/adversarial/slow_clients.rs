@@ -516,6 +516,7 @@ fn sigterm_with_an_upload_stalled_exits_by_the_shutdown_deadline() {
             if signalled.elapsed() > Duration::from_secs(15) {
                 return Err("still running 15 s after SIGTERM with a stalled upload".into());
             }
+            // Poll interval of a deadline-bounded wait on the real child process.
             std::thread::sleep(Duration::from_millis(50));
         }
         drop(upload);
